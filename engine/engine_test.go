@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+func testAgent(id, hash string, perms ...store.Permission) store.Agent {
+	return store.Agent{ID: id, OwnerID: "user-1", Status: store.StatusActive, TokenHash: hash, Permissions: perms}
+}
+
+func TestDecide(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	past := now.Add(-time.Second)
+	expired := testAgent("agt_expired", "h-expired", store.Permission{Resource: "*", Actions: []string{"*"}})
+	expired.ExpiresAt = &past
+	revoked := testAgent("agt_revoked", "h-revoked", store.Permission{Resource: "*", Actions: []string{"*"}})
+	revoked.Status = store.StatusRevoked
+	n, err := e.Load(ctx, func(fn func(store.Agent) error) error {
+		for _, a := range []store.Agent{
+			testAgent("agt_reader", "h-reader",
+				store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
+				store.Permission{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}}),
+			testAgent("agt_deploy", "h-deploy",
+				store.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
+					Constraints: map[string]any{"requireApproval": true}}),
+			expired, revoked,
+		} {
+			if err := fn(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || n != 4 {
+		t.Fatalf("Load = %d, %v; want 4, nil", n, err)
+	}
+	tests := []struct {
+		name string
+		in   Input
+		code string
+	}{
+		{"wildcard allows", Input{AgentID: "agt_reader", Action: "read", Resource: "mcp:github:repos"}, CodeAllowed},
+		{"second permission allows", Input{AgentID: "agt_reader", Action: "comment", Resource: "mcp:github:issues"}, CodeAllowed},
+		{"by token", Input{TokenHash: "h-reader", Action: "read", Resource: "mcp:github:repos:x"}, CodeAllowed},
+		{"no permission", Input{AgentID: "agt_reader", Action: "write", Resource: "mcp:github:repos"}, CodeNoPermission},
+		{"unknown agent", Input{AgentID: "agt_nope", Action: "read", Resource: "x"}, CodeAgentNotFound},
+		{"unknown token", Input{TokenHash: "nope", Action: "read", Resource: "x"}, CodeInvalidToken},
+		{"expired", Input{AgentID: "agt_expired", Action: "read", Resource: "x"}, CodeAgentExpired},
+		{"expired by token", Input{TokenHash: "h-expired", Action: "read", Resource: "x"}, CodeAgentExpired},
+		{"revoked", Input{AgentID: "agt_revoked", Action: "read", Resource: "x"}, CodeAgentRevoked},
+		{"constraints fail closed", Input{AgentID: "agt_deploy", Action: "execute", Resource: "mcp:deploy:production"}, CodeNoPermission},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Now = now
+			d, err := e.Decide(ctx, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Code != tt.code || d.Allowed != (tt.code == CodeAllowed) || d.Reason == "" {
+				t.Errorf("Decide(%+v) = %+v; want code %s", tt.in, d, tt.code)
+			}
+		})
+	}
+
+	// Rotating replaces the token index entry: the old hash stops working.
+	rotated := testAgent("agt_reader", "h-new", store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}})
+	if err := e.Put(ctx, rotated); err != nil {
+		t.Fatal(err)
+	}
+	for hash, want := range map[string]string{"h-reader": CodeInvalidToken, "h-new": CodeAllowed} {
+		d, err := e.Decide(ctx, Input{TokenHash: hash, Action: "read", Resource: "mcp:github:repos", Now: now})
+		if err != nil || d.Code != want {
+			t.Errorf("after rotate, Decide(token %s) = %+v, %v; want %s", hash, d, err, want)
+		}
+	}
+	// Permissions are replaced, not merged.
+	d, _ := e.Decide(ctx, Input{AgentID: "agt_reader", Action: "comment", Resource: "mcp:github:issues", Now: now})
+	if d.Code != CodeNoPermission {
+		t.Errorf("after permission replace, comment = %s; want %s", d.Code, CodeNoPermission)
+	}
+	if d.OwnerID != "user-1" || d.AgentID != "agt_reader" {
+		t.Errorf("decision identity = %q/%q; want agt_reader/user-1", d.AgentID, d.OwnerID)
+	}
+}

@@ -1,0 +1,161 @@
+package kavach.authz_test
+
+import data.kavach.authz
+
+_agents := {
+	"agt_reader": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [
+			{"resource": "mcp:github:*", "actions": ["read"]},
+			{"resource": "mcp:github:issues", "actions": ["read", "comment"]},
+			{"resource": "admin:*:delete", "actions": ["*"]},
+		],
+	},
+	"agt_any": {
+		"ownerId": "user-2",
+		"status": "active",
+		"permissions": [{"resource": "*", "actions": ["read"]}],
+	},
+	"agt_revoked": {
+		"ownerId": "user-1",
+		"status": "revoked",
+		"permissions": [{"resource": "*", "actions": ["*"]}],
+	},
+	"agt_expiring": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": 1000,
+		"permissions": [{"resource": "*", "actions": ["*"]}],
+	},
+	"agt_constrained": {
+		"ownerId": "user-3",
+		"status": "active",
+		"permissions": [
+			{"resource": "mcp:deploy:production", "actions": ["execute"], "constraints": {"requireApproval": true, "maxCallsPerHour": 5}},
+			{"resource": "mcp:deploy:staging", "actions": ["execute"], "constraints": {}},
+		],
+	},
+}
+
+_tokens := {"hash-reader": "agt_reader", "hash-revoked": "agt_revoked", "hash-dangling": "agt_gone"}
+
+_decide(inp) := d if {
+	d := authz.decision with input as inp
+		with data.kavach.agents as _agents
+		with data.kavach.tokens as _tokens
+}
+
+_code(inp) := _decide(inp).code
+
+test_allowed_by_id if {
+	d := _decide({"agentId": "agt_reader", "action": "read", "resource": "mcp:github:repos", "now": 1})
+	d.allowed
+	d.code == "allowed"
+	d.agentId == "agt_reader"
+	d.ownerId == "user-1"
+	d.reason == `permission "mcp:github:*" allows "read" on "mcp:github:repos"`
+}
+
+test_allowed_by_token if {
+	d := _decide({"tokenHash": "hash-reader", "action": "comment", "resource": "mcp:github:issues", "now": 1})
+	d.allowed
+	d.agentId == "agt_reader"
+}
+
+test_unknown_token if {
+	d := _decide({"tokenHash": "nope", "action": "read", "resource": "x", "now": 1})
+	not d.allowed
+	d.code == "invalid_token"
+	d.agentId == ""
+	d.ownerId == ""
+}
+
+test_token_of_deleted_agent_is_invalid if _code({"tokenHash": "hash-dangling", "action": "read", "resource": "x", "now": 1}) == "invalid_token"
+
+test_missing_identity_is_invalid_token if _code({"action": "read", "resource": "x", "now": 1}) == "invalid_token"
+
+test_unknown_agent if {
+	d := _decide({"agentId": "agt_nope", "action": "read", "resource": "x", "now": 1})
+	not d.allowed
+	d.code == "agent_not_found"
+	d.agentId == "agt_nope"
+	d.reason == `agent "agt_nope" does not exist`
+}
+
+test_agent_id_wins_over_token if _code({"agentId": "agt_nope", "tokenHash": "hash-reader", "action": "read", "resource": "mcp:github:repos", "now": 1}) == "agent_not_found"
+
+test_revoked_by_id if _code({"agentId": "agt_revoked", "action": "read", "resource": "x", "now": 1}) == "agent_revoked"
+
+test_revoked_by_token if _code({"tokenHash": "hash-revoked", "action": "read", "resource": "x", "now": 1}) == "agent_revoked"
+
+test_expired_at_and_after_expiry if {
+	_code({"agentId": "agt_expiring", "action": "read", "resource": "x", "now": 1000}) == "agent_expired"
+	_code({"agentId": "agt_expiring", "action": "read", "resource": "x", "now": 5000}) == "agent_expired"
+}
+
+test_not_expired_before_expiry if _code({"agentId": "agt_expiring", "action": "read", "resource": "x", "now": 999}) == "allowed"
+
+test_now_defaults_to_evaluation_time if _code({"agentId": "agt_expiring", "action": "read", "resource": "x"}) == "agent_expired"
+
+test_no_permission if {
+	d := _decide({"agentId": "agt_reader", "action": "write", "resource": "mcp:github:repos", "now": 1})
+	not d.allowed
+	d.code == "no_permission"
+	d.reason == `no permission of agent "agt_reader" allows "write" on "mcp:github:repos"`
+}
+
+# Any matching permission can allow: comment is only on the second one.
+test_later_permission_allows if _code({"agentId": "agt_reader", "action": "comment", "resource": "mcp:github:issues", "now": 1}) == "allowed"
+
+test_action_wildcard if _code({"agentId": "agt_reader", "action": "anything", "resource": "admin:projects:delete", "now": 1}) == "allowed"
+
+test_actions_are_exact if _code({"agentId": "agt_reader", "action": "Read", "resource": "mcp:github:repos", "now": 1}) == "no_permission"
+
+test_constrained_permission_fails_closed if {
+	d := _decide({"agentId": "agt_constrained", "action": "execute", "resource": "mcp:deploy:production", "now": 1})
+	not d.allowed
+	d.code == "no_permission"
+	d.reason == `permission "mcp:deploy:production" matches "execute" on "mcp:deploy:production" but has constraints (maxCallsPerHour, requireApproval) that this version does not enforce`
+}
+
+test_empty_constraints_allow if _code({"agentId": "agt_constrained", "action": "execute", "resource": "mcp:deploy:staging", "now": 1}) == "allowed"
+
+_match_cases := [
+	# [pattern, resource, matches]
+	["*", "anything", true],
+	["*", "a:b:c", true],
+	["mcp:github:*", "mcp:github:repos", true],
+	["mcp:github:*", "mcp:github:repos:issues", true],
+	["mcp:github:*", "mcp:github", false],
+	["mcp:github:*", "mcp:gitlab:repos", false],
+	["mcp:github:*", "mcp:github:", false],
+	["mcp:github:*", "mcp:github:repos:", false],
+	["admin:*:delete", "admin:projects:delete", true],
+	["admin:*:delete", "admin:x:create", false],
+	["admin:*:delete", "admin::delete", false],
+	["admin:*:delete", "admin:a:b:delete", false],
+	["*:read", "docs:read", true],
+	["*:*", "a:b", true],
+	["*:*", "a:b:c", true],
+	["*:*", "a", false],
+	["mcp:github:repos", "mcp:github:repos", true],
+	["mcp:github:repos", "mcp:github:Repos", false],
+	["mcp:github:repos", "mcp:github:repos:x", false],
+	["mcp:github:repos", "mcp:github", false],
+]
+
+test_resource_matching if {
+	every c in _match_cases {
+		_matches(c[0], c[1]) == c[2]
+	}
+}
+
+_matches(pattern, resource) if {
+	authz.decision.allowed with input as {"agentId": "a", "action": "read", "resource": resource, "now": 1}
+		with data.kavach.agents as {"a": {"ownerId": "u", "status": "active", "permissions": [{"resource": pattern, "actions": ["read"]}]}}
+		with data.kavach.tokens as {}
+} else := false
+
+test_bare_wildcard_any_resource if _code({"agentId": "agt_any", "action": "read", "resource": "whatever:at:all", "now": 1}) == "allowed"

@@ -1,0 +1,39 @@
+// Package policies embeds Kavach's Rego policies, so the binary carries the
+// exact files that `opa test policies/` checks.
+package policies
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+//go:embed authz/*.rego
+var files embed.FS
+
+// DecisionQuery is the entrypoint the sidecar evaluates.
+const DecisionQuery = "data.kavach.authz.decision"
+
+// Modules returns the policy modules (tests excluded), keyed by file name.
+func Modules() (map[string]string, error) {
+	mods := map[string]string{}
+	err := fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {
+			return nil
+		}
+		b, err := files.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		mods["policies/"+path] = string(b)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read embedded policies: %w", err)
+	}
+	return mods, nil
+}

@@ -1,0 +1,432 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Agent statuses. "expired" is never stored: it is an active agent whose
+// expiry has passed, derived when read.
+const (
+	StatusActive  = "active"
+	StatusRevoked = "revoked"
+	StatusExpired = "expired"
+)
+
+// Permission grants actions on a resource pattern, optionally constrained.
+type Permission struct {
+	Resource    string         `json:"resource"`
+	Actions     []string       `json:"actions"`
+	Constraints map[string]any `json:"constraints,omitempty"`
+}
+
+// Agent is an AI agent identity. TokenHash is the SHA-256 (hex) of its bearer
+// token; the token itself is never stored.
+type Agent struct {
+	ID          string         `json:"id"`
+	OwnerID     string         `json:"ownerId"`
+	Name        string         `json:"name"`
+	Type        string         `json:"type"`
+	Status      string         `json:"status"`
+	Permissions []Permission   `json:"permissions"`
+	Metadata    map[string]any `json:"metadata"`
+	ExpiresAt   *time.Time     `json:"expiresAt"`
+	CreatedAt   time.Time      `json:"createdAt"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
+	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
+	TokenHash   string         `json:"-"`
+}
+
+// AgentUpdate lists the fields to change; nil means unchanged. ClearExpiry
+// removes the expiry.
+type AgentUpdate struct {
+	Name        *string
+	Permissions *[]Permission
+	ExpiresAt   *time.Time
+	ClearExpiry bool
+	Metadata    *map[string]any
+}
+
+// AgentFilter selects agents; empty fields match all.
+type AgentFilter struct {
+	OwnerID string
+	Status  string
+}
+
+const agentColumns = `id, owner_id, name, type, status, token_hash, metadata, expires_at, created_at, updated_at, revoked_at`
+
+// CreateAgent inserts a new agent and its permissions. When maxActive > 0 and
+// the owner already has that many active agents, it returns ErrLimitReached;
+// the count and the insert share one transaction.
+func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent, error) {
+	now := s.now()
+	a.ID = s.ids.next("agt_", now)
+	a.Status = StatusActive
+	a.CreatedAt, a.UpdatedAt = now.UTC().Truncate(time.Millisecond), now.UTC().Truncate(time.Millisecond)
+	if a.Metadata == nil {
+		a.Metadata = map[string]any{}
+	}
+	if a.Permissions == nil {
+		a.Permissions = []Permission{}
+	}
+	meta, err := json.Marshal(a.Metadata)
+	if err != nil {
+		return Agent{}, fmt.Errorf("encode metadata: %w", err)
+	}
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		if maxActive > 0 {
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
+				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
+				a.OwnerID, toMillis(now)).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("count agents: %w", err)
+			}
+			if n >= maxActive {
+				return fmt.Errorf("owner %q has %d active agents (max %d): %w", a.OwnerID, n, maxActive, ErrLimitReached)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
+			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt))
+		if err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("insert agent: %w", ErrConflict)
+			}
+			return fmt.Errorf("insert agent: %w", err)
+		}
+		return insertPermissions(ctx, tx, a.ID, a.Permissions)
+	})
+	if err != nil {
+		return Agent{}, err
+	}
+	return a, nil
+}
+
+func insertPermissions(ctx context.Context, tx *sql.Tx, agentID string, perms []Permission) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO permissions (agent_id, position, resource, actions, constraints) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("prepare permission insert: %w", err)
+	}
+	defer stmt.Close()
+	for i, p := range perms {
+		actions, err := json.Marshal(p.Actions)
+		if err != nil {
+			return fmt.Errorf("encode actions: %w", err)
+		}
+		var constraints sql.NullString
+		if len(p.Constraints) > 0 {
+			b, err := json.Marshal(p.Constraints)
+			if err != nil {
+				return fmt.Errorf("encode constraints: %w", err)
+			}
+			constraints = sql.NullString{String: string(b), Valid: true}
+		}
+		if _, err := stmt.ExecContext(ctx, agentID, i, p.Resource, string(actions), constraints); err != nil {
+			return fmt.Errorf("insert permission: %w", err)
+		}
+	}
+	return nil
+}
+
+// GetAgent returns the agent with its permissions, or ErrNotFound.
+func (s *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
+	return s.getAgent(ctx, s.r, id)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) getAgent(ctx context.Context, q querier, id string) (Agent, error) {
+	a, err := s.scanAgent(q.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Agent{}, fmt.Errorf("read agent %q: %w", id, err)
+	}
+	perms, err := s.permissionsOf(ctx, q, id)
+	if err != nil {
+		return Agent{}, err
+	}
+	a.Permissions = perms
+	return a, nil
+}
+
+func (s *Store) permissionsOf(ctx context.Context, q querier, agentID string) ([]Permission, error) {
+	rows, err := q.QueryContext(ctx, `SELECT resource, actions, constraints FROM permissions WHERE agent_id = ? ORDER BY position`, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("read permissions: %w", err)
+	}
+	defer rows.Close()
+	perms := []Permission{}
+	for rows.Next() {
+		p, err := scanPermission(rows)
+		if err != nil {
+			return nil, err
+		}
+		perms = append(perms, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read permissions: %w", err)
+	}
+	return perms, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanPermission(row scanner) (Permission, error) {
+	var resource, actions string
+	var constraints sql.NullString
+	if err := row.Scan(&resource, &actions, &constraints); err != nil {
+		return Permission{}, fmt.Errorf("read permission: %w", err)
+	}
+	return decodePermission(resource, actions, constraints)
+}
+
+func decodePermission(resource, actions string, constraints sql.NullString) (Permission, error) {
+	p := Permission{Resource: resource}
+	if err := json.Unmarshal([]byte(actions), &p.Actions); err != nil {
+		return Permission{}, fmt.Errorf("decode actions: %w", err)
+	}
+	if constraints.Valid {
+		if err := json.Unmarshal([]byte(constraints.String), &p.Constraints); err != nil {
+			return Permission{}, fmt.Errorf("decode constraints: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// agentRow holds the agents columns in agentColumns order.
+type agentRow struct {
+	id, owner, name, typ, status, hash, meta string
+	expires, revoked                         sql.NullInt64
+	created, updated                         int64
+}
+
+func (r *agentRow) dest() []any {
+	return []any{&r.id, &r.owner, &r.name, &r.typ, &r.status, &r.hash, &r.meta,
+		&r.expires, &r.created, &r.updated, &r.revoked}
+}
+
+func (s *Store) scanAgent(row scanner) (Agent, error) {
+	var r agentRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return Agent{}, err
+	}
+	return s.toAgent(r)
+}
+
+func (s *Store) toAgent(r agentRow) (Agent, error) {
+	a := Agent{ID: r.id, OwnerID: r.owner, Name: r.name, Type: r.typ, Status: r.status, TokenHash: r.hash}
+	if err := json.Unmarshal([]byte(r.meta), &a.Metadata); err != nil {
+		return Agent{}, fmt.Errorf("decode metadata of %s: %w", a.ID, err)
+	}
+	a.ExpiresAt, a.RevokedAt = timePtr(r.expires), timePtr(r.revoked)
+	a.CreatedAt, a.UpdatedAt = fromMillis(r.created), fromMillis(r.updated)
+	if a.Status == StatusActive && a.ExpiresAt != nil && !s.now().Before(*a.ExpiresAt) {
+		a.Status = StatusExpired
+	}
+	return a, nil
+}
+
+// ListAgents returns matching agents, oldest first, with their permissions.
+func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, error) {
+	var where []string
+	var args []any
+	if f.OwnerID != "" {
+		where = append(where, "a.owner_id = ?")
+		args = append(args, f.OwnerID)
+	}
+	now := toMillis(s.now())
+	switch f.Status {
+	case "":
+	case StatusActive:
+		where = append(where, "a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > ?)")
+		args = append(args, now)
+	case StatusExpired:
+		where = append(where, "a.status = 'active' AND a.expires_at <= ?")
+		args = append(args, now)
+	case StatusRevoked:
+		where = append(where, "a.status = 'revoked'")
+	default:
+		return nil, fmt.Errorf("unknown status %q", f.Status)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	agents := []Agent{}
+	err := s.scanAgents(ctx, cond, args, func(a Agent) error {
+		agents = append(agents, a)
+		return nil
+	})
+	return agents, err
+}
+
+// EachAgent calls fn for every agent, with permissions, in ID order. One
+// ordered join is streamed, so loading all agents is one scan, not one query
+// per agent.
+func (s *Store) EachAgent(ctx context.Context, fn func(Agent) error) error {
+	return s.scanAgents(ctx, "", nil, fn)
+}
+
+func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func(Agent) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.owner_id, a.name, a.type, a.status, a.token_hash, a.metadata,
+		a.expires_at, a.created_at, a.updated_at, a.revoked_at, p.resource, p.actions, p.constraints
+		FROM agents a LEFT JOIN permissions p ON p.agent_id = a.id`+cond+` ORDER BY a.id, p.position`, args...)
+	if err != nil {
+		return fmt.Errorf("list agents: %w", err)
+	}
+	defer rows.Close()
+	var cur *Agent
+	for rows.Next() {
+		var r agentRow
+		var resource, actions, constraints sql.NullString
+		if err := rows.Scan(append(r.dest(), &resource, &actions, &constraints)...); err != nil {
+			return fmt.Errorf("list agents: %w", err)
+		}
+		if cur == nil || cur.ID != r.id {
+			if cur != nil {
+				if err := fn(*cur); err != nil {
+					return err
+				}
+			}
+			a, err := s.toAgent(r)
+			if err != nil {
+				return err
+			}
+			a.Permissions = []Permission{}
+			cur = &a
+		}
+		if resource.Valid {
+			p, err := decodePermission(resource.String, actions.String, constraints)
+			if err != nil {
+				return err
+			}
+			cur.Permissions = append(cur.Permissions, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list agents: %w", err)
+	}
+	if cur != nil {
+		return fn(*cur)
+	}
+	return nil
+}
+
+// UpdateAgent changes the given fields of an active (or expired) agent.
+// Revoked agents are final: ErrRevoked.
+func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agent, error) {
+	var out Agent
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		a, err := s.getAgent(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if a.Status == StatusRevoked {
+			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
+		}
+		if u.Name != nil {
+			a.Name = *u.Name
+		}
+		if u.ClearExpiry {
+			a.ExpiresAt = nil
+		} else if u.ExpiresAt != nil {
+			a.ExpiresAt = u.ExpiresAt
+		}
+		if u.Metadata != nil {
+			a.Metadata = *u.Metadata
+		}
+		a.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+		meta, err := json.Marshal(a.Metadata)
+		if err != nil {
+			return fmt.Errorf("encode metadata: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE agents SET name = ?, expires_at = ?, metadata = ?, updated_at = ? WHERE id = ?`,
+			a.Name, nullMillis(a.ExpiresAt), string(meta), toMillis(a.UpdatedAt), id)
+		if err != nil {
+			return fmt.Errorf("update agent: %w", err)
+		}
+		if u.Permissions != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM permissions WHERE agent_id = ?`, id); err != nil {
+				return fmt.Errorf("replace permissions: %w", err)
+			}
+			if err := insertPermissions(ctx, tx, id, *u.Permissions); err != nil {
+				return err
+			}
+		}
+		out, err = s.getAgent(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+// RotateToken replaces the agent's token hash; the old token stops working
+// as soon as the caller syncs the change. Revoked agents: ErrRevoked.
+func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, error) {
+	return s.setStatus(ctx, id, func(tx *sql.Tx, a Agent) error {
+		if a.Status == StatusRevoked {
+			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE agents SET token_hash = ?, updated_at = ? WHERE id = ?`,
+			tokenHash, toMillis(s.now()), id)
+		if err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("rotate token: %w", ErrConflict)
+			}
+			return fmt.Errorf("rotate token: %w", err)
+		}
+		return nil
+	})
+}
+
+// RevokeAgent marks the agent revoked, permanently. The row stays for audit.
+// Revoking a revoked agent changes nothing.
+func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
+	return s.setStatus(ctx, id, func(tx *sql.Tx, a Agent) error {
+		if a.Status == StatusRevoked {
+			return nil
+		}
+		now := toMillis(s.now())
+		_, err := tx.ExecContext(ctx, `UPDATE agents SET status = 'revoked', revoked_at = ?, updated_at = ? WHERE id = ?`, now, now, id)
+		if err != nil {
+			return fmt.Errorf("revoke agent: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) setStatus(ctx context.Context, id string, change func(*sql.Tx, Agent) error) (Agent, error) {
+	var out Agent
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		a, err := s.getAgent(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := change(tx, a); err != nil {
+			return err
+		}
+		out, err = s.getAgent(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+func isUniqueViolation(err error) bool {
+	// modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE (2067) and
+	// SQLITE_CONSTRAINT_PRIMARYKEY (1555) through an error with a Code method.
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code() == 2067 || coded.Code() == 1555
+	}
+	return false
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Audit results.
+const (
+	ResultAllowed = "allowed"
+	ResultDenied  = "denied"
+)
+
+// AuditEntry is one decision. Arguments is the request's arguments as JSON
+// (nil when none were given).
+type AuditEntry struct {
+	ID         string          `json:"id"`
+	AgentID    string          `json:"agentId"`
+	OwnerID    string          `json:"ownerId"`
+	Action     string          `json:"action"`
+	Resource   string          `json:"resource"`
+	Arguments  json.RawMessage `json:"arguments,omitempty"`
+	Result     string          `json:"result"`
+	Code       string          `json:"code"`
+	Reason     string          `json:"reason"`
+	IP         string          `json:"ip,omitempty"`
+	UserAgent  string          `json:"userAgent,omitempty"`
+	DurationUS int64           `json:"durationUs"`
+	Timestamp  time.Time       `json:"timestamp"`
+}
+
+// AuditFilter selects audit rows; zero fields match all. Since is
+// inclusive, Until exclusive. Cursor continues a previous page.
+type AuditFilter struct {
+	AgentID string
+	OwnerID string
+	Result  string
+	Since   time.Time
+	Until   time.Time
+	Limit   int
+	Cursor  string
+}
+
+const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at`
+
+// InsertAudit commits one audit row and returns it with its ID and
+// timestamp set. It returns only after the commit.
+func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+	now := s.now()
+	e.ID = s.ids.next("aud_", now)
+	e.Timestamp = now.UTC().Truncate(time.Millisecond)
+	var args sql.NullString
+	if len(e.Arguments) > 0 {
+		args = sql.NullString{String: string(e.Arguments), Valid: true}
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
+		e.DurationUS, toMillis(e.Timestamp))
+	if err != nil {
+		return AuditEntry{}, fmt.Errorf("insert audit row: %w", err)
+	}
+	return e, nil
+}
+
+func (f AuditFilter) where() (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.AgentID != "" {
+		add("agent_id = ?", f.AgentID)
+	}
+	if f.OwnerID != "" {
+		add("owner_id = ?", f.OwnerID)
+	}
+	if f.Result != "" {
+		add("result = ?", f.Result)
+	}
+	if !f.Since.IsZero() {
+		add("created_at >= ?", toMillis(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("created_at < ?", toMillis(f.Until))
+	}
+	if f.Cursor != "" {
+		add("id < ?", f.Cursor)
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// QueryAudit returns up to f.Limit rows, newest first, and the cursor of the
+// next page ("" when there is none).
+func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
+	if f.Limit <= 0 {
+		return nil, "", fmt.Errorf("audit query: limit must be positive")
+	}
+	cond, args := f.where()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id DESC LIMIT ?`,
+		append(args, f.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit query: %w", err)
+	}
+	defer rows.Close()
+	entries := []AuditEntry{}
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("audit query: %w", err)
+	}
+	next := ""
+	if len(entries) > f.Limit {
+		entries = entries[:f.Limit]
+		next = entries[f.Limit-1].ID
+	}
+	return entries, next, nil
+}
+
+// ExportAudit streams every matching row, oldest first, to fn. Limit and
+// Cursor are ignored: an export has no row cap.
+func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEntry) error) error {
+	f.Cursor = ""
+	cond, args := f.where()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id`, args...)
+	if err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	return nil
+}
+
+func scanAudit(row scanner) (AuditEntry, error) {
+	var e AuditEntry
+	var args sql.NullString
+	var ts int64
+	if err := row.Scan(&e.ID, &e.AgentID, &e.OwnerID, &e.Action, &e.Resource, &args, &e.Result, &e.Code,
+		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts); err != nil {
+		return AuditEntry{}, fmt.Errorf("read audit row: %w", err)
+	}
+	if args.Valid {
+		e.Arguments = json.RawMessage(args.String)
+	}
+	e.Timestamp = fromMillis(ts)
+	return e, nil
+}
