@@ -1,0 +1,190 @@
+// Package client is a Go client for the sidecar API, used by the CLI and
+// the end-to-end tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kavach-dev/kavach/api"
+)
+
+// Client talks to one sidecar.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for the sidecar at base (e.g. http://127.0.0.1:7400).
+func New(base string) *Client {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Error is an error response from the sidecar.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
+
+func (c *Client) do(ctx context.Context, method, path string, body any, bearer string, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func readError(resp *http.Response) error {
+	var eb api.ErrorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &eb) != nil || eb.Error.Code == "" {
+		return &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(b))}
+	}
+	return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+}
+
+// CreateAgent creates an agent; the result carries its token.
+func (c *Client) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (api.AgentWithToken, error) {
+	var out api.AgentWithToken
+	return out, c.do(ctx, http.MethodPost, "/v1/agents", req, "", &out)
+}
+
+// ListAgents lists agents by owner and status (both optional).
+func (c *Client) ListAgents(ctx context.Context, ownerID, status string) ([]api.Agent, error) {
+	q := url.Values{}
+	if ownerID != "" {
+		q.Set("ownerId", ownerID)
+	}
+	if status != "" {
+		q.Set("status", status)
+	}
+	var out api.AgentList
+	return out.Agents, c.do(ctx, http.MethodGet, "/v1/agents?"+q.Encode(), nil, "", &out)
+}
+
+// GetAgent reads one agent.
+func (c *Client) GetAgent(ctx context.Context, id string) (api.Agent, error) {
+	var out api.Agent
+	return out, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(id), nil, "", &out)
+}
+
+// UpdateAgent patches an agent.
+func (c *Client) UpdateAgent(ctx context.Context, id string, req api.UpdateAgentRequest) (api.Agent, error) {
+	var out api.Agent
+	return out, c.do(ctx, http.MethodPatch, "/v1/agents/"+url.PathEscape(id), req, "", &out)
+}
+
+// RotateAgent issues a new token.
+func (c *Client) RotateAgent(ctx context.Context, id string) (api.AgentWithToken, error) {
+	var out api.AgentWithToken
+	return out, c.do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/rotate", nil, "", &out)
+}
+
+// RevokeAgent revokes an agent permanently.
+func (c *Client) RevokeAgent(ctx context.Context, id string) (api.Agent, error) {
+	var out api.Agent
+	return out, c.do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/revoke", nil, "", &out)
+}
+
+// Authorize asks for a decision; token, if set, identifies the agent instead
+// of req.AgentID.
+func (c *Client) Authorize(ctx context.Context, req api.AuthorizeRequest, token string) (api.AuthorizeResponse, error) {
+	var out api.AuthorizeResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/authorize", req, token, &out)
+}
+
+// AuditFilter holds the audit query parameters; empty ones are left out.
+type AuditFilter struct {
+	AgentID, UserID, Result, Since, Until, Cursor string
+	Limit                                         int
+}
+
+func (f AuditFilter) values() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"agentId": f.AgentID, "userId": f.UserID, "result": f.Result,
+		"since": f.Since, "until": f.Until, "cursor": f.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	return q
+}
+
+// QueryAudit reads one page of audit entries.
+func (c *Client) QueryAudit(ctx context.Context, f AuditFilter) (api.AuditPage, error) {
+	var out api.AuditPage
+	return out, c.do(ctx, http.MethodGet, "/v1/audit?"+f.values().Encode(), nil, "", &out)
+}
+
+// ExportAudit streams an export (format csv or json) into w.
+func (c *Client) ExportAudit(ctx context.Context, f AuditFilter, format string, w io.Writer) error {
+	q := f.values()
+	q.Set("format", format)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/audit/export?"+q.Encode(), nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	// An export may take longer than the client's default timeout.
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+// Health reads /health.
+func (c *Client) Health(ctx context.Context) (api.Health, error) {
+	var out api.Health
+	return out, c.do(ctx, http.MethodGet, "/health", nil, "", &out)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/api"
+)
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "manage agents on a running sidecar",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create an agent and print it with its token (shown only this once)",
+				Flags: []cli.Flag{
+					serverFlag,
+					&cli.StringFlag{Name: "owner", Usage: "owner user ID (from your app's auth)", Required: true},
+					&cli.StringFlag{Name: "name", Required: true},
+					&cli.StringFlag{Name: "type", Usage: "autonomous, delegated or service", Value: "autonomous"},
+					&cli.StringSliceFlag{Name: "permission", Aliases: []string{"p"},
+						Usage: "RESOURCE=ACTION[,ACTION…], e.g. 'mcp:github:*=read'; repeatable"},
+					&cli.StringFlag{Name: "permissions-json", Usage: `permissions as JSON, e.g. '[{"resource":"mcp:*","actions":["read"]}]'`},
+					&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 24h or 90m (default agents.tokenExpiry)"},
+					&cli.StringFlag{Name: "metadata", Usage: "metadata as a JSON object"},
+				},
+				Action: createAgent,
+			},
+			{
+				Name:  "list",
+				Usage: "list agents",
+				Flags: []cli.Flag{serverFlag, &cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}},
+				Action: func(c *cli.Context) error {
+					agents, err := apiClient(c).ListAgents(c.Context, c.String("owner"), c.String("status"))
+					if err != nil {
+						return err
+					}
+					return printJSON(api.AgentList{Agents: agents})
+				},
+			},
+			{
+				Name: "get", Usage: "show one agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					a, err := apiClient(c).GetAgent(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(a)
+				},
+			},
+			{
+				Name: "rotate", Usage: "issue a new token; the old one stops working at once", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					a, err := apiClient(c).RotateAgent(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(a)
+				},
+			},
+			{
+				Name: "revoke", Usage: "revoke an agent permanently", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					a, err := apiClient(c).RevokeAgent(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(a)
+				},
+			},
+		},
+	}
+}
+
+func oneArg(c *cli.Context, name string) (string, error) {
+	if c.NArg() != 1 {
+		return "", cli.Exit(fmt.Sprintf("expected one argument, %s", name), 2)
+	}
+	return c.Args().First(), nil
+}
+
+func createAgent(c *cli.Context) error {
+	req := api.CreateAgentRequest{OwnerID: c.String("owner"), Name: c.String("name"), Type: c.String("type")}
+	perms, err := parsePermissions(c.StringSlice("permission"), c.String("permissions-json"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	req.Permissions = perms
+	if s := c.String("expires-in"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 24h or 90m", s), 2)
+		}
+		t := time.Now().Add(d).UTC()
+		req.ExpiresAt = &t
+	}
+	if s := c.String("metadata"); s != "" {
+		if err := json.Unmarshal([]byte(s), &req.Metadata); err != nil {
+			return cli.Exit("--metadata must be a JSON object: "+err.Error(), 2)
+		}
+	}
+	a, err := apiClient(c).CreateAgent(c.Context, req)
+	if err != nil {
+		return err
+	}
+	return printJSON(a)
+}
+
+// parsePermissions reads --permission flags and --permissions-json. With
+// neither, it returns nil so the sidecar applies agents.defaultPermissions.
+func parsePermissions(flags []string, raw string) ([]api.Permission, error) {
+	var perms []api.Permission
+	if raw != "" {
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&perms); err != nil {
+			return nil, fmt.Errorf("--permissions-json: %w", err)
+		}
+	}
+	for _, f := range flags {
+		i := strings.LastIndex(f, "=")
+		if i <= 0 || i == len(f)-1 {
+			return nil, fmt.Errorf("--permission %q: use RESOURCE=ACTION[,ACTION…]", f)
+		}
+		perms = append(perms, api.Permission{Resource: f[:i], Actions: strings.Split(f[i+1:], ",")})
+	}
+	return perms, nil
+}

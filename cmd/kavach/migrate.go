@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create or upgrade the database schema, then exit",
+		Flags: []cli.Flag{configFlag, databaseFlag},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			v, err := st.SchemaVersion(c.Context)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("schema of %s is at version %d\n", cfg.Database.URL, v)
+			return nil
+		},
+	}
+}

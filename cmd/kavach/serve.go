@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/config"
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/sidecar"
+	"github.com/kavach-dev/kavach/store"
+)
+
+var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML config file", EnvVars: []string{"KAVACH_CONFIG"}}
+
+var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, or :memory: (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
+
+var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the sidecar",
+		Flags: []cli.Flag{
+			configFlag, databaseFlag, skipMigrationsFlag,
+			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
+		},
+		Action: serve,
+	}
+}
+
+// loadConfig reads the config file, then lets flags and env vars override it.
+func loadConfig(c *cli.Context) (config.Config, error) {
+	cfg := config.Default()
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return cfg, err
+		}
+	}
+	if c.IsSet("database") {
+		cfg.Database.URL = c.String("database")
+	}
+	if c.IsSet("skip-migrations") {
+		cfg.Database.SkipMigrations = c.Bool("skip-migrations")
+	}
+	if c.IsSet("addr") {
+		cfg.Server.Address = c.String("addr")
+	}
+	if c.IsSet("log-level") {
+		cfg.Log.Level = c.String("log-level")
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config; empty is info
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(c *cli.Context) error {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry) // validated above
+	log := newLogger(cfg.Log.Level)
+	ctx := c.Context
+
+	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := engine.New(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := service.New(st, eng, service.Options{
+		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
+		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log})
+	// Listen first so /health answers while the data loads; /ready says
+	// when decisions are trustworthy. A failed load stops the sidecar, so an
+	// orchestrator restarts it rather than routing to a sidecar never ready.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	loadErr := make(chan error, 1)
+	err = srv.ListenAndServe(ctx, cfg.Server.Address, func(addr net.Addr) {
+		log.Info("listening", "addr", addr.String(), "database", cfg.Database.URL, "version", version)
+		go func() {
+			if err := svc.Load(ctx); err != nil {
+				loadErr <- err
+				cancel()
+			}
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	select {
+	case err := <-loadErr:
+		return fmt.Errorf("load agents: %w", err)
+	default:
+	}
+	log.Info("stopped")
+	return nil
+}

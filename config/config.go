@@ -1,0 +1,162 @@
+// Package config reads Kavach's YAML configuration, which mirrors the
+// seeds' createKavach options (database, agents), and checks it at startup
+// so a bad value fails loudly instead of changing behaviour silently.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Config is the whole file. Zero values mean defaults.
+type Config struct {
+	Server   Server   `yaml:"server"`
+	Database Database `yaml:"database"`
+	Agents   Agents   `yaml:"agents"`
+	Log      Log      `yaml:"log"`
+}
+
+// Server configures the listener.
+type Server struct {
+	Address      string `yaml:"address"`
+	MaxBodyBytes int64  `yaml:"maxBodyBytes"`
+}
+
+// Database selects the store.
+type Database struct {
+	Provider       string `yaml:"provider"`
+	URL            string `yaml:"url"`
+	SkipMigrations bool   `yaml:"skipMigrations"`
+}
+
+// Agents configures the agent lifecycle.
+type Agents struct {
+	Enabled            *bool              `yaml:"enabled"`
+	MaxPerUser         *int               `yaml:"maxPerUser"`
+	DefaultPermissions []store.Permission `yaml:"defaultPermissions"`
+	AuditAll           *bool              `yaml:"auditAll"`
+	TokenExpiry        string             `yaml:"tokenExpiry"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `yaml:"level"`
+}
+
+// Defaults.
+const (
+	DefaultAddress    = "127.0.0.1:7400"
+	DefaultDatabase   = "./kavach.db"
+	DefaultMaxPerUser = 10
+)
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Server:   Server{Address: DefaultAddress},
+		Database: Database{Provider: "sqlite", URL: DefaultDatabase},
+		Log:      Log{Level: "info"},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every value and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Server.Address == "" {
+		c.Server.Address = DefaultAddress
+	}
+	if c.Database.Provider == "" {
+		c.Database.Provider = "sqlite"
+	}
+	if c.Database.Provider != "sqlite" {
+		return fmt.Errorf("database.provider %q is not supported yet: use sqlite", c.Database.Provider)
+	}
+	if c.Database.URL == "" {
+		c.Database.URL = DefaultDatabase
+	}
+	if c.Agents.Enabled != nil && !*c.Agents.Enabled {
+		return errors.New("agents.enabled: false is not supported: agents are the sidecar's purpose")
+	}
+	if c.Agents.AuditAll != nil && !*c.Agents.AuditAll {
+		return errors.New("agents.auditAll: false is not supported: every decision is audited")
+	}
+	if c.Agents.MaxPerUser != nil && *c.Agents.MaxPerUser < 0 {
+		return fmt.Errorf("agents.maxPerUser must be 0 (no cap) or more, not %d", *c.Agents.MaxPerUser)
+	}
+	if _, err := ParseExpiry(c.Agents.TokenExpiry); err != nil {
+		return fmt.Errorf("agents.tokenExpiry: %w", err)
+	}
+	// YAML decodes numbers as int, JSON (the API) as float64: normalise the
+	// default permissions through JSON so both validate and store alike.
+	if c.Agents.DefaultPermissions != nil {
+		b, err := json.Marshal(c.Agents.DefaultPermissions)
+		if err != nil {
+			return fmt.Errorf("agents.defaultPermissions: %w", err)
+		}
+		var perms []store.Permission
+		if err := json.Unmarshal(b, &perms); err != nil {
+			return fmt.Errorf("agents.defaultPermissions: %w", err)
+		}
+		c.Agents.DefaultPermissions = perms
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+// MaxPerUser is the effective cap on an owner's active agents.
+func (c Config) MaxPerUser() int {
+	if c.Agents.MaxPerUser == nil {
+		return DefaultMaxPerUser
+	}
+	return *c.Agents.MaxPerUser
+}
+
+var expiryPattern = regexp.MustCompile(`^([0-9]+)(s|m|h|d|w)$`)
+
+// ParseExpiry parses durations such as "30m", "24h", "7d" and "2w". The
+// empty string means no expiry (0).
+func ParseExpiry(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	m := expiryPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("invalid duration %q: use a whole number and one unit of s, m, h, d or w (30m, 24h, 7d)", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
+	const maxExpiry = 100 * 365 * 24 * time.Hour
+	if err != nil || n == 0 || n > int64(maxExpiry/unit) {
+		return 0, fmt.Errorf("invalid duration %q: must be more than zero and at most 100 years", s)
+	}
+	return time.Duration(n) * unit, nil
+}

@@ -1,0 +1,168 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Limits on identifiers, so that a row or an OPA document stays small.
+const (
+	maxIDLen       = 256
+	maxNameLen     = 256
+	maxPatternLen  = 1024
+	maxActionLen   = 128
+	maxActions     = 64
+	maxPermissions = 256
+)
+
+// ValidateResourcePattern checks a permission's resource pattern: segments
+// separated by ':', none empty, and '*' only as a whole segment.
+func ValidateResourcePattern(p string) error {
+	if p == "" {
+		return errors.New("resource pattern is empty")
+	}
+	if len(p) > maxPatternLen {
+		return fmt.Errorf("resource pattern is longer than %d bytes", maxPatternLen)
+	}
+	for i, seg := range strings.Split(p, ":") {
+		if seg == "" {
+			return fmt.Errorf("resource pattern %q has an empty segment at position %d", p, i+1)
+		}
+		if strings.Contains(seg, "*") && seg != "*" {
+			return fmt.Errorf("resource pattern %q: '*' must be a whole segment, not part of %q", p, seg)
+		}
+		if err := printable(seg); err != nil {
+			return fmt.Errorf("resource pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func printable(s string) error {
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("contains whitespace or a control character (%q)", r)
+		}
+	}
+	return nil
+}
+
+func validateAction(a string) error {
+	if a == "" {
+		return errors.New("action is empty")
+	}
+	if len(a) > maxActionLen {
+		return fmt.Errorf("action is longer than %d bytes", maxActionLen)
+	}
+	if err := printable(a); err != nil {
+		return fmt.Errorf("action %q: %w", a, err)
+	}
+	return nil
+}
+
+func validatePermission(p store.Permission) error {
+	if err := ValidateResourcePattern(p.Resource); err != nil {
+		return err
+	}
+	if len(p.Actions) == 0 {
+		return fmt.Errorf("permission on %q has no actions", p.Resource)
+	}
+	if len(p.Actions) > maxActions {
+		return fmt.Errorf("permission on %q has more than %d actions", p.Resource, maxActions)
+	}
+	for _, a := range p.Actions {
+		if err := validateAction(a); err != nil {
+			return fmt.Errorf("permission on %q: %w", p.Resource, err)
+		}
+	}
+	return validateConstraints(p.Constraints)
+}
+
+// validateConstraints checks the shape of known constraints and rejects
+// unknown ones, so a typo never silently weakens a permission.
+func validateConstraints(c map[string]any) error {
+	for k, v := range c {
+		var err error
+		switch k {
+		case "requireApproval":
+			if _, ok := v.(bool); !ok {
+				err = errors.New("must be true or false")
+			}
+		case "maxCallsPerHour":
+			if f, ok := v.(float64); !ok || f < 1 || f != float64(int64(f)) {
+				err = errors.New("must be a positive integer")
+			}
+		case "timeWindow":
+			err = validateTimeWindow(v)
+		case "ipAllowlist":
+			err = eachString(v, func(s string) error {
+				if _, perr := netip.ParsePrefix(s); perr == nil {
+					return nil
+				}
+				if _, perr := netip.ParseAddr(s); perr != nil {
+					return fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
+				}
+				return nil
+			})
+		case "allowedArgPatterns":
+			err = eachString(v, func(s string) error {
+				if _, rerr := regexp.Compile(s); rerr != nil {
+					return fmt.Errorf("invalid RE2 pattern %q: %w", s, rerr)
+				}
+				return nil
+			})
+		default:
+			return fmt.Errorf("unknown constraint %q (known: requireApproval, maxCallsPerHour, timeWindow, ipAllowlist, allowedArgPatterns)", k)
+		}
+		if err != nil {
+			return fmt.Errorf("constraint %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+var clock = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+
+func validateTimeWindow(v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New(`must be an object {"start":"HH:MM","end":"HH:MM"}`)
+	}
+	for _, k := range []string{"start", "end"} {
+		s, ok := m[k].(string)
+		if !ok || !clock.MatchString(s) {
+			return fmt.Errorf("%s must be a time HH:MM", k)
+		}
+	}
+	for k := range m {
+		switch k {
+		case "start", "end", "timezone", "days":
+		default:
+			return fmt.Errorf("unknown field %q", k)
+		}
+	}
+	return nil
+}
+
+func eachString(v any, check func(string) error) error {
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return errors.New("must be a non-empty list of strings")
+	}
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return errors.New("must be a list of strings")
+		}
+		if err := check(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
