@@ -30,7 +30,7 @@ type CreateAgentRequest struct {
 	OwnerID     string         `json:"ownerId"`
 	Name        string         `json:"name"`
 	Type        string         `json:"type,omitempty"`
-	Permissions []Permission   `json:"permissions,omitempty"`
+	Permissions []Permission   `json:"permissions"` // null or absent: agents.defaultPermissions
 	ExpiresAt   *time.Time     `json:"expiresAt,omitempty"`
 	Metadata    map[string]any `json:"metadata,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+	"unicode"
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/store"
@@ -140,8 +141,10 @@ func checkID(field, v string) error {
 	if len(v) > maxIDLen {
 		return invalid("invalid_field", "%s is longer than %d bytes", field, maxIDLen)
 	}
-	if err := printable(v); err != nil {
-		return invalid("invalid_field", "%s %s", field, err)
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return invalid("invalid_field", "%s contains a control character", field)
+		}
 	}
 	return nil
 }
@@ -174,4 +177,3 @@ func checkExpiry(t *time.Time, now time.Time) error {
 	}
 	return nil
 }
-

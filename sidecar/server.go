@@ -186,7 +186,11 @@ func decodeError(err error) error {
 	var maxErr *http.MaxBytesError
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
+	var timeErr *time.ParseError
 	switch {
+	case errors.As(err, &timeErr):
+		return &service.Error{Kind: service.KindInvalid, Code: "invalid_field",
+			Message: fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", timeErr.Value)}
 	case errors.As(err, &maxErr):
 		return fmt.Errorf("%w: limit is %d bytes", errBodyTooLarge, maxErr.Limit)
 	case errors.Is(err, io.EOF):
