@@ -43,7 +43,7 @@ type Options struct {
 	// DefaultPermissions apply when a create request has no permissions field.
 	DefaultPermissions []store.Permission
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -115,7 +115,7 @@ func (s *Service) write(ctx context.Context, fn func() (store.Agent, error)) (st
 		// store rather than decide on stale data.
 		s.log.Error("engine sync failed; reloading", "agent", a.ID, "error", err)
 		if lerr := s.loadLocked(ctx); lerr != nil {
-					return store.Agent{}, fmt.Errorf("sync agent %s: %w", a.ID, errors.Join(err, lerr))
+			return store.Agent{}, fmt.Errorf("sync agent %s: %w", a.ID, errors.Join(err, lerr))
 		}
 	}
 	return a, nil

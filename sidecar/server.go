@@ -159,7 +159,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type headerRecorder struct{ header http.Header }
 
-func (r *headerRecorder) Header() http.Header       { return r.header }
+func (r *headerRecorder) Header() http.Header         { return r.header }
 func (r *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *headerRecorder) WriteHeader(int)             {}
 
