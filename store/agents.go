@@ -71,6 +71,11 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 	if a.Metadata == nil {
 		a.Metadata = map[string]any{}
 	}
+	if a.ExpiresAt != nil {
+		// Stored in milliseconds: return what a later read returns.
+		t := a.ExpiresAt.UTC().Truncate(time.Millisecond)
+		a.ExpiresAt = &t
+	}
 	if a.Permissions == nil {
 		a.Permissions = []Permission{}
 	}

@@ -36,6 +36,8 @@ func newApp() *cli.App {
 		Name:    "kavach",
 		Usage:   "authorization sidecar for AI agents",
 		Version: version,
+		// "RESOURCE=read,write" must reach us whole.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{

@@ -44,17 +44,18 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 			return cfg, err
 		}
 	}
-	if c.IsSet("database") {
-		cfg.Database.URL = c.String("database")
+	// An empty env var (KAVACH_DATABASE_URL=) counts as unset.
+	if v := c.String("database"); v != "" {
+		cfg.Database.URL = v
 	}
 	if c.IsSet("skip-migrations") {
 		cfg.Database.SkipMigrations = c.Bool("skip-migrations")
 	}
-	if c.IsSet("addr") {
-		cfg.Server.Address = c.String("addr")
+	if v := c.String("addr"); v != "" {
+		cfg.Server.Address = v
 	}
-	if c.IsSet("log-level") {
-		cfg.Log.Level = c.String("log-level")
+	if v := c.String("log-level"); v != "" {
+		cfg.Log.Level = v
 	}
 	return cfg, cfg.Validate()
 }
