@@ -1,0 +1,94 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseExpiry(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true},
+		{"30m", 30 * time.Minute, true},
+		{"24h", 24 * time.Hour, true},
+		{"7d", 7 * 24 * time.Hour, true},
+		{"2w", 14 * 24 * time.Hour, true},
+		{"45s", 45 * time.Second, true},
+		{"7x", 0, false},
+		{"0h", 0, false},
+		{"-1h", 0, false},
+		{"1.5h", 0, false},
+		{"1h30m", 0, false},
+		{"d", 0, false},
+		{"99999999999999999999d", 0, false},
+		{"36501d", 0, false},
+		{" 7d", 0, false},
+	} {
+		got, err := ParseExpiry(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseExpiry(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.in) {
+			t.Errorf("ParseExpiry(%q) error %q does not name the value", tt.in, err)
+		}
+	}
+}
+
+func TestDefaultsListenOnLoopback(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Address != "127.0.0.1:7400" || c.Database.URL != "./kavach.db" || c.MaxPerUser() != 10 {
+		t.Errorf("defaults = %+v, maxPerUser %d; want 127.0.0.1:7400, ./kavach.db, 10", c, c.MaxPerUser())
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := Load(write("agents:\n  maxPerUser: 0\n  defaultPermissions:\n    - resource: a\n      actions: [r]\n      constraints: {maxCallsPerHour: 5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxPerUser() != 0 || c.Server.Address != DefaultAddress {
+		t.Errorf("Load = %+v; want maxPerUser 0 and the default address", c)
+	}
+	if v, ok := c.Agents.DefaultPermissions[0].Constraints["maxCallsPerHour"].(float64); !ok || v != 5 {
+		t.Errorf("constraint value = %#v; want float64 5, as the API decodes it", c.Agents.DefaultPermissions[0].Constraints["maxCallsPerHour"])
+	}
+	c, err = Load(write(""))
+	if err != nil || c.Validate() != nil {
+		t.Errorf("empty file: %v", err)
+	}
+	for _, bad := range []string{"agents:\n  maxPerUser: -1\n", "agents:\n  auditAll: false\n", "log:\n  level: loud\n", "agents:\n  tokenExpiry: 1y\n"} {
+		c, err := Load(write(bad))
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil {
+			t.Errorf("config %q accepted; want an error", bad)
+		}
+	}
+	if _, err := Load(write("server: [1, 2]\n")); err == nil {
+		t.Error("malformed YAML accepted")
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
