@@ -1,22 +1,29 @@
 # METADATA
 # title: Kavach agent authorization
 # description: |
-#   Decides whether an agent may perform an action on a resource. Agent data
-#   lives under data.kavach (synced from the Kavach store); the caller supplies
-#   facts only: the agent ID or the SHA-256 hex of its bearer token, the action,
-#   the resource and the current time in nanoseconds (input.now).
+#   Decides whether an agent may perform an action on a resource. Agent,
+#   delegation and approval data live under data.kavach (synced from the
+#   Kavach store); the caller supplies facts only: the agent ID or the SHA-256
+#   hex of its bearer token, the action, the resource, the arguments, the
+#   client IP, an approval ID, the current time in nanoseconds (input.now) and
+#   the calls made in the last hour per permission key (input.calls).
 package kavach.authz
+
+import data.kavach.resources
 
 # METADATA
 # description: The decision document for one authorize request.
 # entrypoint: true
-decision := {
-	"allowed": _outcome.allowed,
-	"code": _outcome.code,
-	"reason": _outcome.reason,
-	"agentId": _agent_id,
-	"ownerId": _owner_id,
-}
+decision := object.union(
+	{
+		"allowed": _outcome.allowed,
+		"code": _outcome.code,
+		"reason": _outcome.reason,
+		"agentId": _agent_id,
+		"ownerId": _owner_id,
+	},
+	object.get(_outcome, "extra", {}),
+)
 
 default _agent_id := ""
 
@@ -51,76 +58,80 @@ _outcome := _deny("invalid_token", "the bearer token does not belong to any agen
 } else := _deny("agent_revoked", sprintf("agent %q has been revoked", [_agent_id])) if {
 	_agent.status == "revoked"
 } else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id])) if {
-	is_number(_agent.expiresAt)
-	_now >= _agent.expiresAt
-} else := _allow(_granting[0]) if {
+	_expired(_agent)
+} else := _allow(_chosen) if {
 	count(_granting) > 0
-} else := _deny("no_permission", sprintf(
-	"permission %q matches %q on %q but has constraints (%s) that this version does not enforce",
-	[_constrained[0].resource, input.action, input.resource, concat(", ", sort(object.keys(_constrained[0].constraints)))],
-)) if {
-	count(_constrained) > 0
+} else := _refuse(_best_failure) if {
+	count(_failures) > 0
 } else := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
 
 _deny(code, reason) := {"allowed": false, "code": code, "reason": reason}
 
-_allow(p) := {
-	"allowed": true,
-	"code": "allowed",
-	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+_expired(a) if {
+	is_number(a.expiresAt)
+	_now >= a.expiresAt
 }
 
-# Every matching permission is considered, not only the first stored.
-_matching := [p |
-	some p in _agent.permissions
-	_action_match(p.actions, input.action)
-	_resource_match(p.resource, input.resource)
+# Own permissions first, then delegated ones, in stored order. A delegated
+# permission carries the links of its chain, root first, ending with the
+# delegation that granted it to this agent.
+_own := [{"perm": p, "source": "own", "links": []} | some p in _agent.permissions]
+
+_delegated := [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
+	some id in _agent.incoming
+	d := data.kavach.delegations[id]
+	d.toAgent == _agent_id
+	some i, p in d.permissions
 ]
 
-# Constraints are enforced by a later version; until then a constrained
-# permission fails closed instead of allowing more than it says.
-_granting := [p | some p in _matching; not _has_constraints(p)]
+_candidates := array.concat(_own, _delegated)
 
-_constrained := [p | some p in _matching; _has_constraints(p)]
+# Every matching permission is considered, not only the first stored.
+_matching := [c |
+	some c in _candidates
+	resources.action_match(c.perm.actions, input.action)
+	resources.match(c.perm.resource, input.resource)
+]
 
-_has_constraints(p) if count(p.constraints) > 0
+_granting := [c | some c in _matching; not _failure(c)]
 
-_action_match(actions, _) if "*" in actions
+# Prefer a permission that consumes nothing (no quota, no approval).
+_free := [c | some c in _granting; not _limit(c); not _needs_approval(c)]
 
-_action_match(actions, action) if action in actions
+_chosen := _free[0] if count(_free) > 0
 
-# A bare "*" matches any resource.
-_resource_match("*", _)
+_chosen := _granting[0] if count(_free) == 0
 
-# A trailing "*" matches one or more remaining segments.
-_resource_match(pattern, resource) if {
-	p := split(pattern, ":")
-	r := split(resource, ":")
-	last := count(p) - 1
-	last > 0
-	p[last] == "*"
-	count(r) > last
-	every i, seg in array.slice(p, 0, last) {
-		_segment_match(seg, r[i])
-	}
-	every seg in array.slice(r, last, count(r)) {
-		seg != ""
-	}
+_allow(c) := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)]),
+	"extra": {"permission": object.union(
+		{"key": _key(c), "source": c.source, "resource": c.perm.resource},
+		_consumes(c),
+	)},
 }
 
-# Same number of segments; "*" matches exactly one.
-_resource_match(pattern, resource) if {
-	p := split(pattern, ":")
-	r := split(resource, ":")
-	count(p) == count(r)
-	every i, seg in p {
-		_segment_match(seg, r[i])
-	}
-}
+_via(c) := "" if c.source == "own"
 
-_segment_match("*", s) if s != ""
+_via(c) := sprintf(" (delegated by %s)", [c.source]) if c.source != "own"
 
-_segment_match(seg, s) if {
-	seg != "*"
-	seg == s
+# What the sidecar must record when it acts on this allow.
+_consumes(c) := object.union(
+	{"maxCallsPerHour": l | l := _limit(c)},
+	{"approvalId": input.approvalId | _needs_approval(c)},
+)
+
+# The failure closest to an allow wins: an approval the caller can ask for
+# says more than a wrong IP address. Ties go to the first stored permission.
+_failures := [[f.rank, i, f] | some i, c in _matching; f := _failure(c)]
+
+_best_failure := sort(_failures)[0][2]
+
+_refuse(f) := {"allowed": false, "code": f.code, "reason": f.reason, "extra": object.get(f, "extra", {})}
+
+_failure(c) := f if {
+	f := _chain_failure(c)
+} else := f if {
+	f := _constraint_failure(c)
 }

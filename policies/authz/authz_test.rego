@@ -113,11 +113,11 @@ test_action_wildcard if _code({"agentId": "agt_reader", "action": "anything", "r
 
 test_actions_are_exact if _code({"agentId": "agt_reader", "action": "Read", "resource": "mcp:github:repos", "now": 1}) == "no_permission"
 
-test_constrained_permission_fails_closed if {
+test_constrained_permission_asks_for_approval if {
 	d := _decide({"agentId": "agt_constrained", "action": "execute", "resource": "mcp:deploy:production", "now": 1})
 	not d.allowed
-	d.code == "no_permission"
-	d.reason == `permission "mcp:deploy:production" matches "execute" on "mcp:deploy:production" but has constraints (maxCallsPerHour, requireApproval) that this version does not enforce`
+	d.code == "approval_required"
+	d.approvalRequired
 }
 
 test_empty_constraints_allow if _code({"agentId": "agt_constrained", "action": "execute", "resource": "mcp:deploy:staging", "now": 1}) == "allowed"

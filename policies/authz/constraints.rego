@@ -1,0 +1,158 @@
+package kavach.authz
+
+# Failures rank by how close they are to an allow (lower is closer).
+_fail(rank, code, reason) := {"rank": rank, "code": code, "reason": reason}
+
+# A permission's own constraints and those inherited from every permission
+# that covered it along its delegation chain: a child can add constraints,
+# never drop them.
+_constraint_sets(c) := array.concat(
+	[cs | cs := c.perm.constraints; count(cs) > 0],
+	object.get(c.perm, "inherited", []),
+)
+
+# Checked in this order; the first failure is the permission's failure.
+# Rate limits and approvals come last, so a call denied for another reason
+# neither asks a human nor consumes quota.
+_constraint_failure(c) := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
+	some cs in _constraint_sets(c)
+	not _ip_allowed(cs)
+} else := _fail(4, "outside_time_window", sprintf("permission %q allows calls only within its time window", [c.perm.resource])) if {
+	some cs in _constraint_sets(c)
+	not _in_window(cs)
+} else := _fail(3, "argument_not_allowed", sprintf("permission %q: argument value %q matches none of the allowed patterns", [c.perm.resource, _bad_arguments(c)[0]])) if {
+	count(_bad_arguments(c)) > 0
+} else := _fail(2, "rate_limited", sprintf("permission %q allows %d calls per hour on %q; %d made in the last hour", [c.perm.resource, _limit(c), input.resource, _calls(c)])) if {
+	_calls(c) >= _limit(c)
+} else := _approval_failure(c) if {
+	_needs_approval(c)
+}
+
+# --- ipAllowlist: entries are CIDR prefixes (exact addresses are synced as /32 or /128).
+
+_ip_allowed(cs) if not cs.ipAllowlist
+
+_ip_allowed(cs) if {
+	some prefix in cs.ipAllowlist
+	net.cidr_contains(prefix, input.ip)
+}
+
+_ip_reason(_) := "the request has no client IP (context.ip) and the permission has an IP allowlist" if not input.ip
+
+_ip_reason(c) := sprintf("client IP %s is not in the allowlist of permission %q", [input.ip, c.perm.resource]) if input.ip
+
+# --- timeWindow: {start, end: "HH:MM", timezone (IANA, default UTC), days: ["mon", …]}.
+
+_in_window(cs) if not cs.timeWindow
+
+_in_window(cs) if {
+	w := cs.timeWindow
+	tz := object.get(w, "timezone", "UTC")
+	[h, m, _] := time.clock([_now, tz])
+	now_min := (h * 60) + m
+	start := _minutes(w.start)
+	end := _minutes(w.end)
+	_in_range(now_min, start, end)
+	_day_allowed(w, now_min, start, end, tz)
+}
+
+_minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))
+
+# start == end means the whole day; start > end crosses midnight.
+_in_range(_, start, end) if start == end
+
+_in_range(now_min, start, end) if {
+	start < end
+	now_min >= start
+	now_min < end
+}
+
+_in_range(now_min, start, end) if {
+	start > end
+	now_min >= start
+}
+
+_in_range(now_min, start, end) if {
+	start > end
+	now_min < end
+}
+
+_day_allowed(w, _, _, _, _) if not w.days
+
+# After midnight in a window that crossed it, the window belongs to the day it opened.
+_day_allowed(w, now_min, start, end, tz) if {
+	lower(substring(time.weekday([_opened(now_min, start, end), tz]), 0, 3)) in w.days
+}
+
+_opened(now_min, start, end) := _now - _day_ns if {
+	start > end
+	now_min < end
+} else := _now
+
+_day_ns := ((24 * 60) * 60) * 1000000000
+
+# --- allowedArgPatterns: every string value in the arguments, at any depth, must match one.
+
+_argument_strings contains v if {
+	walk(input.arguments, [_, v])
+	is_string(v)
+}
+
+_bad_arguments(c) := sort([v |
+	some v in _argument_strings
+	some cs in _constraint_sets(c)
+	cs.allowedArgPatterns
+	not _some_match(cs.allowedArgPatterns, v)
+])
+
+_some_match(patterns, v) if {
+	some p in patterns
+	regex.match(p, v)
+}
+
+# --- maxCallsPerHour: the tightest limit of all sets; calls come from the sidecar.
+
+_limit(c) := min(limits) if {
+	limits := [n | some cs in _constraint_sets(c); n := cs.maxCallsPerHour]
+	count(limits) > 0
+}
+
+_calls(c) := object.get(object.get(input, "calls", {}), _key(c), 0)
+
+# --- requireApproval: an approved, unexpired, unused request for this agent,
+# action and resource, passed as input.approvalId.
+
+_needs_approval(c) if {
+	some cs in _constraint_sets(c)
+	cs.requireApproval == true
+}
+
+_approval := data.kavach.approvals[input.approvalId]
+
+_approval_failure(c) := f if {
+	not input.approvalId
+	f := object.union(
+		_fail(1, "approval_required", sprintf("permission %q requires human approval; an approval request was created", [c.perm.resource])),
+		{"extra": {"approvalRequired": true}},
+	)
+} else := _fail(1, "approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
+	not _approval
+} else := _fail(1, "approval_invalid", sprintf("approval %q was given for another agent, action or resource", [input.approvalId])) if {
+	not _approval_matches
+} else := _fail(1, "approval_expired", sprintf("approval %q has expired", [input.approvalId])) if {
+	_now >= _approval.expiresAt
+} else := _fail(1, "approval_pending", sprintf("approval %q is still pending", [input.approvalId])) if {
+	_approval.status == "pending"
+} else := _fail(1, "approval_denied", sprintf("approval %q was denied", [input.approvalId])) if {
+	_approval.status == "denied"
+} else := _fail(1, "approval_used", sprintf("approval %q has already been used", [input.approvalId])) if {
+	_approval.status != "approved"
+}
+
+_approval_matches if {
+	_approval.agentId == _agent_id
+	_approval.action == input.action
+	_approval.resource == input.resource
+}
+
+_key(c) := object.get(c.perm, "key", "")

@@ -1,0 +1,80 @@
+package kavach.authz
+
+import data.kavach.resources
+
+# A delegated permission counts only while every link of its chain is active
+# and unexpired, every delegator along it is active and unexpired, and the
+# root delegator still holds a permission covering the root link.
+_chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
+	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
+	[c.perm.resource, _revoked_links(c)[0]],
+)) if {
+	count(_revoked_links(c)) > 0
+} else := _fail(6, "delegation_expired", sprintf(
+	"permission %q was delegated through %s, which has expired or whose delegator has expired",
+	[c.perm.resource, _expired_links(c)[0]],
+)) if {
+	count(_expired_links(c)) > 0
+} else := _fail(6, "delegation_revoked", sprintf(
+	"permission %q was delegated through %s, but the delegator no longer holds a permission covering it",
+	[c.perm.resource, c.links[0][0]],
+)) if {
+	count(c.links) > 0
+	not _root_covered(c.links[0])
+}
+
+_revoked_links(c) := [id | some [id, _] in c.links; _link_revoked(id)]
+
+_expired_links(c) := [id | some [id, _] in c.links; _link_expired(id)]
+
+_link_revoked(id) if not data.kavach.delegations[id]
+
+_link_revoked(id) if data.kavach.delegations[id].status != "active"
+
+_link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent]
+
+_link_revoked(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status != "active"
+
+_link_expired(id) if _now >= data.kavach.delegations[id].expiresAt
+
+_link_expired(id) if _expired(data.kavach.agents[data.kavach.delegations[id].fromAgent])
+
+_root_covered([id, i]) if {
+	d := data.kavach.delegations[id]
+	granted := d.permissions[i]
+	some own in data.kavach.agents[d.fromAgent].permissions
+	resources.covers(own.resource, granted.resource)
+	resources.actions_cover(own.actions, granted.actions)
+}
+
+# METADATA
+# description: |
+#   The agent's permissions that count now: its own and those delegated
+#   through intact chains, each marked with its source.
+effective_permissions := array.concat(
+	[_describe(c) | some c in _own],
+	[_describe(c) | some c in _delegated; not _chain_failure(c)],
+) if {
+	_agent.status == "active"
+	not _expired(_agent)
+}
+
+effective_permissions := [] if _agent.status != "active"
+
+effective_permissions := [] if _expired(_agent)
+
+_describe(c) := object.union(
+	{"resource": c.perm.resource, "actions": c.perm.actions, "source": "own"},
+	{"constraints": c.perm.constraints | count(object.get(c.perm, "constraints", {})) > 0},
+) if c.source == "own"
+
+_describe(c) := {
+	"resource": c.perm.resource,
+	"actions": c.perm.actions,
+	"constraints": _constraint_sets(c),
+	"source": "delegation",
+	"delegationId": c.source,
+	"fromAgent": data.kavach.delegations[c.source].fromAgent,
+	"depth": data.kavach.delegations[c.source].depth,
+	"expiresAt": data.kavach.delegations[c.source].expiresAt,
+} if c.source != "own"

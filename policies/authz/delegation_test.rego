@@ -1,0 +1,141 @@
+package kavach.authz_test
+
+import data.kavach.authz
+
+_t := 1000
+
+# orchestrator -> worker (d1) -> helper (d2): a two-link chain.
+_dagents := {
+	"orch": {"ownerId": "u", "status": "active", "permissions": [
+		{"key": "o1", "resource": "mcp:github:*", "actions": ["read", "comment"]},
+		{"key": "o2", "resource": "mcp:deploy:*", "actions": ["execute"], "constraints": {"requireApproval": true}},
+	]},
+	"worker": {"ownerId": "u", "status": "active", "permissions": [], "incoming": ["d1"]},
+	"helper": {"ownerId": "u", "status": "active", "permissions": [], "incoming": ["d2"]},
+}
+
+_ddelegations := {
+	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 3, "permissions": [
+		{"key": "d1#0", "resource": "mcp:github:issues", "actions": ["read", "comment"], "chain": [], "inherited": []},
+		{"key": "d1#1", "resource": "mcp:deploy:staging", "actions": ["execute"], "chain": [], "inherited": [{"requireApproval": true}]},
+	]},
+	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 4000, "depth": 2, "maxDepth": 3, "permissions": [{"key": "d2#0", "resource": "mcp:github:issues", "actions": ["read"], "chain": [["d1", 0]], "inherited": [{"maxCallsPerHour": 2}]}]},
+}
+
+_dcall(agent, action, resource, overrides) := d if {
+	d := authz.decision with input as {"agentId": agent, "action": action, "resource": resource, "now": _t}
+		with data.kavach.agents as object.union(_dagents, object.get(overrides, "agents", {}))
+		with data.kavach.delegations as object.union(_ddelegations, object.get(overrides, "delegations", {}))
+		with data.kavach.tokens as {"hash-helper": "helper"}
+		with data.kavach.approvals as {}
+}
+
+test_delegated_permission_allows if {
+	d := _dcall("worker", "comment", "mcp:github:issues", {})
+	d.allowed
+	d.permission.source == "d1"
+	contains(d.reason, "delegated by d1")
+	_dcall("helper", "read", "mcp:github:issues", {}).allowed
+}
+
+test_delegation_is_limited_to_what_was_delegated if {
+	_dcall("worker", "read", "mcp:github:repos", {}).code == "no_permission"
+	_dcall("helper", "comment", "mcp:github:issues", {}).code == "no_permission"
+}
+
+test_delegation_by_token if {
+	d := authz.decision with input as {"tokenHash": "hash-helper", "action": "read", "resource": "mcp:github:issues", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as _ddelegations
+		with data.kavach.tokens as {"hash-helper": "helper"}
+	d.allowed
+	d.agentId == "helper"
+}
+
+test_inherited_constraints_apply if {
+	_dcall("worker", "execute", "mcp:deploy:staging", {}).code == "approval_required"
+	d := _dcall("helper", "read", "mcp:github:issues", {})
+	d.permission.maxCallsPerHour == 2
+}
+
+test_revoked_link_cuts_off_downstream if {
+	o := {"delegations": {"d1": object.union(_ddelegations.d1, {"status": "revoked"})}}
+	_dcall("worker", "read", "mcp:github:issues", o).code == "delegation_revoked"
+	d := _dcall("helper", "read", "mcp:github:issues", o)
+	d.code == "delegation_revoked"
+	contains(d.reason, "d1")
+}
+
+test_revoked_delegator_cuts_off_downstream if {
+	o := {"agents": {"orch": object.union(_dagents.orch, {"status": "revoked"})}}
+	_dcall("helper", "read", "mcp:github:issues", o).code == "delegation_revoked"
+	o2 := {"agents": {"worker": object.union(_dagents.worker, {"status": "revoked"})}}
+	_dcall("helper", "read", "mcp:github:issues", o2).code == "delegation_revoked"
+}
+
+test_missing_link_or_delegator_is_revoked if {
+	o := {"delegations": {"d1": object.union(_ddelegations.d1, {"fromAgent": "ghost"})}}
+	_dcall("helper", "read", "mcp:github:issues", o).code == "delegation_revoked"
+	d := authz.decision with input as {"agentId": "helper", "action": "read", "resource": "mcp:github:issues", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as {"d2": _ddelegations.d2}
+	d.code == "delegation_revoked"
+}
+
+test_expired_link_cuts_off_downstream if {
+	o := {"delegations": {"d1": object.union(_ddelegations.d1, {"expiresAt": _t})}}
+	_dcall("helper", "read", "mcp:github:issues", o).code == "delegation_expired"
+	d := authz.decision with input as {"agentId": "helper", "action": "read", "resource": "mcp:github:issues", "now": 4000}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as _ddelegations
+	d.code == "delegation_expired"
+}
+
+test_expired_delegator_cuts_off_downstream if {
+	o := {"agents": {"orch": object.union(_dagents.orch, {"expiresAt": _t})}}
+	_dcall("helper", "read", "mcp:github:issues", o).code == "delegation_expired"
+}
+
+test_delegator_losing_the_permission_cuts_off if {
+	o := {"agents": {"orch": object.union(_dagents.orch, {"permissions": [{"key": "o9", "resource": "mcp:github:repos", "actions": ["read"]}]})}}
+	d := _dcall("helper", "read", "mcp:github:issues", o)
+	d.code == "delegation_revoked"
+	contains(d.reason, "no longer holds")
+}
+
+test_delegation_for_another_agent_is_ignored if {
+	o := {"agents": {"worker": object.union(_dagents.worker, {"incoming": ["d2"]})}}
+	_dcall("worker", "read", "mcp:github:issues", o).code == "no_permission"
+}
+
+test_effective_permissions if {
+	eff := authz.effective_permissions with input as {"agentId": "helper", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as _ddelegations
+	count(eff) == 1
+	eff[0].source == "delegation"
+	eff[0].delegationId == "d2"
+	eff[0].fromAgent == "worker"
+	eff[0].depth == 2
+	eff[0].constraints == [{"maxCallsPerHour": 2}]
+
+	own := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as _ddelegations
+	[x | some x in own; x.source == "own"] == own
+	own[1].constraints == {"requireApproval": true}
+	not own[0].constraints
+
+	cut := authz.effective_permissions with input as {"agentId": "helper", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as object.union(_ddelegations, {"d1": object.union(_ddelegations.d1, {"status": "revoked"})})
+	cut == []
+
+	revoked := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
+		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"status": "revoked"})})
+	revoked == []
+
+	expired := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
+		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"expiresAt": 1})})
+	expired == []
+}

@@ -1,0 +1,107 @@
+# METADATA
+# title: Kavach resource patterns
+# description: |
+#   Matching of resources against permission patterns, and coverage of one
+#   pattern by another (used to stop delegation from escalating). Segments
+#   are separated by ":"; a bare "*" matches everything; a trailing "*"
+#   matches one or more segments; any other "*" matches exactly one.
+package kavach.resources
+
+# METADATA
+# description: True when the permission pattern matches the resource.
+match("*", _)
+
+# A trailing "*" matches one or more remaining segments.
+match(pattern, resource) if {
+	p := split(pattern, ":")
+	r := split(resource, ":")
+	last := count(p) - 1
+	last > 0
+	p[last] == "*"
+	count(r) > last
+	every i, seg in array.slice(p, 0, last) {
+		_segment_match(seg, r[i])
+	}
+	every seg in array.slice(r, last, count(r)) {
+		seg != ""
+	}
+}
+
+# Same number of segments; "*" matches exactly one.
+match(pattern, resource) if {
+	p := split(pattern, ":")
+	r := split(resource, ":")
+	count(p) == count(r)
+	every i, seg in p {
+		_segment_match(seg, r[i])
+	}
+}
+
+_segment_match("*", s) if s != ""
+
+_segment_match(seg, s) if {
+	seg != "*"
+	seg == s
+}
+
+# METADATA
+# description: True when a permission's actions include the action.
+action_match(actions, _) if "*" in actions
+
+action_match(actions, action) if action in actions
+
+# METADATA
+# description: |
+#   True when every resource the child pattern matches is matched by the
+#   parent pattern.
+covers("*", _)
+
+# A trailing "*" in the parent covers anything at and after its position.
+covers(parent, child) if {
+	child != "*"
+	p := split(parent, ":")
+	c := split(child, ":")
+	last := count(p) - 1
+	last > 0
+	p[last] == "*"
+	count(c) > last
+	every i, seg in array.slice(p, 0, last) {
+		_segment_covers(seg, c[i])
+	}
+}
+
+# Otherwise segment by segment; a child "*" is covered only by a parent "*",
+# so a child's trailing "*" (one or more segments) is covered only by the
+# parent's trailing "*" (the rule above).
+covers(parent, child) if {
+	child != "*"
+	p := split(parent, ":")
+	c := split(child, ":")
+	count(p) == count(c)
+	every i, seg in p {
+		_segment_covers(seg, c[i])
+	}
+	_tail_covered(p[count(p) - 1], c[count(c) - 1])
+}
+
+_segment_covers("*", _)
+
+_segment_covers(seg, c) if seg == c
+
+# A parent's last "*" matching one segment does not cover a child's last "*"
+# matching several.
+_tail_covered(_, c) if c != "*"
+
+_tail_covered("*", "*")
+
+# METADATA
+# description: True when the parent actions include every child action.
+actions_cover(parent, _) if "*" in parent
+
+actions_cover(parent, child) if {
+	not "*" in parent
+	not "*" in child
+	every a in child {
+		a in parent
+	}
+}
