@@ -50,10 +50,6 @@ _held := array.concat(
 	],
 )
 
-_now := input.now if is_number(input.now)
-
-_now := time.now_ns() if not is_number(input.now)
-
 _covering(rp) := [h |
 	some h in _held
 	resources.covers(h.perm.resource, rp.resource)

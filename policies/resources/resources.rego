@@ -70,9 +70,9 @@ covers(parent, child) if {
 	}
 }
 
-# Otherwise segment by segment; a child "*" is covered only by a parent "*",
-# so a child's trailing "*" (one or more segments) is covered only by the
-# parent's trailing "*" (the rule above).
+# Otherwise segment by segment; a child "*" is covered only by a parent "*".
+# A child's trailing "*" matches one or more segments, so only a parent's
+# trailing "*" (the rule above) covers it, never a same-length pattern.
 covers(parent, child) if {
 	child != "*"
 	p := split(parent, ":")
@@ -81,18 +81,12 @@ covers(parent, child) if {
 	every i, seg in p {
 		_segment_covers(seg, c[i])
 	}
-	_tail_covered(p[count(p) - 1], c[count(c) - 1])
+	c[count(c) - 1] != "*"
 }
 
 _segment_covers("*", _)
 
 _segment_covers(seg, c) if seg == c
-
-# A parent's last "*" matching one segment does not cover a child's last "*"
-# matching several.
-_tail_covered(_, c) if c != "*"
-
-_tail_covered("*", "*")
 
 # METADATA
 # description: True when the parent actions include every child action.

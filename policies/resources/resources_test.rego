@@ -99,3 +99,7 @@ test_actions_cover if {
 	not resources.actions_cover(["read"], ["read", "write"])
 	not resources.actions_cover(["read"], ["*"])
 }
+
+test_actions_cover_checks_every_action if {
+	not resources.actions_cover(["read"], ["write", "read"])
+}
