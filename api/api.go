@@ -18,6 +18,12 @@ type Permission = store.Permission
 // AuditEntry is one audit row.
 type AuditEntry = store.AuditEntry
 
+// Delegation is a delegation as the API returns it.
+type Delegation = store.Delegation
+
+// Approval is an approval request.
+type Approval = store.Approval
+
 // AgentWithToken is returned by create and rotate: the only time the token
 // is shown.
 type AgentWithToken struct {
@@ -52,6 +58,8 @@ type AuthorizeRequest struct {
 	Resource  string          `json:"resource"`
 	Arguments json.RawMessage `json:"arguments,omitempty"`
 	Context   *RequestContext `json:"context,omitempty"`
+	// ApprovalID names an approved request, for a permission that requires one.
+	ApprovalID string `json:"approvalId,omitempty"`
 }
 
 // RequestContext carries facts about the agent's own caller.
@@ -66,6 +74,53 @@ type AuthorizeResponse struct {
 	Code    string `json:"code"`
 	Reason  string `json:"reason"`
 	AuditID string `json:"auditId"`
+	// ApprovalID is the request opened when code is approval_required.
+	ApprovalID string `json:"approvalId,omitempty"`
+}
+
+// DelegateRequest is the body of POST /v1/delegations. MaxDepth defaults to 1.
+type DelegateRequest struct {
+	FromAgent   string       `json:"fromAgent"`
+	ToAgent     string       `json:"toAgent"`
+	Permissions []Permission `json:"permissions"`
+	ExpiresAt   *time.Time   `json:"expiresAt"`
+	MaxDepth    *int         `json:"maxDepth,omitempty"`
+}
+
+// DelegationList is the body of GET /v1/agents/{id}/delegations.
+type DelegationList struct {
+	Delegations []Delegation `json:"delegations"`
+}
+
+// EffectivePermission is one entry of GET /v1/agents/{id}/effective-permissions.
+// Source is "own" or "delegation"; delegated entries name their delegation
+// and list the constraint sets that apply (their own and inherited ones).
+type EffectivePermission struct {
+	Resource     string     `json:"resource"`
+	Actions      []string   `json:"actions"`
+	Constraints  any        `json:"constraints,omitempty"`
+	Source       string     `json:"source"`
+	DelegationID string     `json:"delegationId,omitempty"`
+	FromAgent    string     `json:"fromAgent,omitempty"`
+	Depth        int        `json:"depth,omitempty"`
+	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
+}
+
+// EffectivePermissions is the body of GET /v1/agents/{id}/effective-permissions.
+type EffectivePermissions struct {
+	AgentID     string                `json:"agentId"`
+	Permissions []EffectivePermission `json:"permissions"`
+}
+
+// ResolveApprovalRequest is the body of POST /v1/approvals/{id}/approve and /deny.
+type ResolveApprovalRequest struct {
+	RespondedBy string `json:"respondedBy"`
+	Note        string `json:"note,omitempty"`
+}
+
+// ApprovalList is the body of GET /v1/approvals.
+type ApprovalList struct {
+	Approvals []Approval `json:"approvals"`
 }
 
 // AgentList is the body of GET /v1/agents.

@@ -188,3 +188,55 @@ func (c *Client) Health(ctx context.Context) (api.Health, error) {
 	var out api.Health
 	return out, c.do(ctx, http.MethodGet, "/health", nil, "", &out)
 }
+
+// Delegate creates a delegation.
+func (c *Client) Delegate(ctx context.Context, req api.DelegateRequest) (api.Delegation, error) {
+	var out api.Delegation
+	return out, c.do(ctx, http.MethodPost, "/v1/delegations", req, "", &out)
+}
+
+// ListDelegations lists the delegations from and to an agent.
+func (c *Client) ListDelegations(ctx context.Context, agentID string) ([]api.Delegation, error) {
+	var out api.DelegationList
+	return out.Delegations, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/delegations", nil, "", &out)
+}
+
+// RevokeDelegation revokes a delegation.
+func (c *Client) RevokeDelegation(ctx context.Context, id string) (api.Delegation, error) {
+	var out api.Delegation
+	return out, c.do(ctx, http.MethodPost, "/v1/delegations/"+url.PathEscape(id)+"/revoke", nil, "", &out)
+}
+
+// EffectivePermissions reads an agent's own and delegated permissions.
+func (c *Client) EffectivePermissions(ctx context.Context, agentID string) (api.EffectivePermissions, error) {
+	var out api.EffectivePermissions
+	return out, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/effective-permissions", nil, "", &out)
+}
+
+// ListApprovals lists approval requests by status, owner and agent (all optional).
+func (c *Client) ListApprovals(ctx context.Context, status, ownerID, agentID string) ([]api.Approval, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": status, "ownerId": ownerID, "agentId": agentID} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var out api.ApprovalList
+	return out.Approvals, c.do(ctx, http.MethodGet, "/v1/approvals?"+q.Encode(), nil, "", &out)
+}
+
+// GetApproval reads one approval request.
+func (c *Client) GetApproval(ctx context.Context, id string) (api.Approval, error) {
+	var out api.Approval
+	return out, c.do(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, "", &out)
+}
+
+// ResolveApproval approves (approve=true) or denies a pending request.
+func (c *Client) ResolveApproval(ctx context.Context, id string, approve bool, req api.ResolveApprovalRequest) (api.Approval, error) {
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	var out api.Approval
+	return out, c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/"+verb, req, "", &out)
+}

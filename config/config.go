@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -24,7 +25,15 @@ type Config struct {
 	Server   Server   `yaml:"server"`
 	Database Database `yaml:"database"`
 	Agents   Agents   `yaml:"agents"`
+	Approval Approval `yaml:"approval"`
 	Log      Log      `yaml:"log"`
+}
+
+// Approval configures human approval requests.
+type Approval struct {
+	// TTL in seconds (the seeds' unit); default 300.
+	TTL        int    `yaml:"ttl"`
+	WebhookURL string `yaml:"webhookUrl"`
 }
 
 // Server configures the listener.
@@ -123,6 +132,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("agents.defaultPermissions: %w", err)
 		}
 		c.Agents.DefaultPermissions = perms
+	}
+	if c.Approval.TTL < 0 || c.Approval.TTL > 7*24*3600 {
+		return fmt.Errorf("approval.ttl must be seconds from 1 to 604800 (7 days), not %d", c.Approval.TTL)
+	}
+	if u := c.Approval.WebhookURL; u != "" {
+		parsed, err := url.Parse(u)
+		if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+			return fmt.Errorf("approval.webhookUrl %q must be an http(s) URL", u)
+		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -1,9 +1,11 @@
-// Package engine makes authorization decisions: it keeps agent data in OPA's
-// in-memory store, keyed by agent ID and token hash, and evaluates the
-// Kavach policy with one prepared query shared by all requests.
+// Package engine makes authorization decisions: it keeps agent, delegation
+// and approval data in OPA's in-memory store, keyed by ID (and agents also by
+// token hash), and evaluates the Kavach policies with prepared queries shared
+// by all requests.
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,24 +22,41 @@ import (
 	"github.com/kavach-dev/kavach/store"
 )
 
-// Decision codes produced by the policy.
+// Decision codes produced by the policy that callers act on.
 const (
-	CodeAllowed       = "allowed"
-	CodeAgentNotFound = "agent_not_found"
-	CodeAgentRevoked  = "agent_revoked"
-	CodeAgentExpired  = "agent_expired"
-	CodeInvalidToken  = "invalid_token"
-	CodeNoPermission  = "no_permission"
+	CodeAllowed          = "allowed"
+	CodeAgentNotFound    = "agent_not_found"
+	CodeAgentRevoked     = "agent_revoked"
+	CodeAgentExpired     = "agent_expired"
+	CodeInvalidToken     = "invalid_token"
+	CodeNoPermission     = "no_permission"
+	CodeApprovalRequired = "approval_required"
+	CodeRateLimited      = "rate_limited"
 )
 
 // Input is what the caller knows about one request. Exactly one of AgentID
 // and TokenHash identifies the agent.
 type Input struct {
-	AgentID   string
-	TokenHash string
-	Action    string
-	Resource  string
-	Now       time.Time
+	AgentID    string
+	TokenHash  string
+	Action     string
+	Resource   string
+	Arguments  json.RawMessage
+	IP         string
+	ApprovalID string
+	// Calls counts the calls made in the last hour on this resource, per
+	// permission key. Only needed when a permission has maxCallsPerHour.
+	Calls map[string]int
+	Now   time.Time
+}
+
+// Use describes the permission an allow relies on and what it consumes.
+type Use struct {
+	Key             string `json:"key"`
+	Source          string `json:"source"`
+	Resource        string `json:"resource"`
+	MaxCallsPerHour int    `json:"maxCallsPerHour,omitempty"`
+	ApprovalID      string `json:"approvalId,omitempty"`
 }
 
 // Decision is the policy's answer.
@@ -47,19 +66,27 @@ type Decision struct {
 	Reason  string `json:"reason"`
 	AgentID string `json:"agentId"`
 	OwnerID string `json:"ownerId"`
+	// Permission is set on allows.
+	Permission *Use `json:"permission,omitempty"`
+	// ApprovalRequired asks the caller to open an approval request.
+	ApprovalRequired bool `json:"approvalRequired,omitempty"`
 }
 
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
 // admits one writer and many readers, each decision reading a consistent
 // snapshot.
 type Engine struct {
-	data  storage.Store
-	query rego.PreparedEvalQuery
+	data       storage.Store
+	decide     rego.PreparedEvalQuery
+	effective  rego.PreparedEvalQuery
+	delegation rego.PreparedEvalQuery
 }
 
 var (
-	agentsPath = storage.MustParsePath("/kavach/agents")
-	tokensPath = storage.MustParsePath("/kavach/tokens")
+	agentsPath      = storage.MustParsePath("/kavach/agents")
+	tokensPath      = storage.MustParsePath("/kavach/tokens")
+	delegationsPath = storage.MustParsePath("/kavach/delegations")
+	approvalsPath   = storage.MustParsePath("/kavach/approvals")
 )
 
 // New compiles the embedded policies against an empty data set.
@@ -72,25 +99,65 @@ func New(ctx context.Context) (*Engine, error) {
 	// afterwards, so the JSON round trip on write is waste; AST values on
 	// read save a conversion on every decision.
 	data := inmem.NewFromObjectWithOpts(map[string]any{
-		"kavach": map[string]any{"agents": map[string]any{}, "tokens": map[string]any{}},
+		"kavach": map[string]any{"agents": map[string]any{}, "tokens": map[string]any{},
+			"delegations": map[string]any{}, "approvals": map[string]any{}},
 	}, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	opts := []func(*rego.Rego){rego.Query(policies.DecisionQuery), rego.Store(data)}
-	for name, src := range mods {
-		opts = append(opts, rego.Module(name, src))
-	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	compiler, err := compile(mods)
 	if err != nil {
-		return nil, fmt.Errorf("compile policies: %w", err)
+		return nil, err
 	}
-	return &Engine{data: data, query: pq}, nil
+	e := &Engine{data: data}
+	for _, q := range []struct {
+		query string
+		dst   *rego.PreparedEvalQuery
+	}{
+		{policies.DecisionQuery, &e.decide},
+		{policies.EffectivePermissionsQuery, &e.effective},
+		{policies.DelegationQuery, &e.delegation},
+	} {
+		pq, err := rego.New(rego.Query(q.query), rego.Compiler(compiler), rego.Store(data)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", q.query, err)
+		}
+		*q.dst = pq
+	}
+	return e, nil
+}
+
+func compile(mods map[string]string) (*ast.Compiler, error) {
+	parsed := make(map[string]*ast.Module, len(mods))
+	for name, src := range mods {
+		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		parsed[name] = m
+	}
+	c := ast.NewCompiler()
+	if c.Compile(parsed); c.Failed() {
+		return nil, fmt.Errorf("compile policies: %w", c.Errors)
+	}
+	return c, nil
 }
 
 // Decide evaluates the policy for one request.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	input, err := in.value()
+	if err != nil {
+		return Decision{}, err
+	}
+	v, err := evalOne(ctx, e.decide, input)
+	if err != nil {
+		return Decision{}, err
+	}
+	return decodeDecision(v)
+}
+
+func (in Input) value() (ast.Value, error) {
 	items := [][2]*ast.Term{
 		ast.Item(ast.InternedTerm("action"), ast.StringTerm(in.Action)),
 		ast.Item(ast.InternedTerm("resource"), ast.StringTerm(in.Resource)),
-		ast.Item(ast.InternedTerm("now"), ast.NewTerm(ast.Number(strconv.FormatInt(in.Now.UnixNano(), 10)))),
+		ast.Item(ast.InternedTerm("now"), nanos(in.Now)),
 	}
 	switch {
 	case in.AgentID != "":
@@ -98,15 +165,42 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	case in.TokenHash != "":
 		items = append(items, ast.Item(ast.InternedTerm("tokenHash"), ast.StringTerm(in.TokenHash)))
 	}
-	input := ast.NewObject(items...)
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	if in.IP != "" {
+		items = append(items, ast.Item(ast.InternedTerm("ip"), ast.StringTerm(in.IP)))
+	}
+	if in.ApprovalID != "" {
+		items = append(items, ast.Item(ast.InternedTerm("approvalId"), ast.StringTerm(in.ApprovalID)))
+	}
+	if len(in.Arguments) > 0 {
+		args, err := ast.ValueFromReader(bytes.NewReader(in.Arguments))
+		if err != nil {
+			return nil, fmt.Errorf("arguments: %w", err)
+		}
+		items = append(items, ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)))
+	}
+	if len(in.Calls) > 0 {
+		calls := ast.NewObject()
+		for k, n := range in.Calls {
+			calls.Insert(ast.StringTerm(k), ast.IntNumberTerm(n))
+		}
+		items = append(items, ast.Item(ast.InternedTerm("calls"), ast.NewTerm(calls)))
+	}
+	return ast.NewObject(items...), nil
+}
+
+func nanos(t time.Time) *ast.Term {
+	return ast.NewTerm(ast.Number(strconv.FormatInt(t.UnixNano(), 10)))
+}
+
+func evalOne(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value) (any, error) {
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
-		return Decision{}, fmt.Errorf("evaluate policy: %w", err)
+		return nil, fmt.Errorf("evaluate policy: %w", err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return Decision{}, errors.New("evaluate policy: decision is undefined")
+		return nil, errors.New("evaluate policy: result is undefined")
 	}
-	return decodeDecision(rs[0].Expressions[0].Value)
+	return rs[0].Expressions[0].Value, nil
 }
 
 func decodeDecision(v any) (Decision, error) {
@@ -121,6 +215,22 @@ func decodeDecision(v any) (Decision, error) {
 	d.Reason, okR = m["reason"].(string)
 	d.AgentID, _ = m["agentId"].(string)
 	d.OwnerID, _ = m["ownerId"].(string)
+	d.ApprovalRequired, _ = m["approvalRequired"].(bool)
+	if p, ok := m["permission"].(map[string]any); ok {
+		u := &Use{}
+		u.Key, _ = p["key"].(string)
+		u.Source, _ = p["source"].(string)
+		u.Resource, _ = p["resource"].(string)
+		u.ApprovalID, _ = p["approvalId"].(string)
+		if n, ok := p["maxCallsPerHour"].(json.Number); ok {
+			limit, err := n.Int64()
+			if err != nil {
+				return Decision{}, fmt.Errorf("evaluate policy: maxCallsPerHour %s: %w", n, err)
+			}
+			u.MaxCallsPerHour = int(limit)
+		}
+		d.Permission = u
+	}
 	if !okA || !okC || !okR {
 		b, _ := json.Marshal(m)
 		return Decision{}, fmt.Errorf("evaluate policy: malformed decision %s", b)
@@ -128,103 +238,69 @@ func decodeDecision(v any) (Decision, error) {
 	return d, nil
 }
 
-// Load replaces all agent data with the given agents, in one transaction.
-func (e *Engine) Load(ctx context.Context, each func(func(store.Agent) error) error) (int, error) {
-	agents := map[string]any{}
-	tokens := map[string]any{}
-	err := each(func(a store.Agent) error {
-		agents[a.ID] = document(a)
-		tokens[a.TokenHash] = a.ID
-		return nil
-	})
+// EffectivePermissions returns the agent's own permissions and those
+// delegated to it through intact chains, as the policy computes them.
+func (e *Engine) EffectivePermissions(ctx context.Context, agentID string, now time.Time) (json.RawMessage, error) {
+	input := ast.NewObject(
+		ast.Item(ast.InternedTerm("agentId"), ast.StringTerm(agentID)),
+		ast.Item(ast.InternedTerm("now"), nanos(now)),
+	)
+	v, err := evalOne(ctx, e.effective, input)
 	if err != nil {
-		return 0, fmt.Errorf("load agents: %w", err)
+		return nil, err
 	}
-	err = storage.Txn(ctx, e.data, storage.WriteParams, func(txn storage.Transaction) error {
-		if err := e.data.Write(ctx, txn, storage.ReplaceOp, agentsPath, agents); err != nil {
-			return err
-		}
-		return e.data.Write(ctx, txn, storage.ReplaceOp, tokensPath, tokens)
-	})
+	return json.Marshal(v)
+}
+
+// DelegationRequest is a proposed delegation, for CheckDelegation.
+type DelegationRequest struct {
+	FromAgent   string             `json:"fromAgent"`
+	ToAgent     string             `json:"toAgent"`
+	Permissions []store.Permission `json:"permissions"`
+	MaxDepth    int                `json:"maxDepth"`
+	Now         int64              `json:"now"`
+}
+
+// DelegationVerdict is the policy's verdict on a proposed delegation.
+type DelegationVerdict struct {
+	OK       bool   `json:"ok"`
+	Code     string `json:"code"`
+	Reason   string `json:"reason"`
+	Depth    int    `json:"depth"`
+	MaxDepth int    `json:"maxDepth"`
+	Grants   []struct {
+		Resource    string           `json:"resource"`
+		Actions     []string         `json:"actions"`
+		Constraints map[string]any   `json:"constraints"`
+		Inherited   []map[string]any `json:"inherited"`
+		Chain       [][2]any         `json:"chain"`
+	} `json:"grants"`
+}
+
+// CheckDelegation asks the policy whether a delegation may be created, and
+// what each delegated permission inherits. It is off the hot path, so a
+// JSON round trip keeps it simple.
+func (e *Engine) CheckDelegation(ctx context.Context, req DelegationRequest, now time.Time) (DelegationVerdict, error) {
+	req.Now = now.UnixNano()
+	b, err := json.Marshal(req)
 	if err != nil {
-		return 0, fmt.Errorf("load agents into OPA: %w", err)
+		return DelegationVerdict{}, fmt.Errorf("encode delegation: %w", err)
 	}
-	return len(agents), nil
-}
-
-// Put inserts or replaces agents, and their token index entries, in one
-// transaction: a decision sees all of a write or none of it.
-func (e *Engine) Put(ctx context.Context, agents ...store.Agent) error {
-	err := storage.Txn(ctx, e.data, storage.WriteParams, func(txn storage.Transaction) error {
-		for _, a := range agents {
-			agentPath := join(agentsPath, a.ID)
-			if old, err := e.data.Read(ctx, txn, join(agentPath, "tokenHash")); err == nil {
-				if h := stringOf(old); h != "" && h != a.TokenHash {
-					if err := e.data.Write(ctx, txn, storage.RemoveOp, join(tokensPath, h), nil); err != nil && !storage.IsNotFound(err) {
-						return err
-					}
-				}
-			} else if !storage.IsNotFound(err) {
-				return err
-			}
-			if err := e.data.Write(ctx, txn, storage.AddOp, agentPath, document(a)); err != nil {
-				return err
-			}
-			if err := e.data.Write(ctx, txn, storage.AddOp, join(tokensPath, a.TokenHash), a.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	input, err := ast.ValueFromReader(bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("sync agents into OPA: %w", err)
+		return DelegationVerdict{}, fmt.Errorf("encode delegation: %w", err)
 	}
-	return nil
-}
-
-// join returns a new path; it never aliases the base's backing array.
-func join(base storage.Path, elems ...string) storage.Path {
-	p := make(storage.Path, 0, len(base)+len(elems))
-	return append(append(p, base...), elems...)
-}
-
-func stringOf(v any) string {
-	switch s := v.(type) {
-	case string:
-		return s
-	case ast.String:
-		return string(s)
+	v, err := evalOne(ctx, e.delegation, input)
+	if err != nil {
+		return DelegationVerdict{}, err
 	}
-	return ""
-}
-
-// document is the agent as the policy sees it (data.kavach.agents[id]).
-func document(a store.Agent) map[string]any {
-	status := store.StatusActive
-	if a.Status == store.StatusRevoked {
-		status = store.StatusRevoked
+	out, err := json.Marshal(v)
+	if err != nil {
+		return DelegationVerdict{}, fmt.Errorf("decode verdict: %w", err)
 	}
-	var expires any
-	if a.ExpiresAt != nil {
-		expires = json.Number(strconv.FormatInt(a.ExpiresAt.UnixNano(), 10))
+	var verdict DelegationVerdict
+	if err := json.Unmarshal(out, &verdict); err != nil {
+		return DelegationVerdict{}, fmt.Errorf("decode verdict: %w", err)
 	}
-	perms := make([]any, 0, len(a.Permissions))
-	for _, p := range a.Permissions {
-		actions := make([]any, len(p.Actions))
-		for i, act := range p.Actions {
-			actions[i] = act
-		}
-		doc := map[string]any{"resource": p.Resource, "actions": actions}
-		if len(p.Constraints) > 0 {
-			doc["constraints"] = p.Constraints
-		}
-		perms = append(perms, doc)
-	}
-	return map[string]any{
-		"ownerId":     a.OwnerID,
-		"status":      status,
-		"expiresAt":   expires,
-		"tokenHash":   a.TokenHash,
-		"permissions": perms,
-	}
+	return verdict, nil
 }

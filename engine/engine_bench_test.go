@@ -16,22 +16,16 @@ func BenchmarkDecide(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, err = e.Load(b.Context(), func(fn func(store.Agent) error) error {
-			for i := range n {
-				err := fn(store.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Status: store.StatusActive,
-					TokenHash: fmt.Sprintf("h%d", i), Permissions: []store.Permission{
-						{Resource: "mcp:github:*", Actions: []string{"read"}},
-						{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
-						{Resource: "admin:*:delete", Actions: []string{"*"}},
-						{Resource: "docs:public", Actions: []string{"read"}},
-						{Resource: "mcp:slack:channels", Actions: []string{"post"}},
-					}})
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		_, err = e.Load(b.Context(), memSource{n: n, gen: func(i int) store.Agent {
+			return store.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Status: store.StatusActive,
+				TokenHash: fmt.Sprintf("h%d", i), Permissions: []store.Permission{
+					{Resource: "mcp:github:*", Actions: []string{"read"}},
+					{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
+					{Resource: "admin:*:delete", Actions: []string{"*"}},
+					{Resource: "docs:public", Actions: []string{"read"}},
+					{Resource: "mcp:slack:channels", Actions: []string{"post"}},
+				}}
+		}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -23,23 +23,16 @@ func TestDecide(t *testing.T) {
 	expired.ExpiresAt = &past
 	revoked := testAgent("agt_revoked", "h-revoked", store.Permission{Resource: "*", Actions: []string{"*"}})
 	revoked.Status = store.StatusRevoked
-	n, err := e.Load(ctx, func(fn func(store.Agent) error) error {
-		for _, a := range []store.Agent{
-			testAgent("agt_reader", "h-reader",
-				store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
-				store.Permission{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}}),
-			testAgent("agt_deploy", "h-deploy",
-				store.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
-					Constraints: map[string]any{"requireApproval": true}}),
-			expired, revoked,
-		} {
-			if err := fn(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil || n != 4 {
+	n, err := e.Load(ctx, memSource{agents: []store.Agent{
+		testAgent("agt_reader", "h-reader",
+			store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
+			store.Permission{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}}),
+		testAgent("agt_deploy", "h-deploy",
+			store.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
+				Constraints: map[string]any{"requireApproval": true}}),
+		expired, revoked,
+	}})
+	if err != nil || n.Agents != 4 {
 		t.Fatalf("Load = %d, %v; want 4, nil", n, err)
 	}
 	tests := []struct {
@@ -56,7 +49,7 @@ func TestDecide(t *testing.T) {
 		{"expired", Input{AgentID: "agt_expired", Action: "read", Resource: "x"}, CodeAgentExpired},
 		{"expired by token", Input{TokenHash: "h-expired", Action: "read", Resource: "x"}, CodeAgentExpired},
 		{"revoked", Input{AgentID: "agt_revoked", Action: "read", Resource: "x"}, CodeAgentRevoked},
-		{"constraints fail closed", Input{AgentID: "agt_deploy", Action: "execute", Resource: "mcp:deploy:production"}, CodeNoPermission},
+		{"approval required", Input{AgentID: "agt_deploy", Action: "execute", Resource: "mcp:deploy:production"}, CodeApprovalRequired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +66,7 @@ func TestDecide(t *testing.T) {
 
 	// Rotating replaces the token index entry: the old hash stops working.
 	rotated := testAgent("agt_reader", "h-new", store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}})
-	if err := e.Put(ctx, rotated); err != nil {
+	if err := e.Apply(ctx, Changes{Agents: []store.Agent{rotated}}); err != nil {
 		t.Fatal(err)
 	}
 	for hash, want := range map[string]string{"h-reader": CodeInvalidToken, "h-new": CodeAllowed} {

@@ -64,8 +64,8 @@ func FuzzResourceMatch(f *testing.F) {
 			t.Skip()
 		}
 		ctx := t.Context()
-		err := e.Put(ctx, store.Agent{ID: "agt_f", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
-			Permissions: []store.Permission{{Resource: pattern, Actions: []string{"read"}}}})
+		err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "agt_f", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
+			Permissions: []store.Permission{{Resource: pattern, Actions: []string{"read"}}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

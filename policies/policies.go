@@ -9,11 +9,15 @@ import (
 	"strings"
 )
 
-//go:embed authz/*.rego
+//go:embed */*.rego
 var files embed.FS
 
-// DecisionQuery is the entrypoint the sidecar evaluates.
-const DecisionQuery = "data.kavach.authz.decision"
+// Entrypoints the sidecar evaluates.
+const (
+	DecisionQuery             = "data.kavach.authz.decision"
+	EffectivePermissionsQuery = "data.kavach.authz.effective_permissions"
+	DelegationQuery           = "data.kavach.delegation.check"
+)
 
 // Modules returns the policy modules (tests excluded), keyed by file name.
 func Modules() (map[string]string, error) {

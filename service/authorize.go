@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
@@ -17,6 +20,9 @@ const (
 	maxResourceLen  = 1024
 	maxUserAgentLen = 512
 )
+
+// rateWindow is the sliding window of maxCallsPerHour.
+const rateWindow = time.Hour
 
 // Authorize decides one request and commits its audit row before returning.
 // bearer is the token from the Authorization header, "" if none. Only
@@ -32,29 +38,86 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err != nil {
 		return api.AuthorizeResponse{}, fmt.Errorf("decide: %w", err)
 	}
+	if consumes(d) {
+		// Decide again under the agent's lock with the real call counts, and
+		// record what the allow uses before anyone else decides for it.
+		mu := s.agentLock(d.AgentID)
+		mu.Lock()
+		defer mu.Unlock()
+		if in.Calls, err = s.store.CountCalls(ctx, d.AgentID, in.Resource, in.Now.Add(-rateWindow)); err != nil {
+			return api.AuthorizeResponse{}, fmt.Errorf("count calls: %w", err)
+		}
+		if d, err = s.engine.Decide(ctx, in); err != nil {
+			return api.AuthorizeResponse{}, fmt.Errorf("decide: %w", err)
+		}
+	}
 	entry := store.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
 		Arguments: compactJSON(req.Arguments), Result: store.ResultDenied, Code: d.Code, Reason: d.Reason,
-		DurationUS: time.Since(start).Microseconds(),
-	}
-	if d.Allowed {
-		entry.Result = store.ResultAllowed
+		ApprovalID: req.ApprovalID,
 	}
 	if req.Context != nil {
 		entry.IP, entry.UserAgent = req.Context.IP, req.Context.UserAgent
 	}
+	var use store.Consumption
+	var usedApproval *store.Approval
+	switch {
+	case d.Allowed:
+		entry.Result = store.ResultAllowed
+		if p := d.Permission; p != nil {
+			if p.MaxCallsPerHour > 0 {
+				use.Rate = &store.RateEvent{AgentID: d.AgentID, PermKey: p.Key, Resource: req.Resource}
+			}
+			if p.ApprovalID != "" {
+				use.ApprovalID = p.ApprovalID
+				usedApproval = &store.Approval{ID: p.ApprovalID}
+			}
+		}
+	case d.ApprovalRequired:
+		a, err := s.requestApproval(ctx, d, req)
+		if err != nil {
+			return api.AuthorizeResponse{}, err
+		}
+		entry.ApprovalID = a.ID
+		entry.Reason = fmt.Sprintf("%s (approval %s, expires %s)", d.Reason, a.ID, a.ExpiresAt.Format(time.RFC3339))
+	}
+	entry.DurationUS = time.Since(start).Microseconds()
 	// No audit row, no answer: a decision the compliance trail cannot show
 	// is not given.
-	entry, err = s.store.InsertAudit(ctx, entry)
+	entry, err = s.store.InsertAudit(ctx, entry, use)
 	if err != nil {
 		return api.AuthorizeResponse{}, &Error{Kind: KindInternal, Code: "audit_unavailable",
 			Message: "the decision could not be audited, so it is not given", Err: err}
 	}
-	return api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: d.Reason, AuditID: entry.ID}, nil
+	if usedApproval != nil {
+		if err := s.refreshApproval(ctx, usedApproval.ID); err != nil {
+			return api.AuthorizeResponse{}, err
+		}
+	}
+	res := api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: entry.Reason, AuditID: entry.ID}
+	if d.ApprovalRequired {
+		res.ApprovalID = entry.ApprovalID
+	}
+	return res, nil
+}
+
+// consumes reports whether a decision made without call counts may change
+// once they are known, or uses something up: then it is redone under a lock.
+func consumes(d engine.Decision) bool {
+	if d.Allowed {
+		return d.Permission != nil && (d.Permission.MaxCallsPerHour > 0 || d.Permission.ApprovalID != "")
+	}
+	return strings.HasPrefix(d.Code, "approval_")
+}
+
+func (s *Service) agentLock(agentID string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(agentID))
+	return &s.agentLocks[h.Sum32()%uint32(len(s.agentLocks))]
 }
 
 func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine.Input, error) {
-	in := engine.Input{Action: req.Action, Resource: req.Resource, Now: s.now()}
+	in := engine.Input{Action: req.Action, Resource: req.Resource, Now: s.now(), Arguments: req.Arguments, ApprovalID: req.ApprovalID}
 	switch {
 	case req.AgentID != "" && bearer != "":
 		return in, invalid("ambiguous_identity", "give either agentId or an Authorization bearer token, not both")
@@ -90,11 +153,20 @@ func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine
 			return in, invalid("invalid_field", "arguments must be a JSON object")
 		}
 	}
+	if req.ApprovalID != "" {
+		if err := checkID("approvalId", req.ApprovalID); err != nil {
+			return in, err
+		}
+	}
 	if c := req.Context; c != nil {
 		if c.IP != "" {
-			if _, err := netip.ParseAddr(c.IP); err != nil {
+			ip, err := netip.ParseAddr(c.IP)
+			if err != nil {
 				return in, invalid("invalid_field", "context.ip %q is not an IP address", c.IP)
 			}
+			// One spelling per address: allowlists compare canonical forms,
+			// and an IPv4-mapped IPv6 address is its IPv4 address.
+			in.IP = ip.Unmap().WithZone("").String()
 		}
 		if len(c.UserAgent) > maxUserAgentLen {
 			return in, invalid("invalid_field", "context.userAgent is longer than %d bytes", maxUserAgentLen)

@@ -54,12 +54,23 @@ func storeError(err error) error {
 		return err
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Kind: KindNotFound, Code: "agent_not_found", Message: "no agent with that ID", Err: err}
+	case errors.Is(err, store.ErrExpired):
+		return &Error{Kind: KindConflict, Code: "approval_expired", Message: "the approval request has expired", Err: err}
 	case errors.Is(err, store.ErrRevoked):
 		return &Error{Kind: KindConflict, Code: "agent_revoked", Message: "the agent is revoked; revocation is permanent", Err: err}
 	case errors.Is(err, store.ErrLimitReached):
 		return &Error{Kind: KindConflict, Code: "agent_limit_reached", Message: "the owner has reached agents.maxPerUser active agents; revoke one first", Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Kind: KindConflict, Code: "conflict", Message: "the write conflicts with existing data; retry", Err: err}
+		return &Error{Kind: KindConflict, Code: "conflict", Message: "the write conflicts with the current state: " + err.Error(), Err: err}
 	}
 	return err
+}
+
+// notFound is a 404 with a code naming what was not found.
+func notFound(code, format string, args ...any) *Error {
+	return &Error{Kind: KindNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func conflict(code, format string, args ...any) *Error {
+	return &Error{Kind: KindConflict, Code: code, Message: fmt.Sprintf(format, args...)}
 }

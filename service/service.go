@@ -25,14 +25,33 @@ type Store interface {
 	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (store.Agent, error)
 	RotateToken(ctx context.Context, id, tokenHash string) (store.Agent, error)
 	RevokeAgent(ctx context.Context, id string) (store.Agent, error)
-	InsertAudit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+	InsertAudit(ctx context.Context, e store.AuditEntry, use store.Consumption) (store.AuditEntry, error)
 	QueryAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, string, error)
 	ExportAudit(ctx context.Context, f store.AuditFilter, fn func(store.AuditEntry) error) error
 	Ping(ctx context.Context) error
 	SchemaVersion(ctx context.Context) (int, error)
+
+	CreateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error)
+	GetDelegation(ctx context.Context, id string) (store.Delegation, error)
+	ListDelegations(ctx context.Context, agentID string) ([]store.Delegation, error)
+	RevokeDelegation(ctx context.Context, id string) (store.Delegation, error)
+	EachDelegation(ctx context.Context, fn func(store.Delegation) error) error
+
+	PendingApproval(ctx context.Context, agentID, action, resource string) (store.Approval, error)
+	CreateApproval(ctx context.Context, a store.Approval) (store.Approval, error)
+	GetApproval(ctx context.Context, id string) (store.Approval, error)
+	ListApprovals(ctx context.Context, f store.ApprovalFilter) ([]store.Approval, error)
+	ResolveApproval(ctx context.Context, id, status, by, note string) (store.Approval, error)
+	EachApproval(ctx context.Context, keep time.Duration, fn func(store.Approval) error) error
+
+	CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error)
+	PruneRateEvents(ctx context.Context, before time.Time) (int64, error)
 }
 
 var _ Store = (*store.Store)(nil)
+
+// DefaultApprovalTTL is the seeds' default approval lifetime.
+const DefaultApprovalTTL = 300 * time.Second
 
 // Options configures the agent lifecycle (the seeds' `agents` options).
 type Options struct {
@@ -42,6 +61,11 @@ type Options struct {
 	TokenExpiry time.Duration
 	// DefaultPermissions apply when a create request has no permissions field.
 	DefaultPermissions []store.Permission
+	// ApprovalTTL is how long an approval request stays open and, once
+	// approved, usable; 0 means DefaultApprovalTTL.
+	ApprovalTTL time.Duration
+	// WebhookURL, if set, receives a POST for every new approval request.
+	WebhookURL string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -59,6 +83,12 @@ type Service struct {
 	// concurrent writes to one agent reach OPA in commit order.
 	writeMu sync.Mutex
 	ready   atomic.Bool // the engine holds the store's data
+
+	// agentLocks serialise, per agent, the decisions that consume something
+	// (rate-limit quota, an approval): count, decide and record happen as one
+	// step, so N concurrent calls under a limit of N get exactly N allows.
+	agentLocks [64]sync.Mutex
+	webhook    *webhook
 }
 
 // New returns a service; call Load before serving decisions.
@@ -75,6 +105,12 @@ func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.opts.ApprovalTTL <= 0 {
+		s.opts.ApprovalTTL = DefaultApprovalTTL
+	}
+	if opts.WebhookURL != "" {
+		s.webhook = newWebhook(opts.WebhookURL, s.log)
+	}
 	return s, nil
 }
 
@@ -87,14 +123,13 @@ func (s *Service) Load(ctx context.Context) error {
 
 func (s *Service) loadLocked(ctx context.Context) error {
 	start := time.Now()
-	n, err := s.engine.Load(ctx, func(fn func(store.Agent) error) error {
-		return s.store.EachAgent(ctx, fn)
-	})
+	n, err := s.engine.Load(ctx, s.store)
 	if err != nil {
 		return err
 	}
 	s.ready.Store(true)
-	s.log.Info("agents loaded into OPA", "agents", n, "duration", time.Since(start).String())
+	s.log.Info("data loaded into OPA", "agents", n.Agents, "delegations", n.Delegations, "approvals", n.Approvals,
+		"duration", time.Since(start).String())
 	return nil
 }
 
@@ -110,15 +145,43 @@ func (s *Service) write(ctx context.Context, fn func() (store.Agent, error)) (st
 	if err != nil {
 		return store.Agent{}, storeError(err)
 	}
-	if err := s.engine.Put(ctx, a); err != nil {
+	return a, s.syncLocked(ctx, engine.Changes{Agents: []store.Agent{a}})
+}
+
+// syncLocked applies committed changes to the engine; writeMu must be held.
+func (s *Service) syncLocked(ctx context.Context, c engine.Changes) error {
+	if err := s.engine.Apply(ctx, c); err != nil {
 		// The store committed but OPA did not take it: rebuild OPA from the
 		// store rather than decide on stale data.
-		s.log.Error("engine sync failed; reloading", "agent", a.ID, "error", err)
+		s.log.Error("engine sync failed; reloading", "error", err)
 		if lerr := s.loadLocked(ctx); lerr != nil {
-			return store.Agent{}, fmt.Errorf("sync agent %s: %w", a.ID, errors.Join(err, lerr))
+			s.ready.Store(false)
+			return fmt.Errorf("sync into OPA: %w", errors.Join(err, lerr))
 		}
 	}
-	return a, nil
+	return nil
+}
+
+// Run does background work until ctx ends: it prunes rate-limit events
+// older than the window and delivers approval webhooks.
+func (s *Service) Run(ctx context.Context) {
+	if s.webhook != nil {
+		go s.webhook.run(ctx)
+	}
+	tick := time.NewTicker(5 * time.Minute)
+	defer tick.Stop()
+	for {
+		if n, err := s.store.PruneRateEvents(ctx, s.now().Add(-rateWindow)); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning rate-limit events failed", "error", err)
+		} else if n > 0 {
+			s.log.Debug("pruned rate-limit events", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Health checks the database.

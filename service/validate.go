@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/kavach-dev/kavach/store"
@@ -19,6 +20,8 @@ const (
 	maxActionLen   = 128
 	maxActions     = 64
 	maxPermissions = 256
+	// maxCallsPerHour bounds rate limits to what a sliding window can count.
+	maxCallsPerHour = 1_000_000
 )
 
 // ValidateResourcePattern checks a permission's resource pattern: segments
@@ -95,8 +98,8 @@ func validateConstraints(c map[string]any) error {
 				err = errors.New("must be true or false")
 			}
 		case "maxCallsPerHour":
-			if f, ok := v.(float64); !ok || f < 1 || f != float64(int64(f)) {
-				err = errors.New("must be a positive integer")
+			if f, ok := v.(float64); !ok || f < 1 || f > maxCallsPerHour || f != float64(int64(f)) {
+				err = fmt.Errorf("must be a whole number from 1 to %d", maxCallsPerHour)
 			}
 		case "timeWindow":
 			err = validateTimeWindow(v)
@@ -140,15 +143,39 @@ func validateTimeWindow(v any) error {
 			return fmt.Errorf("%s must be a time HH:MM", k)
 		}
 	}
-	for k := range m {
+	for k, x := range m {
 		switch k {
-		case "start", "end", "timezone", "days":
+		case "start", "end":
+		case "timezone":
+			tz, ok := x.(string)
+			if !ok || tz == "" {
+				return errors.New("timezone must be an IANA time zone name such as Europe/Berlin")
+			}
+			if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+				return fmt.Errorf("timezone %q is not an IANA time zone name", tz)
+			}
+		case "days":
+			seen := map[string]bool{}
+			if err := eachString(x, func(d string) error {
+				if !weekdays[d] {
+					return fmt.Errorf("day %q is not one of mon, tue, wed, thu, fri, sat, sun", d)
+				}
+				if seen[d] {
+					return fmt.Errorf("day %q is listed twice", d)
+				}
+				seen[d] = true
+				return nil
+			}); err != nil {
+				return fmt.Errorf("days: %w", err)
+			}
 		default:
-			return fmt.Errorf("unknown field %q", k)
+			return fmt.Errorf("unknown field %q (known: start, end, timezone, days)", k)
 		}
 	}
 	return nil
 }
+
+var weekdays = map[string]bool{"mon": true, "tue": true, "wed": true, "thu": true, "fri": true, "sat": true, "sun": true}
 
 func eachString(v any, check func(string) error) error {
 	list, ok := v.([]any)

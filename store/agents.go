@@ -40,6 +40,9 @@ type Agent struct {
 	UpdatedAt   time.Time      `json:"updatedAt"`
 	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
 	TokenHash   string         `json:"-"`
+	// Incoming lists the delegations to this agent (single-agent reads only;
+	// bulk loads derive it from the delegations).
+	Incoming []string `json:"-"`
 }
 
 // AgentUpdate lists the fields to change; nil means unchanged. ClearExpiry
@@ -162,6 +165,9 @@ func (s *Store) getAgent(ctx context.Context, q querier, id string) (Agent, erro
 		return Agent{}, err
 	}
 	a.Permissions = perms
+	if a.Incoming, err = incoming(ctx, q, id); err != nil {
+		return Agent{}, err
+	}
 	return a, nil
 }
 

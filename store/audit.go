@@ -30,6 +30,7 @@ type AuditEntry struct {
 	IP         string          `json:"ip,omitempty"`
 	UserAgent  string          `json:"userAgent,omitempty"`
 	DurationUS int64           `json:"durationUs"`
+	ApprovalID string          `json:"approvalId,omitempty"`
 	Timestamp  time.Time       `json:"timestamp"`
 }
 
@@ -45,11 +46,22 @@ type AuditFilter struct {
 	Cursor  string
 }
 
-const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at`
+const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at, approval_id`
 
-// InsertAudit commits one audit row and returns it with its ID and
-// timestamp set. It returns only after the commit.
-func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+// Consumption is what an allowed call uses up. It is recorded in the same
+// transaction as the call's audit row: both or neither.
+type Consumption struct {
+	// Rate is the call counted against a maxCallsPerHour permission.
+	Rate *RateEvent
+	// ApprovalID is the approval the call used; it must still be approved.
+	ApprovalID string
+}
+
+// InsertAudit commits one audit row, with what the call consumed, and
+// returns it with its ID and timestamp set. It returns only after the
+// commit. An approval that is no longer approved is ErrConflict, and then
+// nothing is written.
+func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) (AuditEntry, error) {
 	now := s.now()
 	e.ID = s.ids.next("aud_", now)
 	e.Timestamp = now.UTC().Truncate(time.Millisecond)
@@ -57,11 +69,33 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, erro
 	if len(e.Arguments) > 0 {
 		args = sql.NullString{String: string(e.Arguments), Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
-		e.DurationUS, toMillis(e.Timestamp))
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if use.ApprovalID != "" {
+			res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'used', used_at = ?
+				WHERE id = ? AND status = 'approved' AND expires_at > ?`, toMillis(now), use.ApprovalID, toMillis(now))
+			if err != nil {
+				return fmt.Errorf("use approval: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("approval %q is no longer usable: %w", use.ApprovalID, ErrConflict)
+			}
+		}
+		if r := use.Rate; r != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rate_events (agent_id, perm_key, resource, at) VALUES (?, ?, ?, ?)`,
+				r.AgentID, r.PermKey, r.Resource, toMillis(now)); err != nil {
+				return fmt.Errorf("record call: %w", err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
+			e.DurationUS, toMillis(e.Timestamp), e.ApprovalID)
+		if err != nil {
+			return fmt.Errorf("insert audit row: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return AuditEntry{}, fmt.Errorf("insert audit row: %w", err)
+		return AuditEntry{}, err
 	}
 	return e, nil
 }
@@ -159,7 +193,7 @@ func scanAudit(row scanner) (AuditEntry, error) {
 	var args sql.NullString
 	var ts int64
 	if err := row.Scan(&e.ID, &e.AgentID, &e.OwnerID, &e.Action, &e.Resource, &args, &e.Result, &e.Code,
-		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts); err != nil {
+		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts, &e.ApprovalID); err != nil {
 		return AuditEntry{}, fmt.Errorf("read audit row: %w", err)
 	}
 	if args.Valid {

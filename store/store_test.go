@@ -57,13 +57,14 @@ func TestMigrationsAreIdempotentAndUseWAL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open #%d = %v", i, err)
 		}
+		ms, _ := migrations()
 		v, err := s.SchemaVersion(ctx)
-		if err != nil || v != 1 {
-			t.Errorf("SchemaVersion #%d = %d, %v; want 1", i, v, err)
+		if err != nil || v != len(ms) || v < 2 {
+			t.Errorf("SchemaVersion #%d = %d, %v; want %d", i, v, err, len(ms))
 		}
 		var n int
-		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-			t.Errorf("schema_migrations rows = %d, %v; want 1", n, err)
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+			t.Errorf("schema_migrations rows = %d, %v; want %d", n, err, len(ms))
 		}
 		var mode string
 		if err := s.r.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
@@ -307,7 +308,7 @@ func TestAuditQueryAndExport(t *testing.T) {
 				e.Result, e.Code = ResultDenied, "no_permission"
 				e.Arguments = []byte(`{"path":"a,\"b\"\nc"}`)
 			}
-			got, err := s.InsertAudit(ctx, e)
+			got, err := s.InsertAudit(ctx, e, Consumption{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -381,7 +382,7 @@ func TestConcurrentAuditWritesAllCommit(t *testing.T) {
 		errs := make(chan error, 100)
 		for range 100 {
 			wg.Go(func() {
-				_, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"})
+				_, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{})
 				errs <- err
 			})
 		}
@@ -419,7 +420,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			if _, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultAllowed, Code: "c", Reason: "r"}); err != nil {
+			if _, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultAllowed, Code: "c", Reason: "r"}, Consumption{}); err != nil {
 				t.Error(err)
 			}
 		})

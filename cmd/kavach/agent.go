@@ -59,6 +59,20 @@ func agentCommand() *cli.Command {
 				},
 			},
 			{
+				Name: "permissions", Usage: "own and delegated permissions that count now, with their sources", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					perms, err := apiClient(c).EffectivePermissions(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(perms)
+				},
+			},
+			{
 				Name: "rotate", Usage: "issue a new token; the old one stops working at once", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")

@@ -19,10 +19,12 @@ func authorizeCommand() *cli.Command {
 			&cli.StringFlag{Name: "action", Required: true},
 			&cli.StringFlag{Name: "resource", Required: true},
 			&cli.StringFlag{Name: "arguments", Usage: "arguments as a JSON object"},
-			&cli.StringFlag{Name: "ip", Usage: "client IP recorded in the audit row"},
+			&cli.StringFlag{Name: "ip", Usage: "client IP (checked by ipAllowlist, recorded in the audit row)"},
+			&cli.StringFlag{Name: "approval", Usage: "ID of an approved request, for a permission that requires approval"},
 		},
 		Action: func(c *cli.Context) error {
-			req := api.AuthorizeRequest{AgentID: c.String("agent"), Action: c.String("action"), Resource: c.String("resource")}
+			req := api.AuthorizeRequest{AgentID: c.String("agent"), Action: c.String("action"), Resource: c.String("resource"),
+				ApprovalID: c.String("approval")}
 			if s := c.String("arguments"); s != "" {
 				if !json.Valid([]byte(s)) {
 					return cli.Exit("--arguments must be a JSON object", 2)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // time zones for timeWindow constraints, also on distroless
 
 	"github.com/urfave/cli/v2"
 
@@ -41,7 +42,8 @@ func newApp() *cli.App {
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
-			serveCommand(), agentCommand(), authorizeCommand(), auditCommand(), migrateCommand(), versionCommand(),
+			serveCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
+			approvalCommand(), auditCommand(), migrateCommand(), versionCommand(),
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -87,6 +88,7 @@ func serve(c *cli.Context) error {
 	svc, err := service.New(st, eng, service.Options{
 		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
+		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
@@ -104,7 +106,9 @@ func serve(c *cli.Context) error {
 			if err := svc.Load(ctx); err != nil {
 				loadErr <- err
 				cancel()
+				return
 			}
+			svc.Run(ctx)
 		}()
 	})
 	if err != nil {

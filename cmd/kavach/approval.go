@@ -1,0 +1,61 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/api"
+)
+
+func approvalCommand() *cli.Command {
+	resolve := func(approve bool) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			id, err := oneArg(c, "APPROVAL_ID")
+			if err != nil {
+				return err
+			}
+			a, err := apiClient(c).ResolveApproval(c.Context, id, approve,
+				api.ResolveApprovalRequest{RespondedBy: c.String("by"), Note: c.String("note")})
+			if err != nil {
+				return err
+			}
+			return printJSON(a)
+		}
+	}
+	resolveFlags := []cli.Flag{serverFlag,
+		&cli.StringFlag{Name: "by", Usage: "user ID of the human responding", Required: true},
+		&cli.StringFlag{Name: "note"}}
+	return &cli.Command{
+		Name:  "approval",
+		Usage: "list and resolve human approval requests",
+		Subcommands: []*cli.Command{
+			{
+				Name: "list", Usage: "approval requests, newest first",
+				Flags: []cli.Flag{serverFlag, &cli.StringFlag{Name: "status", Usage: "pending, approved, denied, used or expired"},
+					&cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "agent"}},
+				Action: func(c *cli.Context) error {
+					as, err := apiClient(c).ListApprovals(c.Context, c.String("status"), c.String("owner"), c.String("agent"))
+					if err != nil {
+						return err
+					}
+					return printJSON(api.ApprovalList{Approvals: as})
+				},
+			},
+			{
+				Name: "get", ArgsUsage: "APPROVAL_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "APPROVAL_ID")
+					if err != nil {
+						return err
+					}
+					a, err := apiClient(c).GetApproval(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(a)
+				},
+			},
+			{Name: "approve", ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(true)},
+			{Name: "deny", ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(false)},
+		},
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/api"
+)
+
+func delegateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "delegate",
+		Usage: "delegate some of an agent's permissions to another agent",
+		Flags: []cli.Flag{
+			serverFlag,
+			&cli.StringFlag{Name: "from", Usage: "delegating agent ID", Required: true},
+			&cli.StringFlag{Name: "to", Usage: "receiving agent ID", Required: true},
+			&cli.StringSliceFlag{Name: "permission", Aliases: []string{"p"}, Usage: "RESOURCE=ACTION[,ACTION…]; repeatable"},
+			&cli.StringFlag{Name: "permissions-json", Usage: "permissions as JSON, with constraints"},
+			&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 1h or 30m", Required: true},
+			&cli.IntFlag{Name: "max-depth", Usage: "how deep the chain below may grow (1: no re-delegation)", Value: 1},
+		},
+		Action: func(c *cli.Context) error {
+			perms, err := parsePermissions(c.StringSlice("permission"), c.String("permissions-json"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			d, err := time.ParseDuration(c.String("expires-in"))
+			if err != nil || d <= 0 {
+				return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 1h", c.String("expires-in")), 2)
+			}
+			expires := time.Now().Add(d).UTC()
+			depth := c.Int("max-depth")
+			out, err := apiClient(c).Delegate(c.Context, api.DelegateRequest{FromAgent: c.String("from"), ToAgent: c.String("to"),
+				Permissions: perms, ExpiresAt: &expires, MaxDepth: &depth})
+			if err != nil {
+				return err
+			}
+			return printJSON(out)
+		},
+	}
+}
+
+func delegationCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "delegation",
+		Usage: "list and revoke delegations",
+		Subcommands: []*cli.Command{
+			{
+				Name: "list", Usage: "delegations from and to an agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					ds, err := apiClient(c).ListDelegations(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(api.DelegationList{Delegations: ds})
+				},
+			},
+			{
+				Name: "revoke", Usage: "revoke a delegation and everything downstream of it", ArgsUsage: "DELEGATION_ID", Flags: []cli.Flag{serverFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "DELEGATION_ID")
+					if err != nil {
+						return err
+					}
+					d, err := apiClient(c).RevokeDelegation(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(d)
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// requestApproval opens an approval request for a call that needs one, or
+// returns the pending request already open for the same agent, action and
+// resource, so a retrying agent does not flood its owner.
+func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (store.Approval, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	a, err := s.store.PendingApproval(ctx, d.AgentID, req.Action, req.Resource)
+	if err == nil {
+		return a, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Approval{}, fmt.Errorf("find approval: %w", err)
+	}
+	a, err = s.store.CreateApproval(ctx, store.Approval{AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action,
+		Resource: req.Resource, Arguments: compactJSON(req.Arguments), ExpiresAt: s.now().Add(s.opts.ApprovalTTL)})
+	if err != nil {
+		return store.Approval{}, fmt.Errorf("create approval: %w", err)
+	}
+	if err := s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}}); err != nil {
+		return store.Approval{}, err
+	}
+	s.log.Info("approval requested", "approval", a.ID, "agent", a.AgentID, "action", a.Action, "resource", a.Resource)
+	if s.webhook != nil {
+		s.webhook.enqueue(a)
+	}
+	return a, nil
+}
+
+// refreshApproval re-reads an approval and syncs it into the engine.
+func (s *Service) refreshApproval(ctx context.Context, id string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	a, err := s.store.GetApproval(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read approval %s: %w", id, err)
+	}
+	return s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}})
+}
+
+// ListApprovals lists approval requests, newest first.
+func (s *Service) ListApprovals(ctx context.Context, status, ownerID, agentID string) ([]api.Approval, error) {
+	switch status {
+	case "", store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalUsed, store.ApprovalExpired:
+	default:
+		return nil, invalid("invalid_status", "status %q is not one of pending, approved, denied, used, expired", status)
+	}
+	return s.store.ListApprovals(ctx, store.ApprovalFilter{Status: status, OwnerID: ownerID, AgentID: agentID, Limit: 1000})
+}
+
+// GetApproval returns one approval request.
+func (s *Service) GetApproval(ctx context.Context, id string) (api.Approval, error) {
+	a, err := s.store.GetApproval(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, notFound("approval_not_found", "no approval request %q", id)
+	}
+	return a, err
+}
+
+// ResolveApproval approves or denies a pending request.
+func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, req api.ResolveApprovalRequest) (api.Approval, error) {
+	if err := checkID("respondedBy", req.RespondedBy); err != nil {
+		return api.Approval{}, err
+	}
+	if len(req.Note) > 2048 {
+		return api.Approval{}, invalid("invalid_field", "note is longer than 2048 bytes")
+	}
+	status := store.ApprovalDenied
+	if approve {
+		status = store.ApprovalApproved
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	a, err := s.store.ResolveApproval(ctx, id, status, req.RespondedBy, req.Note)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return a, notFound("approval_not_found", "no approval request %q", id)
+	case errors.Is(err, store.ErrConflict):
+		return a, conflict("approval_not_pending", "%v", err)
+	case err != nil:
+		return a, storeError(err)
+	}
+	s.log.Info("approval resolved", "approval", a.ID, "status", a.Status, "by", a.RespondedBy)
+	return a, s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}})
+}

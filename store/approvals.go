@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Approval statuses. "expired" is derived: a pending or approved request
+// past its expiry.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalUsed     = "used"
+	ApprovalExpired  = "expired"
+)
+
+// ErrExpired is returned when resolving an expired approval.
+var ErrExpired = errors.New("expired")
+
+// Approval is a request for a human to allow one call.
+type Approval struct {
+	ID          string          `json:"id"`
+	AgentID     string          `json:"agentId"`
+	OwnerID     string          `json:"ownerId"`
+	Action      string          `json:"action"`
+	Resource    string          `json:"resource"`
+	Arguments   json.RawMessage `json:"arguments,omitempty"`
+	Status      string          `json:"status"`
+	ExpiresAt   time.Time       `json:"expiresAt"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	RespondedAt *time.Time      `json:"respondedAt,omitempty"`
+	RespondedBy string          `json:"respondedBy,omitempty"`
+	Note        string          `json:"note,omitempty"`
+	UsedAt      *time.Time      `json:"usedAt,omitempty"`
+	// StoredStatus is the status without expiry applied, as the policy sees it.
+	StoredStatus string `json:"-"`
+}
+
+// ApprovalFilter selects approvals; empty fields match all.
+type ApprovalFilter struct {
+	Status  string
+	OwnerID string
+	AgentID string
+	Limit   int
+}
+
+const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at, responded_at, responded_by, note, used_at`
+
+// PendingApproval returns the newest pending, unexpired request for the
+// same agent, action and resource, or ErrNotFound; repeated calls reuse it.
+func (s *Store) PendingApproval(ctx context.Context, agentID, action, resource string) (Approval, error) {
+	a, err := s.scanApproval(s.w.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals
+		WHERE agent_id = ? AND action = ? AND resource = ? AND status = 'pending' AND expires_at > ?
+		ORDER BY id DESC LIMIT 1`, agentID, action, resource, toMillis(s.now())))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Approval{}, ErrNotFound
+	}
+	return a, err
+}
+
+// CreateApproval stores a pending request.
+func (s *Store) CreateApproval(ctx context.Context, a Approval) (Approval, error) {
+	now := s.now()
+	a.ID = s.ids.next("apr_", now)
+	a.Status, a.StoredStatus = ApprovalPending, ApprovalPending
+	a.CreatedAt = now.UTC().Truncate(time.Millisecond)
+	a.ExpiresAt = a.ExpiresAt.UTC().Truncate(time.Millisecond)
+	var args sql.NullString
+	if len(a.Arguments) > 0 {
+		args = sql.NullString{String: string(a.Arguments), Valid: true}
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO approvals (id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+		a.ID, a.AgentID, a.OwnerID, a.Action, a.Resource, args, toMillis(a.ExpiresAt), toMillis(a.CreatedAt))
+	if err != nil {
+		return Approval{}, fmt.Errorf("insert approval: %w", err)
+	}
+	return a, nil
+}
+
+// GetApproval returns one approval, or ErrNotFound.
+func (s *Store) GetApproval(ctx context.Context, id string) (Approval, error) {
+	a, err := s.scanApproval(s.r.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
+	}
+	return a, err
+}
+
+// ListApprovals returns matching approvals, newest first.
+func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error) {
+	var where []string
+	var args []any
+	now := toMillis(s.now())
+	switch f.Status {
+	case "":
+	case ApprovalPending, ApprovalApproved:
+		where, args = append(where, "status = ? AND expires_at > ?"), append(args, f.Status, now)
+	case ApprovalExpired:
+		where, args = append(where, "status IN ('pending', 'approved') AND expires_at <= ?"), append(args, now)
+	default:
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	if f.OwnerID != "" {
+		where, args = append(where, "owner_id = ?"), append(args, f.OwnerID)
+	}
+	if f.AgentID != "" {
+		where, args = append(where, "agent_id = ?"), append(args, f.AgentID)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	return s.queryApprovals(ctx, s.r, cond+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
+}
+
+// EachApproval calls fn for every approval that expired less than `keep`
+// ago or not at all: older ones no longer matter to decisions.
+func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(Approval) error) error {
+	as, err := s.queryApprovals(ctx, s.r, ` WHERE expires_at > ? ORDER BY id`, toMillis(s.now().Add(-keep)))
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if err := fn(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args ...any) ([]Approval, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	defer rows.Close()
+	out := []Approval{}
+	for rows.Next() {
+		a, err := s.scanApproval(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	return out, nil
+}
+
+// ResolveApproval approves or denies a pending request. A request that is
+// not pending is ErrConflict; one past its expiry is ErrExpired.
+func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string) (Approval, error) {
+	if status != ApprovalApproved && status != ApprovalDenied {
+		return Approval{}, fmt.Errorf("resolve approval: bad status %q", status)
+	}
+	var out Approval
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		a, err := s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("approval %q: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case a.Status == ApprovalExpired:
+			return fmt.Errorf("approval %q expired at %s: %w", id, a.ExpiresAt.Format(time.RFC3339), ErrExpired)
+		case a.Status != ApprovalPending:
+			return fmt.Errorf("approval %q is %s, not pending: %w", id, a.Status, ErrConflict)
+		}
+		now := toMillis(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ? WHERE id = ?`,
+			status, now, by, note, id); err != nil {
+			return fmt.Errorf("resolve approval: %w", err)
+		}
+		out, err = s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) scanApproval(row scanner) (Approval, error) {
+	var a Approval
+	var args sql.NullString
+	var expires, created int64
+	var responded, used sql.NullInt64
+	if err := row.Scan(&a.ID, &a.AgentID, &a.OwnerID, &a.Action, &a.Resource, &args, &a.StoredStatus, &expires, &created,
+		&responded, &a.RespondedBy, &a.Note, &used); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Approval{}, err
+		}
+		return Approval{}, fmt.Errorf("read approval: %w", err)
+	}
+	if args.Valid {
+		a.Arguments = json.RawMessage(args.String)
+	}
+	a.ExpiresAt, a.CreatedAt = fromMillis(expires), fromMillis(created)
+	a.RespondedAt, a.UsedAt = timePtr(responded), timePtr(used)
+	a.Status = a.StoredStatus
+	if (a.Status == ApprovalPending || a.Status == ApprovalApproved) && !s.now().Before(a.ExpiresAt) {
+		a.Status = ApprovalExpired
+	}
+	return a, nil
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Link is one step of a delegation chain: a permission of a delegation.
+type Link struct {
+	DelegationID string `json:"delegationId"`
+	Index        int    `json:"index"`
+}
+
+// Grant is a permission given by a delegation. Inherited holds the
+// constraints of the permissions that covered it up the chain: they apply
+// on top of its own. Chain lists the links it hangs from, root first.
+type Grant struct {
+	Resource    string           `json:"resource"`
+	Actions     []string         `json:"actions"`
+	Constraints map[string]any   `json:"constraints,omitempty"`
+	Inherited   []map[string]any `json:"inherited,omitempty"`
+	Chain       []Link           `json:"chain"`
+}
+
+// Delegation passes permissions from one agent to another.
+type Delegation struct {
+	ID          string     `json:"id"`
+	FromAgent   string     `json:"fromAgent"`
+	ToAgent     string     `json:"toAgent"`
+	Permissions []Grant    `json:"permissions"`
+	Depth       int        `json:"depth"`
+	MaxDepth    int        `json:"maxDepth"`
+	Status      string     `json:"status"`
+	ExpiresAt   time.Time  `json:"expiresAt"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+}
+
+const delegationColumns = `id, from_agent, to_agent, permissions, depth, max_depth, status, expires_at, created_at, revoked_at`
+
+// CreateDelegation stores a delegation between two existing agents.
+func (s *Store) CreateDelegation(ctx context.Context, d Delegation) (Delegation, error) {
+	now := s.now()
+	d.ID = s.ids.next("dlg_", now)
+	d.Status = StatusActive
+	d.CreatedAt = now.UTC().Truncate(time.Millisecond)
+	d.ExpiresAt = d.ExpiresAt.UTC().Truncate(time.Millisecond)
+	perms, err := json.Marshal(d.Permissions)
+	if err != nil {
+		return Delegation{}, fmt.Errorf("encode grants: %w", err)
+	}
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+			d.ID, d.FromAgent, d.ToAgent, string(perms), d.Depth, d.MaxDepth, d.Status, toMillis(d.ExpiresAt), toMillis(d.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert delegation: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Delegation{}, err
+	}
+	return d, nil
+}
+
+// GetDelegation returns one delegation, or ErrNotFound.
+func (s *Store) GetDelegation(ctx context.Context, id string) (Delegation, error) {
+	return s.getDelegation(ctx, s.r, id)
+}
+
+func (s *Store) getDelegation(ctx context.Context, q querier, id string) (Delegation, error) {
+	d, err := s.scanDelegation(q.QueryRowContext(ctx, `SELECT `+delegationColumns+` FROM delegations WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delegation{}, fmt.Errorf("delegation %q: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
+// ListDelegations returns the delegations from or to an agent, oldest first.
+func (s *Store) ListDelegations(ctx context.Context, agentID string) ([]Delegation, error) {
+	return s.queryDelegations(ctx, `WHERE from_agent = ? OR to_agent = ?`, agentID, agentID)
+}
+
+// EachDelegation calls fn for every delegation.
+func (s *Store) EachDelegation(ctx context.Context, fn func(Delegation) error) error {
+	ds, err := s.queryDelegations(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) queryDelegations(ctx context.Context, where string, args ...any) ([]Delegation, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+where+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list delegations: %w", err)
+	}
+	defer rows.Close()
+	out := []Delegation{}
+	for rows.Next() {
+		d, err := s.scanDelegation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list delegations: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeDelegation marks a delegation revoked; repeating it changes nothing.
+func (s *Store) RevokeDelegation(ctx context.Context, id string) (Delegation, error) {
+	var out Delegation
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		now := toMillis(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE delegations SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'`, now, id); err != nil {
+			return fmt.Errorf("revoke delegation: %w", err)
+		}
+		var err error
+		out, err = s.getDelegation(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) scanDelegation(row scanner) (Delegation, error) {
+	var d Delegation
+	var perms string
+	var expires, created int64
+	var revoked sql.NullInt64
+	if err := row.Scan(&d.ID, &d.FromAgent, &d.ToAgent, &perms, &d.Depth, &d.MaxDepth, &d.Status, &expires, &created, &revoked); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Delegation{}, err
+		}
+		return Delegation{}, fmt.Errorf("read delegation: %w", err)
+	}
+	if err := json.Unmarshal([]byte(perms), &d.Permissions); err != nil {
+		return Delegation{}, fmt.Errorf("decode grants of %s: %w", d.ID, err)
+	}
+	d.ExpiresAt, d.CreatedAt, d.RevokedAt = fromMillis(expires), fromMillis(created), timePtr(revoked)
+	if d.Status == StatusActive && !s.now().Before(d.ExpiresAt) {
+		d.Status = StatusExpired
+	}
+	return d, nil
+}
+
+// incoming returns the IDs of the delegations to an agent.
+func incoming(ctx context.Context, q querier, agentID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id FROM delegations WHERE to_agent = ? ORDER BY id`, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("read delegations of %s: %w", agentID, err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read delegations of %s: %w", agentID, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
