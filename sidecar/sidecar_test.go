@@ -446,3 +446,11 @@ func TestHealthAndReady(t *testing.T) {
 		}
 	}
 }
+
+func asClientError(err error) *client.Error {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return nil
+}
