@@ -48,7 +48,7 @@ func (s *Service) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (
 	a, err := s.write(ctx, func() (store.Agent, error) {
 		return s.store.CreateAgent(ctx, store.Agent{
 			OwnerID: req.OwnerID, Name: req.Name, Type: req.Type,
-			Permissions: perms, ExpiresAt: expires, Metadata: req.Metadata, TokenHash: hash,
+			Permissions: perms, ExpiresAt: expires, Metadata: req.Metadata, TokenHash: hash, CreatedAt: now,
 		}, s.opts.MaxPerUser)
 	})
 	if err != nil {
@@ -110,6 +110,7 @@ func (s *Service) UpdateAgent(ctx context.Context, id string, req api.UpdateAgen
 	if u == (store.AgentUpdate{}) {
 		return api.Agent{}, invalid("missing_field", "nothing to update: give name, permissions, expiresAt or metadata")
 	}
+	u.MaxActive = s.opts.MaxPerUser
 	return s.write(ctx, func() (store.Agent, error) { return s.store.UpdateAgent(ctx, id, u) })
 }
 
@@ -171,9 +172,19 @@ func checkPermissions(perms []store.Permission) error {
 	return nil
 }
 
+// maxExpiry keeps expiries within what the policy's nanosecond clock
+// (int64, until 2262) can compare.
+func maxExpiry() time.Time { return time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC) }
+
 func checkExpiry(t *time.Time, now time.Time) error {
-	if t != nil && !t.After(now) {
+	if t == nil {
+		return nil
+	}
+	if !t.After(now) {
 		return unprocessable("invalid_expiry", "expiresAt %s is not in the future", t.Format(time.RFC3339))
+	}
+	if !t.Before(maxExpiry()) {
+		return unprocessable("invalid_expiry", "expiresAt %s is too far away: it must be before %s", t.Format(time.RFC3339), maxExpiry().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, 
 	if len(req.Note) > 2048 {
 		return api.Approval{}, invalid("invalid_field", "note is longer than 2048 bytes")
 	}
+	if err := s.checkReady(); err != nil {
+		return api.Approval{}, err
+	}
 	status := store.ApprovalDenied
 	if approve {
 		status = store.ApprovalApproved

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
@@ -30,6 +31,9 @@ const rateWindow = time.Hour
 // denied, known agent or not, is audited.
 func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string) (api.AuthorizeResponse, error) {
 	start := time.Now()
+	if err := s.checkReady(); err != nil {
+		return api.AuthorizeResponse{}, err
+	}
 	in, err := s.decisionInput(req, bearer)
 	if err != nil {
 		return api.AuthorizeResponse{}, err
@@ -39,18 +43,73 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		return api.AuthorizeResponse{}, fmt.Errorf("decide: %w", err)
 	}
 	if consumes(d) {
-		// Decide again under the agent's lock with the real call counts, and
-		// record what the allow uses before anyone else decides for it.
+		// Decide again under the agent's lock, at the time the lock was
+		// granted and with the real call counts, and record what the allow
+		// uses before anyone else decides for this agent.
 		mu := s.agentLock(d.AgentID)
 		mu.Lock()
 		defer mu.Unlock()
-		if in.Calls, err = s.store.CountCalls(ctx, d.AgentID, in.Resource, in.Now.Add(-rateWindow)); err != nil {
-			return api.AuthorizeResponse{}, fmt.Errorf("count calls: %w", err)
-		}
-		if d, err = s.engine.Decide(ctx, in); err != nil {
-			return api.AuthorizeResponse{}, fmt.Errorf("decide: %w", err)
+		if d, err = s.decideWithCounts(ctx, &in, d.AgentID); err != nil {
+			return api.AuthorizeResponse{}, err
 		}
 	}
+	for attempt := 0; ; attempt++ {
+		entry, use, err := s.auditEntry(ctx, d, req)
+		if err != nil {
+			return api.AuthorizeResponse{}, err
+		}
+		entry.DurationUS = time.Since(start).Microseconds()
+		// No audit row, no answer: a decision the compliance trail cannot
+		// show is not given.
+		entry, err = s.store.InsertAudit(ctx, entry, use)
+		if errors.Is(err, store.ErrConflict) && use.ApprovalID != "" && attempt < 2 {
+			// The approval stopped being usable between the decision and the
+			// commit (it expired, or another sidecar used it): decide again
+			// on its current state, so the denial is what gets audited.
+			if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
+				return api.AuthorizeResponse{}, err
+			}
+			if d, err = s.decideWithCounts(ctx, &in, d.AgentID); err != nil {
+				return api.AuthorizeResponse{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return api.AuthorizeResponse{}, &Error{Kind: KindInternal, Code: "audit_unavailable",
+				Message: "the decision could not be audited, so it is not given", Err: err}
+		}
+		if use.ApprovalID != "" {
+			if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
+				return api.AuthorizeResponse{}, err
+			}
+		}
+		res := api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: entry.Reason, AuditID: entry.ID}
+		if d.ApprovalRequired {
+			res.ApprovalID = entry.ApprovalID
+		}
+		return res, nil
+	}
+}
+
+// decideWithCounts decides with the current time and the agent's calls in
+// the last hour; the caller holds the agent's lock.
+func (s *Service) decideWithCounts(ctx context.Context, in *engine.Input, agentID string) (engine.Decision, error) {
+	in.Now = s.now()
+	calls, err := s.store.CountCalls(ctx, agentID, in.Resource, in.Now.Add(-rateWindow))
+	if err != nil {
+		return engine.Decision{}, fmt.Errorf("count calls: %w", err)
+	}
+	in.Calls = calls
+	d, err := s.engine.Decide(ctx, *in)
+	if err != nil {
+		return engine.Decision{}, fmt.Errorf("decide: %w", err)
+	}
+	return d, nil
+}
+
+// auditEntry builds the audit row of a decision and what the call consumes;
+// for a call that needs approval it opens (or reuses) the request.
+func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (store.AuditEntry, store.Consumption, error) {
 	entry := store.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
 		Arguments: compactJSON(req.Arguments), Result: store.ResultDenied, Code: d.Code, Reason: d.Reason,
@@ -60,7 +119,6 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		entry.IP, entry.UserAgent = req.Context.IP, req.Context.UserAgent
 	}
 	var use store.Consumption
-	var usedApproval *store.Approval
 	switch {
 	case d.Allowed:
 		entry.Result = store.ResultAllowed
@@ -68,37 +126,17 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 			if p.MaxCallsPerHour > 0 {
 				use.Rate = &store.RateEvent{AgentID: d.AgentID, PermKey: p.Key, Resource: req.Resource}
 			}
-			if p.ApprovalID != "" {
-				use.ApprovalID = p.ApprovalID
-				usedApproval = &store.Approval{ID: p.ApprovalID}
-			}
+			use.ApprovalID = p.ApprovalID
 		}
 	case d.ApprovalRequired:
 		a, err := s.requestApproval(ctx, d, req)
 		if err != nil {
-			return api.AuthorizeResponse{}, err
+			return entry, use, err
 		}
 		entry.ApprovalID = a.ID
 		entry.Reason = fmt.Sprintf("%s (approval %s, expires %s)", d.Reason, a.ID, a.ExpiresAt.Format(time.RFC3339))
 	}
-	entry.DurationUS = time.Since(start).Microseconds()
-	// No audit row, no answer: a decision the compliance trail cannot show
-	// is not given.
-	entry, err = s.store.InsertAudit(ctx, entry, use)
-	if err != nil {
-		return api.AuthorizeResponse{}, &Error{Kind: KindInternal, Code: "audit_unavailable",
-			Message: "the decision could not be audited, so it is not given", Err: err}
-	}
-	if usedApproval != nil {
-		if err := s.refreshApproval(ctx, usedApproval.ID); err != nil {
-			return api.AuthorizeResponse{}, err
-		}
-	}
-	res := api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: entry.Reason, AuditID: entry.ID}
-	if d.ApprovalRequired {
-		res.ApprovalID = entry.ApprovalID
-	}
-	return res, nil
+	return entry, use, nil
 }
 
 // consumes reports whether a decision made without call counts may change

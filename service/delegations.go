@@ -45,6 +45,9 @@ func (s *Service) Delegate(ctx context.Context, req api.DelegateRequest) (api.De
 		return api.Delegation{}, unprocessable("invalid_max_depth", "maxDepth must be from 1 to %d, not %d", maxDelegationDepth, maxDepth)
 	}
 
+	if err := s.checkReady(); err != nil {
+		return api.Delegation{}, err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	for _, id := range []string{req.FromAgent, req.ToAgent} {
@@ -110,6 +113,9 @@ func toInt(v any) (int, error) {
 // RevokeDelegation revokes a delegation; everything downstream of it stops
 // counting at once. Repeating it is harmless.
 func (s *Service) RevokeDelegation(ctx context.Context, id string) (api.Delegation, error) {
+	if err := s.checkReady(); err != nil {
+		return api.Delegation{}, err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	d, err := s.store.RevokeDelegation(ctx, id)

@@ -18,6 +18,7 @@ const (
 	KindNotFound                  // unknown ID
 	KindConflict                  // the resource's state forbids it
 	KindUnprocessable             // well-formed but breaks a rule
+	KindUnavailable               // not ready to answer yet
 )
 
 // Error is a client-facing error with a stable code.

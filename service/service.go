@@ -136,9 +136,25 @@ func (s *Service) loadLocked(ctx context.Context) error {
 // Ready reports whether the engine holds the store's data.
 func (s *Service) Ready() bool { return s.ready.Load() }
 
+// errNotReady refuses decisions and writes until the engine holds the
+// store's data: a decision on a half-loaded store would deny (and audit)
+// agents that exist.
+var errNotReady = &Error{Kind: KindUnavailable, Code: "not_ready",
+	Message: "agent data is not loaded into OPA yet; retry shortly (GET /ready says when)"}
+
+func (s *Service) checkReady() error {
+	if !s.ready.Load() {
+		return errNotReady
+	}
+	return nil
+}
+
 // write runs a store write and syncs the agent it returns into the engine
 // before returning, so the caller's response reflects the new state.
 func (s *Service) write(ctx context.Context, fn func() (store.Agent, error)) (store.Agent, error) {
+	if err := s.checkReady(); err != nil {
+		return store.Agent{}, err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	a, err := fn()
@@ -184,10 +200,16 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// Health checks the database.
+// Health pings the database and reads the schema version (0 when it cannot
+// be read, e.g. a schema managed externally without schema_migrations).
 func (s *Service) Health(ctx context.Context) (schemaVersion int, err error) {
 	if err := s.store.Ping(ctx); err != nil {
 		return 0, err
 	}
-	return s.store.SchemaVersion(ctx)
+	v, err := s.store.SchemaVersion(ctx)
+	if err != nil {
+		s.log.Debug("schema version unknown", "error", err)
+		return 0, nil
+	}
+	return v, nil
 }

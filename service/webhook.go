@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/kavach-dev/kavach/store"
@@ -80,16 +82,22 @@ func (w *webhook) deliver(ctx context.Context, a store.Approval) {
 	}
 }
 
+// post delivers one body. Its errors never carry the URL, which may hold a
+// secret (many receivers put their token in the path).
 func (w *webhook) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return errors.New("invalid webhook URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kavach-webhook")
 	resp, err := w.http.Do(req)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%s %s: %w", ue.Op, req.URL.Host, ue.Err)
+		}
+		return errors.New("request failed")
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode >= 300 {

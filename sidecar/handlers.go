@@ -3,6 +3,8 @@ package sidecar
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -119,7 +121,15 @@ func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request) {
 
 // CSVHeader is the header row of the CSV export.
 var CSVHeader = []string{"id", "timestamp", "agentId", "ownerId", "action", "resource", "arguments",
-	"result", "code", "reason", "ip", "userAgent", "durationUs"}
+	"result", "code", "reason", "ip", "userAgent", "durationUs", "approvalId"}
+
+const (
+	// maxExports caps concurrent exports; each may run for long.
+	maxExports = 4
+	// exportWriteTimeout bounds each write to a slow export client.
+	exportWriteTimeout = 30 * time.Second
+	exportFlushEvery   = 500
+)
 
 // exportAudit streams rows as they are read; memory does not grow with the
 // export. A failure after the first byte aborts the connection, so a client
@@ -138,66 +148,115 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	flusher, _ := w.(http.Flusher)
-	const flushEvery = 500
-	n := 0
-	var write func(api.AuditEntry) error
-	var finish func() error
-	switch format {
-	case "csv":
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		writeError(w, http.StatusTooManyRequests, "too_many_exports", fmt.Sprintf("%d exports are running; retry later", maxExports))
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+	var enc exportEncoder
+	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="kavach-audit.csv"`)
-		cw := csv.NewWriter(w)
-		if err := cw.Write(CSVHeader); err != nil {
-			return
-		}
-		write = func(e api.AuditEntry) error {
-			return cw.Write([]string{e.ID, e.Timestamp.Format(time.RFC3339Nano), e.AgentID, e.OwnerID, e.Action,
-				e.Resource, string(e.Arguments), e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
-				strconv.FormatInt(e.DurationUS, 10)})
-		}
-		finish = func() error { cw.Flush(); return cw.Error() }
-		flushRows := write
-		write = func(e api.AuditEntry) error {
-			if err := flushRows(e); err != nil {
-				return err
-			}
-			if n++; n%flushEvery == 0 {
-				cw.Flush()
-				if flusher != nil {
-					flusher.Flush()
-				}
-			}
-			return cw.Error()
-		}
-	case "json":
+		enc = newCSVEncoder(w)
+	} else {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Disposition", `attachment; filename="kavach-audit.json"`)
-		if _, err := w.Write([]byte("[")); err != nil {
-			return
-		}
-		enc := json.NewEncoder(w)
-		write = func(e api.AuditEntry) error {
-			if n > 0 {
-				if _, err := w.Write([]byte(",")); err != nil {
+		enc = &jsonEncoder{w: w, enc: json.NewEncoder(w)}
+	}
+	n := 0
+	err := enc.begin()
+	if err == nil {
+		err = s.svc.ExportAudit(r.Context(), q, func(e api.AuditEntry) error {
+			if err := enc.row(e); err != nil {
+				return err
+			}
+			if n++; n%exportFlushEvery == 0 {
+				if err := enc.flush(); err != nil {
 					return err
 				}
+				if err := rc.Flush(); err != nil {
+					return err
+				}
+				_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 			}
-			if n++; n%flushEvery == 0 && flusher != nil {
-				flusher.Flush()
-			}
-			return enc.Encode(e)
-		}
-		finish = func() error { _, err := w.Write([]byte("]\n")); return err }
+			return nil
+		})
 	}
-	err := s.svc.ExportAudit(r.Context(), q, write)
 	if err == nil {
-		err = finish()
+		err = enc.end()
 	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "audit export aborted", "rows", n, "error", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+type exportEncoder interface {
+	begin() error
+	row(api.AuditEntry) error
+	flush() error
+	end() error
+}
+
+type csvEncoder struct{ cw *csv.Writer }
+
+func newCSVEncoder(w io.Writer) *csvEncoder {
+	cw := csv.NewWriter(w)
+	cw.UseCRLF = true // RFC 4180
+	return &csvEncoder{cw: cw}
+}
+
+func (c *csvEncoder) begin() error { return c.cw.Write(CSVHeader) }
+
+func (c *csvEncoder) row(e api.AuditEntry) error {
+	return c.cw.Write([]string{e.ID, e.Timestamp.Format(time.RFC3339Nano), cell(e.AgentID), cell(e.OwnerID),
+		cell(e.Action), cell(e.Resource), cell(string(e.Arguments)), e.Result, e.Code, cell(e.Reason), e.IP,
+		cell(e.UserAgent), strconv.FormatInt(e.DurationUS, 10), e.ApprovalID})
+}
+
+func (c *csvEncoder) flush() error { c.cw.Flush(); return c.cw.Error() }
+
+func (c *csvEncoder) end() error { return c.flush() }
+
+// cell defuses values a spreadsheet would run as a formula (agents choose
+// their actions and resources): a leading =, +, -, @, tab or CR gets a '.
+func cell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+type jsonEncoder struct {
+	w   io.Writer
+	enc *json.Encoder
+	n   int
+}
+
+func (j *jsonEncoder) begin() error {
+	_, err := io.WriteString(j.w, "[")
+	return err
+}
+
+func (j *jsonEncoder) row(e api.AuditEntry) error {
+	if j.n > 0 {
+		if _, err := io.WriteString(j.w, ","); err != nil {
+			return err
+		}
+	}
+	j.n++
+	return j.enc.Encode(e)
+}
+
+func (j *jsonEncoder) flush() error { return nil }
+
+func (j *jsonEncoder) end() error {
+	_, err := io.WriteString(j.w, "]\n")
+	return err
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// exports holds a token per running export.
+	exports chan struct{}
 }
 
 // New returns the API handler.
@@ -42,7 +44,7 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -262,6 +264,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			service.KindNotFound:      http.StatusNotFound,
 			service.KindConflict:      http.StatusConflict,
 			service.KindUnprocessable: http.StatusUnprocessableEntity,
+			service.KindUnavailable:   http.StatusServiceUnavailable,
 		}[se.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError

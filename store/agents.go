@@ -53,6 +53,9 @@ type AgentUpdate struct {
 	ExpiresAt   *time.Time
 	ClearExpiry bool
 	Metadata    *map[string]any
+	// MaxActive caps the owner's active agents when the update revives an
+	// expired agent; 0 means no cap.
+	MaxActive int
 }
 
 // AgentFilter selects agents; empty fields match all.
@@ -68,6 +71,10 @@ const agentColumns = `id, owner_id, name, type, status, token_hash, metadata, ex
 // the count and the insert share one transaction.
 func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent, error) {
 	now := s.now()
+	if !a.CreatedAt.IsZero() {
+		// The caller derived other times (the default expiry) from this one.
+		now = a.CreatedAt
+	}
 	a.ID = s.ids.next("agt_", now)
 	a.Status = StatusActive
 	a.CreatedAt, a.UpdatedAt = now.UTC().Truncate(time.Millisecond), now.UTC().Truncate(time.Millisecond)
@@ -349,10 +356,26 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		if u.Name != nil {
 			a.Name = *u.Name
 		}
+		wasExpired := a.Status == StatusExpired
 		if u.ClearExpiry {
 			a.ExpiresAt = nil
 		} else if u.ExpiresAt != nil {
-			a.ExpiresAt = u.ExpiresAt
+			t := u.ExpiresAt.UTC().Truncate(time.Millisecond)
+			a.ExpiresAt = &t
+		}
+		now := s.now()
+		if wasExpired && u.MaxActive > 0 && (a.ExpiresAt == nil || a.ExpiresAt.After(now)) {
+			// Reviving an expired agent takes a slot like creating one.
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
+				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
+				a.OwnerID, toMillis(now)).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("count agents: %w", err)
+			}
+			if n >= u.MaxActive {
+				return fmt.Errorf("owner %q has %d active agents (max %d): %w", a.OwnerID, n, u.MaxActive, ErrLimitReached)
+			}
 		}
 		if u.Metadata != nil {
 			a.Metadata = *u.Metadata

@@ -163,29 +163,60 @@ func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, st
 	return entries, next, nil
 }
 
+// exportPage is how many rows an export reads per query.
+const exportPage = 1000
+
 // ExportAudit streams every matching row, oldest first, to fn. Limit and
-// Cursor are ignored: an export has no row cap.
+// Cursor are ignored: an export has no row cap. Rows are read a page at a
+// time and fn runs with no query open, so a slow consumer (a client reading
+// an HTTP export slowly) never holds a database connection.
 func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEntry) error) error {
 	f.Cursor = ""
-	cond, args := f.where()
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id`, args...)
-	if err != nil {
-		return fmt.Errorf("audit export: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanAudit(rows)
+	after := ""
+	for {
+		page, err := s.auditPage(ctx, f, after)
 		if err != nil {
 			return err
 		}
-		if err := fn(e); err != nil {
-			return err
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
+		if len(page) < exportPage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]AuditEntry, error) {
+	cond, args := f.where()
+	if after != "" {
+		if cond == "" {
+			cond = " WHERE id > ?"
+		} else {
+			cond += " AND id > ?"
+		}
+		args = append(args, after)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id LIMIT ?`, append(args, exportPage)...)
+	if err != nil {
+		return nil, fmt.Errorf("audit export: %w", err)
+	}
+	defer rows.Close()
+	page := make([]AuditEntry, 0, exportPage)
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, e)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("audit export: %w", err)
+		return nil, fmt.Errorf("audit export: %w", err)
 	}
-	return nil
+	return page, nil
 }
 
 func scanAudit(row scanner) (AuditEntry, error) {

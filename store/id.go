@@ -10,42 +10,43 @@ import (
 // crockford is the base32 alphabet of ULIDs: no I, L, O, U; sorts like the bytes.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// idGen makes IDs like "agt_01JD3X…": a 48-bit millisecond timestamp and 80
-// random bits (ULID layout). Within one millisecond the random part is
-// incremented, so IDs from one process sort in creation order; the 80 bits
-// keep them unguessable.
+// idGen makes IDs like "agt_01JD3X…": 128 bits as 26 Crockford base32
+// characters, laid out like a UUIDv7 with a counter: a 48-bit millisecond
+// timestamp, a 12-bit sequence within the millisecond, and 68 fresh random
+// bits. IDs from one process sort in creation order (the sequence orders
+// those of one millisecond), and every ID carries 68 random bits, so seeing
+// one ID does not tell the next.
 type idGen struct {
 	mu     sync.Mutex
 	lastMs uint64
-	hi     uint16 // top 16 of the 80 random bits
-	lo     uint64 // low 64 of the 80 random bits
+	seq    uint16
 }
+
+const maxSeq = 1<<12 - 1
 
 func (g *idGen) next(prefix string, now time.Time) string {
 	ms := uint64(now.UnixMilli())
 	g.mu.Lock()
-	if ms <= g.lastMs {
+	switch {
+	case ms > g.lastMs:
+		g.lastMs, g.seq = ms, 0
+	case g.seq < maxSeq:
 		// Same (or an earlier, clock stepped back) millisecond: keep order.
-		ms = g.lastMs
-		g.lo++
-		if g.lo == 0 {
-			g.hi++
-		}
-	} else {
-		var b [10]byte
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-		g.hi = binary.BigEndian.Uint16(b[:2])
-		g.lo = binary.BigEndian.Uint64(b[2:])
-		g.lastMs = ms
+		g.seq++
+	default:
+		// 4096 IDs in one millisecond: borrow the next one.
+		g.lastMs++
+		g.seq = 0
 	}
-	hi, lo := g.hi, g.lo
+	ms, seq := g.lastMs, g.seq
 	g.mu.Unlock()
 
 	var raw [16]byte
+	_, _ = rand.Read(raw[6:]) // crypto/rand.Read never fails (Go 1.24+)
 	raw[0], raw[1], raw[2] = byte(ms>>40), byte(ms>>32), byte(ms>>24)
 	raw[3], raw[4], raw[5] = byte(ms>>16), byte(ms>>8), byte(ms)
-	binary.BigEndian.PutUint16(raw[6:8], hi)
-	binary.BigEndian.PutUint64(raw[8:], lo)
+	raw[6] = byte(seq >> 4)
+	raw[7] = byte(seq<<4) | raw[7]&0x0f
 	return prefix + encodeBase32(raw)
 }
 

@@ -1,0 +1,153 @@
+package sidecar_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/sidecar"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Before the data is loaded into OPA, decisions and writes are refused with
+// 503 rather than answered (and audited) from an empty store.
+func TestNotReadyRefusesDecisionsAndWrites(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(st, eng, service.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	defer srv.Close()
+	cl := client.New(srv.URL)
+	_, err = cl.Authorize(ctx, api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, "")
+	if ce := asClientError(err); ce == nil || ce.Status != 503 || ce.Code != "not_ready" {
+		t.Errorf("authorize before load = %v; want 503 not_ready", err)
+	}
+	_, err = cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n"})
+	if ce := asClientError(err); ce == nil || ce.Status != 503 {
+		t.Errorf("create before load = %v; want 503", err)
+	}
+	if n := 0; st.ExportAudit(ctx, store.AuditFilter{}, func(store.AuditEntry) error { n++; return nil }) != nil || n != 0 {
+		t.Errorf("audit rows written before load: %d", n)
+	}
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Authorize(ctx, api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, ""); err != nil {
+		t.Errorf("authorize after load = %v", err)
+	}
+}
+
+func TestExpiryTooFarIsRejected(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := e.cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n", ExpiresAt: &far})
+	if ce := asClientError(err); ce == nil || ce.Status != 422 || ce.Code != "invalid_expiry" {
+		t.Errorf("expiresAt in 2300 = %v; want 422 invalid_expiry", err)
+	}
+}
+
+// Reviving an expired agent takes a slot like creating one.
+func TestRevivingAnExpiredAgentRespectsMaxPerUser(t *testing.T) {
+	e := newEnv(t, service.Options{MaxPerUser: 1})
+	ctx := t.Context()
+	soon := e.clock.Now().Add(time.Minute)
+	old := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "old", ExpiresAt: &soon})
+	e.clock.Add(2 * time.Minute)
+	e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "new"})
+	later, _ := json.Marshal(e.clock.Now().Add(time.Hour))
+	_, err := e.cl.UpdateAgent(ctx, old.ID, api.UpdateAgentRequest{ExpiresAt: later})
+	if ce := asClientError(err); ce == nil || ce.Code != "agent_limit_reached" {
+		t.Errorf("reviving past maxPerUser = %v; want agent_limit_reached", err)
+	}
+	name := "renamed"
+	if _, err := e.cl.UpdateAgent(ctx, old.ID, api.UpdateAgentRequest{Name: &name}); err != nil {
+		t.Errorf("renaming an expired agent = %v; want it allowed (no revival)", err)
+	}
+}
+
+func TestCSVExportIsRFC4180AndDefusesFormulas(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
+	if _, err := e.cl.Authorize(t.Context(), api.AuthorizeRequest{AgentID: a.ID, Action: "=HYPERLINK(\"http://x\")", Resource: "@evil"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := e.cl.ExportAudit(t.Context(), client.AuditFilter{}, "csv", &buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Count(out, "\r\n") != 2 {
+		t.Errorf("export lines do not end in CRLF: %q", out)
+	}
+	if !strings.Contains(out, `"'=HYPERLINK(""http://x"")"`) || !strings.Contains(out, ",'@evil,") {
+		t.Errorf("formula-like cells are not defused: %q", out)
+	}
+}
+
+// A client that stops reading an export must not stall decisions, even on
+// the single connection of ":memory:".
+func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, _ := engine.New(ctx)
+	svc, _ := service.New(st, eng, service.Options{})
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	defer srv.Close()
+	for i := range 30000 {
+		if _, err := st.InsertAudit(ctx, store.AuditEntry{Action: "a", Resource: fmt.Sprint("r:", i, strings.Repeat("x", 200)),
+			Result: store.ResultDenied, Code: "c", Reason: "r"}, store.Consumption{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/audit/export?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := bufio.NewReader(resp.Body).Peek(10); err != nil {
+		t.Fatal(err)
+	}
+	// The export is stuck on a full socket now; a decision must still pass.
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.New(srv.URL).Authorize(context.Background(), api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a decision hung behind a stalled export")
+	}
+}
