@@ -22,9 +22,6 @@ const (
 	maxUserAgentLen = 512
 )
 
-// rateWindow is the sliding window of maxCallsPerHour.
-const rateWindow = time.Hour
-
 // Authorize decides one request and commits its audit row before returning.
 // bearer is the token from the Authorization header, "" if none. Only
 // malformed requests fail without a decision; every decision, allowed or
@@ -62,12 +59,16 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		// No audit row, no answer: a decision the compliance trail cannot
 		// show is not given.
 		entry, err = s.store.InsertAudit(ctx, entry, use)
-		if errors.Is(err, store.ErrConflict) && use.ApprovalID != "" && attempt < 2 {
-			// The approval stopped being usable between the decision and the
-			// commit (it expired, or another sidecar used it): decide again
-			// on its current state, so the denial is what gets audited.
-			if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
-				return api.AuthorizeResponse{}, err
+		lostApproval := errors.Is(err, store.ErrConflict) && use.ApprovalID != ""
+		if (lostApproval || errors.Is(err, store.ErrRateLimited)) && attempt < 3 {
+			// Between the decision and the commit, the approval stopped being
+			// usable (it expired, or another sidecar used it) or other
+			// sidecars used up the quota: decide again on the current state,
+			// so what gets audited is the decision that holds.
+			if lostApproval {
+				if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
+					return api.AuthorizeResponse{}, err
+				}
 			}
 			if d, err = s.decideWithCounts(ctx, &in, d.AgentID); err != nil {
 				return api.AuthorizeResponse{}, err
@@ -95,7 +96,7 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 // the last hour; the caller holds the agent's lock.
 func (s *Service) decideWithCounts(ctx context.Context, in *engine.Input, agentID string) (engine.Decision, error) {
 	in.Now = s.now()
-	calls, err := s.store.CountCalls(ctx, agentID, in.Resource, in.Now.Add(-rateWindow))
+	calls, err := s.store.CountCalls(ctx, agentID, in.Resource, in.Now.Add(-store.RateWindow))
 	if err != nil {
 		return engine.Decision{}, fmt.Errorf("count calls: %w", err)
 	}
@@ -124,7 +125,7 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 		entry.Result = store.ResultAllowed
 		if p := d.Permission; p != nil {
 			if p.MaxCallsPerHour > 0 {
-				use.Rate = &store.RateEvent{AgentID: d.AgentID, PermKey: p.Key, Resource: req.Resource}
+				use.Rate = &store.RateEvent{AgentID: d.AgentID, PermKey: p.Key, Resource: req.Resource, Limit: p.MaxCallsPerHour}
 			}
 			use.ApprovalID = p.ApprovalID
 		}

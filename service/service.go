@@ -46,6 +46,12 @@ type Store interface {
 
 	CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error)
 	PruneRateEvents(ctx context.Context, before time.Time) (int64, error)
+
+	LatestChange(ctx context.Context) (int64, error)
+	ChangesSince(ctx context.Context, after int64, limit int) ([]store.Change, error)
+	PruneChanges(ctx context.Context, before time.Time) (int64, error)
+	CanListen() bool
+	Listen(ctx context.Context, notify func(), onError func(error))
 }
 
 var _ Store = (*store.Store)(nil)
@@ -66,6 +72,10 @@ type Options struct {
 	ApprovalTTL time.Duration
 	// WebhookURL, if set, receives a POST for every new approval request.
 	WebhookURL string
+	// PollInterval bounds how stale this replica's view of other replicas'
+	// writes can get when no notification arrives; 0 means 1s on PostgreSQL
+	// (which also notifies) and 100ms on SQLite (which only polls).
+	PollInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -89,6 +99,10 @@ type Service struct {
 	// step, so N concurrent calls under a limit of N get exactly N allows.
 	agentLocks [64]sync.Mutex
 	webhook    *webhook
+
+	applied   atomic.Int64 // last change-feed sequence applied to OPA
+	lastSync  atomic.Int64 // Unix ms of the last change-feed read
+	listening atomic.Bool
 }
 
 // New returns a service; call Load before serving decisions.
@@ -104,6 +118,12 @@ func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.PollInterval <= 0 {
+		s.opts.PollInterval = 100 * time.Millisecond
+		if st.CanListen() {
+			s.opts.PollInterval = time.Second
+		}
 	}
 	if s.opts.ApprovalTTL <= 0 {
 		s.opts.ApprovalTTL = DefaultApprovalTTL
@@ -123,10 +143,18 @@ func (s *Service) Load(ctx context.Context) error {
 
 func (s *Service) loadLocked(ctx context.Context) error {
 	start := time.Now()
+	// Read the feed's position first: changes committed during the load are
+	// applied again afterwards, which is harmless (applying is idempotent).
+	seq, err := s.store.LatestChange(ctx)
+	if err != nil {
+		return err
+	}
 	n, err := s.engine.Load(ctx, s.store)
 	if err != nil {
 		return err
 	}
+	s.applied.Store(seq)
+	s.lastSync.Store(s.now().UnixMilli())
 	s.ready.Store(true)
 	s.log.Info("data loaded into OPA", "agents", n.Agents, "delegations", n.Delegations, "approvals", n.Approvals,
 		"duration", time.Since(start).String())
@@ -178,19 +206,28 @@ func (s *Service) syncLocked(ctx context.Context, c engine.Changes) error {
 	return nil
 }
 
-// Run does background work until ctx ends: it prunes rate-limit events
-// older than the window and delivers approval webhooks.
+// changeRetention is how long the change feed keeps entries; a replica
+// further behind reloads everything when it starts.
+const changeRetention = 24 * time.Hour
+
+// Run does background work until ctx ends: it follows the change feed,
+// prunes rate-limit events older than the window and old feed entries, and
+// delivers approval webhooks.
 func (s *Service) Run(ctx context.Context) {
 	if s.webhook != nil {
 		go s.webhook.run(ctx)
 	}
+	go s.follow(ctx)
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
 	for {
-		if n, err := s.store.PruneRateEvents(ctx, s.now().Add(-rateWindow)); err != nil && ctx.Err() == nil {
+		if n, err := s.store.PruneRateEvents(ctx, s.now().Add(-store.RateWindow)); err != nil && ctx.Err() == nil {
 			s.log.Warn("pruning rate-limit events failed", "error", err)
 		} else if n > 0 {
 			s.log.Debug("pruned rate-limit events", "rows", n)
+		}
+		if _, err := s.store.PruneChanges(ctx, s.now().Add(-changeRetention)); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning the change feed failed", "error", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"strings"
 	"time"
 )
@@ -93,8 +94,12 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 	if err != nil {
 		return Agent{}, fmt.Errorf("encode metadata: %w", err)
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(tx *txn) error {
 		if maxActive > 0 {
+			// Replicas creating agents for one owner at once count in turn.
+			if err := s.lockKey(ctx, tx, lockOwnerQuota, a.OwnerID); err != nil {
+				return err
+			}
 			var n int
 			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
 				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
@@ -115,7 +120,10 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 			}
 			return fmt.Errorf("insert agent: %w", err)
 		}
-		return insertPermissions(ctx, tx, a.ID, a.Permissions)
+		if err := insertPermissions(ctx, tx, a.ID, a.Permissions); err != nil {
+			return err
+		}
+		return s.recordChange(ctx, tx, ChangeAgent, a.ID)
 	})
 	if err != nil {
 		return Agent{}, err
@@ -123,7 +131,7 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 	return a, nil
 }
 
-func insertPermissions(ctx context.Context, tx *sql.Tx, agentID string, perms []Permission) error {
+func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []Permission) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO permissions (agent_id, position, resource, actions, constraints) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("prepare permission insert: %w", err)
@@ -345,7 +353,7 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 // Revoked agents are final: ErrRevoked.
 func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agent, error) {
 	var out Agent
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx *txn) error {
 		a, err := s.getAgent(ctx, tx, id)
 		if err != nil {
 			return err
@@ -366,6 +374,9 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		now := s.now()
 		if wasExpired && u.MaxActive > 0 && (a.ExpiresAt == nil || a.ExpiresAt.After(now)) {
 			// Reviving an expired agent takes a slot like creating one.
+			if err := s.lockKey(ctx, tx, lockOwnerQuota, a.OwnerID); err != nil {
+				return err
+			}
 			var n int
 			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
 				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
@@ -398,6 +409,9 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 				return err
 			}
 		}
+		if err := s.recordChange(ctx, tx, ChangeAgent, id); err != nil {
+			return err
+		}
 		out, err = s.getAgent(ctx, tx, id)
 		return err
 	})
@@ -407,7 +421,7 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 // RotateToken replaces the agent's token hash; the old token stops working
 // as soon as the caller syncs the change. Revoked agents: ErrRevoked.
 func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, error) {
-	return s.setStatus(ctx, id, func(tx *sql.Tx, a Agent) error {
+	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
 		if a.Status == StatusRevoked {
 			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
 		}
@@ -426,7 +440,7 @@ func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, e
 // RevokeAgent marks the agent revoked, permanently. The row stays for audit.
 // Revoking a revoked agent changes nothing.
 func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
-	return s.setStatus(ctx, id, func(tx *sql.Tx, a Agent) error {
+	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
 		if a.Status == StatusRevoked {
 			return nil
 		}
@@ -439,14 +453,17 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 	})
 }
 
-func (s *Store) setStatus(ctx context.Context, id string, change func(*sql.Tx, Agent) error) (Agent, error) {
+func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, Agent) error) (Agent, error) {
 	var out Agent
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx *txn) error {
 		a, err := s.getAgent(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if err := change(tx, a); err != nil {
+			return err
+		}
+		if err := s.recordChange(ctx, tx, ChangeAgent, id); err != nil {
 			return err
 		}
 		out, err = s.getAgent(ctx, tx, id)
@@ -456,6 +473,11 @@ func (s *Store) setStatus(ctx context.Context, id string, change func(*sql.Tx, A
 }
 
 func isUniqueViolation(err error) bool {
+	// PostgreSQL: SQLSTATE 23505 unique_violation.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
 	// modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE (2067) and
 	// SQLITE_CONSTRAINT_PRIMARYKEY (1555) through an error with a Code method.
 	var coded interface{ Code() int }

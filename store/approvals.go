@@ -75,11 +75,17 @@ func (s *Store) CreateApproval(ctx context.Context, a Approval) (Approval, error
 	if len(a.Arguments) > 0 {
 		args = sql.NullString{String: string(a.Arguments), Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO approvals (id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-		a.ID, a.AgentID, a.OwnerID, a.Action, a.Resource, args, toMillis(a.ExpiresAt), toMillis(a.CreatedAt))
+	err := s.withTx(ctx, func(tx *txn) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+			a.ID, a.AgentID, a.OwnerID, a.Action, a.Resource, args, toMillis(a.ExpiresAt), toMillis(a.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert approval: %w", err)
+		}
+		return s.recordChange(ctx, tx, ChangeApproval, a.ID)
+	})
 	if err != nil {
-		return Approval{}, fmt.Errorf("insert approval: %w", err)
+		return Approval{}, err
 	}
 	return a, nil
 }
@@ -165,7 +171,7 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string
 		return Approval{}, fmt.Errorf("resolve approval: bad status %q", status)
 	}
 	var out Approval
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx *txn) error {
 		a, err := s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("approval %q: %w", id, ErrNotFound)
@@ -183,6 +189,9 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string
 		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ? WHERE id = ?`,
 			status, now, by, note, id); err != nil {
 			return fmt.Errorf("resolve approval: %w", err)
+		}
+		if err := s.recordChange(ctx, tx, ChangeApproval, id); err != nil {
+			return err
 		}
 		out, err = s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
 		return err

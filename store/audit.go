@@ -69,7 +69,7 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 	if len(e.Arguments) > 0 {
 		args = sql.NullString{String: string(e.Arguments), Valid: true}
 	}
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx *txn) error {
 		if use.ApprovalID != "" {
 			res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'used', used_at = ?
 				WHERE id = ? AND status = 'approved' AND expires_at > ?`, toMillis(now), use.ApprovalID, toMillis(now))
@@ -79,8 +79,26 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 			if n, err := res.RowsAffected(); err != nil || n != 1 {
 				return fmt.Errorf("approval %q is no longer usable: %w", use.ApprovalID, ErrConflict)
 			}
+			if err := s.recordChange(ctx, tx, ChangeApproval, use.ApprovalID); err != nil {
+				return err
+			}
 		}
 		if r := use.Rate; r != nil {
+			// The database has the last word on quota, so N calls per hour
+			// means N across every sidecar sharing it: count again under a
+			// per-agent lock (SQLite's write lock already is one).
+			if err := s.lockKey(ctx, tx, lockRateAgent, r.AgentID); err != nil {
+				return err
+			}
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM rate_events WHERE agent_id = ? AND resource = ? AND perm_key = ? AND at > ?`,
+				r.AgentID, r.Resource, r.PermKey, toMillis(now.Add(-RateWindow))).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("count calls: %w", err)
+			}
+			if n >= r.Limit {
+				return fmt.Errorf("%d calls in the last hour (limit %d): %w", n, r.Limit, ErrRateLimited)
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO rate_events (agent_id, perm_key, resource, at) VALUES (?, ?, ?, ?)`,
 				r.AgentID, r.PermKey, r.Resource, toMillis(now)); err != nil {
 				return fmt.Errorf("record call: %w", err)

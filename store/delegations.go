@@ -53,13 +53,17 @@ func (s *Store) CreateDelegation(ctx context.Context, d Delegation) (Delegation,
 	if err != nil {
 		return Delegation{}, fmt.Errorf("encode grants: %w", err)
 	}
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
 			d.ID, d.FromAgent, d.ToAgent, string(perms), d.Depth, d.MaxDepth, d.Status, toMillis(d.ExpiresAt), toMillis(d.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert delegation: %w", err)
 		}
-		return nil
+		if err := s.recordChange(ctx, tx, ChangeDelegation, d.ID); err != nil {
+			return err
+		}
+		// The receiver's list of incoming delegations changed too.
+		return s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
 	})
 	if err != nil {
 		return Delegation{}, err
@@ -122,12 +126,17 @@ func (s *Store) queryDelegations(ctx context.Context, where string, args ...any)
 // RevokeDelegation marks a delegation revoked; repeating it changes nothing.
 func (s *Store) RevokeDelegation(ctx context.Context, id string) (Delegation, error) {
 	var out Delegation
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.withTx(ctx, func(tx *txn) error {
 		now := toMillis(s.now())
-		if _, err := tx.ExecContext(ctx, `UPDATE delegations SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'`, now, id); err != nil {
+		res, err := tx.ExecContext(ctx, `UPDATE delegations SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'`, now, id)
+		if err != nil {
 			return fmt.Errorf("revoke delegation: %w", err)
 		}
-		var err error
+		if n, _ := res.RowsAffected(); n > 0 {
+			if err := s.recordChange(ctx, tx, ChangeDelegation, id); err != nil {
+				return err
+			}
+		}
 		out, err = s.getDelegation(ctx, tx, id)
 		return err
 	})

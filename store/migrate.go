@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-//go:embed migrations/sqlite/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 type migration struct {
@@ -20,8 +20,9 @@ type migration struct {
 	sql     string
 }
 
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations/sqlite")
+func migrations(dialect string) ([]migration, error) {
+	dir := "migrations/" + dialect
+	entries, err := fs.ReadDir(migrationFiles, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
@@ -32,7 +33,7 @@ func migrations() ([]migration, error) {
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration %q: name must start with a number and '_'", e.Name())
 		}
-		b, err := migrationFiles.ReadFile("migrations/sqlite/" + e.Name())
+		b, err := migrationFiles.ReadFile(dir + "/" + e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
@@ -46,17 +47,27 @@ func migrations() ([]migration, error) {
 // idempotent and safe to run from several processes at once: the immediate
 // transaction lock serialises them and each re-checks what is applied.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrations(s.dialect())
 	if err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+	err = s.withTx(ctx, func(tx *txn) error {
+		if err := s.migrationLock(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	latest := ms[len(ms)-1].version
 	for _, m := range ms {
-		err := s.withTx(ctx, func(tx *sql.Tx) error {
+		err := s.withTx(ctx, func(tx *txn) error {
+			if err := s.migrationLock(ctx, tx); err != nil {
+				return err
+			}
 			var maxApplied sql.NullInt64
 			if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&maxApplied); err != nil {
 				return fmt.Errorf("read schema version: %w", err)
@@ -84,6 +95,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (s *Store) dialect() string {
+	if s.pg {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// migrationLock serialises migrations between processes. SQLite's
+// immediate transactions already do; PostgreSQL needs an advisory lock.
+func (s *Store) migrationLock(ctx context.Context, tx *txn) error {
+	if !s.pg {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7400001)`); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
 	}
 	return nil
 }

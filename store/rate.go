@@ -2,15 +2,24 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// RateWindow is the sliding window of maxCallsPerHour.
+const RateWindow = time.Hour
+
+// ErrRateLimited is returned when recording a call would exceed its limit.
+var ErrRateLimited = errors.New("rate limit reached")
 
 // RateEvent is one allowed call under a maxCallsPerHour permission.
 type RateEvent struct {
 	AgentID  string
 	PermKey  string
 	Resource string
+	// Limit is the permission's maxCallsPerHour, checked at commit.
+	Limit int
 }
 
 // CountCalls returns, per permission key, the calls an agent made on a

@@ -1,5 +1,7 @@
-// Package store owns Kavach's persistent state: agents, their permissions and
-// the audit log, with the SQL and the versioned migrations that shape them.
+// Package store owns Kavach's persistent state (agents, permissions,
+// delegations, approvals, rate-limit events, the audit log and the change
+// feed) with the SQL and the versioned migrations that shape them, on SQLite
+// or PostgreSQL.
 package store
 
 import (
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, no cgo
 )
 
@@ -24,22 +28,36 @@ var (
 
 // Options configures Open.
 type Options struct {
-	// URL is a SQLite file path (or "file:" URI), or ":memory:".
+	// URL is a SQLite file path (or "file:" URI), ":memory:", or a
+	// postgres:// (postgresql://) connection URL.
 	URL string
 	// SkipMigrations leaves the schema alone (managed externally).
 	SkipMigrations bool
+	// MaxConns caps PostgreSQL connections (default 16).
+	MaxConns int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Store is a SQLite-backed store. It is safe for concurrent use.
+// Store is the SQLite- or PostgreSQL-backed store. It is safe for
+// concurrent use.
 type Store struct {
-	// w serialises writes on one connection (SQLite has one writer anyway,
-	// and one connection avoids SQLITE_BUSY between our own goroutines);
-	// r serves reads concurrently thanks to WAL.
-	w, r *sql.DB
-	ids  idGen
-	now  func() time.Time
+	// w serialises writes; r serves reads. On SQLite, w is one connection
+	// (SQLite has one writer anyway, and one connection avoids SQLITE_BUSY
+	// between our own goroutines) and r a pool reading concurrently thanks to
+	// WAL. On PostgreSQL both are the same pgx pool.
+	w, r db
+	pg   bool
+	// pgURL is kept for the LISTEN connection, which cannot be pooled.
+	pgURL string
+	pool  *pgxpool.Pool
+	ids   idGen
+	now   func() time.Time
+}
+
+// IsPostgres reports whether a database URL names PostgreSQL.
+func IsPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
 // Open opens (creating if needed) the database and applies migrations.
@@ -51,29 +69,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	memory := opts.URL == ":memory:"
 	var err error
-	s.w, err = sql.Open("sqlite", dsn(opts.URL, false))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", opts.URL, err)
-	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetConnMaxIdleTime(0)
-	s.w.SetConnMaxLifetime(0)
-	if memory {
-		// Every connection to ":memory:" is its own database: share the one.
-		s.r = s.w
+	if IsPostgres(opts.URL) {
+		err = s.openPostgres(ctx, opts)
 	} else {
-		s.r, err = sql.Open("sqlite", dsn(opts.URL, true))
-		if err != nil {
-			_ = s.w.Close()
-			return nil, fmt.Errorf("open %s: %w", opts.URL, err)
-		}
-		s.r.SetMaxOpenConns(8)
+		err = s.openSQLite(opts)
 	}
-	if err := s.w.PingContext(ctx); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.w.PingContext(pingCtx); err != nil {
 		_ = s.Close()
-		return nil, fmt.Errorf("open %s: %w", opts.URL, err)
+		return nil, fmt.Errorf("open %s: %w", redact(opts.URL), err)
 	}
 	if !opts.SkipMigrations {
 		if err := s.Migrate(ctx); err != nil {
@@ -82,6 +91,65 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+func (s *Store) openSQLite(opts Options) error {
+	w, err := sql.Open("sqlite", dsn(opts.URL, false))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", opts.URL, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	s.w = db{DB: w}
+	if opts.URL == ":memory:" {
+		// Every connection to ":memory:" is its own database: share the one.
+		s.r = s.w
+		return nil
+	}
+	r, err := sql.Open("sqlite", dsn(opts.URL, true))
+	if err != nil {
+		_ = w.Close()
+		return fmt.Errorf("open %s: %w", opts.URL, err)
+	}
+	r.SetMaxOpenConns(8)
+	s.r = db{DB: r}
+	return nil
+}
+
+func (s *Store) openPostgres(ctx context.Context, opts Options) error {
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		return fmt.Errorf("database URL %s: %w", redact(opts.URL), err)
+	}
+	cfg.MaxConns = 16
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = int32(opts.MaxConns)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "kavach"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(opts.URL), err)
+	}
+	// database/sql over the pgx pool: one SQL layer for both engines, with
+	// pgx's statement cache preparing each statement once per connection.
+	d := db{DB: stdlib.OpenDBFromPool(pool), pg: true}
+	s.w, s.r, s.pg, s.pgURL, s.pool = d, d, true, opts.URL, pool
+	return nil
+}
+
+// redact hides a password in a database URL, for messages and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 func dsn(path string, readOnly bool) string {
@@ -116,8 +184,11 @@ func dsn(path string, readOnly bool) string {
 // Close releases the database handles.
 func (s *Store) Close() error {
 	err := s.w.Close()
-	if s.r != s.w && s.r != nil {
+	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
+	}
+	if s.pool != nil {
+		s.pool.Close()
 	}
 	return err
 }
@@ -127,12 +198,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.PingContext(ctx)
 }
 
-func (s *Store) withTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// opTimeout bounds one store operation whose caller set no deadline, so a
+// stuck database fails requests instead of piling them up.
+const opTimeout = 15 * time.Second
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, opTimeout)
+}
+
+func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&txn{Tx: tx, pg: s.pg}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

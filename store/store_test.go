@@ -57,7 +57,7 @@ func TestMigrationsAreIdempotentAndUseWAL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open #%d = %v", i, err)
 		}
-		ms, _ := migrations()
+		ms, _ := migrations("sqlite")
 		v, err := s.SchemaVersion(ctx)
 		if err != nil || v != len(ms) || v < 2 {
 			t.Errorf("SchemaVersion #%d = %d, %v; want %d", i, v, err, len(ms))

@@ -1,0 +1,151 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Replicas share one database; each keeps its own OPA store. Every write
+// appends to the database's change feed in its own transaction; a replica
+// applies the feed after the sequence it has applied: woken by PostgreSQL
+// NOTIFY, and in any case every PollInterval, so lost notifications (a
+// broken listener connection) delay a change by at most that long.
+
+// SyncStatus is what /health reports about the change feed.
+type SyncStatus struct {
+	// AppliedSeq is the last change applied to this replica's OPA store.
+	AppliedSeq int64 `json:"appliedSeq"`
+	// LatestSeq is the newest change in the database.
+	LatestSeq int64 `json:"latestSeq"`
+	// Lag is how many changes this replica is behind.
+	Lag int64 `json:"lag"`
+	// LastSyncAgeMs is how long ago the feed was last read.
+	LastSyncAgeMs int64 `json:"lastSyncAgeMs"`
+	// Listening is true while a PostgreSQL LISTEN connection is up.
+	Listening bool `json:"listening"`
+}
+
+const changeBatch = 1000
+
+// catchUp applies every change after the applied sequence. It holds writeMu
+// so that it never applies an entity's state older than one this replica's
+// own write has just applied.
+func (s *Service) catchUp(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if !s.ready.Load() {
+		return nil // the first full load has not happened yet
+	}
+	for {
+		changes, err := s.store.ChangesSince(ctx, s.applied.Load(), changeBatch)
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			break
+		}
+		c, err := s.readChanged(ctx, changes)
+		if err != nil {
+			return err
+		}
+		if err := s.syncLocked(ctx, c); err != nil {
+			return err
+		}
+		s.applied.Store(changes[len(changes)-1].Seq)
+		if len(changes) < changeBatch {
+			break
+		}
+	}
+	s.lastSync.Store(s.now().UnixMilli())
+	return nil
+}
+
+// readChanged reads the current state of every entity the changes name.
+func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engine.Changes, error) {
+	var c engine.Changes
+	seen := map[store.Change]bool{}
+	for _, ch := range changes {
+		key := store.Change{Kind: ch.Kind, EntityID: ch.EntityID}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var err error
+		switch ch.Kind {
+		case store.ChangeAgent:
+			var a store.Agent
+			if a, err = s.store.GetAgent(ctx, ch.EntityID); err == nil {
+				c.Agents = append(c.Agents, a)
+			}
+		case store.ChangeDelegation:
+			var d store.Delegation
+			if d, err = s.store.GetDelegation(ctx, ch.EntityID); err == nil {
+				c.Delegations = append(c.Delegations, d)
+			}
+		case store.ChangeApproval:
+			var a store.Approval
+			if a, err = s.store.GetApproval(ctx, ch.EntityID); err == nil {
+				c.Approvals = append(c.Approvals, a)
+			}
+		default:
+			s.log.Warn("unknown change kind; skipped", "kind", ch.Kind, "seq", ch.Seq)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return c, fmt.Errorf("read %s %s: %w", ch.Kind, ch.EntityID, err)
+		}
+	}
+	return c, nil
+}
+
+// follow keeps this replica's OPA store in step with the change feed until
+// ctx ends.
+func (s *Service) follow(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case wake <- struct{}{}:
+		default: // a catch-up is already due
+		}
+	}
+	if s.store.CanListen() {
+		go s.store.Listen(ctx, func() {
+			s.listening.Store(true)
+			notify()
+		}, func(err error) {
+			s.listening.Store(false)
+			s.log.Warn("change listener lost its connection; reconnecting (polling meanwhile)", "error", err)
+		})
+	}
+	tick := time.NewTicker(s.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("applying the change feed failed; retrying", "error", err)
+		}
+	}
+}
+
+// Sync reports the change feed's state for /health.
+func (s *Service) Sync(ctx context.Context) (SyncStatus, error) {
+	latest, err := s.store.LatestChange(ctx)
+	if err != nil {
+		return SyncStatus{}, err
+	}
+	st := SyncStatus{AppliedSeq: s.applied.Load(), LatestSeq: latest, Listening: s.listening.Load()}
+	st.Lag = max(0, st.LatestSeq-st.AppliedSeq)
+	if last := s.lastSync.Load(); last > 0 {
+		st.LastSyncAgeMs = s.now().UnixMilli() - last
+	}
+	return st, nil
+}
