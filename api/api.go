@@ -151,4 +151,20 @@ type Health struct {
 	Database      string `json:"database"`
 	SchemaVersion int    `json:"schemaVersion"`
 	Version       string `json:"version"`
+	// Sync is this replica's position in the change feed.
+	Sync *SyncStatus `json:"sync,omitempty"`
+}
+
+// SyncStatus is a replica's position in the shared database's change feed.
+type SyncStatus struct {
+	// AppliedSeq is the last change applied to this replica's OPA store.
+	AppliedSeq int64 `json:"appliedSeq"`
+	// LatestSeq is the newest change in the database.
+	LatestSeq int64 `json:"latestSeq"`
+	// Lag is how many changes this replica is behind.
+	Lag int64 `json:"lag"`
+	// LastSyncAgeMs is how long ago the feed was last read.
+	LastSyncAgeMs int64 `json:"lastSyncAgeMs"`
+	// Listening is true while a PostgreSQL LISTEN connection is up.
+	Listening bool `json:"listening"`
 }

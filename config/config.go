@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -47,6 +48,12 @@ type Database struct {
 	Provider       string `yaml:"provider"`
 	URL            string `yaml:"url"`
 	SkipMigrations bool   `yaml:"skipMigrations"`
+	// MaxConns caps PostgreSQL connections per sidecar (default 16).
+	MaxConns int `yaml:"maxConns"`
+	// PollInterval bounds how long another replica's write can take to
+	// arrive when no notification does (default 1s on PostgreSQL, 100ms on
+	// SQLite), e.g. "500ms".
+	PollInterval string `yaml:"pollInterval"`
 }
 
 // Agents configures the agent lifecycle.
@@ -99,14 +106,36 @@ func (c *Config) Validate() error {
 	if c.Server.Address == "" {
 		c.Server.Address = DefaultAddress
 	}
-	if c.Database.Provider == "" {
-		c.Database.Provider = "sqlite"
-	}
-	if c.Database.Provider != "sqlite" {
-		return fmt.Errorf("database.provider %q is not supported yet: use sqlite", c.Database.Provider)
-	}
-	if c.Database.URL == "" {
+	if c.Database.URL == "" && c.Database.Provider != "postgres" {
 		c.Database.URL = DefaultDatabase
+	}
+	pgURL := strings.HasPrefix(c.Database.URL, "postgres://") || strings.HasPrefix(c.Database.URL, "postgresql://")
+	switch c.Database.Provider {
+	case "":
+		// Inferred from the URL, so that --database postgres://… just works.
+		c.Database.Provider = "sqlite"
+		if pgURL {
+			c.Database.Provider = "postgres"
+		}
+	case "sqlite":
+		if pgURL {
+			return fmt.Errorf("database.provider is sqlite but database.url is a PostgreSQL URL")
+		}
+	case "postgres":
+		if !pgURL {
+			return fmt.Errorf("database.provider postgres needs database.url postgres://user:password@host:5432/db")
+		}
+	default:
+		return fmt.Errorf("database.provider %q is not one of sqlite, postgres", c.Database.Provider)
+	}
+	if c.Database.MaxConns < 0 {
+		return fmt.Errorf("database.maxConns must be positive, not %d", c.Database.MaxConns)
+	}
+	if c.Database.PollInterval != "" {
+		d, err := time.ParseDuration(c.Database.PollInterval)
+		if err != nil || d < 10*time.Millisecond || d > time.Minute {
+			return fmt.Errorf("database.pollInterval %q must be a duration from 10ms to 1m", c.Database.PollInterval)
+		}
 	}
 	if c.Agents.Enabled != nil && !*c.Agents.Enabled {
 		return errors.New("agents.enabled: false is not supported: agents are the sidecar's purpose")

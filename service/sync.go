@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kavach-dev/kavach/api"
 	"time"
 
 	"github.com/kavach-dev/kavach/engine"
@@ -15,20 +16,6 @@ import (
 // applies the feed after the sequence it has applied: woken by PostgreSQL
 // NOTIFY, and in any case every PollInterval, so lost notifications (a
 // broken listener connection) delay a change by at most that long.
-
-// SyncStatus is what /health reports about the change feed.
-type SyncStatus struct {
-	// AppliedSeq is the last change applied to this replica's OPA store.
-	AppliedSeq int64 `json:"appliedSeq"`
-	// LatestSeq is the newest change in the database.
-	LatestSeq int64 `json:"latestSeq"`
-	// Lag is how many changes this replica is behind.
-	Lag int64 `json:"lag"`
-	// LastSyncAgeMs is how long ago the feed was last read.
-	LastSyncAgeMs int64 `json:"lastSyncAgeMs"`
-	// Listening is true while a PostgreSQL LISTEN connection is up.
-	Listening bool `json:"listening"`
-}
 
 const changeBatch = 1000
 
@@ -137,12 +124,12 @@ func (s *Service) follow(ctx context.Context) {
 }
 
 // Sync reports the change feed's state for /health.
-func (s *Service) Sync(ctx context.Context) (SyncStatus, error) {
+func (s *Service) Sync(ctx context.Context) (api.SyncStatus, error) {
 	latest, err := s.store.LatestChange(ctx)
 	if err != nil {
-		return SyncStatus{}, err
+		return api.SyncStatus{}, err
 	}
-	st := SyncStatus{AppliedSeq: s.applied.Load(), LatestSeq: latest, Listening: s.listening.Load()}
+	st := api.SyncStatus{AppliedSeq: s.applied.Load(), LatestSeq: latest, Listening: s.listening.Load()}
 	st.Lag = max(0, st.LatestSeq-st.AppliedSeq)
 	if last := s.lastSync.Load(); last > 0 {
 		st.LastSyncAgeMs = s.now().UnixMilli() - last

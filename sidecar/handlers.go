@@ -263,6 +263,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := api.Health{Status: "ok", Database: "ok", Version: s.opts.Version}
 	v, err := s.svc.Health(r.Context())
 	h.SchemaVersion = v
+	if err == nil {
+		var sync api.SyncStatus
+		if sync, err = s.svc.Sync(r.Context()); err == nil {
+			h.Sync = &sync
+		}
+	}
 	status := http.StatusOK
 	if err != nil {
 		s.log.WarnContext(r.Context(), "health check failed", "error", err)

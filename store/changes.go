@@ -148,7 +148,7 @@ func (s *Store) listenOnce(ctx context.Context, notify func()) (connected bool, 
 	if err != nil {
 		return false, fmt.Errorf("listener: %w", err)
 	}
-	cfg.RuntimeParams["application_name"] = ListenerApplicationName
+	cfg.RuntimeParams["application_name"] = s.app + "-listener"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, fmt.Errorf("listener: connect: %w", err)
@@ -168,6 +168,3 @@ func (s *Store) listenOnce(ctx context.Context, notify func()) (connected bool, 
 		notify()
 	}
 }
-
-// ListenerApplicationName marks the LISTEN connection in pg_stat_activity.
-const ListenerApplicationName = "kavach-listener"

@@ -35,6 +35,9 @@ type Options struct {
 	SkipMigrations bool
 	// MaxConns caps PostgreSQL connections (default 16).
 	MaxConns int
+	// ApplicationName names PostgreSQL connections in pg_stat_activity
+	// (default "kavach"; the LISTEN connection adds "-listener").
+	ApplicationName string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -51,6 +54,7 @@ type Store struct {
 	// pgURL is kept for the LISTEN connection, which cannot be pooled.
 	pgURL string
 	pool  *pgxpool.Pool
+	app   string
 	ids   idGen
 	now   func() time.Time
 }
@@ -82,7 +86,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	defer cancel()
 	if err := s.w.PingContext(pingCtx); err != nil {
 		_ = s.Close()
-		return nil, fmt.Errorf("open %s: %w", redact(opts.URL), err)
+		return nil, fmt.Errorf("open %s: %w", Redact(opts.URL), err)
 	}
 	if !opts.SkipMigrations {
 		if err := s.Migrate(ctx); err != nil {
@@ -120,7 +124,7 @@ func (s *Store) openSQLite(opts Options) error {
 func (s *Store) openPostgres(ctx context.Context, opts Options) error {
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
-		return fmt.Errorf("database URL %s: %w", redact(opts.URL), err)
+		return fmt.Errorf("database URL %s: %w", Redact(opts.URL), err)
 	}
 	cfg.MaxConns = 16
 	if opts.MaxConns > 0 {
@@ -129,12 +133,14 @@ func (s *Store) openPostgres(ctx context.Context, opts Options) error {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "kavach"
+	s.app = "kavach"
+	if opts.ApplicationName != "" {
+		s.app = opts.ApplicationName
 	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = s.app
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", redact(opts.URL), err)
+		return fmt.Errorf("connect to %s: %w", Redact(opts.URL), err)
 	}
 	// database/sql over the pgx pool: one SQL layer for both engines, with
 	// pgx's statement cache preparing each statement once per connection.
@@ -143,8 +149,8 @@ func (s *Store) openPostgres(ctx context.Context, opts Options) error {
 	return nil
 }
 
-// redact hides a password in a database URL, for messages and logs.
-func redact(raw string) string {
+// Redact hides a password in a database URL, for messages and logs.
+func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
 		return raw

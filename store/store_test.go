@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kavach-dev/kavach/internal/pgtest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -26,13 +27,19 @@ func (c *clock) Add(d time.Duration) {
 
 func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
 
-// backends runs fn against a SQLite file and against :memory:.
+// backends runs fn, the contract every backend keeps, against a SQLite
+// file, SQLite :memory: and the real PostgreSQL server.
 func backends(t *testing.T, fn func(t *testing.T, s *Store, c *clock)) {
-	for _, name := range []string{"file", "memory"} {
+	for _, name := range []string{"sqlite-file", "sqlite-memory", "postgres"} {
 		t.Run(name, func(t *testing.T) {
-			url := ":memory:"
-			if name == "file" {
+			var url string
+			switch name {
+			case "sqlite-file":
 				url = filepath.Join(t.TempDir(), "kavach.db")
+			case "sqlite-memory":
+				url = ":memory:"
+			case "postgres":
+				url = pgtest.URL(t)
 			}
 			c := newClock()
 			s, err := Open(t.Context(), Options{URL: url, Now: c.Now})

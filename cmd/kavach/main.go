@@ -43,7 +43,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
-			approvalCommand(), auditCommand(), migrateCommand(), versionCommand(),
+			approvalCommand(), auditCommand(), statusCommand(), migrateCommand(), versionCommand(),
 		},
 	}
 }

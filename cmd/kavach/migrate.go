@@ -18,7 +18,7 @@ func migrateCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL})
+			st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL, MaxConns: 2})
 			if err != nil {
 				return err
 			}
@@ -27,7 +27,7 @@ func migrateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("schema of %s is at version %d\n", cfg.Database.URL, v)
+			fmt.Printf("schema of %s is at version %d\n", store.Redact(cfg.Database.URL), v)
 			return nil
 		},
 	}

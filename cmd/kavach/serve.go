@@ -19,7 +19,7 @@ import (
 
 var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML config file", EnvVars: []string{"KAVACH_CONFIG"}}
 
-var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, or :memory: (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
+var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, :memory:, or a postgres:// URL (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
 
 var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
 
@@ -73,10 +73,12 @@ func serve(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry) // validated above
+	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated above; "" is 0: the default
 	log := newLogger(cfg.Log.Level)
 	ctx := c.Context
 
-	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations})
+	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
+		MaxConns: cfg.Database.MaxConns})
 	if err != nil {
 		return err
 	}
@@ -89,6 +91,7 @@ func serve(c *cli.Context) error {
 		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
 		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
+		PollInterval: poll,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
@@ -101,7 +104,7 @@ func serve(c *cli.Context) error {
 	defer cancel()
 	loadErr := make(chan error, 1)
 	err = srv.ListenAndServe(ctx, cfg.Server.Address, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "database", cfg.Database.URL, "version", version)
+		log.Info("listening", "addr", addr.String(), "database", store.Redact(cfg.Database.URL), "version", version)
 		go func() {
 			if err := svc.Load(ctx); err != nil {
 				loadErr <- err

@@ -1,0 +1,236 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kavach-dev/kavach/internal/pgtest"
+)
+
+// pair opens two stores on one database, as two replicas would.
+func pair(t *testing.T, name string) (*Store, *Store) {
+	t.Helper()
+	var url string
+	switch name {
+	case "sqlite-file":
+		url = filepath.Join(t.TempDir(), "kavach.db")
+	case "postgres":
+		url = pgtest.URL(t)
+	}
+	a, err := Open(t.Context(), Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := Open(t.Context(), Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return a, b
+}
+
+func TestEveryWriteFeedsTheChangeFeed(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store, c *clock) {
+		ctx := t.Context()
+		start, err := s.LatestChange(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.CreateAgent(ctx, newAgent("u", "h1", Permission{Resource: "*", Actions: []string{"*"}}), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := s.CreateAgent(ctx, newAgent("u", "h2"), 0)
+		name := "x"
+		_, _ = s.UpdateAgent(ctx, a.ID, AgentUpdate{Name: &name})
+		_, _ = s.RotateToken(ctx, a.ID, "h3")
+		d, err := s.CreateDelegation(ctx, Delegation{FromAgent: a.ID, ToAgent: b.ID, Depth: 1, MaxDepth: 1,
+			ExpiresAt: c.Now().Add(time.Hour), Permissions: []Grant{{Resource: "x", Actions: []string{"r"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.RevokeDelegation(ctx, d.ID)
+		_, _ = s.RevokeDelegation(ctx, d.ID) // no change: already revoked
+		ap, err := s.CreateApproval(ctx, Approval{AgentID: a.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: c.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ResolveApproval(ctx, ap.ID, ApprovalApproved, "alice", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.InsertAudit(ctx, AuditEntry{AgentID: a.ID, Action: "r", Resource: "x", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+			Consumption{ApprovalID: ap.ID}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.InsertAudit(ctx, AuditEntry{Action: "r", Resource: "x", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{}) // no change
+		_, _ = s.RevokeAgent(ctx, b.ID)
+
+		changes, err := s.ChangesSince(ctx, start, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, ch := range changes {
+			got = append(got, ch.Kind+":"+ch.EntityID)
+			if i > 0 && ch.Seq <= changes[i-1].Seq {
+				t.Errorf("sequence not increasing: %d after %d", ch.Seq, changes[i-1].Seq)
+			}
+		}
+		want := []string{"agent:" + a.ID, "agent:" + b.ID, "agent:" + a.ID, "agent:" + a.ID, "delegation:" + d.ID, "agent:" + b.ID,
+			"delegation:" + d.ID, "approval:" + ap.ID, "approval:" + ap.ID, "approval:" + ap.ID, "agent:" + b.ID}
+		if len(got) != len(want) {
+			t.Fatalf("changes = %v; want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("change %d = %s; want %s", i, got[i], want[i])
+			}
+		}
+		latest, _ := s.LatestChange(ctx)
+		if latest != changes[len(changes)-1].Seq {
+			t.Errorf("LatestChange = %d; want %d", latest, changes[len(changes)-1].Seq)
+		}
+		if more, _ := s.ChangesSince(ctx, latest, 100); len(more) != 0 {
+			t.Errorf("ChangesSince(latest) = %v; want none", more)
+		}
+	})
+}
+
+// Two replicas racing for one quota: the database admits exactly the limit.
+func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
+	for _, name := range []string{"sqlite-file", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t, name)
+			var allowed, limited atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 50 {
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				wg.Go(func() {
+					_, err := s.InsertAudit(context.Background(), AuditEntry{AgentID: "agt_x", Action: "call", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+						Consumption{Rate: &RateEvent{AgentID: "agt_x", PermKey: "k", Resource: "r", Limit: 10}})
+					switch {
+					case err == nil:
+						allowed.Add(1)
+					case errors.Is(err, ErrRateLimited):
+						limited.Add(1)
+					default:
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if allowed.Load() != 10 || limited.Load() != 40 {
+				t.Errorf("50 calls on two replicas under a limit of 10: %d allowed, %d limited", allowed.Load(), limited.Load())
+			}
+			counts, err := a.CountCalls(t.Context(), "agt_x", "r", time.Now().Add(-time.Hour))
+			if err != nil || counts["k"] != 10 {
+				t.Errorf("CountCalls = %v, %v; want k=10", counts, err)
+			}
+			page, _, _ := b.QueryAudit(t.Context(), AuditFilter{Limit: 100})
+			if len(page) != 10 {
+				t.Errorf("audit rows = %d; want 10 (a refused call writes nothing)", len(page))
+			}
+		})
+	}
+}
+
+func TestApprovalIsUsedOnceAcrossReplicas(t *testing.T) {
+	for _, name := range []string{"sqlite-file", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t, name)
+			ctx := t.Context()
+			ag, err := a.CreateAgent(ctx, newAgent("u", "h"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ap, _ := a.CreateApproval(ctx, Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: time.Now().Add(time.Hour)})
+			if _, err := b.ResolveApproval(ctx, ap.ID, ApprovalApproved, "alice", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.ResolveApproval(ctx, ap.ID, ApprovalDenied, "bob", ""); !errors.Is(err, ErrConflict) {
+				t.Errorf("resolving twice = %v; want ErrConflict", err)
+			}
+			var used atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 20 {
+				s := a
+				if i%2 == 1 {
+					s = b
+				}
+				wg.Go(func() {
+					_, err := s.InsertAudit(context.Background(), AuditEntry{AgentID: ag.ID, Action: "r", Resource: "x", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+						Consumption{ApprovalID: ap.ID})
+					if err == nil {
+						used.Add(1)
+					} else if !errors.Is(err, ErrConflict) {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if used.Load() != 1 {
+				t.Errorf("20 racing uses of one approval on two replicas: %d succeeded; want 1", used.Load())
+			}
+		})
+	}
+}
+
+// The listener reports commits, and after its connection is killed it
+// reconnects and reports again.
+func TestListenSurvivesAKilledConnection(t *testing.T) {
+	url := pgtest.URL(t)
+	app := "kavach-test-" + filepath.Base(t.TempDir())
+	s, err := Open(t.Context(), Options{URL: url, ApplicationName: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	notes := make(chan struct{}, 100)
+	var failures atomic.Int32
+	go s.Listen(ctx, func() { notes <- struct{}{} }, func(error) { failures.Add(1) })
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-notes:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no notification %s", what)
+		}
+	}
+	wait("on connect")
+	if _, err := s.CreateAgent(t.Context(), newAgent("u", "h1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	wait("after a write")
+
+	conn, err := pgx.Connect(t.Context(), pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var killed int
+	if err := conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1`, app+"-listener").Scan(&killed); err != nil || killed == 0 {
+		t.Fatalf("terminated %d listener connections: %v", killed, err)
+	}
+	wait("on reconnect")
+	if failures.Load() == 0 {
+		t.Error("the broken connection was not reported")
+	}
+	if _, err := s.CreateAgent(t.Context(), newAgent("u", "h2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	wait("after a write on the new connection")
+}
