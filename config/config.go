@@ -50,6 +50,9 @@ type Database struct {
 	SkipMigrations bool   `yaml:"skipMigrations"`
 	// MaxConns caps PostgreSQL connections per sidecar (default 16).
 	MaxConns int `yaml:"maxConns"`
+	// ApplicationName names this sidecar's PostgreSQL connections in
+	// pg_stat_activity (default "kavach").
+	ApplicationName string `yaml:"applicationName"`
 	// PollInterval bounds how long another replica's write can take to
 	// arrive when no notification does (default 1s on PostgreSQL, 100ms on
 	// SQLite), e.g. "500ms".
@@ -81,7 +84,8 @@ const (
 func Default() Config {
 	return Config{
 		Server:   Server{Address: DefaultAddress},
-		Database: Database{Provider: "sqlite", URL: DefaultDatabase},
+		// Provider and URL are filled in by Validate: the provider follows
+		// the URL unless the file names one.
 		Log:      Log{Level: "info"},
 	}
 }

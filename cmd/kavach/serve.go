@@ -78,7 +78,7 @@ func serve(c *cli.Context) error {
 	ctx := c.Context
 
 	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
-		MaxConns: cfg.Database.MaxConns})
+		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName})
 	if err != nil {
 		return err
 	}
