@@ -54,8 +54,7 @@ type Database struct {
 	// pg_stat_activity (default "kavach").
 	ApplicationName string `yaml:"applicationName"`
 	// PollInterval bounds how long another replica's write can take to
-	// arrive when no notification does (default 1s on PostgreSQL, 100ms on
-	// SQLite), e.g. "500ms".
+	// arrive when no notification does (default 1s), e.g. "500ms".
 	PollInterval string `yaml:"pollInterval"`
 }
 

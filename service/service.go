@@ -73,8 +73,7 @@ type Options struct {
 	// WebhookURL, if set, receives a POST for every new approval request.
 	WebhookURL string
 	// PollInterval bounds how stale this replica's view of other replicas'
-	// writes can get when no notification arrives; 0 means 1s on PostgreSQL
-	// (which also notifies) and 100ms on SQLite (which only polls).
+	// writes can get when no notification arrives; 0 means 1s.
 	PollInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
@@ -120,10 +119,7 @@ func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.opts.PollInterval <= 0 {
-		s.opts.PollInterval = 100 * time.Millisecond
-		if st.CanListen() {
-			s.opts.PollInterval = time.Second
-		}
+		s.opts.PollInterval = time.Second
 	}
 	if s.opts.ApprovalTTL <= 0 {
 		s.opts.ApprovalTTL = DefaultApprovalTTL

@@ -17,7 +17,10 @@ import (
 // NOTIFY, and in any case every PollInterval, so lost notifications (a
 // broken listener connection) delay a change by at most that long.
 
-const changeBatch = 1000
+const (
+	changeBatch   = 1000
+	minCatchUpGap = 2 * time.Millisecond
+)
 
 // catchUp applies every change after the applied sequence. It holds writeMu
 // so that it never applies an entity's state older than one this replica's
@@ -105,11 +108,12 @@ func (s *Service) follow(ctx context.Context) {
 			notify()
 		}, func(err error) {
 			s.listening.Store(false)
-			s.log.Warn("change listener lost its connection; reconnecting (polling meanwhile)", "error", err)
+			s.log.Warn("change notifications interrupted; polling meanwhile", "error", err)
 		})
 	}
 	tick := time.NewTicker(s.opts.PollInterval)
 	defer tick.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,6 +121,16 @@ func (s *Service) follow(ctx context.Context) {
 		case <-wake:
 		case <-tick.C:
 		}
+		// A SQLite file wakes us on every write, audit rows included:
+		// coalesce bursts into one feed read every minCatchUpGap.
+		if wait := minCatchUpGap - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("applying the change feed failed; retrying", "error", err)
 		}

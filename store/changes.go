@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"strconv"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -111,17 +114,21 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, erro
 	return res.RowsAffected()
 }
 
-// CanListen reports whether the store pushes change notifications
-// (PostgreSQL); SQLite readers poll instead.
-func (s *Store) CanListen() bool { return s.pg }
+// CanListen reports whether the store pushes change notifications:
+// PostgreSQL by LISTEN/NOTIFY, a SQLite file by watching it change.
+func (s *Store) CanListen() bool { return s.pg || s.path != "" }
 
-// Listen calls notify whenever a change is committed, until ctx ends. It
-// holds one dedicated connection (LISTEN cannot share a pooled one); when
-// that connection breaks it reconnects with backoff and calls notify once
-// connected again, so changes made in the gap are caught up. onError hears
-// every connection failure.
+// Listen calls notify whenever a change may have been committed, until ctx
+// ends. On PostgreSQL it holds one dedicated connection (LISTEN cannot share
+// a pooled one); when that connection breaks it reconnects with backoff and
+// calls notify once connected again, so changes made in the gap are caught
+// up. On a SQLite file it watches the database and its WAL for writes (any
+// write: the reader then asks the feed). onError hears every failure.
 func (s *Store) Listen(ctx context.Context, notify func(), onError func(error)) {
 	if !s.pg {
+		if s.path != "" {
+			s.watchFile(ctx, notify, onError)
+		}
 		return
 	}
 	backoff := 50 * time.Millisecond
@@ -140,6 +147,40 @@ func (s *Store) Listen(ctx context.Context, notify func(), onError func(error)) 
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) watchFile(ctx context.Context, notify func(), onError func(error)) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		onError(fmt.Errorf("watch %s: %w", s.path, err))
+		return
+	}
+	defer w.Close()
+	// The directory, not the files: the WAL comes and goes.
+	if err := w.Add(filepath.Dir(s.path)); err != nil {
+		onError(fmt.Errorf("watch %s: %w", s.path, err))
+		return
+	}
+	base := filepath.Base(s.path)
+	notify()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if strings.HasPrefix(filepath.Base(ev.Name), base) && ev.Has(fsnotify.Write) {
+				notify()
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			onError(fmt.Errorf("watch %s: %w", s.path, err))
+		}
 	}
 }
 

@@ -55,6 +55,8 @@ type Store struct {
 	pgURL string
 	pool  *pgxpool.Pool
 	app   string
+	// path is the SQLite file ("" for :memory: and PostgreSQL).
+	path string
 	ids   idGen
 	now   func() time.Time
 }
@@ -118,6 +120,7 @@ func (s *Store) openSQLite(opts Options) error {
 	}
 	r.SetMaxOpenConns(8)
 	s.r = db{DB: r}
+	s.path = strings.TrimPrefix(opts.URL, "file:")
 	return nil
 }
 
