@@ -82,10 +82,10 @@ const (
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	return Config{
-		Server:   Server{Address: DefaultAddress},
+		Server: Server{Address: DefaultAddress},
 		// Provider and URL are filled in by Validate: the provider follows
 		// the URL unless the file names one.
-		Log:      Log{Level: "info"},
+		Log: Log{Level: "info"},
 	}
 }
 

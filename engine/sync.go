@@ -169,7 +169,9 @@ func (b *docBuilder) str(s string) *ast.Term {
 	return t
 }
 
-func nanoTerm(t time.Time) *ast.Term { return ast.NewTerm(ast.Number(strconv.FormatInt(t.UnixNano(), 10))) }
+func nanoTerm(t time.Time) *ast.Term {
+	return ast.NewTerm(ast.Number(strconv.FormatInt(t.UnixNano(), 10)))
+}
 
 // agent is data.kavach.agents[id].
 func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {

@@ -57,8 +57,8 @@ type Store struct {
 	app   string
 	// path is the SQLite file ("" for :memory: and PostgreSQL).
 	path string
-	ids   idGen
-	now   func() time.Time
+	ids  idGen
+	now  func() time.Time
 }
 
 // IsPostgres reports whether a database URL names PostgreSQL.

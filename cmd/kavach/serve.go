@@ -72,7 +72,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry) // validated above
+	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated above
 	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated above; "" is 0: the default
 	log := newLogger(cfg.Log.Level)
 	ctx := c.Context
