@@ -7,10 +7,15 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -74,13 +79,38 @@ type Decision struct {
 
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
 // admits one writer and many readers, each decision reading a consistent
-// snapshot.
+// snapshot; the compiled policies are swapped whole when extensions reload.
 type Engine struct {
-	data       storage.Store
-	decide     rego.PreparedEvalQuery
-	effective  rego.PreparedEvalQuery
-	delegation rego.PreparedEvalQuery
+	data storage.Store
+	q    atomic.Pointer[compiled]
 }
+
+// compiled is one generation of policies and the queries prepared on them.
+type compiled struct {
+	decide, effective, delegation, explain rego.PreparedEvalQuery
+	policies                               Policies
+}
+
+// Policies describes the loaded policy modules.
+type Policies struct {
+	// Revision is a hash of every module's name and text.
+	Revision string    `json:"revision"`
+	LoadedAt time.Time `json:"loadedAt"`
+	Modules  []Module  `json:"modules"`
+}
+
+// Module is one loaded policy file.
+type Module struct {
+	File    string `json:"file"`
+	Package string `json:"package"`
+	// Source is "core" (built into Kavach) or "extension".
+	Source string `json:"source"`
+	SHA256 string `json:"sha256"`
+}
+
+// ExtensionPackage is where extensions live; only its deny set is
+// consulted, and only to deny.
+const ExtensionPackage = "kavach.ext"
 
 var (
 	agentsPath      = storage.MustParsePath("/kavach/agents")
@@ -89,12 +119,9 @@ var (
 	approvalsPath   = storage.MustParsePath("/kavach/approvals")
 )
 
-// New compiles the embedded policies against an empty data set.
-func New(ctx context.Context) (*Engine, error) {
-	mods, err := policies.Modules()
-	if err != nil {
-		return nil, err
-	}
+// New compiles the embedded policies, with extensions if any (file name →
+// Rego source), against an empty data set.
+func New(ctx context.Context, extensions ...map[string]string) (*Engine, error) {
 	// Values written are built here from plain Go types, never mutated
 	// afterwards, so the JSON round trip on write is waste; AST values on
 	// read save a conversion on every decision.
@@ -102,40 +129,90 @@ func New(ctx context.Context) (*Engine, error) {
 		"kavach": map[string]any{"agents": map[string]any{}, "tokens": map[string]any{},
 			"delegations": map[string]any{}, "approvals": map[string]any{}},
 	}, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	compiler, err := compile(mods)
-	if err != nil {
-		return nil, err
-	}
 	e := &Engine{data: data}
-	for _, q := range []struct {
-		query string
-		dst   *rego.PreparedEvalQuery
-	}{
-		{policies.DecisionQuery, &e.decide},
-		{policies.EffectivePermissionsQuery, &e.effective},
-		{policies.DelegationQuery, &e.delegation},
-	} {
-		pq, err := rego.New(rego.Query(q.query), rego.Compiler(compiler), rego.Store(data)).PrepareForEval(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %s: %w", q.query, err)
-		}
-		*q.dst = pq
+	var ext map[string]string
+	if len(extensions) > 0 {
+		ext = extensions[0]
+	}
+	if err := e.SetExtensions(ctx, ext); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
 
-func compile(mods map[string]string) (*ast.Compiler, error) {
-	parsed := make(map[string]*ast.Module, len(mods))
-	for name, src := range mods {
+// SetExtensions compiles the core policies with these extensions and, only
+// if that succeeds, makes them the ones decisions use. On error the
+// policies in use stay as they were.
+func (e *Engine) SetExtensions(ctx context.Context, extensions map[string]string) error {
+	c, err := e.compile(ctx, extensions)
+	if err != nil {
+		return err
+	}
+	e.q.Store(c)
+	return nil
+}
+
+// Policies describes the policies in use.
+func (e *Engine) Policies() Policies { return e.q.Load().policies }
+
+func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*compiled, error) {
+	core, err := policies.Modules()
+	if err != nil {
+		return nil, err
+	}
+	parsed := map[string]*ast.Module{}
+	var mods []Module
+	add := func(name, src, source string) error {
 		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", name, err)
+			return fmt.Errorf("parse %s: %w", name, err)
+		}
+		pkg := strings.TrimPrefix(m.Package.Path.String(), "data.")
+		if source == "extension" && pkg != ExtensionPackage && !strings.HasPrefix(pkg, ExtensionPackage+".") {
+			return fmt.Errorf("extension %s: package %s is not allowed: extensions must be in package %s (or below it)", name, pkg, ExtensionPackage)
+		}
+		if _, dup := parsed[name]; dup {
+			return fmt.Errorf("policy file %s is given twice", name)
 		}
 		parsed[name] = m
+		sum := sha256.Sum256([]byte(src))
+		mods = append(mods, Module{File: name, Package: pkg, Source: source, SHA256: hex.EncodeToString(sum[:])})
+		return nil
 	}
-	c := ast.NewCompiler()
-	if c.Compile(parsed); c.Failed() {
-		return nil, fmt.Errorf("compile policies: %w", c.Errors)
+	for name, src := range core {
+		if err := add(name, src, "core"); err != nil {
+			return nil, err
+		}
+	}
+	for name, src := range extensions {
+		if err := add(name, src, "extension"); err != nil {
+			return nil, err
+		}
+	}
+	compiler := ast.NewCompiler()
+	if compiler.Compile(parsed); compiler.Failed() {
+		return nil, fmt.Errorf("compile policies: %w", compiler.Errors)
+	}
+	sort.Slice(mods, func(i, j int) bool { return mods[i].File < mods[j].File })
+	h := sha256.New()
+	for _, m := range mods {
+		fmt.Fprintf(h, "%s\x00%s\x00", m.File, m.SHA256)
+	}
+	c := &compiled{policies: Policies{Revision: hex.EncodeToString(h.Sum(nil))[:16], LoadedAt: time.Now().UTC(), Modules: mods}}
+	for _, q := range []struct {
+		query string
+		dst   *rego.PreparedEvalQuery
+	}{
+		{policies.DecisionQuery, &c.decide},
+		{policies.EffectivePermissionsQuery, &c.effective},
+		{policies.DelegationQuery, &c.delegation},
+		{policies.ExplanationQuery, &c.explain},
+	} {
+		pq, err := rego.New(rego.Query(q.query), rego.Compiler(compiler), rego.Store(e.data)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", q.query, err)
+		}
+		*q.dst = pq
 	}
 	return c, nil
 }
@@ -146,11 +223,44 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	v, err := evalOne(ctx, e.decide, input)
+	v, err := evalOne(ctx, e.q.Load().decide, input)
 	if err != nil {
 		return Decision{}, err
 	}
 	return decodeDecision(v)
+}
+
+// DecisionDocument is the policy's raw decision document, as stock OPA
+// returns it for data.kavach.authz.decision (for parity checks).
+func (e *Engine) DecisionDocument(ctx context.Context, in Input) (any, error) {
+	input, err := in.value()
+	if err != nil {
+		return nil, err
+	}
+	return evalOne(ctx, e.q.Load().decide, input)
+}
+
+// Explain returns data.kavach.authz.explanation for the request.
+func (e *Engine) Explain(ctx context.Context, in Input) (json.RawMessage, error) {
+	input, err := in.value()
+	if err != nil {
+		return nil, err
+	}
+	v, err := evalOne(ctx, e.q.Load().explain, input)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// InputDocument is the input the engine evaluates for in, as JSON: what a
+// caller of stock OPA passes to get the same decision.
+func (in Input) InputDocument() (any, error) {
+	v, err := in.value()
+	if err != nil {
+		return nil, err
+	}
+	return ast.JSON(v)
 }
 
 func (in Input) value() (ast.Value, error) {
@@ -245,7 +355,7 @@ func (e *Engine) EffectivePermissions(ctx context.Context, agentID string, now t
 		ast.Item(ast.InternedTerm("agentId"), ast.StringTerm(agentID)),
 		ast.Item(ast.InternedTerm("now"), nanos(now)),
 	)
-	v, err := evalOne(ctx, e.effective, input)
+	v, err := evalOne(ctx, e.q.Load().effective, input)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +400,7 @@ func (e *Engine) CheckDelegation(ctx context.Context, req DelegationRequest, now
 	if err != nil {
 		return DelegationVerdict{}, fmt.Errorf("encode delegation: %w", err)
 	}
-	v, err := evalOne(ctx, e.delegation, input)
+	v, err := evalOne(ctx, e.q.Load().delegation, input)
 	if err != nil {
 		return DelegationVerdict{}, err
 	}

@@ -31,10 +31,32 @@ const ApprovalRetention = 24 * time.Hour
 // Counts reports what a full load put into OPA.
 type Counts struct{ Agents, Delegations, Approvals int }
 
-// Load replaces all data with the source's, in one transaction. Documents
-// are built as OPA AST values directly: no intermediate maps and no second
-// conversion, which is most of the cost of loading 100,000 agents.
+// Load replaces all data with the source's, in one transaction.
 func (e *Engine) Load(ctx context.Context, src Source) (Counts, error) {
+	docs, counts, err := Documents(ctx, src)
+	if err != nil {
+		return Counts{}, err
+	}
+	err = storage.Txn(ctx, e.data, storage.WriteParams, func(txn storage.Transaction) error {
+		for _, w := range []storage.Path{agentsPath, tokensPath, delegationsPath, approvalsPath} {
+			key := w[len(w)-1]
+			if err := e.data.Write(ctx, txn, storage.ReplaceOp, w, docs.Get(ast.StringTerm(key)).Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Counts{}, fmt.Errorf("load into OPA: %w", err)
+	}
+	return counts, nil
+}
+
+// Documents builds data.kavach, everything the policies read, from the
+// source: {agents, tokens, delegations, approvals}. Documents are built as
+// OPA AST values directly: no intermediate maps and no second conversion,
+// which is most of the cost of loading 100,000 agents.
+func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 	b := newDocBuilder()
 	agents, tokens := ast.NewObject(), ast.NewObject()
 	delegations, approvals := ast.NewObject(), ast.NewObject()
@@ -45,7 +67,7 @@ func (e *Engine) Load(ctx context.Context, src Source) (Counts, error) {
 		return nil
 	})
 	if err != nil {
-		return Counts{}, fmt.Errorf("load delegations: %w", err)
+		return nil, Counts{}, fmt.Errorf("load delegations: %w", err)
 	}
 	err = src.EachAgent(ctx, func(a store.Agent) error {
 		id := ast.StringTerm(a.ID)
@@ -54,30 +76,22 @@ func (e *Engine) Load(ctx context.Context, src Source) (Counts, error) {
 		return nil
 	})
 	if err != nil {
-		return Counts{}, fmt.Errorf("load agents: %w", err)
+		return nil, Counts{}, fmt.Errorf("load agents: %w", err)
 	}
 	err = src.EachApproval(ctx, ApprovalRetention, func(a store.Approval) error {
 		approvals.Insert(ast.StringTerm(a.ID), ast.NewTerm(b.approval(a)))
 		return nil
 	})
 	if err != nil {
-		return Counts{}, fmt.Errorf("load approvals: %w", err)
+		return nil, Counts{}, fmt.Errorf("load approvals: %w", err)
 	}
-	err = storage.Txn(ctx, e.data, storage.WriteParams, func(txn storage.Transaction) error {
-		for _, w := range []struct {
-			path storage.Path
-			v    ast.Value
-		}{{agentsPath, agents}, {tokensPath, tokens}, {delegationsPath, delegations}, {approvalsPath, approvals}} {
-			if err := e.data.Write(ctx, txn, storage.ReplaceOp, w.path, w.v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return Counts{}, fmt.Errorf("load into OPA: %w", err)
-	}
-	return Counts{agents.Len(), delegations.Len(), approvals.Len()}, nil
+	docs := ast.NewObject(
+		ast.Item(ast.StringTerm("agents"), ast.NewTerm(agents)),
+		ast.Item(ast.StringTerm("tokens"), ast.NewTerm(tokens)),
+		ast.Item(ast.StringTerm("delegations"), ast.NewTerm(delegations)),
+		ast.Item(ast.StringTerm("approvals"), ast.NewTerm(approvals)),
+	)
+	return docs, Counts{agents.Len(), delegations.Len(), approvals.Len()}, nil
 }
 
 // Changes are documents to write to OPA together.

@@ -17,6 +17,7 @@ const (
 	DecisionQuery             = "data.kavach.authz.decision"
 	EffectivePermissionsQuery = "data.kavach.authz.effective_permissions"
 	DelegationQuery           = "data.kavach.delegation.check"
+	ExplanationQuery          = "data.kavach.authz.explanation"
 )
 
 // Modules returns the policy modules (tests excluded), keyed by file name.

@@ -59,6 +59,9 @@ _outcome := _deny("invalid_token", "the bearer token does not belong to any agen
 	_agent.status == "revoked"
 } else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id])) if {
 	_expired(_agent)
+} else := _ext_deny if {
+	count(_granting) > 0
+	count(_ext_denials) > 0
 } else := _allow(_chosen) if {
 	count(_granting) > 0
 } else := _refuse(_best_failure) if {
@@ -66,6 +69,17 @@ _outcome := _deny("invalid_token", "the bearer token does not belong to any agen
 } else := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
 
 _deny(code, reason) := {"allowed": false, "code": code, "reason": reason}
+
+# User extensions (package kavach.ext) may add denials, never allows: they
+# are consulted only for a call the core policy would allow. Each denial is
+# {"code": string, "reason": string}; the first by code wins.
+_ext_denials := sort([[d.code, d.reason] |
+	some d in data.kavach.ext.deny
+	is_string(d.code)
+	is_string(d.reason)
+])
+
+_ext_deny := _deny(_ext_denials[0][0], _ext_denials[0][1])
 
 _expired(a) if {
 	is_number(a.expiresAt)

@@ -1,0 +1,33 @@
+package kavach.authz
+
+import data.kavach.resources
+
+# METADATA
+# description: |
+#   Why the decision came out as it did: every permission of the agent
+#   (own and delegated) with its delegation path and the outcome of checking
+#   it against this request. Evaluated only when asked (?explain=true).
+# entrypoint: true
+explanation := {"considered": [_consider(c) | some c in _candidates]}
+
+_consider(c) := object.union(
+	{
+		"resource": c.perm.resource,
+		"actions": c.perm.actions,
+		"source": c.source,
+		"delegationPath": [_link_view(id) | some [id, _] in c.links],
+	},
+	_verdict(c),
+)
+
+_link_view(id) := {"delegationId": id, "fromAgent": d.fromAgent, "toAgent": d.toAgent} if {
+	d := data.kavach.delegations[id]
+} else := {"delegationId": id}
+
+_verdict(c) := {"result": "action_mismatch", "reason": sprintf("%q is not among the permission's actions", [input.action])} if {
+	not resources.action_match(c.perm.actions, input.action)
+} else := {"result": "resource_mismatch", "reason": sprintf("%q does not match %q", [input.resource, c.perm.resource])} if {
+	not resources.match(c.perm.resource, input.resource)
+} else := {"result": f.code, "reason": f.reason} if {
+	f := _failure(c)
+} else := {"result": "allowed", "reason": "the permission matches and all its constraints hold"}
