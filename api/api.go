@@ -76,6 +76,9 @@ type AuthorizeResponse struct {
 	AuditID string `json:"auditId"`
 	// ApprovalID is the request opened when code is approval_required.
 	ApprovalID string `json:"approvalId,omitempty"`
+	// Explanation, with ?explain=true: every permission considered, its
+	// delegation path and the outcome of checking it.
+	Explanation json.RawMessage `json:"explanation,omitempty"`
 }
 
 // DelegateRequest is the body of POST /v1/delegations. MaxDepth defaults to 1.

@@ -178,3 +178,28 @@ func Read(r io.Reader) (map[string]string, error) {
 	}
 	return mods, nil
 }
+
+// Sign re-signs an existing bundle (one fetched from a running sidecar,
+// which never holds signing keys) and writes it to w.
+func Sign(r io.Reader, w io.Writer, key, alg, keyID string) error {
+	b, err := opabundle.NewReader(r).WithSkipBundleVerification(true).WithRegoVersion(ast.RegoV1).Read()
+	if err != nil {
+		return fmt.Errorf("read bundle: %w", err)
+	}
+	if alg == "" {
+		alg = "RS256"
+	}
+	if alg != "RS256" && alg != "HS256" {
+		return fmt.Errorf("signing algorithm %q: use RS256 or HS256", alg)
+	}
+	if keyID == "" {
+		keyID = "kavach"
+	}
+	if err := b.GenerateSignature(opabundle.NewSigningConfig(key, alg, ""), keyID, false); err != nil {
+		return fmt.Errorf("sign bundle: %w", err)
+	}
+	if err := opabundle.NewWriter(w).DisableFormat(true).Write(b); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	return nil
+}

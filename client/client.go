@@ -240,3 +240,35 @@ func (c *Client) ResolveApproval(ctx context.Context, id string, approve bool, r
 	var out api.Approval
 	return out, c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/"+verb, req, "", &out)
 }
+
+// Bundle downloads an OPA bundle of the sidecar's policies and data.
+func (c *Client) Bundle(ctx context.Context, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/bundle", nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	return nil
+}
+
+// AuthorizeExplained asks for a decision with its explanation.
+func (c *Client) AuthorizeExplained(ctx context.Context, req api.AuthorizeRequest, token string) (api.AuthorizeResponse, error) {
+	var out api.AuthorizeResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/authorize?explain=true", req, token, &out)
+}
+
+// Policies lists the loaded policies.
+func (c *Client) Policies(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/v1/policies", nil, "", &out)
+}

@@ -27,7 +27,15 @@ type Config struct {
 	Database Database `yaml:"database"`
 	Agents   Agents   `yaml:"agents"`
 	Approval Approval `yaml:"approval"`
+	Policies Policies `yaml:"policies"`
 	Log      Log      `yaml:"log"`
+}
+
+// Policies configures user policy extensions.
+type Policies struct {
+	// Extensions is a directory of .rego files or an OPA bundle file, in
+	// package kavach.ext; reloaded when it changes.
+	Extensions string `yaml:"extensions"`
 }
 
 // Approval configures human approval requests.

@@ -26,7 +26,7 @@ const (
 // bearer is the token from the Authorization header, "" if none. Only
 // malformed requests fail without a decision; every decision, allowed or
 // denied, known agent or not, is audited.
-func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string) (api.AuthorizeResponse, error) {
+func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
 	start := time.Now()
 	if err := s.checkReady(); err != nil {
 		return api.AuthorizeResponse{}, err
@@ -87,6 +87,12 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		res := api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: entry.Reason, AuditID: entry.ID}
 		if d.ApprovalRequired {
 			res.ApprovalID = entry.ApprovalID
+		}
+		if explain {
+			// The same facts as the decision: the explanation describes it.
+			if res.Explanation, err = s.engine.Explain(ctx, in); err != nil {
+				return api.AuthorizeResponse{}, err
+			}
 		}
 		return res, nil
 	}

@@ -75,6 +75,9 @@ type Options struct {
 	// PollInterval bounds how stale this replica's view of other replicas'
 	// writes can get when no notification arrives; 0 means 1s.
 	PollInterval time.Duration
+	// ExtensionsPath is the directory or bundle the engine's extensions were
+	// read from; Run watches it and reloads on change.
+	ExtensionsPath string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -98,6 +101,8 @@ type Service struct {
 	// step, so N concurrent calls under a limit of N get exactly N allows.
 	agentLocks [64]sync.Mutex
 	webhook    *webhook
+
+	ext extensionState
 
 	applied   atomic.Int64 // last change-feed sequence applied to OPA
 	lastSync  atomic.Int64 // Unix ms of the last change-feed read
@@ -214,6 +219,9 @@ func (s *Service) Run(ctx context.Context) {
 		go s.webhook.run(ctx)
 	}
 	go s.follow(ctx)
+	if s.opts.ExtensionsPath != "" {
+		go s.watchExtensions(ctx)
+	}
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
 	for {

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -96,7 +97,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		bearer = strings.TrimSpace(token)
 	}
-	res, err := s.svc.Authorize(r.Context(), req, bearer)
+	explain := false
+	switch v := r.URL.Query().Get("explain"); v {
+	case "", "false":
+	case "true":
+		explain = true
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_parameter", "explain must be true or false")
+		return
+	}
+	res, err := s.svc.Authorize(r.Context(), req, bearer, explain)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -283,4 +293,23 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+func (s *Server) policies(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.svc.Policies())
+}
+
+// bundle streams an OPA bundle of the policies in use and a snapshot of the
+// data (unsigned: signing keys stay with the operator's CLI).
+func (s *Server) bundle(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	info, err := s.svc.Bundle(r.Context(), &buf)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", `attachment; filename="kavach-bundle.tar.gz"`)
+	w.Header().Set("X-Kavach-Bundle-Revision", info.Revision)
+	_, _ = w.Write(buf.Bytes())
 }

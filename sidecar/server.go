@@ -69,6 +69,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.getApproval)
 	s.mux.HandleFunc("POST /v1/approvals/{id}/approve", s.resolveApproval(true))
 	s.mux.HandleFunc("POST /v1/approvals/{id}/deny", s.resolveApproval(false))
+	s.mux.HandleFunc("GET /v1/policies", s.policies)
+	s.mux.HandleFunc("GET /v1/bundle", s.bundle)
 	s.mux.HandleFunc("GET /v1/audit", s.queryAudit)
 	s.mux.HandleFunc("GET /v1/audit/export", s.exportAudit)
 	s.mux.HandleFunc("GET /health", s.health)

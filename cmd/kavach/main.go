@@ -43,7 +43,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
-			approvalCommand(), auditCommand(), statusCommand(), migrateCommand(), versionCommand(),
+			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), statusCommand(), migrateCommand(), versionCommand(),
 		},
 	}
 }
@@ -57,6 +57,8 @@ var serverFlag = &cli.StringFlag{
 }
 
 func apiClient(c *cli.Context) *client.Client { return client.New(c.String("server")) }
+
+func apiClientFor(server string) *client.Client { return client.New(server) }
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)

@@ -21,6 +21,8 @@ var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: 
 
 var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, :memory:, or a postgres:// URL (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
 
+var policyDirFlag = &cli.StringFlag{Name: "policy-dir", Usage: "policy extensions (package kavach.ext): a directory of .rego files or a bundle file", EnvVars: []string{"KAVACH_POLICY_DIR"}}
+
 var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
 
 func serveCommand() *cli.Command {
@@ -31,6 +33,7 @@ func serveCommand() *cli.Command {
 			configFlag, databaseFlag, skipMigrationsFlag,
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
+			policyDirFlag,
 		},
 		Action: serve,
 	}
@@ -58,6 +61,9 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	if v := c.String("log-level"); v != "" {
 		cfg.Log.Level = v
 	}
+	if v := c.String("policy-dir"); v != "" {
+		cfg.Policies.Extensions = v
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -83,15 +89,22 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	eng, err := engine.New(ctx)
+	var exts map[string]string
+	if path := cfg.Policies.Extensions; path != "" {
+		if exts, err = service.ReadExtensions(path); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+	}
+	eng, err := engine.New(ctx, exts)
 	if err != nil {
-		return err
+		// A broken extension stops the sidecar at start, loudly.
+		return cli.Exit(fmt.Sprintf("policies: %v", err), 2)
 	}
 	svc, err := service.New(st, eng, service.Options{
 		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
 		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
-		PollInterval: poll,
+		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
