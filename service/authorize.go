@@ -35,9 +35,9 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err != nil {
 		return api.AuthorizeResponse{}, err
 	}
-	d, err := s.engine.Decide(ctx, in)
+	d, err := s.decide(ctx, in)
 	if err != nil {
-		return api.AuthorizeResponse{}, fmt.Errorf("decide: %w", err)
+		return api.AuthorizeResponse{}, err
 	}
 	if consumes(d) {
 		// Decide again under the agent's lock, at the time the lock was
@@ -107,11 +107,23 @@ func (s *Service) decideWithCounts(ctx context.Context, in *engine.Input, agentI
 		return engine.Decision{}, fmt.Errorf("count calls: %w", err)
 	}
 	in.Calls = calls
-	d, err := s.engine.Decide(ctx, *in)
-	if err != nil {
-		return engine.Decision{}, fmt.Errorf("decide: %w", err)
+	return s.decide(ctx, *in)
+}
+
+// decide evaluates the policy. An evaluation error (say, a runtime error in
+// a user extension) is a denial, audited like any other: fail closed, and
+// keep the one-row-per-decision promise.
+func (s *Service) decide(ctx context.Context, in engine.Input) (engine.Decision, error) {
+	d, err := s.engine.Decide(ctx, in)
+	if err == nil {
+		return d, nil
 	}
-	return d, nil
+	if ctx.Err() != nil {
+		return d, ctx.Err()
+	}
+	s.log.Error("policy evaluation failed; denying", "error", err)
+	return engine.Decision{Allowed: false, Code: "policy_error", AgentID: in.AgentID,
+		Reason: "the policy could not be evaluated, so the call is denied: " + err.Error()}, nil
 }
 
 // auditEntry builds the audit row of a decision and what the call consumes;

@@ -151,3 +151,43 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 		t.Fatal("a decision hung behind a stalled export")
 	}
 }
+
+// A runtime error in the policy (here, an extension whose complete rule has
+// two values) is an audited denial, not a 500 without a trace.
+func TestPolicyErrorIsAnAuditedDenial(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(ctx, map[string]string{"conflict.rego": `package kavach.ext
+
+v := 1 if input.action == "read"
+
+v := 2 if input.action == "read"
+
+deny contains {"code": "c", "reason": "r"} if v == 1
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := service.New(st, eng, service.Options{})
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	defer srv.Close()
+	cl := client.New(srv.URL)
+	a, err := cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.Authorize(ctx, api.AuthorizeRequest{AgentID: a.ID, Action: "read", Resource: "x"}, "")
+	if err != nil || res.Allowed || res.Code != "policy_error" || res.AuditID == "" {
+		t.Fatalf("decision under a failing policy = %+v, %v; want an audited policy_error denial", res, err)
+	}
+	if res, _ := cl.Authorize(ctx, api.AuthorizeRequest{AgentID: a.ID, Action: "write", Resource: "x"}, ""); !res.Allowed {
+		t.Errorf("a request the broken rule does not reach = %+v; want allowed", res)
+	}
+}

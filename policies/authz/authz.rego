@@ -25,6 +25,12 @@ decision := object.union(
 	object.get(_outcome, "extra", {}),
 )
 
+# METADATA
+# description: |
+#   The ID of the agent the request is about, resolved from input.agentId or
+#   the token hash ("" if none): for extensions, which see the same input.
+agent_id := _agent_id
+
 default _agent_id := ""
 
 _agent_id := input.agentId if _by_id

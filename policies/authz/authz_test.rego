@@ -58,6 +58,11 @@ test_allowed_by_id if {
 	d.reason == `permission "mcp:github:*" allows "read" on "mcp:github:repos"`
 }
 
+test_agent_id_is_resolved_for_extensions if {
+	authz.agent_id == "agt_reader" with input as {"tokenHash": "hash-reader"}
+		with data.kavach.tokens as _tokens
+}
+
 test_allowed_by_token if {
 	d := _decide({"tokenHash": "hash-reader", "action": "comment", "resource": "mcp:github:issues", "now": 1})
 	d.allowed
