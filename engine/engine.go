@@ -57,11 +57,17 @@ type Input struct {
 
 // Use describes the permission an allow relies on and what it consumes.
 type Use struct {
-	Key             string `json:"key"`
-	Source          string `json:"source"`
-	Resource        string `json:"resource"`
-	MaxCallsPerHour int    `json:"maxCallsPerHour,omitempty"`
-	ApprovalID      string `json:"approvalId,omitempty"`
+	Key        string      `json:"key"`
+	Source     string      `json:"source"`
+	Resource   string      `json:"resource"`
+	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+	ApprovalID string      `json:"approvalId,omitempty"`
+}
+
+// RateLimit is one maxCallsPerHour that applies to a call, counted under Key.
+type RateLimit struct {
+	Key string `json:"key"`
+	Max int    `json:"max"`
 }
 
 // Decision is the policy's answer.
@@ -73,8 +79,10 @@ type Decision struct {
 	OwnerID string `json:"ownerId"`
 	// Permission is set on allows.
 	Permission *Use `json:"permission,omitempty"`
-	// ApprovalRequired asks the caller to open an approval request.
-	ApprovalRequired bool `json:"approvalRequired,omitempty"`
+	// ApprovalRequired asks the caller to open an approval request, for
+	// ApprovalOwner to answer.
+	ApprovalRequired bool   `json:"approvalRequired,omitempty"`
+	ApprovalOwner    string `json:"approvalOwner,omitempty"`
 }
 
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
@@ -326,18 +334,23 @@ func decodeDecision(v any) (Decision, error) {
 	d.AgentID, _ = m["agentId"].(string)
 	d.OwnerID, _ = m["ownerId"].(string)
 	d.ApprovalRequired, _ = m["approvalRequired"].(bool)
+	d.ApprovalOwner, _ = m["approvalOwner"].(string)
 	if p, ok := m["permission"].(map[string]any); ok {
 		u := &Use{}
 		u.Key, _ = p["key"].(string)
 		u.Source, _ = p["source"].(string)
 		u.Resource, _ = p["resource"].(string)
 		u.ApprovalID, _ = p["approvalId"].(string)
-		if n, ok := p["maxCallsPerHour"].(json.Number); ok {
+		limits, _ := p["rateLimits"].([]any)
+		for _, l := range limits {
+			lm, _ := l.(map[string]any)
+			key, _ := lm["key"].(string)
+			n, _ := lm["max"].(json.Number)
 			limit, err := n.Int64()
-			if err != nil {
-				return Decision{}, fmt.Errorf("evaluate policy: maxCallsPerHour %s: %w", n, err)
+			if err != nil || key == "" {
+				return Decision{}, fmt.Errorf("evaluate policy: malformed rate limit %v", l)
 			}
-			u.MaxCallsPerHour = int(limit)
+			u.RateLimits = append(u.RateLimits, RateLimit{Key: key, Max: int(limit)})
 		}
 		d.Permission = u
 	}
@@ -379,11 +392,12 @@ type DelegationVerdict struct {
 	Depth    int    `json:"depth"`
 	MaxDepth int    `json:"maxDepth"`
 	Grants   []struct {
-		Resource    string           `json:"resource"`
-		Actions     []string         `json:"actions"`
-		Constraints map[string]any   `json:"constraints"`
-		Inherited   []map[string]any `json:"inherited"`
-		Chain       [][2]any         `json:"chain"`
+		Resource    string            `json:"resource"`
+		Actions     []string          `json:"actions"`
+		Constraints map[string]any    `json:"constraints"`
+		Inherited   []store.Inherited `json:"inherited"`
+		Chain       [][2]any          `json:"chain"`
+		CoveredBy   string            `json:"coveredBy"`
 	} `json:"grants"`
 }
 

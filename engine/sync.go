@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -199,7 +199,7 @@ func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {
 	}
 	perms := make([]*ast.Term, len(a.Permissions))
 	for i, p := range a.Permissions {
-		perms[i] = ast.NewTerm(b.permission(PermissionKey(p), p.Resource, p.Actions, p.Constraints))
+		perms[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
 	}
 	doc := ast.NewObject(
 		ast.Item(b.str("ownerId"), b.str(a.OwnerID)),
@@ -230,18 +230,19 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 	return doc
 }
 
-// PermissionKey identifies an own permission by its content, so rate-limit
-// counts follow the permission, not its position in the list.
-func PermissionKey(p store.Permission) string {
+// PermissionKey identifies a permission by its resource pattern and set of
+// actions. Rate-limit counts follow it: not the permission's position, not
+// its constraints (tightening a limit keeps the calls already counted), and
+// not the delegation that carried it (the same grant delegated twice is one
+// quota). Keys are unique within an agent's own permissions.
+func PermissionKey(resource string, actions []string) string {
+	sorted := slices.Clone(actions)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
 	h := sha256.New()
-	_, _ = io.WriteString(h, p.Resource)
-	for _, a := range p.Actions {
+	_, _ = io.WriteString(h, resource)
+	for _, a := range sorted {
 		_, _ = io.WriteString(h, "\x00"+a)
-	}
-	if len(p.Constraints) > 0 {
-		b, _ := json.Marshal(p.Constraints) // map keys are sorted: stable
-		_, _ = h.Write([]byte{1})
-		_, _ = h.Write(b)
 	}
 	var sum [sha256.Size]byte
 	return "p_" + hex.EncodeToString(h.Sum(sum[:0])[:8])
@@ -275,9 +276,6 @@ func constraintsTerm(c map[string]any) *ast.Term {
 	return ast.NewTerm(v)
 }
 
-// DelegatedKey identifies a delegated permission.
-func DelegatedKey(delegationID string, i int) string { return delegationID + "#" + strconv.Itoa(i) }
-
 // delegation is data.kavach.delegations[id].
 func (b *docBuilder) delegation(d store.Delegation) ast.Value {
 	status := store.StatusActive
@@ -286,11 +284,13 @@ func (b *docBuilder) delegation(d store.Delegation) ast.Value {
 	}
 	perms := make([]*ast.Term, len(d.Permissions))
 	for i, g := range d.Permissions {
-		doc := b.permission(DelegatedKey(d.ID, i), g.Resource, g.Actions, g.Constraints)
+		doc := b.permission(PermissionKey(g.Resource, g.Actions), g.Resource, g.Actions, g.Constraints)
 		inherited := make([]*ast.Term, len(g.Inherited))
-		for j, c := range g.Inherited {
-			inherited[j] = constraintsTerm(c)
+		for j, in := range g.Inherited {
+			inherited[j] = ast.ObjectTerm(ast.Item(b.str("key"), ast.StringTerm(in.Key)),
+				ast.Item(b.str("constraints"), constraintsTerm(in.Constraints)))
 		}
+		doc.Insert(b.str("coveredBy"), ast.StringTerm(g.CoveredBy))
 		doc.Insert(ast.StringTerm("inherited"), ast.ArrayTerm(inherited...))
 		chain := make([]*ast.Term, len(g.Chain))
 		for j, l := range g.Chain {

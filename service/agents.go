@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -164,10 +165,18 @@ func checkPermissions(perms []store.Permission) error {
 	if len(perms) > maxPermissions {
 		return unprocessable("too_many_permissions", "an agent may hold at most %d permissions", maxPermissions)
 	}
+	seen := map[string]int{}
 	for i, p := range perms {
 		if err := validatePermission(p); err != nil {
 			return unprocessable("invalid_permission", "permissions[%d]: %v", i, err)
 		}
+		// One permission per resource pattern and set of actions: its key
+		// (rate-limit counts, delegation roots) must name one permission.
+		key := engine.PermissionKey(p.Resource, p.Actions)
+		if j, dup := seen[key]; dup {
+			return unprocessable("duplicate_permission", "permissions[%d] and permissions[%d] both grant %v on %q; merge their constraints into one", j, i, p.Actions, p.Resource)
+		}
+		seen[key] = i
 	}
 	return nil
 }

@@ -23,7 +23,13 @@ func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req ap
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.Approval{}, fmt.Errorf("find approval: %w", err)
 	}
-	a, err = s.store.CreateApproval(ctx, store.Approval{AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action,
+	// The human who answers is the owner of the permission being exercised:
+	// for a delegated one, the first delegator's owner, not the child's.
+	owner := d.ApprovalOwner
+	if owner == "" {
+		owner = d.OwnerID
+	}
+	a, err = s.store.CreateApproval(ctx, store.Approval{AgentID: d.AgentID, OwnerID: owner, Action: req.Action,
 		Resource: req.Resource, Arguments: compactJSON(req.Arguments), ExpiresAt: s.now().Add(s.opts.ApprovalTTL)})
 	if err != nil {
 		return store.Approval{}, fmt.Errorf("create approval: %w", err)

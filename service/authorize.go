@@ -142,8 +142,8 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 	case d.Allowed:
 		entry.Result = store.ResultAllowed
 		if p := d.Permission; p != nil {
-			if p.MaxCallsPerHour > 0 {
-				use.Rate = &store.RateEvent{AgentID: d.AgentID, PermKey: p.Key, Resource: req.Resource, Limit: p.MaxCallsPerHour}
+			for _, l := range p.RateLimits {
+				use.Rates = append(use.Rates, store.RateEvent{AgentID: d.AgentID, PermKey: l.Key, Resource: req.Resource, Limit: l.Max})
 			}
 			use.ApprovalID = p.ApprovalID
 		}
@@ -162,7 +162,7 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 // once they are known, or uses something up: then it is redone under a lock.
 func consumes(d engine.Decision) bool {
 	if d.Allowed {
-		return d.Permission != nil && (d.Permission.MaxCallsPerHour > 0 || d.Permission.ApprovalID != "")
+		return d.Permission != nil && (len(d.Permission.RateLimits) > 0 || d.Permission.ApprovalID != "")
 	}
 	return strings.HasPrefix(d.Code, "approval_")
 }

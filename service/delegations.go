@@ -73,7 +73,8 @@ func (s *Service) Delegate(ctx context.Context, req api.DelegateRequest) (api.De
 	d := store.Delegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Depth: verdict.Depth,
 		MaxDepth: verdict.MaxDepth, ExpiresAt: *req.ExpiresAt}
 	for _, g := range verdict.Grants {
-		grant := store.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints, Inherited: g.Inherited, Chain: []store.Link{}}
+		grant := store.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints, Inherited: g.Inherited,
+			Chain: []store.Link{}, CoveredBy: g.CoveredBy}
 		for _, l := range g.Chain {
 			id, _ := l[0].(string)
 			idx, err := toInt(l[1])

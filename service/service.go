@@ -111,10 +111,8 @@ type Service struct {
 
 // New returns a service; call Load before serving decisions.
 func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
-	for i, p := range opts.DefaultPermissions {
-		if err := validatePermission(p); err != nil {
-			return nil, fmt.Errorf("agents.defaultPermissions[%d]: %w", i, err)
-		}
+	if err := checkPermissions(opts.DefaultPermissions); err != nil {
+		return nil, fmt.Errorf("agents.defaultPermissions: %w", err)
 	}
 	s := &Service{store: st, engine: eng, opts: opts, log: opts.Logger, now: opts.Now}
 	if s.now == nil {

@@ -51,8 +51,9 @@ const auditColumns = `id, agent_id, owner_id, action, resource, arguments, resul
 // Consumption is what an allowed call uses up. It is recorded in the same
 // transaction as the call's audit row: both or neither.
 type Consumption struct {
-	// Rate is the call counted against a maxCallsPerHour permission.
-	Rate *RateEvent
+	// Rates are the call counted against each maxCallsPerHour limit that
+	// applies to it.
+	Rates []RateEvent
 	// ApprovalID is the approval the call used; it must still be approved.
 	ApprovalID string
 }
@@ -83,12 +84,14 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 				return err
 			}
 		}
-		if r := use.Rate; r != nil {
+		for i, r := range use.Rates {
 			// The database has the last word on quota, so N calls per hour
 			// means N across every sidecar sharing it: count again under a
 			// per-agent lock (SQLite's write lock already is one).
-			if err := s.lockKey(ctx, tx, lockRateAgent, r.AgentID); err != nil {
-				return err
+			if i == 0 {
+				if err := s.lockKey(ctx, tx, lockRateAgent, r.AgentID); err != nil {
+					return err
+				}
 			}
 			var n int
 			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM rate_events WHERE agent_id = ? AND resource = ? AND perm_key = ? AND at > ?`,

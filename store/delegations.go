@@ -16,14 +16,24 @@ type Link struct {
 }
 
 // Grant is a permission given by a delegation. Inherited holds the
-// constraints of the permissions that covered it up the chain: they apply
-// on top of its own. Chain lists the links it hangs from, root first.
+// constraints of the delegated permissions that covered it up the chain (a
+// snapshot; the root delegator's own permission applies live). Chain lists
+// the links it hangs from, root first. CoveredBy is the key of the
+// permission it was cut from.
 type Grant struct {
-	Resource    string           `json:"resource"`
-	Actions     []string         `json:"actions"`
-	Constraints map[string]any   `json:"constraints,omitempty"`
-	Inherited   []map[string]any `json:"inherited,omitempty"`
-	Chain       []Link           `json:"chain"`
+	Resource    string         `json:"resource"`
+	Actions     []string       `json:"actions"`
+	Constraints map[string]any `json:"constraints,omitempty"`
+	Inherited   []Inherited    `json:"inherited,omitempty"`
+	Chain       []Link         `json:"chain"`
+	CoveredBy   string         `json:"coveredBy"`
+}
+
+// Inherited is a constraint set a delegated permission carries from the
+// chain, with the key its rate limit counts under.
+type Inherited struct {
+	Key         string         `json:"key"`
+	Constraints map[string]any `json:"constraints"`
 }
 
 // Delegation passes permissions from one agent to another.

@@ -118,7 +118,7 @@ func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 				}
 				wg.Go(func() {
 					_, err := s.InsertAudit(context.Background(), AuditEntry{AgentID: "agt_x", Action: "call", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r"},
-						Consumption{Rate: &RateEvent{AgentID: "agt_x", PermKey: "k", Resource: "r", Limit: 10}})
+						Consumption{Rates: []RateEvent{{AgentID: "agt_x", PermKey: "k", Resource: "r", Limit: 10}}})
 					switch {
 					case err == nil:
 						allowed.Add(1)

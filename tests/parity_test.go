@@ -146,10 +146,16 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 	pick := func(xs []string) string { return xs[g.rng.IntN(len(xs))] }
 	for i := range 60 {
 		var perms []api.Permission
+		seen := map[string]bool{}
 		for range 1 + g.rng.IntN(4) {
 			p := api.Permission{Resource: pick(parityPatterns), Actions: []string{pick(parityActions)}}
 			if g.rng.IntN(4) == 0 {
 				p.Actions = []string{"*"}
+			}
+			if k := engine.PermissionKey(p.Resource, p.Actions); seen[k] {
+				continue
+			} else {
+				seen[k] = true
 			}
 			if g.rng.IntN(2) == 0 {
 				p.Constraints = g.constraints()
@@ -296,11 +302,18 @@ func (g *world) keysOf(agentID string) []string {
 	}
 	var keys []string
 	for _, p := range a.Permissions {
-		keys = append(keys, engine.PermissionKey(p))
+		keys = append(keys, engine.PermissionKey(p.Resource, p.Actions))
 	}
 	for _, id := range a.Incoming {
-		for i := range 4 {
-			keys = append(keys, engine.DelegatedKey(id, i))
+		d, err := g.st.GetDelegation(context.Background(), id)
+		if err != nil {
+			continue
+		}
+		for _, gr := range d.Permissions {
+			keys = append(keys, engine.PermissionKey(gr.Resource, gr.Actions), gr.CoveredBy)
+			for _, in := range gr.Inherited {
+				keys = append(keys, in.Key)
+			}
 		}
 	}
 	return keys

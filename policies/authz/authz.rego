@@ -116,7 +116,7 @@ _matching := [c |
 _granting := [c | some c in _matching; not _failure(c)]
 
 # Prefer a permission that consumes nothing (no quota, no approval).
-_free := [c | some c in _granting; not _limit(c); not _needs_approval(c)]
+_free := [c | some c in _granting; count(_rate_limits(c)) == 0; not _needs_approval(c)]
 
 _chosen := _free[0] if count(_free) > 0
 
@@ -138,7 +138,7 @@ _via(c) := sprintf(" (delegated by %s)", [c.source]) if c.source != "own"
 
 # What the sidecar must record when it acts on this allow.
 _consumes(c) := object.union(
-	{"maxCallsPerHour": l | l := _limit(c)},
+	{"rateLimits": ls | ls := _rate_limits(c); count(ls) > 0},
 	{"approvalId": input.approvalId | _needs_approval(c)},
 )
 

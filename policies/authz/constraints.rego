@@ -3,27 +3,33 @@ package kavach.authz
 # Failures rank by how close they are to an allow (lower is closer).
 _fail(rank, code, reason) := {"rank": rank, "code": code, "reason": reason}
 
-# A permission's own constraints and those inherited from every permission
-# that covered it along its delegation chain: a child can add constraints,
-# never drop them.
+# The constraint sets that apply to a permission, each with the key its
+# rate limit counts under: the permission's own; those inherited, as they
+# were at delegation time, from the delegated permissions up its chain; and,
+# as they are now, those of the root delegator's own permission the chain
+# hangs from. A child can add constraints, never drop them, and a delegator
+# tightening its own permission tightens every chain below it at once.
 _constraint_sets(c) := array.concat(
-	[cs | cs := c.perm.constraints; count(cs) > 0],
-	object.get(c.perm, "inherited", []),
+	array.concat(
+		[{"key": _key(c), "constraints": cs} | cs := c.perm.constraints; count(cs) > 0],
+		object.get(c.perm, "inherited", []),
+	),
+	[{"key": r.key, "constraints": r.constraints} | some r in _root_permissions(c); count(object.get(r, "constraints", {})) > 0],
 )
 
 # Checked in this order; the first failure is the permission's failure.
 # Rate limits and approvals come last, so a call denied for another reason
 # neither asks a human nor consumes quota.
 _constraint_failure(c) := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
-	some cs in _constraint_sets(c)
-	not _ip_allowed(cs)
+	some s in _constraint_sets(c)
+	not _ip_allowed(s.constraints)
 } else := _fail(4, "outside_time_window", sprintf("permission %q allows calls only within its time window", [c.perm.resource])) if {
-	some cs in _constraint_sets(c)
-	not _in_window(cs)
+	some s in _constraint_sets(c)
+	not _in_window(s.constraints)
 } else := _fail(3, "argument_not_allowed", sprintf("permission %q: argument value %q matches none of the allowed patterns", [c.perm.resource, _bad_arguments(c)[0]])) if {
 	count(_bad_arguments(c)) > 0
-} else := _fail(2, "rate_limited", sprintf("permission %q allows %d calls per hour on %q; %d made in the last hour", [c.perm.resource, _limit(c), input.resource, _calls(c)])) if {
-	_calls(c) >= _limit(c)
+} else := _fail(2, "rate_limited", sprintf("permission %q allows %d calls per hour on %q; %d made in the last hour", [c.perm.resource, _exceeded(c)[0].max, input.resource, _calls(_exceeded(c)[0].key)])) if {
+	count(_exceeded(c)) > 0
 } else := _approval_failure(c) if {
 	_needs_approval(c)
 }
@@ -100,9 +106,9 @@ _argument_strings contains v if {
 
 _bad_arguments(c) := sort([v |
 	some v in _argument_strings
-	some cs in _constraint_sets(c)
-	cs.allowedArgPatterns
-	not _some_match(cs.allowedArgPatterns, v)
+	some s in _constraint_sets(c)
+	s.constraints.allowedArgPatterns
+	not _some_match(s.constraints.allowedArgPatterns, v)
 ])
 
 _some_match(patterns, v) if {
@@ -110,22 +116,34 @@ _some_match(patterns, v) if {
 	regex.match(p, v)
 }
 
-# --- maxCallsPerHour: the tightest limit of all sets; calls come from the sidecar.
+# --- maxCallsPerHour: every set's limit counts under its own key, so a limit
+# inherited through several delegations is one quota, not one per delegation.
 
-_limit(c) := min(limits) if {
-	limits := [n | some cs in _constraint_sets(c); n := cs.maxCallsPerHour]
-	count(limits) > 0
-}
+_rate_limits(c) := [{"key": s.key, "max": s.constraints.maxCallsPerHour} |
+	some s in _constraint_sets(c)
+	s.constraints.maxCallsPerHour
+]
 
-_calls(c) := object.get(object.get(input, "calls", {}), _key(c), 0)
+_exceeded(c) := [l |
+	some l in _rate_limits(c)
+	_calls(l.key) >= l.max
+]
+
+_calls(key) := object.get(object.get(input, "calls", {}), key, 0)
 
 # --- requireApproval: an approved, unexpired, unused request for this agent,
 # action and resource, passed as input.approvalId.
 
 _needs_approval(c) if {
-	some cs in _constraint_sets(c)
-	cs.requireApproval == true
+	some s in _constraint_sets(c)
+	s.constraints.requireApproval == true
 }
+
+# The human to ask: the owner of the agent whose own permission the call
+# exercises (for a delegated permission, the first delegator's owner).
+_approval_owner(c) := _owner_id if c.source == "own"
+
+_approval_owner(c) := data.kavach.agents[data.kavach.delegations[c.links[0][0]].fromAgent].ownerId if c.source != "own"
 
 _approval := data.kavach.approvals[input.approvalId]
 
@@ -133,7 +151,7 @@ _approval_failure(c) := f if {
 	not input.approvalId
 	f := object.union(
 		_fail(1, "approval_required", sprintf("permission %q requires human approval; an approval request was created", [c.perm.resource])),
-		{"extra": {"approvalRequired": true}},
+		{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c)}},
 	)
 } else := _fail(1, "approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
 	not _approval

@@ -89,7 +89,7 @@ test_rate_limit if {
 	p := [_perm({"maxCallsPerHour": 3})]
 	d := _call(p, {"calls": {"k1": 2}})
 	d.allowed
-	d.permission == {"key": "k1", "source": "own", "resource": "r:*", "maxCallsPerHour": 3}
+	d.permission == {"key": "k1", "source": "own", "resource": "r:*", "rateLimits": [{"key": "k1", "max": 3}]}
 	r := _call(p, {"calls": {"k1": 3}})
 	r.code == "rate_limited"
 	contains(r.reason, "3 calls per hour")
@@ -100,7 +100,7 @@ test_unlimited_permission_is_preferred if {
 	p := [_perm({"maxCallsPerHour": 3}), {"key": "k2", "resource": "r:x", "actions": ["call"]}]
 	d := _call(p, {})
 	d.permission.key == "k2"
-	not d.permission.maxCallsPerHour
+	not d.permission.rateLimits
 }
 
 test_any_satisfied_permission_allows if {

@@ -1,10 +1,8 @@
 package kavach.authz
 
-import data.kavach.resources
-
 # A delegated permission counts only while every link of its chain is active
 # and unexpired, every delegator along it is active and unexpired, and the
-# root delegator still holds a permission covering the root link.
+# root delegator still holds the very permission the chain was cut from.
 _chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
 	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
 	[c.perm.resource, _revoked_links(c)[0]],
@@ -16,11 +14,11 @@ _chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
 )) if {
 	count(_expired_links(c)) > 0
 } else := _fail(6, "delegation_revoked", sprintf(
-	"permission %q was delegated through %s, but the delegator no longer holds a permission covering it",
+	"permission %q was delegated through %s, but the delegator no longer holds the permission it was delegated from",
 	[c.perm.resource, c.links[0][0]],
 )) if {
 	count(c.links) > 0
-	not _root_covered(c.links[0])
+	count(_root_permissions(c)) == 0
 }
 
 _revoked_links(c) := [id | some [id, _] in c.links; _link_revoked(id)]
@@ -39,13 +37,16 @@ _link_expired(id) if _now >= data.kavach.delegations[id].expiresAt
 
 _link_expired(id) if _expired(data.kavach.agents[data.kavach.delegations[id].fromAgent])
 
-_root_covered([id, i]) if {
+# The root delegator's own permission the chain hangs from, found by the key
+# recorded at delegation time (keys are unique within an agent's
+# permissions): empty once that permission is gone or changed.
+_root_permissions(c) := [own |
+	[id, i] := c.links[0]
 	d := data.kavach.delegations[id]
-	granted := d.permissions[i]
+	key := d.permissions[i].coveredBy
 	some own in data.kavach.agents[d.fromAgent].permissions
-	resources.covers(own.resource, granted.resource)
-	resources.actions_cover(own.actions, granted.actions)
-}
+	own.key == key
+]
 
 # METADATA
 # description: |

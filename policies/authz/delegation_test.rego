@@ -16,10 +16,10 @@ _dagents := {
 
 _ddelegations := {
 	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 3, "permissions": [
-		{"key": "d1#0", "resource": "mcp:github:issues", "actions": ["read", "comment"], "chain": [], "inherited": []},
-		{"key": "d1#1", "resource": "mcp:deploy:staging", "actions": ["execute"], "chain": [], "inherited": [{"requireApproval": true}]},
+		{"key": "d1#0", "resource": "mcp:github:issues", "actions": ["read", "comment"], "chain": [], "inherited": [], "coveredBy": "o1"},
+		{"key": "d1#1", "resource": "mcp:deploy:staging", "actions": ["execute"], "chain": [], "inherited": [], "coveredBy": "o2"},
 	]},
-	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 4000, "depth": 2, "maxDepth": 3, "permissions": [{"key": "d2#0", "resource": "mcp:github:issues", "actions": ["read"], "chain": [["d1", 0]], "inherited": [{"maxCallsPerHour": 2}]}]},
+	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 4000, "depth": 2, "maxDepth": 3, "permissions": [{"key": "d2#0", "resource": "mcp:github:issues", "actions": ["read"], "chain": [["d1", 0]], "inherited": [{"key": "d1#0", "constraints": {"maxCallsPerHour": 2}}], "coveredBy": "d1#0"}]},
 }
 
 _dcall(agent, action, resource, overrides) := d if {
@@ -53,9 +53,28 @@ test_delegation_by_token if {
 }
 
 test_inherited_constraints_apply if {
+	# Live from the root delegator's own permission (o2): requireApproval.
 	_dcall("worker", "execute", "mcp:deploy:staging", {}).code == "approval_required"
+
+	# Snapshot from the middle of the chain: a limit counted under its own key.
 	d := _dcall("helper", "read", "mcp:github:issues", {})
-	d.permission.maxCallsPerHour == 2
+	d.permission.rateLimits == [{"key": "d1#0", "max": 2}]
+}
+
+test_root_permission_tightened_later_applies_downstream if {
+	o := {"agents": {"orch": object.union(_dagents.orch, {"permissions": [
+		{"key": "o1", "resource": "mcp:github:*", "actions": ["read", "comment"], "constraints": {"ipAllowlist": ["10.0.0.0/8"]}},
+		_dagents.orch.permissions[1],
+	]})}}
+	_dcall("helper", "read", "mcp:github:issues", o).code == "ip_not_allowed"
+}
+
+test_approval_goes_to_the_root_delegators_owner if {
+	d := _dcall("worker", "execute", "mcp:deploy:staging", {"agents": {"worker": object.union(_dagents.worker, {"ownerId": "mallory"})}})
+	d.code == "approval_required"
+	d.approvalOwner == "u"
+	own := _dcall("orch", "execute", "mcp:deploy:x", {"agents": {"orch": object.union(_dagents.orch, {"ownerId": "alice"})}})
+	own.approvalOwner == "alice"
 }
 
 test_revoked_link_cuts_off_downstream if {
@@ -101,6 +120,11 @@ test_delegator_losing_the_permission_cuts_off if {
 	d := _dcall("helper", "read", "mcp:github:issues", o)
 	d.code == "delegation_revoked"
 	contains(d.reason, "no longer holds")
+
+	# Replaced by another permission that still covers it: cut off too, the
+	# chain hangs from the very permission it was delegated from.
+	o2 := {"agents": {"orch": object.union(_dagents.orch, {"permissions": [{"key": "o7", "resource": "*", "actions": ["*"]}]})}}
+	_dcall("helper", "read", "mcp:github:issues", o2).code == "delegation_revoked"
 }
 
 test_delegation_for_another_agent_is_ignored if {
@@ -117,7 +141,7 @@ test_effective_permissions if {
 	eff[0].delegationId == "d2"
 	eff[0].fromAgent == "worker"
 	eff[0].depth == 2
-	eff[0].constraints == [{"maxCallsPerHour": 2}]
+	eff[0].constraints == [{"key": "d1#0", "constraints": {"maxCallsPerHour": 2}}]
 
 	own := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
 		with data.kavach.agents as _dagents

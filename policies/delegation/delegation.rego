@@ -38,7 +38,7 @@ _from := data.kavach.agents[input.fromAgent]
 # What the delegator holds now. Chains are checked exactly as decisions check
 # them (authz._chain_failure), so a broken chain cannot be re-delegated.
 _held := array.concat(
-	[{"perm": p, "links": [], "depth": 0, "inherited": []} | some p in _from.permissions],
+	[{"perm": p, "links": [], "depth": 0} | some p in _from.permissions],
 	[h |
 		some id in _from.incoming
 		d := data.kavach.delegations[id]
@@ -46,7 +46,7 @@ _held := array.concat(
 		some i, p in d.permissions
 		c := {"perm": p, "links": array.concat(p.chain, [[id, i]])}
 		not authz._chain_failure(c)
-		h := object.union(c, {"depth": d.depth, "maxDepth": d.maxDepth, "inherited": authz._constraint_sets(c)})
+		h := object.union(c, {"depth": d.depth, "maxDepth": d.maxDepth})
 	],
 )
 
@@ -68,12 +68,25 @@ _grants := [g |
 		"resource": rp.resource,
 		"actions": rp.actions,
 		"constraints": object.get(rp, "constraints", {}),
-		"inherited": array.concat(h.inherited, [cs | cs := object.get(h.perm, "constraints", {}); count(cs) > 0]),
+		"inherited": _inherit(h),
 		"chain": h.links,
+		"coveredBy": h.perm.key,
 		"depth": h.depth + 1,
 		"maxDepth": object.get(h, "maxDepth", input.maxDepth),
 	}
 ]
+
+# What a new grant inherits as a snapshot: nothing from an own permission
+# (its constraints apply live, see authz._constraint_sets), and from a
+# delegated one its own inherited sets plus its own constraints.
+_inherit(h) := [] if count(h.links) == 0
+
+_inherit(h) := array.concat(
+	object.get(h.perm, "inherited", []),
+	[{"key": h.perm.key, "constraints": cs} | cs := h.perm.constraints; count(cs) > 0],
+) if {
+	count(h.links) > 0
+}
 
 _depth := max([g.depth | some g in _grants])
 

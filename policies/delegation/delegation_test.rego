@@ -13,8 +13,8 @@ _agents := {
 }
 
 _delegations := {
-	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 2, "permissions": [{"key": "d1#0", "resource": "mcp:github:issues", "actions": ["read", "comment"], "chain": [], "inherited": [{"maxCallsPerHour": 10}]}]},
-	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 5000, "depth": 2, "maxDepth": 2, "permissions": [{"key": "d2#0", "resource": "mcp:github:issues", "actions": ["comment"], "chain": [["d1", 0]], "inherited": [{"maxCallsPerHour": 10}]}]},
+	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 2, "permissions": [{"key": "d1#0", "resource": "mcp:github:issues", "actions": ["read", "comment"], "chain": [], "inherited": [], "coveredBy": "o1"}]},
+	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 5000, "depth": 2, "maxDepth": 2, "permissions": [{"key": "d2#0", "resource": "mcp:github:issues", "actions": ["comment"], "chain": [["d1", 0]], "inherited": [{"key": "d1#0", "constraints": {"maxCallsPerHour": 5}}], "coveredBy": "d1#0"}]},
 }
 
 _check(inp) := c if {
@@ -29,7 +29,10 @@ test_direct_grant_inherits_constraints if {
 	c.depth == 1
 	c.maxDepth == 3
 	c.grants[0].constraints == {"maxCallsPerHour": 3}
-	c.grants[0].inherited == [{"maxCallsPerHour": 10}]
+
+	# The root's own constraints apply live at decision time, not as a copy.
+	c.grants[0].inherited == []
+	c.grants[0].coveredBy == "o1"
 	c.grants[0].chain == []
 }
 
@@ -46,7 +49,8 @@ test_redelegation_adds_depth if {
 	c.depth == 2
 	c.maxDepth == 2
 	c.grants[0].chain == [["d1", 0]]
-	c.grants[0].inherited == [{"maxCallsPerHour": 10}]
+	c.grants[0].coveredBy == "d1#0"
+	c.grants[0].inherited == []
 }
 
 test_depth_limit_cannot_be_raised if {
@@ -95,4 +99,20 @@ test_now_defaults_to_evaluation_time if {
 		with data.kavach.agents as _agents
 		with data.kavach.delegations as _delegations
 	c.ok
+}
+
+test_redelegation_snapshots_the_chain_constraints if {
+	deeper := {
+		"d1": object.union(_delegations.d1, {"maxDepth": 3}),
+		"d2": object.union(_delegations.d2, {"maxDepth": 3, "permissions": [object.union(_delegations.d2.permissions[0], {"constraints": {"requireApproval": true}})]}),
+	}
+	c := delegation.check with input as {"now": 1000, "maxDepth": 3, "fromAgent": "helper", "toAgent": "leaf", "permissions": [{"resource": "mcp:github:issues", "actions": ["comment"]}]}
+		with data.kavach.agents as _agents
+		with data.kavach.delegations as deeper
+	c.ok
+	c.depth == 3
+	c.grants[0].inherited == [
+		{"key": "d1#0", "constraints": {"maxCallsPerHour": 5}},
+		{"key": "d2#0", "constraints": {"requireApproval": true}},
+	]
 }
