@@ -143,12 +143,21 @@ func checkID(field, v string) error {
 	if len(v) > maxIDLen {
 		return invalid("invalid_field", "%s is longer than %d bytes", field, maxIDLen)
 	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return invalid("invalid_field", "%s contains a control character", field)
-		}
+	if hasControl(v) {
+		return invalid("invalid_field", "%s contains a control character", field)
 	}
 	return nil
+}
+
+// hasControl reports control characters (NUL among them: PostgreSQL text
+// cannot hold it, and no identifier or resource needs any).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkName(name string) error {
@@ -157,6 +166,9 @@ func checkName(name string) error {
 	}
 	if len(name) > maxNameLen {
 		return invalid("invalid_field", "name is longer than %d bytes", maxNameLen)
+	}
+	if hasControl(name) {
+		return invalid("invalid_field", "name contains a control character")
 	}
 	return nil
 }

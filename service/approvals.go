@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
@@ -81,6 +82,9 @@ func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, 
 	}
 	if len(req.Note) > 2048 {
 		return api.Approval{}, invalid("invalid_field", "note is longer than 2048 bytes")
+	}
+	if strings.ContainsRune(req.Note, 0) {
+		return api.Approval{}, invalid("invalid_field", "note contains a NUL character")
 	}
 	if err := s.checkReady(); err != nil {
 		return api.Approval{}, err

@@ -204,6 +204,9 @@ func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine
 	if len(req.Resource) > maxResourceLen {
 		return in, invalid("invalid_field", "resource is longer than %d bytes", maxResourceLen)
 	}
+	if hasControl(req.Resource) {
+		return in, invalid("invalid_field", "resource contains a control character")
+	}
 	if len(req.Arguments) > 0 {
 		trimmed := bytes.TrimSpace(req.Arguments)
 		if !bytes.HasPrefix(trimmed, []byte("{")) && !bytes.Equal(trimmed, []byte("null")) {
@@ -227,6 +230,9 @@ func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine
 		}
 		if len(c.UserAgent) > maxUserAgentLen {
 			return in, invalid("invalid_field", "context.userAgent is longer than %d bytes", maxUserAgentLen)
+		}
+		if hasControl(c.UserAgent) {
+			return in, invalid("invalid_field", "context.userAgent contains a control character")
 		}
 	}
 	return in, nil

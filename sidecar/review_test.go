@@ -191,3 +191,91 @@ deny contains {"code": "c", "reason": "r"} if v == 1
 		t.Errorf("a request the broken rule does not reach = %+v; want allowed", res)
 	}
 }
+
+func TestQuotaIsNotMultipliedByDelegationOrReset(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	ctx := t.Context()
+	limited := []api.Permission{{Resource: "api:x", Actions: []string{"call"}, Constraints: map[string]any{"maxCallsPerHour": 2}}}
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "a", Permissions: limited})
+	b := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "b", Permissions: []api.Permission{}})
+	c := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "c", Permissions: []api.Permission{}})
+	exp := e.clock.Now().Add(time.Hour)
+	depth := 2
+	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: &exp, MaxDepth: &depth,
+		Permissions: []api.Permission{{Resource: "api:x", Actions: []string{"call"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: b.ID, ToAgent: c.ID, ExpiresAt: &exp, MaxDepth: &depth,
+			Permissions: []api.Permission{{Resource: "api:x", Actions: []string{"call"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allowed := 0
+	for range 10 {
+		res, err := e.cl.Authorize(ctx, api.AuthorizeRequest{AgentID: c.ID, Action: "call", Resource: "api:x"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 2 {
+		t.Errorf("C, holding one limit-2 grant through three delegations, was allowed %d calls; want 2", allowed)
+	}
+
+	// Tightening a limit keeps the calls already counted.
+	d := e.create(t, api.CreateAgentRequest{OwnerID: "bob", Name: "d", Permissions: []api.Permission{
+		{Resource: "api:y", Actions: []string{"call"}, Constraints: map[string]any{"maxCallsPerHour": 3}}}})
+	for range 3 {
+		if res, _ := e.cl.Authorize(ctx, api.AuthorizeRequest{AgentID: d.ID, Action: "call", Resource: "api:y"}, ""); !res.Allowed {
+			t.Fatalf("call under limit 3: %+v", res)
+		}
+	}
+	tighter := []api.Permission{{Resource: "api:y", Actions: []string{"call"}, Constraints: map[string]any{"maxCallsPerHour": 2}}}
+	if _, err := e.cl.UpdateAgent(ctx, d.ID, api.UpdateAgentRequest{Permissions: &tighter}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := e.cl.Authorize(ctx, api.AuthorizeRequest{AgentID: d.ID, Action: "call", Resource: "api:y"}, ""); res.Code != "rate_limited" {
+		t.Errorf("after tightening 3 -> 2 with 3 calls made: %+v; want rate_limited", res)
+	}
+}
+
+func TestInheritedApprovalGoesToTheDelegatorsOwner(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	ctx := t.Context()
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "a", Permissions: []api.Permission{
+		{Resource: "db:prod", Actions: []string{"drop"}, Constraints: map[string]any{"requireApproval": true}}}})
+	m := e.create(t, api.CreateAgentRequest{OwnerID: "mallory", Name: "m", Permissions: []api.Permission{}})
+	exp := e.clock.Now().Add(time.Hour)
+	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: m.ID, ExpiresAt: &exp,
+		Permissions: []api.Permission{{Resource: "db:prod", Actions: []string{"drop"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.cl.Authorize(ctx, api.AuthorizeRequest{AgentID: m.ID, Action: "drop", Resource: "db:prod"}, "")
+	if err != nil || res.Code != "approval_required" {
+		t.Fatalf("delegated gated call = %+v, %v", res, err)
+	}
+	appr, _ := e.cl.GetApproval(ctx, res.ApprovalID)
+	if appr.OwnerID != "alice" {
+		t.Errorf("approval filed under %q; want alice, whose permission requires it", appr.OwnerID)
+	}
+}
+
+func TestControlCharactersAreRejected(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
+	for _, req := range []api.AuthorizeRequest{
+		{AgentID: a.ID, Action: "read", Resource: "api:x\x00y"},
+		{AgentID: a.ID, Action: "read", Resource: "x", Context: &api.RequestContext{UserAgent: "ua\x00"}},
+	} {
+		_, err := e.cl.Authorize(t.Context(), req, "")
+		if ce := asClientError(err); ce == nil || ce.Status != 400 {
+			t.Errorf("Authorize(%q) = %v; want 400", req.Resource, err)
+		}
+	}
+	if _, err := e.cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "bad\x00name"}); asClientError(err) == nil {
+		t.Error("a name with NUL was accepted")
+	}
+}

@@ -354,6 +354,9 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agent, error) {
 	var out Agent
 	err := s.withTx(ctx, func(tx *txn) error {
+		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+			return err
+		}
 		a, err := s.getAgent(ctx, tx, id)
 		if err != nil {
 			return err
@@ -456,6 +459,9 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, Agent) error) (Agent, error) {
 	var out Agent
 	err := s.withTx(ctx, func(tx *txn) error {
+		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+			return err
+		}
 		a, err := s.getAgent(ctx, tx, id)
 		if err != nil {
 			return err

@@ -186,9 +186,14 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string
 			return fmt.Errorf("approval %q is %s, not pending: %w", id, a.Status, ErrConflict)
 		}
 		now := toMillis(s.now())
-		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ? WHERE id = ?`,
-			status, now, by, note, id); err != nil {
+		// Guarded: another replica may have resolved it since we read it.
+		res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ?
+			WHERE id = ? AND status = 'pending' AND expires_at > ?`, status, now, by, note, id, now)
+		if err != nil {
 			return fmt.Errorf("resolve approval: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("approval %q was resolved meanwhile: %w", id, ErrConflict)
 		}
 		if err := s.recordChange(ctx, tx, ChangeApproval, id); err != nil {
 			return err

@@ -75,6 +75,21 @@ func (s *Store) lockKey(ctx context.Context, tx *txn, namespace int, key string)
 	return nil
 }
 
+// lockRow locks one row until the transaction ends, for read-modify-write
+// on PostgreSQL, where another replica may write the same row meanwhile
+// (SQLite's immediate transactions already run one at a time). A missing
+// row is not an error here: the read that follows reports it.
+func (s *Store) lockRow(ctx context.Context, tx *txn, table, id string) error {
+	if !s.pg {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM `+table+` WHERE id = ? FOR UPDATE`, id)
+	if err != nil {
+		return fmt.Errorf("lock %s %s: %w", table, id, err)
+	}
+	return rows.Close()
+}
+
 // LatestChange returns the newest sequence number in the feed (0 if none).
 func (s *Store) LatestChange(ctx context.Context) (int64, error) {
 	var seq int64

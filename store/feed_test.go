@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -233,4 +234,72 @@ func TestListenSurvivesAKilledConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("after a write on the new connection")
+}
+
+// Two replicas resolving one approval at once: exactly one wins.
+func TestConcurrentResolveHasOneWinner(t *testing.T) {
+	for _, name := range []string{"sqlite-file", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t, name)
+			ctx := t.Context()
+			ag, err := a.CreateAgent(ctx, newAgent("u", "h"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 20 {
+				ap, _ := a.CreateApproval(ctx, Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: fmt.Sprint("x", round), ExpiresAt: time.Now().Add(time.Hour)})
+				var wins atomic.Int32
+				var wg sync.WaitGroup
+				for i, s := range []*Store{a, b} {
+					status := []string{ApprovalApproved, ApprovalDenied}[i]
+					wg.Go(func() {
+						_, err := s.ResolveApproval(context.Background(), ap.ID, status, "someone", "")
+						if err == nil {
+							wins.Add(1)
+						} else if !errors.Is(err, ErrConflict) {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				if wins.Load() != 1 {
+					t.Fatalf("round %d: %d resolutions succeeded; want exactly 1", round, wins.Load())
+				}
+			}
+		})
+	}
+}
+
+// Concurrent updates of different fields on two replicas both survive.
+func TestConcurrentUpdatesDoNotLoseWrites(t *testing.T) {
+	for _, name := range []string{"sqlite-file", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pair(t, name)
+			ctx := t.Context()
+			for round := range 20 {
+				ag, err := a.CreateAgent(ctx, newAgent("u", fmt.Sprint("h", round)), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+				meta := map[string]any{"round": float64(round)}
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					if _, err := a.UpdateAgent(context.Background(), ag.ID, AgentUpdate{ExpiresAt: &exp}); err != nil {
+						t.Error(err)
+					}
+				})
+				wg.Go(func() {
+					if _, err := b.UpdateAgent(context.Background(), ag.ID, AgentUpdate{Metadata: &meta}); err != nil {
+						t.Error(err)
+					}
+				})
+				wg.Wait()
+				got, _ := a.GetAgent(ctx, ag.ID)
+				if got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.Metadata["round"] != float64(round) {
+					t.Fatalf("round %d: expiresAt %v, metadata %v; want both updates", round, got.ExpiresAt, got.Metadata)
+				}
+			}
+		})
+	}
 }

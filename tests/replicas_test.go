@@ -34,7 +34,9 @@ func testReplicas(t *testing.T, db string, postgres bool) {
 	dir := t.TempDir()
 	appB := "kavach-e2e-" + filepath.Base(dir)
 	cfgB := filepath.Join(dir, "b.yaml")
-	writeFile(t, cfgB, fmt.Sprintf("database:\n  applicationName: %s\n", appB))
+	// B polls only once a minute: changes must reach it through notifications
+	// (LISTEN, or the watched SQLite file), including after a reconnect.
+	writeFile(t, cfgB, fmt.Sprintf("database:\n  applicationName: %s\n  pollInterval: 1m\n", appB))
 	a := start(t, "--database", db)
 	b := start(t, "--database", db, "--config", cfgB)
 	ca, cb := client.New(a.URL), client.New(b.URL)
