@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -222,6 +223,7 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 	doc := ast.NewObject(
 		ast.Item(b.str("key"), ast.StringTerm(key)),
 		ast.Item(b.str("resource"), b.str(resource)),
+		ast.Item(b.str("glob"), b.str(ResourceGlob(resource))),
 		ast.Item(b.str("actions"), ast.ArrayTerm(acts...)),
 	)
 	if len(constraints) > 0 {
@@ -320,4 +322,37 @@ func (b *docBuilder) approval(a store.Approval) ast.Value {
 		ast.Item(b.str("status"), b.str(a.StoredStatus)),
 		ast.Item(b.str("expiresAt"), nanoTerm(a.ExpiresAt)),
 	)
+}
+
+// ResourceGlob turns a permission's resource pattern into a glob for OPA's
+// glob.match with ":" as the separator: "?*" is one non-empty segment, a
+// trailing "?**" one or more segments, and literal segments are escaped.
+// For resources without empty segments it matches exactly what the
+// segment-by-segment rule (policies/resources) matches.
+func ResourceGlob(pattern string) string {
+	if pattern == "*" {
+		return "**"
+	}
+	segs := strings.Split(pattern, ":")
+	var b strings.Builder
+	for i, seg := range segs {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		switch {
+		case seg == "*" && i == len(segs)-1:
+			b.WriteString("?**")
+		case seg == "*":
+			b.WriteString("?*")
+		default:
+			// Byte by byte: a pattern is matched as bytes, valid UTF-8 or not.
+			for i := 0; i < len(seg); i++ {
+				if strings.IndexByte(`*?[]{}\!`, seg[i]) >= 0 {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(seg[i])
+			}
+		}
+	}
+	return b.String()
 }

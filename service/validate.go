@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/store"
 )
@@ -48,6 +49,9 @@ func ValidateResourcePattern(p string) error {
 }
 
 func printable(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
 			return fmt.Errorf("contains whitespace or a control character (%q)", r)

@@ -14,16 +14,7 @@ import data.kavach.resources
 # METADATA
 # description: The decision document for one authorize request.
 # entrypoint: true
-decision := object.union(
-	{
-		"allowed": _outcome.allowed,
-		"code": _outcome.code,
-		"reason": _outcome.reason,
-		"agentId": _agent_id,
-		"ownerId": _owner_id,
-	},
-	object.get(_outcome, "extra", {}),
-)
+decision := _outcome
 
 # METADATA
 # description: |
@@ -66,15 +57,15 @@ _outcome := _deny("invalid_token", "the bearer token does not belong to any agen
 } else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id])) if {
 	_expired(_agent)
 } else := _ext_deny if {
-	count(_granting) > 0
+	_can_allow
 	count(_ext_denials) > 0
 } else := _allow(_chosen) if {
-	count(_granting) > 0
+	_can_allow
 } else := _refuse(_best_failure) if {
 	count(_failures) > 0
 } else := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
 
-_deny(code, reason) := {"allowed": false, "code": code, "reason": reason}
+_deny(code, reason) := {"allowed": false, "code": code, "reason": reason, "agentId": _agent_id, "ownerId": _owner_id}
 
 # User extensions (package kavach.ext) may add denials, never allows: they
 # are consulted only for a call the core policy would allow. Each denial is
@@ -106,37 +97,83 @@ _delegated := [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]
 
 _candidates := array.concat(_own, _delegated)
 
-# Every matching permission is considered, not only the first stored.
-_matching := [c |
-	some c in _candidates
-	resources.action_match(c.perm.actions, input.action)
-	resources.match(c.perm.resource, input.resource)
+# Every matching permission is considered, not only the first stored. Only
+# matching ones are wrapped for the checks that follow: most of an agent's
+# permissions fail the cheap action and resource tests.
+_matching_own := [{"perm": p, "source": "own", "links": []} |
+	some p in _agent.permissions
+	_applies(p)
 ]
+
+_matching := array.concat(_matching_own, [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
+	some id in _agent.incoming
+	d := data.kavach.delegations[id]
+	d.toAgent == _agent_id
+	some i, p in d.permissions
+	_applies(p)
+])
+
+_applies(p) if {
+	resources.action_match(p.actions, input.action)
+	_resource_match(p)
+}
+
+# The sync precomputes each pattern as a glob (p.glob), which OPA compiles
+# once and caches; for a resource with empty segments, which globs would
+# treat differently, the segment-by-segment rule decides.
+_resource_match(p) := glob.match(p.glob, [":"], input.resource) if {
+	is_string(p.glob)
+	_well_formed
+} else if {
+	resources.match(p.resource, input.resource)
+}
+
+_well_formed if {
+	input.resource != ""
+	not contains(input.resource, "::")
+	not startswith(input.resource, ":")
+	not endswith(input.resource, ":")
+}
+
+# An own permission without constraints allows outright: the common case
+# skips every further check.
+_plain := [c | some c in _matching_own; not c.perm.constraints]
+
+_can_allow if count(_plain) > 0
+
+_can_allow if count(_granting) > 0
 
 _granting := [c | some c in _matching; not _failure(c)]
 
 # Prefer a permission that consumes nothing (no quota, no approval).
 _free := [c | some c in _granting; count(_rate_limits(c)) == 0; not _needs_approval(c)]
 
-_chosen := _free[0] if count(_free) > 0
-
-_chosen := _granting[0] if count(_free) == 0
+_chosen := _plain[0] if {
+	count(_plain) > 0
+} else := _free[0] if {
+	count(_free) > 0
+} else := _granting[0]
 
 _allow(c) := {
 	"allowed": true,
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)]),
-	"extra": {"permission": object.union(
-		{"key": _key(c), "source": c.source, "resource": c.perm.resource},
-		_consumes(c),
-	)},
+	"agentId": _agent_id,
+	"ownerId": _owner_id,
+	"permission": _use(c),
 }
+
+# The permission an allow relies on, and what the sidecar must record when
+# it acts on it (nothing, for an own permission without constraints).
+_use(c) := {"key": _key(c), "source": "own", "resource": c.perm.resource} if {
+	c.source == "own"
+	not c.perm.constraints
+} else := object.union({"key": _key(c), "source": c.source, "resource": c.perm.resource}, _consumes(c))
 
 _via(c) := "" if c.source == "own"
 
 _via(c) := sprintf(" (delegated by %s)", [c.source]) if c.source != "own"
 
-# What the sidecar must record when it acts on this allow.
 _consumes(c) := object.union(
 	{"rateLimits": ls | ls := _rate_limits(c); count(ls) > 0},
 	{"approvalId": input.approvalId | _needs_approval(c)},
@@ -148,7 +185,7 @@ _failures := [[f.rank, i, f] | some i, c in _matching; f := _failure(c)]
 
 _best_failure := sort(_failures)[0][2]
 
-_refuse(f) := {"allowed": false, "code": f.code, "reason": f.reason, "extra": object.get(f, "extra", {})}
+_refuse(f) := object.union(_deny(f.code, f.reason), object.get(f, "extra", {}))
 
 _failure(c) := f if {
 	f := _chain_failure(c)

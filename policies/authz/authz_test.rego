@@ -164,3 +164,27 @@ _matches(pattern, resource) if {
 } else := false
 
 test_bare_wildcard_any_resource if _code({"agentId": "agt_any", "action": "read", "resource": "whatever:at:all", "now": 1}) == "allowed"
+
+# The sync precomputes globs; they must decide as the segment rule does, and
+# resources with empty segments take the segment rule.
+test_precomputed_globs if {
+	agents := {"g": {"ownerId": "u", "status": "active", "permissions": [
+		{"key": "k1", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"]},
+		{"key": "k2", "resource": "admin:*:delete", "glob": "admin:?*:delete", "actions": ["*"]},
+	]}}
+	every c in [
+		["read", "mcp:github:repos", "allowed"],
+		["read", "mcp:github:repos:issues", "allowed"],
+		["read", "mcp:github", "no_permission"],
+		["read", "mcp:github:", "no_permission"],
+		["read", "mcp:github::x", "no_permission"],
+		["purge", "admin:projects:delete", "allowed"],
+		["purge", "admin::delete", "no_permission"],
+		["purge", ":admin:x:delete", "no_permission"],
+		["purge", "", "no_permission"],
+	] {
+		d := authz.decision with input as {"agentId": "g", "action": c[0], "resource": c[1], "now": 1}
+			with data.kavach.agents as agents
+		d.code == c[2]
+	}
+}
