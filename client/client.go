@@ -272,3 +272,10 @@ func (c *Client) Policies(ctx context.Context) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.do(ctx, http.MethodGet, "/v1/policies", nil, "", &out)
 }
+
+// NewWithHTTP is New with a given HTTP client (timeouts, transports).
+func NewWithHTTP(base string, hc *http.Client) *Client {
+	c := New(base)
+	c.http = hc
+	return c
+}

@@ -28,7 +28,15 @@ type Config struct {
 	Agents   Agents   `yaml:"agents"`
 	Approval Approval `yaml:"approval"`
 	Policies Policies `yaml:"policies"`
+	Audit    Audit    `yaml:"audit"`
 	Log      Log      `yaml:"log"`
+}
+
+// Audit configures the audit writer.
+type Audit struct {
+	// Mode is "sync" (default: a decision is answered after its audit row
+	// commits) or "async" (answered at once; a crash loses queued rows).
+	Mode string `yaml:"mode"`
 }
 
 // Policies configures user policy extensions.
@@ -181,6 +189,11 @@ func (c *Config) Validate() error {
 		if err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
 			return fmt.Errorf("approval.webhookUrl %q must be an http(s) URL", u)
 		}
+	}
+	switch c.Audit.Mode {
+	case "", "sync", "async":
+	default:
+		return fmt.Errorf("audit.mode %q is not one of sync, async", c.Audit.Mode)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

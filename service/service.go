@@ -52,6 +52,7 @@ type Store interface {
 	PruneChanges(ctx context.Context, before time.Time) (int64, error)
 	CanListen() bool
 	Listen(ctx context.Context, notify func(), onError func(error))
+	AuditStats() store.AuditStats
 }
 
 var _ Store = (*store.Store)(nil)
@@ -252,3 +253,6 @@ func (s *Service) Health(ctx context.Context) (schemaVersion int, err error) {
 	}
 	return v, nil
 }
+
+// AuditStats reports the audit writer's counters.
+func (s *Service) AuditStats() store.AuditStats { return s.store.AuditStats() }

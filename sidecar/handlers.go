@@ -106,10 +106,17 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_parameter", "explain must be true or false")
 		return
 	}
+	start := time.Now()
 	res, err := s.svc.Authorize(r.Context(), req, bearer, explain)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	s.m.authorize.observe(time.Since(start))
+	if res.Allowed {
+		s.m.allowed.Add(1)
+	} else {
+		s.m.denied.Add(1)
 	}
 	writeJSON(w, http.StatusOK, res)
 }

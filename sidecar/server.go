@@ -37,6 +37,7 @@ type Server struct {
 	mux  *http.ServeMux
 	// exports holds a token per running export.
 	exports chan struct{}
+	m       *metrics
 }
 
 // New returns the API handler.
@@ -44,7 +45,7 @@ func New(svc *service.Service, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports)}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports), m: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +76,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/audit/export", s.exportAudit)
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("GET /ready", s.ready)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
 }
 
 // ServeHTTP routes the request; unknown paths and wrong methods get the

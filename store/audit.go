@@ -70,6 +70,13 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 	if len(e.Arguments) > 0 {
 		args = sql.NullString{String: string(e.Arguments), Valid: true}
 	}
+	if use.ApprovalID == "" && len(use.Rates) == 0 {
+		// Nothing consumed: the row joins the group commit.
+		if err := s.audit.enqueue(ctx, &auditReq{e: e, args: args, err: make(chan error, 1)}); err != nil {
+			return AuditEntry{}, err
+		}
+		return e, nil
+	}
 	err := s.withTx(ctx, func(tx *txn) error {
 		if use.ApprovalID != "" {
 			res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'used', used_at = ?

@@ -38,6 +38,11 @@ type Options struct {
 	// ApplicationName names PostgreSQL connections in pg_stat_activity
 	// (default "kavach"; the LISTEN connection adds "-listener").
 	ApplicationName string
+	// AuditAsync answers decisions before their audit rows commit: faster,
+	// but a crash loses the rows still queued. Off by default.
+	AuditAsync bool
+	// OnAsyncAuditError hears audit rows lost in async mode.
+	OnAsyncAuditError func(error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -59,6 +64,8 @@ type Store struct {
 	path string
 	ids  idGen
 	now  func() time.Time
+	// audit group-commits audit rows that consume nothing.
+	audit *batcher
 }
 
 // IsPostgres reports whether a database URL names PostgreSQL.
@@ -96,6 +103,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
 	return s, nil
 }
 
@@ -190,8 +198,12 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + escaped + "?" + q.Encode()
 }
 
-// Close releases the database handles.
+// Close writes the audit rows already accepted, then releases the
+// database handles.
 func (s *Store) Close() error {
+	if s.audit != nil {
+		s.audit.close()
+	}
 	err := s.w.Close()
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())

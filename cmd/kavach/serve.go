@@ -83,8 +83,13 @@ func serve(c *cli.Context) error {
 	log := newLogger(cfg.Log.Level)
 	ctx := c.Context
 
+	async := cfg.Audit.Mode == "async"
+	if async {
+		log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
+	}
 	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
-		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName})
+		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, AuditAsync: async,
+		OnAsyncAuditError: func(err error) { log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {
 		return err
 	}

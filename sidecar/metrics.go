@@ -1,0 +1,93 @@
+package sidecar
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// histogram is a Prometheus histogram with fixed buckets, lock-free.
+type histogram struct {
+	bounds []float64
+	counts []atomic.Uint64
+	sumUS  atomic.Uint64 // sum in microseconds
+	total  atomic.Uint64
+}
+
+func newHistogram(bounds ...float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds))}
+}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	for i, b := range h.bounds {
+		if s <= b {
+			h.counts[i].Add(1)
+			break
+		}
+	}
+	h.sumUS.Add(uint64(d.Microseconds()))
+	h.total.Add(1)
+}
+
+// write prints the histogram in the Prometheus text format (cumulative buckets).
+func (h *histogram) write(w io.Writer, name, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var cum uint64
+	for i, b := range h.bounds {
+		cum += h.counts[i].Load()
+		fmt.Fprintf(w, "%s_bucket{le=\"%s\"} %d\n", name, strconv.FormatFloat(b, 'g', -1, 64), cum)
+	}
+	total := h.total.Load()
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, total, name, float64(h.sumUS.Load())/1e6, name, total)
+}
+
+// metrics are the sidecar's own counters; the store and service report theirs.
+type metrics struct {
+	authorize *histogram
+	allowed   atomic.Uint64
+	denied    atomic.Uint64
+}
+
+func newMetrics() *metrics {
+	return &metrics{authorize: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)}
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m := s.m
+	fmt.Fprintf(w, "# HELP kavach_decisions_total Authorization decisions, by result.\n# TYPE kavach_decisions_total counter\n")
+	fmt.Fprintf(w, "kavach_decisions_total{result=\"allowed\"} %d\nkavach_decisions_total{result=\"denied\"} %d\n", m.allowed.Load(), m.denied.Load())
+	m.authorize.write(w, "kavach_authorize_duration_seconds", "Time to answer POST /v1/authorize, audit commit included.")
+
+	a := s.svc.AuditStats()
+	mode := "sync"
+	if a.Async {
+		mode = "async"
+	}
+	fmt.Fprintf(w, "# HELP kavach_audit_rows_total Audit rows committed through group commit.\n# TYPE kavach_audit_rows_total counter\nkavach_audit_rows_total %d\n", a.Rows)
+	fmt.Fprintf(w, "# HELP kavach_audit_batches_total Group-commit transactions.\n# TYPE kavach_audit_batches_total counter\nkavach_audit_batches_total %d\n", a.Batches)
+	fmt.Fprintf(w, "# HELP kavach_audit_failures_total Audit rows that failed to commit (their decisions were not given, unless async).\n# TYPE kavach_audit_failures_total counter\nkavach_audit_failures_total %d\n", a.Failures)
+	fmt.Fprintf(w, "# HELP kavach_audit_queue_length Audit rows waiting for the writer.\n# TYPE kavach_audit_queue_length gauge\nkavach_audit_queue_length %d\n", a.Queued)
+	fmt.Fprintf(w, "# HELP kavach_audit_mode 1 for the audit mode in use.\n# TYPE kavach_audit_mode gauge\nkavach_audit_mode{mode=%q} 1\n", mode)
+	fmt.Fprintf(w, "# HELP kavach_audit_batch_size Rows per group-commit transaction.\n# TYPE kavach_audit_batch_size histogram\n")
+	var cum uint64
+	for i, b := range a.BucketBounds {
+		cum += a.SizeBuckets[i]
+		fmt.Fprintf(w, "kavach_audit_batch_size_bucket{le=\"%d\"} %d\n", b, cum)
+	}
+	fmt.Fprintf(w, "kavach_audit_batch_size_bucket{le=\"+Inf\"} %d\nkavach_audit_batch_size_sum %d\nkavach_audit_batch_size_count %d\n", a.Batches, a.SizeSum, a.Batches)
+
+	ready := 0
+	if s.svc.Ready() {
+		ready = 1
+	}
+	fmt.Fprintf(w, "# HELP kavach_ready 1 once data is loaded into OPA.\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
+	if sync, err := s.svc.Sync(r.Context()); err == nil {
+		fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
+		fmt.Fprintf(w, "# HELP kavach_sync_lag Changes not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)
+	}
+}

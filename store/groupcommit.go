@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group commit: concurrent decisions' audit rows share one transaction and
+// one fsync. A caller waits until the batch holding its row has committed,
+// so a decision is still answered only after its row is durable; the
+// writer just does one commit for many callers. The queue is bounded: when
+// the database is slow, callers wait for room (back-pressure), and nothing
+// is ever dropped.
+
+const (
+	maxBatch   = 512
+	queueDepth = 4096
+)
+
+// batchBounds are the upper bounds of the batch-size histogram.
+func batchBounds() [10]uint64 { return [10]uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512} }
+
+// AuditStats are the group-commit counters, for /metrics.
+type AuditStats struct {
+	Rows, Batches, Failures uint64
+	// SizeBuckets[i] counts batches of at most BucketBounds[i] rows.
+	BucketBounds []uint64
+	SizeBuckets  []uint64
+	SizeSum      uint64
+	Queued       int
+	Async        bool
+}
+
+type auditReq struct {
+	e    AuditEntry
+	args sql.NullString
+	err  chan error
+}
+
+type batcher struct {
+	s     *Store
+	queue chan *auditReq
+	async bool
+	// onAsyncError hears failures nobody waits for (async mode).
+	onAsyncError func(error)
+	stopOnce     sync.Once
+	stop, done   chan struct{}
+
+	rows, batches, failures, sizeSum atomic.Uint64
+	sizes                            [10]atomic.Uint64
+}
+
+func newBatcher(s *Store, async bool, onAsyncError func(error)) *batcher {
+	b := &batcher{s: s, queue: make(chan *auditReq, queueDepth), async: async, onAsyncError: onAsyncError,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+// enqueue hands a row to the writer and, unless async, waits for its commit.
+func (b *batcher) enqueue(ctx context.Context, r *auditReq) error {
+	select {
+	case b.queue <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("audit queue full: %w", ctx.Err())
+	case <-b.stop:
+		return fmt.Errorf("audit writer stopped")
+	}
+	if b.async {
+		return nil
+	}
+	select {
+	case err := <-r.err:
+		return err
+	case <-ctx.Done():
+		// The row may still commit; the caller has gone and gets no answer.
+		return ctx.Err()
+	}
+}
+
+func (b *batcher) run() {
+	defer close(b.done)
+	batch := make([]*auditReq, 0, maxBatch)
+	for {
+		var first *auditReq
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			// Drain what was accepted before stopping: accepted rows commit.
+			for {
+				select {
+				case r := <-b.queue:
+					b.flush(append(batch[:0], r))
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-b.queue:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		b.flush(batch)
+	}
+}
+
+func (b *batcher) flush(batch []*auditReq) {
+	err := b.write(batch)
+	if err != nil && len(batch) > 1 {
+		// Isolate the row at fault: the others must not fail with it.
+		for _, r := range batch {
+			b.finish(r, b.write([]*auditReq{r}))
+		}
+		return
+	}
+	for _, r := range batch {
+		b.finish(r, err)
+	}
+	if err == nil {
+		n := uint64(len(batch))
+		b.rows.Add(n)
+		b.batches.Add(1)
+		b.sizeSum.Add(n)
+		for i, bound := range batchBounds() {
+			if n <= bound {
+				b.sizes[i].Add(1)
+				break
+			}
+		}
+	}
+}
+
+func (b *batcher) finish(r *auditReq, err error) {
+	if err != nil {
+		b.failures.Add(1)
+		if b.async && b.onAsyncError != nil {
+			b.onAsyncError(fmt.Errorf("audit row %s lost: %w", r.e.ID, err))
+		}
+	}
+	r.err <- err
+}
+
+func (b *batcher) write(batch []*auditReq) error {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return b.s.withTx(ctx, func(tx *txn) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("prepare audit insert: %w", err)
+		}
+		defer stmt.Close()
+		for _, r := range batch {
+			e := r.e
+			if _, err := stmt.ExecContext(ctx, e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, r.args, e.Result, e.Code,
+				e.Reason, e.IP, e.UserAgent, e.DurationUS, toMillis(e.Timestamp), e.ApprovalID); err != nil {
+				return fmt.Errorf("insert audit row: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// close stops accepting rows and waits until every accepted row is written.
+func (b *batcher) close() {
+	b.stopOnce.Do(func() { close(b.stop) })
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+// AuditStats reports the group-commit counters.
+func (s *Store) AuditStats() AuditStats {
+	b := s.audit
+	bounds := batchBounds()
+	st := AuditStats{Rows: b.rows.Load(), Batches: b.batches.Load(), Failures: b.failures.Load(),
+		SizeSum: b.sizeSum.Load(), Queued: len(b.queue), Async: b.async, BucketBounds: bounds[:]}
+	for i := range b.sizes {
+		st.SizeBuckets = append(st.SizeBuckets, b.sizes[i].Load())
+	}
+	return st
+}

@@ -1,0 +1,119 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/internal/pgtest"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// SIGKILL in the middle of a load: every decision a client received has
+// its audit row, because a decision is answered only after its row commits.
+func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "kavach.db")
+			if name == "postgres" {
+				db = pgtest.URL(t)
+			}
+			s := start(t, "--database", db)
+			cl := client.New(s.URL)
+			a := mustCreate(t, cl, perm("api:*", "call"))
+
+			var mu sync.Mutex
+			var received []string
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					hc := &http.Client{Timeout: 5 * time.Second}
+					c := client.NewWithHTTP(s.URL, hc)
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						res, err := c.Authorize(context.Background(), api.AuthorizeRequest{AgentID: a.ID, Action: "call", Resource: fmt.Sprintf("api:%d:%d", w, i)}, "")
+						if err != nil {
+							return // the sidecar died: this call has no answer
+						}
+						mu.Lock()
+						received = append(received, res.AuditID)
+						mu.Unlock()
+					}
+				})
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-s.done
+			close(stop)
+			wg.Wait()
+			if len(received) < 50 {
+				t.Fatalf("only %d decisions before the kill; the load did not run", len(received))
+			}
+
+			st, err := store.Open(t.Context(), store.Options{URL: db})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			have := map[string]bool{}
+			if err := st.ExportAudit(t.Context(), store.AuditFilter{AgentID: a.ID}, func(e store.AuditEntry) error {
+				have[e.ID] = true
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			lost := 0
+			for _, id := range received {
+				if !have[id] {
+					lost++
+				}
+			}
+			t.Logf("%s: SIGKILL after %d answered decisions (%d rows on disk): %d audit rows lost", name, len(received), len(have), lost)
+			if lost != 0 {
+				t.Errorf("%d of %d answered decisions have no audit row", lost, len(received))
+			}
+		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
+	cl := client.New(s.URL)
+	a := mustCreate(t, cl, perm("api:*", "call"))
+	for i := range 20 {
+		authz(t, cl, api.AuthorizeRequest{AgentID: a.ID, Action: "call", Resource: fmt.Sprint("api:", i)})
+	}
+	authz(t, cl, api.AuthorizeRequest{AgentID: a.ID, Action: "drop", Resource: "api:x"})
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{
+		`kavach_decisions_total{result="allowed"} 20`, `kavach_decisions_total{result="denied"} 1`,
+		"kavach_audit_rows_total 21", `kavach_authorize_duration_seconds_bucket{le="+Inf"} 21`,
+		"kavach_audit_batch_size_count", `kavach_audit_mode{mode="sync"} 1`, "kavach_ready 1", "kavach_sync_lag 0",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
