@@ -8,37 +8,65 @@ import (
 	"github.com/kavach-dev/kavach/store"
 )
 
-// BenchmarkDecide shows that a decision's cost does not grow with the
-// number of agents: data is looked up by key, never scanned.
+// BenchmarkDecide measures in-process decisions (no HTTP, no audit) at 100,
+// 10,000 and 100,000 agents: the figures must stay flat as agents grow,
+// because data is looked up by key, never scanned.
+//
+//	go test ./engine -run X -bench Decide -benchtime 20000x
 func BenchmarkDecide(b *testing.B) {
+	now := time.Now()
 	for _, n := range []int{100, 10_000, 100_000} {
 		e, err := New(b.Context())
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, err = e.Load(b.Context(), memSource{n: n, gen: func(i int) store.Agent {
+		exp := now.Add(time.Hour)
+		src := memSource{n: n, gen: func(i int) store.Agent {
 			return store.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Status: store.StatusActive,
 				TokenHash: fmt.Sprintf("h%d", i), Permissions: []store.Permission{
-					{Resource: "mcp:github:*", Actions: []string{"read"}},
 					{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
+					{Resource: "mcp:github:*", Actions: []string{"read"}},
 					{Resource: "admin:*:delete", Actions: []string{"*"}},
 					{Resource: "docs:public", Actions: []string{"read"}},
-					{Resource: "mcp:slack:channels", Actions: []string{"post"}},
+					{Resource: "mcp:slack:channels", Actions: []string{"post"},
+						Constraints: map[string]any{"ipAllowlist": []any{"10.0.0.0/8"}, "maxCallsPerHour": float64(100)}},
 				}}
-		}})
-		if err != nil {
+		}}
+		// A sub-agent holding one permission through a two-link chain.
+		src.agents = []store.Agent{
+			{ID: "sub_1", OwnerID: "u", Status: store.StatusActive, TokenHash: "hs1", Incoming: []string{"dlg_1"}},
+			{ID: "sub_2", OwnerID: "u", Status: store.StatusActive, TokenHash: "hs2", Incoming: []string{"dlg_2"}},
+		}
+		key := PermissionKey("mcp:github:*", []string{"read"})
+		src.delegations = []store.Delegation{
+			{ID: "dlg_1", FromAgent: "agt_1", ToAgent: "sub_1", Status: store.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 2,
+				Permissions: []store.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: key, Chain: []store.Link{}}}},
+			{ID: "dlg_2", FromAgent: "sub_1", ToAgent: "sub_2", Status: store.StatusActive, ExpiresAt: exp, Depth: 2, MaxDepth: 2,
+				Permissions: []store.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: key,
+					Chain: []store.Link{{DelegationID: "dlg_1", Index: 0}}}}},
+		}
+		if _, err := e.Load(b.Context(), src); err != nil {
 			b.Fatal(err)
 		}
+		mid := fmt.Sprintf("agt_%d", n/2)
 		for _, c := range []struct {
 			name string
 			in   Input
+			code string
 		}{
-			{"allowed", Input{AgentID: fmt.Sprintf("agt_%d", n/2), Action: "read", Resource: "mcp:github:repos"}},
-			{"denied", Input{AgentID: fmt.Sprintf("agt_%d", n/2), Action: "write", Resource: "mcp:github:repos"}},
-			{"by-token", Input{TokenHash: fmt.Sprintf("h%d", n/3), Action: "comment", Resource: "mcp:github:issues"}},
+			{"allowed", Input{AgentID: mid, Action: "comment", Resource: "mcp:github:issues"}, CodeAllowed},
+			{"denied", Input{AgentID: mid, Action: "write", Resource: "mcp:github:repos"}, CodeNoPermission},
+			{"wildcard", Input{AgentID: mid, Action: "read", Resource: "mcp:github:repos:pulls"}, CodeAllowed},
+			{"by-token", Input{TokenHash: fmt.Sprintf("h%d", n/3), Action: "purge", Resource: "admin:projects:delete"}, CodeAllowed},
+			{"delegated", Input{AgentID: "sub_2", Action: "read", Resource: "mcp:github:repos"}, CodeAllowed},
+			{"constrained", Input{AgentID: mid, Action: "post", Resource: "mcp:slack:channels", IP: "10.1.2.3", Calls: map[string]int{"x": 1}}, CodeAllowed},
 		} {
 			b.Run(fmt.Sprintf("%s/agents=%d", c.name, n), func(b *testing.B) {
-				c.in.Now = time.Now()
+				c.in.Now = now
+				d, err := e.Decide(b.Context(), c.in)
+				if err != nil || d.Code != c.code {
+					b.Fatalf("Decide = %+v, %v; want %s", d, err, c.code)
+				}
 				b.ReportAllocs()
 				for b.Loop() {
 					if _, err := e.Decide(b.Context(), c.in); err != nil {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/loadgen"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix",
+		Flags: []cli.Flag{
+			serverFlag,
+			&cli.IntFlag{Name: "agents", Value: 50, Usage: "agents to create for the mix"},
+			&cli.IntFlag{Name: "concurrency", Value: 32},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second},
+			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second},
+			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
+			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
+			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
+		},
+		Subcommands: []*cli.Command{{
+			Name:  "floor",
+			Usage: "run the floor server: every request gets a fixed decision body",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
+			Action: func(c *cli.Context) error {
+				ln, err := net.Listen("tcp", c.String("addr"))
+				if err != nil {
+					return err
+				}
+				fmt.Println("listening", ln.Addr().String())
+				srv := &http.Server{Handler: loadgen.FloorHandler(), ReadHeaderTimeout: 5 * time.Second}
+				go func() { <-c.Context.Done(); _ = srv.Close() }()
+				if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+					return err
+				}
+				return nil
+			},
+		}},
+		Action: runBench,
+	}
+}
+
+func runBench(c *cli.Context) error {
+	ctx := c.Context
+	cl := apiClient(c)
+	server := strings.TrimRight(c.String("server"), "/")
+	mix, err := benchMix(ctx, c.Int("agents"), func(i int) (api.AgentWithToken, error) {
+		return cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Name: "bench",
+			Permissions: []api.Permission{
+				{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
+				{Resource: "mcp:github:*", Actions: []string{"read"}},
+				{Resource: "admin:*:delete", Actions: []string{"*"}},
+				{Resource: "docs:public", Actions: []string{"read"}},
+			}})
+	})
+	if err != nil {
+		return err
+	}
+	targets := []loadgen.Target{{Name: "kavach sidecar", Kind: loadgen.Sidecar, URL: server}}
+	if bin := c.String("opa-binary"); bin != "" {
+		dir, err := os.MkdirTemp("", "kavach-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		bundlePath := filepath.Join(dir, "kavach.tar.gz")
+		f, err := os.Create(bundlePath)
+		if err != nil {
+			return err
+		}
+		err = cl.Bundle(ctx, f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("fetch bundle: %w", err)
+		}
+		modes := map[string][]bool{"off": {false}, "on": {true}, "both": {false, true}}[c.String("opa-decision-logs")]
+		if modes == nil {
+			return cli.Exit("--opa-decision-logs must be off, on or both", 2)
+		}
+		for _, logs := range modes {
+			url, stop, err := startOPA(ctx, bin, bundlePath, logs)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			name := "stock OPA, logs off"
+			if logs {
+				name = "stock OPA, logs console"
+			}
+			targets = append(targets, loadgen.Target{Name: name, Kind: loadgen.OPA, URL: url})
+		}
+	}
+	if c.Bool("floor") {
+		url, stop, err := startFloor(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		targets = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url})
+	}
+	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup")}
+	fmt.Printf("mix: %d requests over %d agents (allowed, denied, wildcard, by token); concurrency %d; %s per target after %s warm-up\n",
+		len(mix), c.Int("agents"), opts.Concurrency, opts.Duration, opts.Warmup)
+	var results []loadgen.Result
+	for _, t := range targets {
+		r, err := loadgen.Run(ctx, t, mix, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+		results = append(results, r)
+	}
+	fmt.Print(loadgen.Format(results))
+	return nil
+}
+
+// benchMix creates agents and builds the request mix over them.
+func benchMix(_ context.Context, n int, create func(int) (api.AgentWithToken, error)) ([]loadgen.Request, error) {
+	var mix []loadgen.Request
+	for i := range n {
+		a, err := create(i)
+		if err != nil {
+			return nil, fmt.Errorf("create bench agent: %w", err)
+		}
+		mix = append(mix,
+			loadgen.Request{AgentID: a.ID, Action: "comment", Resource: "mcp:github:issues", Allowed: true},
+			loadgen.Request{AgentID: a.ID, Action: "read", Resource: "mcp:github:repos", Allowed: true},
+			loadgen.Request{AgentID: a.ID, Action: "read", Resource: "mcp:github:repos:pulls", Allowed: true},
+			loadgen.Request{AgentID: a.ID, Action: "write", Resource: "mcp:github:repos", Allowed: false},
+			loadgen.Request{Token: a.Token, Action: "purge", Resource: "admin:projects:delete", Allowed: true},
+		)
+	}
+	return mix, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	args := []string{"run", "--server", "--addr", addr, "--disable-telemetry", "--log-level", "error", "--bundle", bundlePath}
+	if logs {
+		args = append(args, "--set", "decision_logs.console=true")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = nil, nil // console decision logs are written (and discarded), as OPA would
+	if logs {
+		devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		cmd.Stdout, cmd.Stderr = devnull, devnull
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start opa: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	url := "http://" + addr
+	if err := waitHealthy(url + "/health?bundles=true"); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("opa: %w", err)
+	}
+	return url, stop, nil
+}
+
+func startFloor(ctx context.Context) (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bench", "floor", "--addr", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		stop()
+		return "", nil, fmt.Errorf("floor server did not start: %q %v", line, err)
+	}
+	return "http://" + addr, stop, nil
+}
+
+func waitHealthy(url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not healthy after 60s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
