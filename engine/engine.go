@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -91,12 +92,19 @@ type Decision struct {
 type Engine struct {
 	data storage.Store
 	q    atomic.Pointer[compiled]
+	// revision changes with every write to data and every policy reload:
+	// cached decisions are keyed by it.
+	revision atomic.Uint64
+	cache    *lru.Cache[cacheKey, cacheEntry]
+	// NoCache turns the decision cache off (benchmarks of uncached cost).
+	NoCache bool
 }
 
 // compiled is one generation of policies and the queries prepared on them.
 type compiled struct {
 	decide, effective, delegation, explain rego.PreparedEvalQuery
 	policies                               Policies
+	extensions                             bool
 }
 
 // Policies describes the loaded policy modules.
@@ -137,7 +145,7 @@ func New(ctx context.Context, extensions ...map[string]string) (*Engine, error) 
 		"kavach": map[string]any{"agents": map[string]any{}, "tokens": map[string]any{},
 			"delegations": map[string]any{}, "approvals": map[string]any{}},
 	}, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	e := &Engine{data: data}
+	e := &Engine{data: data, cache: newDecisionCache()}
 	var ext map[string]string
 	if len(extensions) > 0 {
 		ext = extensions[0]
@@ -157,6 +165,7 @@ func (e *Engine) SetExtensions(ctx context.Context, extensions map[string]string
 		return err
 	}
 	e.q.Store(c)
+	e.revision.Add(1)
 	return nil
 }
 
@@ -206,7 +215,8 @@ func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*co
 	for _, m := range mods {
 		fmt.Fprintf(h, "%s\x00%s\x00", m.File, m.SHA256)
 	}
-	c := &compiled{policies: Policies{Revision: hex.EncodeToString(h.Sum(nil))[:16], LoadedAt: time.Now().UTC(), Modules: mods}}
+	c := &compiled{policies: Policies{Revision: hex.EncodeToString(h.Sum(nil))[:16], LoadedAt: time.Now().UTC(), Modules: mods},
+		extensions: len(extensions) > 0}
 	for _, q := range []struct {
 		query string
 		dst   *rego.PreparedEvalQuery
@@ -227,15 +237,30 @@ func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*co
 
 // Decide evaluates the policy for one request.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	var key cacheKey
+	if !e.NoCache {
+		key = e.cacheKey(in)
+		if c, ok := e.cache.Get(key); ok && in.Now.UnixNano() < c.until {
+			return c.d, nil
+		}
+	}
 	input, err := in.value()
 	if err != nil {
 		return Decision{}, err
 	}
-	v, err := evalOne(ctx, e.q.Load().decide, input)
+	q := e.q.Load()
+	v, err := evalOne(ctx, q.decide, input)
 	if err != nil {
 		return Decision{}, err
 	}
-	return decodeDecision(v)
+	d, err := decodeDecision(v)
+	if err != nil || e.NoCache {
+		return d, err
+	}
+	if until, ok := e.cacheable(ctx, d, q.extensions); ok && in.Now.UnixNano() < until {
+		e.cache.Add(key, cacheEntry{d: d, until: until})
+	}
+	return d, nil
 }
 
 // DecisionDocument is the policy's raw decision document, as stock OPA

@@ -48,6 +48,7 @@ func BenchmarkDecide(b *testing.B) {
 		if _, err := e.Load(b.Context(), src); err != nil {
 			b.Fatal(err)
 		}
+		e.NoCache = true // uncached cost; "cached" below measures a cache hit
 		mid := fmt.Sprintf("agt_%d", n/2)
 		for _, c := range []struct {
 			name string
@@ -75,5 +76,16 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			})
 		}
+		b.Run(fmt.Sprintf("cached/agents=%d", n), func(b *testing.B) {
+			e.NoCache = false
+			defer func() { e.NoCache = true }()
+			in := Input{AgentID: mid, Action: "comment", Resource: "mcp:github:issues", Now: now}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Decide(b.Context(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

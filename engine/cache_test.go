@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+// The cache must never answer what a fresh evaluation would not.
+func TestDecisionCacheNeverServesStaleDecisions(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC) // a Wednesday
+	exp := now.Add(time.Hour)
+	agent := store.Agent{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h", ExpiresAt: &exp, Permissions: []store.Permission{
+		{Resource: "docs:*", Actions: []string{"read"}},
+		{Resource: "ops:*", Actions: []string{"run"}, Constraints: map[string]any{"timeWindow": map[string]any{"start": "10:00", "end": "11:00"}}},
+	}}
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, Changes{Agents: []store.Agent{agent}}); err != nil {
+		t.Fatal(err)
+	}
+	decide := func(action, resource string, at time.Time) string {
+		t.Helper()
+		d, err := e.Decide(ctx, Input{AgentID: "a", Action: action, Resource: resource, Now: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Code
+	}
+	for range 2 { // the second round is served from the cache
+		if c := decide("read", "docs:x", now); c != CodeAllowed {
+			t.Fatalf("read docs = %s", c)
+		}
+		if c := decide("write", "docs:x", now); c != CodeNoPermission {
+			t.Fatalf("write docs = %s", c)
+		}
+	}
+	// A cached allow and a cached denial stop holding when the agent expires.
+	if c := decide("read", "docs:x", exp); c != CodeAgentExpired {
+		t.Errorf("read docs at expiry = %s; want agent_expired", c)
+	}
+	if c := decide("write", "docs:x", exp); c != CodeAgentExpired {
+		t.Errorf("write docs at expiry = %s; want agent_expired", c)
+	}
+	// A time-dependent allow is never cached.
+	if c := decide("run", "ops:x", now); c != CodeAllowed {
+		t.Fatalf("run in window = %s", c)
+	}
+	if c := decide("run", "ops:x", now.Add(40*time.Minute)); c != "outside_time_window" {
+		t.Errorf("run after the window = %s; want outside_time_window (not a cached allow)", c)
+	}
+	// A write invalidates at once.
+	agent.Status = store.StatusRevoked
+	if err := e.Apply(ctx, Changes{Agents: []store.Agent{agent}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := decide("read", "docs:x", now); c != CodeAgentRevoked {
+		t.Errorf("after revoke = %s; want agent_revoked", c)
+	}
+}
+
+func TestDecisionCacheIsOffForAllowsWithExtensions(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx, map[string]string{"clock.rego": `package kavach.ext
+
+deny contains {"code": "late", "reason": "after 11:00"} if time.clock([input.now, "UTC"])[0] >= 11
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
+		Permissions: []store.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 4, 10, 59, 0, 0, time.UTC)
+	d1, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", Now: at})
+	d2, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", Now: at.Add(2 * time.Minute)})
+	if d1.Code != CodeAllowed || d2.Code != "late" {
+		t.Errorf("decisions at 10:59 and 11:01 = %s, %s; want allowed, late", d1.Code, d2.Code)
+	}
+}
