@@ -96,19 +96,8 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 	}
 	err = s.withTx(ctx, func(tx *txn) error {
 		if maxActive > 0 {
-			// Replicas creating agents for one owner at once count in turn.
-			if err := s.lockKey(ctx, tx, lockOwnerQuota, a.OwnerID); err != nil {
+			if err := s.checkQuota(ctx, tx, a.OwnerID, maxActive, now); err != nil {
 				return err
-			}
-			var n int
-			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
-				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
-				a.OwnerID, toMillis(now)).Scan(&n)
-			if err != nil {
-				return fmt.Errorf("count agents: %w", err)
-			}
-			if n >= maxActive {
-				return fmt.Errorf("owner %q has %d active agents (max %d): %w", a.OwnerID, n, maxActive, ErrLimitReached)
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
@@ -377,18 +366,8 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		now := s.now()
 		if wasExpired && u.MaxActive > 0 && (a.ExpiresAt == nil || a.ExpiresAt.After(now)) {
 			// Reviving an expired agent takes a slot like creating one.
-			if err := s.lockKey(ctx, tx, lockOwnerQuota, a.OwnerID); err != nil {
+			if err := s.checkQuota(ctx, tx, a.OwnerID, u.MaxActive, now); err != nil {
 				return err
-			}
-			var n int
-			err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
-				WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
-				a.OwnerID, toMillis(now)).Scan(&n)
-			if err != nil {
-				return fmt.Errorf("count agents: %w", err)
-			}
-			if n >= u.MaxActive {
-				return fmt.Errorf("owner %q has %d active agents (max %d): %w", a.OwnerID, n, u.MaxActive, ErrLimitReached)
 			}
 		}
 		if u.Metadata != nil {
@@ -491,4 +470,23 @@ func isUniqueViolation(err error) bool {
 		return coded.Code() == 2067 || coded.Code() == 1555
 	}
 	return false
+}
+
+// checkQuota fails with ErrLimitReached when the owner already has max
+// active agents. Replicas writing for one owner at once count in turn.
+func (s *Store) checkQuota(ctx context.Context, tx *txn, owner string, max int, now time.Time) error {
+	if err := s.lockKey(ctx, tx, lockOwnerQuota, owner); err != nil {
+		return err
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents
+		WHERE owner_id = ? AND status = 'active' AND (expires_at IS NULL OR expires_at > ?)`,
+		owner, toMillis(now)).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count agents: %w", err)
+	}
+	if n >= max {
+		return fmt.Errorf("owner %q has %d active agents (max %d): %w", owner, n, max, ErrLimitReached)
+	}
+	return nil
 }

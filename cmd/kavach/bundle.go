@@ -8,7 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/bundle"
-	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -89,11 +88,9 @@ func buildBundle(c *cli.Context) error {
 			return err
 		}
 		defer st.Close()
-		var exts map[string]string
-		if path := cfg.Policies.Extensions; path != "" {
-			if exts, err = service.ReadExtensions(path); err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
+		exts, err := readExtensions(cfg)
+		if err != nil {
+			return err
 		}
 		seq, err := st.LatestChange(c.Context)
 		if err != nil {

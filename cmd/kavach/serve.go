@@ -94,11 +94,9 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	var exts map[string]string
-	if path := cfg.Policies.Extensions; path != "" {
-		if exts, err = service.ReadExtensions(path); err != nil {
-			return cli.Exit(err.Error(), 2)
-		}
+	exts, err := readExtensions(cfg)
+	if err != nil {
+		return err
 	}
 	eng, err := engine.New(ctx, exts)
 	if err != nil {
@@ -142,4 +140,17 @@ func serve(c *cli.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readExtensions reads the configured policy extensions, if any; a bad one
+// is a configuration error (exit 2).
+func readExtensions(cfg config.Config) (map[string]string, error) {
+	if cfg.Policies.Extensions == "" {
+		return nil, nil
+	}
+	exts, err := service.ReadExtensions(cfg.Policies.Extensions)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return exts, nil
 }
