@@ -174,7 +174,11 @@ func Read(r io.Reader) (map[string]string, error) {
 	}
 	mods := map[string]string{}
 	for _, m := range b.Modules {
-		mods[strings.TrimPrefix(m.Path, "/")] = string(bytes.Clone(m.Raw))
+		name := strings.TrimPrefix(m.Path, "/")
+		if strings.HasSuffix(name, "_test.rego") {
+			continue // tests run under opa test, as in a directory
+		}
+		mods[name] = string(bytes.Clone(m.Raw))
 	}
 	return mods, nil
 }

@@ -14,9 +14,9 @@ import (
 //
 //   - invalid_token, agent_not_found, agent_revoked, agent_expired: they
 //     depend on the agent's record alone (an expired agent stays expired);
-//   - no_permission: no permission matches the action and resource, which
-//     does not depend on time, counts, IP, arguments or approvals; it holds
-//     until the agent expires;
+//   - no_permission, when no policy extension is loaded: no permission
+//     matches the action and resource, which does not depend on time,
+//     counts, IP, arguments or approvals; it holds until the agent expires;
 //   - an allow by an own permission without constraints, when no policy
 //     extension is loaded (extensions may depend on anything): it holds
 //     until the agent expires.
@@ -54,8 +54,13 @@ func (e *Engine) cacheKey(in Input) cacheKey {
 func (e *Engine) cacheable(ctx context.Context, d Decision, extensions bool) (until int64, ok bool) {
 	switch d.Code {
 	case CodeInvalidToken, CodeAgentNotFound, CodeAgentRevoked, CodeAgentExpired:
+		// Decided before any permission or extension is looked at.
 		return math.MaxInt64, true
 	case CodeNoPermission:
+		if extensions {
+			// An extension may deny with any code, this one included.
+			return 0, false
+		}
 		return e.agentExpiry(ctx, d.AgentID)
 	case CodeAllowed:
 		p := d.Permission

@@ -83,3 +83,50 @@ deny contains {"code": "late", "reason": "after 11:00"} if time.clock([input.now
 		t.Errorf("decisions at 10:59 and 11:01 = %s, %s; want allowed, late", d1.Code, d2.Code)
 	}
 }
+
+// An extension may deny with a core code; such a decision depends on the
+// extension's inputs and must not be cached.
+func TestDecisionCacheIgnoresExtensionDenialsWithCoreCodes(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx, map[string]string{"ip.rego": `package kavach.ext
+
+deny contains {"code": "no_permission", "reason": "not from there"} if input.ip == "8.8.8.8"
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
+		Permissions: []store.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d1, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", IP: "8.8.8.8", Now: now})
+	d2, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", IP: "10.0.0.1", Now: now})
+	if d1.Code != CodeNoPermission || d2.Code != CodeAllowed {
+		t.Errorf("decisions from 8.8.8.8 and 10.0.0.1 = %s, %s; want no_permission (extension), allowed", d1.Code, d2.Code)
+	}
+}
+
+// Extensions that compile but fail at run time never replace working ones.
+func TestExtensionsFailingAtRunTimeAreRefused(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.Policies().Revision
+	err = e.SetExtensions(ctx, map[string]string{"conflict.rego": `package kavach.ext
+
+v := 1 if input.action == "read"
+
+v := 2 if input.action == "read"
+
+deny contains {"code": "c", "reason": "r"} if v == 1
+`})
+	if err == nil {
+		t.Fatal("an extension with a run-time conflict was accepted")
+	}
+	if e.Policies().Revision != before {
+		t.Error("the refused extension replaced the policies in use")
+	}
+}

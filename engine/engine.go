@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,6 +106,8 @@ type compiled struct {
 	decide, effective, delegation, explain rego.PreparedEvalQuery
 	policies                               Policies
 	extensions                             bool
+	// sources are the extensions' texts, for bundles of what is served.
+	sources map[string]string
 }
 
 // Policies describes the loaded policy modules.
@@ -172,6 +175,40 @@ func (e *Engine) SetExtensions(ctx context.Context, extensions map[string]string
 // Policies describes the policies in use.
 func (e *Engine) Policies() Policies { return e.q.Load().policies }
 
+// Extensions returns the sources of the extensions in use.
+func (e *Engine) Extensions() map[string]string { return maps.Clone(e.q.Load().sources) }
+
+// smoke evaluates the extensions' deny set on sample requests against the
+// current data before they may serve: an extension that compiles but fails
+// at run time (conflicting rule values, say) would otherwise turn every
+// allowed call into a policy error. Samples cannot prove an extension
+// sound; its own tests, run with `opa test` beside the core, should.
+func (e *Engine) smoke(ctx context.Context, compiler *ast.Compiler) error {
+	pq, err := rego.New(rego.Query("data.kavach.ext.deny"), rego.Compiler(compiler), rego.Store(e.data)).PrepareForEval(ctx)
+	if err != nil {
+		return fmt.Errorf("prepare extensions: %w", err)
+	}
+	now := ast.NewTerm(ast.Number(strconv.FormatInt(time.Now().UnixNano(), 10)))
+	for _, action := range []string{"read", "write", "delete", "drop", "execute", "*"} {
+		for _, resource := range []string{"x", "db:prod", "mcp:github:repos", "admin:projects:delete"} {
+			for _, withNow := range []bool{true, false} {
+				items := [][2]*ast.Term{
+					ast.Item(ast.StringTerm("agentId"), ast.StringTerm("agt_smoke_test")),
+					ast.Item(ast.StringTerm("action"), ast.StringTerm(action)),
+					ast.Item(ast.StringTerm("resource"), ast.StringTerm(resource)),
+				}
+				if withNow {
+					items = append(items, ast.Item(ast.StringTerm("now"), now))
+				}
+				if _, err := pq.Eval(ctx, rego.EvalParsedInput(ast.NewObject(items...))); err != nil {
+					return fmt.Errorf("extensions fail at run time (action %q on %q): %w", action, resource, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*compiled, error) {
 	core, err := policies.Modules()
 	if err != nil {
@@ -216,7 +253,12 @@ func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*co
 		fmt.Fprintf(h, "%s\x00%s\x00", m.File, m.SHA256)
 	}
 	c := &compiled{policies: Policies{Revision: hex.EncodeToString(h.Sum(nil))[:16], LoadedAt: time.Now().UTC(), Modules: mods},
-		extensions: len(extensions) > 0}
+		extensions: len(extensions) > 0, sources: maps.Clone(extensions)}
+	if len(extensions) > 0 {
+		if err := e.smoke(ctx, compiler); err != nil {
+			return nil, err
+		}
+	}
 	for _, q := range []struct {
 		query string
 		dst   *rego.PreparedEvalQuery

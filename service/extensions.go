@@ -166,11 +166,7 @@ func (s *Service) Bundle(ctx context.Context, w io.Writer) (bundle.Info, error) 
 	if err != nil {
 		return bundle.Info{}, err
 	}
-	var exts map[string]string
-	if s.opts.ExtensionsPath != "" {
-		if exts, err = ReadExtensions(s.opts.ExtensionsPath); err != nil {
-			return bundle.Info{}, err
-		}
-	}
-	return bundle.Build(ctx, s.store, bundle.Options{Revision: seq, Extensions: exts}, w)
+	// The extensions being served, not what is on disk (a failed reload
+	// leaves the two apart).
+	return bundle.Build(ctx, s.store, bundle.Options{Revision: seq, Extensions: s.engine.Extensions()}, w)
 }

@@ -11,10 +11,10 @@ import (
 
 // histogram is a Prometheus histogram with fixed buckets, lock-free.
 type histogram struct {
-	bounds []float64
-	counts []atomic.Uint64
-	sumUS  atomic.Uint64 // sum in microseconds
-	total  atomic.Uint64
+	bounds   []float64
+	counts   []atomic.Uint64
+	overflow atomic.Uint64 // above the last bound
+	sumUS    atomic.Uint64 // sum in microseconds
 }
 
 func newHistogram(bounds ...float64) *histogram {
@@ -23,25 +23,27 @@ func newHistogram(bounds ...float64) *histogram {
 
 func (h *histogram) observe(d time.Duration) {
 	s := d.Seconds()
+	h.sumUS.Add(uint64(d.Microseconds()))
 	for i, b := range h.bounds {
 		if s <= b {
 			h.counts[i].Add(1)
-			break
+			return
 		}
 	}
-	h.sumUS.Add(uint64(d.Microseconds()))
-	h.total.Add(1)
+	h.overflow.Add(1)
 }
 
 // write prints the histogram in the Prometheus text format (cumulative buckets).
 func (h *histogram) write(w io.Writer, name, help string) {
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	// +Inf and _count derive from the buckets read, so a scrape during
+	// an observation stays monotonic.
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i].Load()
 		fmt.Fprintf(w, "%s_bucket{le=\"%s\"} %d\n", name, strconv.FormatFloat(b, 'g', -1, 64), cum)
 	}
-	total := h.total.Load()
+	total := cum + h.overflow.Load()
 	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, total, name, float64(h.sumUS.Load())/1e6, name, total)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Group commit: concurrent decisions' audit rows share one transaction and
@@ -47,8 +46,11 @@ type batcher struct {
 	async bool
 	// onAsyncError hears failures nobody waits for (async mode).
 	onAsyncError func(error)
-	stopOnce     sync.Once
-	stop, done   chan struct{}
+	// mu orders enqueue against close: once closed is set, no row is
+	// accepted, so every accepted row is drained.
+	mu         sync.RWMutex
+	closed     bool
+	stop, done chan struct{}
 
 	rows, batches, failures, sizeSum atomic.Uint64
 	sizes                            [10]atomic.Uint64
@@ -63,12 +65,17 @@ func newBatcher(s *Store, async bool, onAsyncError func(error)) *batcher {
 
 // enqueue hands a row to the writer and, unless async, waits for its commit.
 func (b *batcher) enqueue(ctx context.Context, r *auditReq) error {
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return fmt.Errorf("audit writer stopped")
+	}
 	select {
 	case b.queue <- r:
+		b.mu.RUnlock()
 	case <-ctx.Done():
+		b.mu.RUnlock()
 		return fmt.Errorf("audit queue full: %w", ctx.Err())
-	case <-b.stop:
-		return fmt.Errorf("audit writer stopped")
 	}
 	if b.async {
 		return nil
@@ -90,15 +97,15 @@ func (b *batcher) run() {
 		select {
 		case first = <-b.queue:
 		case <-b.stop:
-			// Drain what was accepted before stopping: accepted rows commit.
-			for {
-				select {
-				case r := <-b.queue:
-					b.flush(append(batch[:0], r))
-				default:
-					return
+			// No row is accepted any more; drain what was, in full batches.
+			for len(b.queue) > 0 {
+				batch = batch[:0]
+				for len(batch) < maxBatch && len(b.queue) > 0 {
+					batch = append(batch, <-b.queue)
 				}
+				b.flush(batch)
 			}
+			return
 		}
 		batch = append(batch[:0], first)
 	fill:
@@ -119,7 +126,11 @@ func (b *batcher) flush(batch []*auditReq) {
 	if err != nil && len(batch) > 1 {
 		// Isolate the row at fault: the others must not fail with it.
 		for _, r := range batch {
-			b.finish(r, b.write([]*auditReq{r}))
+			err := b.write([]*auditReq{r})
+			if err == nil {
+				b.count(1)
+			}
+			b.finish(r, err)
 		}
 		return
 	}
@@ -127,15 +138,19 @@ func (b *batcher) flush(batch []*auditReq) {
 		b.finish(r, err)
 	}
 	if err == nil {
-		n := uint64(len(batch))
-		b.rows.Add(n)
-		b.batches.Add(1)
-		b.sizeSum.Add(n)
-		for i, bound := range batchBounds() {
-			if n <= bound {
-				b.sizes[i].Add(1)
-				break
-			}
+		b.count(len(batch))
+	}
+}
+
+// count records one committed transaction of n rows.
+func (b *batcher) count(n int) {
+	b.rows.Add(uint64(n))
+	b.batches.Add(1)
+	b.sizeSum.Add(uint64(n))
+	for i, bound := range batchBounds() {
+		if uint64(n) <= bound {
+			b.sizes[i].Add(1)
+			break
 		}
 	}
 }
@@ -172,11 +187,14 @@ func (b *batcher) write(batch []*auditReq) error {
 
 // close stops accepting rows and waits until every accepted row is written.
 func (b *batcher) close() {
-	b.stopOnce.Do(func() { close(b.stop) })
-	select {
-	case <-b.done:
-	case <-time.After(30 * time.Second):
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if !already {
+		close(b.stop)
 	}
+	<-b.done
 }
 
 // AuditStats reports the group-commit counters.

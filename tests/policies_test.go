@@ -106,6 +106,13 @@ func TestPolicyExtensions(t *testing.T) {
 	if got := policiesOf(t, cl); got.Revision != reloaded.Revision || !strings.Contains(got.LastReloadError, "broken.rego") {
 		t.Errorf("after a broken reload: %+v", got)
 	}
+	var served bytes.Buffer
+	if err := cl.Bundle(ctx, &served); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(served.Bytes(), []byte("deny contains x if {")) {
+		t.Error("GET /v1/bundle ships the broken extension on disk instead of the ones being served")
+	}
 	if err := os.Remove(filepath.Join(ext, "broken.rego")); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,10 @@ deny contains {"code": "team_mismatch", "reason": "service agents act only on th
 
 _freeze_end := "2026-12-31T00:00:00Z"
 
-_now := input.now if is_number(input.now)
+_now := input.now if _has_now
 
-_now := time.now_ns() if not is_number(input.now)
+_now := time.now_ns() if not _has_now
+
+# A helper: "not is_number(input.now)" is undefined, not true, when input.now
+# is missing.
+_has_now if is_number(input.now)

@@ -22,6 +22,14 @@ test_freeze_denies_drops_on_production if {
 	d.code == "change_freeze"
 }
 
+test_freeze_applies_without_input_now if {
+	# Stock OPA callers may leave "now" out: the evaluation time is used.
+	d := authz.decision with input as {"agentId": "a", "action": "drop", "resource": "db:prod:users"}
+		with data.kavach.agents as _agents
+		with time.now_ns as _in_freeze
+	d.code == "change_freeze"
+}
+
 test_freeze_ends if _dec({"agentId": "a", "action": "drop", "resource": "db:prod:users", "now": _after}).allowed
 
 test_freeze_spares_staging if _dec({"agentId": "a", "action": "drop", "resource": "db:staging", "now": _in_freeze}).allowed

@@ -8,7 +8,10 @@ import data.kavach.resources
 #   (own and delegated) with its delegation path and the outcome of checking
 #   it against this request. Evaluated only when asked (?explain=true).
 # entrypoint: true
-explanation := {"considered": [_consider(c) | some c in _candidates]}
+explanation := {
+	"considered": [_consider(c) | some c in _candidates],
+	"extensionDenials": [{"code": d[0], "reason": d[1]} | some d in _ext_denials; _can_allow],
+}
 
 _consider(c) := object.union(
 	{

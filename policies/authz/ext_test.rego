@@ -46,3 +46,11 @@ test_explanation if {
 	missing := authz._link_view("nope") with data.kavach.delegations as {}
 	missing == {"delegationId": "nope"}
 }
+
+test_explanation_names_extension_denials if {
+	e := authz.explanation with input as {"agentId": "a", "action": "drop", "resource": "db:prod", "now": 1}
+		with data.kavach.agents as _ext_agents
+		with data.kavach.ext.deny as {{"code": "change_freeze", "reason": "frozen"}}
+	e.extensionDenials == [{"code": "change_freeze", "reason": "frozen"}]
+	e.considered[0].result == "allowed"
+}
