@@ -279,3 +279,8 @@ func NewWithHTTP(base string, hc *http.Client) *Client {
 	c.http = hc
 	return c
 }
+
+// Ready returns nil when the sidecar answers /ready with 200.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/ready", nil, "", nil)
+}

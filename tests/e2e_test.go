@@ -28,6 +28,12 @@ func TestQuickstartWithCLI(t *testing.T) {
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"))
 	srv := "--server=" + s.URL
 
+	if out, _, code := cli(t, nil, "status", "--ready", srv); code != 0 || !strings.Contains(out, "ready") {
+		t.Errorf("kavach status --ready = %q, exit %d; want ready, 0", out, code)
+	}
+	if _, _, code := cli(t, nil, "status", "--ready", "--server", "http://127.0.0.1:1"); code != 1 {
+		t.Errorf("kavach status --ready against nothing: exit %d; want 1", code)
+	}
 	out, errOut, code := cli(t, nil, "agent", "create", srv, "--owner", "user-123", "--name", "github-reader",
 		"-p", "mcp:github:*=read", "-p", "mcp:github:issues=read,comment")
 	if code != 0 {

@@ -10,8 +10,16 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show a running sidecar's health and its position in the change feed",
-		Flags: []cli.Flag{serverFlag, &cli.BoolFlag{Name: "json", Usage: "print the raw /health document"}},
+		Flags: []cli.Flag{serverFlag, &cli.BoolFlag{Name: "json", Usage: "print the raw /health document"},
+			&cli.BoolFlag{Name: "ready", Usage: "exit 0 only if the sidecar is ready (a probe for images without curl)"}},
 		Action: func(c *cli.Context) error {
+			if c.Bool("ready") {
+				if err := apiClient(c).Ready(c.Context); err != nil {
+					return cli.Exit("not ready: "+err.Error(), 1)
+				}
+				fmt.Println("ready")
+				return nil
+			}
 			h, err := apiClient(c).Health(c.Context)
 			if err != nil {
 				return err
