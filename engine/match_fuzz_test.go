@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/store"
 )
@@ -60,7 +61,9 @@ func FuzzResourceMatch(f *testing.F) {
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, pattern, resource string) {
-		if !validPattern(pattern) || resource == "" {
+		// The API accepts only valid UTF-8 (JSON decoding and validation see
+		// to it), so the engine is only ever asked about that.
+		if !validPattern(pattern) || resource == "" || !utf8.ValidString(pattern) || !utf8.ValidString(resource) {
 			t.Skip()
 		}
 		ctx := t.Context()
