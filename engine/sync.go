@@ -176,9 +176,12 @@ func stringOf(v any) string {
 // are never mutated, so sharing them is safe.
 type docBuilder struct {
 	strings map[string]*ast.Term
+	lists   map[string]*ast.Term
 }
 
-func newDocBuilder() *docBuilder { return &docBuilder{strings: map[string]*ast.Term{}} }
+func newDocBuilder() *docBuilder {
+	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}}
+}
 
 func (b *docBuilder) str(s string) *ast.Term {
 	if t, ok := b.strings[s]; ok {
@@ -207,17 +210,71 @@ func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {
 	for i, p := range a.Permissions {
 		perms[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
 	}
+	byAction, anyAction := b.actionIndex(a.Permissions)
 	doc := ast.NewObject(
 		ast.Item(b.str("ownerId"), b.str(a.OwnerID)),
 		ast.Item(b.str("status"), b.str(status)),
 		ast.Item(b.str("expiresAt"), expires),
 		ast.Item(b.str("tokenHash"), ast.StringTerm(a.TokenHash)),
 		ast.Item(b.str("permissions"), ast.ArrayTerm(perms...)),
+		ast.Item(b.str("byAction"), byAction),
+		ast.Item(b.str("anyAction"), anyAction),
 	)
 	if len(incoming) > 0 {
 		doc.Insert(b.str("incoming"), ast.ArrayTerm(incoming...))
 	}
 	return doc
+}
+
+// actionIndex lists, for each action named by a permission, the positions
+// of the permissions that apply to it (those naming it or "*"), in stored
+// order; anyAction lists those naming "*", for every other action. A
+// decision then visits one or two permissions, not all of them. Lists
+// repeat across agents and are never mutated, so they are shared.
+func (b *docBuilder) actionIndex(perms []store.Permission) (byAction, anyAction *ast.Term) {
+	var any []int
+	for i, p := range perms {
+		if slices.Contains(p.Actions, "*") {
+			any = append(any, i)
+		}
+	}
+	positions := map[string][]int{}
+	for i, p := range perms {
+		for _, a := range p.Actions {
+			if a == "*" || slices.Contains(positions[a], i) {
+				continue
+			}
+			if _, seen := positions[a]; !seen {
+				positions[a] = nil
+			}
+			positions[a] = append(positions[a], i)
+		}
+	}
+	index := ast.NewObject()
+	for a, is := range positions {
+		is = append(is, any...)
+		slices.Sort(is)
+		index.Insert(b.str(a), b.ints(slices.Compact(is)))
+	}
+	return ast.NewTerm(index), b.ints(any)
+}
+
+func (b *docBuilder) ints(is []int) *ast.Term {
+	var k strings.Builder
+	for _, i := range is {
+		k.WriteString(strconv.Itoa(i))
+		k.WriteByte(',')
+	}
+	if t, ok := b.lists[k.String()]; ok {
+		return t
+	}
+	terms := make([]*ast.Term, len(is))
+	for j, i := range is {
+		terms[j] = ast.InternedTerm(i)
+	}
+	t := ast.ArrayTerm(terms...)
+	b.lists[k.String()] = t
+	return t
 }
 
 func (b *docBuilder) permission(key, resource string, actions []string, constraints map[string]any) ast.Object {

@@ -1,0 +1,99 @@
+package kavach.authz_index_test
+
+import data.kavach.authz
+
+# Agents as the sync writes them: permissions with key and glob, indexed
+# by action (byAction; anyAction for those granting "*").
+_agents := {
+	"agt_synced": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [
+			{"key": "p_1", "resource": "mcp:github:issues", "glob": "mcp:github:issues", "actions": ["read", "comment"]},
+			{"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"]},
+			{"key": "p_3", "resource": "admin:*:delete", "glob": "admin:?*:delete", "actions": ["*"]},
+			{
+				"key": "p_4", "resource": "mcp:slack:*", "glob": "mcp:slack:?**", "actions": ["post"],
+				"constraints": {"ipAllowlist": ["10.0.0.0/8"]},
+			},
+			{"key": "p_5", "resource": "mcp:slack:general", "glob": "mcp:slack:general", "actions": ["post"]},
+		],
+		"byAction": {"read": [0, 1, 2], "comment": [0, 2], "post": [2, 3, 4]},
+		"anyAction": [2],
+	},
+	"agt_synced_expired": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": 1000,
+		"permissions": [{"key": "p_1", "resource": "*", "glob": "**", "actions": ["read"]}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
+	},
+	"agt_synced_revoked": {
+		"ownerId": "user-1",
+		"status": "revoked",
+		"permissions": [{"key": "p_1", "resource": "*", "glob": "**", "actions": ["read"]}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
+	},
+}
+
+# The same agents without the sync's additions: only the general rules apply.
+_plain_agents := {id: object.remove(a, ["byAction", "anyAction"]) |
+	some id, a in _agents
+}
+
+_requests := [
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues"},
+	{"agentId": "agt_synced", "action": "comment", "resource": "mcp:github:issues"},
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:repos:pulls"},
+	{"agentId": "agt_synced", "action": "purge", "resource": "admin:projects:delete"},
+	{"agentId": "agt_synced", "action": "write", "resource": "mcp:github:repos"},
+	{"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:general", "ip": "10.1.2.3"},
+	{"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:general", "ip": "192.0.2.1"},
+	{"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:random", "ip": "192.0.2.1"},
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github::x"},
+	{"agentId": "agt_synced", "action": "*", "resource": "admin:x:delete"},
+	{"agentId": "agt_synced_expired", "action": "read", "resource": "x"},
+	{"agentId": "agt_synced_revoked", "action": "read", "resource": "x"},
+	{"agentId": "agt_missing", "action": "read", "resource": "x"},
+]
+
+_decide(inp, agents) := d if {
+	d := authz.decision with input as object.union(inp, {"now": 2000})
+		with data.kavach.agents as agents
+}
+
+_general(inp, agents) := d if {
+	d := authz._outcome with input as object.union(inp, {"now": 2000})
+		with data.kavach.agents as agents
+}
+
+# The common-case shortcut and the action index decide exactly as the
+# general rules do on unindexed data.
+test_index_and_shortcut_agree_with_general_rules if {
+	every inp in _requests {
+		_decide(inp, _agents) == _general(inp, _plain_agents)
+		_decide(inp, _agents) == _decide(inp, _plain_agents)
+	}
+}
+
+test_shortcut_taken_for_plain_own_permission if {
+	d := _decide({"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:general", "ip": "192.0.2.1"}, _agents)
+	d.allowed
+	d.permission == {"key": "p_5", "source": "own", "resource": "mcp:slack:general"}
+	d.reason == `permission "mcp:slack:general" allows "post" on "mcp:slack:general"`
+}
+
+test_first_stored_permission_wins if {
+	d := _decide({"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues"}, _agents)
+	d.permission.key == "p_1"
+}
+
+test_denials_unchanged if {
+	_decide({"agentId": "agt_synced", "action": "write", "resource": "mcp:github:repos"}, _agents).code == "no_permission"
+	_decide({"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:random", "ip": "192.0.2.1"}, _agents).code == "ip_not_allowed"
+	_decide({"agentId": "agt_synced_expired", "action": "read", "resource": "x"}, _agents).code == "agent_expired"
+	_decide({"agentId": "agt_synced_revoked", "action": "read", "resource": "x"}, _agents).code == "agent_revoked"
+}
