@@ -24,13 +24,18 @@ decision := {
 } if {
 	_usable
 	not _ext_denied
-	p := _plain_own[0]
+	p := _plain[0].perm
+} else := _no_permission if {
+	_usable
+	count(_matching_own) == 0
+	count(object.get(_agent, "incoming", [])) == 0
 } else := _outcome
 
-# The common case first: an active, unexpired agent holding a matching own
-# permission without constraints is allowed by the first such permission,
-# exactly as _outcome would decide, without the checks delegated and
-# constrained permissions need.
+# The common cases first, decided exactly as _outcome would, without the
+# checks delegated and constrained permissions need: an active, unexpired
+# agent holding a matching own permission without constraints is allowed
+# by the first such permission; one with no delegated permissions and no
+# own permission matching the call has none.
 _usable if {
 	_agent.status != "revoked"
 	not _expired(_agent)
@@ -83,7 +88,9 @@ _outcome := _deny("invalid_token", "the bearer token does not belong to any agen
 	_can_allow
 } else := _refuse(_best_failure) if {
 	count(_failures) > 0
-} else := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
+} else := _no_permission
+
+_no_permission := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
 
 _deny(code, reason) := {"allowed": false, "code": code, "reason": reason, "agentId": _agent_id, "ownerId": _owner_id}
 
@@ -123,11 +130,21 @@ _candidates := array.concat(_own, _delegated)
 
 # Every matching permission is considered, not only the first stored. Only
 # matching ones are wrapped for the checks that follow: most of an agent's
-# permissions fail the cheap action and resource tests.
+# permissions fail the cheap action and resource tests. Synced data (it
+# carries the action index) has a glob for every pattern, which OPA
+# compiles once and caches, and which matches what resources.match does
+# for a resource without empty segments; otherwise that rule decides.
 _matching_own := [{"perm": p, "source": "own", "links": []} |
 	some i in _own_candidates
 	p := _agent.permissions[i]
-	_resource_match(p)
+	glob.match(p.glob, [":"], input.resource)
+] if {
+	_agent.byAction
+	_well_formed
+} else := [{"perm": p, "source": "own", "links": []} |
+	some i in _own_candidates
+	p := _agent.permissions[i]
+	resources.match(p.resource, input.resource)
 ]
 
 # The positions of the own permissions that apply to the action, in stored
@@ -170,17 +187,6 @@ _well_formed if not contains(concat("", [":", input.resource, ":"]), "::")
 # An own permission without constraints allows outright: the common case
 # skips every further check.
 _plain := [c | some c in _matching_own; not c.perm.constraints]
-
-# The same, unwrapped, for the common case, and only for synced data: it
-# relies on the sync's action index and globs, and on a resource without
-# empty segments (checked once, not per permission).
-_plain_own := [p |
-	_well_formed
-	some i in object.get(_agent.byAction, input.action, _agent.anyAction)
-	p := _agent.permissions[i]
-	not p.constraints
-	glob.match(p.glob, [":"], input.resource)
-]
 
 _can_allow if count(_plain) > 0
 

@@ -22,6 +22,15 @@ _agents := {
 		"byAction": {"read": [0, 1, 2], "comment": [0, 2], "post": [2, 3, 4]},
 		"anyAction": [2],
 	},
+	"agt_sub": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [],
+		"byAction": {},
+		"anyAction": [],
+		"incoming": ["dlg_1"],
+	},
 	"agt_synced_expired": {
 		"ownerId": "user-1",
 		"status": "active",
@@ -39,6 +48,15 @@ _agents := {
 	},
 }
 
+_delegations := {"dlg_1": {
+	"id": "dlg_1", "fromAgent": "agt_synced", "toAgent": "agt_sub", "status": "active",
+	"expiresAt": 10000, "depth": 1, "maxDepth": 2,
+	"permissions": [{
+		"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
+		"coveredBy": "p_2", "inherited": [], "chain": [],
+	}],
+}}
+
 # The same agents without the sync's additions: only the general rules apply.
 _plain_agents := {id: object.remove(a, ["byAction", "anyAction"]) |
 	some id, a in _agents
@@ -55,6 +73,9 @@ _requests := [
 	{"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:random", "ip": "192.0.2.1"},
 	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github::x"},
 	{"agentId": "agt_synced", "action": "*", "resource": "admin:x:delete"},
+	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos"},
+	{"agentId": "agt_sub", "action": "write", "resource": "mcp:github:repos"},
+	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github::x"},
 	{"agentId": "agt_synced_expired", "action": "read", "resource": "x"},
 	{"agentId": "agt_synced_revoked", "action": "read", "resource": "x"},
 	{"agentId": "agt_missing", "action": "read", "resource": "x"},
@@ -63,11 +84,13 @@ _requests := [
 _decide(inp, agents) := d if {
 	d := authz.decision with input as object.union(inp, {"now": 2000})
 		with data.kavach.agents as agents
+		with data.kavach.delegations as _delegations
 }
 
 _general(inp, agents) := d if {
 	d := authz._outcome with input as object.union(inp, {"now": 2000})
 		with data.kavach.agents as agents
+		with data.kavach.delegations as _delegations
 }
 
 # The common-case shortcut and the action index decide exactly as the
@@ -89,6 +112,13 @@ test_shortcut_taken_for_plain_own_permission if {
 test_first_stored_permission_wins if {
 	d := _decide({"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues"}, _agents)
 	d.permission.key == "p_1"
+}
+
+test_delegated_permissions_still_apply if {
+	d := _decide({"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos"}, _agents)
+	d.allowed
+	d.permission.source == "dlg_1"
+	_decide({"agentId": "agt_sub", "action": "write", "resource": "mcp:github:repos"}, _agents).code == "no_permission"
 }
 
 test_denials_unchanged if {
