@@ -52,6 +52,9 @@ type batcher struct {
 	closed     bool
 	stop, done chan struct{}
 
+	// insert is used only by run's goroutine.
+	insert *sql.Stmt
+
 	rows, batches, failures, sizeSum atomic.Uint64
 	sizes                            [10]atomic.Uint64
 }
@@ -168,12 +171,18 @@ func (b *batcher) finish(r *auditReq, err error) {
 func (b *batcher) write(batch []*auditReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	return b.s.withTx(ctx, func(tx *txn) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if b.insert == nil {
+		// Prepared once on the writer (outside a transaction, which would
+		// hold its only connection) and reused by every batch: preparing
+		// costs about as much as inserting several rows.
+		st, err := b.s.w.PrepareContext(ctx, bind(b.s.pg, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 		if err != nil {
 			return fmt.Errorf("prepare audit insert: %w", err)
 		}
-		defer stmt.Close()
+		b.insert = st
+	}
+	return b.s.withTx(ctx, func(tx *txn) error {
+		stmt := tx.StmtContext(ctx, b.insert)
 		for _, r := range batch {
 			e := r.e
 			if _, err := stmt.ExecContext(ctx, e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, r.args, e.Result, e.Code,
@@ -195,6 +204,9 @@ func (b *batcher) close() {
 		close(b.stop)
 	}
 	<-b.done
+	if b.insert != nil {
+		_ = b.insert.Close()
+	}
 }
 
 // AuditStats reports the group-commit counters.
