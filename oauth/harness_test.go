@@ -64,7 +64,7 @@ func testScopes() map[string][]Permission {
 
 // harness is a server on a loopback listener over a SQLite file store.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	ts     *httptest.Server
 	st     *store.Store
@@ -76,7 +76,7 @@ type harness struct {
 
 // newHarness starts a server; issuerPath is appended to the listener's
 // URL to make the issuer, and mutate adjusts the configuration.
-func newHarness(t *testing.T, issuerPath string, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, issuerPath string, mutate func(*Config)) *harness {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + issuerPath

@@ -628,12 +628,14 @@ func (s *Store) ActiveOAuthKey(ctx context.Context, alg string) (OAuthKey, error
 }
 
 // ListOAuthKeys returns the keys of alg that are active or were retired
-// after retiredAfter, newest first: the keys whose tokens may still be live.
+// after retiredAfter, the active one first, then newest first: the keys
+// whose tokens may still be live.
 func (s *Store) ListOAuthKeys(ctx context.Context, alg string, retiredAfter time.Time) ([]OAuthKey, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	rows, err := s.r.QueryContext(ctx, `SELECT `+oauthKeyColumns+` FROM oauth_keys
-		WHERE alg = ? AND (retired_at IS NULL OR retired_at > ?) ORDER BY created_at DESC, kid DESC`, alg, toMillis(retiredAfter))
+		WHERE alg = ? AND (retired_at IS NULL OR retired_at > ?)
+		ORDER BY CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END, created_at DESC, kid DESC`, alg, toMillis(retiredAfter))
 	if err != nil {
 		return nil, fmt.Errorf("list oauth keys: %w", err)
 	}
