@@ -148,18 +148,19 @@ func quoteSafe(s string) string {
 	}, s)
 }
 
-// BearerToken extracts the token of an "Authorization: Bearer" header
-// ("" if none). A malformed header is an invalid_request error.
+// BearerToken extracts the token of an "Authorization: Bearer" header:
+// "" if there is none (or another scheme), an invalid_request error (400)
+// if the Bearer header is malformed.
 func BearerToken(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return "", nil
 	}
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", oauthErr(http.StatusUnauthorized, CodeInvalidRequest, "the Authorization header is not a Bearer token")
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return "", oauthErr(http.StatusBadRequest, CodeInvalidRequest, "the Authorization header is not a Bearer token")
 	}
-	return strings.TrimSpace(token), nil
+	return token, nil
 }
 
 type claimsKey struct{}
@@ -178,6 +179,7 @@ func (s *Server) RequireToken(resource string, scopes ...string) func(http.Handl
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			raw, err := BearerToken(r)
 			if err == nil {
+				// Verify answers ErrNoToken for "".
 				var c Claims
 				c, err = s.Verify(r.Context(), raw, resource, scopes)
 				if err == nil {

@@ -83,7 +83,8 @@ func TestVerifyAndChallenge(t *testing.T) {
 		{"garbage token", protected, "Bearer abc.def.ghi", 401, []string{`resource_metadata="`, `error="invalid_token"`}, ""},
 		{"forged signature", protected, "Bearer " + forged, 401, []string{`error="invalid_token"`}, ""},
 		{"HS256 with a guessed key (alg confusion)", protected, "Bearer " + hsToken, 401, []string{`error="invalid_token"`}, ""},
-		{"not a Bearer header", protected, "Basic abc", 401, []string{`error="invalid_request"`}, ""},
+		{"another scheme", protected, "Basic abc", 401, []string{`Bearer resource_metadata="`}, ""},
+		{"malformed Bearer header", protected, "Bearer a b", 400, []string{`error="invalid_request"`}, ""},
 		{"insufficient scope", writeOnly, "Bearer " + at, 403, []string{`error="insufficient_scope"`, `scope="tools:write"`, `resource_metadata="`}, ""},
 	}
 	for _, tt := range tests {
@@ -102,7 +103,7 @@ func TestVerifyAndChallenge(t *testing.T) {
 					t.Errorf("WWW-Authenticate = %q; want it to contain %q", wa, w)
 				}
 			}
-			if tt.name == "no token" && strings.Contains(wa, "error=") {
+			if (tt.name == "no token" || tt.name == "another scheme") && strings.Contains(wa, "error=") {
 				t.Errorf("WWW-Authenticate = %q; want no error without a token", wa)
 			}
 			if tt.body != "" && string(b) != tt.body {

@@ -43,6 +43,7 @@ type Storage interface {
 	requestStorage
 	tokenStorage
 	keyStorage
+	PurgeOAuth(ctx context.Context, before time.Time) error
 }
 
 var _ Storage = (*store.Store)(nil)
@@ -106,6 +107,15 @@ func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Option
 		return nil, err
 	}
 	return s, nil
+}
+
+// Purge deletes expired requests, codes and tokens, and grants left with
+// none. Call it now and then (an hourly janitor is plenty); any replica may.
+func (s *Server) Purge(ctx context.Context) error {
+	if err := s.st.PurgeOAuth(ctx, s.now()); err != nil {
+		return fmt.Errorf("oauth: purge: %w", err)
+	}
+	return nil
 }
 
 // Config returns the configuration in effect, defaults filled in.

@@ -580,3 +580,21 @@ func TestConfidentialClient(t *testing.T) {
 		})
 	}
 }
+
+func TestPurge(t *testing.T) {
+	h := newHarness(t, "", nil)
+	m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
+	if err := h.srv.Purge(t.Context()); err != nil {
+		t.Fatalf("Purge = %v", err)
+	}
+	if _, in := h.postForm("/oauth/introspect", url.Values{"client_id": {"pre-public"}, "token": {str(m, "refresh_token")}}); in["active"] != true {
+		t.Errorf("introspect(live refresh token) after Purge = %v; want active", in)
+	}
+	h.clock.Add(DefaultRefreshTokenTTL + time.Second)
+	if err := h.srv.Purge(t.Context()); err != nil {
+		t.Fatalf("Purge = %v", err)
+	}
+	if _, _, err := h.st.GetOAuthRefreshToken(t.Context(), hash(str(m, "refresh_token"))); err == nil {
+		t.Error("expired refresh token still stored after Purge")
+	}
+}
