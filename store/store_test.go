@@ -66,8 +66,9 @@ func TestMigrationsAreIdempotentAndUseWAL(t *testing.T) {
 		}
 		ms, _ := migrations("sqlite")
 		v, err := s.SchemaVersion(ctx)
-		if err != nil || v != len(ms) || v < 2 {
-			t.Errorf("SchemaVersion #%d = %d, %v; want %d", i, v, err, len(ms))
+		// Versions need not be contiguous: the latest is the last one's number.
+		if latest := ms[len(ms)-1].version; err != nil || v != latest || v < 2 {
+			t.Errorf("SchemaVersion #%d = %d, %v; want %d", i, v, err, latest)
 		}
 		var n int
 		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {

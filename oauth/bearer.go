@@ -1,0 +1,193 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Claims is what a valid access token says.
+type Claims struct {
+	// AgentID is the delegated agent of the (client, user) grant.
+	AgentID   string
+	Subject   string
+	ClientID  string
+	Scopes    []string
+	Audience  []string
+	JTI       string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// ErrNoToken means the request carried no bearer token: the challenge has
+// no error code (RFC 6750 §3.1).
+var ErrNoToken = errors.New("oauth: no bearer token")
+
+func invalidToken(format string, args ...any) *Error {
+	return oauthErr(http.StatusUnauthorized, CodeInvalidToken, format, args...)
+}
+
+// parseAccessToken checks an access token's signature, type, issuer and
+// lifetime, not its audience or revocation.
+func (s *Server) parseAccessToken(ctx context.Context, raw string) (*accessClaims, error) {
+	var ac accessClaims
+	t, err := jwt.ParseWithClaims(raw, &ac, func(t *jwt.Token) (any, error) { return s.keys.verifyKey(ctx, t) },
+		jwt.WithValidMethods([]string{s.keys.alg()}), jwt.WithIssuer(s.cfg.Issuer), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithTimeFunc(s.now))
+	if err != nil {
+		return nil, invalidToken("the access token is invalid or expired")
+	}
+	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return nil, invalidToken("the token is not an access token")
+	}
+	if ac.ID == "" || ac.Subject == "" || ac.ClientID == "" {
+		return nil, invalidToken("the access token lacks jti, sub or client_id")
+	}
+	return &ac, nil
+}
+
+// Verify checks a bearer access token for resource ("" means any allowed
+// resource): signature, issuer, audience, lifetime, then revocation in the
+// store (so a revocation holds at once on every replica), then the
+// required scopes. Errors are *Error: invalid_token (401) or
+// insufficient_scope (403); ErrNoToken for an empty token.
+func (s *Server) Verify(ctx context.Context, raw, resource string, requiredScopes []string) (Claims, error) {
+	if raw == "" {
+		return Claims{}, ErrNoToken
+	}
+	ac, err := s.parseAccessToken(ctx, raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	aud := []string(ac.Audience)
+	switch {
+	case resource != "" && !contains(aud, resource):
+		return Claims{}, invalidToken("the access token is not for this resource")
+	case resource == "" && len(s.cfg.AllowedResources) > 0 && !anyOf(aud, s.cfg.AllowedResources):
+		return Claims{}, invalidToken("the access token is not for a resource of this server")
+	}
+	rec, err := s.st.GetOAuthAccessToken(ctx, ac.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Claims{}, invalidToken("the access token is unknown")
+	}
+	if err != nil {
+		return Claims{}, fmt.Errorf("oauth: access token: %w", err)
+	}
+	if rec.RevokedAt != nil {
+		return Claims{}, invalidToken("the access token is revoked")
+	}
+	c := Claims{AgentID: ac.Agent, Subject: ac.Subject, ClientID: ac.ClientID, Scopes: spaceList(ac.Scope), Audience: aud,
+		JTI: ac.ID, ExpiresAt: ac.ExpiresAt.Time}
+	if ac.IssuedAt != nil {
+		c.IssuedAt = ac.IssuedAt.Time
+	}
+	if !subset(requiredScopes, c.Scopes) {
+		return c, &Error{Code: CodeInsufficientScope, Description: "the access token lacks a required scope",
+			Status: http.StatusForbidden, Scope: strings.Join(requiredScopes, " ")}
+	}
+	return c, nil
+}
+
+func anyOf(xs, of []string) bool {
+	for _, x := range xs {
+		if contains(of, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Challenge answers a request Verify refused: 401 with WWW-Authenticate
+// Bearer resource_metadata (and error="invalid_token" when a token was
+// presented), or 403 insufficient_scope with the scope needed. Internal
+// faults are 500.
+func (s *Server) Challenge(w http.ResponseWriter, resource string, err error) {
+	if resource == "" && len(s.cfg.AllowedResources) == 1 {
+		resource = s.cfg.AllowedResources[0]
+	}
+	params := []string{}
+	if resource != "" {
+		params = append(params, `resource_metadata="`+ResourceMetadataURL(resource)+`"`)
+	}
+	var oe *Error
+	switch {
+	case errors.Is(err, ErrNoToken):
+		oe = &Error{Status: http.StatusUnauthorized}
+	case errors.As(err, &oe) && (oe.Code == CodeInvalidToken || oe.Code == CodeInsufficientScope || oe.Code == CodeInvalidRequest):
+		params = append(params, `error="`+oe.Code+`"`, `error_description="`+quoteSafe(oe.Description)+`"`)
+		if oe.Scope != "" {
+			params = append(params, `scope="`+quoteSafe(oe.Scope)+`"`)
+		}
+	default:
+		s.log.Error("oauth bearer check failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": CodeServerError})
+		return
+	}
+	w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+	w.Header().Set("Cache-Control", "no-store")
+	if oe.Code == "" {
+		w.WriteHeader(oe.Status)
+		return
+	}
+	writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// quoteSafe drops what cannot appear in a quoted-string here.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer" header:
+// "" if there is none (or another scheme), an invalid_request error (400)
+// if the Bearer header is malformed.
+func BearerToken(r *http.Request) (string, error) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", nil
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return "", oauthErr(http.StatusBadRequest, CodeInvalidRequest, "the Authorization header is not a Bearer token")
+	}
+	return token, nil
+}
+
+type claimsKey struct{}
+
+// ClaimsFrom returns the claims RequireToken put in the context.
+func ClaimsFrom(ctx context.Context) (Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(Claims)
+	return c, ok
+}
+
+// RequireToken is middleware admitting requests with a valid access token
+// for resource carrying scopes; the claims are in the request context
+// (ClaimsFrom). Others get Challenge's answer.
+func (s *Server) RequireToken(resource string, scopes ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			raw, err := BearerToken(r)
+			if err == nil {
+				// Verify answers ErrNoToken for "".
+				var c Claims
+				c, err = s.Verify(r.Context(), raw, resource, scopes)
+				if err == nil {
+					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
+					return
+				}
+			}
+			s.Challenge(w, resource, err)
+		})
+	}
+}

@@ -1,0 +1,199 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+// The app's side of an authorization: having authenticated the human, it
+// reads the pending request, then approves it (for a user, with the
+// granted scopes) or denies it, and sends the browser to the returned URL.
+
+// PendingRequest is what the app shows the human for consent.
+type PendingRequest struct {
+	ClientID    string    `json:"clientId"`
+	ClientName  string    `json:"clientName"`
+	RedirectURI string    `json:"redirectUri"`
+	Scopes      []string  `json:"scopes"`
+	Resource    string    `json:"resource"`
+	Status      string    `json:"status"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+// RequestError is an error of the consent API, with its HTTP status and
+// stable code.
+type RequestError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Err     error  `json:"-"`
+}
+
+func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+
+func (e *RequestError) Unwrap() error { return e.Err }
+
+func requestErr(status int, code, format string, args ...any) *RequestError {
+	return &RequestError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) pending(ctx context.Context, handle string) (store.OAuthRequest, error) {
+	r, err := s.st.GetOAuthRequest(ctx, hash(handle))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(r.ExpiresAt)) {
+		return r, requestErr(http.StatusNotFound, "request_not_found", "no authorization request with that handle, or it has expired")
+	}
+	if err != nil {
+		return r, fmt.Errorf("oauth: request: %w", err)
+	}
+	return r, nil
+}
+
+// Request returns a pending (or decided, not yet expired) request.
+func (s *Server) Request(ctx context.Context, handle string) (PendingRequest, error) {
+	r, err := s.pending(ctx, handle)
+	if err != nil {
+		return PendingRequest{}, err
+	}
+	c, err := s.client(ctx, r.ClientID)
+	if err != nil {
+		return PendingRequest{}, fmt.Errorf("oauth: request's client: %w", err)
+	}
+	return PendingRequest{ClientID: c.ID, ClientName: c.Name, RedirectURI: r.RedirectURI, Scopes: r.Scopes,
+		Resource: r.Resource, Status: r.Status, ExpiresAt: r.ExpiresAt}, nil
+}
+
+func decideError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
+		return requestErr(http.StatusNotFound, "request_not_found", "no authorization request with that handle, or it has expired")
+	case errors.Is(err, store.ErrConflict):
+		return requestErr(http.StatusConflict, "request_decided", "the authorization request was already decided")
+	}
+	return fmt.Errorf("oauth: decide request: %w", err)
+}
+
+// Approve grants a pending request to userID with scopes (nil means all
+// requested; otherwise a subset of them), makes or updates the (client,
+// user) agent, and returns the URL to send the browser to: the client's
+// redirect URI with code, state and iss.
+func (s *Server) Approve(ctx context.Context, handle, userID string, scopes []string) (string, error) {
+	if userID == "" {
+		return "", requestErr(http.StatusBadRequest, "invalid_user", "userId is required")
+	}
+	r, err := s.pending(ctx, handle)
+	if err != nil {
+		return "", err
+	}
+	if r.Status != store.OAuthPending {
+		return "", requestErr(http.StatusConflict, "request_decided", "the authorization request was already decided")
+	}
+	if scopes == nil {
+		scopes = r.Scopes
+	}
+	scopes = spaceList(strings.Join(scopes, " "))
+	if !subset(scopes, r.Scopes) {
+		return "", requestErr(http.StatusBadRequest, "invalid_scope", "granted scopes must be among the requested ones %v", r.Scopes)
+	}
+	c, err := s.client(ctx, r.ClientID)
+	if err != nil {
+		return "", fmt.Errorf("oauth: request's client: %w", err)
+	}
+	agentID, err := s.agents.GrantAgent(ctx, c.ID, c.Name, userID, s.permissions(scopes))
+	if err != nil {
+		return "", fmt.Errorf("oauth: grant agent: %w", err)
+	}
+	code := randomToken()
+	r, err = s.st.ApproveOAuthRequest(ctx, hash(handle), store.OAuthCode{Hash: hash(code), UserID: userID, AgentID: agentID,
+		Scopes: scopes, ExpiresAt: s.now().Add(s.cfg.CodeTTL)})
+	if err != nil {
+		return "", decideError(err)
+	}
+	return withParams(r.RedirectURI, url.Values{"code": {code}, "state": {r.State}, "iss": {s.cfg.Issuer}}), nil
+}
+
+// Deny refuses a pending request and returns the URL to send the browser
+// to: the client's redirect URI with error=access_denied, state and iss.
+func (s *Server) Deny(ctx context.Context, handle string) (string, error) {
+	if _, err := s.pending(ctx, handle); err != nil {
+		return "", err
+	}
+	r, err := s.st.DenyOAuthRequest(ctx, hash(handle))
+	if err != nil {
+		return "", decideError(err)
+	}
+	return s.errorRedirect(r.RedirectURI, CodeAccessDenied, "the user denied the request", r.State), nil
+}
+
+// permissions is the union of the scopes' permissions, without repeats.
+func (s *Server) permissions(scopes []string) []Permission {
+	out := []Permission{}
+	seen := map[string]bool{}
+	for _, sc := range scopes {
+		for _, p := range s.cfg.Scopes[sc] {
+			key, err := json.Marshal(p)
+			if err == nil && seen[string(key)] {
+				continue
+			}
+			seen[string(key)] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ConsentHandler serves the consent API for the app, under /v1/oauth:
+//
+//	GET  /v1/oauth/requests/{handle}
+//	POST /v1/oauth/requests/{handle}/approve  {"userId": "...", "scopes": ["..."]}
+//	POST /v1/oauth/requests/{handle}/deny
+//
+// It trusts its caller: mount it where only the app can reach it, beside
+// the rest of the sidecar API.
+func (s *Server) ConsentHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/oauth/requests/{handle}", func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Request(r.Context(), r.PathValue("handle"))
+		s.answer(w, r, p, err)
+	})
+	mux.HandleFunc("POST /v1/oauth/requests/{handle}/approve", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			UserID string   `json:"userId"`
+			Scopes []string `json:"scopes"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			s.answer(w, r, nil, requestErr(http.StatusBadRequest, "invalid_body", "the body must be {\"userId\": \"...\", \"scopes\": [\"...\"]}"))
+			return
+		}
+		u, err := s.Approve(r.Context(), r.PathValue("handle"), body.UserID, body.Scopes)
+		s.answer(w, r, map[string]string{"redirectUrl": u}, err)
+	})
+	mux.HandleFunc("POST /v1/oauth/requests/{handle}/deny", func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.Deny(r.Context(), r.PathValue("handle"))
+		s.answer(w, r, map[string]string{"redirectUrl": u}, err)
+	})
+	return mux
+}
+
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err == nil {
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	var re *RequestError
+	if !errors.As(err, &re) {
+		s.log.ErrorContext(r.Context(), "oauth consent API failed", "path", r.URL.Path, "err", err)
+		re = &RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	writeJSON(w, re.Status, re)
+}
