@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -30,6 +31,63 @@ type Config struct {
 	Policies Policies `yaml:"policies"`
 	Audit    Audit    `yaml:"audit"`
 	Log      Log      `yaml:"log"`
+	MCP      MCP      `yaml:"mcp"`
+}
+
+// MCP configures the OAuth 2.1 authorization server for MCP clients: the
+// seeds' mcp section. Times are in seconds, as in the seeds.
+type MCP struct {
+	Enabled bool `yaml:"enabled"`
+	// Issuer is echoed byte for byte in metadata, tokens and redirects:
+	// https, or http on a loopback host (development).
+	Issuer string `yaml:"issuer"`
+	// BaseURL is where the OAuth endpoints are served; default Issuer.
+	BaseURL string `yaml:"baseUrl"`
+	// SigningSecret (32+ characters) selects HS256; without it tokens are
+	// ES256-signed with a key pair generated and kept in the database.
+	// KAVACH_MCP_SIGNING_SECRET overrides it, to keep it out of the file.
+	SigningSecret   string `yaml:"signingSecret"`
+	AccessTokenTTL  int    `yaml:"accessTokenTtl"`
+	RefreshTokenTTL int    `yaml:"refreshTokenTtl"`
+	CodeTTL         int    `yaml:"codeTtl"`
+	// EnforceAuth makes POST /v1/oauth/verify refuse requests without a
+	// token (401 with a challenge) instead of reporting them anonymous.
+	EnforceAuth bool `yaml:"enforceAuth"`
+	// Scopes maps each scope to the Kavach permissions it grants.
+	Scopes map[string][]store.Permission `yaml:"scopes"`
+	// AllowedResources are the RFC 8707 resource URIs (MCP servers)
+	// tokens may be issued for.
+	AllowedResources     []string    `yaml:"allowedResources"`
+	LoginPage            string      `yaml:"loginPage"`
+	ConsentPage          string      `yaml:"consentPage"`
+	PreRegisteredClients []MCPClient `yaml:"preRegisteredClients"`
+}
+
+// MCPClient is an OAuth client registered at startup.
+type MCPClient struct {
+	ClientID string `yaml:"clientId"`
+	// ClientSecret makes a confidential client; none is a public one (PKCE).
+	ClientSecret string   `yaml:"clientSecret"`
+	Name         string   `yaml:"name"`
+	RedirectURIs []string `yaml:"redirectUris"`
+	GrantTypes   []string `yaml:"grantTypes"`
+}
+
+// OAuth is the authorization server configuration the mcp section gives.
+func (m MCP) OAuth() oauth.Config {
+	c := oauth.Config{
+		Issuer: m.Issuer, BaseURL: m.BaseURL, SigningSecret: m.SigningSecret,
+		AccessTokenTTL:  time.Duration(m.AccessTokenTTL) * time.Second,
+		RefreshTokenTTL: time.Duration(m.RefreshTokenTTL) * time.Second,
+		CodeTTL:         time.Duration(m.CodeTTL) * time.Second,
+		EnforceAuth:     m.EnforceAuth, Scopes: m.Scopes, AllowedResources: m.AllowedResources,
+		LoginPage: m.LoginPage, ConsentPage: m.ConsentPage,
+	}
+	for _, cl := range m.PreRegisteredClients {
+		c.PreRegisteredClients = append(c.PreRegisteredClients, oauth.Client{ID: cl.ClientID, Secret: cl.ClientSecret,
+			Name: cl.Name, RedirectURIs: cl.RedirectURIs, GrantTypes: cl.GrantTypes})
+	}
+	return c
 }
 
 // Audit configures the audit writer.
@@ -53,10 +111,18 @@ type Approval struct {
 	WebhookURL string `yaml:"webhookUrl"`
 }
 
-// Server configures the listener.
+// Server configures the listeners.
 type Server struct {
 	Address      string `yaml:"address"`
 	MaxBodyBytes int64  `yaml:"maxBodyBytes"`
+	// PublicAddress, if set, is a second listener serving only the OAuth
+	// endpoints MCP clients and browsers must reach (metadata, register,
+	// authorize, token, revoke, introspect, JWKS), never the admin API.
+	PublicAddress string `yaml:"publicAddress"`
+	// TLSCert and TLSKey (PEM files) make the public listener, or the main
+	// one when there is no public listener, serve HTTPS.
+	TLSCert string `yaml:"tlsCert"`
+	TLSKey  string `yaml:"tlsKey"`
 }
 
 // Database selects the store.
@@ -195,10 +261,43 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("audit.mode %q is not one of sync, async", c.Audit.Mode)
 	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		return errors.New("server.tlsCert and server.tlsKey go together: give both or neither")
+	}
+	if c.MCP.Enabled {
+		if err := c.validateMCP(); err != nil {
+			return err
+		}
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log.level %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+func (c *Config) validateMCP() error {
+	m := &c.MCP
+	for name, v := range map[string]int{"accessTokenTtl": m.AccessTokenTTL, "refreshTokenTtl": m.RefreshTokenTTL, "codeTtl": m.CodeTTL} {
+		if v < 0 || v > 366*24*3600 {
+			return fmt.Errorf("mcp.%s must be seconds from 1 to 31622400 (a year), not %d", name, v)
+		}
+	}
+	// Through JSON, as for defaultPermissions: YAML numbers become float64.
+	if m.Scopes != nil {
+		b, err := json.Marshal(m.Scopes)
+		if err != nil {
+			return fmt.Errorf("mcp.scopes: %w", err)
+		}
+		var scopes map[string][]store.Permission
+		if err := json.Unmarshal(b, &scopes); err != nil {
+			return fmt.Errorf("mcp.scopes: %w", err)
+		}
+		m.Scopes = scopes
+	}
+	if err := m.OAuth().Validate(); err != nil {
+		return fmt.Errorf("mcp: %s", strings.TrimPrefix(err.Error(), "oauth: "))
 	}
 	return nil
 }

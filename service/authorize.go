@@ -31,6 +31,14 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err := s.checkReady(); err != nil {
 		return api.AuthorizeResponse{}, err
 	}
+	if bearer != "" && req.AgentID == "" && isAccessToken(bearer) {
+		// An MCP client's OAuth access token: decide as its grant's agent.
+		id, err := s.agentOfAccessToken(ctx, bearer)
+		if err != nil {
+			return api.AuthorizeResponse{}, err
+		}
+		req.AgentID, bearer = id, ""
+	}
 	in, err := s.decisionInput(req, bearer)
 	if err != nil {
 		return api.AuthorizeResponse{}, err

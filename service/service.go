@@ -105,6 +105,11 @@ type Service struct {
 
 	ext extensionState
 
+	// tokens verifies MCP OAuth access tokens (nil: MCP is off); grantMu
+	// serialises the creation of grant agents.
+	tokens  AccessTokens
+	grantMu sync.Mutex
+
 	applied   atomic.Int64 // last change-feed sequence applied to OPA
 	lastSync  atomic.Int64 // Unix ms of the last change-feed read
 	listening atomic.Bool

@@ -5,6 +5,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 )
 
@@ -27,6 +29,8 @@ type Options struct {
 	MaxBodyBytes int64
 	Version      string
 	Logger       *slog.Logger
+	// OAuth is the MCP authorization server; nil when mcp is off.
+	OAuth *oauth.Server
 }
 
 // Server serves the sidecar API.
@@ -77,6 +81,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("GET /ready", s.ready)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.oauthRoutes()
 }
 
 // ServeHTTP routes the request; unknown paths and wrong methods get the
@@ -113,20 +118,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 }
 
-// ListenAndServe serves on addr until ctx is done, then shuts down
-// gracefully. ready is called with the bound address once listening.
-func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net.Addr)) error {
-	ln, err := net.Listen("tcp", addr)
+// Listener is one address to serve.
+type Listener struct {
+	Addr string
+	// CertFile and KeyFile (PEM), if set, make it serve HTTPS only.
+	CertFile, KeyFile string
+	// Handler defaults to the whole API.
+	Handler http.Handler
+}
+
+// ListenAndServe serves l until ctx is done, then shuts down gracefully.
+// ready is called with the bound address once listening.
+func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", l.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return fmt.Errorf("listen on %s: %w", l.Addr, err)
+	}
+	h := l.Handler
+	if h == nil {
+		h = s
 	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if l.CertFile != "" {
+		// Load now, so a bad certificate fails at start, not per handshake.
+		cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	if ready != nil {
 		ready(ln.Addr())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kavach-dev/kavach/config"
 	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
@@ -34,6 +35,9 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
+			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert", EnvVars: []string{"KAVACH_TLS_KEY"}},
 		},
 		Action: serve,
 	}
@@ -63,6 +67,15 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	}
 	if v := c.String("policy-dir"); v != "" {
 		cfg.Policies.Extensions = v
+	}
+	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert, "tls-key": &cfg.Server.TLSKey} {
+		if v := c.String(flag); v != "" {
+			*dst = v
+		}
+	}
+	// A secret is better kept out of the file.
+	if v := os.Getenv("KAVACH_MCP_SIGNING_SECRET"); v != "" {
+		cfg.MCP.SigningSecret = v
 	}
 	return cfg, cfg.Validate()
 }
@@ -112,15 +125,34 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log})
+	var as *oauth.Server
+	if cfg.MCP.Enabled {
+		if err := service.CheckScopes(cfg.MCP.Scopes); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+		if as, err = oauth.New(ctx, cfg.MCP.OAuth(), st, svc, oauth.Options{Logger: log}); err != nil {
+			return fmt.Errorf("mcp: %w", err)
+		}
+		svc.UseAccessTokens(as)
+	}
+	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as})
+	apiL := sidecar.Listener{Addr: cfg.Server.Address}
+	public := sidecar.Listener{Addr: cfg.Server.PublicAddress, CertFile: cfg.Server.TLSCert, KeyFile: cfg.Server.TLSKey,
+		Handler: srv.PublicHandler()}
+	if public.Addr == "" {
+		apiL.CertFile, apiL.KeyFile = cfg.Server.TLSCert, cfg.Server.TLSKey
+	} else if as == nil {
+		return cli.Exit("--public-addr serves the OAuth endpoints: it needs mcp.enabled", 2)
+	}
 	// Listen first so /health answers while the data loads; /ready says
 	// when decisions are trustworthy. A failed load stops the sidecar, so an
 	// orchestrator restarts it rather than routing to a sidecar never ready.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	loadErr := make(chan error, 1)
-	err = srv.ListenAndServe(ctx, cfg.Server.Address, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "database", store.Redact(cfg.Database.URL), "version", version)
+	publicErr := make(chan error, 1)
+	err = srv.ListenAndServe(ctx, apiL, func(addr net.Addr) {
+		log.Info("listening", "addr", addr.String(), "tls", apiL.CertFile != "", "database", store.Redact(cfg.Database.URL), "version", version)
 		go func() {
 			if err := svc.Load(ctx); err != nil {
 				loadErr <- err
@@ -129,9 +161,27 @@ func serve(c *cli.Context) error {
 			}
 			svc.Run(ctx)
 		}()
+		if as != nil {
+			go purgeOAuth(ctx, as, log)
+		}
+		if public.Addr != "" {
+			go func() {
+				publicErr <- srv.ListenAndServe(ctx, public, func(addr net.Addr) {
+					log.Info("listening for MCP clients", "addr", addr.String(), "tls", public.CertFile != "")
+				})
+				cancel()
+			}()
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	select {
+	case err := <-publicErr:
+		if err != nil {
+			return fmt.Errorf("serve public: %w", err)
+		}
+	default:
 	}
 	select {
 	case err := <-loadErr:
@@ -140,6 +190,23 @@ func serve(c *cli.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// purgeOAuth deletes expired OAuth requests, codes and tokens hourly; any
+// replica may, and more than one doing so is harmless.
+func purgeOAuth(ctx context.Context, as *oauth.Server, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := as.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("oauth purge failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // readExtensions reads the configured policy extensions, if any; a bad one

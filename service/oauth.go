@@ -1,0 +1,117 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// AccessTokens verifies MCP OAuth access tokens; *oauth.Server does.
+type AccessTokens interface {
+	Verify(ctx context.Context, raw, resource string, requiredScopes []string) (oauth.Claims, error)
+}
+
+// UseAccessTokens lets POST /v1/authorize take MCP OAuth access tokens as
+// bearers, deciding as the grant's agent. Call it before serving.
+func (s *Service) UseAccessTokens(v AccessTokens) { s.tokens = v }
+
+// grantClientKey marks a grant's agent, in its metadata, with the OAuth
+// client it acts for.
+const grantClientKey = "oauthClientId"
+
+var _ oauth.Agents = (*Service)(nil)
+
+// GrantAgent makes (or updates) the delegated agent of one (client, user)
+// grant: owned by the user, holding the permissions of the scopes the
+// user granted, with no expiry of its own (its tokens expire). It
+// implements oauth.Agents.
+func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID string, perms []store.Permission) (string, error) {
+	if err := checkID("userId", userID); err != nil {
+		return "", err
+	}
+	if err := checkPermissions(perms); err != nil {
+		return "", err
+	}
+	// One agent per pair: approvals for the same pair on this replica wait
+	// for each other, so the second finds the first's agent.
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
+	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: userID, Status: store.StatusActive})
+	if err != nil {
+		return "", fmt.Errorf("grant agent: %w", err)
+	}
+	for _, a := range agents {
+		if a.Type != "delegated" || a.Metadata[grantClientKey] != clientID {
+			continue
+		}
+		_, err := s.write(ctx, func() (store.Agent, error) {
+			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &perms, MaxActive: s.opts.MaxPerUser})
+		})
+		if err != nil {
+			return "", storeError(err)
+		}
+		s.log.Info("oauth grant agent updated", "agent", a.ID, "owner", userID, "client", clientID)
+		return a.ID, nil
+	}
+	name := "MCP client " + clientName
+	if clientName == "" {
+		name = "MCP client " + clientID
+	}
+	if len(name) > maxNameLen || hasControl(name) {
+		name = "MCP client"
+	}
+	// The agent acts only through OAuth access tokens: its own token is
+	// never shown to anyone.
+	_, hash := newToken()
+	a, err := s.write(ctx, func() (store.Agent, error) {
+		return s.store.CreateAgent(ctx, store.Agent{
+			OwnerID: userID, Name: name, Type: "delegated", Permissions: perms,
+			Metadata: map[string]any{grantClientKey: clientID}, TokenHash: hash, CreatedAt: s.now(),
+		}, s.opts.MaxPerUser)
+	})
+	if err != nil {
+		return "", storeError(err)
+	}
+	s.log.Info("oauth grant agent created", "agent", a.ID, "owner", userID, "client", clientID)
+	return a.ID, nil
+}
+
+// CheckScopes validates the permissions each configured scope grants.
+func CheckScopes(scopes map[string][]store.Permission) error {
+	for name, perms := range scopes {
+		if err := checkPermissions(perms); err != nil {
+			return fmt.Errorf("mcp.scopes.%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// isAccessToken tells a JWT from a Kavach agent token (kv_…).
+func isAccessToken(bearer string) bool {
+	return !strings.HasPrefix(bearer, TokenPrefix) && strings.Count(bearer, ".") == 2
+}
+
+// agentOfAccessToken verifies an MCP access token and returns its grant's
+// agent. A bad, expired or revoked token is unauthorized (401), at once on
+// every replica: revocation is checked in the database.
+func (s *Service) agentOfAccessToken(ctx context.Context, bearer string) (string, error) {
+	if s.tokens == nil {
+		return "", &Error{Kind: KindUnauthorized, Code: "malformed_token",
+			Message: "the bearer token is not a Kavach agent token, and the MCP authorization server (mcp.enabled) is off"}
+	}
+	c, err := s.tokens.Verify(ctx, bearer, "", nil)
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &oe):
+		return "", &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
+	case err != nil:
+		return "", fmt.Errorf("verify access token: %w", err)
+	case c.AgentID == "":
+		return "", &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: "the access token names no agent"}
+	}
+	return c.AgentID, nil
+}

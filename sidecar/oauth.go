@@ -1,0 +1,165 @@
+package sidecar
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/kavach-dev/kavach/oauth"
+)
+
+// oauthRoutes serves the MCP authorization server: its public endpoints
+// (also on the public listener, see PublicHandler) and the admin API the
+// app uses to answer consent requests and check tokens.
+func (s *Server) oauthRoutes() {
+	as := s.opts.OAuth
+	if as == nil {
+		off := func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "mcp_disabled", "the MCP authorization server is off (mcp.enabled: false)")
+		}
+		s.mux.HandleFunc("/v1/oauth/", off)
+		return
+	}
+	as.Register(s.mux)
+	s.mux.HandleFunc("GET /v1/oauth/requests/{handle}", s.oauthRequest)
+	s.mux.HandleFunc("POST /v1/oauth/requests/{handle}/approve", s.oauthApprove)
+	s.mux.HandleFunc("POST /v1/oauth/requests/{handle}/deny", s.oauthDeny)
+	s.mux.HandleFunc("POST /v1/oauth/verify", s.oauthVerify)
+	s.mux.HandleFunc("POST /v1/oauth/keys/rotate", s.oauthRotateKey)
+}
+
+// PublicHandler serves only the OAuth endpoints MCP clients and browsers
+// must reach (metadata, registration, authorize, token, revocation,
+// introspection, JWKS): what a listener outside the pod may expose. Nil
+// when MCP is off.
+func (s *Server) PublicHandler() http.Handler {
+	if s.opts.OAuth == nil {
+		return nil
+	}
+	mux := http.NewServeMux()
+	s.opts.OAuth.Register(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			writeError(w, http.StatusNotFound, "not_found", "no endpoint "+r.Method+" "+r.URL.Path)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) oauthRequest(w http.ResponseWriter, r *http.Request) {
+	p, err := s.opts.OAuth.Request(r.Context(), r.PathValue("handle"))
+	if err != nil {
+		s.oauthFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// ConsentDecision is the app's answer for a user it has authenticated.
+type ConsentDecision struct {
+	UserID string `json:"userId"`
+	// Scopes granted: a subset of those requested; omitted means all.
+	Scopes []string `json:"scopes"`
+}
+
+type redirect struct {
+	RedirectURL string `json:"redirectUrl"`
+}
+
+func (s *Server) oauthApprove(w http.ResponseWriter, r *http.Request) {
+	var req ConsentDecision
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	u, err := s.opts.OAuth.Approve(r.Context(), r.PathValue("handle"), req.UserID, req.Scopes)
+	if err != nil {
+		s.oauthFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redirect{RedirectURL: u})
+}
+
+func (s *Server) oauthDeny(w http.ResponseWriter, r *http.Request) {
+	u, err := s.opts.OAuth.Deny(r.Context(), r.PathValue("handle"))
+	if err != nil {
+		s.oauthFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redirect{RedirectURL: u})
+}
+
+// VerifyRequest asks whether a request to an MCP server may proceed: the
+// bearer token it carried (empty if none), the server's resource URI and
+// the scopes the call needs.
+type VerifyRequest struct {
+	Token    string   `json:"token"`
+	Resource string   `json:"resource"`
+	Scopes   []string `json:"scopes"`
+}
+
+// VerifyResponse describes a valid token (Active), or an anonymous
+// request admitted because mcp.enforceAuth is off.
+type VerifyResponse struct {
+	Active    bool       `json:"active"`
+	AgentID   string     `json:"agentId,omitempty"`
+	Subject   string     `json:"sub,omitempty"`
+	ClientID  string     `json:"clientId,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"`
+	Audience  []string   `json:"aud,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// oauthVerify is the bearer check for an app that does not link the Go
+// middleware (oauth.Server.RequireToken): a refusal is answered exactly as
+// the MCP server must answer its client (status, WWW-Authenticate and
+// body), so the app can relay it as is.
+func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
+	var req VerifyRequest
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	as := s.opts.OAuth
+	c, err := as.Verify(r.Context(), req.Token, req.Resource, req.Scopes)
+	switch {
+	case errors.Is(err, oauth.ErrNoToken) && !as.Config().EnforceAuth:
+		writeJSON(w, http.StatusOK, VerifyResponse{})
+	case err != nil:
+		as.Challenge(w, req.Resource, err)
+	default:
+		exp := c.ExpiresAt.UTC()
+		writeJSON(w, http.StatusOK, VerifyResponse{Active: true, AgentID: c.AgentID, Subject: c.Subject, ClientID: c.ClientID,
+			Scopes: c.Scopes, Audience: c.Audience, ExpiresAt: &exp})
+	}
+}
+
+func (s *Server) oauthRotateKey(w http.ResponseWriter, r *http.Request) {
+	if err := s.opts.OAuth.RotateKey(r.Context()); err != nil {
+		if errors.Is(err, oauth.ErrNoKeyRotation) {
+			writeError(w, http.StatusConflict, "no_key_rotation", "tokens are signed with mcp.signingSecret (HS256): change the secret to rotate")
+			return
+		}
+		s.oauthFail(w, r, err)
+		return
+	}
+	keys, err := s.opts.OAuth.JWKS(r.Context())
+	if err != nil {
+		s.oauthFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+}
+
+// oauthFail maps the consent API's errors; others (a grant agent over the
+// owner's quota, say) go through fail.
+func (s *Server) oauthFail(w http.ResponseWriter, r *http.Request, err error) {
+	var re *oauth.RequestError
+	if errors.As(err, &re) {
+		writeError(w, re.Status, re.Code, re.Message)
+		return
+	}
+	s.fail(w, r, err)
+}
