@@ -1,0 +1,382 @@
+package tests
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+const mcpResource = "https://mcp.example.test/mcp"
+
+// TestMCPOAuthFullFlow runs an MCP client (golang.org/x/oauth2) against
+// the real binary: discovery, registration, PKCE, consent through the
+// admin API, code, token, MCP tool calls decided and audited as the
+// grant's agent, refresh rotation, introspection, revocation (refused at
+// once) and refresh-token reuse (the whole grant revoked). The OAuth
+// endpoints are on the public listener, over TLS.
+func TestMCPOAuthFullFlow(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSignedCert(t, dir)
+	port := freePort(t)
+	issuer := fmt.Sprintf("https://127.0.0.1:%d", port)
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`
+mcp:
+  enabled: true
+  issuer: %s
+  accessTokenTtl: 600
+  scopes:
+    tools:read:
+      - resource: "mcp:github:*"
+        actions: [read]
+    tools:deploy:
+      - resource: "mcp:deploy:staging"
+        actions: [execute]
+        constraints: {maxCallsPerHour: 1}
+  allowedResources: [%s]
+  loginPage: https://app.example.test/login
+`, issuer, mcpResource))
+	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg,
+		"--public-addr", fmt.Sprintf("127.0.0.1:%d", port), "--tls-cert", certFile, "--tls-key", keyFile)
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	noRedirect := &http.Client{Transport: httpc.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, httpc)
+
+	// Discovery, as an MCP client does it: protected resource metadata
+	// (path-inserted), then the authorization server's metadata.
+	var prm struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+	}
+	getJSON(t, httpc, issuer+"/.well-known/oauth-protected-resource/mcp", &prm)
+	if prm.Resource != mcpResource || len(prm.AuthorizationServers) != 1 || prm.AuthorizationServers[0] != issuer {
+		t.Fatalf("protected resource metadata = %+v", prm)
+	}
+	var md map[string]any
+	getJSON(t, httpc, issuer+"/.well-known/oauth-authorization-server", &md)
+	if md["issuer"] != issuer || md["authorization_response_iss_parameter_supported"] != true {
+		t.Fatalf("metadata = %v", md)
+	}
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint",
+		"introspection_endpoint", "jwks_uri"} {
+		if u, _ := md[k].(string); !strings.HasPrefix(u, issuer+"/") {
+			t.Errorf("metadata %s = %v; want a URL under %s", k, md[k], issuer)
+		}
+	}
+	// The admin API is not on the public listener.
+	if resp, err := httpc.Get(issuer + "/v1/agents"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /v1/agents on the public listener = %v, %v; want 404", resp, err)
+	}
+
+	// Dynamic registration of a public client on a loopback redirect URI.
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	postJSON(t, httpc, md["registration_endpoint"].(string), map[string]any{
+		"client_name": "e2e MCP client", "redirect_uris": []string{"http://127.0.0.1:9999/callback"},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"},
+	}, http.StatusCreated, &reg)
+
+	conf := &oauth2.Config{
+		ClientID: reg.ClientID,
+		Endpoint: oauth2.Endpoint{AuthURL: md["authorization_endpoint"].(string), TokenURL: md["token_endpoint"].(string),
+			AuthStyle: oauth2.AuthStyleInParams},
+		// Loopback redirect URIs match on any port (RFC 8252).
+		RedirectURL: "http://127.0.0.1:54321/callback",
+		Scopes:      []string{"tools:read", "tools:deploy", "offline_access"},
+	}
+	verifier := oauth2.GenerateVerifier()
+	resp, err := noRedirect.Get(conf.AuthCodeURL("st-123", oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("resource", mcpResource)))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize = %v, %v; want 302 to the login page", resp, err)
+	}
+	login, _ := url.Parse(resp.Header.Get("Location"))
+	handle := login.Query().Get("request")
+	if login.Host != "app.example.test" || handle == "" {
+		t.Fatalf("authorize redirected to %s; want the login page with a request handle", login)
+	}
+
+	// The app, having logged the human in, reads and approves the request.
+	var pending struct {
+		ClientName string   `json:"clientName"`
+		Scopes     []string `json:"scopes"`
+		Resource   string   `json:"resource"`
+	}
+	getJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle, &pending)
+	if pending.ClientName != "e2e MCP client" || pending.Resource != mcpResource || len(pending.Scopes) != 3 {
+		t.Fatalf("pending request = %+v", pending)
+	}
+	var approved struct {
+		RedirectURL string `json:"redirectUrl"`
+	}
+	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle+"/approve",
+		map[string]any{"userId": "user-123", "scopes": []string{"tools:read", "tools:deploy", "offline_access"}}, http.StatusOK, &approved)
+	back, _ := url.Parse(approved.RedirectURL)
+	if q := back.Query(); back.Port() != "54321" || q.Get("state") != "st-123" || q.Get("iss") != issuer || q.Get("code") == "" {
+		t.Fatalf("approve redirects to %s; want the client's redirect URI with code, state and iss", approved.RedirectURL)
+	}
+	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle+"/approve",
+		map[string]any{"userId": "user-123"}, http.StatusConflict, nil)
+
+	tok1, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier),
+		oauth2.SetAuthURLParam("resource", mcpResource))
+	if err != nil || tok1.RefreshToken == "" {
+		t.Fatalf("Exchange = %+v, %v; want an access and a refresh token", tok1, err)
+	}
+	header := jwtHeader(t, tok1.AccessToken)
+	if header["typ"] != "at+jwt" || header["alg"] != "ES256" || header["kid"] == "" {
+		t.Errorf("access token header = %v; want typ at+jwt, alg ES256 and a kid", header)
+	}
+
+	// MCP tool calls: decided and audited as the grant's agent.
+	agentID := authorizeAs(t, s, tok1.AccessToken, "read", "mcp:github:repos", http.StatusOK, true)
+	authorizeAs(t, s, tok1.AccessToken, "write", "mcp:github:repos", http.StatusOK, false)
+	authorizeAs(t, s, tok1.AccessToken, "execute", "mcp:deploy:staging", http.StatusOK, true)
+	authorizeAs(t, s, tok1.AccessToken, "execute", "mcp:deploy:staging", http.StatusOK, false) // maxCallsPerHour 1
+	var agent struct {
+		OwnerID  string         `json:"ownerId"`
+		Type     string         `json:"type"`
+		Metadata map[string]any `json:"metadata"`
+	}
+	getJSON(t, http.DefaultClient, s.URL+"/v1/agents/"+agentID, &agent)
+	if agent.OwnerID != "user-123" || agent.Type != "delegated" || agent.Metadata["oauthClientId"] != reg.ClientID {
+		t.Errorf("grant agent = %+v; want a delegated agent of user-123 for the client", agent)
+	}
+	var audit struct {
+		Entries []struct{ Code string } `json:"entries"`
+	}
+	getJSON(t, http.DefaultClient, s.URL+"/v1/audit?agentId="+agentID, &audit)
+	if len(audit.Entries) != 4 {
+		t.Errorf("audit rows of the grant agent = %d; want 4", len(audit.Entries))
+	}
+
+	// The sidecar's bearer check for the MCP server.
+	var v struct {
+		Active  bool   `json:"active"`
+		AgentID string `json:"agentId"`
+	}
+	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/verify",
+		map[string]any{"token": tok1.AccessToken, "resource": mcpResource, "scopes": []string{"tools:read"}}, http.StatusOK, &v)
+	if !v.Active || v.AgentID != agentID {
+		t.Errorf("verify = %+v; want active for %s", v, agentID)
+	}
+	r := postRaw(t, http.DefaultClient, s.URL+"/v1/oauth/verify",
+		map[string]any{"token": tok1.AccessToken, "resource": mcpResource, "scopes": []string{"admin"}})
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Errorf("verify without the scope = %d %q; want 403 insufficient_scope", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+
+	// Refresh: the refresh token rotates.
+	tok2, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok1.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	if err != nil || tok2.RefreshToken == "" || tok2.RefreshToken == tok1.RefreshToken || tok2.AccessToken == tok1.AccessToken {
+		t.Fatalf("refresh = %+v, %v; want new access and refresh tokens", tok2, err)
+	}
+	if !introspect(t, httpc, md, reg.ClientID, tok2.AccessToken) {
+		t.Errorf("introspection of a fresh access token: inactive")
+	}
+
+	// Revocation holds at once for the sidecar's decisions.
+	form(t, httpc, md["revocation_endpoint"].(string), url.Values{"client_id": {reg.ClientID}, "token": {tok2.AccessToken}}, http.StatusOK)
+	authorizeAs(t, s, tok2.AccessToken, "read", "mcp:github:repos", http.StatusUnauthorized, false)
+	if introspect(t, httpc, md, reg.ClientID, tok2.AccessToken) {
+		t.Errorf("introspection of a revoked access token: active")
+	}
+	authorizeAs(t, s, tok1.AccessToken, "read", "mcp:github:repos", http.StatusOK, true)
+
+	// Reusing the rotated-out refresh token revokes the whole grant.
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok1.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token(); err == nil ||
+		!strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("reuse of an old refresh token = %v; want invalid_grant", err)
+	}
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token(); err == nil {
+		t.Errorf("refresh after reuse was detected succeeded; want the grant revoked")
+	}
+	authorizeAs(t, s, tok1.AccessToken, "read", "mcp:github:repos", http.StatusUnauthorized, false)
+}
+
+// TestMCPIssuerMustBeHTTPSUnlessLoopback: an http issuer on a public host
+// stops the sidecar at start.
+func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n")
+	_, err := startErr(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg)
+	if err == nil || !strings.Contains(err.Error(), "http is allowed only on a loopback host") {
+		t.Errorf("start with an http issuer = %v; want a refusal naming the rule", err)
+	}
+}
+
+// authorizeAs calls POST /v1/authorize with an access token as the
+// bearer and returns the decision's agent.
+func authorizeAs(t *testing.T, s *sidecar, token, action, resource string, status int, allowed bool) string {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"action": action, "resource": resource})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/authorize", strings.NewReader(string(b)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d struct {
+		Allowed bool   `json:"allowed"`
+		Code    string `json:"code"`
+		AuditID string `json:"auditId"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(body, &d)
+	if resp.StatusCode != status || d.Allowed != allowed {
+		t.Fatalf("authorize %s %s = %d %s; want %d allowed=%v", action, resource, resp.StatusCode, body, status, allowed)
+	}
+	if status != http.StatusOK {
+		return ""
+	}
+	var rows struct {
+		Entries []struct {
+			AgentID string `json:"agentId"`
+		} `json:"entries"`
+	}
+	getJSON(t, http.DefaultClient, s.URL+"/v1/audit?limit=1", &rows)
+	if len(rows.Entries) != 1 || rows.Entries[0].AgentID == "" {
+		t.Fatalf("audit after authorize = %+v; want a row with the agent", rows)
+	}
+	return rows.Entries[0].AgentID
+}
+
+func introspect(t *testing.T, c *http.Client, md map[string]any, clientID, token string) bool {
+	t.Helper()
+	var out struct {
+		Active bool `json:"active"`
+	}
+	body := form(t, c, md["introspection_endpoint"].(string), url.Values{"client_id": {clientID}, "token": {token}}, http.StatusOK)
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("introspection body %s: %v", body, err)
+	}
+	return out.Active
+}
+
+func form(t *testing.T, c *http.Client, u string, v url.Values, status int) []byte {
+	t.Helper()
+	resp, err := c.PostForm(u, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("POST %s = %d %s; want %d", u, resp.StatusCode, b, status)
+	}
+	return b
+}
+
+func getJSON(t *testing.T, c *http.Client, u string, v any) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", u, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", u, err, b)
+	}
+}
+
+func postRaw(t *testing.T, c *http.Client, u string, body any) *http.Response {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := c.Post(u, "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+func postJSON(t *testing.T, c *http.Client, u string, body any, status int, v any) {
+	t.Helper()
+	resp := postRaw(t, c, u, body)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("POST %s = %d %s; want %d", u, resp.StatusCode, b, status)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("POST %s: %v in %s", u, err, b)
+		}
+	}
+}
+
+func jwtHeader(t *testing.T, token string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	var h map[string]any
+	if err != nil || json.Unmarshal(b, &h) != nil {
+		t.Fatalf("access token %q is not a JWT", token)
+	}
+	return h
+}
+
+// freePort returns a loopback port free a moment ago: the issuer must
+// name the port before the sidecar starts.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and returns its files
+// and a pool trusting it.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kavach e2e"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
