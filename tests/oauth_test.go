@@ -380,3 +380,121 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestMCPConfigKeys exercises the mcp keys the full flow does not: an
+// issuer and baseUrl with a path (path-inserted metadata), signingSecret
+// (HS256), refreshTokenTtl, codeTtl, enforceAuth, consentPage alone, and a
+// pre-registered confidential client.
+func TestMCPConfigKeys(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	issuer := fmt.Sprintf("http://127.0.0.1:%d/auth", port)
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`
+mcp:
+  enabled: true
+  issuer: %[1]s
+  baseUrl: %[1]s
+  signingSecret: 0123456789abcdef0123456789abcdef
+  accessTokenTtl: 120
+  refreshTokenTtl: 300
+  codeTtl: 1
+  enforceAuth: true
+  scopes:
+    tools:read:
+      - resource: "mcp:github:*"
+        actions: [read]
+  allowedResources: [%[2]s]
+  consentPage: https://app.example.test/consent
+  preRegisteredClients:
+    - clientId: first-party
+      clientSecret: first-party-secret
+      name: First party
+      redirectUris: [https://app.example.test/cb]
+`, issuer, mcpResource))
+	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	var md map[string]any
+	getJSON(t, http.DefaultClient, s.URL+"/.well-known/oauth-authorization-server/auth", &md)
+	if md["issuer"] != issuer || md["token_endpoint"] != issuer+"/oauth/token" {
+		t.Fatalf("path-inserted metadata = %v; want issuer %s and endpoints under it", md, issuer)
+	}
+	conf := &oauth2.Config{
+		ClientID: "first-party", ClientSecret: "first-party-secret", RedirectURL: "https://app.example.test/cb",
+		Endpoint: oauth2.Endpoint{AuthURL: md["authorization_endpoint"].(string), TokenURL: md["token_endpoint"].(string),
+			AuthStyle: oauth2.AuthStyleInHeader},
+		Scopes: []string{"tools:read", "offline_access"},
+	}
+	code := func() (string, string) {
+		verifier := oauth2.GenerateVerifier()
+		resp, err := noRedirect.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", mcpResource)))
+		if err != nil || resp.StatusCode != http.StatusFound {
+			t.Fatalf("authorize = %v, %v; want 302", resp, err)
+		}
+		page, _ := url.Parse(resp.Header.Get("Location"))
+		if page.Path != "/consent" {
+			t.Fatalf("authorize sent the browser to %s; want the consent page (no login page is set)", page)
+		}
+		var approved struct {
+			RedirectURL string `json:"redirectUrl"`
+		}
+		postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+page.Query().Get("request")+"/approve",
+			map[string]any{"userId": "user-9"}, http.StatusOK, &approved)
+		back, _ := url.Parse(approved.RedirectURL)
+		return back.Query().Get("code"), verifier
+	}
+
+	c, verifier := code()
+	before := time.Now()
+	tok, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("Exchange with client_secret_basic: %v", err)
+	}
+	if h := jwtHeader(t, tok.AccessToken); h["alg"] != "HS256" {
+		t.Errorf("access token alg = %v; want HS256 (signingSecret)", h["alg"])
+	}
+	if life := tok.Expiry.Sub(before); life < 100*time.Second || life > 130*time.Second {
+		t.Errorf("access token lives %v; want about accessTokenTtl 120s", life)
+	}
+	var in struct {
+		Active bool  `json:"active"`
+		Exp    int64 `json:"exp"`
+	}
+	req, _ := http.NewRequest(http.MethodPost, md["introspection_endpoint"].(string),
+		strings.NewReader(url.Values{"token": {tok.RefreshToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("first-party", "first-party-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&in)
+	_ = resp.Body.Close()
+	if life := time.Unix(in.Exp, 0).Sub(before); !in.Active || life < 280*time.Second || life > 310*time.Second {
+		t.Errorf("refresh token introspection = %+v (lives %v); want active for about refreshTokenTtl 300s", in, life)
+	}
+	authorizeAs(t, s, tok.AccessToken, "read", "mcp:github:repos", http.StatusOK, true)
+
+	// enforceAuth: no token is a 401 challenge naming the resource metadata.
+	r := postRaw(t, http.DefaultClient, s.URL+"/v1/oauth/verify", map[string]any{"resource": mcpResource})
+	if got := r.Header.Get("WWW-Authenticate"); r.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(got, `resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"`) {
+		t.Errorf("verify without a token = %d %q; want 401 with resource_metadata", r.StatusCode, got)
+	}
+
+	// The client's secret is checked.
+	bad := *conf
+	bad.ClientSecret = "wrong"
+	c, verifier = code()
+	if _, err := bad.Exchange(t.Context(), c, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Errorf("Exchange with a wrong secret = %v; want invalid_client", err)
+	}
+
+	// codeTtl 1s: a code older than that is refused.
+	c, verifier = code()
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("Exchange after codeTtl = %v; want invalid_grant", err)
+	}
+}
