@@ -92,3 +92,60 @@ func TestLoad(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+func TestMCPSection(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	load := func(body string) (Config, error) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p)
+		if err == nil {
+			err = c.Validate()
+		}
+		return c, err
+	}
+	c, err := load(`mcp:
+  enabled: true
+  issuer: https://auth.example.com
+  accessTokenTtl: 60
+  refreshTokenTtl: 120
+  codeTtl: 30
+  scopes:
+    tools:read: [{resource: "mcp:*", actions: [read], constraints: {maxCallsPerHour: 5}}]
+  allowedResources: [https://mcp.example.com/mcp]
+  loginPage: /login
+  preRegisteredClients:
+    - {clientId: cli, redirectUris: ["http://127.0.0.1/cb"]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := c.MCP.OAuth()
+	if oc.AccessTokenTTL != time.Minute || oc.RefreshTokenTTL != 2*time.Minute || oc.CodeTTL != 30*time.Second ||
+		len(oc.PreRegisteredClients) != 1 || oc.PreRegisteredClients[0].ID != "cli" {
+		t.Errorf("OAuth() = %+v", oc)
+	}
+	if v, ok := oc.Scopes["tools:read"][0].Constraints["maxCallsPerHour"].(float64); !ok || v != 5 {
+		t.Errorf("scope constraint = %#v; want float64 5, as the API decodes it", oc.Scopes["tools:read"][0].Constraints["maxCallsPerHour"])
+	}
+	for _, bad := range []struct{ body, want string }{
+		{"mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n", "loopback"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n", "loginPage or consentPage"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  signingSecret: short\n", "at least 32"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  codeTtl: -1\n", "codeTtl"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  scopes: {\"bad scope\": []}\n", "scope"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [\"https://x/#f\"]\n", "resource"},
+		{"mcp:\n  issuerr: https://a.example\n", "issuerr"},
+		{"server:\n  tlsCert: c.pem\n", "tlsKey"},
+	} {
+		if _, err := load(bad.body); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("config %q: %v; want an error about %s", bad.body, err, bad.want)
+		}
+	}
+	// Off, the section is not checked: the seeds' example needs no issuer then.
+	if _, err := load("mcp:\n  enabled: false\n"); err != nil {
+		t.Errorf("mcp disabled: %v", err)
+	}
+}
