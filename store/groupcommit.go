@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit: concurrent decisions' audit rows share one transaction and
@@ -95,6 +96,7 @@ func (b *batcher) enqueue(ctx context.Context, r *auditReq) error {
 func (b *batcher) run() {
 	defer close(b.done)
 	batch := make([]*auditReq, 0, maxBatch)
+	prev := 0
 	for {
 		var first *auditReq
 		select {
@@ -111,17 +113,48 @@ func (b *batcher) run() {
 			return
 		}
 		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-b.queue:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
+		batch = b.gather(batch, prev)
+		prev = len(batch)
 		b.flush(batch)
 	}
+}
+
+// gatherWait is how long a batch may wait for rows still on their way,
+// as PostgreSQL's commit_delay does: when the previous batch was large,
+// the callers it released are about to send their next rows, and
+// committing without them would make them wait a whole commit more.
+const gatherWait = 250 * time.Microsecond
+
+// gather adds queued rows to batch, waiting up to gatherWait while it is
+// smaller than the previous batch. Under light load (batches of one) it
+// never waits.
+func (b *batcher) gather(batch []*auditReq, prev int) []*auditReq {
+	var timeout <-chan time.Time
+	for len(batch) < maxBatch {
+		select {
+		case r := <-b.queue:
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		if len(batch) >= prev {
+			return batch
+		}
+		if timeout == nil {
+			t := time.NewTimer(gatherWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case r := <-b.queue:
+			batch = append(batch, r)
+		case <-timeout:
+			return batch
+		case <-b.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (b *batcher) flush(batch []*auditReq) {
