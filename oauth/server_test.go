@@ -598,3 +598,36 @@ func TestPurge(t *testing.T) {
 		t.Error("expired refresh token still stored after Purge")
 	}
 }
+
+// TestRedirectKeepsItsQuery: the code and error redirects append to the
+// registered redirect URI's query, which stays exactly as registered.
+func TestRedirectKeepsItsQuery(t *testing.T) {
+	h := newHarness(t, "", nil)
+	const redirect = "https://client.example.com/cb?b=2&a=1;x&flag&sp=%20"
+	client := h.registerPublic(redirect)
+	resp, b := h.postJSON("/v1/oauth/requests/"+h.handle(authorizeParams(client, redirect, "tools:read"))+"/approve", map[string]any{"userId": "u"})
+	var out struct{ RedirectURL string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("approve = %d %s", resp.StatusCode, b)
+	}
+	u, _ := url.Parse(out.RedirectURL)
+	if !strings.HasPrefix(out.RedirectURL, redirect+"&") || u.Query().Get("code") == "" || u.Query().Get("iss") != h.issuer ||
+		u.Query().Get("state") != "xyz" {
+		t.Errorf("approve redirect = %s; want %s followed by code, state and iss", out.RedirectURL, redirect)
+	}
+	q := authorizeParams(client, redirect, "tools:read")
+	q.Set("response_type", "token")
+	resp, _ = h.get("/oauth/authorize?" + q.Encode())
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, redirect+"&") || !strings.Contains(loc, "error=unsupported_response_type") {
+		t.Errorf("error redirect = %s; want %s followed by the error", loc, redirect)
+	}
+	for _, tt := range []struct{ redirect, want string }{
+		{"https://c.example.com/cb", "https://c.example.com/cb?code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+		{"https://c.example.com/cb?", "https://c.example.com/cb?code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+		{"https://c.example.com/cb?k=v", "https://c.example.com/cb?k=v&code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+	} {
+		if got := withParams(tt.redirect, url.Values{"code": {"c"}, "state": {""}, "iss": {"https://i.example.com/x?y&z"}}); got != tt.want {
+			t.Errorf("withParams(%s) = %s; want %s", tt.redirect, got, tt.want)
+		}
+	}
+}
