@@ -109,7 +109,9 @@ func (s *Server) authorize(ctx context.Context, q url.Values) (string, error) {
 	state := q.Get("state")
 	fail := func(e *Error) error { return &authorizeError{oe: e, redirect: redirect, state: state} }
 
-	if rt := q.Get("response_type"); rt != "code" {
+	if rt := q.Get("response_type"); rt == "" {
+		return "", fail(errInvalidRequest("response_type is required"))
+	} else if rt != "code" {
 		return "", fail(oauthErr(http.StatusBadRequest, CodeUnsupportedResponseType, "response_type must be code"))
 	}
 	if !contains(c.GrantTypes, GrantAuthorizationCode) {

@@ -223,7 +223,12 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"PKCE plain", func(q url.Values) { q.Set("code_challenge_method", "plain"); q.Set("code_challenge", testVerifier) }, false, "invalid_request"},
 		{"PKCE method missing", func(q url.Values) { q.Del("code_challenge_method") }, false, "invalid_request"},
 		{"PKCE challenge malformed", func(q url.Values) { q.Set("code_challenge", "short") }, false, "invalid_request"},
+		{"PKCE challenge not canonical base64url", func(q url.Values) {
+			c := challengeOf(testVerifier)
+			q.Set("code_challenge", c[:42]+"B") // 'B' sets a spare bit: decodes, yet no hash encodes to it
+		}, false, "invalid_request"},
 		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, false, "unsupported_response_type"},
+		{"response_type missing", func(q url.Values) { q.Del("response_type") }, false, "invalid_request"},
 		{"unknown scope", func(q url.Values) { q.Set("scope", "tools:read admin") }, false, "invalid_scope"},
 		{"unknown resource", func(q url.Values) { q.Set("resource", "https://evil.example.com/mcp") }, false, "invalid_target"},
 		{"resource with fragment", func(q url.Values) { q.Set("resource", testResource+"#x") }, false, "invalid_target"},
