@@ -5,10 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -634,5 +638,65 @@ func TestRedirectKeepsItsQuery(t *testing.T) {
 		if got := withParams(tt.redirect, url.Values{"code": {"c"}, "state": {""}, "iss": {"https://i.example.com/x?y&z"}}); got != tt.want {
 			t.Errorf("withParams(%s) = %s; want %s", tt.redirect, got, tt.want)
 		}
+	}
+}
+
+// TestConcurrentRedemption: of concurrent requests redeeming one code (or
+// one refresh token) with the right verifier, exactly one gets tokens; the
+// others are replays, so the grant is revoked and the winner's access token
+// is refused afterwards. On SQLite and PostgreSQL.
+func TestConcurrentRedemption(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			storeURL := filepath.Join(t.TempDir(), "kavach.db")
+			if backend == "postgres" {
+				storeURL = pgtest.URL(t)
+			}
+			h := newHarnessOn(t, storeURL, "", nil)
+			const n = 6
+			race := func(form url.Values) (winner map[string]any) {
+				t.Helper()
+				type answer struct {
+					status int
+					body   map[string]any
+				}
+				answers := make([]answer, n)
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						resp, m := h.postForm("/oauth/token", form)
+						answers[i] = answer{resp.StatusCode, m}
+					}()
+				}
+				wg.Wait()
+				for _, a := range answers {
+					switch {
+					case a.status == 200 && winner == nil:
+						winner = a.body
+					case a.status == 200:
+						t.Errorf("two concurrent redemptions succeeded: %v and %v", winner, a.body)
+					case a.status != 400 || a.body["error"] != "invalid_grant":
+						t.Errorf("losing redemption = %d %v; want 400 invalid_grant", a.status, a.body)
+					}
+				}
+				if winner == nil {
+					t.Fatalf("no concurrent redemption succeeded: %v", answers)
+				}
+				if _, err := h.srv.Verify(t.Context(), str(winner, "access_token"), testResource, nil); !isCode(err, CodeInvalidToken) {
+					t.Errorf("Verify(winner's token after concurrent replays) = %v; want invalid_token", err)
+				}
+				return winner
+			}
+			race(codeForm("pre-public", h.code("pre-public", redirectCB, "tools:read offline_access"), redirectCB))
+			m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
+			w := race(url.Values{"grant_type": {"refresh_token"}, "client_id": {"pre-public"}, "refresh_token": {str(m, "refresh_token")}})
+			resp, e := h.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"pre-public"},
+				"refresh_token": {str(w, "refresh_token")}})
+			if resp.StatusCode != 400 || e["error"] != "invalid_grant" {
+				t.Errorf("refresh with the winner's refresh token = %d %v; want invalid_grant (grant revoked)", resp.StatusCode, e)
+			}
+		})
 	}
 }
