@@ -700,3 +700,49 @@ func TestConcurrentRedemption(t *testing.T) {
 		})
 	}
 }
+
+// TestOddBytesAreRefused: NUL, invalid UTF-8 and control characters in
+// client_id, state and client_name are client errors, not a 500 from the
+// database (PostgreSQL refuses them in text) and not stored for display.
+func TestOddBytesAreRefused(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			storeURL := filepath.Join(t.TempDir(), "kavach.db")
+			if backend == "postgres" {
+				storeURL = pgtest.URL(t)
+			}
+			h := newHarnessOn(t, storeURL, "", nil)
+			for _, odd := range []string{"a\x00b", "\xff", "a\nb"} {
+				q := authorizeParams(odd, redirectCB, "tools:read")
+				if resp, b := h.get("/oauth/authorize?" + q.Encode()); resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_client") {
+					t.Errorf("authorize with client_id %q = %d %s; want a 400 page with invalid_client", odd, resp.StatusCode, b)
+				}
+				for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
+					f := url.Values{"grant_type": {"refresh_token"}, "client_id": {odd}, "refresh_token": {"x"}, "token": {"x"}}
+					if resp, m := h.postForm(path, f); resp.StatusCode != 401 || m["error"] != "invalid_client" {
+						t.Errorf("%s with client_id %q = %d %v; want 401 invalid_client", path, odd, resp.StatusCode, m)
+					}
+				}
+				q = authorizeParams("pre-public", redirectCB, "tools:read")
+				q.Set("state", odd)
+				resp, _ := h.get("/oauth/authorize?" + q.Encode())
+				loc, _ := url.Parse(resp.Header.Get("Location"))
+				if resp.StatusCode != 302 || !strings.HasPrefix(loc.String(), redirectCB+"?") || loc.Query().Get("error") != "invalid_request" ||
+					loc.Query().Has("state") || loc.Query().Get("iss") != h.issuer {
+					t.Errorf("authorize with state %q = %d %s; want invalid_request redirected, without the state", odd, resp.StatusCode, loc)
+				}
+			}
+			for _, name := range []string{"a\u0000b", "evil\u202egood", "tab\there"} {
+				resp, b := h.postJSON("/oauth/register", map[string]any{"redirect_uris": []string{redirectCB}, "client_name": name})
+				if resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_client_metadata") {
+					t.Errorf("register with client_name %q = %d %s; want 400 invalid_client_metadata", name, resp.StatusCode, b)
+				}
+			}
+			// Printable state and names, Unicode included, still pass.
+			q := authorizeParams("pre-public", redirectCB, "tools:read")
+			q.Set("state", "s-ü {\"a\":1}")
+			h.handle(q)
+			h.registerPublic(redirectCB)
+		})
+	}
+}
