@@ -746,3 +746,31 @@ func TestOddBytesAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifierFormat: a verifier whose S256 matches the challenge is still
+// refused unless it is 43 to 128 unreserved characters (RFC 7636 §4.1).
+func TestVerifierFormat(t *testing.T) {
+	h := newHarness(t, "", nil)
+	for _, tt := range []struct {
+		verifier string
+		ok       bool
+	}{
+		{strings.Repeat("a", 42), false},
+		{strings.Repeat("a", 129), false},
+		{strings.Repeat("a", 42) + "+", false},
+		{strings.Repeat("a", 42) + " ", false},
+		{strings.Repeat("a", 42) + "é", false},
+		{strings.Repeat("a", 43), true},
+		{strings.Repeat("-._~", 32), true},
+	} {
+		q := authorizeParams("pre-public", redirectCB, "tools:read")
+		q.Set("code_challenge", challengeOf(tt.verifier))
+		code := h.approve(h.handle(q), "user-1", nil).Query().Get("code")
+		f := codeForm("pre-public", code, redirectCB)
+		f.Set("code_verifier", tt.verifier)
+		resp, m := h.postForm("/oauth/token", f)
+		if got := resp.StatusCode == 200; got != tt.ok || (!tt.ok && m["error"] != "invalid_grant") {
+			t.Errorf("token with verifier %q (%d chars) = %d %v; want success %v", tt.verifier, len(tt.verifier), resp.StatusCode, m, tt.ok)
+		}
+	}
+}
