@@ -108,8 +108,14 @@ func (s *Server) authorize(ctx context.Context, q url.Values) (string, error) {
 	}
 	state := q.Get("state")
 	fail := func(e *Error) error { return &authorizeError{oe: e, redirect: redirect, state: state} }
+	if !displayable(state) {
+		// Not echoed: it is not a state the client could have sent.
+		return "", &authorizeError{oe: errInvalidRequest("state has control characters or invalid UTF-8"), redirect: redirect}
+	}
 
-	if rt := q.Get("response_type"); rt != "code" {
+	if rt := q.Get("response_type"); rt == "" {
+		return "", fail(errInvalidRequest("response_type is required"))
+	} else if rt != "code" {
 		return "", fail(oauthErr(http.StatusBadRequest, CodeUnsupportedResponseType, "response_type must be code"))
 	}
 	if !contains(c.GrantTypes, GrantAuthorizationCode) {

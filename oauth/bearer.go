@@ -33,14 +33,20 @@ func invalidToken(format string, args ...any) *Error {
 	return oauthErr(http.StatusUnauthorized, CodeInvalidToken, format, args...)
 }
 
+// maxClockSkew is how far in this server's future a token's iat and nbf
+// may be: the replica that issued it may have a clock slightly ahead.
+// Expiry is exact.
+const maxClockSkew = time.Minute
+
 // parseAccessToken checks an access token's signature, type, issuer and
 // lifetime, not its audience or revocation.
 func (s *Server) parseAccessToken(ctx context.Context, raw string) (*accessClaims, error) {
 	var ac accessClaims
+	// The leeway applies to exp too, so exp is checked again below, exactly.
 	t, err := jwt.ParseWithClaims(raw, &ac, func(t *jwt.Token) (any, error) { return s.keys.verifyKey(ctx, t) },
 		jwt.WithValidMethods([]string{s.keys.alg()}), jwt.WithIssuer(s.cfg.Issuer), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithTimeFunc(s.now))
-	if err != nil {
+		jwt.WithIssuedAt(), jwt.WithLeeway(maxClockSkew), jwt.WithTimeFunc(s.now))
+	if err != nil || ac.ExpiresAt == nil || !s.now().Before(ac.ExpiresAt.Time) {
 		return nil, invalidToken("the access token is invalid or expired")
 	}
 	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {

@@ -298,3 +298,35 @@ func TestHS256(t *testing.T) {
 		t.Error("RotateKey with HS256 succeeded; want ErrNoKeyRotation")
 	}
 }
+
+// TestVerifyClockSkew: a replica whose clock runs slightly behind the
+// issuing one accepts a fresh token (iat and nbf a little in its future);
+// one far behind refuses it; expiry stays exact.
+func TestVerifyClockSkew(t *testing.T) {
+	h := newHarness(t, "", nil)
+	h.clock.Add(900 * time.Millisecond) // iat is truncated to the second
+	at := str(h.tokens("pre-public", redirectCB, "tools:read"), "access_token")
+	replicaAt := func(offset time.Duration) *Server {
+		c := &clock{t: h.clock.Now().Add(offset)}
+		s, err := New(t.Context(), h.srv.Config(), h.st, h.agents, Options{Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, offset := range []time.Duration{-950 * time.Millisecond, -5 * time.Second, -maxClockSkew + time.Second} {
+		if _, err := replicaAt(offset).Verify(t.Context(), at, testResource, nil); err != nil {
+			t.Errorf("Verify on a replica %v behind = %v; want the token accepted", -offset, err)
+		}
+	}
+	if _, err := replicaAt(-maxClockSkew-2*time.Second).Verify(t.Context(), at, testResource, nil); !isCode(err, CodeInvalidToken) {
+		t.Errorf("Verify on a replica far behind = %v; want invalid_token", err)
+	}
+	exp := h.clock.Now().Truncate(time.Second).Add(DefaultAccessTokenTTL)
+	if _, err := replicaAt(exp.Sub(h.clock.Now())-time.Millisecond).Verify(t.Context(), at, testResource, nil); err != nil {
+		t.Errorf("Verify just before exp = %v; want accepted", err)
+	}
+	if _, err := replicaAt(exp.Sub(h.clock.Now())).Verify(t.Context(), at, testResource, nil); !isCode(err, CodeInvalidToken) {
+		t.Errorf("Verify at exp = %v; want invalid_token (no leeway on expiry)", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/store"
 )
@@ -22,6 +24,11 @@ type clientStorage interface {
 func (s *Server) client(ctx context.Context, id string) (store.OAuthClient, error) {
 	if id == "" {
 		return store.OAuthClient{}, errInvalidClient("client_id is required")
+	}
+	if !vschar(id) {
+		// client_id is 1*VSCHAR (RFC 6749 §A.1); other bytes (NUL, invalid
+		// UTF-8) would make PostgreSQL fail the lookup with a 500.
+		return store.OAuthClient{}, errInvalidClient("unknown client")
 	}
 	if c, ok := s.clients[id]; ok {
 		return c, nil
@@ -141,6 +148,30 @@ func equalFoldASCII(a, b string) bool {
 			y += 'a' - 'A'
 		}
 		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// vschar reports whether s is made of VSCHAR (%x20-7E, RFC 6749 §A).
+func vschar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// displayable reports whether s is valid UTF-8 with no control or
+// bidirectional formatting characters: safe to store and to show a human.
+func displayable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			return false
 		}
 	}

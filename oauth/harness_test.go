@@ -78,10 +78,16 @@ type harness struct {
 // URL to make the issuer, and mutate adjusts the configuration.
 func newHarness(t testing.TB, issuerPath string, mutate func(*Config)) *harness {
 	t.Helper()
+	return newHarnessOn(t, filepath.Join(t.TempDir(), "kavach.db"), issuerPath, mutate)
+}
+
+// newHarnessOn is newHarness over the store at storeURL.
+func newHarnessOn(t testing.TB, storeURL, issuerPath string, mutate func(*Config)) *harness {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String() + issuerPath
 	c := &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
-	st, err := store.Open(t.Context(), store.Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Now: c.Now})
+	st, err := store.Open(t.Context(), store.Options{URL: storeURL, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,14 @@ import (
 
 // PKCE (RFC 7636) with S256 only, as OAuth 2.1 and MCP require.
 
-// validChallenge accepts an S256 challenge: base64url(SHA-256), 43 characters.
+// validChallenge accepts an S256 challenge: base64url(SHA-256), 43
+// characters, canonical (the last character's two spare bits zero), so that
+// it can equal the encoding of a verifier's hash.
 func validChallenge(c string) bool {
 	if len(c) != 43 {
 		return false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	return err == nil && len(b) == sha256.Size
 }
 

@@ -69,20 +69,28 @@ func matchRedirect(registered []string, requested string) bool {
 	return false
 }
 
-// withParams appends params to a redirect URI, keeping its own query.
+// withParams appends params to a redirect URI, keeping its own query byte
+// for byte (RFC 6749 §3.1.2: the query component is retained; re-encoding
+// it would reorder it and drop what Go's parser rejects, such as ';').
+// Redirect URIs never have a fragment (checkRedirectURI).
 func withParams(redirect string, params url.Values) string {
-	u, err := url.Parse(redirect)
-	if err != nil {
-		return redirect
-	}
-	q := u.Query()
+	add := url.Values{}
 	for k, vs := range params {
 		for _, v := range vs {
 			if v != "" {
-				q.Add(k, v)
+				add.Add(k, v)
 			}
 		}
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	enc := add.Encode()
+	switch {
+	case enc == "":
+		return redirect
+	case !strings.Contains(redirect, "?"):
+		return redirect + "?" + enc
+	case strings.HasSuffix(redirect, "?") || strings.HasSuffix(redirect, "&"):
+		return redirect + enc
+	default:
+		return redirect + "&" + enc
+	}
 }

@@ -87,6 +87,10 @@ func validateRegistration(req *RegistrationRequest) error {
 	if len(req.ClientName) > 200 {
 		return oauthErr(http.StatusBadRequest, CodeInvalidClientMetadata, "client_name is longer than 200 bytes")
 	}
+	if !displayable(req.ClientName) {
+		// It is shown to the human on the consent page.
+		return oauthErr(http.StatusBadRequest, CodeInvalidClientMetadata, "client_name has control or bidirectional formatting characters")
+	}
 	return nil
 }
 

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -223,7 +227,12 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"PKCE plain", func(q url.Values) { q.Set("code_challenge_method", "plain"); q.Set("code_challenge", testVerifier) }, false, "invalid_request"},
 		{"PKCE method missing", func(q url.Values) { q.Del("code_challenge_method") }, false, "invalid_request"},
 		{"PKCE challenge malformed", func(q url.Values) { q.Set("code_challenge", "short") }, false, "invalid_request"},
+		{"PKCE challenge not canonical base64url", func(q url.Values) {
+			c := challengeOf(testVerifier)
+			q.Set("code_challenge", c[:42]+"B") // 'B' sets a spare bit: decodes, yet no hash encodes to it
+		}, false, "invalid_request"},
 		{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, false, "unsupported_response_type"},
+		{"response_type missing", func(q url.Values) { q.Del("response_type") }, false, "invalid_request"},
 		{"unknown scope", func(q url.Values) { q.Set("scope", "tools:read admin") }, false, "invalid_scope"},
 		{"unknown resource", func(q url.Values) { q.Set("resource", "https://evil.example.com/mcp") }, false, "invalid_target"},
 		{"resource with fragment", func(q url.Values) { q.Set("resource", testResource+"#x") }, false, "invalid_target"},
@@ -596,5 +605,172 @@ func TestPurge(t *testing.T) {
 	}
 	if _, _, err := h.st.GetOAuthRefreshToken(t.Context(), hash(str(m, "refresh_token"))); err == nil {
 		t.Error("expired refresh token still stored after Purge")
+	}
+}
+
+// TestRedirectKeepsItsQuery: the code and error redirects append to the
+// registered redirect URI's query, which stays exactly as registered.
+func TestRedirectKeepsItsQuery(t *testing.T) {
+	h := newHarness(t, "", nil)
+	const redirect = "https://client.example.com/cb?b=2&a=1;x&flag&sp=%20"
+	client := h.registerPublic(redirect)
+	resp, b := h.postJSON("/v1/oauth/requests/"+h.handle(authorizeParams(client, redirect, "tools:read"))+"/approve", map[string]any{"userId": "u"})
+	var out struct{ RedirectURL string }
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("approve = %d %s", resp.StatusCode, b)
+	}
+	u, _ := url.Parse(out.RedirectURL)
+	if !strings.HasPrefix(out.RedirectURL, redirect+"&") || u.Query().Get("code") == "" || u.Query().Get("iss") != h.issuer ||
+		u.Query().Get("state") != "xyz" {
+		t.Errorf("approve redirect = %s; want %s followed by code, state and iss", out.RedirectURL, redirect)
+	}
+	q := authorizeParams(client, redirect, "tools:read")
+	q.Set("response_type", "token")
+	resp, _ = h.get("/oauth/authorize?" + q.Encode())
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, redirect+"&") || !strings.Contains(loc, "error=unsupported_response_type") {
+		t.Errorf("error redirect = %s; want %s followed by the error", loc, redirect)
+	}
+	for _, tt := range []struct{ redirect, want string }{
+		{"https://c.example.com/cb", "https://c.example.com/cb?code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+		{"https://c.example.com/cb?", "https://c.example.com/cb?code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+		{"https://c.example.com/cb?k=v", "https://c.example.com/cb?k=v&code=c&iss=https%3A%2F%2Fi.example.com%2Fx%3Fy%26z"},
+	} {
+		if got := withParams(tt.redirect, url.Values{"code": {"c"}, "state": {""}, "iss": {"https://i.example.com/x?y&z"}}); got != tt.want {
+			t.Errorf("withParams(%s) = %s; want %s", tt.redirect, got, tt.want)
+		}
+	}
+}
+
+// TestConcurrentRedemption: of concurrent requests redeeming one code (or
+// one refresh token) with the right verifier, exactly one gets tokens; the
+// others are replays, so the grant is revoked and the winner's access token
+// is refused afterwards. On SQLite and PostgreSQL.
+func TestConcurrentRedemption(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			storeURL := filepath.Join(t.TempDir(), "kavach.db")
+			if backend == "postgres" {
+				storeURL = pgtest.URL(t)
+			}
+			h := newHarnessOn(t, storeURL, "", nil)
+			const n = 6
+			race := func(form url.Values) (winner map[string]any) {
+				t.Helper()
+				type answer struct {
+					status int
+					body   map[string]any
+				}
+				answers := make([]answer, n)
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						resp, m := h.postForm("/oauth/token", form)
+						answers[i] = answer{resp.StatusCode, m}
+					}()
+				}
+				wg.Wait()
+				for _, a := range answers {
+					switch {
+					case a.status == 200 && winner == nil:
+						winner = a.body
+					case a.status == 200:
+						t.Errorf("two concurrent redemptions succeeded: %v and %v", winner, a.body)
+					case a.status != 400 || a.body["error"] != "invalid_grant":
+						t.Errorf("losing redemption = %d %v; want 400 invalid_grant", a.status, a.body)
+					}
+				}
+				if winner == nil {
+					t.Fatalf("no concurrent redemption succeeded: %v", answers)
+				}
+				if _, err := h.srv.Verify(t.Context(), str(winner, "access_token"), testResource, nil); !isCode(err, CodeInvalidToken) {
+					t.Errorf("Verify(winner's token after concurrent replays) = %v; want invalid_token", err)
+				}
+				return winner
+			}
+			race(codeForm("pre-public", h.code("pre-public", redirectCB, "tools:read offline_access"), redirectCB))
+			m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
+			w := race(url.Values{"grant_type": {"refresh_token"}, "client_id": {"pre-public"}, "refresh_token": {str(m, "refresh_token")}})
+			resp, e := h.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"pre-public"},
+				"refresh_token": {str(w, "refresh_token")}})
+			if resp.StatusCode != 400 || e["error"] != "invalid_grant" {
+				t.Errorf("refresh with the winner's refresh token = %d %v; want invalid_grant (grant revoked)", resp.StatusCode, e)
+			}
+		})
+	}
+}
+
+// TestOddBytesAreRefused: NUL, invalid UTF-8 and control characters in
+// client_id, state and client_name are client errors, not a 500 from the
+// database (PostgreSQL refuses them in text) and not stored for display.
+func TestOddBytesAreRefused(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			storeURL := filepath.Join(t.TempDir(), "kavach.db")
+			if backend == "postgres" {
+				storeURL = pgtest.URL(t)
+			}
+			h := newHarnessOn(t, storeURL, "", nil)
+			for _, odd := range []string{"a\x00b", "\xff", "a\nb"} {
+				q := authorizeParams(odd, redirectCB, "tools:read")
+				if resp, b := h.get("/oauth/authorize?" + q.Encode()); resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_client") {
+					t.Errorf("authorize with client_id %q = %d %s; want a 400 page with invalid_client", odd, resp.StatusCode, b)
+				}
+				for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
+					f := url.Values{"grant_type": {"refresh_token"}, "client_id": {odd}, "refresh_token": {"x"}, "token": {"x"}}
+					if resp, m := h.postForm(path, f); resp.StatusCode != 401 || m["error"] != "invalid_client" {
+						t.Errorf("%s with client_id %q = %d %v; want 401 invalid_client", path, odd, resp.StatusCode, m)
+					}
+				}
+				q = authorizeParams("pre-public", redirectCB, "tools:read")
+				q.Set("state", odd)
+				resp, _ := h.get("/oauth/authorize?" + q.Encode())
+				loc, _ := url.Parse(resp.Header.Get("Location"))
+				if resp.StatusCode != 302 || !strings.HasPrefix(loc.String(), redirectCB+"?") || loc.Query().Get("error") != "invalid_request" ||
+					loc.Query().Has("state") || loc.Query().Get("iss") != h.issuer {
+					t.Errorf("authorize with state %q = %d %s; want invalid_request redirected, without the state", odd, resp.StatusCode, loc)
+				}
+			}
+			for _, name := range []string{"a\u0000b", "evil\u202egood", "tab\there"} {
+				resp, b := h.postJSON("/oauth/register", map[string]any{"redirect_uris": []string{redirectCB}, "client_name": name})
+				if resp.StatusCode != 400 || !strings.Contains(string(b), "invalid_client_metadata") {
+					t.Errorf("register with client_name %q = %d %s; want 400 invalid_client_metadata", name, resp.StatusCode, b)
+				}
+			}
+			// Printable state and names, Unicode included, still pass.
+			q := authorizeParams("pre-public", redirectCB, "tools:read")
+			q.Set("state", "s-ü {\"a\":1}")
+			h.handle(q)
+			h.registerPublic(redirectCB)
+		})
+	}
+}
+
+// TestVerifierFormat: a verifier whose S256 matches the challenge is still
+// refused unless it is 43 to 128 unreserved characters (RFC 7636 §4.1).
+func TestVerifierFormat(t *testing.T) {
+	h := newHarness(t, "", nil)
+	for _, tt := range []struct {
+		verifier string
+		ok       bool
+	}{
+		{strings.Repeat("a", 42), false},
+		{strings.Repeat("a", 129), false},
+		{strings.Repeat("a", 42) + "+", false},
+		{strings.Repeat("a", 42) + " ", false},
+		{strings.Repeat("a", 42) + "é", false},
+		{strings.Repeat("a", 43), true},
+		{strings.Repeat("-._~", 32), true},
+	} {
+		q := authorizeParams("pre-public", redirectCB, "tools:read")
+		q.Set("code_challenge", challengeOf(tt.verifier))
+		code := h.approve(h.handle(q), "user-1", nil).Query().Get("code")
+		f := codeForm("pre-public", code, redirectCB)
+		f.Set("code_verifier", tt.verifier)
+		resp, m := h.postForm("/oauth/token", f)
+		if got := resp.StatusCode == 200; got != tt.ok || (!tt.ok && m["error"] != "invalid_grant") {
+			t.Errorf("token with verifier %q (%d chars) = %d %v; want success %v", tt.verifier, len(tt.verifier), resp.StatusCode, m, tt.ok)
+		}
 	}
 }

@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -265,6 +267,105 @@ func TestPurgeOAuth(t *testing.T) {
 		}
 		if _, err := s.GetOAuthCode(ctx, "c1"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("code of a purged grant: %v; want ErrNotFound", err)
+		}
+	})
+}
+
+// race runs fn n times at once and returns the errors.
+func race(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// onlyOneWins checks exactly one call succeeded and the others failed with
+// ErrConflict, and returns the winner's index.
+func onlyOneWins(t *testing.T, what string, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner == -1:
+			winner = i
+		case err == nil:
+			t.Errorf("%s: calls %d and %d both succeeded", what, winner, i)
+		case !errors.Is(err, ErrConflict):
+			t.Errorf("%s #%d = %v; want nil or ErrConflict", what, i, err)
+		}
+	}
+	if winner == -1 {
+		t.Fatalf("%s: no call succeeded: %v", what, errs)
+	}
+	return winner
+}
+
+// TestOAuthConcurrentRedemption: of concurrent redemptions of one code, and
+// concurrent rotations of one refresh token, exactly one wins; the losers'
+// tokens are never stored, and each loser names the winner's grant.
+func TestOAuthConcurrentRedemption(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store, c *clock) {
+		ctx := t.Context()
+		approvedCode(t, s, c, "h1", "c1")
+		const n = 8
+		grants := make([]OAuthGrant, n)
+		errs := race(n, func(i int) error {
+			var err error
+			grants[i], err = s.RedeemOAuthCode(ctx, "c1", issue(c, fmt.Sprintf("jti-c%d", i), fmt.Sprintf("r-c%d", i)))
+			return err
+		})
+		w := onlyOneWins(t, "RedeemOAuthCode", errs)
+		for i := range n {
+			_, atErr := s.GetOAuthAccessToken(ctx, fmt.Sprintf("jti-c%d", i))
+			_, _, rtErr := s.GetOAuthRefreshToken(ctx, fmt.Sprintf("r-c%d", i))
+			switch {
+			case i == w && (atErr != nil || rtErr != nil):
+				t.Errorf("winner's tokens: %v, %v; want stored", atErr, rtErr)
+			case i != w && (!errors.Is(atErr, ErrNotFound) || !errors.Is(rtErr, ErrNotFound)):
+				t.Errorf("loser %d's tokens: %v, %v; want ErrNotFound", i, atErr, rtErr)
+			case i != w && grants[i].ID != grants[w].ID:
+				t.Errorf("loser %d names grant %q; want the winner's %q", i, grants[i].ID, grants[w].ID)
+			}
+		}
+
+		errs = race(n, func(i int) error {
+			return s.RotateOAuthRefreshToken(ctx, fmt.Sprintf("r-c%d", w), issue(c, fmt.Sprintf("jti-r%d", i), fmt.Sprintf("r-r%d", i)))
+		})
+		w = onlyOneWins(t, "RotateOAuthRefreshToken", errs)
+		for i := range n {
+			_, _, err := s.GetOAuthRefreshToken(ctx, fmt.Sprintf("r-r%d", i))
+			if (i == w) != (err == nil) {
+				t.Errorf("successor %d of the rotated token: %v; want only the winner's (%d) stored", i, err, w)
+			}
+		}
+
+		if err := s.CreateOAuthRequest(ctx, newOAuthRequest(c, "h2")); err != nil {
+			t.Fatal(err)
+		}
+		errs = race(n, func(i int) error {
+			if i%2 == 0 {
+				_, err := s.DenyOAuthRequest(ctx, "h2")
+				return err
+			}
+			_, err := s.ApproveOAuthRequest(ctx, "h2", OAuthCode{Hash: fmt.Sprintf("c2-%d", i), UserID: "u1", AgentID: "agt_1",
+				ExpiresAt: c.Now().Add(time.Minute)})
+			return err
+		})
+		w = onlyOneWins(t, "decide request", errs)
+		for i := 1; i < n; i += 2 {
+			if _, err := s.GetOAuthCode(ctx, fmt.Sprintf("c2-%d", i)); (i == w) != (err == nil) {
+				t.Errorf("code of approval %d: %v; want only the winner's (%d) stored", i, err, w)
+			}
 		}
 	})
 }
