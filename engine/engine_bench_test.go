@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -50,6 +51,8 @@ func BenchmarkDecide(b *testing.B) {
 		if _, err := e.Load(b.Context(), src); err != nil {
 			b.Fatal(err)
 		}
+		// The load's garbage is not the decisions' cost.
+		runtime.GC()
 		e.NoCache = true // uncached cost; "cached" below measures a cache hit
 		mid := fmt.Sprintf("agt_%d", n/2)
 		for _, c := range []struct {

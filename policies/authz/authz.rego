@@ -38,7 +38,12 @@ decision := {
 # own permission matching the call has none.
 _usable if {
 	_agent.status != "revoked"
-	not _expired(_agent)
+	_agent.expiresAt == null
+}
+
+_usable if {
+	_agent.status != "revoked"
+	_now < _agent.expiresAt
 }
 
 # METADATA

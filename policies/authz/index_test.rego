@@ -39,6 +39,14 @@ _agents := {
 		"byAction": {"read": [0]},
 		"anyAction": [],
 	},
+	"agt_synced_expiring": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": 3000,
+		"permissions": [{"key": "p_1", "resource": "*", "glob": "**", "actions": ["read"]}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
+	},
 	"agt_synced_revoked": {
 		"ownerId": "user-1",
 		"status": "revoked",
@@ -78,6 +86,8 @@ _requests := [
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github::x"},
 	{"agentId": "agt_synced_expired", "action": "read", "resource": "x"},
 	{"agentId": "agt_synced_revoked", "action": "read", "resource": "x"},
+	{"agentId": "agt_synced_expiring", "action": "read", "resource": "x"},
+	{"agentId": "agt_synced_expiring", "action": "write", "resource": "x"},
 	{"agentId": "agt_missing", "action": "read", "resource": "x"},
 ]
 
@@ -126,4 +136,13 @@ test_denials_unchanged if {
 	_decide({"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:random", "ip": "192.0.2.1"}, _agents).code == "ip_not_allowed"
 	_decide({"agentId": "agt_synced_expired", "action": "read", "resource": "x"}, _agents).code == "agent_expired"
 	_decide({"agentId": "agt_synced_revoked", "action": "read", "resource": "x"}, _agents).code == "agent_revoked"
+}
+
+test_extension_denials_bypass_shortcut if {
+	d := authz.decision with input as {"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "now": 2000}
+		with data.kavach.agents as _agents
+		with data.kavach.delegations as _delegations
+		with data.kavach.ext.deny as {{"code": "change_freeze", "reason": "frozen"}}
+	d.code == "change_freeze"
+	not d.allowed
 }
