@@ -284,3 +284,10 @@ func NewWithHTTP(base string, hc *http.Client) *Client {
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/ready", nil, "", nil)
 }
+
+// RotateOAuthKey makes a new signing key for MCP access tokens and returns
+// the published key set.
+func (c *Client) RotateOAuthKey(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodPost, "/v1/oauth/keys/rotate", nil, "", &out)
+}

@@ -43,7 +43,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
-			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
+			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
 		},
 	}
 }
