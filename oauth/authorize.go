@@ -54,6 +54,10 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.errorRedirect(ae.redirect, ae.oe.Code, ae.oe.Description, ae.state), http.StatusFound)
 }
 
+// maxStateLen bounds the state a pending request stores; clients send an
+// opaque value of a few dozen characters.
+const maxStateLen = 1024
+
 // errorRedirect is the client's redirect URI with an error, state and iss.
 func (s *Server) errorRedirect(redirect, code, description, state string) string {
 	return withParams(redirect, url.Values{"error": {code}, "error_description": {description}, "state": {state}, "iss": {s.cfg.Issuer}})
@@ -111,6 +115,10 @@ func (s *Server) authorize(ctx context.Context, q url.Values) (string, error) {
 	if !displayable(state) {
 		// Not echoed: it is not a state the client could have sent.
 		return "", &authorizeError{oe: errInvalidRequest("state has control characters or invalid UTF-8"), redirect: redirect}
+	}
+	if len(state) > maxStateLen {
+		// Stored with the pending request, which anyone may open: bounded.
+		return "", &authorizeError{oe: errInvalidRequest("state is longer than %d bytes", maxStateLen), redirect: redirect}
 	}
 
 	if rt := q.Get("response_type"); rt == "" {

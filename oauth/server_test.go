@@ -260,6 +260,24 @@ func TestAuthorizeErrors(t *testing.T) {
 	}
 }
 
+// A state is stored with the pending request: an overlong one is
+// refused, not stored and not echoed.
+func TestAuthorizeStateIsBounded(t *testing.T) {
+	h := newHarness(t, "", nil)
+	client := h.registerPublic("https://client.example.com/cb")
+	q := authorizeParams(client, "https://client.example.com/cb", "tools:read")
+	q.Set("state", strings.Repeat("s", maxStateLen+1))
+	resp, _ := h.get("/oauth/authorize?" + q.Encode())
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("error") != "invalid_request" || loc.Query().Has("state") {
+		t.Errorf("authorize with a %d-byte state = %d %q; want invalid_request without the state", maxStateLen+1, resp.StatusCode, loc)
+	}
+	q.Set("state", strings.Repeat("s", maxStateLen))
+	if h.handle(q) == "" {
+		t.Errorf("a %d-byte state was refused", maxStateLen)
+	}
+}
+
 func TestAuthorizeLoopbackAnyPort(t *testing.T) {
 	h := newHarness(t, "", nil)
 	client := h.registerPublic("http://127.0.0.1/callback", "http://localhost:8080/cb", "http://[::1]:1/cb")
