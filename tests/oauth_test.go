@@ -220,7 +220,7 @@ mcp:
 func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n")
+	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://mcp.example.com/mcp]\n")
 	_, err := startErr(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg)
 	if err == nil || !strings.Contains(err.Error(), "http is allowed only on a loopback host") {
 		t.Errorf("start with an http issuer = %v; want a refusal naming the rule", err)
