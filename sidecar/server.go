@@ -121,8 +121,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Listener is one address to serve.
 type Listener struct {
 	Addr string
-	// CertFile and KeyFile (PEM), if set, make it serve HTTPS only.
-	CertFile, KeyFile string
+	// Certificate, if set, makes it serve HTTPS only. Load it before
+	// listening (tls.LoadX509KeyPair), so a bad file stops the sidecar at
+	// start.
+	Certificate *tls.Certificate
 	// Handler defaults to the whole API.
 	Handler http.Handler
 }
@@ -146,14 +148,8 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	if l.CertFile != "" {
-		// Load now, so a bad certificate fails at start, not per handshake.
-		cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("tls: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if l.Certificate != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*l.Certificate}}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	if ready != nil {
