@@ -228,3 +228,23 @@ func TestVerifyNeedsTheResourceWhenAmbiguous(t *testing.T) {
 		}
 	}
 }
+
+// Request handles are secrets (stored only hashed): the request log, at
+// debug level, names the consent API's routes without them.
+func TestRequestHandlesAreNotLogged(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, nil)
+	h := e.handle(t, mcpResource)
+	if status, body := e.do(t, "GET", "/v1/oauth/requests/"+h, ""); status != http.StatusOK {
+		t.Fatalf("GET request = %d %s", status, body)
+	}
+	if status, body := e.do(t, "POST", "/v1/oauth/requests/"+h+"/deny", ""); status != http.StatusOK {
+		t.Fatalf("deny = %d %s", status, body)
+	}
+	logs := e.log.String()
+	if strings.Contains(logs, h) || strings.Contains(logs, url.QueryEscape(h)) {
+		t.Errorf("the log holds the request handle:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"path":"/v1/oauth/requests/{handle}/deny"`) {
+		t.Errorf("the log does not name the deny route:\n%s", logs)
+	}
+}
