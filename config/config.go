@@ -296,6 +296,11 @@ func (c *Config) validateMCP() error {
 		}
 		m.Scopes = scopes
 	}
+	if len(m.AllowedResources) == 0 {
+		// Every token is for a resource (RFC 8707) among these: with none,
+		// every authorization request would be refused (invalid_target).
+		return errors.New("mcp.allowedResources is required: the URIs of the MCP servers tokens are for, such as [https://mcp.example.com/mcp]")
+	}
 	if err := m.OAuth().Validate(); err != nil {
 		return fmt.Errorf("mcp: %s", strings.TrimPrefix(err.Error(), "oauth: "))
 	}

@@ -131,11 +131,13 @@ func TestMCPSection(t *testing.T) {
 		t.Errorf("scope constraint = %#v; want float64 5, as the API decodes it", oc.Scopes["tools:read"][0].Constraints["maxCallsPerHour"])
 	}
 	for _, bad := range []struct{ body, want string }{
-		{"mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n", "loopback"},
-		{"mcp:\n  enabled: true\n  issuer: https://a.example\n", "loginPage or consentPage"},
-		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  signingSecret: short\n", "at least 32"},
-		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  codeTtl: -1\n", "codeTtl"},
-		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  scopes: {\"bad scope\": []}\n", "scope"},
+		{"mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://m.example/mcp]\n", "loopback"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  allowedResources: [https://m.example/mcp]\n", "loginPage or consentPage"},
+		// Without a resource, every authorization request would be refused.
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n", "mcp.allowedResources is required"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  signingSecret: short\n", "at least 32"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  codeTtl: -1\n", "codeTtl"},
+		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  scopes: {\"bad scope\": []}\n", "scope"},
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [\"https://x/#f\"]\n", "resource"},
 		{"mcp:\n  issuerr: https://a.example\n", "issuerr"},
 		{"server:\n  tlsCert: c.pem\n", "tlsKey"},

@@ -2,10 +2,14 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
+	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -80,12 +84,44 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 	return a.ID, nil
 }
 
-// CheckScopes validates the permissions each configured scope grants.
+// CheckScopes validates the permissions each configured scope grants, and
+// their union: a user may grant any set of scopes at once, and the grant's
+// agent then holds the union (exact repeats merged, as oauth does). Two
+// scopes granting the same resource and actions with different
+// constraints, or more permissions in all than an agent may hold, would
+// make such an approval fail, so they are refused at start.
 func CheckScopes(scopes map[string][]store.Permission) error {
-	for name, perms := range scopes {
+	names := slices.Sorted(maps.Keys(scopes))
+	type origin struct {
+		scope string
+		json  string
+	}
+	byKey := map[string]origin{}
+	var union []store.Permission
+	for _, name := range names {
+		perms := scopes[name]
 		if err := checkPermissions(perms); err != nil {
 			return fmt.Errorf("mcp.scopes.%s: %w", name, err)
 		}
+		for _, p := range perms {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return fmt.Errorf("mcp.scopes.%s: %w", name, err)
+			}
+			key := engine.PermissionKey(p.Resource, p.Actions)
+			prev, seen := byKey[key]
+			switch {
+			case !seen:
+				byKey[key] = origin{scope: name, json: string(b)}
+				union = append(union, p)
+			case prev.json != string(b):
+				return fmt.Errorf("mcp.scopes: %s and %s both grant %v on %q, differently: a user granting both would hold "+
+					"two permissions for one resource and set of actions; give them the same permission or merge them", prev.scope, name, p.Actions, p.Resource)
+			}
+		}
+	}
+	if len(union) > maxPermissions {
+		return fmt.Errorf("mcp.scopes: together they grant %d permissions; an agent may hold at most %d", len(union), maxPermissions)
 	}
 	return nil
 }

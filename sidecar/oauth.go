@@ -123,6 +123,13 @@ func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	as := s.opts.OAuth
+	if req.Resource == "" && len(as.Config().AllowedResources) != 1 {
+		// Verify would take a token for any allowed resource: one MCP
+		// server would accept another's tokens.
+		writeError(w, http.StatusBadRequest, "missing_field",
+			"resource is required: the URI of the MCP server the token was sent to (mcp.allowedResources has more than one)")
+		return
+	}
 	c, err := as.Verify(r.Context(), req.Token, req.Resource, req.Scopes)
 	switch {
 	case errors.Is(err, oauth.ErrNoToken) && !as.Config().EnforceAuth:

@@ -114,15 +114,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Never log headers or bodies: they carry tokens.
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", pattern),
+		slog.String("method", r.Method), slog.String("path", loggedPath(r)), slog.String("route", pattern),
 		slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+}
+
+// oauthRequestsPath prefixes the consent API's paths, which hold a request
+// handle: a secret, which the store keeps only as a hash.
+const oauthRequestsPath = "/v1/oauth/requests/"
+
+// loggedPath is the request's path as logged: request handles are cut out.
+func loggedPath(r *http.Request) string {
+	if rest, ok := strings.CutPrefix(r.URL.Path, oauthRequestsPath); ok {
+		_, action, _ := strings.Cut(rest, "/")
+		return strings.TrimSuffix(oauthRequestsPath+"{handle}/"+action, "/")
+	}
+	return r.URL.Path
 }
 
 // Listener is one address to serve.
 type Listener struct {
 	Addr string
-	// CertFile and KeyFile (PEM), if set, make it serve HTTPS only.
-	CertFile, KeyFile string
+	// Certificate, if set, makes it serve HTTPS only. Load it before
+	// listening (tls.LoadX509KeyPair), so a bad file stops the sidecar at
+	// start.
+	Certificate *tls.Certificate
 	// Handler defaults to the whole API.
 	Handler http.Handler
 }
@@ -146,14 +161,8 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	if l.CertFile != "" {
-		// Load now, so a bad certificate fails at start, not per handshake.
-		cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("tls: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if l.Certificate != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*l.Certificate}}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	if ready != nil {
@@ -300,7 +309,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}[se.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError
-			s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "code", se.Code, "error", err)
+			s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "code", se.Code, "error", err)
 		}
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -309,7 +318,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nothing to answer.
 	default:
-		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
+		s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the sidecar log")
 	}
 }

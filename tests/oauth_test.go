@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,6 +20,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,7 +222,7 @@ mcp:
 func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n")
+	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://mcp.example.com/mcp]\n")
 	_, err := startErr(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg)
 	if err == nil || !strings.Contains(err.Error(), "http is allowed only on a loopback host") {
 		t.Errorf("start with an http issuer = %v; want a refusal naming the rule", err)
@@ -496,5 +498,109 @@ mcp:
 	time.Sleep(1500 * time.Millisecond)
 	if _, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("Exchange after codeTtl = %v; want invalid_grant", err)
+	}
+}
+
+// mcpConfig writes a minimal mcp section with a loopback http issuer.
+func mcpConfig(t *testing.T, dir string, port int) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, fmt.Sprintf("mcp:\n  enabled: true\n  issuer: http://127.0.0.1:%d\n  allowedResources: [%s]\n  loginPage: /login\n",
+		port, mcpResource))
+	return cfg
+}
+
+// TestMCPBadTLSFilesStopAtStart: a missing, unreadable or mismatched
+// certificate or key is a configuration error (exit 2, naming the keys),
+// found before anything listens, whichever listener would use it.
+func TestMCPBadTLSFilesStopAtStart(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSignedCert(t, dir)
+	other := t.TempDir()
+	_, otherKey, _ := selfSignedCert(t, other)
+	notPEM := filepath.Join(dir, "not.pem")
+	writeFile(t, notPEM, "not a PEM file")
+	cfg := mcpConfig(t, dir, freePort(t))
+	for _, tc := range []struct{ name, cert, key string }{
+		{"missing key file", certFile, filepath.Join(dir, "missing.pem")},
+		{"key not PEM", certFile, notPEM},
+		{"key of another certificate", certFile, otherKey},
+		{"certificate not PEM", notPEM, keyFile},
+	} {
+		for _, public := range []bool{false, true} {
+			args := []string{"serve", "--addr", "127.0.0.1:0", "--database", filepath.Join(dir, "k.db"), "--config", cfg,
+				"--tls-cert", tc.cert, "--tls-key", tc.key}
+			if public {
+				args = append(args, "--public-addr", "127.0.0.1:0")
+			}
+			_, stderr, code := cli(t, nil, args...)
+			if code != 2 || !strings.Contains(stderr, "server.tlsCert and server.tlsKey") || strings.Contains(stderr, `"msg":"listening"`) {
+				t.Errorf("serve with %s (public listener %v) = exit %d:\n%s\nwant exit 2 naming the TLS keys, before listening", tc.name, public, code, stderr)
+			}
+		}
+	}
+}
+
+// TestMCPShutdownWaitsForThePublicListener: on SIGTERM the sidecar lets a
+// request in flight on the public listener finish before it closes the
+// store and exits.
+func TestMCPShutdownWaitsForThePublicListener(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", mcpConfig(t, dir, port),
+		"--public-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	// The public listener starts just after the main one is ready.
+	var conn net.Conn
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the public listener does not accept connections: %v", err)
+		}
+	}
+	defer conn.Close()
+	// A token request whose body is still on its way.
+	body := url.Values{"grant_type": {"authorization_code"}, "client_id": {"nobody"}, "code": {"x"}}.Encode()
+	if _, err := fmt.Fprintf(conn, "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"Content-Length: %d\r\n\r\n%s", port, len(body), body[:5]); err != nil {
+		t.Fatal(err)
+	}
+	// The request is in flight once another on the same listener answers.
+	getJSON(t, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/.well-known/oauth-authorization-server", port), &map[string]any{})
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown has begun once the main listener refuses connections.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(s.URL + "/health")
+		if err != nil {
+			break
+		}
+		_ = resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the main listener still answers 30s after SIGTERM")
+		}
+	}
+	select {
+	case <-s.done:
+		t.Fatalf("the sidecar exited with a request in flight on the public listener:\n%s", s.log())
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := io.WriteString(conn, body[5:]); err != nil {
+		t.Fatalf("finishing the request: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the request in flight got no answer: %v\n%s", err, s.log())
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("token request during shutdown = %d; want the token endpoint's 400/401", resp.StatusCode)
+	}
+	<-s.done
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM:\n%s", code, s.log())
 	}
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -91,6 +93,19 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
+	if cfg.Server.PublicAddress != "" && !cfg.MCP.Enabled {
+		return cli.Exit("--public-addr serves the OAuth endpoints: it needs mcp.enabled", 2)
+	}
+	var cert *tls.Certificate
+	if cfg.Server.TLSCert != "" {
+		// Read now: a missing or bad file stops the sidecar before it
+		// listens anywhere, as any other bad setting does.
+		pair, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("server.tlsCert and server.tlsKey (--tls-cert, --tls-key): %v", err), 2)
+		}
+		cert = &pair
+	}
 	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated above
 	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated above; "" is 0: the default
 	log := newLogger(cfg.Log.Level)
@@ -137,42 +152,44 @@ func serve(c *cli.Context) error {
 	}
 	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as})
 	apiL := sidecar.Listener{Addr: cfg.Server.Address}
-	public := sidecar.Listener{Addr: cfg.Server.PublicAddress, CertFile: cfg.Server.TLSCert, KeyFile: cfg.Server.TLSKey,
-		Handler: srv.PublicHandler()}
+	public := sidecar.Listener{Addr: cfg.Server.PublicAddress, Certificate: cert, Handler: srv.PublicHandler()}
 	if public.Addr == "" {
-		apiL.CertFile, apiL.KeyFile = cfg.Server.TLSCert, cfg.Server.TLSKey
-	} else if as == nil {
-		return cli.Exit("--public-addr serves the OAuth endpoints: it needs mcp.enabled", 2)
+		apiL.Certificate = cert
 	}
 	// Listen first so /health answers while the data loads; /ready says
 	// when decisions are trustworthy. A failed load stops the sidecar, so an
 	// orchestrator restarts it rather than routing to a sidecar never ready.
+	// Everything started here is waited for before the store closes: the
+	// public listener's requests, the loader and the janitors.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var wg sync.WaitGroup
 	loadErr := make(chan error, 1)
 	publicErr := make(chan error, 1)
 	err = srv.ListenAndServe(ctx, apiL, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "tls", apiL.CertFile != "", "database", store.Redact(cfg.Database.URL), "version", version)
-		go func() {
+		log.Info("listening", "addr", addr.String(), "tls", apiL.Certificate != nil, "database", store.Redact(cfg.Database.URL), "version", version)
+		wg.Go(func() {
 			if err := svc.Load(ctx); err != nil {
 				loadErr <- err
 				cancel()
 				return
 			}
 			svc.Run(ctx)
-		}()
+		})
 		if as != nil {
-			go purgeOAuth(ctx, as, log)
+			wg.Go(func() { purgeOAuth(ctx, as, log) })
 		}
 		if public.Addr != "" {
-			go func() {
+			wg.Go(func() {
 				publicErr <- srv.ListenAndServe(ctx, public, func(addr net.Addr) {
-					log.Info("listening for MCP clients", "addr", addr.String(), "tls", public.CertFile != "")
+					log.Info("listening for MCP clients", "addr", addr.String(), "tls", public.Certificate != nil)
 				})
 				cancel()
-			}()
+			})
 		}
 	})
+	cancel()
+	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

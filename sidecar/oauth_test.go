@@ -1,0 +1,250 @@
+package sidecar_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/sidecar"
+	"github.com/kavach-dev/kavach/store"
+)
+
+const (
+	mcpResource  = "https://mcp.example.test/mcp"
+	mcpResource2 = "https://other.example.test/mcp"
+	pkceVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-0123456789"
+	redirectURI  = "http://127.0.0.1:9999/cb"
+)
+
+// syncBuffer is a log sink tests read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// oauthEnv is the real stack with the MCP authorization server on, its
+// log captured at debug level.
+type oauthEnv struct {
+	*env
+	log      *syncBuffer
+	clientID string
+}
+
+func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config)) *oauthEnv {
+	t.Helper()
+	ctx := t.Context()
+	c := &clock{t: time.Now().UTC()}
+	st, err := store.Open(ctx, store.Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	eng, err := engine.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Now, opts.Logger = c.Now, log
+	svc, err := service.New(st, eng, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	cfg := oauth.Config{
+		Issuer: "http://" + ts.Listener.Addr().String(), LoginPage: "/login", AllowedResources: []string{mcpResource},
+		Scopes: map[string][]store.Permission{"tools:read": {{Resource: "mcp:github:*", Actions: []string{"read"}}}},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	as, err := oauth.New(ctx, cfg, st, svc, oauth.Options{Now: c.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseAccessTokens(as)
+	ts.Config.Handler = sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
+	ts.Start()
+	t.Cleanup(ts.Close)
+	e := &oauthEnv{env: &env{url: ts.URL, st: st, clock: c}, log: logs}
+	status, body := e.do(t, "POST", "/oauth/register", `{"client_name":"test client","redirect_uris":["`+redirectURI+`"],`+
+		`"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`)
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
+		t.Fatalf("register = %d %s; want 201", status, body)
+	}
+	e.clientID = reg.ClientID
+	return e
+}
+
+// handle starts an authorization for resource and returns the request
+// handle the login page gets.
+func (e *oauthEnv) handle(t *testing.T, resource string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(pkceVerifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {e.clientID}, "redirect_uri": {redirectURI}, "scope": {"tools:read"},
+		"state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+		"resource": {resource}}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/oauth/authorize?"+q.Encode(), nil)
+	resp, err := (&http.Transport{}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("request") == "" {
+		t.Fatalf("authorize = %d to %q; want 302 to the login page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query().Get("request")
+}
+
+// accessToken runs the flow for user and resource and returns the token.
+func (e *oauthEnv) accessToken(t *testing.T, user, resource string) string {
+	t.Helper()
+	status, body := e.do(t, "POST", "/v1/oauth/requests/"+e.handle(t, resource)+"/approve", `{"userId":"`+user+`"}`)
+	var approved struct{ RedirectURL string }
+	if status != http.StatusOK || json.Unmarshal(body, &approved) != nil {
+		t.Fatalf("approve = %d %s; want 200", status, body)
+	}
+	back, _ := url.Parse(approved.RedirectURL)
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {e.clientID}, "code": {back.Query().Get("code")},
+		"redirect_uri": {redirectURI}, "code_verifier": {pkceVerifier}}
+	status, body = e.do(t, "POST", "/oauth/token", form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		t.Fatalf("token = %d %s; want 200 with an access token", status, body)
+	}
+	return tok.AccessToken
+}
+
+func errorCode(t *testing.T, body []byte) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &b)
+	return b.Error.Code
+}
+
+// An approval that would take the user over agents.maxPerUser is a 409
+// agent_limit_reached the app can show, and the request stays pending:
+// once the user frees a slot, the same approval succeeds.
+func TestApproveOverTheAgentQuota(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{MaxPerUser: 1}, nil)
+	status, body := e.do(t, "POST", "/v1/agents", `{"ownerId":"user-1","name":"existing"}`)
+	var existing struct{ ID string }
+	if status != http.StatusCreated || json.Unmarshal(body, &existing) != nil {
+		t.Fatalf("create = %d %s", status, body)
+	}
+	h := e.handle(t, mcpResource)
+	status, body = e.do(t, "POST", "/v1/oauth/requests/"+h+"/approve", `{"userId":"user-1"}`)
+	if status != http.StatusConflict || errorCode(t, body) != "agent_limit_reached" {
+		t.Fatalf("approve over the quota = %d %s; want 409 agent_limit_reached", status, body)
+	}
+	if status, body := e.do(t, "POST", "/v1/agents/"+existing.ID+"/revoke", ""); status != http.StatusOK {
+		t.Fatalf("revoke = %d %s", status, body)
+	}
+	if status, body := e.do(t, "POST", "/v1/oauth/requests/"+h+"/approve", `{"userId":"user-1"}`); status != http.StatusOK {
+		t.Errorf("approve after a slot was freed = %d %s; want 200", status, body)
+	}
+}
+
+// A JWT bearer that is malformed, forged (or unsigned) or expired is a 401 invalid_token: no decision, no audit
+// row, never a 500.
+func TestBadAccessTokensAreUnauthorized(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) { c.AccessTokenTTL = time.Minute })
+	good := e.accessToken(t, "user-1", mcpResource)
+	authorize := func(token string) (int, []byte) {
+		return e.do(t, "POST", "/v1/authorize", `{"action":"read","resource":"mcp:github:repos"}`, "Authorization", "Bearer "+token)
+	}
+	if status, body := authorize(good); status != http.StatusOK || !strings.Contains(string(body), `"allowed":true`) {
+		t.Fatalf("authorize with a fresh token = %d %s; want allowed", status, body)
+	}
+	parts := strings.Split(good, ".")
+	for name, token := range map[string]string{
+		"garbage":          "a.b.c",
+		"forged signature": parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte("nope")),
+		"alg none":         base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + ".",
+	} {
+		if status, body := authorize(token); status != http.StatusUnauthorized || errorCode(t, body) != "invalid_token" {
+			t.Errorf("authorize with a %s token = %d %s; want 401 invalid_token", name, status, body)
+		}
+	}
+	e.clock.Add(2 * time.Minute)
+	if status, body := authorize(good); status != http.StatusUnauthorized || errorCode(t, body) != "invalid_token" {
+		t.Errorf("authorize with an expired token = %d %s; want 401 invalid_token", status, body)
+	}
+	if _, audits := e.counts(t); audits != 1 {
+		t.Errorf("audit rows = %d; want 1 (refused tokens reach no decision)", audits)
+	}
+}
+
+// With more than one MCP server behind the sidecar, /v1/oauth/verify must
+// be told which one is asking: a token for one is no token for another
+// (RFC 8707 audience), so a missing resource is the app's error, not a
+// pass for any audience.
+func TestVerifyNeedsTheResourceWhenAmbiguous(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) { c.AllowedResources = []string{mcpResource, mcpResource2} })
+	token := e.accessToken(t, "user-1", mcpResource)
+	for _, tc := range []struct {
+		resource string
+		status   int
+		code     string
+	}{
+		{mcpResource, http.StatusOK, ""},
+		{mcpResource2, http.StatusUnauthorized, ""},
+		{"", http.StatusBadRequest, "missing_field"},
+	} {
+		status, body := e.do(t, "POST", "/v1/oauth/verify", `{"token":"`+token+`","resource":"`+tc.resource+`"}`)
+		if status != tc.status || tc.code != "" && errorCode(t, body) != tc.code {
+			t.Errorf("verify for %q = %d %s; want %d %s", tc.resource, status, body, tc.status, tc.code)
+		}
+	}
+}
+
+// Request handles are secrets (stored only hashed): the request log, at
+// debug level, names the consent API's routes without them.
+func TestRequestHandlesAreNotLogged(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, nil)
+	h := e.handle(t, mcpResource)
+	if status, body := e.do(t, "GET", "/v1/oauth/requests/"+h, ""); status != http.StatusOK {
+		t.Fatalf("GET request = %d %s", status, body)
+	}
+	if status, body := e.do(t, "POST", "/v1/oauth/requests/"+h+"/deny", ""); status != http.StatusOK {
+		t.Fatalf("deny = %d %s", status, body)
+	}
+	logs := e.log.String()
+	if strings.Contains(logs, h) || strings.Contains(logs, url.QueryEscape(h)) {
+		t.Errorf("the log holds the request handle:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"path":"/v1/oauth/requests/{handle}/deny"`) {
+		t.Errorf("the log does not name the deny route:\n%s", logs)
+	}
+}
