@@ -18,7 +18,7 @@ func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: "+issuer+"\n  loginPage: /login\n")
+	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: "+issuer+"\n  loginPage: /login\n  allowedResources: [https://mcp.example.test/mcp]\n")
 	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
 	jwks := func() []map[string]any {
 		var set struct {
@@ -44,7 +44,7 @@ func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	}
 
 	hs := filepath.Join(dir, "hs.yaml")
-	writeFile(t, hs, "mcp:\n  enabled: true\n  issuer: http://127.0.0.1:1\n  loginPage: /login\n  signingSecret: 0123456789abcdef0123456789abcdef\n")
+	writeFile(t, hs, "mcp:\n  enabled: true\n  issuer: http://127.0.0.1:1\n  loginPage: /login\n  signingSecret: 0123456789abcdef0123456789abcdef\n  allowedResources: [https://mcp.example.test/mcp]\n")
 	s2 := start(t, "--database", filepath.Join(dir, "k2.db"), "--config", hs)
 	if _, errOut, code := cli(t, nil, "oauth", "rotate-key", "--server", s2.URL); code == 0 || !strings.Contains(errOut, "no_key_rotation") {
 		t.Errorf("rotate-key with HS256: exit %d, %q; want a no_key_rotation error", code, errOut)
