@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -32,6 +33,9 @@ type cacheKey struct {
 	revision           uint64
 	agentID, tokenHash string
 	action, resource   string
+	// scoped and scopes: an access token's scope limit, part of the input.
+	scoped bool
+	scopes string
 }
 
 type cacheEntry struct {
@@ -46,7 +50,8 @@ func newDecisionCache() *lru.Cache[cacheKey, cacheEntry] {
 }
 
 func (e *Engine) cacheKey(in Input) cacheKey {
-	return cacheKey{revision: e.revision.Load(), agentID: in.AgentID, tokenHash: in.TokenHash, action: in.Action, resource: in.Resource}
+	return cacheKey{revision: e.revision.Load(), agentID: in.AgentID, tokenHash: in.TokenHash, action: in.Action, resource: in.Resource,
+		scoped: in.ScopeKeys != nil, scopes: strings.Join(in.ScopeKeys, "\x00")}
 }
 
 // cacheable returns how long a fresh decision may be served from the

@@ -55,6 +55,10 @@ type Input struct {
 	// permission key. Only needed when a permission has maxCallsPerHour.
 	Calls map[string]int
 	Now   time.Time
+	// ScopeKeys, when not nil, limits the agent to the permissions with
+	// these keys (those of an MCP access token's scopes); delegated
+	// permissions then do not count.
+	ScopeKeys []string
 }
 
 // Use describes the permission an allow relies on and what it consumes.
@@ -362,6 +366,13 @@ func (in Input) value() (ast.Value, error) {
 			return nil, fmt.Errorf("arguments: %w", err)
 		}
 		items = append(items, ast.Item(ast.InternedTerm("arguments"), ast.NewTerm(args)))
+	}
+	if in.ScopeKeys != nil {
+		keys := make([]*ast.Term, len(in.ScopeKeys))
+		for i, k := range in.ScopeKeys {
+			keys[i] = ast.StringTerm(k)
+		}
+		items = append(items, ast.Item(ast.InternedTerm("scopeKeys"), ast.ArrayTerm(keys...)))
 	}
 	if len(in.Calls) > 0 {
 		calls := ast.NewObject()

@@ -31,18 +31,21 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err := s.checkReady(); err != nil {
 		return api.AuthorizeResponse{}, err
 	}
+	var scopeKeys []string
 	if bearer != "" && req.AgentID == "" && isAccessToken(bearer) {
-		// An MCP client's OAuth access token: decide as its grant's agent.
-		id, err := s.agentOfAccessToken(ctx, bearer)
+		// An MCP client's OAuth access token: decide as its grant's agent,
+		// limited to the token's scopes.
+		id, keys, err := s.agentOfAccessToken(ctx, bearer)
 		if err != nil {
 			return api.AuthorizeResponse{}, err
 		}
-		req.AgentID, bearer = id, ""
+		req.AgentID, bearer, scopeKeys = id, "", keys
 	}
 	in, err := s.decisionInput(req, bearer)
 	if err != nil {
 		return api.AuthorizeResponse{}, err
 	}
+	in.ScopeKeys = scopeKeys
 	d, err := s.decide(ctx, in)
 	if err != nil {
 		return api.AuthorizeResponse{}, err

@@ -20,8 +20,33 @@ type AccessTokens interface {
 }
 
 // UseAccessTokens lets POST /v1/authorize take MCP OAuth access tokens as
-// bearers, deciding as the grant's agent. Call it before serving.
-func (s *Service) UseAccessTokens(v AccessTokens) { s.tokens = v }
+// bearers, deciding as the grant's agent limited to the permissions of the
+// token's scopes (scopes: each scope's permissions, as configured). Call it
+// before serving.
+func (s *Service) UseAccessTokens(v AccessTokens, scopes map[string][]store.Permission) {
+	s.tokens = v
+	s.scopeKeys = map[string][]string{}
+	for name, perms := range scopes {
+		for _, p := range perms {
+			s.scopeKeys[name] = append(s.scopeKeys[name], engine.PermissionKey(p.Resource, p.Actions))
+		}
+	}
+}
+
+// keysOf lists the permission keys a token's scopes grant: never nil, so
+// a token whose scopes grant nothing is limited to nothing.
+func (s *Service) keysOf(scopes []string) []string {
+	keys := []string{}
+	for _, sc := range scopes {
+		for _, k := range s.scopeKeys[sc] {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // grantClientKey marks a grant's agent, in its metadata, with the OAuth
 // client it acts for.
@@ -132,22 +157,23 @@ func isAccessToken(bearer string) bool {
 }
 
 // agentOfAccessToken verifies an MCP access token and returns its grant's
-// agent. A bad, expired or revoked token is unauthorized (401), at once on
-// every replica: revocation is checked in the database.
-func (s *Service) agentOfAccessToken(ctx context.Context, bearer string) (string, error) {
+// agent and the permission keys its scopes grant. A bad, expired or
+// revoked token is unauthorized (401), at once on every replica:
+// revocation is checked in the database.
+func (s *Service) agentOfAccessToken(ctx context.Context, bearer string) (string, []string, error) {
 	if s.tokens == nil {
-		return "", &Error{Kind: KindUnauthorized, Code: "malformed_token",
+		return "", nil, &Error{Kind: KindUnauthorized, Code: "malformed_token",
 			Message: "the bearer token is not a Kavach agent token, and the MCP authorization server (mcp.enabled) is off"}
 	}
 	c, err := s.tokens.Verify(ctx, bearer, "", nil)
 	var oe *oauth.Error
 	switch {
 	case errors.As(err, &oe):
-		return "", &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
+		return "", nil, &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
 	case err != nil:
-		return "", fmt.Errorf("verify access token: %w", err)
+		return "", nil, fmt.Errorf("verify access token: %w", err)
 	case c.AgentID == "":
-		return "", &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: "the access token names no agent"}
+		return "", nil, &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: "the access token names no agent"}
 	}
-	return c.AgentID, nil
+	return c.AgentID, s.keysOf(c.Scopes), nil
 }

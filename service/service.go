@@ -107,8 +107,9 @@ type Service struct {
 
 	// tokens verifies MCP OAuth access tokens (nil: MCP is off); grantMu
 	// serialises the creation of grant agents.
-	tokens  AccessTokens
-	grantMu sync.Mutex
+	tokens    AccessTokens
+	scopeKeys map[string][]string // scope → permission keys
+	grantMu   sync.Mutex
 
 	applied   atomic.Int64 // last change-feed sequence applied to OPA
 	lastSync  atomic.Int64 // Unix ms of the last change-feed read

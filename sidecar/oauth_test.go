@@ -85,7 +85,7 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.UseAccessTokens(as)
+	svc.UseAccessTokens(as, cfg.Scopes)
 	ts.Config.Handler = sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
 	ts.Start()
 	t.Cleanup(ts.Close)

@@ -198,6 +198,25 @@ mcp:
 		t.Errorf("introspection of a fresh access token: inactive")
 	}
 
+	// A token is limited to its own scopes, whatever its grant's agent
+	// holds: narrowed at refresh to tools:read, it cannot deploy.
+	var narrow struct {
+		AccessToken string `json:"access_token"`
+		Scope       string `json:"scope"`
+	}
+	body := form(t, httpc, md["token_endpoint"].(string), url.Values{"grant_type": {"refresh_token"}, "client_id": {reg.ClientID},
+		"refresh_token": {tok2.RefreshToken}, "scope": {"tools:read"}}, http.StatusOK)
+	if err := json.Unmarshal(body, &narrow); err != nil || narrow.Scope != "tools:read" {
+		t.Fatalf("narrowed refresh = %s, %v; want scope tools:read", body, err)
+	}
+	authorizeAs(t, s, narrow.AccessToken, "read", "mcp:github:repos", http.StatusOK, true)
+	if code := decisionCode(t, s, narrow.AccessToken, "execute", "mcp:deploy:staging"); code != "no_permission" {
+		t.Errorf("deploy with a tools:read token = %s; want no_permission (the agent holds it, the token's scopes do not)", code)
+	}
+	if code := decisionCode(t, s, tok1.AccessToken, "execute", "mcp:deploy:staging"); code != "rate_limited" {
+		t.Errorf("deploy with the tools:deploy token = %s; want rate_limited (maxCallsPerHour 1 used)", code)
+	}
+
 	// Revocation holds at once for the sidecar's decisions.
 	form(t, httpc, md["revocation_endpoint"].(string), url.Values{"client_id": {reg.ClientID}, "token": {tok2.AccessToken}}, http.StatusOK)
 	authorizeAs(t, s, tok2.AccessToken, "read", "mcp:github:repos", http.StatusUnauthorized, false)
@@ -264,6 +283,24 @@ func authorizeAs(t *testing.T, s *sidecar, token, action, resource string, statu
 		t.Fatalf("audit after authorize = %+v; want a row with the agent", rows)
 	}
 	return rows.Entries[0].AgentID
+}
+
+// decisionCode is the code of POST /v1/authorize with token as the bearer.
+func decisionCode(t *testing.T, s *sidecar, token, action, resource string) string {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"action": action, "resource": resource})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/authorize", strings.NewReader(string(b)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d struct {
+		Code string `json:"code"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&d)
+	return d.Code
 }
 
 func introspect(t *testing.T, c *http.Client, md map[string]any, clientID, token string) bool {

@@ -148,7 +148,7 @@ func serve(c *cli.Context) error {
 		if as, err = oauth.New(ctx, cfg.MCP.OAuth(), st, svc, oauth.Options{Logger: log}); err != nil {
 			return fmt.Errorf("mcp: %w", err)
 		}
-		svc.UseAccessTokens(as)
+		svc.UseAccessTokens(as, cfg.MCP.Scopes)
 	}
 	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as})
 	apiL := sidecar.Listener{Addr: cfg.Server.Address}

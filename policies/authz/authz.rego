@@ -152,11 +152,23 @@ _matching_own := [{"perm": p, "source": "own", "links": []} |
 	resources.match(p.resource, input.resource)
 ]
 
+# An MCP access token limits its agent to the permissions of the token's
+# scopes: the sidecar passes their keys (input.scopeKeys), and delegated
+# permissions, which no scope grants, do not count. Other callers pass none.
+_own_candidates := [i |
+	some i in _action_candidates
+	_agent.permissions[i].key in input.scopeKeys
+] if {
+	is_array(input.scopeKeys)
+} else := _action_candidates
+
+_scoped if is_array(input.scopeKeys)
+
 # The positions of the own permissions that apply to the action, in stored
 # order. The sync indexes them by action (anyAction: those granting "*"),
 # so a decision visits one or two permissions, however many the agent has;
 # data without the index (written by hand, say) is filtered here.
-_own_candidates := object.get(_agent.byAction, input.action, _agent.anyAction) if {
+_action_candidates := object.get(_agent.byAction, input.action, _agent.anyAction) if {
 	_agent.byAction
 } else := [i |
 	some i, p in _agent.permissions
@@ -164,6 +176,7 @@ _own_candidates := object.get(_agent.byAction, input.action, _agent.anyAction) i
 ]
 
 _matching := array.concat(_matching_own, [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
+	not _scoped
 	some id in _agent.incoming
 	d := data.kavach.delegations[id]
 	d.toAgent == _agent_id

@@ -146,3 +146,31 @@ test_extension_denials_bypass_shortcut if {
 	d.code == "change_freeze"
 	not d.allowed
 }
+
+_scoped(inp, keys, agents) := d if {
+	d := authz.decision with input as object.union(inp, {"now": 2000, "scopeKeys": keys})
+		with data.kavach.agents as agents
+		with data.kavach.delegations as _delegations
+}
+
+test_access_token_scopes_limit_the_agent if {
+	read_issues := {"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues"}
+	d := _scoped(read_issues, ["p_2"], _agents)
+	d.allowed
+	d.permission.key == "p_2"
+	_scoped(read_issues, ["p_2"], _plain_agents) == d
+	_scoped(read_issues, [], _agents).code == "no_permission"
+	_scoped(read_issues, [], _plain_agents).code == "no_permission"
+	_scoped({"agentId": "agt_synced", "action": "comment", "resource": "mcp:github:issues"}, ["p_2"], _agents).code == "no_permission"
+}
+
+test_access_token_scopes_exclude_delegated_permissions if {
+	_scoped({"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos"}, ["p_2"], _agents).code == "no_permission"
+}
+
+test_explanation_marks_permissions_outside_the_scopes if {
+	e := authz.explanation with input as {"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "now": 2000, "scopeKeys": ["p_2"]}
+		with data.kavach.agents as _agents
+		with data.kavach.delegations as _delegations
+	[c.result | some c in e.considered] == ["out_of_scope", "allowed", "out_of_scope", "out_of_scope", "out_of_scope"]
+}
