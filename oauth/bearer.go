@@ -46,6 +46,9 @@ func (s *Server) parseAccessToken(ctx context.Context, raw string) (*accessClaim
 	t, err := jwt.ParseWithClaims(raw, &ac, func(t *jwt.Token) (any, error) { return s.keys.verifyKey(ctx, t) },
 		jwt.WithValidMethods([]string{s.keys.alg()}), jwt.WithIssuer(s.cfg.Issuer), jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(), jwt.WithLeeway(maxClockSkew), jwt.WithTimeFunc(s.now))
+	if errors.Is(err, errKeyStore) {
+		return nil, err
+	}
 	if err != nil || ac.ExpiresAt == nil || !s.now().Before(ac.ExpiresAt.Time) {
 		return nil, invalidToken("the access token is invalid or expired")
 	}

@@ -1,8 +1,12 @@
 package oauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -328,5 +332,34 @@ func TestVerifyClockSkew(t *testing.T) {
 	}
 	if _, err := replicaAt(exp.Sub(h.clock.Now())).Verify(t.Context(), at, testResource, nil); !isCode(err, CodeInvalidToken) {
 		t.Errorf("Verify at exp = %v; want invalid_token (no leeway on expiry)", err)
+	}
+}
+
+// A store that fails while a token's key is looked up is the server's
+// fault: not invalid_token (401), which would tell a valid client to
+// start over, but an internal error (500).
+func TestKeyLookupFailureIsNotInvalidToken(t *testing.T) {
+	h := newHarness(t, "", nil)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": h.issuer, "sub": "u", "exp": h.clock.Now().Add(time.Hour).Unix()})
+	tok.Header["kid"] = "not-cached"
+	tok.Header["typ"] = "at+jwt"
+	raw, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.st.Close()
+	_, err = h.srv.Verify(t.Context(), raw, "", nil)
+	var oe *Error
+	if err == nil || errors.As(err, &oe) || !errors.Is(err, errKeyStore) {
+		t.Errorf("Verify with the store down = %v; want a key-store error, not an OAuth error", err)
+	}
+	w := httptest.NewRecorder()
+	h.srv.Challenge(w, testResource, err)
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("Challenge = %d; want 500", w.Code)
 	}
 }

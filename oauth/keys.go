@@ -147,6 +147,9 @@ func (k *keyring) sign(ctx context.Context, claims jwt.Claims) (string, error) {
 
 // verifyKey finds the key a token names, reloading from the store for a
 // kid it has not seen (a key another replica made).
+// errKeyStore marks a failure to read the signing keys while verifying.
+var errKeyStore = errors.New("oauth: load signing keys")
+
 func (k *keyring) verifyKey(ctx context.Context, t *jwt.Token) (any, error) {
 	if k.secret != nil {
 		return k.secret, nil
@@ -163,7 +166,8 @@ func (k *keyring) verifyKey(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	keys, err := k.st.ListOAuthKeys(ctx, algES256, time.Time{})
 	if err != nil {
-		return nil, fmt.Errorf("oauth: load keys: %w", err)
+		// Our fault, not the token's: Verify answers it as a server error.
+		return nil, fmt.Errorf("%w: %w", errKeyStore, err)
 	}
 	for _, sk := range keys {
 		if sk.ID == kid {

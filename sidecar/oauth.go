@@ -39,7 +39,15 @@ func (s *Server) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.opts.OAuth.Register(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		if h, pattern := mux.Handler(r); pattern == "" {
+			// As on the main listener: 405 with Allow for a wrong method.
+			rec := &headerRecorder{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+				writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
+				return
+			}
 			writeError(w, http.StatusNotFound, "not_found", "no endpoint "+r.Method+" "+r.URL.Path)
 			return
 		}

@@ -48,6 +48,8 @@ type oauthEnv struct {
 	*env
 	log      *syncBuffer
 	clientID string
+	// publicURL serves PublicHandler, as the public listener does.
+	publicURL string
 }
 
 func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config)) *oauthEnv {
@@ -86,10 +88,13 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 		t.Fatal(err)
 	}
 	svc.UseAccessTokens(as, cfg.Scopes)
-	ts.Config.Handler = sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
+	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
+	ts.Config.Handler = srv
 	ts.Start()
 	t.Cleanup(ts.Close)
-	e := &oauthEnv{env: &env{url: ts.URL, st: st, clock: c}, log: logs}
+	pub := httptest.NewServer(srv.PublicHandler())
+	t.Cleanup(pub.Close)
+	e := &oauthEnv{env: &env{url: ts.URL, st: st, clock: c}, log: logs, publicURL: pub.URL}
 	status, body := e.do(t, "POST", "/oauth/register", `{"client_name":"test client","redirect_uris":["`+redirectURI+`"],`+
 		`"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`)
 	var reg struct {
@@ -246,5 +251,33 @@ func TestRequestHandlesAreNotLogged(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"path":"/v1/oauth/requests/{handle}/deny"`) {
 		t.Errorf("the log does not name the deny route:\n%s", logs)
+	}
+}
+
+// The public listener serves the OAuth endpoints and nothing else, with
+// the API's error shapes: 404 for the admin API, 405 with Allow for a
+// wrong method.
+func TestPublicListenerServesOnlyOAuth(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, nil)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/.well-known/oauth-authorization-server", http.StatusOK, ""},
+		{"GET", "/v1/agents", http.StatusNotFound, ""},
+		{"POST", "/v1/oauth/requests/x/approve", http.StatusNotFound, ""},
+		{"GET", "/oauth/token", http.StatusMethodNotAllowed, "POST"},
+	} {
+		req, _ := http.NewRequest(tt.method, e.publicURL+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s on the public listener = %d (Allow %q); want %d (Allow %q)", tt.method, tt.path,
+				resp.StatusCode, resp.Header.Get("Allow"), tt.status, tt.allow)
+		}
 	}
 }
