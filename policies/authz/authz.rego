@@ -28,7 +28,7 @@ decision := {
 } else := _no_permission if {
 	_usable
 	count(_matching_own) == 0
-	count(object.get(_agent, "incoming", [])) == 0
+	not _agent.incoming
 } else := _outcome
 
 # The common cases first, decided exactly as _outcome would, without the
