@@ -55,8 +55,11 @@ const grantClientKey = "oauthClientId"
 var _ oauth.Agents = (*Service)(nil)
 
 // GrantAgent makes (or updates) the delegated agent of one (client, user)
-// grant: owned by the user, holding the permissions of the scopes the
-// user granted, with no expiry of its own (its tokens expire). It
+// pair: owned by the user, holding the permissions of every scope the user
+// has granted the client, with no expiry of its own (its tokens expire).
+// Each token acts only within its own scopes (the policy sees their keys),
+// so adding a later consent's permissions gives no older token more, and
+// two approvals racing leave the same agent whatever their order. It
 // implements oauth.Agents.
 func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID string, perms []store.Permission) (string, error) {
 	if err := checkID("userId", userID); err != nil {
@@ -77,8 +80,12 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 		if a.Type != "delegated" || a.Metadata[grantClientKey] != clientID {
 			continue
 		}
+		merged := mergePermissions(a.Permissions, perms)
+		if err := checkPermissions(merged); err != nil {
+			return "", err
+		}
 		_, err := s.write(ctx, func() (store.Agent, error) {
-			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &perms, MaxActive: s.opts.MaxPerUser})
+			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.opts.MaxPerUser})
 		})
 		if err != nil {
 			return "", storeError(err)
@@ -107,6 +114,23 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 	}
 	s.log.Info("oauth grant agent created", "agent", a.ID, "owner", userID, "client", clientID)
 	return a.ID, nil
+}
+
+// mergePermissions adds perms to held: a permission with the same
+// resource and actions is replaced (the scope's definition may have
+// changed since), others are appended.
+func mergePermissions(held, perms []store.Permission) []store.Permission {
+	out := slices.Clone(held)
+	for _, p := range perms {
+		k := engine.PermissionKey(p.Resource, p.Actions)
+		i := slices.IndexFunc(out, func(h store.Permission) bool { return engine.PermissionKey(h.Resource, h.Actions) == k })
+		if i >= 0 {
+			out[i] = p
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // CheckScopes validates the permissions each configured scope grants, and

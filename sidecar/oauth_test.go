@@ -111,8 +111,13 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 // handle the login page gets.
 func (e *oauthEnv) handle(t *testing.T, resource string) string {
 	t.Helper()
+	return e.handleFor(t, resource, "tools:read")
+}
+
+func (e *oauthEnv) handleFor(t *testing.T, resource, scope string) string {
+	t.Helper()
 	sum := sha256.Sum256([]byte(pkceVerifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {e.clientID}, "redirect_uri": {redirectURI}, "scope": {"tools:read"},
+	q := url.Values{"response_type": {"code"}, "client_id": {e.clientID}, "redirect_uri": {redirectURI}, "scope": {scope},
 		"state": {"s"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 		"resource": {resource}}
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/oauth/authorize?"+q.Encode(), nil)
@@ -131,7 +136,12 @@ func (e *oauthEnv) handle(t *testing.T, resource string) string {
 // accessToken runs the flow for user and resource and returns the token.
 func (e *oauthEnv) accessToken(t *testing.T, user, resource string) string {
 	t.Helper()
-	status, body := e.do(t, "POST", "/v1/oauth/requests/"+e.handle(t, resource)+"/approve", `{"userId":"`+user+`"}`)
+	return e.accessTokenFor(t, user, resource, "tools:read")
+}
+
+func (e *oauthEnv) accessTokenFor(t *testing.T, user, resource, scope string) string {
+	t.Helper()
+	status, body := e.do(t, "POST", "/v1/oauth/requests/"+e.handleFor(t, resource, scope)+"/approve", `{"userId":"`+user+`"}`)
 	var approved struct{ RedirectURL string }
 	if status != http.StatusOK || json.Unmarshal(body, &approved) != nil {
 		t.Fatalf("approve = %d %s; want 200", status, body)
@@ -278,6 +288,41 @@ func TestPublicListenerServesOnlyOAuth(t *testing.T) {
 		if resp.StatusCode != tt.status || resp.Header.Get("Allow") != tt.allow {
 			t.Errorf("%s %s on the public listener = %d (Allow %q); want %d (Allow %q)", tt.method, tt.path,
 				resp.StatusCode, resp.Header.Get("Allow"), tt.status, tt.allow)
+		}
+	}
+}
+
+// One agent per (client, user) holds every scope the user granted the
+// client; each token still acts only within its own scopes, so a second
+// consent neither takes from the first token nor gives it more.
+func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) {
+		c.Scopes = map[string][]store.Permission{
+			"tools:read":  {{Resource: "mcp:github:*", Actions: []string{"read"}}},
+			"tools:write": {{Resource: "mcp:github:*", Actions: []string{"write"}}},
+		}
+	})
+	reader := e.accessTokenFor(t, "user-1", mcpResource, "tools:read")
+	writer := e.accessTokenFor(t, "user-1", mcpResource, "tools:write")
+	status, body := e.do(t, "GET", "/v1/agents?ownerId=user-1", "")
+	var list struct {
+		Agents []struct {
+			Permissions []store.Permission `json:"permissions"`
+		} `json:"agents"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Agents) != 1 || len(list.Agents[0].Permissions) != 2 {
+		t.Fatalf("agents of user-1 = %d %s; want one agent holding both scopes' permissions", status, body)
+	}
+	for _, tc := range []struct {
+		token, action string
+		allowed       bool
+	}{
+		{reader, "read", true}, {reader, "write", false}, {writer, "write", true}, {writer, "read", false},
+	} {
+		status, body := e.do(t, "POST", "/v1/authorize", `{"action":"`+tc.action+`","resource":"mcp:github:repos"}`,
+			"Authorization", "Bearer "+tc.token)
+		if status != http.StatusOK || strings.Contains(string(body), `"allowed":true`) != tc.allowed {
+			t.Errorf("%s with the %s token = %d %s; want allowed=%v", tc.action, map[bool]string{true: "reader", false: "writer"}[tc.token == reader], status, body, tc.allowed)
 		}
 	}
 }
