@@ -30,8 +30,8 @@ import (
 )
 
 // Agents turns a (client, user) grant into a Kavach agent: a delegated
-// agent owned by userID whose permissions are perms (created, or updated
-// if the pair has one). The service layer implements it.
+// agent owned by userID that holds perms (created, or given them if the
+// pair has one). The service layer implements it.
 type Agents interface {
 	GrantAgent(ctx context.Context, clientID, clientName, userID string, perms []Permission) (agentID string, err error)
 }
