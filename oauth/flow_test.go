@@ -122,7 +122,9 @@ func TestFullFlowWithXOAuth2(t *testing.T) {
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, md.JWKSURI, nil)
 	resp, b = h.do(req)
 	var set struct{ Keys []JWK }
-	if resp.StatusCode != 200 || json.Unmarshal(b, &set) != nil || !slices.ContainsFunc(set.Keys, func(k JWK) bool { return k.Kid == kidOf(tok.AccessToken) }) {
+	// A token without a kid would match a key without one: both must be set.
+	kid := kidOf(tok.AccessToken)
+	if resp.StatusCode != 200 || json.Unmarshal(b, &set) != nil || kid == "" || !slices.ContainsFunc(set.Keys, func(k JWK) bool { return k.Kid == kid }) {
 		t.Errorf("jwks = %d %s; want the token's kid %s", resp.StatusCode, b, kidOf(tok.AccessToken))
 	}
 }

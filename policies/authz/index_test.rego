@@ -47,6 +47,35 @@ _agents := {
 		"byAction": {"read": [0]},
 		"anyAction": [],
 	},
+	# Repeated permissions (the same key twice, and a repeated action).
+	"agt_dup": {
+		"ownerId": "user-2",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [
+			{"key": "p_1", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read", "read"]},
+			{"key": "p_1", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read", "read"]},
+			{"key": "p_2", "resource": "mcp:*", "glob": "mcp:?**", "actions": ["*", "read"]},
+		],
+		"byAction": {"read": [0, 1, 2]},
+		"anyAction": [2],
+	},
+	# Own permissions and an incoming delegation together.
+	"agt_mixed": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": 5000,
+		"permissions": [
+			{"key": "p_6", "resource": "mcp:jira:*", "glob": "mcp:jira:?**", "actions": ["read"]},
+			{
+				"key": "p_7", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["write"],
+				"constraints": {"ipAllowlist": ["10.0.0.0/8"]},
+			},
+		],
+		"byAction": {"read": [0], "write": [1]},
+		"anyAction": [],
+		"incoming": ["dlg_2"],
+	},
 	"agt_synced_revoked": {
 		"ownerId": "user-1",
 		"status": "revoked",
@@ -56,14 +85,28 @@ _agents := {
 	},
 }
 
-_delegations := {"dlg_1": {
-	"id": "dlg_1", "fromAgent": "agt_synced", "toAgent": "agt_sub", "status": "active",
-	"expiresAt": 10000, "depth": 1, "maxDepth": 2,
-	"permissions": [{
-		"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
-		"coveredBy": "p_2", "inherited": [], "chain": [],
-	}],
-}}
+_delegations := {
+	"dlg_1": {
+		"id": "dlg_1", "fromAgent": "agt_synced", "toAgent": "agt_sub", "status": "active",
+		"expiresAt": 10000, "depth": 1, "maxDepth": 2,
+		"permissions": [{
+			"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
+			"coveredBy": "p_2", "inherited": [], "chain": [],
+		}],
+	},
+	"dlg_2": {
+		"id": "dlg_2", "fromAgent": "agt_synced", "toAgent": "agt_mixed", "status": "active",
+		"expiresAt": 10000, "depth": 1, "maxDepth": 2,
+		"permissions": [{
+			"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
+			"coveredBy": "p_2", "inherited": [], "chain": [],
+		}],
+	},
+}
+
+_tokens := {"hash-synced": "agt_synced", "hash-gone": "agt_missing"}
+
+_freeze := {{"code": "change_freeze", "reason": "frozen"}}
 
 # The same agents without the sync's additions: only the general rules apply.
 _plain_agents := {id: object.remove(a, ["byAction", "anyAction"]) |
@@ -89,18 +132,64 @@ _requests := [
 	{"agentId": "agt_synced_expiring", "action": "read", "resource": "x"},
 	{"agentId": "agt_synced_expiring", "action": "write", "resource": "x"},
 	{"agentId": "agt_missing", "action": "read", "resource": "x"},
+	{"agentId": "agt_synced", "action": "read", "resource": ""},
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:"},
+	{"agentId": "agt_synced", "action": "read", "resource": ":mcp:github:issues"},
+	{"agentId": "agt_synced", "action": "*", "resource": "mcp:github:issues"},
+	# By token.
+	{"tokenHash": "hash-synced", "action": "read", "resource": "mcp:github:issues"},
+	{"tokenHash": "hash-synced", "action": "write", "resource": "mcp:github:issues"},
+	{"tokenHash": "hash-gone", "action": "read", "resource": "x"},
+	{"tokenHash": "hash-unknown", "action": "read", "resource": "x"},
+	# Repeated permissions.
+	{"agentId": "agt_dup", "action": "read", "resource": "mcp:github:repos"},
+	{"agentId": "agt_dup", "action": "write", "resource": "mcp:github:repos"},
+	{"agentId": "agt_dup", "action": "write", "resource": "slack:x"},
+	{"agentId": "agt_dup", "action": "*", "resource": "mcp:x"},
+	# Own permissions beside a delegation; then past the agent's expiry.
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues"},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:github:repos"},
+	{"agentId": "agt_mixed", "action": "write", "resource": "mcp:github:repos", "ip": "10.1.2.3"},
+	{"agentId": "agt_mixed", "action": "write", "resource": "mcp:github:repos", "ip": "192.0.2.1"},
+	{"agentId": "agt_mixed", "action": "delete", "resource": "mcp:jira:issues"},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "now": 5000},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "now": 4999},
+	# An MCP access token's scopes (input.scopeKeys).
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "scopeKeys": ["p_2"]},
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "scopeKeys": []},
+	{"agentId": "agt_synced", "action": "purge", "resource": "admin:x:delete", "scopeKeys": ["p_3"]},
+	{"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:general", "ip": "192.0.2.1", "scopeKeys": ["p_4"]},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_6"]},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "scopeKeys": ["p_6"]},
+	{"agentId": "agt_dup", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_2"]},
+	{"tokenHash": "hash-synced", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_1"]},
+	# Extension denials (ext: data.kavach.ext.deny), well-formed or not.
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "ext": _freeze},
+	{"agentId": "agt_synced", "action": "write", "resource": "mcp:github:issues", "ext": _freeze},
+	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "ext": {{"code": 1}}},
+	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos", "ext": _freeze},
+	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "ext": _freeze, "scopeKeys": ["p_6"]},
+	{"agentId": "agt_synced_expired", "action": "read", "resource": "x", "ext": _freeze},
 ]
 
-_decide(inp, agents) := d if {
-	d := authz.decision with input as object.union(inp, {"now": 2000})
+# A request's "now" defaults to 2000; its "ext" (not input) is the
+# extensions' denials.
+_input(r) := object.union({"now": 2000}, object.remove(r, ["ext"]))
+
+_decide(r, agents) := d if {
+	d := authz.decision with input as _input(r)
 		with data.kavach.agents as agents
 		with data.kavach.delegations as _delegations
+		with data.kavach.tokens as _tokens
+		with data.kavach.ext.deny as object.get(r, "ext", set())
 }
 
-_general(inp, agents) := d if {
-	d := authz._outcome with input as object.union(inp, {"now": 2000})
+_general(r, agents) := d if {
+	d := authz._outcome with input as _input(r)
 		with data.kavach.agents as agents
 		with data.kavach.delegations as _delegations
+		with data.kavach.tokens as _tokens
+		with data.kavach.ext.deny as object.get(r, "ext", set())
 }
 
 # The common-case shortcut and the action index decide exactly as the
