@@ -11,8 +11,8 @@ import (
 
 // TestOAuthKeyRotationWithCLI: the ES256 key pair made at first start is
 // published; `kavach oauth rotate-key` adds a new one and keeps the old
-// one published (its tokens are still valid); with HS256 there is nothing
-// to rotate.
+// one published (go test ./oauth checks its tokens stay valid); with HS256
+// there is nothing to rotate.
 func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
