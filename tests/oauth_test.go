@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
 const mcpResource = "https://mcp.example.test/mcp"
@@ -36,6 +38,11 @@ const mcpResource = "https://mcp.example.test/mcp"
 // once) and refresh-token reuse (the whole grant revoked). The OAuth
 // endpoints are on the public listener, over TLS.
 func TestMCPOAuthFullFlow(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testMCPOAuthFullFlow(t, filepath.Join(t.TempDir(), "k.db")) })
+	t.Run("postgres", func(t *testing.T) { testMCPOAuthFullFlow(t, pgtest.URL(t)) })
+}
+
+func testMCPOAuthFullFlow(t *testing.T, database string) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSignedCert(t, dir)
 	port := freePort(t)
@@ -57,7 +64,7 @@ mcp:
   allowedResources: [%s]
   loginPage: https://app.example.test/login
 `, issuer, mcpResource))
-	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg,
+	s := start(t, "--database", database, "--config", cfg,
 		"--public-addr", fmt.Sprintf("127.0.0.1:%d", port), "--tls-cert", certFile, "--tls-key", keyFile)
 	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	noRedirect := &http.Client{Transport: httpc.Transport,
