@@ -9,13 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
@@ -55,26 +53,10 @@ type oauthEnv struct {
 func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config)) *oauthEnv {
 	t.Helper()
 	ctx := t.Context()
-	c := &clock{t: time.Now().UTC()}
-	st, err := store.Open(ctx, store.Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	eng, err := engine.New(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts.Now, opts.Logger = c.Now, log
-	svc, err := service.New(st, eng, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	opts.Logger = log
+	svc, st, c := newService(t, opts)
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := oauth.Config{
 		Issuer: "http://" + ts.Listener.Addr().String(), LoginPage: "/login", AllowedResources: []string{mcpResource},

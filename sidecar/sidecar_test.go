@@ -47,6 +47,16 @@ type env struct {
 // a loopback listener.
 func newEnv(t *testing.T, opts service.Options) *env {
 	t.Helper()
+	svc, st, c := newService(t, opts)
+	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10}))
+	t.Cleanup(srv.Close)
+	return &env{url: srv.URL, st: st, cl: client.New(srv.URL), clock: c}
+}
+
+// newService is the real stack below HTTP (SQLite file, OPA engine,
+// service) with a settable clock, loaded and ready.
+func newService(t *testing.T, opts service.Options) (*service.Service, *store.Store, *clock) {
+	t.Helper()
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC()}
 	st, err := store.Open(ctx, store.Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Now: c.Now})
@@ -58,7 +68,9 @@ func newEnv(t *testing.T, opts service.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Now = c.Now
+	if opts.Now == nil {
+		opts.Now = c.Now
+	}
 	svc, err := service.New(st, eng, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -66,9 +78,7 @@ func newEnv(t *testing.T, opts service.Options) *env {
 	if err := svc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10}))
-	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, st: st, cl: client.New(srv.URL), clock: c}
+	return svc, st, c
 }
 
 func (e *env) do(t *testing.T, method, path, body string, header ...string) (int, []byte) {

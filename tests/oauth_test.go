@@ -259,23 +259,9 @@ func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
 // bearer and returns the decision's agent.
 func authorizeAs(t *testing.T, s *sidecar, token, action, resource string, status int, allowed bool) string {
 	t.Helper()
-	b, _ := json.Marshal(map[string]string{"action": action, "resource": resource})
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/authorize", strings.NewReader(string(b)))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var d struct {
-		Allowed bool   `json:"allowed"`
-		Code    string `json:"code"`
-		AuditID string `json:"auditId"`
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(body, &d)
-	if resp.StatusCode != status || d.Allowed != allowed {
-		t.Fatalf("authorize %s %s = %d %s; want %d allowed=%v", action, resource, resp.StatusCode, body, status, allowed)
+	got, d, body := bearerAuthorize(t, s, token, action, resource)
+	if got != status || d.Allowed != allowed {
+		t.Fatalf("authorize %s %s = %d %s; want %d allowed=%v", action, resource, got, body, status, allowed)
 	}
 	if status != http.StatusOK {
 		return ""
@@ -295,6 +281,18 @@ func authorizeAs(t *testing.T, s *sidecar, token, action, resource string, statu
 // decisionCode is the code of POST /v1/authorize with token as the bearer.
 func decisionCode(t *testing.T, s *sidecar, token, action, resource string) string {
 	t.Helper()
+	_, d, _ := bearerAuthorize(t, s, token, action, resource)
+	return d.Code
+}
+
+type bearerDecision struct {
+	Allowed bool   `json:"allowed"`
+	Code    string `json:"code"`
+}
+
+// bearerAuthorize sends POST /v1/authorize with token as the bearer.
+func bearerAuthorize(t *testing.T, s *sidecar, token, action, resource string) (int, bearerDecision, []byte) {
+	t.Helper()
 	b, _ := json.Marshal(map[string]string{"action": action, "resource": resource})
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/authorize", strings.NewReader(string(b)))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -303,11 +301,10 @@ func decisionCode(t *testing.T, s *sidecar, token, action, resource string) stri
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var d struct {
-		Code string `json:"code"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&d)
-	return d.Code
+	body, _ := io.ReadAll(resp.Body)
+	var d bearerDecision
+	_ = json.Unmarshal(body, &d)
+	return resp.StatusCode, d, body
 }
 
 func introspect(t *testing.T, c *http.Client, md map[string]any, clientID, token string) bool {
