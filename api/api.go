@@ -115,11 +115,46 @@ type EffectivePermissions struct {
 	Permissions []EffectivePermission `json:"permissions"`
 }
 
-// ResolveApprovalRequest is the body of POST /v1/approvals/{id}/approve and /deny.
+// ResolveApprovalRequest is the body of POST /v1/approvals/{id}/approve and
+// /deny. Who resolved it is the authenticated credential; OnBehalfOf is the
+// user the app vouches for, recorded beside it. RespondedBy is the older
+// spelling of OnBehalfOf (KavachOS's approve(id, respondedBy)).
 type ResolveApprovalRequest struct {
-	RespondedBy string `json:"respondedBy"`
+	OnBehalfOf  string `json:"onBehalfOf,omitempty"`
+	RespondedBy string `json:"respondedBy,omitempty"`
 	Note        string `json:"note,omitempty"`
 }
+
+// APIKey is an API key as the API returns it: never its secret.
+type APIKey = store.APIKey
+
+// Actor is the credential behind an audit row.
+type Actor = store.Actor
+
+// CreateKeyRequest is the body of POST /v1/keys.
+type CreateKeyRequest struct {
+	Name      string     `json:"name"`
+	Roles     []string   `json:"roles"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// KeyWithSecret is returned by POST /v1/keys: the only time the key is
+// shown.
+type KeyWithSecret struct {
+	APIKey
+	Key string `json:"key"`
+}
+
+// KeyList is the body of GET /v1/keys.
+type KeyList struct {
+	Keys []APIKey `json:"keys"`
+}
+
+// AgentTokenHeader carries an agent's token beside the app's own key
+// (Authorization: Bearer kvk_…) when the app asks for that agent's
+// decision: KavachOS's authorizeByToken.
+const AgentTokenHeader = "Kavach-Agent-Token"
+
 
 // ApprovalList is the body of GET /v1/approvals.
 type ApprovalList struct {

@@ -75,10 +75,24 @@ func (s *Service) GetApproval(ctx context.Context, id string) (api.Approval, err
 	return a, err
 }
 
-// ResolveApproval approves or denies a pending request.
+// ResolveApproval approves or denies a pending request as the caller ctx
+// carries (store.WithActor); the user the caller vouches for, if any, is
+// recorded beside it.
 func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, req api.ResolveApprovalRequest) (api.Approval, error) {
-	if err := checkID("respondedBy", req.RespondedBy); err != nil {
-		return api.Approval{}, err
+	user := req.OnBehalfOf
+	switch {
+	case user == "":
+		user = req.RespondedBy
+	case req.RespondedBy != "" && req.RespondedBy != user:
+		return api.Approval{}, invalid("ambiguous_user", "give onBehalfOf or respondedBy (its older name), not two different users")
+	}
+	if user != "" {
+		if err := checkID("onBehalfOf", user); err != nil {
+			return api.Approval{}, err
+		}
+		actor := store.ActorFrom(ctx)
+		actor.OnBehalfOf = user
+		ctx = store.WithActor(ctx, actor)
 	}
 	if len(req.Note) > 2048 {
 		return api.Approval{}, invalid("invalid_field", "note is longer than 2048 bytes")
@@ -95,7 +109,7 @@ func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, 
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	a, err := s.store.ResolveApproval(ctx, id, status, req.RespondedBy, req.Note)
+	a, err := s.store.ResolveApproval(ctx, id, status, req.Note)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return a, notFound("approval_not_found", "no approval request %q", id)
@@ -104,6 +118,6 @@ func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, 
 	case err != nil:
 		return a, storeError(err)
 	}
-	s.log.Info("approval resolved", "approval", a.ID, "status", a.Status, "by", a.RespondedBy)
+	s.log.Info("approval resolved", "approval", a.ID, "status", a.Status, "by", a.RespondedBy, "onBehalfOf", a.OnBehalfOf)
 	return a, s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}})
 }

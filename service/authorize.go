@@ -23,7 +23,9 @@ const (
 )
 
 // Authorize decides one request and commits its audit row before returning.
-// bearer is the token from the Authorization header, "" if none. Only
+// bearer is the agent's token (its own Authorization header, or the one the
+// app forwards beside its key), "" if none; the caller, recorded in the
+// row, is the actor ctx carries. Only
 // malformed requests fail without a decision; every decision, allowed or
 // denied, known agent or not, is audited.
 func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
@@ -143,7 +145,11 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 	entry := store.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
 		Arguments: compactJSON(req.Arguments), Result: store.ResultDenied, Code: d.Code, Reason: d.Reason,
-		ApprovalID: req.ApprovalID,
+		ApprovalID: req.ApprovalID, Actor: store.ActorFrom(ctx),
+	}
+	if entry.Actor.Type == store.ActorAgent {
+		// The agent asked for itself: its ID is known once decided.
+		entry.Actor.ID = d.AgentID
 	}
 	if req.Context != nil {
 		entry.IP, entry.UserAgent = req.Context.IP, req.Context.UserAgent

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kavach-dev/kavach/bundle"
 	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/store"
 )
 
 // ReadExtensions reads user policy extensions from path: a directory of
@@ -106,7 +107,12 @@ func (s *Service) ReloadExtensions(ctx context.Context) error {
 		s.log.Error("policy extensions not reloaded; the previous policies keep serving", "path", s.opts.ExtensionsPath, "error", err)
 		return err
 	}
-	s.log.Info("policy extensions reloaded", "path", s.opts.ExtensionsPath, "revision", s.engine.Policies().Revision)
+	rev := s.engine.Policies().Revision
+	s.log.Info("policy extensions reloaded", "path", s.opts.ExtensionsPath, "revision", rev)
+	if _, err := s.store.RecordEvent(ctx, store.Event{Action: "extension.reload", Target: s.opts.ExtensionsPath,
+		Reason: "policy extensions reloaded", Changes: map[string]any{"revision": rev}}); err != nil {
+		s.log.Error("extension reload not audited", "error", err)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,7 +42,7 @@ type Store interface {
 	CreateApproval(ctx context.Context, a store.Approval) (store.Approval, error)
 	GetApproval(ctx context.Context, id string) (store.Approval, error)
 	ListApprovals(ctx context.Context, f store.ApprovalFilter) ([]store.Approval, error)
-	ResolveApproval(ctx context.Context, id, status, by, note string) (store.Approval, error)
+	ResolveApproval(ctx context.Context, id, status, note string) (store.Approval, error)
 	EachApproval(ctx context.Context, keep time.Duration, fn func(store.Approval) error) error
 
 	CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error)
@@ -53,6 +54,15 @@ type Store interface {
 	CanListen() bool
 	Listen(ctx context.Context, notify func(), onError func(error))
 	AuditStats() store.AuditStats
+
+	AgentByTokenHash(ctx context.Context, hash string) (store.Agent, error)
+	CreateKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
+	BootstrapKey(ctx context.Context, k store.APIKey) (store.APIKey, bool, error)
+	GetKey(ctx context.Context, id string) (store.APIKey, error)
+	KeyByHash(ctx context.Context, hash string) (store.APIKey, error)
+	ListKeys(ctx context.Context) ([]store.APIKey, error)
+	RevokeKey(ctx context.Context, id string) (store.APIKey, error)
+	RecordEvent(ctx context.Context, e store.Event) (store.AuditEntry, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -79,10 +89,17 @@ type Options struct {
 	// ExtensionsPath is the directory or bundle the engine's extensions were
 	// read from; Run watches it and reloads on change.
 	ExtensionsPath string
+	// AdminKey, if set, is an admin credential accepted as given and never
+	// stored (KAVACH_ADMIN_KEY).
+	AdminKey string
+	// Roles are the roles an API key may hold: those the API policy
+	// declares (access.Policy.Roles).
+	Roles []string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
+
 
 // Service is safe for concurrent use.
 type Service struct {
@@ -111,6 +128,10 @@ type Service struct {
 	scopeKeys map[string][]string // scope → permission keys
 	grantMu   sync.Mutex
 
+	keys         keyCache
+	adminKeyHash []byte // SHA-256 of Options.AdminKey; nil if none
+	refusals     *refusals
+
 	applied   atomic.Int64 // last change-feed sequence applied to OPA
 	lastSync  atomic.Int64 // Unix ms of the last change-feed read
 	listening atomic.Bool
@@ -137,6 +158,15 @@ func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
 	if opts.WebhookURL != "" {
 		s.webhook = newWebhook(opts.WebhookURL, s.log)
 	}
+	if opts.AdminKey != "" {
+		if len(opts.AdminKey) < MinAdminKeyLen {
+			return nil, fmt.Errorf("KAVACH_ADMIN_KEY must be at least %d characters", MinAdminKeyLen)
+		}
+		sum := sha256.Sum256([]byte(opts.AdminKey))
+		s.adminKeyHash = sum[:]
+		s.opts.AdminKey = "" // not kept in memory longer than needed
+	}
+	s.refusals = newRefusals(st, s.log)
 	return s, nil
 }
 
@@ -157,6 +187,9 @@ func (s *Service) loadLocked(ctx context.Context) error {
 	}
 	n, err := s.engine.Load(ctx, s.store)
 	if err != nil {
+		return err
+	}
+	if err := s.keys.loadKeys(ctx, s.store); err != nil {
 		return err
 	}
 	s.applied.Store(seq)
@@ -224,6 +257,7 @@ func (s *Service) Run(ctx context.Context) {
 		go s.webhook.run(ctx)
 	}
 	go s.follow(ctx)
+	go s.refusals.run(ctx)
 	if s.opts.ExtensionsPath != "" {
 		go s.watchExtensions(ctx)
 	}

@@ -77,6 +77,11 @@ func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engi
 			if d, err = s.store.GetDelegation(ctx, ch.EntityID); err == nil {
 				c.Delegations = append(c.Delegations, d)
 			}
+		case store.ChangeKey:
+			var k store.APIKey
+			if k, err = s.store.GetKey(ctx, ch.EntityID); err == nil {
+				s.keys.put(k)
+			}
 		case store.ChangeApproval:
 			var a store.Approval
 			if a, err = s.store.GetApproval(ctx, ch.EntityID); err == nil {

@@ -112,6 +112,10 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 		if err := insertPermissions(ctx, tx, a.ID, a.Permissions); err != nil {
 			return err
 		}
+		if err := s.insertEvent(ctx, tx, Event{Action: "agent.create", Target: a.ID, AgentID: a.ID, OwnerID: a.OwnerID,
+			Reason: "agent created", Changes: map[string]any{"after": agentFields(a)}}); err != nil {
+			return err
+		}
 		return s.recordChange(ctx, tx, ChangeAgent, a.ID)
 	})
 	if err != nil {
@@ -149,6 +153,19 @@ func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []Per
 // GetAgent returns the agent with its permissions, or ErrNotFound.
 func (s *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
 	return s.getAgent(ctx, s.r, id)
+}
+
+// AgentByTokenHash returns the agent whose token hashes to hash (without
+// permissions), or ErrNotFound.
+func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (Agent, error) {
+	a, err := s.scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE token_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Agent{}, fmt.Errorf("agent by token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Agent{}, fmt.Errorf("read agent by token: %w", err)
+	}
+	return a, nil
 }
 
 type querier interface {
@@ -353,6 +370,7 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		if a.Status == StatusRevoked {
 			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
 		}
+		before := agentFields(a)
 		if u.Name != nil {
 			a.Name = *u.Name
 		}
@@ -394,10 +412,34 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		if err := s.recordChange(ctx, tx, ChangeAgent, id); err != nil {
 			return err
 		}
-		out, err = s.getAgent(ctx, tx, id)
-		return err
+		if out, err = s.getAgent(ctx, tx, id); err != nil {
+			return err
+		}
+		was, is := changedFields(before, agentFields(out))
+		return s.insertEvent(ctx, tx, Event{Action: "agent.update", Target: id, AgentID: id, OwnerID: out.OwnerID,
+			Reason: "agent updated", Changes: map[string]any{"before": was, "after": is}})
 	})
 	return out, err
+}
+
+// agentFields are the parts of an agent an audit event shows: never the
+// token hash.
+func agentFields(a Agent) map[string]any {
+	return map[string]any{"name": a.Name, "ownerId": a.OwnerID, "type": a.Type, "status": a.Status,
+		"permissions": a.Permissions, "metadata": a.Metadata, "expiresAt": a.ExpiresAt}
+}
+
+// changedFields keeps, of two snapshots, the fields that differ.
+func changedFields(before, after map[string]any) (map[string]any, map[string]any) {
+	was, now := map[string]any{}, map[string]any{}
+	for k, v := range after {
+		b, _ := json.Marshal(before[k])
+		n, _ := json.Marshal(v)
+		if string(b) != string(n) {
+			was[k], now[k] = before[k], v
+		}
+	}
+	return was, now
 }
 
 // RotateToken replaces the agent's token hash; the old token stops working
@@ -406,6 +448,10 @@ func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, e
 	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
 		if a.Status == StatusRevoked {
 			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
+		}
+		if err := s.insertEvent(ctx, tx, Event{Action: "agent.rotate", Target: id, AgentID: id, OwnerID: a.OwnerID,
+			Reason: "token rotated; the old token stops working"}); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET token_hash = ?, updated_at = ? WHERE id = ?`,
 			tokenHash, toMillis(s.now()), id)
@@ -425,6 +471,11 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
 		if a.Status == StatusRevoked {
 			return nil
+		}
+		if err := s.insertEvent(ctx, tx, Event{Action: "agent.revoke", Target: id, AgentID: id, OwnerID: a.OwnerID,
+			Reason: "agent revoked", Changes: map[string]any{"before": map[string]any{"status": a.Status},
+				"after": map[string]any{"status": StatusRevoked}}}); err != nil {
+			return err
 		}
 		now := toMillis(s.now())
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET status = 'revoked', revoked_at = ?, updated_at = ? WHERE id = ?`, now, now, id)

@@ -35,7 +35,12 @@ type Approval struct {
 	ExpiresAt   time.Time       `json:"expiresAt"`
 	CreatedAt   time.Time       `json:"createdAt"`
 	RespondedAt *time.Time      `json:"respondedAt,omitempty"`
-	RespondedBy string          `json:"respondedBy,omitempty"`
+	// RespondedBy is the ID of the credential that resolved the request
+	// (key_…), RespondedByName its name, OnBehalfOf the user the app
+	// vouched for.
+	RespondedBy     string `json:"respondedBy,omitempty"`
+	RespondedByName string `json:"respondedByName,omitempty"`
+	OnBehalfOf      string `json:"onBehalfOf,omitempty"`
 	Note        string          `json:"note,omitempty"`
 	UsedAt      *time.Time      `json:"usedAt,omitempty"`
 	// StoredStatus is the status without expiry applied, as the policy sees it.
@@ -50,7 +55,7 @@ type ApprovalFilter struct {
 	Limit   int
 }
 
-const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at, responded_at, responded_by, note, used_at`
+const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at, responded_at, responded_by, note, used_at, responder_name, on_behalf_of`
 
 // PendingApproval returns the newest pending, unexpired request for the
 // same agent, action and resource, or ErrNotFound; repeated calls reuse it.
@@ -164,9 +169,11 @@ func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args
 	return out, nil
 }
 
-// ResolveApproval approves or denies a pending request. A request that is
-// not pending is ErrConflict; one past its expiry is ErrExpired.
-func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string) (Approval, error) {
+// ResolveApproval approves or denies a pending request as the caller ctx
+// carries (WithActor), which is recorded as the responder. A request that
+// is not pending is ErrConflict; one past its expiry is ErrExpired.
+func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (Approval, error) {
+	by := ActorFrom(ctx)
 	if status != ApprovalApproved && status != ApprovalDenied {
 		return Approval{}, fmt.Errorf("resolve approval: bad status %q", status)
 	}
@@ -187,8 +194,9 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string
 		}
 		now := toMillis(s.now())
 		// Guarded: another replica may have resolved it since we read it.
-		res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ?
-			WHERE id = ? AND status = 'pending' AND expires_at > ?`, status, now, by, note, id, now)
+		res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, responded_at = ?, responded_by = ?, note = ?,
+			responder_name = ?, on_behalf_of = ? WHERE id = ? AND status = 'pending' AND expires_at > ?`,
+			status, now, by.ID, note, by.Name, by.OnBehalfOf, id, now)
 		if err != nil {
 			return fmt.Errorf("resolve approval: %w", err)
 		}
@@ -196,6 +204,13 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, by, note string
 			return fmt.Errorf("approval %q was resolved meanwhile: %w", id, ErrConflict)
 		}
 		if err := s.recordChange(ctx, tx, ChangeApproval, id); err != nil {
+			return err
+		}
+		action := map[string]string{ApprovalApproved: "approval.approve", ApprovalDenied: "approval.deny"}[status]
+		if err := s.insertEvent(ctx, tx, Event{Action: action, Target: id, AgentID: a.AgentID, OwnerID: a.OwnerID,
+			Reason: fmt.Sprintf("%s %s on %s", status, a.Action, a.Resource),
+			Changes: map[string]any{"before": map[string]any{"status": ApprovalPending},
+				"after": map[string]any{"status": status, "note": note}}}); err != nil {
 			return err
 		}
 		out, err = s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
@@ -210,7 +225,7 @@ func (s *Store) scanApproval(row scanner) (Approval, error) {
 	var expires, created int64
 	var responded, used sql.NullInt64
 	if err := row.Scan(&a.ID, &a.AgentID, &a.OwnerID, &a.Action, &a.Resource, &args, &a.StoredStatus, &expires, &created,
-		&responded, &a.RespondedBy, &a.Note, &used); err != nil {
+		&responded, &a.RespondedBy, &a.Note, &used, &a.RespondedByName, &a.OnBehalfOf); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Approval{}, err
 		}

@@ -15,10 +15,13 @@ const (
 	ResultDenied  = "denied"
 )
 
-// AuditEntry is one decision. Arguments is the request's arguments as JSON
-// (nil when none were given).
+// AuditEntry is one audit row: a decision (Kind "decision") or an event
+// (Kind "event": a change of state, or a refused API call). Arguments is
+// the request's arguments as JSON (nil when none were given); Changes an
+// event's before and after; Actor the credential behind the row.
 type AuditEntry struct {
 	ID         string          `json:"id"`
+	Kind       string          `json:"kind"`
 	AgentID    string          `json:"agentId"`
 	OwnerID    string          `json:"ownerId"`
 	Action     string          `json:"action"`
@@ -32,11 +35,15 @@ type AuditEntry struct {
 	DurationUS int64           `json:"durationUs"`
 	ApprovalID string          `json:"approvalId,omitempty"`
 	Timestamp  time.Time       `json:"timestamp"`
+	Actor      Actor           `json:"actor"`
+	Changes    json.RawMessage `json:"changes,omitempty"`
 }
 
 // AuditFilter selects audit rows; zero fields match all. Since is
 // inclusive, Until exclusive. Cursor continues a previous page.
 type AuditFilter struct {
+	// Kind is KindDecision or KindEvent; empty means both.
+	Kind    string
 	AgentID string
 	OwnerID string
 	Result  string
@@ -46,7 +53,7 @@ type AuditFilter struct {
 	Cursor  string
 }
 
-const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at, approval_id`
+const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at, approval_id, kind, actor_type, actor_id, actor_name, on_behalf_of, changes`
 
 // Consumption is what an allowed call uses up. It is recorded in the same
 // transaction as the call's audit row: both or neither.
@@ -66,13 +73,12 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 	now := s.now()
 	e.ID = s.ids.next("aud_", now)
 	e.Timestamp = now.UTC().Truncate(time.Millisecond)
-	var args sql.NullString
-	if len(e.Arguments) > 0 {
-		args = sql.NullString{String: string(e.Arguments), Valid: true}
+	if e.Kind == "" {
+		e.Kind = KindDecision
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		if err := s.audit.enqueue(ctx, &auditReq{e: e, args: args, err: make(chan error, 1)}); err != nil {
+		if err := s.audit.enqueue(ctx, &auditReq{e: e, err: make(chan error, 1)}); err != nil {
 			return AuditEntry{}, err
 		}
 		return e, nil
@@ -114,13 +120,7 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 				return fmt.Errorf("record call: %w", err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
-			e.DurationUS, toMillis(e.Timestamp), e.ApprovalID)
-		if err != nil {
-			return fmt.Errorf("insert audit row: %w", err)
-		}
-		return nil
+		return insertAuditRow(ctx, tx, e)
 	})
 	if err != nil {
 		return AuditEntry{}, err
@@ -134,6 +134,9 @@ func (f AuditFilter) where() (string, []any) {
 	add := func(cond string, arg any) {
 		where = append(where, cond)
 		args = append(args, arg)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
 	}
 	if f.AgentID != "" {
 		add("agent_id = ?", f.AgentID)
@@ -249,14 +252,18 @@ func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]A
 
 func scanAudit(row scanner) (AuditEntry, error) {
 	var e AuditEntry
-	var args sql.NullString
+	var args, changes sql.NullString
 	var ts int64
 	if err := row.Scan(&e.ID, &e.AgentID, &e.OwnerID, &e.Action, &e.Resource, &args, &e.Result, &e.Code,
-		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts, &e.ApprovalID); err != nil {
+		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts, &e.ApprovalID,
+		&e.Kind, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.OnBehalfOf, &changes); err != nil {
 		return AuditEntry{}, fmt.Errorf("read audit row: %w", err)
 	}
 	if args.Valid {
 		e.Arguments = json.RawMessage(args.String)
+	}
+	if changes.Valid {
+		e.Changes = json.RawMessage(changes.String)
 	}
 	e.Timestamp = fromMillis(ts)
 	return e, nil

@@ -72,6 +72,10 @@ func (s *Store) CreateDelegation(ctx context.Context, d Delegation) (Delegation,
 		if err := s.recordChange(ctx, tx, ChangeDelegation, d.ID); err != nil {
 			return err
 		}
+		if err := s.insertEvent(ctx, tx, Event{Action: "delegation.create", Target: d.ID, AgentID: d.ToAgent,
+			Reason: "delegation from " + d.FromAgent + " to " + d.ToAgent, Changes: map[string]any{"after": d}}); err != nil {
+			return err
+		}
 		// The receiver's list of incoming delegations changed too.
 		return s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
 	})
@@ -142,13 +146,19 @@ func (s *Store) RevokeDelegation(ctx context.Context, id string) (Delegation, er
 		if err != nil {
 			return fmt.Errorf("revoke delegation: %w", err)
 		}
+		out, err = s.getDelegation(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		if n, _ := res.RowsAffected(); n > 0 {
 			if err := s.recordChange(ctx, tx, ChangeDelegation, id); err != nil {
 				return err
 			}
+			return s.insertEvent(ctx, tx, Event{Action: "delegation.revoke", Target: id, AgentID: out.ToAgent,
+				Reason: "delegation revoked", Changes: map[string]any{"before": map[string]any{"status": StatusActive},
+					"after": map[string]any{"status": StatusRevoked}}})
 		}
-		out, err = s.getDelegation(ctx, tx, id)
-		return err
+		return nil
 	})
 	return out, err
 }

@@ -37,7 +37,6 @@ type AuditStats struct {
 
 type auditReq struct {
 	e    AuditEntry
-	args sql.NullString
 	err  chan error
 }
 
@@ -208,7 +207,7 @@ func (b *batcher) write(batch []*auditReq) error {
 		// Prepared once on the writer (outside a transaction, which would
 		// hold its only connection) and reused by every batch: preparing
 		// costs about as much as inserting several rows.
-		st, err := b.s.w.PrepareContext(ctx, bind(b.s.pg, `INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		st, err := b.s.w.PrepareContext(ctx, bind(b.s.pg, auditInsert))
 		if err != nil {
 			return fmt.Errorf("prepare audit insert: %w", err)
 		}
@@ -217,9 +216,7 @@ func (b *batcher) write(batch []*auditReq) error {
 	return b.s.withTx(ctx, func(tx *txn) error {
 		stmt := tx.StmtContext(ctx, b.insert)
 		for _, r := range batch {
-			e := r.e
-			if _, err := stmt.ExecContext(ctx, e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, r.args, e.Result, e.Code,
-				e.Reason, e.IP, e.UserAgent, e.DurationUS, toMillis(e.Timestamp), e.ApprovalID); err != nil {
+			if _, err := stmt.ExecContext(ctx, r.e.args()...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
 		}

@@ -295,7 +295,9 @@ func (s *Store) ApproveOAuthRequest(ctx context.Context, handleHash string, c OA
 		if err != nil {
 			return fmt.Errorf("store oauth code: %w", err)
 		}
-		return nil
+		return s.insertEvent(ctx, tx, Event{Action: "oauth.consent.approve", Target: r.ClientID, AgentID: c.AgentID,
+			OwnerID: c.UserID, Reason: "user " + c.UserID + " granted client " + r.ClientID + " scopes " + joinScopes(c.Scopes),
+			Changes: map[string]any{"userId": c.UserID, "clientId": r.ClientID, "scopes": c.Scopes, "resource": r.Resource}})
 	})
 	return out, err
 }
@@ -306,7 +308,12 @@ func (s *Store) DenyOAuthRequest(ctx context.Context, handleHash string) (OAuthR
 	err := s.withTx(ctx, func(tx *txn) error {
 		r, err := s.decideOAuthRequest(ctx, tx, handleHash, OAuthDenied, "")
 		out = r
-		return err
+		if err != nil {
+			return err
+		}
+		return s.insertEvent(ctx, tx, Event{Action: "oauth.consent.deny", Target: r.ClientID,
+			Reason: "authorization request of client " + r.ClientID + " denied",
+			Changes: map[string]any{"clientId": r.ClientID, "scopes": r.Scopes, "resource": r.Resource}})
 	})
 	return out, err
 }
@@ -606,8 +613,11 @@ func (s *Store) RotateOAuthKey(ctx context.Context, k OAuthKey) (OAuthKey, error
 			return fmt.Errorf("retire oauth keys: %w", err)
 		}
 		var err error
-		out, err = s.insertOAuthKey(ctx, tx, k)
-		return err
+		if out, err = s.insertOAuthKey(ctx, tx, k); err != nil {
+			return err
+		}
+		return s.insertEvent(ctx, tx, Event{Action: "oauth.key.rotate", Target: out.ID,
+			Reason: "new " + k.Alg + " signing key for MCP access tokens; earlier keys retired"})
 	})
 	return out, err
 }

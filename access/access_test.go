@@ -1,0 +1,92 @@
+package access
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var testRoutes = []string{"agents.create", "agents.list", "authorize", "agents.effective_permissions", "approvals.approve",
+	"audit.export", "metrics", "health", "oauth.token", "keys.revoke"}
+
+// The table answers every principal exactly as the policy itself does,
+// including keys holding several roles (every subset of the roles).
+func TestTableMatchesThePolicy(t *testing.T) {
+	ctx := t.Context()
+	p, err := New(ctx, testRoutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := newEvaluator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := p.Roles()
+	if len(roles) < 4 {
+		t.Fatalf("Roles() = %v; want admin, approver, auditor, decider at least", roles)
+	}
+	for _, route := range testRoutes {
+		for _, typ := range []string{Anonymous, Agent} {
+			want, err := ev.decide(ctx, route, typ, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Decide(route, typ, nil); got != want {
+				t.Errorf("Decide(%s, %s) = %+v; want %+v", route, typ, got, want)
+			}
+		}
+		for mask := 0; mask < 1<<len(roles); mask++ {
+			held := []string{}
+			for i, r := range roles {
+				if mask&(1<<i) != 0 {
+					held = append(held, r)
+				}
+			}
+			want, err := ev.decide(ctx, route, Key, held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Decide(route, Key, held); got.Allow != want.Allow {
+				t.Errorf("Decide(%s, key %v) = %+v; want %+v", route, held, got, want)
+			}
+		}
+	}
+}
+
+func TestUnknownRouteStopsStartUp(t *testing.T) {
+	_, err := New(t.Context(), []string{"agents.create", "agents.purge"})
+	if err == nil {
+		t.Fatal("New with a route the policy does not know succeeded; want an error naming it")
+	}
+	if got := fmt.Sprint(err); !strings.Contains(got, "agents.purge") {
+		t.Errorf("error %q does not name the route", got)
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	p, err := New(t.Context(), testRoutes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		route, typ string
+		roles      []string
+		want       Decision
+	}{
+		{"health", Anonymous, nil, Decision{true, "public"}},
+		{"agents.create", Anonymous, nil, Decision{false, "unauthenticated"}},
+		{"agents.create", Key, []string{"decider"}, Decision{false, "forbidden"}},
+		{"agents.create", Key, []string{"admin"}, Decision{true, "role"}},
+		{"authorize", Agent, nil, Decision{true, "self"}},
+		{"agents.create", Agent, nil, Decision{false, "forbidden"}},
+		{"approvals.approve", Key, []string{"decider", "approver"}, Decision{true, "role"}},
+		{"nope", Key, []string{"admin"}, Decision{false, "unknown_route"}},
+	} {
+		if got := p.Decide(tt.route, tt.typ, tt.roles); got != tt.want {
+			t.Errorf("Decide(%s, %s %v) = %+v; want %+v", tt.route, tt.typ, tt.roles, got, tt.want)
+		}
+	}
+}
+
+
+

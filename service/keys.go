@@ -1,0 +1,256 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// KeyPrefix marks Kavach API keys (kvk_), as TokenPrefix marks agent tokens.
+const KeyPrefix = "kvk_"
+
+// keyLen is "kvk_" plus 32 random bytes in unpadded base64url.
+const keyLen = len(KeyPrefix) + 43
+
+// MinAdminKeyLen is the shortest KAVACH_ADMIN_KEY accepted.
+const MinAdminKeyLen = 32
+
+// Principal is an authenticated caller.
+type Principal struct {
+	// Actor is what the audit trail records.
+	Actor store.Actor
+	// Roles of an API key (admin for KAVACH_ADMIN_KEY); none for agents.
+	Roles []string
+	// AgentToken is the bearer of an agent principal: a Kavach agent token
+	// or an MCP access token.
+	AgentToken string
+}
+
+// IsAgent reports whether the caller presented an agent's credential.
+func (p Principal) IsAgent() bool { return p.Actor.Type == store.ActorAgent }
+
+// Anonymous is the principal of a request without credential.
+var Anonymous = Principal{Actor: store.Actor{Type: store.ActorAnonymous}}
+
+// keyCache holds every API key by hash; the change feed keeps it current
+// on every replica, and this replica's own writes update it at once.
+type keyCache struct {
+	mu     sync.RWMutex
+	byHash map[string]store.APIKey
+	hashOf map[string]string // id → hash
+}
+
+func (c *keyCache) get(hash string) (store.APIKey, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	k, ok := c.byHash[hash]
+	return k, ok
+}
+
+func (c *keyCache) put(k store.APIKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byHash == nil {
+		c.byHash, c.hashOf = map[string]store.APIKey{}, map[string]string{}
+	}
+	c.byHash[k.Hash], c.hashOf[k.ID] = k, k.Hash
+}
+
+func (c *keyCache) replace(keys []store.APIKey) {
+	c.mu.Lock()
+	c.byHash, c.hashOf = map[string]store.APIKey{}, map[string]string{}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.put(k)
+	}
+}
+
+func (c *keyCache) loadKeys(ctx context.Context, st Store) error {
+	keys, err := st.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load API keys: %w", err)
+	}
+	c.replace(keys)
+	return nil
+}
+
+// newKey returns a fresh API key and the hash that is stored instead.
+func newKey() (key, hash string) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	key = KeyPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return key, hashToken(key)
+}
+
+func wellFormedKey(s string) bool {
+	if len(s) != keyLen || !strings.HasPrefix(s, KeyPrefix) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s[len(KeyPrefix):])
+	return err == nil && len(b) == 32
+}
+
+func unauthorized(code, format string, args ...any) *Error {
+	return &Error{Kind: KindUnauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Authenticate resolves a bearer credential. An API key is looked up by
+// the hash of what was sent, in memory; with fresh it is read again from
+// the database, so a key revoked on another replica a moment ago is
+// refused here too. Agent credentials (kv_… tokens, MCP access tokens)
+// are returned unresolved: a decision resolves them, and every other use
+// goes through AgentOf.
+func (s *Service) Authenticate(ctx context.Context, bearer string, fresh bool) (Principal, error) {
+	if s.adminKeyHash != nil {
+		sum := sha256.Sum256([]byte(bearer))
+		if subtle.ConstantTimeCompare(sum[:], s.adminKeyHash) == 1 {
+			return Principal{Actor: store.Actor{Type: store.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY"},
+				Roles: []string{"admin"}}, nil
+		}
+	}
+	switch {
+	case strings.HasPrefix(bearer, KeyPrefix):
+		return s.authenticateKey(ctx, bearer, fresh)
+	case strings.HasPrefix(bearer, TokenPrefix):
+		if !wellFormedToken(bearer) {
+			return Principal{}, unauthorized("malformed_credential", "the bearer is not a well-formed Kavach agent token (kv_ followed by 43 base64url characters)")
+		}
+		return Principal{Actor: store.Actor{Type: store.ActorAgent}, AgentToken: bearer}, nil
+	case isAccessToken(bearer):
+		return Principal{Actor: store.Actor{Type: store.ActorAgent}, AgentToken: bearer}, nil
+	}
+	return Principal{}, unauthorized("malformed_credential", "the bearer is neither a Kavach API key (kvk_…), an agent token (kv_…) nor an MCP access token")
+}
+
+func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool) (Principal, error) {
+	if !wellFormedKey(bearer) {
+		return Principal{}, unauthorized("malformed_credential", "the bearer is not a well-formed Kavach API key (kvk_ followed by 43 base64url characters)")
+	}
+	hash := hashToken(bearer)
+	k, ok := s.keys.get(hash)
+	if fresh || !ok {
+		// Unknown here may be a key created on another replica a moment ago.
+		var err error
+		k, err = s.store.KeyByHash(ctx, hash)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return Principal{}, unauthorized("invalid_key", "the API key is not known")
+		case err != nil:
+			return Principal{}, fmt.Errorf("look up API key: %w", err)
+		}
+		s.keys.put(k)
+	}
+	now := s.now()
+	switch {
+	case k.RevokedAt != nil:
+		return Principal{}, unauthorized("key_revoked", "the API key %s was revoked", k.ID)
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return Principal{}, unauthorized("key_expired", "the API key %s expired at %s", k.ID, k.ExpiresAt.Format(time.RFC3339))
+	}
+	return Principal{Actor: store.Actor{Type: store.ActorKey, ID: k.ID, Name: k.Name}, Roles: k.Roles}, nil
+}
+
+// AgentOf resolves an agent principal to its agent's ID: a token must name
+// an agent that is active and unexpired.
+func (s *Service) AgentOf(ctx context.Context, p Principal) (string, error) {
+	if isAccessToken(p.AgentToken) {
+		id, _, err := s.agentOfAccessToken(ctx, p.AgentToken)
+		return id, err
+	}
+	a, err := s.store.AgentByTokenHash(ctx, hashToken(p.AgentToken))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", unauthorized("invalid_token", "the agent token is not known")
+	case err != nil:
+		return "", fmt.Errorf("look up agent token: %w", err)
+	case a.Status == store.StatusRevoked:
+		return "", unauthorized("agent_revoked", "the token's agent is revoked")
+	case a.Status == store.StatusExpired:
+		return "", unauthorized("agent_expired", "the token's agent has expired")
+	}
+	return a.ID, nil
+}
+
+// CreateKey creates an API key and returns its secret, shown only here.
+func (s *Service) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.KeyWithSecret, error) {
+	if err := checkName(req.Name); err != nil {
+		return api.KeyWithSecret{}, err
+	}
+	if len(req.Roles) == 0 {
+		return api.KeyWithSecret{}, invalid("missing_field", "roles is required: one or more of %s", strings.Join(s.opts.Roles, ", "))
+	}
+	for i, r := range req.Roles {
+		if !slices.Contains(s.opts.Roles, r) {
+			return api.KeyWithSecret{}, unprocessable("invalid_role", "role %q is not one of %s", r, strings.Join(s.opts.Roles, ", "))
+		}
+		if slices.Contains(req.Roles[:i], r) {
+			return api.KeyWithSecret{}, unprocessable("invalid_role", "role %q is given twice", r)
+		}
+	}
+	if err := checkExpiry(req.ExpiresAt, s.now()); err != nil {
+		return api.KeyWithSecret{}, err
+	}
+	secret, hash := newKey()
+	k, err := s.store.CreateKey(ctx, store.APIKey{Name: req.Name, Roles: req.Roles, ExpiresAt: req.ExpiresAt, Hash: hash})
+	if err != nil {
+		return api.KeyWithSecret{}, err
+	}
+	s.keys.put(k)
+	s.log.Info("API key created", "key", k.ID, "name", k.Name, "roles", k.Roles)
+	return api.KeyWithSecret{APIKey: k, Key: secret}, nil
+}
+
+// BootstrapAdminKey creates an admin key when the database holds none and
+// returns its secret; "" when keys exist already.
+func (s *Service) BootstrapAdminKey(ctx context.Context) (string, store.APIKey, error) {
+	secret, hash := newKey()
+	k, created, err := s.store.BootstrapKey(store.WithActor(ctx, store.Actor{Type: store.ActorSystem, Name: "bootstrap"}),
+		store.APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: hash})
+	if err != nil || !created {
+		return "", k, err
+	}
+	s.keys.put(k)
+	return secret, k, nil
+}
+
+// ListKeys returns every API key (never a secret).
+func (s *Service) ListKeys(ctx context.Context) ([]api.APIKey, error) {
+	return s.store.ListKeys(ctx)
+}
+
+// GetKey returns one API key.
+func (s *Service) GetKey(ctx context.Context, id string) (api.APIKey, error) {
+	k, err := s.store.GetKey(ctx, id)
+	return k, keyError(err)
+}
+
+// RevokeKey revokes an API key: this replica refuses it from the moment
+// this returns, others at their next request that needs it fresh, and
+// on the change feed for decisions.
+func (s *Service) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
+	k, err := s.store.RevokeKey(ctx, id)
+	if err != nil {
+		return k, keyError(err)
+	}
+	s.keys.put(k)
+	s.log.Info("API key revoked", "key", k.ID, "name", k.Name)
+	return k, nil
+}
+
+func keyError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: KindNotFound, Code: "key_not_found", Message: "no API key with that ID", Err: err}
+	}
+	return err
+}

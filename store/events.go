@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kinds of audit row.
+const (
+	// KindDecision is a decision of POST /v1/authorize.
+	KindDecision = "decision"
+	// KindEvent is a change of state (agent.create, key.revoke, …) or a
+	// refused API call (api.refused).
+	KindEvent = "event"
+)
+
+// Actor types: who made a call.
+const (
+	ActorKey       = "key"       // an API key (key_…)
+	ActorAdminEnv  = "admin_env" // KAVACH_ADMIN_KEY
+	ActorAgent     = "agent"     // an agent's own token or an MCP access token
+	ActorAnonymous = "anonymous" // no credential
+	ActorSystem    = "system"    // the sidecar itself (start-up, file watchers)
+)
+
+// Actor is the authenticated caller behind an audit row. OnBehalfOf is a
+// user ID the caller vouched for (an approver acting for a human); it is
+// recorded beside the credential, never instead of it.
+type Actor struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	Name       string `json:"name,omitempty"`
+	OnBehalfOf string `json:"onBehalfOf,omitempty"`
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the caller, which every write records in
+// the audit event it commits with the change.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the caller ctx carries; a write without one is the
+// sidecar's own (ActorSystem).
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
+		return a
+	}
+	return Actor{Type: ActorSystem}
+}
+
+// Event is a change of state to audit: Action names it (agent.update),
+// Target is the ID of what changed, Changes what changed (never a secret).
+type Event struct {
+	Action  string
+	Target  string
+	AgentID string
+	OwnerID string
+	Reason  string
+	Changes any
+	// Result is allowed for a change made, denied for a refused call.
+	Result string
+	Code   string
+}
+
+// insertEvent writes e as an audit row inside tx, so the change and its
+// record commit together or not at all.
+func (s *Store) insertEvent(ctx context.Context, tx *txn, e Event) error {
+	row, err := s.eventRow(ctx, e)
+	if err != nil {
+		return err
+	}
+	return insertAuditRow(ctx, tx, row)
+}
+
+func (s *Store) eventRow(ctx context.Context, e Event) (AuditEntry, error) {
+	now := s.now()
+	row := AuditEntry{
+		ID: s.ids.next("aud_", now), Timestamp: now.UTC().Truncate(time.Millisecond), Kind: KindEvent,
+		AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action, Resource: e.Target,
+		Result: e.Result, Code: e.Code, Reason: e.Reason, Actor: ActorFrom(ctx),
+	}
+	if row.Result == "" {
+		row.Result, row.Code = ResultAllowed, "ok"
+	}
+	if e.Changes != nil {
+		b, err := json.Marshal(e.Changes)
+		if err != nil {
+			return AuditEntry{}, fmt.Errorf("encode audit changes: %w", err)
+		}
+		row.Changes = b
+	}
+	return row, nil
+}
+
+// RecordEvent commits one event on its own: for changes that live outside
+// the database (an extension reload) and for refused calls.
+func (s *Store) RecordEvent(ctx context.Context, e Event) (AuditEntry, error) {
+	row, err := s.eventRow(ctx, e)
+	if err != nil {
+		return AuditEntry{}, err
+	}
+	err = s.withTx(ctx, func(tx *txn) error { return insertAuditRow(ctx, tx, row) })
+	return row, err
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+const auditInsert = `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func insertAuditRow(ctx context.Context, x execer, e AuditEntry) error {
+	if _, err := x.ExecContext(ctx, auditInsert, e.args()...); err != nil {
+		return fmt.Errorf("insert audit row: %w", err)
+	}
+	return nil
+}
+
+// args are e's values in auditColumns order.
+func (e AuditEntry) args() []any {
+	var args, changes sql.NullString
+	if len(e.Arguments) > 0 {
+		args = sql.NullString{String: string(e.Arguments), Valid: true}
+	}
+	if len(e.Changes) > 0 {
+		changes = sql.NullString{String: string(e.Changes), Valid: true}
+	}
+	kind := e.Kind
+	if kind == "" {
+		kind = KindDecision
+	}
+	return []any{e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
+		e.DurationUS, toMillis(e.Timestamp), e.ApprovalID, kind, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.OnBehalfOf, changes}
+}

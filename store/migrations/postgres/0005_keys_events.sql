@@ -1,0 +1,28 @@
+-- API keys for the app and operators. Only the SHA-256 (hex) of a key is
+-- stored; roles is a JSON array of role names. Timestamps are Unix ms.
+CREATE TABLE api_keys (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    name        TEXT NOT NULL,
+    roles       TEXT NOT NULL,
+    key_hash    TEXT NOT NULL UNIQUE,
+    created_by  TEXT NOT NULL DEFAULT '',
+    expires_at  BIGINT,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+
+-- The audit log holds two kinds of rows: decisions (POST /v1/authorize) and
+-- events (a change of state, or a refused API call). Every row names the
+-- credential that caused it; changes holds an event's before and after.
+ALTER TABLE audit_log ADD COLUMN kind TEXT NOT NULL DEFAULT 'decision';
+ALTER TABLE audit_log ADD COLUMN actor_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN actor_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN actor_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN on_behalf_of TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_log ADD COLUMN changes TEXT;
+CREATE INDEX audit_kind ON audit_log (kind, id);
+
+-- Who resolved an approval: the authenticated credential, and the user the
+-- app vouched for.
+ALTER TABLE approvals ADD COLUMN responder_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE approvals ADD COLUMN on_behalf_of TEXT NOT NULL DEFAULT '';
