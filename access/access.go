@@ -7,8 +7,7 @@ package access
 
 import (
 	"context"
-	"errors"
-	"fmt"
+		"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -48,15 +47,19 @@ type Policy struct {
 	roles []string
 }
 
-// New evaluates the API policy for every route in routes (route names, as
-// the router registers them). A route the policy does not know is an error:
-// a route added without an entry stops the sidecar at start-up.
-func New(ctx context.Context, routes []string) (*Policy, error) {
+// New evaluates the API policy for every route it names (in public or
+// grants) and every principal shape. Check that each route the router
+// serves is Known: one added without a policy entry must stop the sidecar.
+func New(ctx context.Context) (*Policy, error) {
 	ev, err := newEvaluator(ctx)
 	if err != nil {
 		return nil, err
 	}
-	roles, err := ev.roles(ctx)
+	roles, err := ev.strings(ctx, ev.roleSet, "roles")
+	if err != nil {
+		return nil, err
+	}
+	routes, err := ev.strings(ctx, ev.routeSet, "routes")
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +88,25 @@ func New(ctx context.Context, routes []string) (*Policy, error) {
 		p.rules[route] = r
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("policies/api: no entry for route(s) %s: add each to grants or public", strings.Join(unknown, ", "))
+		return nil, fmt.Errorf("policies/api: routes %s are undecided", strings.Join(unknown, ", "))
 	}
 	return p, nil
+}
+
+// Known reports whether the policy has an entry for route.
+func (p *Policy) Known(route string) bool {
+	_, ok := p.rules[route]
+	return ok
+}
+
+// Routes are the route names the policy has entries for, sorted.
+func (p *Policy) Routes() []string {
+	rs := make([]string, 0, len(p.rules))
+	for r := range p.rules {
+		rs = append(rs, r)
+	}
+	sort.Strings(rs)
+	return rs
 }
 
 // Roles are the roles an API key may hold, sorted.
@@ -124,7 +143,7 @@ func (p *Policy) Public(route string) bool {
 // evaluator runs the API policy itself; New uses it to build the table and
 // tests to check the table against it.
 type evaluator struct {
-	decision, roleSet rego.PreparedEvalQuery
+	decision, roleSet, routeSet rego.PreparedEvalQuery
 }
 
 func newEvaluator(ctx context.Context) (*evaluator, error) {
@@ -146,31 +165,35 @@ func newEvaluator(ctx context.Context) (*evaluator, error) {
 	if ev.roleSet, err = rego.New(opts(policies.APIRolesQuery)...).PrepareForEval(ctx); err != nil {
 		return nil, fmt.Errorf("compile policies/api: %w", err)
 	}
+	if ev.routeSet, err = rego.New(opts(policies.APIRoutesQuery)...).PrepareForEval(ctx); err != nil {
+		return nil, fmt.Errorf("compile policies/api: %w", err)
+	}
 	return ev, nil
 }
 
-func (ev *evaluator) roles(ctx context.Context) ([]string, error) {
-	rs, err := ev.roleSet.Eval(ctx)
+// strings evaluates a query for a set of strings, returned sorted.
+func (ev *evaluator) strings(ctx context.Context, q rego.PreparedEvalQuery, what string) ([]string, error) {
+	rs, err := q.Eval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("policies/api roles: %w", err)
+		return nil, fmt.Errorf("policies/api %s: %w", what, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return nil, errors.New("policies/api: roles is undefined")
+		return nil, fmt.Errorf("policies/api: %s is undefined", what)
 	}
 	list, ok := rs[0].Expressions[0].Value.([]any)
 	if !ok {
-		return nil, fmt.Errorf("policies/api: roles is %T, not a set of strings", rs[0].Expressions[0].Value)
+		return nil, fmt.Errorf("policies/api: %s is %T, not a set of strings", what, rs[0].Expressions[0].Value)
 	}
-	roles := make([]string, 0, len(list))
+	out := make([]string, 0, len(list))
 	for _, v := range list {
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("policies/api: role %v is not a string", v)
+			return nil, fmt.Errorf("policies/api: %s holds %v, not a string", what, v)
 		}
-		roles = append(roles, s)
+		out = append(out, s)
 	}
-	sort.Strings(roles)
-	return roles, nil
+	sort.Strings(out)
+	return out, nil
 }
 
 func (ev *evaluator) decide(ctx context.Context, route, typ string, roles []string) (Decision, error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,14 +21,35 @@ import (
 type Client struct {
 	base string
 	http *http.Client
+	// dial, if set, connects to a Unix socket instead of base's host.
+	dial func(ctx context.Context, _, _ string) (net.Conn, error)
+	key  string
 }
 
-// New returns a client for the sidecar at base (e.g. http://127.0.0.1:7400).
+// New returns a client for the sidecar at base: http://127.0.0.1:7400,
+// https://…, or unix:///path/kavach.sock for a Unix socket.
 func New(base string) *Client {
+	c := &Client{http: &http.Client{Timeout: 30 * time.Second}}
+	if path, ok := strings.CutPrefix(base, "unix://"); ok {
+		var d net.Dialer
+		c.dial = func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", path) }
+		c.http.Transport = &http.Transport{DialContext: c.dial}
+		c.base = "http://localhost"
+		return c
+	}
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c.base = strings.TrimRight(base, "/")
+	return c
+}
+
+// WithAPIKey returns a copy of c that sends key (kvk_… or the
+// KAVACH_ADMIN_KEY) as its credential.
+func (c *Client) WithAPIKey(key string) *Client {
+	cp := *c
+	cp.key = key
+	return &cp
 }
 
 // Error is an error response from the sidecar.
@@ -39,7 +61,29 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
 
-func (c *Client) do(ctx context.Context, method, path string, body any, bearer string, out any) error {
+// newRequest builds a request with the client's credentials. agentToken,
+// if set, is an agent's token: sent beside the API key in
+// Kavach-Agent-Token (the app asking for that agent's decision), or as the
+// credential itself when the client has no key (the agent asking for
+// itself).
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader, agentToken string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	switch {
+	case agentToken != "" && c.key != "":
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		req.Header.Set(api.AgentTokenHeader, agentToken)
+	case agentToken != "":
+		req.Header.Set("Authorization", "Bearer "+agentToken)
+	case c.key != "":
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	return req, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, agentToken string, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -48,15 +92,12 @@ func (c *Client) do(ctx context.Context, method, path string, body any, bearer s
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := c.newRequest(ctx, method, path, rd, agentToken)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -137,13 +178,15 @@ func (c *Client) Authorize(ctx context.Context, req api.AuthorizeRequest, token 
 // AuditFilter holds the audit query parameters; empty ones are left out.
 type AuditFilter struct {
 	AgentID, UserID, Result, Since, Until, Cursor string
-	Limit                                         int
+	// Kind is decision or event; Action one action (agent.update, …).
+	Kind, Action string
+	Limit        int
 }
 
 func (f AuditFilter) values() url.Values {
 	q := url.Values{}
 	for k, v := range map[string]string{"agentId": f.AgentID, "userId": f.UserID, "result": f.Result,
-		"since": f.Since, "until": f.Until, "cursor": f.Cursor} {
+		"since": f.Since, "until": f.Until, "cursor": f.Cursor, "kind": f.Kind, "action": f.Action} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -164,12 +207,12 @@ func (c *Client) QueryAudit(ctx context.Context, f AuditFilter) (api.AuditPage, 
 func (c *Client) ExportAudit(ctx context.Context, f AuditFilter, format string, w io.Writer) error {
 	q := f.values()
 	q.Set("format", format)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/audit/export?"+q.Encode(), nil)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/audit/export?"+q.Encode(), nil, "")
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return err
 	}
 	// An export may take longer than the client's default timeout.
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -243,9 +286,9 @@ func (c *Client) ResolveApproval(ctx context.Context, id string, approve bool, r
 
 // Bundle downloads an OPA bundle of the sidecar's policies and data.
 func (c *Client) Bundle(ctx context.Context, w io.Writer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/bundle", nil)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/bundle", nil, "")
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -276,6 +319,11 @@ func (c *Client) Policies(ctx context.Context) (json.RawMessage, error) {
 // NewWithHTTP is New with a given HTTP client (timeouts, transports).
 func NewWithHTTP(base string, hc *http.Client) *Client {
 	c := New(base)
+	if c.dial != nil && hc.Transport == nil {
+		cp := *hc
+		cp.Transport = c.http.Transport
+		hc = &cp
+	}
 	c.http = hc
 	return c
 }
@@ -290,4 +338,28 @@ func (c *Client) Ready(ctx context.Context) error {
 func (c *Client) RotateOAuthKey(ctx context.Context) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.do(ctx, http.MethodPost, "/v1/oauth/keys/rotate", nil, "", &out)
+}
+
+// CreateKey creates an API key; the result carries the key, shown once.
+func (c *Client) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.KeyWithSecret, error) {
+	var out api.KeyWithSecret
+	return out, c.do(ctx, http.MethodPost, "/v1/keys", req, "", &out)
+}
+
+// ListKeys lists every API key (never a secret).
+func (c *Client) ListKeys(ctx context.Context) ([]api.APIKey, error) {
+	var out api.KeyList
+	return out.Keys, c.do(ctx, http.MethodGet, "/v1/keys", nil, "", &out)
+}
+
+// GetKey reads one API key.
+func (c *Client) GetKey(ctx context.Context, id string) (api.APIKey, error) {
+	var out api.APIKey
+	return out, c.do(ctx, http.MethodGet, "/v1/keys/"+url.PathEscape(id), nil, "", &out)
+}
+
+// RevokeKey revokes an API key.
+func (c *Client) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
+	var out api.APIKey
+	return out, c.do(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(id)+"/revoke", nil, "", &out)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -123,6 +124,16 @@ type Server struct {
 	// one when there is no public listener, serve HTTPS.
 	TLSCert string `yaml:"tlsCert"`
 	TLSKey  string `yaml:"tlsKey"`
+	// AllowedHosts are host names a request's Host header may carry on a
+	// TCP listener, besides localhost and IP addresses (DNS rebinding).
+	AllowedHosts []string `yaml:"allowedHosts"`
+	// SocketGroup is the group (name or ID) of the Unix socket when
+	// address is unix:///path: the app's supplemental group.
+	SocketGroup string `yaml:"socketGroup"`
+	// AdminKeyFile is where the first start writes the bootstrap admin key
+	// (mode 0600), and where the CLI looks for it; default
+	// ~/.config/kavach/admin-key.
+	AdminKeyFile string `yaml:"adminKeyFile"`
 }
 
 // Database selects the store.
@@ -190,6 +201,17 @@ func Load(path string) (Config, error) {
 func (c *Config) Validate() error {
 	if c.Server.Address == "" {
 		c.Server.Address = DefaultAddress
+	}
+	if p, ok := strings.CutPrefix(c.Server.Address, "unix://"); ok && !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("server.address %q: a Unix socket needs an absolute path, as in unix:///var/run/kavach/kavach.sock", c.Server.Address)
+	}
+	if c.Server.SocketGroup != "" && !strings.HasPrefix(c.Server.Address, "unix://") {
+		return fmt.Errorf("server.socketGroup is set but server.address %q is not a unix:// socket", c.Server.Address)
+	}
+	for _, h := range c.Server.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ *") {
+			return fmt.Errorf("server.allowedHosts: %q is not a host name", h)
+		}
 	}
 	if c.Database.URL == "" && c.Database.Provider != "postgres" {
 		c.Database.URL = DefaultDatabase
@@ -334,4 +356,18 @@ func ParseExpiry(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: must be more than zero and at most 100 years", s)
 	}
 	return time.Duration(n) * unit, nil
+}
+
+// AdminKeyFile is where the bootstrap admin key is written and where the
+// CLI looks for a key last: KAVACH_ADMIN_KEY_FILE, else
+// ~/.config/kavach/admin-key ($XDG_CONFIG_HOME/kavach/admin-key).
+func AdminKeyFile() string {
+	if f := os.Getenv("KAVACH_ADMIN_KEY_FILE"); f != "" {
+		return f
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "kavach", "admin-key")
 }

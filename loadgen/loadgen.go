@@ -40,11 +40,14 @@ const (
 	Floor   Kind = "floor"   // POST /, fixed answer
 )
 
-// Target is an endpoint under test.
+// Target is an endpoint under test. Key is a sidecar's API key (role
+// decider), sent with the requests by agent ID; requests by token carry
+// the agent's own token instead.
 type Target struct {
 	Name string
 	Kind Kind
 	URL  string
+	Key  string
 }
 
 // Result is one target's figures.
@@ -78,7 +81,7 @@ func Run(ctx context.Context, t Target, mix []Request, opts Options) (Result, er
 	}
 	reqs := make([]prepared, len(mix))
 	for i, r := range mix {
-		p, err := prepare(t.Kind, r)
+		p, err := prepare(t, r)
 		if err != nil {
 			return Result{}, err
 		}
@@ -137,16 +140,17 @@ func Run(ctx context.Context, t Target, mix []Request, opts Options) (Result, er
 	return res, nil
 }
 
-func prepare(kind Kind, r Request) (prepared, error) {
+func prepare(t Target, r Request) (prepared, error) {
 	p := prepared{allowed: r.Allowed}
 	var err error
-	switch kind {
+	switch kind := t.Kind; kind {
 	case Sidecar:
 		body := map[string]string{"action": r.Action, "resource": r.Resource}
 		if r.Token != "" {
 			p.bearer = r.Token
 		} else {
 			body["agentId"] = r.AgentID
+			p.bearer = t.Key
 		}
 		p.body, err = json.Marshal(body)
 	case OPA:
@@ -163,7 +167,7 @@ func prepare(kind Kind, r Request) (prepared, error) {
 	case Floor:
 		p.body = []byte(`{}`)
 	default:
-		return p, fmt.Errorf("unknown target kind %q", kind)
+		return p, fmt.Errorf("unknown target kind %q", t.Kind)
 	}
 	return p, err
 }

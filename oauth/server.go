@@ -130,21 +130,41 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// Register adds the public endpoints to mux.
-func (s *Server) Register(mux *http.ServeMux) {
+// Route is one public endpoint: Name is how Kavach's API policy knows it
+// (oauth.token, …), Pattern the ServeMux pattern, whose path depends on
+// the issuer and base URL.
+type Route struct {
+	Name    string
+	Pattern string
+	Handler http.HandlerFunc
+}
+
+// Routes are the public endpoints: metadata, registration, authorize,
+// token, revocation, introspection and JWKS.
+func (s *Server) Routes() []Route {
+	var rs []Route
 	for _, p := range s.metadataPaths() {
-		mux.HandleFunc("GET "+p, s.serveMetadata)
+		rs = append(rs, Route{"oauth.metadata", "GET " + p, s.serveMetadata})
 	}
 	for _, p := range s.resourceMetadataPaths() {
-		mux.HandleFunc("GET "+p, s.serveResourceMetadata)
+		rs = append(rs, Route{"oauth.resource_metadata", "GET " + p, s.serveResourceMetadata})
 	}
 	b := s.basePath
-	mux.HandleFunc("POST "+b+"/oauth/register", s.serveRegister)
-	mux.HandleFunc("GET "+b+"/oauth/authorize", s.serveAuthorize)
-	mux.HandleFunc("POST "+b+"/oauth/token", s.serveToken)
-	mux.HandleFunc("POST "+b+"/oauth/revoke", s.serveRevoke)
-	mux.HandleFunc("POST "+b+"/oauth/introspect", s.serveIntrospect)
-	mux.HandleFunc("GET "+b+"/oauth/jwks", s.serveJWKS)
+	return append(rs,
+		Route{"oauth.register", "POST " + b + "/oauth/register", s.serveRegister},
+		Route{"oauth.authorize", "GET " + b + "/oauth/authorize", s.serveAuthorize},
+		Route{"oauth.token", "POST " + b + "/oauth/token", s.serveToken},
+		Route{"oauth.revoke", "POST " + b + "/oauth/revoke", s.serveRevoke},
+		Route{"oauth.introspect", "POST " + b + "/oauth/introspect", s.serveIntrospect},
+		Route{"oauth.jwks", "GET " + b + "/oauth/jwks", s.serveJWKS},
+	)
+}
+
+// Register adds the public endpoints to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	for _, r := range s.Routes() {
+		mux.HandleFunc(r.Pattern, r.Handler)
+	}
 }
 
 func (s *Server) endpoint(name string) string { return s.cfg.BaseURL + "/oauth/" + name }

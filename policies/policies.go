@@ -22,6 +22,8 @@ const (
 	APIDecisionQuery = "data.kavach.api.decision"
 	// APIRolesQuery lists the roles an API key may hold.
 	APIRolesQuery = "data.kavach.api.roles"
+	// APIRoutesQuery lists the routes the API policy decides.
+	APIRoutesQuery = "data.kavach.api.routes"
 )
 
 // apiDir holds the policy of Kavach's own API, which is not part of agent

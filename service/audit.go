@@ -12,6 +12,9 @@ import (
 // AuditQuery holds the raw query parameters of the audit endpoints.
 type AuditQuery struct {
 	AgentID, UserID, Result, Since, Until, Limit, Cursor string
+	// Kind is decision or event (a change of state or a refused call);
+	// Action one action (agent.update, api.refused, or an agent's action).
+	Kind, Action string
 }
 
 const (
@@ -20,7 +23,12 @@ const (
 )
 
 func (q AuditQuery) filter(paged bool) (store.AuditFilter, error) {
-	f := store.AuditFilter{AgentID: q.AgentID, OwnerID: q.UserID, Result: q.Result, Cursor: q.Cursor}
+	f := store.AuditFilter{AgentID: q.AgentID, OwnerID: q.UserID, Result: q.Result, Cursor: q.Cursor, Kind: q.Kind, Action: q.Action}
+	switch q.Kind {
+	case "", store.KindDecision, store.KindEvent:
+	default:
+		return f, invalid("invalid_parameter", "kind %q is not decision or event", q.Kind)
+	}
 	switch q.Result {
 	case "", store.ResultAllowed, store.ResultDenied:
 	default:

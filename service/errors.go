@@ -19,6 +19,8 @@ const (
 	KindConflict                  // the resource's state forbids it
 	KindUnprocessable             // well-formed but breaks a rule
 	KindUnavailable               // not ready to answer yet
+	KindForbidden                 // a valid credential that may not do this
+	KindUnsupported               // a body that is not JSON
 )
 
 // Error is a client-facing error with a stable code.

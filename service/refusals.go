@@ -21,11 +21,16 @@ const (
 
 // Refusal is one refused call: 401 or 403.
 type Refusal struct {
-	Actor  store.Actor
+	Actor store.Actor
+	// AgentToken, for an agent refused, names the agent in the audit row
+	// (only its hash is kept, and only until the row is written).
+	AgentToken string
 	Route  string // the route's name, or the method and path if none
 	Status int
 	Code   string
 	Reason string
+
+	tokenHash string
 }
 
 type refusals struct {
@@ -53,6 +58,12 @@ func newRefusals(st Store, log *slog.Logger) *refusals {
 // RecordRefusal audits a refused call in the background, within the
 // budget; it never blocks the request.
 func (s *Service) RecordRefusal(r Refusal) {
+	if r.AgentToken != "" {
+		if wellFormedToken(r.AgentToken) {
+			r.tokenHash = hashToken(r.AgentToken)
+		}
+		r.AgentToken = ""
+	}
 	s.refusals.add(r, s.now())
 }
 
@@ -110,6 +121,12 @@ func (rs *refusals) run(ctx context.Context) {
 func (rs *refusals) write(ctx context.Context, it refusalItem) {
 	e := store.Event{Action: "api.refused", Target: it.r.Route, Result: store.ResultDenied, Code: it.r.Code,
 		Reason: it.r.Reason, Changes: map[string]any{"status": it.r.Status}}
+	if it.r.tokenHash != "" && it.r.Actor.ID == "" {
+		if a, err := rs.st.AgentByTokenHash(ctx, it.r.tokenHash); err == nil {
+			it.r.Actor.ID = a.ID
+			e.AgentID, e.OwnerID = a.ID, a.OwnerID
+		}
+	}
 	if it.suppressed > 0 {
 		it.r.Actor = store.Actor{Type: store.ActorSystem}
 		e = store.Event{Action: "api.refused.suppressed", Result: store.ResultDenied, Code: "suppressed",

@@ -87,15 +87,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	bearer := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			s.fail(w, r, &service.Error{Kind: service.KindUnauthorized, Code: "malformed_token",
-				Message: "the Authorization header must be \"Bearer kv_…\""})
+	// The agent whose decision this is: the caller itself (its own token),
+	// or the one whose token the app forwards beside its key.
+	p := principalOf(r.Context())
+	forwarded := strings.TrimSpace(r.Header.Get(api.AgentTokenHeader))
+	bearer := forwarded
+	if p.IsAgent() {
+		switch {
+		case req.AgentID != "":
+			s.refuse(w, r, "authorize", p, http.StatusForbidden, "forbidden",
+				"an agent's credential may only ask for its own decisions: leave agentId out")
+			return
+		case forwarded != "":
+			writeError(w, http.StatusBadRequest, "ambiguous_identity",
+				api.AgentTokenHeader+" goes beside an API key; an agent's own credential needs none")
 			return
 		}
-		bearer = strings.TrimSpace(token)
+		bearer = p.AgentToken
 	}
 	explain := false
 	switch v := r.URL.Query().Get("explain"); v {
@@ -124,7 +132,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 func auditQuery(r *http.Request) service.AuditQuery {
 	q := r.URL.Query()
 	return service.AuditQuery{AgentID: q.Get("agentId"), UserID: q.Get("userId"), Result: q.Get("result"),
-		Since: q.Get("since"), Until: q.Get("until"), Limit: q.Get("limit"), Cursor: q.Get("cursor")}
+		Since: q.Get("since"), Until: q.Get("until"), Limit: q.Get("limit"), Cursor: q.Get("cursor"),
+		Kind: q.Get("kind"), Action: q.Get("action")}
 }
 
 func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +147,8 @@ func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request) {
 
 // CSVHeader is the header row of the CSV export.
 var CSVHeader = []string{"id", "timestamp", "agentId", "ownerId", "action", "resource", "arguments",
-	"result", "code", "reason", "ip", "userAgent", "durationUs", "approvalId"}
+	"result", "code", "reason", "ip", "userAgent", "durationUs", "approvalId",
+	"kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes"}
 
 const (
 	// maxExports caps concurrent exports; each may run for long.
@@ -232,7 +242,8 @@ func (c *csvEncoder) begin() error { return c.cw.Write(CSVHeader) }
 func (c *csvEncoder) row(e api.AuditEntry) error {
 	return c.cw.Write([]string{e.ID, e.Timestamp.Format(time.RFC3339Nano), cell(e.AgentID), cell(e.OwnerID),
 		cell(e.Action), cell(e.Resource), cell(string(e.Arguments)), e.Result, e.Code, cell(e.Reason), e.IP,
-		cell(e.UserAgent), strconv.FormatInt(e.DurationUS, 10), e.ApprovalID})
+		cell(e.UserAgent), strconv.FormatInt(e.DurationUS, 10), e.ApprovalID,
+		e.Kind, e.Actor.Type, cell(e.Actor.ID), cell(e.Actor.Name), cell(e.Actor.OnBehalfOf), cell(string(e.Changes))})
 }
 
 func (c *csvEncoder) flush() error { c.cw.Flush(); return c.cw.Error() }

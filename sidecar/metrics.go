@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ type metrics struct {
 	authorize *histogram
 	allowed   atomic.Uint64
 	denied    atomic.Uint64
+	refusals  refusalCounts
 }
 
 func newMetrics() *metrics {
@@ -64,6 +66,17 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP kavach_decisions_total Authorization decisions, by result.\n# TYPE kavach_decisions_total counter\n")
 	fmt.Fprintf(w, "kavach_decisions_total{result=\"allowed\"} %d\nkavach_decisions_total{result=\"denied\"} %d\n", m.allowed.Load(), m.denied.Load())
 	m.authorize.write(w, "kavach_authorize_duration_seconds", "Time to answer POST /v1/authorize, audit commit included.")
+	fmt.Fprintf(w, "# HELP kavach_api_refused_total API calls refused for their credential (401) or its role (403), by status and code.\n# TYPE kavach_api_refused_total counter\n")
+	m.refusals.mu.Lock()
+	keys := make([][2]string, 0, len(m.refusals.n))
+	for k := range m.refusals.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
+	for _, k := range keys {
+		fmt.Fprintf(w, "kavach_api_refused_total{status=%q,code=%q} %d\n", k[0], k[1], m.refusals.n[k])
+	}
+	m.refusals.mu.Unlock()
 
 	a := s.svc.AuditStats()
 	mode := "sync"

@@ -6,26 +6,31 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/store"
 )
 
-// oauthRoutes serves the MCP authorization server: its public endpoints
-// (also on the public listener, see PublicHandler) and the admin API the
-// app uses to answer consent requests and check tokens.
-func (s *Server) oauthRoutes() {
+// oauthRouteTable serves the MCP authorization server: its public
+// endpoints (also on the public listener, see PublicHandler) and the API
+// the app uses to answer consent requests and check tokens.
+func (s *Server) oauthRouteTable() []Route {
 	as := s.opts.OAuth
 	if as == nil {
 		off := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "mcp_disabled", "the MCP authorization server is off (mcp.enabled: false)")
 		}
-		s.mux.HandleFunc("/v1/oauth/", off)
-		return
+		return []Route{{"oauth.disabled", "/v1/oauth/", off}}
 	}
-	as.Register(s.mux)
-	s.mux.HandleFunc("GET /v1/oauth/requests/{handle}", s.oauthRequest)
-	s.mux.HandleFunc("POST /v1/oauth/requests/{handle}/approve", s.oauthApprove)
-	s.mux.HandleFunc("POST /v1/oauth/requests/{handle}/deny", s.oauthDeny)
-	s.mux.HandleFunc("POST /v1/oauth/verify", s.oauthVerify)
-	s.mux.HandleFunc("POST /v1/oauth/keys/rotate", s.oauthRotateKey)
+	var rs []Route
+	for _, r := range as.Routes() {
+		rs = append(rs, Route{r.Name, r.Pattern, r.Handler})
+	}
+	return append(rs,
+		Route{"oauth.requests.get", "GET /v1/oauth/requests/{handle}", s.oauthRequest},
+		Route{"oauth.requests.approve", "POST /v1/oauth/requests/{handle}/approve", s.oauthApprove},
+		Route{"oauth.requests.deny", "POST /v1/oauth/requests/{handle}/deny", s.oauthDeny},
+		Route{"oauth.verify", "POST /v1/oauth/verify", s.oauthVerify},
+		Route{"oauth.keys.rotate", "POST /v1/oauth/keys/rotate", s.oauthRotateKey},
+	)
 }
 
 // PublicHandler serves only the OAuth endpoints MCP clients and browsers
@@ -82,7 +87,10 @@ func (s *Server) oauthApprove(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	u, err := s.opts.OAuth.Approve(r.Context(), r.PathValue("handle"), req.UserID, req.Scopes)
+	// The user is the app's word, recorded beside the credential that gave it.
+	actor := store.ActorFrom(r.Context())
+	actor.OnBehalfOf = req.UserID
+	u, err := s.opts.OAuth.Approve(store.WithActor(r.Context(), actor), r.PathValue("handle"), req.UserID, req.Scopes)
 	if err != nil {
 		s.oauthFail(w, r, err)
 		return

@@ -9,13 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
@@ -31,66 +33,75 @@ type Options struct {
 	Logger       *slog.Logger
 	// OAuth is the MCP authorization server; nil when mcp is off.
 	OAuth *oauth.Server
+	// Access is the API policy's route table; nil builds it from the
+	// embedded policies/api.
+	Access *access.Policy
+	// AllowedHosts are host names (besides localhost and IP addresses) a
+	// request's Host may carry on TCP listeners; others are refused with
+	// 421, against DNS rebinding.
+	AllowedHosts []string
 }
 
 // Server serves the sidecar API.
 type Server struct {
-	svc  *service.Service
-	opts Options
-	log  *slog.Logger
-	mux  *http.ServeMux
+	svc    *service.Service
+	opts   Options
+	log    *slog.Logger
+	mux    *http.ServeMux
+	access *access.Policy
+	hosts  *hostPolicy
+	// table is every route; byPattern names them by mux pattern.
+	table     []Route
+	byPattern map[string]string
 	// exports holds a token per running export.
 	exports chan struct{}
 	m       *metrics
 }
 
-// New returns the API handler.
-func New(svc *service.Service, opts Options) *Server {
+// New returns the API handler. It fails if a route has no entry in the API
+// policy.
+func New(svc *service.Service, opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports), m: newMetrics()}
+	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports),
+		m: newMetrics(), access: opts.Access}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.routes()
-	return s
+	if s.access == nil {
+		var err error
+		if s.access, err = access.New(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	hosts := slices.Clone(opts.AllowedHosts)
+	if opts.OAuth != nil {
+		for _, u := range []string{opts.OAuth.Config().Issuer, opts.OAuth.Config().BaseURL} {
+			if pu, err := url.Parse(u); err == nil {
+				hosts = append(hosts, pu.Hostname())
+			}
+		}
+	}
+	s.hosts = newHostPolicy(hosts)
+	if err := s.register(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-func (s *Server) routes() {
-	s.mux.HandleFunc("POST /v1/agents", s.createAgent)
-	s.mux.HandleFunc("GET /v1/agents", s.listAgents)
-	s.mux.HandleFunc("GET /v1/agents/{id}", s.getAgent)
-	s.mux.HandleFunc("PATCH /v1/agents/{id}", s.updateAgent)
-	s.mux.HandleFunc("POST /v1/agents/{id}/rotate", s.rotateAgent)
-	s.mux.HandleFunc("POST /v1/agents/{id}/revoke", s.revokeAgent)
-	s.mux.HandleFunc("POST /v1/authorize", s.authorize)
-	s.mux.HandleFunc("GET /v1/agents/{id}/delegations", s.listDelegations)
-	s.mux.HandleFunc("GET /v1/agents/{id}/effective-permissions", s.effectivePermissions)
-	s.mux.HandleFunc("POST /v1/delegations", s.delegate)
-	s.mux.HandleFunc("GET /v1/delegations/{id}", s.getDelegation)
-	s.mux.HandleFunc("POST /v1/delegations/{id}/revoke", s.revokeDelegation)
-	s.mux.HandleFunc("GET /v1/approvals", s.listApprovals)
-	s.mux.HandleFunc("GET /v1/approvals/{id}", s.getApproval)
-	s.mux.HandleFunc("POST /v1/approvals/{id}/approve", s.resolveApproval(true))
-	s.mux.HandleFunc("POST /v1/approvals/{id}/deny", s.resolveApproval(false))
-	s.mux.HandleFunc("GET /v1/policies", s.policies)
-	s.mux.HandleFunc("GET /v1/bundle", s.bundle)
-	s.mux.HandleFunc("GET /v1/audit", s.queryAudit)
-	s.mux.HandleFunc("GET /v1/audit/export", s.exportAudit)
-	s.mux.HandleFunc("GET /health", s.health)
-	s.mux.HandleFunc("GET /ready", s.ready)
-	s.mux.HandleFunc("GET /metrics", s.metrics)
-	s.oauthRoutes()
-}
-
-// ServeHTTP routes the request; unknown paths and wrong methods get the
-// same JSON error shape as everything else.
+// ServeHTTP routes the request through the guard; unknown paths and wrong
+// methods get the same JSON error shape as everything else.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	route := s.byPattern[pattern]
+	if pattern == "" && r.Header.Get("Authorization") == "" {
+		// Without a credential, the API's map stays closed too.
+		s.refuse(sw, r, r.Method+" "+loggedPath(r), service.Anonymous, http.StatusUnauthorized, "unauthenticated",
+			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
+	} else if pattern == "" {
 		// The mux would answer 404 or 405 in plain text; keep its status
 		// and Allow header, write our JSON instead.
 		rec := &headerRecorder{header: http.Header{}}
@@ -102,20 +113,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			writeError(sw, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 		}
+	} else if r.ContentLength > s.opts.MaxBodyBytes {
+		writeError(sw, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, s.opts.MaxBodyBytes))
 	} else {
-		if r.ContentLength > s.opts.MaxBodyBytes {
-			writeError(sw, http.StatusRequestEntityTooLarge, "body_too_large",
-				fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, s.opts.MaxBodyBytes))
-		} else {
-			r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
-			// Through the mux again: only it sets the path values.
-			s.mux.ServeHTTP(sw, r)
-		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
+		// Through the mux again: only it sets the path values. Every
+		// route's handler is guarded (see register).
+		s.mux.ServeHTTP(sw, r)
 	}
 	// Never log headers or bodies: they carry tokens.
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-		slog.String("method", r.Method), slog.String("path", loggedPath(r)), slog.String("route", pattern),
+		slog.String("method", r.Method), slog.String("path", loggedPath(r)), slog.String("route", route),
 		slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+}
+
+// checkBody refuses non-JSON bodies on the API's own routes; the OAuth
+// endpoints take forms, as their RFCs define.
+func (s *Server) checkBody(r *http.Request, route string) error {
+	if r.Method == http.MethodGet || strings.HasPrefix(route, "oauth.") && s.access.Public(route) {
+		return nil
+	}
+	return jsonBody(r)
+}
+
+// hostGuard refuses a Host that is not this sidecar's (DNS rebinding): a
+// page on evil.example that resolves to 127.0.0.1 must not reach the API.
+func (s *Server) hostGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hosts.ok(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, "host_not_allowed",
+				fmt.Sprintf("Host %q is not this sidecar's: use localhost or an IP address, or add the name to server.allowedHosts", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // oauthRequestsPath prefixes the consent API's paths, which hold a request
@@ -131,9 +163,14 @@ func loggedPath(r *http.Request) string {
 	return r.URL.Path
 }
 
-// Listener is one address to serve.
+// Listener is one address to serve: host:port, or unix:///path/kavach.sock
+// for a Unix socket (mode 0660, owned by SocketGroup if set).
 type Listener struct {
 	Addr string
+	// SocketGroup names or numbers the group of a Unix socket: the app's
+	// supplemental group, so it can connect and agents under other users
+	// cannot.
+	SocketGroup string
 	// Certificate, if set, makes it serve HTTPS only. Load it before
 	// listening (tls.LoadX509KeyPair), so a bad file stops the sidecar at
 	// start.
@@ -145,13 +182,16 @@ type Listener struct {
 // ListenAndServe serves l until ctx is done, then shuts down gracefully.
 // ready is called with the bound address once listening.
 func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.Addr)) error {
-	ln, err := net.Listen("tcp", l.Addr)
+	ln, err := listen(l)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", l.Addr, err)
+		return err
 	}
 	h := l.Handler
 	if h == nil {
 		h = s
+		if ln.Addr().Network() == "tcp" {
+			h = s.hostGuard(h)
+		}
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -215,77 +255,14 @@ func (r *headerRecorder) Header() http.Header         { return r.header }
 func (r *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *headerRecorder) WriteHeader(int)             {}
 
-// decode reads one JSON object into v, strictly: unknown fields, trailing
-// data and oversized bodies are errors.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
-		return &service.Error{Kind: service.KindInvalid, Code: "invalid_json", Message: "the body must hold exactly one JSON object"}
-	}
-	return nil
-}
-
-var errBodyTooLarge = errors.New("body too large")
-
-func decodeError(err error) error {
-	var maxErr *http.MaxBytesError
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	var timeErr *time.ParseError
-	switch {
-	case errors.As(err, &timeErr):
-		return &service.Error{Kind: service.KindInvalid, Code: "invalid_field",
-			Message: fmt.Sprintf("%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", timeErr.Value)}
-	case errors.As(err, &maxErr):
-		return fmt.Errorf("%w: limit is %d bytes", errBodyTooLarge, maxErr.Limit)
-	case errors.Is(err, io.EOF):
-		return &service.Error{Kind: service.KindInvalid, Code: "invalid_json", Message: "the request body is empty; a JSON object is required"}
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return &service.Error{Kind: service.KindInvalid, Code: "invalid_json", Message: "the body is not valid JSON: " + err.Error()}
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return &service.Error{Kind: service.KindInvalid, Code: "invalid_json", Message: "the body must be a JSON object"}
-		}
-		return &service.Error{Kind: service.KindInvalid, Code: "invalid_field",
-			Message: fmt.Sprintf("field %s must be of JSON type %s, not %s", field, jsonType(typeErr.Type.String()), typeErr.Value)}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// encoding/json has no typed error for this one.
-		return &service.Error{Kind: service.KindInvalid, Code: "unknown_field",
-			Message: "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")}
-	}
-	return &service.Error{Kind: service.KindInvalid, Code: "invalid_json", Message: err.Error()}
-}
-
-func jsonType(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
-		return "array"
-	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "."):
-		if goType == "time.Time" {
-			return "string (RFC 3339 time)"
-		}
-		return "object"
-	case goType == "string":
-		return "string"
-	case goType == "bool":
-		return "boolean"
-	}
-	return "number"
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -306,13 +283,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			service.KindConflict:      http.StatusConflict,
 			service.KindUnprocessable: http.StatusUnprocessableEntity,
 			service.KindUnavailable:   http.StatusServiceUnavailable,
+			service.KindForbidden:     http.StatusForbidden,
+			service.KindUnsupported:   http.StatusUnsupportedMediaType,
 		}[se.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError
 			s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "code", se.Code, "error", err)
 		}
 		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kavach", error="invalid_token"`)
 		}
 		writeError(w, status, se.Code, se.Message)
 	case errors.Is(err, context.Canceled):

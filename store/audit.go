@@ -44,6 +44,7 @@ type AuditEntry struct {
 type AuditFilter struct {
 	// Kind is KindDecision or KindEvent; empty means both.
 	Kind    string
+	Action  string
 	AgentID string
 	OwnerID string
 	Result  string
@@ -137,6 +138,9 @@ func (f AuditFilter) where() (string, []any) {
 	}
 	if f.Kind != "" {
 		add("kind = ?", f.Kind)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
 	}
 	if f.AgentID != "" {
 		add("agent_id = ?", f.AgentID)

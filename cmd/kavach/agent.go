@@ -20,7 +20,7 @@ func agentCommand() *cli.Command {
 				Name:  "create",
 				Usage: "create an agent and print it with its token (shown only this once)",
 				Flags: []cli.Flag{
-					serverFlag,
+					serverFlag, apiKeyFlag,
 					&cli.StringFlag{Name: "owner", Usage: "owner user ID (from your app's auth)", Required: true},
 					&cli.StringFlag{Name: "name", Required: true},
 					&cli.StringFlag{Name: "type", Usage: "autonomous, delegated or service", Value: "autonomous"},
@@ -35,7 +35,7 @@ func agentCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list agents",
-				Flags: []cli.Flag{serverFlag, &cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}},
+				Flags: []cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}},
 				Action: func(c *cli.Context) error {
 					agents, err := apiClient(c).ListAgents(c.Context, c.String("owner"), c.String("status"))
 					if err != nil {
@@ -45,7 +45,7 @@ func agentCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "get", Usage: "show one agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Name: "get", Usage: "show one agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {
@@ -59,7 +59,7 @@ func agentCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "permissions", Usage: "own and delegated permissions that count now, with their sources", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Name: "permissions", Usage: "own and delegated permissions that count now, with their sources", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {
@@ -73,7 +73,7 @@ func agentCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "rotate", Usage: "issue a new token; the old one stops working at once", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Name: "rotate", Usage: "issue a new token; the old one stops working at once", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {
@@ -87,7 +87,7 @@ func agentCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "revoke", Usage: "revoke an agent permanently", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Name: "revoke", Usage: "revoke an agent permanently", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {

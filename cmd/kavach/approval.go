@@ -14,15 +14,15 @@ func approvalCommand() *cli.Command {
 				return err
 			}
 			a, err := apiClient(c).ResolveApproval(c.Context, id, approve,
-				api.ResolveApprovalRequest{RespondedBy: c.String("by"), Note: c.String("note")})
+				api.ResolveApprovalRequest{OnBehalfOf: c.String("by"), Note: c.String("note")})
 			if err != nil {
 				return err
 			}
 			return printJSON(a)
 		}
 	}
-	resolveFlags := []cli.Flag{serverFlag,
-		&cli.StringFlag{Name: "by", Usage: "user ID of the human responding", Required: true},
+	resolveFlags := []cli.Flag{serverFlag, apiKeyFlag,
+		&cli.StringFlag{Name: "by", Usage: "user ID of the human you respond for (recorded beside your key as onBehalfOf)"},
 		&cli.StringFlag{Name: "note"}}
 	return &cli.Command{
 		Name:  "approval",
@@ -30,7 +30,7 @@ func approvalCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "approval requests, newest first",
-				Flags: []cli.Flag{serverFlag, &cli.StringFlag{Name: "status", Usage: "pending, approved, denied, used or expired"},
+				Flags: []cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "status", Usage: "pending, approved, denied, used or expired"},
 					&cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "agent"}},
 				Action: func(c *cli.Context) error {
 					as, err := apiClient(c).ListApprovals(c.Context, c.String("status"), c.String("owner"), c.String("agent"))
@@ -41,7 +41,7 @@ func approvalCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "get", ArgsUsage: "APPROVAL_ID", Flags: []cli.Flag{serverFlag},
+				Name: "get", ArgsUsage: "APPROVAL_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "APPROVAL_ID")
 					if err != nil {

@@ -12,7 +12,7 @@ import (
 
 func auditFilterFlags() []cli.Flag {
 	return []cli.Flag{
-		serverFlag,
+		serverFlag, apiKeyFlag,
 		&cli.StringFlag{Name: "agent", Usage: "agent ID"},
 		&cli.StringFlag{Name: "user", Usage: "owner user ID"},
 		&cli.StringFlag{Name: "result", Usage: "allowed or denied"},

@@ -13,7 +13,7 @@ func authorizeCommand() *cli.Command {
 		Name:  "authorize",
 		Usage: "ask for a decision; exits 0 when allowed, 3 when denied",
 		Flags: []cli.Flag{
-			serverFlag,
+			serverFlag, apiKeyFlag,
 			&cli.StringFlag{Name: "agent", Usage: "agent ID (or use --token)"},
 			&cli.StringFlag{Name: "token", Usage: "agent bearer token; prefer the env var, which stays out of shell history", EnvVars: []string{"KAVACH_AGENT_TOKEN"}},
 			&cli.StringFlag{Name: "action", Required: true},

@@ -23,7 +23,7 @@ func benchCommand() *cli.Command {
 		Name:  "bench",
 		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix",
 		Flags: []cli.Flag{
-			serverFlag,
+			serverFlag, apiKeyFlag,
 			&cli.IntFlag{Name: "agents", Value: 50, Usage: "agents to create for the mix"},
 			&cli.IntFlag{Name: "concurrency", Value: 32},
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second},
@@ -31,6 +31,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
+			&cli.StringSliceFlag{Name: "compare", Usage: "NAME=URL: another sidecar on the same database, measured with the same mix (e.g. a build with -tags kavach_noauth)"},
 		},
 		Subcommands: []*cli.Command{{
 			Name:  "floor",
@@ -70,7 +71,24 @@ func runBench(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	targets := []loadgen.Target{{Name: "kavach sidecar", Kind: loadgen.Sidecar, URL: server}}
+	// Decisions by agent ID are asked as an app would: with a decider key.
+	key, err := cl.CreateKey(ctx, api.CreateKeyRequest{Name: "kavach-bench", Roles: []string{"decider"}})
+	if err != nil {
+		return fmt.Errorf("create the bench's decider key: %w", err)
+	}
+	defer func() {
+		if _, err := cl.RevokeKey(context.WithoutCancel(ctx), key.ID); err != nil {
+			fmt.Fprintln(os.Stderr, "revoke the bench's key:", err)
+		}
+	}()
+	targets := []loadgen.Target{{Name: "kavach sidecar", Kind: loadgen.Sidecar, URL: server, Key: key.Key}}
+	for _, cmp := range c.StringSlice("compare") {
+		name, url, ok := strings.Cut(cmp, "=")
+		if !ok || name == "" || url == "" {
+			return cli.Exit("--compare takes NAME=URL", 2)
+		}
+		targets = append(targets, loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: strings.TrimRight(url, "/"), Key: key.Key})
+	}
 	if bin := c.String("opa-binary"); bin != "" {
 		dir, err := os.MkdirTemp("", "kavach-bench")
 		if err != nil {

@@ -27,7 +27,7 @@ func bundleCommand() *cli.Command {
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "kavach.tar.gz"},
 					configFlag, databaseFlag, policyDirFlag,
-					&cli.StringFlag{Name: "server", Usage: "fetch from a running sidecar instead of reading the database"},
+					&cli.StringFlag{Name: "server", Usage: "fetch from a running sidecar instead of reading the database"}, apiKeyFlag,
 				}, signFlags...),
 				Action: buildBundle,
 			},
@@ -67,7 +67,7 @@ func buildBundle(c *cli.Context) error {
 	var info bundle.Info
 	key := c.String("signing-key")
 	if srv := c.String("server"); srv != "" {
-		if err := apiClientFor(srv).Bundle(c.Context, &raw); err != nil {
+		if err := apiClientFor(c, srv).Bundle(c.Context, &raw); err != nil {
 			return err
 		}
 		info.Revision = "from " + srv

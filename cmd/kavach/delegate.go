@@ -14,7 +14,7 @@ func delegateCommand() *cli.Command {
 		Name:  "delegate",
 		Usage: "delegate some of an agent's permissions to another agent",
 		Flags: []cli.Flag{
-			serverFlag,
+			serverFlag, apiKeyFlag,
 			&cli.StringFlag{Name: "from", Usage: "delegating agent ID", Required: true},
 			&cli.StringFlag{Name: "to", Usage: "receiving agent ID", Required: true},
 			&cli.StringSliceFlag{Name: "permission", Aliases: []string{"p"}, Usage: "RESOURCE=ACTION[,ACTION…]; repeatable"},
@@ -49,7 +49,7 @@ func delegationCommand() *cli.Command {
 		Usage: "list and revoke delegations",
 		Subcommands: []*cli.Command{
 			{
-				Name: "list", Usage: "delegations from and to an agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag},
+				Name: "list", Usage: "delegations from and to an agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {
@@ -63,7 +63,7 @@ func delegationCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "revoke", Usage: "revoke a delegation and everything downstream of it", ArgsUsage: "DELEGATION_ID", Flags: []cli.Flag{serverFlag},
+				Name: "revoke", Usage: "revoke a delegation and everything downstream of it", ArgsUsage: "DELEGATION_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "DELEGATION_ID")
 					if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	_ "time/tzdata" // time zones for timeWindow constraints, also on distroless
 
@@ -42,7 +43,7 @@ func newApp() *cli.App {
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
-			serveCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
+			serveCommand(), keysCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
 			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
 		},
 	}
@@ -56,9 +57,37 @@ var serverFlag = &cli.StringFlag{
 	EnvVars: []string{"KAVACH_SERVER"},
 }
 
-func apiClient(c *cli.Context) *client.Client { return client.New(c.String("server")) }
+// apiKeyFlag is the credential of the admin commands. Without it the CLI
+// tries KAVACH_ADMIN_KEY, then the key file the first start of the sidecar
+// wrote (KAVACH_ADMIN_KEY_FILE, default ~/.config/kavach/admin-key).
+var apiKeyFlag = &cli.StringFlag{
+	Name:    "api-key",
+	Usage:   "API key (kvk_…); prefer the env var, which stays out of shell history and ps",
+	EnvVars: []string{"KAVACH_API_KEY"},
+}
 
-func apiClientFor(server string) *client.Client { return client.New(server) }
+func apiClient(c *cli.Context) *client.Client { return apiClientFor(c, c.String("server")) }
+
+func apiClientFor(c *cli.Context, server string) *client.Client {
+	return client.New(server).WithAPIKey(apiKey(c))
+}
+
+// apiKey finds the CLI's credential: --api-key, KAVACH_API_KEY,
+// KAVACH_ADMIN_KEY, then the bootstrap key file; "" if none.
+func apiKey(c *cli.Context) string {
+	if k := c.String("api-key"); k != "" {
+		return k
+	}
+	if k := os.Getenv("KAVACH_ADMIN_KEY"); k != "" {
+		return k
+	}
+	if f := config.AdminKeyFile(); f != "" {
+		if b, err := os.ReadFile(f); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}
 
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)

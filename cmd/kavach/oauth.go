@@ -13,7 +13,7 @@ func oauthCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "rotate-key",
 			Usage: "sign new access tokens with a fresh ES256 key; old keys stay published until their tokens expire",
-			Flags: []cli.Flag{serverFlag},
+			Flags: []cli.Flag{serverFlag, apiKeyFlag},
 			Action: func(c *cli.Context) error {
 				keys, err := apiClient(c).RotateOAuthKey(c.Context)
 				if err != nil {

@@ -10,7 +10,7 @@ func policiesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "policies",
 		Usage: "list the policies a running sidecar has loaded, with their revision",
-		Flags: []cli.Flag{serverFlag},
+		Flags: []cli.Flag{serverFlag, apiKeyFlag},
 		Action: func(c *cli.Context) error {
 			raw, err := apiClient(c).Policies(c.Context)
 			if err != nil {

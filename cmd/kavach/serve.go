@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/config"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
@@ -40,6 +42,9 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert", EnvVars: []string{"KAVACH_TLS_KEY"}},
+			&cli.StringFlag{Name: "socket-group", Usage: "group (name or ID) of the Unix socket, with --addr unix:///path", EnvVars: []string{"KAVACH_SOCKET_GROUP"}},
+			&cli.StringFlag{Name: "admin-key-file", Usage: "where the first start writes the bootstrap admin key (default ~/.config/kavach/admin-key)", EnvVars: []string{"KAVACH_ADMIN_KEY_FILE"}},
+			&cli.StringSliceFlag{Name: "allowed-host", Usage: "a host name requests may carry in Host, besides localhost and IP addresses (repeatable)", EnvVars: []string{"KAVACH_ALLOWED_HOSTS"}},
 		},
 		Action: serve,
 	}
@@ -70,7 +75,11 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	if v := c.String("policy-dir"); v != "" {
 		cfg.Policies.Extensions = v
 	}
-	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert, "tls-key": &cfg.Server.TLSKey} {
+	if v := c.StringSlice("allowed-host"); len(v) > 0 {
+		cfg.Server.AllowedHosts = v
+	}
+	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert,
+		"tls-key": &cfg.Server.TLSKey, "socket-group": &cfg.Server.SocketGroup, "admin-key-file": &cfg.Server.AdminKeyFile} {
 		if v := c.String(flag); v != "" {
 			*dst = v
 		}
@@ -106,11 +115,22 @@ func serve(c *cli.Context) error {
 		}
 		cert = &pair
 	}
+	adminKey := os.Getenv("KAVACH_ADMIN_KEY")
+	if adminKey != "" && len(adminKey) < service.MinAdminKeyLen {
+		return cli.Exit(fmt.Sprintf("KAVACH_ADMIN_KEY must be at least %d characters", service.MinAdminKeyLen), 2)
+	}
+	pol, err := access.New(c.Context)
+	if err != nil {
+		return fmt.Errorf("policies/api: %w", err)
+	}
 	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated above
 	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated above; "" is 0: the default
 	log := newLogger(cfg.Log.Level)
 	ctx := c.Context
 
+	if sidecar.AuthOff {
+		log.Warn("this build has authentication OFF (-tags kavach_noauth): every route is open; it exists only to measure what authentication costs")
+	}
 	async := cfg.Audit.Mode == "async"
 	if async {
 		log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
@@ -136,9 +156,15 @@ func serve(c *cli.Context) error {
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
 		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
 		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,
+		AdminKey: adminKey, Roles: pol.Roles(),
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
+	}
+	if adminKey == "" {
+		if err := bootstrapAdminKey(ctx, svc, cfg.Server.AdminKeyFile, log); err != nil {
+			return err
+		}
 	}
 	var as *oauth.Server
 	if cfg.MCP.Enabled {
@@ -150,8 +176,12 @@ func serve(c *cli.Context) error {
 		}
 		svc.UseAccessTokens(as, cfg.MCP.Scopes)
 	}
-	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as})
-	apiL := sidecar.Listener{Addr: cfg.Server.Address}
+	srv, err := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as,
+		Access: pol, AllowedHosts: cfg.Server.AllowedHosts})
+	if err != nil {
+		return err
+	}
+	apiL := sidecar.Listener{Addr: cfg.Server.Address, SocketGroup: cfg.Server.SocketGroup}
 	public := sidecar.Listener{Addr: cfg.Server.PublicAddress, Certificate: cert, Handler: srv.PublicHandler()}
 	if public.Addr == "" {
 		apiL.Certificate = cert
@@ -207,6 +237,62 @@ func serve(c *cli.Context) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// bootstrapAdminKey makes a fresh sidecar closed yet usable: when the
+// database holds no API key, it creates an admin key, prints it once on
+// stdout and writes it to a 0600 file that the CLI reads by default (as
+// Vault's dev server does with ~/.vault-token). The key is never logged.
+func bootstrapAdminKey(ctx context.Context, svc *service.Service, file string, log *slog.Logger) error {
+	secret, k, err := svc.BootstrapAdminKey(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin key: %w", err)
+	}
+	if secret == "" {
+		return nil
+	}
+	if file == "" {
+		file = config.AdminKeyFile()
+	}
+	written := ""
+	if file != "" {
+		if err := writeSecretFile(file, secret); err != nil {
+			log.Warn("bootstrap admin key not written to a file; it is shown once on stdout", "file", file, "error", err)
+		} else {
+			written = file
+		}
+	}
+	log.Info("bootstrap admin key created", "key", k.ID, "file", written)
+	fmt.Printf("Kavach created an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", secret)
+	if written != "" {
+		fmt.Printf("It is also in %s (mode 0600), where the kavach CLI finds it.\n", written)
+	}
+	fmt.Printf("Create keys with less power with: kavach keys create --name my-app --role decider\n")
+	return nil
+}
+
+// writeSecretFile writes secret to a new file only its owner can read.
+func writeSecretFile(path, secret string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(secret + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // purgeOAuth deletes expired OAuth requests, codes and tokens hourly; any

@@ -10,7 +10,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show a running sidecar's health and its position in the change feed",
-		Flags: []cli.Flag{serverFlag, &cli.BoolFlag{Name: "json", Usage: "print the raw /health document"},
+		Flags: []cli.Flag{serverFlag, apiKeyFlag, &cli.BoolFlag{Name: "json", Usage: "print the raw /health document"},
 			&cli.BoolFlag{Name: "ready", Usage: "exit 0 only if the sidecar is ready (a probe for images without curl)"}},
 		Action: func(c *cli.Context) error {
 			if c.Bool("ready") {

@@ -70,6 +70,10 @@ grants := {
 }
 
 # METADATA
+# description: Every route this policy decides.
+routes := public | {route | some route, _ in grants}
+
+# METADATA
 # description: |
 #   Routes an agent may call with its own credential, for itself only: its
 #   own decisions (no agentId) and its own effective permissions.

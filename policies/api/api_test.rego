@@ -99,3 +99,9 @@ test_public_and_granted_routes_do_not_overlap if {
 		not api.grants[route]
 	}
 }
+
+test_routes_are_public_and_granted_ones if {
+	api.routes == api.public | {r | some r, _ in api.grants}
+	"authorize" in api.routes
+	"health" in api.routes
+}

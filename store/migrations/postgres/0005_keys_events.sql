@@ -26,3 +26,8 @@ CREATE INDEX audit_kind ON audit_log (kind, id);
 -- app vouched for.
 ALTER TABLE approvals ADD COLUMN responder_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE approvals ADD COLUMN on_behalf_of TEXT NOT NULL DEFAULT '';
+
+-- The change feed carries key changes too (revocation reaches every
+-- replica's key cache).
+ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
+ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('agent', 'delegation', 'approval', 'key'));

@@ -26,3 +26,18 @@ CREATE INDEX audit_kind ON audit_log (kind, id);
 -- app vouched for.
 ALTER TABLE approvals ADD COLUMN responder_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE approvals ADD COLUMN on_behalf_of TEXT NOT NULL DEFAULT '';
+
+-- The change feed carries key changes too (revocation reaches every
+-- replica's key cache). SQLite cannot alter a CHECK: rebuild the table,
+-- keeping the sequence so replicas never see a number twice.
+CREATE TABLE changes_new (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind      TEXT NOT NULL CHECK (kind IN ('agent', 'delegation', 'approval', 'key')),
+    entity_id TEXT NOT NULL,
+    at        INTEGER NOT NULL
+);
+INSERT INTO changes_new (seq, kind, entity_id, at) SELECT seq, kind, entity_id, at FROM changes;
+DELETE FROM sqlite_sequence WHERE name = 'changes_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_new', seq FROM sqlite_sequence WHERE name = 'changes';
+DROP TABLE changes;
+ALTER TABLE changes_new RENAME TO changes;

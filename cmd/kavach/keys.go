@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kavach-dev/kavach/api"
+)
+
+func keysCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "create, list and revoke API keys (needs an admin key)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create an API key; it is printed once",
+				Flags: []cli.Flag{serverFlag, apiKeyFlag,
+					&cli.StringFlag{Name: "name", Required: true, Usage: "what the key is for (my-app, prometheus, alice)"},
+					&cli.StringSliceFlag{Name: "role", Required: true, Usage: "admin, approver, auditor, decider or metrics (repeatable)"},
+					&cli.DurationFlag{Name: "expires-in", Usage: "lifetime, e.g. 720h; none by default"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the key"},
+				},
+				Action: func(c *cli.Context) error {
+					req := api.CreateKeyRequest{Name: c.String("name"), Roles: c.StringSlice("role")}
+					if d := c.Duration("expires-in"); d > 0 {
+						t := time.Now().Add(d).UTC()
+						req.ExpiresAt = &t
+					}
+					k, err := apiClient(c).CreateKey(c.Context, req)
+					if err != nil {
+						return err
+					}
+					if c.Bool("quiet") {
+						fmt.Println(k.Key)
+						return nil
+					}
+					fmt.Fprintln(os.Stderr, "The key is shown once; Kavach keeps only its hash.")
+					return printJSON(k)
+				},
+			},
+			{
+				Name: "list", Usage: "every API key (never a secret)", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Action: func(c *cli.Context) error {
+					keys, err := apiClient(c).ListKeys(c.Context)
+					if err != nil {
+						return err
+					}
+					return printJSON(api.KeyList{Keys: keys})
+				},
+			},
+			{
+				Name: "get", ArgsUsage: "KEY_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "KEY_ID")
+					if err != nil {
+						return err
+					}
+					k, err := apiClient(c).GetKey(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(k)
+				},
+			},
+			{
+				Name: "revoke", Usage: "revoke an API key; it is refused from then on", ArgsUsage: "KEY_ID",
+				Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "KEY_ID")
+					if err != nil {
+						return err
+					}
+					k, err := apiClient(c).RevokeKey(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(k)
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,88 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// unixPrefix marks a Unix socket address, as OPA spells it.
+const unixPrefix = "unix://"
+
+// SocketPath returns the socket path of a unix:// address, or "".
+func SocketPath(addr string) string {
+	p, ok := strings.CutPrefix(addr, unixPrefix)
+	if !ok {
+		return ""
+	}
+	return p
+}
+
+// listen opens l's TCP address or Unix socket. A socket is created with
+// mode 0660 (owner and group may connect; agents running as other users
+// may not), in the group l.SocketGroup if set. A stale socket left by a
+// crash is replaced; a live one (another sidecar) is an error.
+func listen(l Listener) (net.Listener, error) {
+	path := SocketPath(l.Addr)
+	if path == "" {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", l.Addr, err)
+		}
+		return ln, nil
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen on %s: %s exists and is not a socket", l.Addr, path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("listen on %s: another process is serving that socket", l.Addr)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	// Created under the process umask (022 by default: others cannot
+	// connect, for that takes write permission), then narrowed to 0660.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", l.Addr, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if l.SocketGroup != "" {
+		gid, err := lookupGroup(l.SocketGroup)
+		if err == nil {
+			err = os.Chown(path, -1, gid)
+		}
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("socket group %s: %w", l.SocketGroup, err)
+		}
+	}
+	return ln, nil
+}
+
+func lookupGroup(g string) (int, error) {
+	if id, err := strconv.Atoi(g); err == nil {
+		return id, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.Atoi(grp.Gid)
+	if err != nil {
+		return 0, errors.New("group " + g + " has a non-numeric ID")
+	}
+	return id, nil
+}
