@@ -41,14 +41,14 @@ func FuzzAPI(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := service.New(st, eng, service.Options{})
+	svc, err := service.New(st, eng, service.Options{AdminKey: testAdminKey, Roles: testRoles(f)})
 	if err != nil {
 		f.Fatal(err)
 	}
 	if err := svc.Load(ctx); err != nil {
 		f.Fatal(err)
 	}
-	h := sidecar.New(svc, sidecar.Options{MaxBodyBytes: 4096})
+	h := newServer(f, svc, sidecar.Options{MaxBodyBytes: 4096})
 	f.Fuzz(func(t *testing.T, path, body, auth string) {
 		if path != "/v1/agents" && path != "/v1/authorize" {
 			path = "/v1/authorize"

@@ -70,7 +70,7 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 		t.Fatal(err)
 	}
 	svc.UseAccessTokens(as, cfg.Scopes)
-	srv := sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
+	srv := newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10, Logger: log, OAuth: as})
 	ts.Config.Handler = srv
 	ts.Start()
 	t.Cleanup(ts.Close)

@@ -33,13 +33,13 @@ func TestNotReadyRefusesDecisionsAndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(st, eng, service.Options{})
+	svc, err := service.New(st, eng, service.Options{AdminKey: testAdminKey, Roles: testRoles(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{}))
 	defer srv.Close()
-	cl := client.New(srv.URL)
+	cl := client.New(srv.URL).WithAPIKey(testAdminKey)
 	_, err = cl.Authorize(ctx, api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, "")
 	if ce := asClientError(err); ce == nil || ce.Status != 503 || ce.Code != "not_ready" {
 		t.Errorf("authorize before load = %v; want 503 not_ready", err)
@@ -94,7 +94,7 @@ func TestCSVExportIsRFC4180AndDefusesFormulas(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := e.cl.ExportAudit(t.Context(), client.AuditFilter{}, "csv", &buf); err != nil {
+	if err := e.cl.ExportAudit(t.Context(), client.AuditFilter{Kind: "decision"}, "csv", &buf); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -116,11 +116,11 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 	}
 	defer st.Close()
 	eng, _ := engine.New(ctx)
-	svc, _ := service.New(st, eng, service.Options{})
+	svc, _ := service.New(st, eng, service.Options{AdminKey: testAdminKey, Roles: testRoles(t)})
 	if err := svc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{}))
 	defer srv.Close()
 	for i := range 30000 {
 		if _, err := st.InsertAudit(ctx, store.AuditEntry{Action: "a", Resource: fmt.Sprint("r:", i, strings.Repeat("x", 200)),
@@ -128,7 +128,12 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.Get(srv.URL + "/v1/audit/export?format=csv")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/audit/export?format=csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +144,7 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 	// The export is stuck on a full socket now; a decision must still pass.
 	done := make(chan error, 1)
 	go func() {
-		_, err := client.New(srv.URL).Authorize(context.Background(), api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, "")
+		_, err := client.New(srv.URL).WithAPIKey(testAdminKey).Authorize(context.Background(), api.AuthorizeRequest{AgentID: "agt_x", Action: "read", Resource: "x"}, "")
 		done <- err
 	}()
 	select {
@@ -173,13 +178,13 @@ deny contains {"code": "c", "reason": "r"} if v == 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, _ := service.New(st, eng, service.Options{})
+	svc, _ := service.New(st, eng, service.Options{AdminKey: testAdminKey, Roles: testRoles(t)})
 	if err := svc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{}))
+	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{}))
 	defer srv.Close()
-	cl := client.New(srv.URL)
+	cl := client.New(srv.URL).WithAPIKey(testAdminKey)
 	a, err := cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/engine"
@@ -48,9 +49,21 @@ type env struct {
 func newEnv(t *testing.T, opts service.Options) *env {
 	t.Helper()
 	svc, st, c := newService(t, opts)
-	srv := httptest.NewServer(sidecar.New(svc, sidecar.Options{MaxBodyBytes: 64 << 10}))
+	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10}))
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, st: st, cl: client.New(srv.URL), clock: c}
+	return &env{url: srv.URL, st: st, cl: client.New(srv.URL).WithAPIKey(testAdminKey), clock: c}
+}
+
+// testAdminKey is the environments' KAVACH_ADMIN_KEY.
+const testAdminKey = "test-admin-key-0123456789abcdef0123456789"
+
+func newServer(t testing.TB, svc *service.Service, opts sidecar.Options) *sidecar.Server {
+	t.Helper()
+	srv, err := sidecar.New(svc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // newService is the real stack below HTTP (SQLite file, OPA engine,
@@ -71,6 +84,12 @@ func newService(t *testing.T, opts service.Options) (*service.Service, *store.St
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
+	if opts.AdminKey == "" {
+		opts.AdminKey = testAdminKey
+	}
+	if opts.Roles == nil {
+		opts.Roles = testRoles(t)
+	}
 	svc, err := service.New(st, eng, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +106,16 @@ func (e *env) do(t *testing.T, method, path, body string, header ...string) (int
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the app would: its key, and JSON bodies; a test may override both.
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -102,7 +130,16 @@ func (e *env) do(t *testing.T, method, path, body string, header ...string) (int
 	return resp.StatusCode, b
 }
 
-// counts returns the number of agents and audit rows.
+func testRoles(t testing.TB) []string {
+	t.Helper()
+	pol, err := access.New(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol.Roles()
+}
+
+// counts returns the number of agents and of decisions' audit rows.
 func (e *env) counts(t *testing.T) (agents, audits int) {
 	t.Helper()
 	all, err := e.st.ListAgents(t.Context(), store.AgentFilter{})
@@ -110,7 +147,7 @@ func (e *env) counts(t *testing.T) (agents, audits int) {
 		t.Fatal(err)
 	}
 	n := 0
-	if err := e.st.ExportAudit(t.Context(), store.AuditFilter{}, func(store.AuditEntry) error { n++; return nil }); err != nil {
+	if err := e.st.ExportAudit(t.Context(), store.AuditFilter{Kind: store.KindDecision}, func(store.AuditEntry) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return len(all), n
@@ -317,10 +354,20 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 		{"past expiry", "POST", "/v1/agents", `{"ownerId":"u","name":"n","expiresAt":"2000-01-01T00:00:00Z"}`, nil, 422, "invalid_expiry"},
 		{"bad expiry", "POST", "/v1/agents", `{"ownerId":"u","name":"n","expiresAt":"tomorrow"}`, nil, 400, "invalid_field"},
 		{"oversized body", "POST", "/v1/agents", big, nil, 413, "body_too_large"},
-		{"non-kv token", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Bearer abc"}, 401, "malformed_token"},
-		{"kv token of wrong length", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Bearer kv_abc"}, 401, "malformed_token"},
-		{"basic auth", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Basic dTpw"}, 401, "malformed_token"},
-		{"token and agentId", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read","resource":"x"}`, []string{"Authorization", "Bearer " + valid.Token}, 400, "ambiguous_identity"},
+		{"non-kv token", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Bearer abc"}, 401, "malformed_credential"},
+		{"kv token of wrong length", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Bearer kv_abc"}, 401, "malformed_credential"},
+		{"basic auth", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Basic dTpw"}, 401, "malformed_credential"},
+		{"token and agentId", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read","resource":"x"}`, []string{"Authorization", "Bearer " + valid.Token}, 403, "forbidden"},
+		{"agent token beside agent token", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, []string{"Authorization", "Bearer " + valid.Token, api.AgentTokenHeader, valid.Token}, 400, "ambiguous_identity"},
+		{"forwarded token and agentId", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read","resource":"x"}`, []string{api.AgentTokenHeader, valid.Token}, 400, "ambiguous_identity"},
+		{"duplicate field", "POST", "/v1/agents", `{"ownerId":"u","name":"n","ownerId":"v"}`, nil, 400, "duplicate_field"},
+		{"duplicate nested field", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read","resource":"x","arguments":{"path":"/a","path":"/b"}}`, nil, 400, "duplicate_field"},
+		{"field in another case", "POST", "/v1/agents", `{"ownerId":"u","name":"n","OwnerId":"v"}`, nil, 400, "unknown_field"},
+		{"field only in another case", "POST", "/v1/authorize", `{"AgentId":"` + valid.ID + `","action":"read","resource":"x"}`, nil, 400, "unknown_field"},
+		{"text/plain body", "POST", "/v1/agents", `{"ownerId":"u","name":"n"}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"form body", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read","resource":"x"}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
+		{"body without content type", "PATCH", "/v1/agents/" + valid.ID, `{"name":"m"}`, []string{"Content-Type", ""}, 415, "unsupported_media_type"},
+		{"invalid UTF-8", "POST", "/v1/agents", "{\"ownerId\":\"u\",\"name\":\"\xff\"}", nil, 400, "invalid_json"},
 		{"no identity", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, nil, 400, "missing_field"},
 		{"missing action", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","resource":"x"}`, nil, 400, "missing_field"},
 		{"missing resource", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read"}`, nil, 400, "missing_field"},
@@ -363,6 +410,8 @@ func TestChunkedOversizedBody(t *testing.T) {
 		_ = pw.CloseWithError(io.EOF)
 	}()
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.url+"/v1/agents", pr)
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +441,7 @@ func TestAuditExport(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := e.cl.ExportAudit(ctx, client.AuditFilter{}, "csv", &buf); err != nil {
+	if err := e.cl.ExportAudit(ctx, client.AuditFilter{Kind: "decision"}, "csv", &buf); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()

@@ -64,7 +64,7 @@ func TestEveryWriteFeedsTheChangeFeed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ResolveApproval(ctx, ap.ID, ApprovalApproved, "alice", ""); err != nil {
+		if _, err := s.ResolveApproval(ctx, ap.ID, ApprovalApproved, ""); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.InsertAudit(ctx, AuditEntry{AgentID: a.ID, Action: "r", Resource: "x", Result: ResultAllowed, Code: "allowed", Reason: "r"},
@@ -156,10 +156,10 @@ func TestApprovalIsUsedOnceAcrossReplicas(t *testing.T) {
 				t.Fatal(err)
 			}
 			ap, _ := a.CreateApproval(ctx, Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: time.Now().Add(time.Hour)})
-			if _, err := b.ResolveApproval(ctx, ap.ID, ApprovalApproved, "alice", ""); err != nil {
+			if _, err := b.ResolveApproval(ctx, ap.ID, ApprovalApproved, ""); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.ResolveApproval(ctx, ap.ID, ApprovalDenied, "bob", ""); !errors.Is(err, ErrConflict) {
+			if _, err := a.ResolveApproval(ctx, ap.ID, ApprovalDenied, ""); !errors.Is(err, ErrConflict) {
 				t.Errorf("resolving twice = %v; want ErrConflict", err)
 			}
 			var used atomic.Int32
@@ -253,7 +253,7 @@ func TestConcurrentResolveHasOneWinner(t *testing.T) {
 				for i, s := range []*Store{a, b} {
 					status := []string{ApprovalApproved, ApprovalDenied}[i]
 					wg.Go(func() {
-						_, err := s.ResolveApproval(context.Background(), ap.ID, status, "someone", "")
+						_, err := s.ResolveApproval(context.Background(), ap.ID, status, "")
 						if err == nil {
 							wins.Add(1)
 						} else if !errors.Is(err, ErrConflict) {
