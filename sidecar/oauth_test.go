@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
@@ -76,7 +77,8 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 	t.Cleanup(ts.Close)
 	pub := httptest.NewServer(srv.PublicHandler())
 	t.Cleanup(pub.Close)
-	e := &oauthEnv{env: &env{url: ts.URL, st: st, clock: c}, log: logs, publicURL: pub.URL}
+	e := &oauthEnv{env: &env{srv: srv, url: ts.URL, st: st, cl: client.New(ts.URL).WithAPIKey(testAdminKey), clock: c},
+		log: logs, publicURL: pub.URL}
 	status, body := e.do(t, "POST", "/oauth/register", `{"client_name":"test client","redirect_uris":["`+redirectURI+`"],`+
 		`"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`)
 	var reg struct {

@@ -38,6 +38,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
+	srv   *sidecar.Server
 	url   string
 	st    *store.Store
 	cl    *client.Client
@@ -49,9 +50,10 @@ type env struct {
 func newEnv(t *testing.T, opts service.Options) *env {
 	t.Helper()
 	svc, st, c := newService(t, opts)
-	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10}))
+	h := newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{url: srv.URL, st: st, cl: client.New(srv.URL).WithAPIKey(testAdminKey), clock: c}
+	return &env{srv: h, url: srv.URL, st: st, cl: client.New(srv.URL).WithAPIKey(testAdminKey), clock: c}
 }
 
 // testAdminKey is the environments' KAVACH_ADMIN_KEY.
