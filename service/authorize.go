@@ -88,6 +88,14 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 			}
 			continue
 		}
+		if errors.Is(err, store.ErrKeyRevoked) {
+			// Revoked on another replica since this one cached the key: the
+			// database, read in the audit row's transaction, has the last word.
+			if k, gerr := s.store.GetKey(ctx, entry.Actor.ID); gerr == nil {
+				s.keys.put(k)
+			}
+			return api.AuthorizeResponse{}, unauthorized("key_revoked", "the API key %s was revoked", entry.Actor.ID)
+		}
 		if err != nil {
 			return api.AuthorizeResponse{}, &Error{Kind: KindInternal, Code: "audit_unavailable",
 				Message: "the decision could not be audited, so it is not given", Err: err}

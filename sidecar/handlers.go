@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bytes"
+	"errors"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -116,6 +117,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	res, err := s.svc.Authorize(r.Context(), req, bearer, explain)
+	var se *service.Error
+	if errors.As(err, &se) && se.Code == "key_revoked" {
+		s.refuse(w, r, "authorize", p, http.StatusUnauthorized, se.Code, se.Message)
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

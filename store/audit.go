@@ -68,8 +68,9 @@ type Consumption struct {
 
 // InsertAudit commits one audit row, with what the call consumed, and
 // returns it with its ID and timestamp set. It returns only after the
-// commit. An approval that is no longer approved is ErrConflict, and then
-// nothing is written.
+// commit. An approval that is no longer approved is ErrConflict, and a
+// decision asked with an API key revoked by then (on any replica)
+// ErrKeyRevoked; then nothing is written.
 func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) (AuditEntry, error) {
 	now := s.now()
 	e.ID = s.ids.next("aud_", now)
@@ -85,6 +86,15 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 		return e, nil
 	}
 	err := s.withTx(ctx, func(tx *txn) error {
+		if e.Actor.Type == ActorKey {
+			revoked, err := revokedKeys(ctx, tx, []string{e.Actor.ID})
+			if err != nil {
+				return err
+			}
+			if revoked[e.Actor.ID] {
+				return fmt.Errorf("API key %s: %w", e.Actor.ID, ErrKeyRevoked)
+			}
+		}
 		if use.ApprovalID != "" {
 			res, err := tx.ExecContext(ctx, `UPDATE approvals SET status = 'used', used_at = ?
 				WHERE id = ? AND status = 'approved' AND expires_at > ?`, toMillis(now), use.ApprovalID, toMillis(now))

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"slices"
+	"strings"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -157,23 +160,29 @@ func (b *batcher) gather(batch []*auditReq, prev int) []*auditReq {
 }
 
 func (b *batcher) flush(batch []*auditReq) {
-	err := b.write(batch)
+	refused, err := b.write(batch)
 	if err != nil && len(batch) > 1 {
 		// Isolate the row at fault: the others must not fail with it.
 		for _, r := range batch {
-			err := b.write([]*auditReq{r})
-			if err == nil {
+			refused, err := b.write([]*auditReq{r})
+			if err == nil && refused[r] == nil {
 				b.count(1)
 			}
-			b.finish(r, err)
+			b.finish(r, errors.Join(err, refused[r]))
 		}
 		return
 	}
+	n := 0
 	for _, r := range batch {
+		if err == nil && refused[r] != nil {
+			b.finish(r, refused[r])
+			continue
+		}
+		n++
 		b.finish(r, err)
 	}
-	if err == nil {
-		b.count(len(batch))
+	if err == nil && n > 0 {
+		b.count(n)
 	}
 }
 
@@ -200,7 +209,10 @@ func (b *batcher) finish(r *auditReq, err error) {
 	r.err <- err
 }
 
-func (b *batcher) write(batch []*auditReq) error {
+// write commits the batch's rows in one transaction, except those asked
+// with an API key revoked by then (on any replica): those are refused with
+// ErrKeyRevoked and not written.
+func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if b.insert == nil {
@@ -209,19 +221,67 @@ func (b *batcher) write(batch []*auditReq) error {
 		// costs about as much as inserting several rows.
 		st, err := b.s.w.PrepareContext(ctx, bind(b.s.pg, auditInsert))
 		if err != nil {
-			return fmt.Errorf("prepare audit insert: %w", err)
+			return nil, fmt.Errorf("prepare audit insert: %w", err)
 		}
 		b.insert = st
 	}
-	return b.s.withTx(ctx, func(tx *txn) error {
+	var refused map[*auditReq]error
+	err := b.s.withTx(ctx, func(tx *txn) error {
+		keys := make([]string, 0, 2)
+		for _, r := range batch {
+			if r.e.Actor.Type == ActorKey && !slices.Contains(keys, r.e.Actor.ID) {
+				keys = append(keys, r.e.Actor.ID)
+			}
+		}
+		revoked, err := revokedKeys(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		refused = nil
 		stmt := tx.StmtContext(ctx, b.insert)
 		for _, r := range batch {
+			if r.e.Actor.Type == ActorKey && revoked[r.e.Actor.ID] {
+				if refused == nil {
+					refused = map[*auditReq]error{}
+				}
+				refused[r] = fmt.Errorf("API key %s: %w", r.e.Actor.ID, ErrKeyRevoked)
+				continue
+			}
 			if _, err := stmt.ExecContext(ctx, r.e.args()...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
 		}
 		return nil
 	})
+	return refused, err
+}
+
+// revokedKeys returns which of ids are revoked keys, read in tx: a
+// revocation committed on any replica before this transaction began is
+// seen.
+func revokedKeys(ctx context.Context, tx *txn, ids []string) (map[string]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM api_keys WHERE revoked_at IS NOT NULL AND id IN (?`+
+		strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("check API keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("check API keys: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 // close stops accepting rows and waits until every accepted row is written.

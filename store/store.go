@@ -24,6 +24,7 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrLimitReached = errors.New("limit reached")
 	ErrRevoked      = errors.New("agent revoked")
+	ErrKeyRevoked   = errors.New("API key revoked")
 )
 
 // Options configures Open.
@@ -265,3 +266,6 @@ func timePtr(n sql.NullInt64) *time.Time {
 	t := fromMillis(n.Int64)
 	return &t
 }
+
+// Path is the SQLite database file; "" for :memory: and PostgreSQL.
+func (s *Store) Path() string { return s.path }
