@@ -7,7 +7,7 @@ package access
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"

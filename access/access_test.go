@@ -93,6 +93,3 @@ func TestDecisions(t *testing.T) {
 		}
 	}
 }
-
-
-

@@ -155,7 +155,6 @@ type KeyList struct {
 // decision: KavachOS's authorizeByToken.
 const AgentTokenHeader = "Kavach-Agent-Token"
 
-
 // ApprovalList is the body of GET /v1/approvals.
 type ApprovalList struct {
 	Approvals []Approval `json:"approvals"`

@@ -25,10 +25,10 @@ type Refusal struct {
 	// AgentToken, for an agent refused, names the agent in the audit row
 	// (only its hash is kept, and only until the row is written).
 	AgentToken string
-	Route  string // the route's name, or the method and path if none
-	Status int
-	Code   string
-	Reason string
+	Route      string // the route's name, or the method and path if none
+	Status     int
+	Code       string
+	Reason     string
 
 	tokenHash string
 }
@@ -130,7 +130,7 @@ func (rs *refusals) write(ctx context.Context, it refusalItem) {
 	if it.suppressed > 0 {
 		it.r.Actor = store.Actor{Type: store.ActorSystem}
 		e = store.Event{Action: "api.refused.suppressed", Result: store.ResultDenied, Code: "suppressed",
-			Reason: fmt.Sprintf("%d refused calls over the audit budget of %d a minute were counted, not written one by one", it.suppressed, refusalBudget),
+			Reason:  fmt.Sprintf("%d refused calls over the audit budget of %d a minute were counted, not written one by one", it.suppressed, refusalBudget),
 			Changes: map[string]any{"count": it.suppressed}}
 	}
 	if _, err := rs.st.RecordEvent(store.WithActor(ctx, it.r.Actor), e); err != nil && ctx.Err() == nil {

@@ -100,7 +100,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-
 // Service is safe for concurrent use.
 type Service struct {
 	store  Store

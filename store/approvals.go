@@ -38,11 +38,11 @@ type Approval struct {
 	// RespondedBy is the ID of the credential that resolved the request
 	// (key_…), RespondedByName its name, OnBehalfOf the user the app
 	// vouched for.
-	RespondedBy     string `json:"respondedBy,omitempty"`
-	RespondedByName string `json:"respondedByName,omitempty"`
-	OnBehalfOf      string `json:"onBehalfOf,omitempty"`
-	Note        string          `json:"note,omitempty"`
-	UsedAt      *time.Time      `json:"usedAt,omitempty"`
+	RespondedBy     string     `json:"respondedBy,omitempty"`
+	RespondedByName string     `json:"respondedByName,omitempty"`
+	OnBehalfOf      string     `json:"onBehalfOf,omitempty"`
+	Note            string     `json:"note,omitempty"`
+	UsedAt          *time.Time `json:"usedAt,omitempty"`
 	// StoredStatus is the status without expiry applied, as the policy sees it.
 	StoredStatus string `json:"-"`
 }

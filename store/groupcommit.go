@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +39,8 @@ type AuditStats struct {
 }
 
 type auditReq struct {
-	e    AuditEntry
-	err  chan error
+	e   AuditEntry
+	err chan error
 }
 
 type batcher struct {

@@ -312,7 +312,7 @@ func (s *Store) DenyOAuthRequest(ctx context.Context, handleHash string) (OAuthR
 			return err
 		}
 		return s.insertEvent(ctx, tx, Event{Action: "oauth.consent.deny", Target: r.ClientID,
-			Reason: "authorization request of client " + r.ClientID + " denied",
+			Reason:  "authorization request of client " + r.ClientID + " denied",
 			Changes: map[string]any{"clientId": r.ClientID, "scopes": r.Scopes, "resource": r.Resource}})
 	})
 	return out, err
