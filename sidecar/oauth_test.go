@@ -77,7 +77,7 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 	t.Cleanup(ts.Close)
 	pub := httptest.NewServer(srv.PublicHandler())
 	t.Cleanup(pub.Close)
-	e := &oauthEnv{env: &env{srv: srv, url: ts.URL, st: st, cl: client.New(ts.URL).WithAPIKey(testAdminKey), clock: c},
+	e := &oauthEnv{env: &env{srv: srv, svc: svc, url: ts.URL, st: st, cl: client.New(ts.URL).WithAPIKey(testAdminKey), clock: c},
 		log: logs, publicURL: pub.URL}
 	status, body := e.do(t, "POST", "/oauth/register", `{"client_name":"test client","redirect_uris":["`+redirectURI+`"],`+
 		`"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`)

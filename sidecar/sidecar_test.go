@@ -39,6 +39,7 @@ func (c *clock) Add(d time.Duration) {
 
 type env struct {
 	srv   *sidecar.Server
+	svc   *service.Service
 	url   string
 	st    *store.Store
 	cl    *client.Client
@@ -53,7 +54,7 @@ func newEnv(t *testing.T, opts service.Options) *env {
 	h := newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{srv: h, url: srv.URL, st: st, cl: client.New(srv.URL).WithAPIKey(testAdminKey), clock: c}
+	return &env{srv: h, svc: svc, url: srv.URL, st: st, cl: client.New(srv.URL).WithAPIKey(testAdminKey), clock: c}
 }
 
 // testAdminKey is the environments' KAVACH_ADMIN_KEY.
