@@ -22,20 +22,25 @@ const (
 // Refusal is one refused call: 401 or 403.
 type Refusal struct {
 	Actor store.Actor
-	// AgentToken, for an agent refused, names the agent in the audit row
-	// (only its hash is kept, and only until the row is written).
+	// AgentToken, for an agent refused, names the agent in the audit row:
+	// of a Kavach token only the hash is kept; an MCP access token is kept
+	// until the row is written, to be verified there (its claims alone
+	// could be forged). Neither is ever written.
 	AgentToken string
 	Route      string // the route's name, or the method and path if none
 	Status     int
 	Code       string
 	Reason     string
 
-	tokenHash string
+	tokenHash   string
+	accessToken string
 }
 
 type refusals struct {
 	st  Store
 	log *slog.Logger
+	// agentOf resolves an MCP access token to its grant's agent ID.
+	agentOf func(ctx context.Context, token string) (string, error)
 	q   chan refusalItem
 
 	mu         sync.Mutex
@@ -51,19 +56,20 @@ type refusalItem struct {
 	suppressed int
 }
 
-func newRefusals(st Store, log *slog.Logger) *refusals {
-	return &refusals{st: st, log: log, q: make(chan refusalItem, refusalQueue)}
+func newRefusals(st Store, log *slog.Logger, agentOf func(context.Context, string) (string, error)) *refusals {
+	return &refusals{st: st, log: log, agentOf: agentOf, q: make(chan refusalItem, refusalQueue)}
 }
 
 // RecordRefusal audits a refused call in the background, within the
 // budget; it never blocks the request.
 func (s *Service) RecordRefusal(r Refusal) {
-	if r.AgentToken != "" {
-		if wellFormedToken(r.AgentToken) {
-			r.tokenHash = hashToken(r.AgentToken)
-		}
-		r.AgentToken = ""
+	switch {
+	case wellFormedToken(r.AgentToken):
+		r.tokenHash = hashToken(r.AgentToken)
+	case isAccessToken(r.AgentToken):
+		r.accessToken = r.AgentToken
 	}
+	r.AgentToken = ""
 	s.refusals.add(r, s.now())
 }
 
@@ -121,11 +127,24 @@ func (rs *refusals) run(ctx context.Context) {
 func (rs *refusals) write(ctx context.Context, it refusalItem) {
 	e := store.Event{Action: "api.refused", Target: it.r.Route, Result: store.ResultDenied, Code: it.r.Code,
 		Reason: it.r.Reason, Changes: map[string]any{"status": it.r.Status}}
-	if it.r.tokenHash != "" && it.r.Actor.ID == "" {
-		if a, err := rs.st.AgentByTokenHash(ctx, it.r.tokenHash); err == nil {
-			it.r.Actor.ID = a.ID
-			e.AgentID, e.OwnerID = a.ID, a.OwnerID
+	// Name the refused agent, and its owner, so the agent's and the owner's
+	// audit queries show what it tried.
+	var a store.Agent
+	var err error
+	switch {
+	case it.r.tokenHash != "":
+		a, err = rs.st.AgentByTokenHash(ctx, it.r.tokenHash)
+	case it.r.accessToken != "" && rs.agentOf != nil:
+		var id string
+		if id, err = rs.agentOf(ctx, it.r.accessToken); err == nil {
+			a, err = rs.st.GetAgent(ctx, id)
 		}
+	case it.r.Actor.Type == store.ActorAgent && it.r.Actor.ID != "":
+		a, err = rs.st.GetAgent(ctx, it.r.Actor.ID)
+	}
+	if err == nil && a.ID != "" {
+		it.r.Actor.ID = a.ID
+		e.AgentID, e.OwnerID = a.ID, a.OwnerID
 	}
 	if it.suppressed > 0 {
 		it.r.Actor = store.Actor{Type: store.ActorSystem}

@@ -165,7 +165,10 @@ func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
 		s.adminKeyHash = sum[:]
 		s.opts.AdminKey = "" // not kept in memory longer than needed
 	}
-	s.refusals = newRefusals(st, s.log)
+	s.refusals = newRefusals(st, s.log, func(ctx context.Context, token string) (string, error) {
+		id, _, err := s.agentOfAccessToken(ctx, token)
+		return id, err
+	})
 	return s, nil
 }
 

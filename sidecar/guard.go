@@ -90,6 +90,18 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 		s.refuse(w, r, route, p, http.StatusUnauthorized, "unauthenticated",
 			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
 		return r, false
+	case !d.Allow && p.IsAgent():
+		// A bad agent credential is a 401 like any other; a good one that
+		// strays from its own decisions is named in the 403's audit row.
+		own, err := s.svc.AgentOf(r.Context(), p)
+		var se *service.Error
+		if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
+			s.refuse(w, r, route, p, http.StatusUnauthorized, se.Code, se.Message)
+			return r, false
+		}
+		p.Actor.ID = own
+		s.refuse(w, r, route, p, http.StatusForbidden, "forbidden", forbiddenMessage(p, route))
+		return r, false
 	case !d.Allow:
 		s.refuse(w, r, route, p, http.StatusForbidden, "forbidden", forbiddenMessage(p, route))
 		return r, false
