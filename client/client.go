@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,6 +44,37 @@ func New(base string) *Client {
 	}
 	c.base = strings.TrimRight(base, "/")
 	return c
+}
+
+// AdminKeyFile is where a sidecar's first start writes the bootstrap admin
+// key: KAVACH_ADMIN_KEY_FILE, else ~/.config/kavach/admin-key
+// ($XDG_CONFIG_HOME/kavach/admin-key); "" if there is no home.
+func AdminKeyFile() string {
+	if f := os.Getenv("KAVACH_ADMIN_KEY_FILE"); f != "" {
+		return f
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "kavach", "admin-key")
+}
+
+// KeyFromEnv finds a credential the way the CLI does after its --api-key
+// flag: KAVACH_API_KEY, then KAVACH_ADMIN_KEY, then the bootstrap key file
+// (AdminKeyFile); "" if none.
+func KeyFromEnv() string {
+	for _, v := range []string{"KAVACH_API_KEY", "KAVACH_ADMIN_KEY"} {
+		if k := os.Getenv(v); k != "" {
+			return k
+		}
+	}
+	if f := AdminKeyFile(); f != "" {
+		if b, err := os.ReadFile(f); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }
 
 // WithAPIKey returns a copy of c that sends key (kvk_… or the

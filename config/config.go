@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -358,16 +357,3 @@ func ParseExpiry(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// AdminKeyFile is where the bootstrap admin key is written and where the
-// CLI looks for a key last: KAVACH_ADMIN_KEY_FILE, else
-// ~/.config/kavach/admin-key ($XDG_CONFIG_HOME/kavach/admin-key).
-func AdminKeyFile() string {
-	if f := os.Getenv("KAVACH_ADMIN_KEY_FILE"); f != "" {
-		return f
-	}
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "kavach", "admin-key")
-}

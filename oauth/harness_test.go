@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -268,3 +269,52 @@ func (h *harness) tokens(clientID, redirect, scope string) map[string]any {
 }
 
 func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+
+// ConsentHandler serves the consent API for the app, under /v1/oauth:
+//
+//	GET  /v1/oauth/requests/{handle}
+//	POST /v1/oauth/requests/{handle}/approve  {"userId": "...", "scopes": ["..."]}
+//	POST /v1/oauth/requests/{handle}/deny
+//
+// It trusts its caller: a test stand-in for the sidecar's consent API,
+// which checks the caller's key first.
+func (s *Server) ConsentHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/oauth/requests/{handle}", func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Request(r.Context(), r.PathValue("handle"))
+		s.answer(w, r, p, err)
+	})
+	mux.HandleFunc("POST /v1/oauth/requests/{handle}/approve", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			UserID string   `json:"userId"`
+			Scopes []string `json:"scopes"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			s.answer(w, r, nil, requestErr(http.StatusBadRequest, "invalid_body", "the body must be {\"userId\": \"...\", \"scopes\": [\"...\"]}"))
+			return
+		}
+		u, err := s.Approve(r.Context(), r.PathValue("handle"), body.UserID, body.Scopes)
+		s.answer(w, r, map[string]string{"redirectUrl": u}, err)
+	})
+	mux.HandleFunc("POST /v1/oauth/requests/{handle}/deny", func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.Deny(r.Context(), r.PathValue("handle"))
+		s.answer(w, r, map[string]string{"redirectUrl": u}, err)
+	})
+	return mux
+}
+
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err == nil {
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	var re *RequestError
+	if !errors.As(err, &re) {
+		s.log.ErrorContext(r.Context(), "oauth consent API failed", "path", r.URL.Path, "err", err)
+		re = &RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	writeJSON(w, re.Status, re)
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	_ "time/tzdata" // time zones for timeWindow constraints, also on distroless
 
@@ -72,21 +71,13 @@ func apiClientFor(c *cli.Context, server string) *client.Client {
 	return client.New(server).WithAPIKey(apiKey(c))
 }
 
-// apiKey finds the CLI's credential: --api-key, KAVACH_API_KEY,
+// apiKey finds the CLI's credential: --api-key (or KAVACH_API_KEY),
 // KAVACH_ADMIN_KEY, then the bootstrap key file; "" if none.
 func apiKey(c *cli.Context) string {
 	if k := c.String("api-key"); k != "" {
 		return k
 	}
-	if k := os.Getenv("KAVACH_ADMIN_KEY"); k != "" {
-		return k
-	}
-	if f := config.AdminKeyFile(); f != "" {
-		if b, err := os.ReadFile(f); err == nil {
-			return strings.TrimSpace(string(b))
-		}
-	}
-	return ""
+	return client.KeyFromEnv()
 }
 
 func printJSON(v any) error {

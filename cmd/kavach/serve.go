@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/access"
+	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/config"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
@@ -252,7 +253,7 @@ func bootstrapAdminKey(ctx context.Context, svc *service.Service, file string, l
 		return nil
 	}
 	if file == "" {
-		file = config.AdminKeyFile()
+		file = client.AdminKeyFile()
 	}
 	written := ""
 	if file != "" {
