@@ -28,6 +28,10 @@ func FuzzAPI(f *testing.F) {
 		{"/v1/authorize", `{"action":"read","resource":"a"}`, "Bearer kv_"},
 		{"/v1/agents", `{"ownerId":"\u0000"}`, ""},
 		{"/v1/agents", `[`, ""},
+		{"/v1/agents", `{"ownerId":"u","name":"n","ownerId":"v"}`, ""},
+		{"/v1/agents", `{"ownerId":"u","name":"n"}`, "Bearer kvk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{"/v1/agents", `{"ownerId":"u","name":"n"}`, "Bearer a.b.c"},
+		{"/v1/authorize", `{"agentId":"agt_x","action":"read","resource":"a","arguments":{"k":1,"k":2}}`, ""},
 	} {
 		f.Add(seed.path, seed.body, seed.auth)
 	}
@@ -54,9 +58,13 @@ func FuzzAPI(f *testing.F) {
 			path = "/v1/authorize"
 		}
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewBufferString(body))
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		// No auth in the input means the admin key: the body must reach the
+		// decoder. Any other value is a credential to try.
+		if auth == "" {
+			auth = "Bearer " + testAdminKey
 		}
+		req.Header.Set("Authorization", auth)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
