@@ -12,10 +12,8 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
-	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
-	"github.com/kavach-dev/kavach/store"
 )
 
 func TestKeysLifecycle(t *testing.T) {
@@ -115,24 +113,9 @@ func TestRevokedKeyIsRefusedAtOnceOnAnotherReplica(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "kavach.db")
 	replica := func() (*client.Client, string) {
-		st, err := store.Open(ctx, store.Options{URL: path})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		eng, err := engine.New(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, err := service.New(st, eng, service.Options{AdminKey: testAdminKey, Roles: testRoles(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := svc.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
 		// No svc.Run: this replica never follows the change feed, so what
 		// it refuses it learns from the database alone.
+		svc, _, _ := newServiceAt(t, path, service.Options{})
 		srv := httptest.NewServer(newServer(t, svc, sidecar.Options{}))
 		t.Cleanup(srv.Close)
 		return client.New(srv.URL).WithAPIKey(testAdminKey), srv.URL

@@ -73,9 +73,16 @@ func newServer(t testing.TB, svc *service.Service, opts sidecar.Options) *sideca
 // service) with a settable clock, loaded and ready.
 func newService(t *testing.T, opts service.Options) (*service.Service, *store.Store, *clock) {
 	t.Helper()
+	return newServiceAt(t, filepath.Join(t.TempDir(), "kavach.db"), opts)
+}
+
+// newServiceAt is newService on the database file path: two on one file
+// are two replicas.
+func newServiceAt(t *testing.T, path string, opts service.Options) (*service.Service, *store.Store, *clock) {
+	t.Helper()
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC()}
-	st, err := store.Open(ctx, store.Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Now: c.Now})
+	st, err := store.Open(ctx, store.Options{URL: path, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
