@@ -97,10 +97,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h, pattern := s.mux.Handler(r)
 	route := s.byPattern[pattern]
-	if pattern == "" && r.Header.Get("Authorization") == "" {
-		// Without a credential, the API's map stays closed too.
-		s.refuse(sw, r, r.Method+" "+loggedPath(r), service.Anonymous, http.StatusUnauthorized, "unauthenticated",
-			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
+	if pattern == "" && !s.authenticated(sw, r) {
+		// Without a good credential, the API's map stays closed too.
 	} else if pattern == "" {
 		// The mux would answer 404 or 405 in plain text; keep its status
 		// and Allow header, write our JSON instead.
@@ -126,6 +124,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", loggedPath(r)), slog.String("route", route),
 		slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+}
+
+// authenticated reports whether r carries a valid credential; if not, it
+// has answered 401.
+func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) bool {
+	route := r.Method + " " + loggedPath(r)
+	cred, err := bearer(r)
+	if err == nil && cred == "" {
+		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, "unauthenticated",
+			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
+		return false
+	}
+	if err == nil {
+		_, err = s.svc.Authenticate(r.Context(), cred, false)
+	}
+	var se *service.Error
+	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
+		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, se.Code, se.Message)
+		return false
+	}
+	return true
 }
 
 // checkBody refuses non-JSON bodies on the API's own routes; the OAuth
