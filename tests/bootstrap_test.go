@@ -1,0 +1,153 @@
+package tests
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serveBare runs `kavach serve` without KAVACH_ADMIN_KEY, as on a fresh
+// machine, with the bootstrap key file in dir; it returns the sidecar's URL
+// and what it printed on stdout once it is ready, and stops it at cleanup.
+func serveBare(t *testing.T, dir string, env ...string) (url string, stdout func() string) {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(binary, "serve", "--addr", addr, "--database", filepath.Join(dir, "kavach.db"))
+	cmd.Env = append(append(cleanEnv(), "KAVACH_ADMIN_KEY_FILE="+filepath.Join(dir, "admin-key")), env...)
+	var out, errb syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	url = "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/ready", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url, out.String
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("kavach serve exited: %s", errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kavach serve not ready within 60s: %s", errb.String())
+		}
+	}
+}
+
+var keyPattern = regexp.MustCompile(`kvk_[A-Za-z0-9_-]{43}`)
+
+// A fresh sidecar is closed, yet the README's commands work at once: the
+// first start makes an admin key, prints it once and writes it to a 0600
+// file the CLI reads; a second start makes none.
+func TestFreshSidecarIsClosedAndBootstrapsAnAdminKey(t *testing.T) {
+	dir := t.TempDir()
+	url, stdout := serveBare(t, dir)
+	printed := keyPattern.FindString(stdout())
+	if printed == "" {
+		t.Fatalf("first start printed no admin key:\n%s", stdout())
+	}
+	file := filepath.Join(dir, "admin-key")
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(file)
+	if fi.Mode().Perm() != 0o600 || strings.TrimSpace(string(b)) != printed {
+		t.Errorf("key file mode %v, content %q; want 0600 holding the printed key", fi.Mode().Perm(), b)
+	}
+	// Closed: nothing without the key.
+	resp, err := http.Get(url + "/v1/agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /v1/agents without a key = %d; want 401", resp.StatusCode)
+	}
+	// The CLI finds the key in the file: no flag, no env var.
+	env := []string{"KAVACH_ADMIN_KEY=", "KAVACH_ADMIN_KEY_FILE=" + file, "KAVACH_SERVER=" + url}
+	out, errOut, code := cli(t, env, "agent", "create", "--owner", "user-1", "--name", "n", "-p", "docs:*=read")
+	if code != 0 || !strings.Contains(out, `"token"`) {
+		t.Fatalf("agent create with the bootstrap key = %d %s %s; want the agent", code, out, errOut)
+	}
+	out, errOut, code = cli(t, env, "keys", "list")
+	if code != 0 || strings.Count(out, `"id": "key_`) != 1 || strings.Contains(out, printed) {
+		t.Errorf("keys list = %d %s %s; want the one bootstrap key, without its secret", code, out, errOut)
+	}
+	// Without any key, the CLI is refused like anyone.
+	_, errOut, code = cli(t, []string{"KAVACH_ADMIN_KEY=", "KAVACH_ADMIN_KEY_FILE=" + filepath.Join(dir, "none"), "KAVACH_SERVER=" + url},
+		"agent", "list")
+	if code == 0 || !strings.Contains(errOut, "unauthenticated") {
+		t.Errorf("agent list without a key = %d %s; want refused (unauthenticated)", code, errOut)
+	}
+}
+
+func TestSecondStartMakesNoNewKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, stdout := serveBare(t, dir); keyPattern.FindString(stdout()) == "" {
+		t.Fatalf("first start printed no key:\n%s", stdout())
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "admin-key"))
+	// The first sidecar still runs on the file; a second on the same
+	// database sees the key and makes none.
+	_, stdout := serveBare(t, dir)
+	if k := keyPattern.FindString(stdout()); k != "" {
+		t.Errorf("second start printed a key %q; want none", k)
+	}
+	second, _ := os.ReadFile(filepath.Join(dir, "admin-key"))
+	if !bytes.Equal(first, second) {
+		t.Error("second start rewrote the key file")
+	}
+}
+
+func TestShortAdminKeyStopsTheSidecar(t *testing.T) {
+	dir := t.TempDir()
+	_, errOut, code := cli(t, []string{"KAVACH_ADMIN_KEY=too-short"}, "serve", "--addr", "127.0.0.1:0",
+		"--database", filepath.Join(dir, "kavach.db"))
+	if code != 2 || !strings.Contains(errOut, "KAVACH_ADMIN_KEY") {
+		t.Errorf("serve with a short KAVACH_ADMIN_KEY = exit %d %q; want 2 naming it", code, errOut)
+	}
+}
+
+// syncBuf is a buffer the process writes while the test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
