@@ -45,7 +45,7 @@ func authz(t *testing.T, cl *client.Client, req api.AuthorizeRequest) api.Author
 func TestRateLimitUnderConcurrency(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "kavach.db")
 	s := start(t, "--database", db)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	a := mustCreate(t, cl, constrained("mcp:deploy:*", map[string]any{"maxCallsPerHour": 10}, "execute"))
 
 	var allowed, limited atomic.Int32
@@ -75,7 +75,7 @@ func TestRateLimitUnderConcurrency(t *testing.T) {
 	}
 	s.stop(t)
 	s2 := start(t, "--database", db)
-	res := authz(t, client.New(s2.URL), api.AuthorizeRequest{AgentID: a.ID, Action: "execute", Resource: "mcp:deploy:staging"})
+	res := authz(t, s2.adminClient(), api.AuthorizeRequest{AgentID: a.ID, Action: "execute", Resource: "mcp:deploy:staging"})
 	if res.Code != "rate_limited" {
 		t.Errorf("after restart: %+v; want rate_limited (counts survive)", res)
 	}
@@ -101,7 +101,7 @@ func TestApprovalFlow(t *testing.T) {
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf("approval:\n  ttl: 300\n  webhookUrl: %s\n", hook.URL))
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"), "--config", cfg)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	ctx := t.Context()
 	a := mustCreate(t, cl, constrained("mcp:deploy:production", map[string]any{"requireApproval": true}, "execute"))
 	req := api.AuthorizeRequest{AgentID: a.ID, Action: "execute", Resource: "mcp:deploy:production"}
@@ -132,15 +132,23 @@ func TestApprovalFlow(t *testing.T) {
 	if res := authz(t, cl, withID); res.Code != "approval_pending" {
 		t.Errorf("before approval: %+v; want approval_pending", res)
 	}
-	if _, err := cl.ResolveApproval(ctx, first.ApprovalID, true, api.ResolveApprovalRequest{}); apiCode(err) != "missing_field" {
-		t.Errorf("approve without respondedBy = %v; want missing_field", err)
+	if _, err := cl.ResolveApproval(ctx, first.ApprovalID, true, api.ResolveApprovalRequest{OnBehalfOf: "alice", RespondedBy: "bob"}); apiStatus(err) != 400 || apiCode(err) != "ambiguous_user" {
+		t.Errorf("approve on behalf of two users = %v; want 400 ambiguous_user", err)
 	}
-	approved, err := cl.ResolveApproval(ctx, first.ApprovalID, true, api.ResolveApprovalRequest{RespondedBy: "alice", Note: "ok for today"})
-	if err != nil || approved.Status != "approved" || approved.RespondedBy != "alice" {
-		t.Fatalf("approve = %+v, %v", approved, err)
+	// The resolver is the credential; the user the app vouches for is
+	// recorded beside it.
+	approved, err := cl.ResolveApproval(ctx, first.ApprovalID, true, api.ResolveApprovalRequest{OnBehalfOf: "alice", Note: "ok for today"})
+	if err != nil || approved.Status != "approved" || approved.RespondedBy != "KAVACH_ADMIN_KEY" || approved.RespondedByName != "KAVACH_ADMIN_KEY" ||
+		approved.OnBehalfOf != "alice" || approved.Note != "ok for today" {
+		t.Fatalf("approve = %+v, %v; want approved by KAVACH_ADMIN_KEY on behalf of alice", approved, err)
 	}
 	if _, err := cl.ResolveApproval(ctx, first.ApprovalID, false, api.ResolveApprovalRequest{RespondedBy: "bob"}); apiStatus(err) != 409 {
 		t.Errorf("resolving a non-pending request = %v; want 409", err)
+	}
+	events, err := cl.QueryAudit(ctx, client.AuditFilter{Kind: "event", Action: "approval.approve"})
+	if err != nil || len(events.Entries) != 1 || events.Entries[0].Resource != first.ApprovalID || events.Entries[0].AgentID != a.ID ||
+		events.Entries[0].Actor != (api.Actor{Type: "admin_env", ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY", OnBehalfOf: "alice"}) {
+		t.Errorf("audit events approval.approve = %+v, %v; want the one approval, by KAVACH_ADMIN_KEY on behalf of alice", events.Entries, err)
 	}
 	other := withID
 	other.Resource = "mcp:deploy:staging"
@@ -163,8 +171,12 @@ func TestApprovalFlow(t *testing.T) {
 	if second.ApprovalID == first.ApprovalID || second.ApprovalID == "" {
 		t.Fatalf("after use, a new request must open: %+v", second)
 	}
-	if _, err := cl.ResolveApproval(ctx, second.ApprovalID, false, api.ResolveApprovalRequest{RespondedBy: "bob"}); err != nil {
-		t.Fatal(err)
+	// An approver's key may deny without naming anyone: the key is the
+	// resolver.
+	approver := s.mintKey(t, "approvals-app", "approver")
+	denied, err := cl.WithAPIKey(approver.Key).ResolveApproval(ctx, second.ApprovalID, false, api.ResolveApprovalRequest{})
+	if err != nil || denied.Status != "denied" || denied.RespondedBy != approver.ID || denied.RespondedByName != "approvals-app" || denied.OnBehalfOf != "" {
+		t.Fatalf("deny with an approver key and an empty body = %+v, %v; want denied by %s, on behalf of nobody", denied, err, approver.ID)
 	}
 	withID.ApprovalID = second.ApprovalID
 	if res := authz(t, cl, withID); res.Code != "approval_denied" {
@@ -177,7 +189,7 @@ func TestApprovalFlow(t *testing.T) {
 	if _, err := cl.GetApproval(ctx, "apr_nope"); apiStatus(err) != 404 {
 		t.Errorf("GET unknown approval = %v; want 404", err)
 	}
-	page, err := cl.QueryAudit(ctx, client.AuditFilter{AgentID: a.ID, Result: "allowed"})
+	page, err := cl.QueryAudit(ctx, client.AuditFilter{AgentID: a.ID, Result: "allowed", Kind: "decision"})
 	if err != nil || len(page.Entries) != 1 || page.Entries[0].ApprovalID != first.ApprovalID {
 		t.Errorf("audit of the approved call = %+v, %v; want the approval ID recorded", page.Entries, err)
 	}
@@ -185,7 +197,7 @@ func TestApprovalFlow(t *testing.T) {
 
 func TestConcurrentUseOfOneApprovalAllowsOnce(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	a := mustCreate(t, cl, constrained("db:prod", map[string]any{"requireApproval": true}, "drop"))
 	req := api.AuthorizeRequest{AgentID: a.ID, Action: "drop", Resource: "db:prod"}
 	id := authz(t, cl, req).ApprovalID
@@ -210,7 +222,7 @@ func TestConcurrentUseOfOneApprovalAllowsOnce(t *testing.T) {
 
 func TestTimeWindowIPAndArguments(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	now := time.Now().UTC()
 	hhmm := func(t time.Time) string { return t.Format("15:04") }
 	a := mustCreate(t, cl,
@@ -242,7 +254,7 @@ func TestTimeWindowIPAndArguments(t *testing.T) {
 
 func TestBadConstraintsAreRejectedAndWriteNothing(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	for name, c := range map[string]map[string]any{
 		"unknown key":          {"maxCalls": 3},
 		"negative limit":       {"maxCallsPerHour": -1},

@@ -28,7 +28,7 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 				db = pgtest.URL(t)
 			}
 			s := start(t, "--database", db)
-			cl := client.New(s.URL)
+			cl := s.adminClient()
 			a := mustCreate(t, cl, perm("api:*", "call"))
 
 			var mu sync.Mutex
@@ -38,7 +38,7 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 			for w := range 16 {
 				wg.Go(func() {
 					hc := &http.Client{Timeout: 5 * time.Second}
-					c := client.NewWithHTTP(s.URL, hc)
+					c := client.NewWithHTTP(s.URL, hc).WithAPIKey(adminKey)
 					for i := 0; ; i++ {
 						select {
 						case <-stop:
@@ -72,7 +72,7 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 			}
 			defer st.Close()
 			have := map[string]bool{}
-			if err := st.ExportAudit(t.Context(), store.AuditFilter{AgentID: a.ID}, func(e store.AuditEntry) error {
+			if err := st.ExportAudit(t.Context(), store.AuditFilter{AgentID: a.ID, Kind: store.KindDecision}, func(e store.AuditEntry) error {
 				have[e.ID] = true
 				return nil
 			}); err != nil {
@@ -94,19 +94,24 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
+	// Prometheus scrapes with a key of role metrics.
+	scraper := keyed(s.mintKey(t, "prometheus", "metrics").Key)
 	a := mustCreate(t, cl, perm("api:*", "call"))
 	for i := range 20 {
 		authz(t, cl, api.AuthorizeRequest{AgentID: a.ID, Action: "call", Resource: fmt.Sprint("api:", i)})
 	}
 	authz(t, cl, api.AuthorizeRequest{AgentID: a.ID, Action: "drop", Resource: "api:x"})
-	resp, err := http.Get(s.URL + "/metrics")
+	resp, err := scraper.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	body := string(b)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics with a metrics key = %d %s; want 200", resp.StatusCode, body)
+	}
 	for _, want := range []string{
 		`kavach_decisions_total{result="allowed"} 20`, `kavach_decisions_total{result="denied"} 1`,
 		"kavach_audit_rows_total 21", `kavach_authorize_duration_seconds_bucket{le="+Inf"} 21`,

@@ -25,7 +25,7 @@ func perm(resource string, actions ...string) api.Permission {
 // authorization by token.
 func TestDelegationChains(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	ctx := t.Context()
 	orch := mustCreate(t, cl, perm("mcp:github:*", "read", "comment"),
 		constrained("mcp:deploy:*", map[string]any{"requireApproval": true}, "execute"))
@@ -46,6 +46,9 @@ func TestDelegationChains(t *testing.T) {
 		t.Fatalf("re-delegate worker->helper = %+v, %v; want depth 2, maxDepth capped at 2, chained to %s", d2, err, d1.ID)
 	}
 
+	// By token: the app forwarding the agent's token beside its key, and
+	// the agent asking for itself with its token alone.
+	self := client.New(s.URL)
 	check := func(agent api.AgentWithToken, byToken bool, action, resource, code string) {
 		t.Helper()
 		req, token := api.AuthorizeRequest{AgentID: agent.ID, Action: action, Resource: resource}, ""
@@ -55,6 +58,11 @@ func TestDelegationChains(t *testing.T) {
 		res, err := cl.Authorize(ctx, req, token)
 		if err != nil || res.Code != code {
 			t.Errorf("Authorize(%s, %s %s, byToken=%v) = %+v, %v; want %s", agent.Name, action, resource, byToken, res, err, code)
+		}
+		if byToken {
+			if res, err := self.Authorize(ctx, req, token); err != nil || res.Code != code {
+				t.Errorf("Authorize(%s, %s %s) with its own token = %+v, %v; want %s", agent.Name, action, resource, res, err, code)
+			}
 		}
 	}
 	check(worker, false, "comment", "mcp:github:issues", "allowed")
@@ -152,7 +160,7 @@ func TestDelegationChains(t *testing.T) {
 func TestDelegationCLI(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	srv := "--server=" + s.URL
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	orch := mustCreate(t, cl, perm("mcp:github:*", "read"))
 	sub := mustCreate(t, cl)
 	out, errOut, code := cli(t, nil, "delegate", srv, "--from", orch.ID, "--to", sub.ID, "-p", "mcp:github:issues=read", "--expires-in", "1h", "--max-depth", "2")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,8 +93,33 @@ func TestQuickstartWithCLI(t *testing.T) {
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) != 6 || rows[0][0] != "id" {
-		t.Errorf("CSV export = %d rows, %v; want a header and 5 decisions", len(rows), err)
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("CSV export = %d rows, %v; want a header and rows", len(rows), err)
+	}
+	wantHeader := []string{"id", "timestamp", "agentId", "ownerId", "action", "resource", "arguments", "result", "code", "reason",
+		"ip", "userAgent", "durationUs", "approvalId", "kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes"}
+	if !slices.Equal(rows[0], wantHeader) {
+		t.Fatalf("CSV header = %v; want %v", rows[0], wantHeader)
+	}
+	// Oldest first: the 5 decisions, and the CLI's two changes of state
+	// made with KAVACH_ADMIN_KEY.
+	decisions := 0
+	var events []string
+	for _, r := range rows[1:] {
+		switch r[14] {
+		case "decision":
+			decisions++
+		case "event":
+			events = append(events, r[4])
+			if r[2] != agent.ID || r[15] != "admin_env" || r[16] != "KAVACH_ADMIN_KEY" {
+				t.Errorf("CSV event row %v; want agent %s changed by KAVACH_ADMIN_KEY (admin_env)", r, agent.ID)
+			}
+		default:
+			t.Errorf("CSV row of kind %q: %v", r[14], r)
+		}
+	}
+	if decisions != 5 || !slices.Equal(events, []string{"agent.create", "agent.rotate"}) {
+		t.Errorf("CSV export = %d decisions and events %v; want 5 decisions and [agent.create agent.rotate]", decisions, events)
 	}
 
 	out, _, _ = cli(t, nil, "agent", "list", srv, "--owner", "user-123")
@@ -121,7 +147,7 @@ func TestQuickstartWithCLI(t *testing.T) {
 func TestDataSurvivesRestart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "kavach.db")
 	s := start(t, "--database", db)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	ctx := t.Context()
 	a, err := cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n",
 		Permissions: []api.Permission{{Resource: "admin:*:delete", Actions: []string{"*"}}}})
@@ -142,7 +168,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 	s.stop(t)
 
 	s2 := start(t, "--database", db)
-	cl2 := client.New(s2.URL)
+	cl2 := s2.adminClient()
 	res2, err := cl2.Authorize(ctx, api.AuthorizeRequest{Action: "purge", Resource: "admin:projects:delete"}, a.Token)
 	if err != nil || !res2.Allowed {
 		t.Errorf("after restart, by token: %+v, %v; want allowed", res2, err)
@@ -151,7 +177,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 	if err != nil || res3.Code != "agent_revoked" {
 		t.Errorf("after restart, revoked agent: %+v, %v; want agent_revoked", res3, err)
 	}
-	page, err := cl2.QueryAudit(ctx, client.AuditFilter{})
+	page, err := cl2.QueryAudit(ctx, client.AuditFilter{Kind: "decision"})
 	if err != nil || len(page.Entries) != 3 || page.Entries[2].ID != res.AuditID {
 		t.Errorf("audit after restart = %+v, %v; want the 3 decisions", page.Entries, err)
 	}
@@ -177,7 +203,7 @@ agents:
 		t.Fatal(err)
 	}
 	s := start(t, "--config", good)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	a, err := cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n"})
 	if err != nil {
 		t.Fatal(err)
@@ -214,8 +240,8 @@ func TestMigrateAndSkipMigrations(t *testing.T) {
 	db := filepath.Join(dir, "m.db")
 	for range 2 {
 		out, errOut, code := cli(t, nil, "migrate", "--database", db)
-		if code != 0 || !strings.Contains(out, "version 4") {
-			t.Fatalf("migrate: exit %d, %q %q; want version 4", code, out, errOut)
+		if code != 0 || !strings.Contains(out, "version 5") {
+			t.Fatalf("migrate: exit %d, %q %q; want version 5", code, out, errOut)
 		}
 	}
 	// An unmigrated database with --skip-migrations fails at start, clearly.

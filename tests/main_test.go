@@ -18,10 +18,47 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 )
 
 // binary is the kavach binary built once for all tests.
 var binary string
+
+// adminKey is the KAVACH_ADMIN_KEY every sidecar the tests start accepts
+// (unless a test sets its own), and that cli() passes to the CLI.
+const adminKey = "e2e-admin-key-0123456789abcdef0123456789"
+
+// adminClient is a Go client of s holding the admin key.
+func (s *sidecar) adminClient() *client.Client { return client.New(s.URL).WithAPIKey(adminKey) }
+
+// mintKey creates an API key with roles through the admin key.
+func (s *sidecar) mintKey(t *testing.T, name string, roles ...string) api.KeyWithSecret {
+	t.Helper()
+	k, err := s.adminClient().CreateKey(t.Context(), api.CreateKeyRequest{Name: name, Roles: roles})
+	if err != nil {
+		t.Fatalf("CreateKey(%s, %v) = %v", name, roles, err)
+	}
+	return k
+}
+
+// keyed is an HTTP client that sends key as its bearer credential, as an
+// app calling the sidecar's API with raw HTTP would.
+func keyed(key string) *http.Client {
+	return &http.Client{Transport: bearerTransport{key: key, next: http.DefaultTransport}}
+}
+
+type bearerTransport struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kavach-e2e")
@@ -69,7 +106,7 @@ func start(t *testing.T, args ...string) *sidecar {
 func startErr(t *testing.T, args ...string) (*sidecar, error) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), "KAVACH_ADMIN_KEY="+adminKey)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -79,7 +116,9 @@ func startErr(t *testing.T, args ...string) (*sidecar, error) {
 	}
 	s := &sidecar{cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Text()
@@ -88,11 +127,17 @@ func startErr(t *testing.T, args ...string) (*sidecar, error) {
 			s.mu.Unlock()
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+				select {
+				case addr <- rec.Addr:
+				default:
+				}
 			}
 		}
+		_, _ = io.Copy(io.Discard, pipe) // after an overlong line: never block the process
 	}()
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	// Wait closes the pipe, so it waits for the reader to reach EOF: s.log()
+	// holds everything the process wrote once s.done is closed.
+	go func() { <-read; _ = cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() { s.stop(t) })
 	select {
 	case a := <-addr:
@@ -147,7 +192,7 @@ func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(append(cleanEnv(), "KAVACH_ADMIN_KEY="+adminKey), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -163,7 +208,8 @@ func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 }
 
 // cleanEnv is the test's environment without KAVACH_ variables, so a
-// developer's own settings cannot leak into a test.
+// developer's own settings cannot leak into a test; the bootstrap key file
+// goes to a directory of the test run's, never the developer's home.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -171,7 +217,7 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "KAVACH_ADMIN_KEY_FILE="+filepath.Join(filepath.Dir(binary), "admin-key"))
 }
 
 func writeFile(t *testing.T, path, body string) {

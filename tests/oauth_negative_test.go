@@ -120,7 +120,7 @@ mcp:
 	var approved struct {
 		RedirectURL string `json:"redirectUrl"`
 	}
-	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+login.Query().Get("request")+"/approve",
+	postJSON(t, keyed(s.mintKey(t, "login-app", "approver").Key), s.URL+"/v1/oauth/requests/"+login.Query().Get("request")+"/approve",
 		map[string]any{"userId": "user-1"}, http.StatusOK, &approved)
 	back, _ := url.Parse(approved.RedirectURL)
 	token := func(v url.Values) (int, map[string]any, http.Header) {
@@ -169,7 +169,7 @@ mcp:
 	}
 
 	// Bearer challenges for the MCP server.
-	r := postRaw(t, http.DefaultClient, s.URL+"/v1/oauth/verify", map[string]any{"token": "not.a.jwt", "resource": mcpResource})
+	r := postRaw(t, keyed(s.mintKey(t, "mcp-server", "decider").Key), s.URL+"/v1/oauth/verify", map[string]any{"token": "not.a.jwt", "resource": mcpResource})
 	if got := r.Header.Get("WWW-Authenticate"); r.StatusCode != http.StatusUnauthorized || !strings.Contains(got, `error="invalid_token"`) ||
 		!strings.Contains(got, `resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"`) {
 		t.Errorf("verify with a bad token = %d %q; want 401 invalid_token with resource_metadata", r.StatusCode, got)

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -67,6 +68,10 @@ mcp:
 	s := start(t, "--database", database, "--config", cfg,
 		"--public-addr", fmt.Sprintf("127.0.0.1:%d", port), "--tls-cert", certFile, "--tls-key", keyFile)
 	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// The app that logs humans in holds an approver key; the MCP server a
+	// decider key, for its bearer checks.
+	loginKey := s.mintKey(t, "login-app", "approver")
+	app, mcp, admin := keyed(loginKey.Key), keyed(s.mintKey(t, "mcp-server", "decider").Key), keyed(adminKey)
 	noRedirect := &http.Client{Transport: httpc.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, httpc)
@@ -132,20 +137,20 @@ mcp:
 		Scopes     []string `json:"scopes"`
 		Resource   string   `json:"resource"`
 	}
-	getJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle, &pending)
+	getJSON(t, app, s.URL+"/v1/oauth/requests/"+handle, &pending)
 	if pending.ClientName != "e2e MCP client" || pending.Resource != mcpResource || len(pending.Scopes) != 3 {
 		t.Fatalf("pending request = %+v", pending)
 	}
 	var approved struct {
 		RedirectURL string `json:"redirectUrl"`
 	}
-	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle+"/approve",
+	postJSON(t, app, s.URL+"/v1/oauth/requests/"+handle+"/approve",
 		map[string]any{"userId": "user-123", "scopes": []string{"tools:read", "tools:deploy", "offline_access"}}, http.StatusOK, &approved)
 	back, _ := url.Parse(approved.RedirectURL)
 	if q := back.Query(); back.Port() != "54321" || q.Get("state") != "st-123" || q.Get("iss") != issuer || q.Get("code") == "" {
 		t.Fatalf("approve redirects to %s; want the client's redirect URI with code, state and iss", approved.RedirectURL)
 	}
-	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+handle+"/approve",
+	postJSON(t, app, s.URL+"/v1/oauth/requests/"+handle+"/approve",
 		map[string]any{"userId": "user-123"}, http.StatusConflict, nil)
 
 	tok1, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier),
@@ -168,16 +173,27 @@ mcp:
 		Type     string         `json:"type"`
 		Metadata map[string]any `json:"metadata"`
 	}
-	getJSON(t, http.DefaultClient, s.URL+"/v1/agents/"+agentID, &agent)
+	getJSON(t, admin, s.URL+"/v1/agents/"+agentID, &agent)
 	if agent.OwnerID != "user-123" || agent.Type != "delegated" || agent.Metadata["oauthClientId"] != reg.ClientID {
 		t.Errorf("grant agent = %+v; want a delegated agent of user-123 for the client", agent)
 	}
 	var audit struct {
-		Entries []struct{ Code string } `json:"entries"`
+		Entries []struct {
+			Code     string    `json:"code"`
+			AgentID  string    `json:"agentId"`
+			Resource string    `json:"resource"`
+			Actor    api.Actor `json:"actor"`
+		} `json:"entries"`
 	}
-	getJSON(t, http.DefaultClient, s.URL+"/v1/audit?agentId="+agentID, &audit)
+	getJSON(t, admin, s.URL+"/v1/audit?kind=decision&agentId="+agentID, &audit)
 	if len(audit.Entries) != 4 {
-		t.Errorf("audit rows of the grant agent = %d; want 4", len(audit.Entries))
+		t.Errorf("decisions of the grant agent = %d; want 4", len(audit.Entries))
+	}
+	// The consent is audited as the login app's key, for the user.
+	getJSON(t, admin, s.URL+"/v1/audit?kind=event&action=oauth.consent.approve", &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].AgentID != agentID || audit.Entries[0].Resource != reg.ClientID ||
+		audit.Entries[0].Actor != (api.Actor{Type: "key", ID: loginKey.ID, Name: "login-app", OnBehalfOf: "user-123"}) {
+		t.Errorf("oauth.consent.approve events = %+v; want one for %s by %s on behalf of user-123", audit.Entries, agentID, loginKey.ID)
 	}
 
 	// The sidecar's bearer check for the MCP server.
@@ -185,12 +201,12 @@ mcp:
 		Active  bool   `json:"active"`
 		AgentID string `json:"agentId"`
 	}
-	postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/verify",
+	postJSON(t, mcp, s.URL+"/v1/oauth/verify",
 		map[string]any{"token": tok1.AccessToken, "resource": mcpResource, "scopes": []string{"tools:read"}}, http.StatusOK, &v)
 	if !v.Active || v.AgentID != agentID {
 		t.Errorf("verify = %+v; want active for %s", v, agentID)
 	}
-	r := postRaw(t, http.DefaultClient, s.URL+"/v1/oauth/verify",
+	r := postRaw(t, mcp, s.URL+"/v1/oauth/verify",
 		map[string]any{"token": tok1.AccessToken, "resource": mcpResource, "scopes": []string{"admin"}})
 	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Errorf("verify without the scope = %d %q; want 403 insufficient_scope", r.StatusCode, r.Header.Get("WWW-Authenticate"))
@@ -271,7 +287,7 @@ func authorizeAs(t *testing.T, s *sidecar, token, action, resource string, statu
 			AgentID string `json:"agentId"`
 		} `json:"entries"`
 	}
-	getJSON(t, http.DefaultClient, s.URL+"/v1/audit?limit=1", &rows)
+	getJSON(t, keyed(adminKey), s.URL+"/v1/audit?kind=decision&limit=1", &rows)
 	if len(rows.Entries) != 1 || rows.Entries[0].AgentID == "" {
 		t.Fatalf("audit after authorize = %+v; want a row with the agent", rows)
 	}
@@ -296,6 +312,7 @@ func bearerAuthorize(t *testing.T, s *sidecar, token, action, resource string) (
 	b, _ := json.Marshal(map[string]string{"action": action, "resource": resource})
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/authorize", strings.NewReader(string(b)))
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -457,6 +474,7 @@ mcp:
 `, issuer, mcpResource))
 	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	app, mcp := keyed(s.mintKey(t, "consent-app", "approver").Key), keyed(s.mintKey(t, "mcp-server", "decider").Key)
 
 	var md map[string]any
 	getJSON(t, http.DefaultClient, s.URL+"/.well-known/oauth-authorization-server/auth", &md)
@@ -482,7 +500,7 @@ mcp:
 		var approved struct {
 			RedirectURL string `json:"redirectUrl"`
 		}
-		postJSON(t, http.DefaultClient, s.URL+"/v1/oauth/requests/"+page.Query().Get("request")+"/approve",
+		postJSON(t, app, s.URL+"/v1/oauth/requests/"+page.Query().Get("request")+"/approve",
 			map[string]any{"userId": "user-9"}, http.StatusOK, &approved)
 		back, _ := url.Parse(approved.RedirectURL)
 		return back.Query().Get("code"), verifier
@@ -520,7 +538,7 @@ mcp:
 	authorizeAs(t, s, tok.AccessToken, "read", "mcp:github:repos", http.StatusOK, true)
 
 	// enforceAuth: no token is a 401 challenge naming the resource metadata.
-	r := postRaw(t, http.DefaultClient, s.URL+"/v1/oauth/verify", map[string]any{"resource": mcpResource})
+	r := postRaw(t, mcp, s.URL+"/v1/oauth/verify", map[string]any{"resource": mcpResource})
 	if got := r.Header.Get("WWW-Authenticate"); r.StatusCode != http.StatusUnauthorized ||
 		!strings.Contains(got, `resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/mcp"`) {
 		t.Errorf("verify without a token = %d %q; want 401 with resource_metadata", r.StatusCode, got)

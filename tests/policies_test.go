@@ -62,7 +62,7 @@ func TestPolicyExtensions(t *testing.T) {
 	writeFile(t, filepath.Join(ext, "freeze.rego"), freezeExt)
 	writeFile(t, filepath.Join(ext, "freeze_test.rego"), "package kavach.ext_test\n\ntest_nothing if true\n") // skipped: tests run under opa test
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"), "--policy-dir", ext)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	ctx := t.Context()
 	a := mustCreate(t, cl, perm("db:*", "read", "drop"))
 	code := func(action, resource string) string {
@@ -156,7 +156,7 @@ func TestBadExtensionsStopTheSidecarAtStart(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	orch := mustCreate(t, cl, perm("mcp:github:*", "read"))
 	sub := mustCreate(t, cl, perm("mcp:slack:*", "post"))
 	d, err := delegate(t, cl, orch.ID, sub.ID, 1, perm("mcp:github:issues", "read"))
@@ -197,7 +197,7 @@ func TestBundleCLI(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "kavach.db")
 	s := start(t, "--database", db)
-	cl := client.New(s.URL)
+	cl := s.adminClient()
 	mustCreate(t, cl, perm("mcp:*", "read"))
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

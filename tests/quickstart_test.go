@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ func TestSeedFullWorkingExample(t *testing.T) {
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"))
 	csvPath := filepath.Join(dir, "audit.csv")
 	cmd := exec.CommandContext(t.Context(), "go", "run", "./quickstart", "-server", s.URL, "-csv", csvPath)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), "KAVACH_API_KEY="+adminKey)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("quickstart: %v\n%s", err, out)
@@ -43,7 +44,24 @@ func TestSeedFullWorkingExample(t *testing.T) {
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) != 4 {
-		t.Errorf("audit export = %d rows, %v; want a header and the 3 decisions", len(rows), err)
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("audit export = %d rows, %v; want a header and rows", len(rows), err)
+	}
+	// The full trail, oldest first: the 3 decisions and the 4 changes.
+	kind, action := slices.Index(rows[0], "kind"), slices.Index(rows[0], "action")
+	if kind < 0 || action < 0 {
+		t.Fatalf("audit export header = %v; want kind and action columns", rows[0])
+	}
+	decisions := 0
+	var events []string
+	for _, r := range rows[1:] {
+		if r[kind] == "decision" {
+			decisions++
+		} else {
+			events = append(events, r[kind]+":"+r[action])
+		}
+	}
+	if want := []string{"event:agent.create", "event:agent.rotate", "event:agent.create", "event:delegation.create"}; decisions != 3 || !slices.Equal(events, want) {
+		t.Errorf("audit export = %d decisions and %v; want the 3 decisions and %v", decisions, events, want)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kavach-dev/kavach/api"
-	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -39,7 +38,7 @@ func testReplicas(t *testing.T, db string, postgres bool) {
 	writeFile(t, cfgB, fmt.Sprintf("database:\n  applicationName: %s\n  pollInterval: 1m\n", appB))
 	a := start(t, "--database", db)
 	b := start(t, "--database", db, "--config", cfgB)
-	ca, cb := client.New(a.URL), client.New(b.URL)
+	ca, cb := a.adminClient(), b.adminClient()
 	ctx := t.Context()
 
 	// waitCode polls B until the decision has the wanted code.
@@ -128,7 +127,7 @@ func testReplicas(t *testing.T, db string, postgres bool) {
 		t.Fatal(err)
 	}
 	b = start(t, "--database", db, "--config", cfgB)
-	cb = client.New(b.URL)
+	cb = b.adminClient()
 	for id, want := range map[string]string{created.ID: "allowed", revoked.ID: "agent_revoked"} {
 		res, err := cb.Authorize(ctx, api.AuthorizeRequest{AgentID: id, Action: "read", Resource: "docs:x"}, "")
 		if err != nil || res.Code != want {
@@ -206,6 +205,33 @@ func testReplicas(t *testing.T, db string, postgres bool) {
 	onB, err := cb.Authorize(ctx, req, "")
 	if err != nil || onB.Code != "approval_used" {
 		t.Errorf("second use, on B: %+v, %v; want approval_used", onB, err)
+	}
+
+	// API keys are shared: one created through A is taken by B, and once
+	// revoked through A, B refuses it at once, whatever B's cache holds.
+	key, err := ca.CreateKey(ctx, api.CreateKeyRequest{Name: "app", Roles: []string{"decider"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := cb.WithAPIKey(key.Key)
+	byKey := api.AuthorizeRequest{AgentID: created.ID, Action: "read", Resource: "docs:x"}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) {
+		res, err := app.Authorize(ctx, byKey, "")
+		if err == nil {
+			if !res.Allowed {
+				t.Errorf("decision on B with a key made on A = %+v; want allowed", res)
+			}
+			break
+		}
+		if apiCode(err) != "invalid_key" || time.Now().After(deadline) {
+			t.Fatalf("authorize on B with a key made on A = %v; want it taken within 15s", err)
+		}
+	}
+	if _, err := ca.RevokeKey(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := app.Authorize(ctx, byKey, ""); apiStatus(err) != 401 || apiCode(err) != "key_revoked" {
+		t.Errorf("authorize on B with a key just revoked on A = %+v, %v; want 401 key_revoked", res, err)
 	}
 }
 

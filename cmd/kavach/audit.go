@@ -18,12 +18,15 @@ func auditFilterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "result", Usage: "allowed or denied"},
 		&cli.StringFlag{Name: "since", Usage: "RFC 3339 time, inclusive"},
 		&cli.StringFlag{Name: "until", Usage: "RFC 3339 time, exclusive"},
+		&cli.StringFlag{Name: "kind", Usage: "decision or event (a change of state, or a refused call)"},
+		&cli.StringFlag{Name: "action", Usage: "one action: agent.update, api.refused, or an agent's action"},
 	}
 }
 
 func auditFilter(c *cli.Context) client.AuditFilter {
 	return client.AuditFilter{AgentID: c.String("agent"), UserID: c.String("user"), Result: c.String("result"),
-		Since: c.String("since"), Until: c.String("until"), Limit: c.Int("limit"), Cursor: c.String("cursor")}
+		Since: c.String("since"), Until: c.String("until"), Limit: c.Int("limit"), Cursor: c.String("cursor"),
+		Kind: c.String("kind"), Action: c.String("action")}
 }
 
 func auditCommand() *cli.Command {

@@ -1,7 +1,8 @@
 // Command quickstart is the seeds' "Full working example", line for line,
 // against a running sidecar: agent creation, authorization by ID and by
 // token, rotation, delegation and audit export. It prints what the seed
-// prints. Usage: go run ./tests/quickstart -server http://127.0.0.1:7400
+// prints. Usage: KAVACH_API_KEY=kvk_… go run ./tests/quickstart -server http://127.0.0.1:7400
+// (the key needs the admin role: the example creates agents and delegations).
 package main
 
 import (
@@ -21,7 +22,10 @@ func main() {
 	server := flag.String("server", "http://127.0.0.1:7400", "sidecar address")
 	csvOut := flag.String("csv", "", "file to write the audit export to (default: discard)")
 	flag.Parse()
-	if err := run(context.Background(), client.New(*server), *csvOut); err != nil {
+	// The app's API key, found as the CLI finds it (KAVACH_API_KEY, …): it
+	// stays out of ps.
+	kavach := client.New(*server).WithAPIKey(client.KeyFromEnv())
+	if err := run(context.Background(), kavach, *csvOut); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
