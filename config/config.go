@@ -356,4 +356,3 @@ func ParseExpiry(s string) (time.Duration, error) {
 	}
 	return time.Duration(n) * unit, nil
 }
-

@@ -41,7 +41,7 @@ type refusals struct {
 	log *slog.Logger
 	// agentOf resolves an MCP access token to its grant's agent ID.
 	agentOf func(ctx context.Context, token string) (string, error)
-	q   chan refusalItem
+	q       chan refusalItem
 
 	mu         sync.Mutex
 	windowFrom time.Time
