@@ -78,7 +78,7 @@ func newService(t *testing.T, opts service.Options) (*service.Service, *store.St
 
 // newServiceAt is newService on the database file path: two on one file
 // are two replicas.
-func newServiceAt(t *testing.T, path string, opts service.Options) (*service.Service, *store.Store, *clock) {
+func newServiceAt(t testing.TB, path string, opts service.Options) (*service.Service, *store.Store, *clock) {
 	t.Helper()
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC()}

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/loadgen"
 )
 
@@ -31,7 +32,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
-			&cli.StringSliceFlag{Name: "compare", Usage: "NAME=URL: another sidecar on the same database, measured with the same mix (e.g. a build with -tags kavach_noauth)"},
+			&cli.StringSliceFlag{Name: "compare", Usage: "NAME=URL: another sidecar (on a database of its own), measured with the same mix (e.g. a build with -tags kavach_noauth)"},
 		},
 		Subcommands: []*cli.Command{{
 			Name:  "floor",
@@ -59,35 +60,27 @@ func runBench(c *cli.Context) error {
 	ctx := c.Context
 	cl := apiClient(c)
 	server := strings.TrimRight(c.String("server"), "/")
-	mix, err := benchMix(ctx, c.Int("agents"), func(i int) (api.AgentWithToken, error) {
-		return cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Name: "bench",
-			Permissions: []api.Permission{
-				{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
-				{Resource: "mcp:github:*", Actions: []string{"read"}},
-				{Resource: "admin:*:delete", Actions: []string{"*"}},
-				{Resource: "docs:public", Actions: []string{"read"}},
-			}})
-	})
+	main, mix, revoke, err := sidecarTarget(ctx, cl, "kavach sidecar", server, c.Int("agents"))
 	if err != nil {
 		return err
 	}
-	// Decisions by agent ID are asked as an app would: with a decider key.
-	key, err := cl.CreateKey(ctx, api.CreateKeyRequest{Name: "kavach-bench", Roles: []string{"decider"}})
-	if err != nil {
-		return fmt.Errorf("create the bench's decider key: %w", err)
-	}
-	defer func() {
-		if _, err := cl.RevokeKey(context.WithoutCancel(ctx), key.ID); err != nil {
-			fmt.Fprintln(os.Stderr, "revoke the bench's key:", err)
-		}
-	}()
-	targets := []loadgen.Target{{Name: "kavach sidecar", Kind: loadgen.Sidecar, URL: server, Key: key.Key}}
+	defer revoke()
+	targets := []loadgen.Target{main}
+	mixes := [][]loadgen.Request{mix}
+	// Other sidecars (a build with -tags kavach_noauth, say), each on a
+	// database of its own, with the same mix over agents of their own.
 	for _, cmp := range c.StringSlice("compare") {
 		name, url, ok := strings.Cut(cmp, "=")
 		if !ok || name == "" || url == "" {
 			return cli.Exit("--compare takes NAME=URL", 2)
 		}
-		targets = append(targets, loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: strings.TrimRight(url, "/"), Key: key.Key})
+		url = strings.TrimRight(url, "/")
+		t, m, revoke, err := sidecarTarget(ctx, apiClientFor(c, url), name, url, c.Int("agents"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer revoke()
+		targets, mixes = append(targets, t), append(mixes, m)
 	}
 	if bin := c.String("opa-binary"); bin != "" {
 		dir, err := os.MkdirTemp("", "kavach-bench")
@@ -119,7 +112,7 @@ func runBench(c *cli.Context) error {
 			if logs {
 				name = "stock OPA, logs console"
 			}
-			targets = append(targets, loadgen.Target{Name: name, Kind: loadgen.OPA, URL: url})
+			targets, mixes = append(targets, loadgen.Target{Name: name, Kind: loadgen.OPA, URL: url}), append(mixes, mix)
 		}
 	}
 	if c.Bool("floor") {
@@ -128,14 +121,14 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 		defer stop()
-		targets = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url})
+		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
 	}
 	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup")}
 	fmt.Printf("mix: %d requests over %d agents (allowed, denied, wildcard, by token); concurrency %d; %s per target after %s warm-up\n",
 		len(mix), c.Int("agents"), opts.Concurrency, opts.Duration, opts.Warmup)
 	var results []loadgen.Result
-	for _, t := range targets {
-		r, err := loadgen.Run(ctx, t, mix, opts)
+	for i, t := range targets {
+		r, err := loadgen.Run(ctx, t, mixes[i], opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
@@ -143,6 +136,34 @@ func runBench(c *cli.Context) error {
 	}
 	fmt.Print(loadgen.Format(results))
 	return nil
+}
+
+// sidecarTarget prepares a sidecar for the bench: n agents and the mix
+// over them, and a decider key (revoked when ctx ends) for the decisions
+// asked by agent ID, as an app asks them.
+func sidecarTarget(ctx context.Context, cl *client.Client, name, url string, n int) (loadgen.Target, []loadgen.Request, func(), error) {
+	mix, err := benchMix(ctx, n, func(i int) (api.AgentWithToken, error) {
+		return cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Name: "bench",
+			Permissions: []api.Permission{
+				{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
+				{Resource: "mcp:github:*", Actions: []string{"read"}},
+				{Resource: "admin:*:delete", Actions: []string{"*"}},
+				{Resource: "docs:public", Actions: []string{"read"}},
+			}})
+	})
+	if err != nil {
+		return loadgen.Target{}, nil, nil, err
+	}
+	key, err := cl.CreateKey(ctx, api.CreateKeyRequest{Name: "kavach-bench", Roles: []string{"decider"}})
+	if err != nil {
+		return loadgen.Target{}, nil, nil, fmt.Errorf("create the bench's decider key: %w", err)
+	}
+	revoke := func() {
+		if _, err := cl.RevokeKey(context.WithoutCancel(ctx), key.ID); err != nil {
+			fmt.Fprintln(os.Stderr, "revoke the bench's key:", err)
+		}
+	}
+	return loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: url, Key: key.Key}, mix, revoke, nil
 }
 
 // benchMix creates agents and builds the request mix over them.
