@@ -52,6 +52,14 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err != nil {
 		return api.AuthorizeResponse{}, err
 	}
+	if store.ActorFrom(ctx).Type == store.ActorAgent && badCredential[d.Code] {
+		// The token is the caller's only credential, and it is no good: a
+		// refusal (401), audited within the refusals' budget, not a decision
+		// row per request, which anyone could pile up. An app asking with its
+		// own key for a token it received gets the decision, as KavachOS's
+		// authorizeByToken does.
+		return api.AuthorizeResponse{}, unauthorized(d.Code, "%s", d.Reason)
+	}
 	if consumes(d) {
 		// Decide again under the agent's lock, at the time the lock was
 		// granted and with the real call counts, and record what the allow
@@ -118,6 +126,9 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		return res, nil
 	}
 }
+
+// badCredential are the decisions that say an agent's token is no good.
+var badCredential = map[string]bool{"invalid_token": true, "agent_revoked": true, "agent_expired": true}
 
 // decideWithCounts decides with the current time and the agent's calls in
 // the last hour; the caller holds the agent's lock.

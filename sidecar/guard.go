@@ -151,8 +151,12 @@ func forbiddenMessage(p service.Principal, route string) string {
 
 // refuse answers 401 or 403, counts it and audits it (within a budget).
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, route string, p service.Principal, status int, code, msg string) {
-	if status == http.StatusUnauthorized {
+	switch {
+	case status == http.StatusUnauthorized && code == "unauthenticated":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kavach"`)
+	case status == http.StatusUnauthorized:
+		// RFC 6750 §3.1: a credential was sent, and it is no good.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kavach", error="invalid_token"`)
 	}
 	writeError(w, status, code, msg)
 	s.m.refused(status, code)

@@ -118,7 +118,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	res, err := s.svc.Authorize(r.Context(), req, bearer, explain)
 	var se *service.Error
-	if errors.As(err, &se) && se.Code == "key_revoked" {
+	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
+		// A key revoked on another replica, or an agent's own token that is
+		// no good: refused like any bad credential.
 		s.refuse(w, r, "authorize", p, http.StatusUnauthorized, se.Code, se.Message)
 		return
 	}

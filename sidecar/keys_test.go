@@ -164,3 +164,45 @@ func apiCode(err error) string {
 	}
 	return ""
 }
+
+// An agent's own token that is no good (unknown, rotated away, of a revoked
+// agent) is a refused credential: 401, audited within the refusals' budget,
+// no decision row. The app asking with its key for a token it received
+// gets the decision instead, as KavachOS's authorizeByToken does.
+func TestBadAgentTokenAsCredentialIsRefusedNotDecided(t *testing.T) {
+	e := newEnv(t, service.Options{})
+	ctx := t.Context()
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
+	rotated, err := e.cl.RotateAgent(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "r", Permissions: []api.Permission{perm("docs:*", "read")}})
+	if _, err := e.cl.RevokeAgent(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, before := e.counts(t)
+	req := api.AuthorizeRequest{Action: "read", Resource: "docs:x"}
+	for _, tt := range []struct {
+		name, token, code string
+	}{
+		{"unknown", "kv_" + strings.Repeat("A", 43), "invalid_token"},
+		{"rotated away", a.Token, "invalid_token"},
+		{"revoked agent", revoked.Token, "agent_revoked"},
+	} {
+		_, err := client.New(e.url).Authorize(ctx, req, tt.token)
+		if apiStatus(err) != http.StatusUnauthorized || apiCode(err) != tt.code {
+			t.Errorf("%s token as the credential: Authorize = %v; want 401 %s", tt.name, err, tt.code)
+		}
+	}
+	if _, after := e.counts(t); after != before {
+		t.Errorf("decision rows %d → %d; want none for refused credentials", before, after)
+	}
+	if res, err := client.New(e.url).Authorize(ctx, req, rotated.Token); err != nil || !res.Allowed {
+		t.Errorf("the new token = %+v, %v; want allowed", res, err)
+	}
+	res, err := e.cl.Authorize(ctx, req, a.Token) // the app's key, and the old token beside it
+	if err != nil || res.Allowed || res.Code != "invalid_token" || res.AuditID == "" {
+		t.Errorf("app asking for a rotated token = %+v, %v; want the audited decision invalid_token", res, err)
+	}
+}
