@@ -208,7 +208,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("server.socketGroup is set but server.address %q is not a unix:// socket", c.Server.Address)
 	}
 	for _, h := range c.Server.AllowedHosts {
-		if h == "" || strings.ContainsAny(h, "/ *") {
+		if h == "" || strings.ContainsAny(h, "/ *,") {
 			return fmt.Errorf("server.allowedHosts: %q is not a host name", h)
 		}
 	}

@@ -60,7 +60,7 @@ func listen(l Listener) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}
 	if l.SocketGroup != "" {
-		gid, err := lookupGroup(l.SocketGroup)
+		gid, err := GroupID(l.SocketGroup)
 		if err == nil {
 			err = os.Chown(path, -1, gid)
 		}
@@ -72,7 +72,8 @@ func listen(l Listener) (net.Listener, error) {
 	return ln, nil
 }
 
-func lookupGroup(g string) (int, error) {
+// GroupID resolves a group name or number, as server.socketGroup takes it.
+func GroupID(g string) (int, error) {
 	if id, err := strconv.Atoi(g); err == nil {
 		return id, nil
 	}

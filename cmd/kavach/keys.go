@@ -53,7 +53,7 @@ func keysCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "get", ArgsUsage: "KEY_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Name: "get", Usage: "one API key (never its secret)", ArgsUsage: "KEY_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "KEY_ID")
 					if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +78,16 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 		cfg.Policies.Extensions = v
 	}
 	if v := c.StringSlice("allowed-host"); len(v) > 0 {
-		cfg.Server.AllowedHosts = v
+		// The app disables urfave's own splitting (for -p r=read,write), so
+		// KAVACH_ALLOWED_HOSTS=a,b is split here.
+		cfg.Server.AllowedHosts = nil
+		for _, h := range v {
+			for _, part := range strings.Split(h, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					cfg.Server.AllowedHosts = append(cfg.Server.AllowedHosts, part)
+				}
+			}
+		}
 	}
 	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert,
 		"tls-key": &cfg.Server.TLSKey, "socket-group": &cfg.Server.SocketGroup, "admin-key-file": &cfg.Server.AdminKeyFile} {
@@ -115,6 +125,11 @@ func serve(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("server.tlsCert and server.tlsKey (--tls-cert, --tls-key): %v", err), 2)
 		}
 		cert = &pair
+	}
+	if g := cfg.Server.SocketGroup; g != "" {
+		if _, err := sidecar.GroupID(g); err != nil {
+			return cli.Exit(fmt.Sprintf("server.socketGroup (--socket-group): %v", err), 2)
+		}
 	}
 	adminKey := os.Getenv("KAVACH_ADMIN_KEY")
 	if adminKey != "" && len(adminKey) < service.MinAdminKeyLen {
@@ -272,10 +287,17 @@ func bootstrapAdminKey(ctx context.Context, svc *service.Service, file string, l
 	return nil
 }
 
-// writeSecretFile writes secret to a new file only its owner can read.
+// writeSecretFile writes secret to a new file only its owner can read. A
+// file already there (another database's key) is kept beside it as
+// <path>.old-<unix time>, never lost.
 func writeSecretFile(path, secret string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		if err := os.Rename(path, fmt.Sprintf("%s.old-%d", path, time.Now().Unix())); err != nil {
+			return err
+		}
 	}
 	tmp := path + ".tmp"
 	_ = os.Remove(tmp)
