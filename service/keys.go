@@ -164,11 +164,18 @@ func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool
 // AgentOf resolves an agent principal to its agent's ID: a token must name
 // an agent that is active and unexpired.
 func (s *Service) AgentOf(ctx context.Context, p Principal) (string, error) {
+	var a store.Agent
+	var err error
 	if isAccessToken(p.AgentToken) {
-		id, _, err := s.agentOfAccessToken(ctx, p.AgentToken)
-		return id, err
+		var id string
+		if id, _, err = s.agentOfAccessToken(ctx, p.AgentToken); err != nil {
+			return "", err
+		}
+		// A valid token of a grant agent revoked since is no credential.
+		a, err = s.store.GetAgent(ctx, id)
+	} else {
+		a, err = s.store.AgentByTokenHash(ctx, hashToken(p.AgentToken))
 	}
-	a, err := s.store.AgentByTokenHash(ctx, hashToken(p.AgentToken))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return "", unauthorized("invalid_token", "the agent token is not known")

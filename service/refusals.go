@@ -6,17 +6,26 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/store"
 )
 
 // Refused API calls are audited within a budget, so a flood of them cannot
 // fill the disk or take the writer from decisions: at most refusalBudget
-// rows per refusalWindow, then one row that counts the rest.
+// rows per refusalWindow for callers without a valid credential together,
+// and as many for each identified caller (a key, an agent), so anonymous
+// noise cannot hide what a known agent tried; then one row per window
+// counts the rest. Rows are small: the route and reason are cut to
+// maxRefusalRoute and maxRefusalReason bytes.
 const (
-	refusalBudget = 60
-	refusalWindow = time.Minute
-	refusalQueue  = 64
+	refusalBudget    = 60
+	refusalWindow    = time.Minute
+	refusalQueue     = 256
+	maxRefusalRoute  = 128
+	maxRefusalReason = 512
+	// maxSuppressedActors bounds the per-caller counts in a summary row.
+	maxSuppressedActors = 50
 )
 
 // Refusal is one refused call: 401 or 403.
@@ -45,19 +54,22 @@ type refusals struct {
 
 	mu         sync.Mutex
 	windowFrom time.Time
-	written    int
-	suppressed int
+	// written and suppressed count the window's rows per caller: the
+	// actor's ID, "" for callers without a valid credential.
+	written    map[string]int
+	suppressed map[string]int
 }
 
 type refusalItem struct {
 	r Refusal
-	// suppressed, if positive, makes this the count of a window's
-	// refusals over the budget.
-	suppressed int
+	// suppressed, if set, makes this the count of a window's refusals over
+	// the budget, per caller.
+	suppressed map[string]int
 }
 
 func newRefusals(st Store, log *slog.Logger, agentOf func(context.Context, string) (string, error)) *refusals {
-	return &refusals{st: st, log: log, agentOf: agentOf, q: make(chan refusalItem, refusalQueue)}
+	return &refusals{st: st, log: log, agentOf: agentOf, q: make(chan refusalItem, refusalQueue),
+		written: map[string]int{}, suppressed: map[string]int{}}
 }
 
 // RecordRefusal audits a refused call in the background, within the
@@ -70,39 +82,53 @@ func (s *Service) RecordRefusal(r Refusal) {
 		r.accessToken = r.AgentToken
 	}
 	r.AgentToken = ""
+	r.Route, r.Reason = cut(r.Route, maxRefusalRoute), cut(r.Reason, maxRefusalReason)
 	s.refusals.add(r, s.now())
 }
 
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 func (rs *refusals) add(r Refusal, now time.Time) {
+	who := r.Actor.ID
 	rs.mu.Lock()
 	if now.Sub(rs.windowFrom) >= refusalWindow {
 		rs.flushSuppressedLocked()
-		rs.windowFrom, rs.written = now, 0
+		rs.windowFrom = now
+		clear(rs.written)
 	}
-	if rs.written >= refusalBudget {
-		rs.suppressed++
+	if rs.written[who] >= refusalBudget {
+		rs.suppressed[who]++
 		rs.mu.Unlock()
 		return
 	}
-	rs.written++
+	rs.written[who]++
 	rs.mu.Unlock()
 	select {
 	case rs.q <- refusalItem{r: r}:
 	default:
 		rs.mu.Lock()
-		rs.suppressed++
+		rs.suppressed[who]++
 		rs.mu.Unlock()
 	}
 }
 
-// flushSuppressedLocked queues the count of the window's unwritten rows.
+// flushSuppressedLocked queues the counts of the window's unwritten rows.
 func (rs *refusals) flushSuppressedLocked() {
-	if rs.suppressed == 0 {
+	if len(rs.suppressed) == 0 {
 		return
 	}
 	select {
 	case rs.q <- refusalItem{suppressed: rs.suppressed}:
-		rs.suppressed = 0
+		rs.suppressed = map[string]int{}
 	default: // counted in the next window
 	}
 }
@@ -146,11 +172,21 @@ func (rs *refusals) write(ctx context.Context, it refusalItem) {
 		it.r.Actor.ID = a.ID
 		e.AgentID, e.OwnerID = a.ID, a.OwnerID
 	}
-	if it.suppressed > 0 {
+	if it.suppressed != nil {
+		total, by := 0, map[string]int{}
+		for who, n := range it.suppressed {
+			total += n
+			if who == "" {
+				who = "anonymous"
+			}
+			if len(by) < maxSuppressedActors {
+				by[who] = n
+			}
+		}
 		it.r.Actor = store.Actor{Type: store.ActorSystem}
 		e = store.Event{Action: "api.refused.suppressed", Result: store.ResultDenied, Code: "suppressed",
-			Reason:  fmt.Sprintf("%d refused calls over the audit budget of %d a minute were counted, not written one by one", it.suppressed, refusalBudget),
-			Changes: map[string]any{"count": it.suppressed}}
+			Reason:  fmt.Sprintf("%d refused calls over the audit budget of %d a minute per caller were counted, not written one by one", total, refusalBudget),
+			Changes: map[string]any{"count": total, "byCaller": by}}
 	}
 	if _, err := rs.st.RecordEvent(store.WithActor(ctx, it.r.Actor), e); err != nil && ctx.Err() == nil {
 		rs.log.Warn("refused call not audited", "route", it.r.Route, "error", err)

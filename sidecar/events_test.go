@@ -160,6 +160,10 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 func TestRefusalsAreCountedAndAuditedWithinABudget(t *testing.T) {
 	e := newEnv(t, service.Options{})
 	go e.svc.Run(t.Context()) // writes the refusals' rows
+	// A long path is cut in the row: a refusal costs a few hundred bytes.
+	if status, _ := e.do(t, "GET", "/v1/"+strings.Repeat("x", 20000), "", "Authorization", ""); status != 401 {
+		t.Fatalf("long unknown path = %d; want 401", status)
+	}
 	const flood = 300
 	for i := range flood {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/v1/agents", nil)
@@ -190,9 +194,43 @@ func TestRefusalsAreCountedAndAuditedWithinABudget(t *testing.T) {
 	if n < 1 || n > 60 {
 		t.Errorf("api.refused rows = %d after %d refusals; want between 1 and the budget of 60", n, flood)
 	}
-	ev := events(t, e, "api.refused")[0]
+	ev := events(t, e, "api.refused")[1] // after the long path's
 	if ev.Result != "denied" || ev.Code != "invalid_key" || ev.Resource != "agents.list" || ev.Actor.Type != "anonymous" {
 		t.Errorf("refusal row = %+v; want denied invalid_key on agents.list by anonymous", ev)
+	}
+	// Anonymous noise has used its budget; a known agent's refusal is still
+	// written, on a budget of its own.
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
+	if status, _ := e.do(t, "PATCH", "/v1/agents/"+a.ID, `{"name":"x"}`, "Authorization", "Bearer "+a.Token); status != 403 {
+		t.Fatalf("agent PATCH = %d; want 403", status)
+	}
+	var byAgent []api.AuditEntry
+	for time.Now().Before(deadline.Add(10 * time.Second)) {
+		byAgent = byAgent[:0]
+		for _, ev := range events(t, e, "api.refused") {
+			if ev.Actor.ID == a.ID {
+				byAgent = append(byAgent, ev)
+			}
+		}
+		if len(byAgent) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(byAgent) != 1 || byAgent[0].AgentID != a.ID || byAgent[0].OwnerID != "u" || byAgent[0].Resource != "agents.update" {
+		t.Errorf("the agent's refusal rows = %+v; want one on agents.update naming the agent and its owner", byAgent)
+	}
+	long := 0
+	for _, ev := range events(t, e, "api.refused") {
+		if strings.Contains(ev.Resource, "xxxx") {
+			long++
+		}
+		if len(ev.Reason) > 600 || len(ev.Resource) > 200 {
+			t.Errorf("refusal row of %d+%d bytes; want reason and route cut short", len(ev.Reason), len(ev.Resource))
+		}
+	}
+	if long != 1 {
+		t.Errorf("rows for the long path = %d; want 1, cut short", long)
 	}
 }
 

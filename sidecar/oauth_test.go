@@ -310,3 +310,24 @@ func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
 		}
 	}
 }
+
+// An access token still within its lifetime is no credential once its
+// grant agent is revoked: not for decisions, nor for reading the agent.
+func TestAccessTokenOfARevokedGrantAgent(t *testing.T) {
+	e := newOAuthEnv(t, service.Options{}, nil)
+	token := e.accessToken(t, "user-9", mcpResource)
+	agents, err := e.cl.ListAgents(t.Context(), "user-9", "active")
+	if err != nil || len(agents) != 1 {
+		t.Fatalf("grant agents of user-9 = %d, %v; want 1", len(agents), err)
+	}
+	id := agents[0].ID
+	if status, body := e.do(t, "GET", "/v1/agents/"+id+"/effective-permissions", "", "Authorization", "Bearer "+token); status != 200 {
+		t.Fatalf("effective permissions with the access token = %d %s; want 200", status, body)
+	}
+	if _, err := e.cl.RevokeAgent(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := e.do(t, "GET", "/v1/agents/"+id+"/effective-permissions", "", "Authorization", "Bearer "+token); status != 401 || errorCode(t, body) != "agent_revoked" {
+		t.Errorf("after revoking the agent = %d %s; want 401 agent_revoked", status, body)
+	}
+}

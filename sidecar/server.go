@@ -137,7 +137,10 @@ func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if err == nil {
-		_, err = s.svc.Authenticate(r.Context(), cred, false)
+		var p service.Principal
+		if p, err = s.svc.Authenticate(r.Context(), cred, false); err == nil && p.IsAgent() {
+			_, err = s.svc.AgentOf(r.Context(), p)
+		}
 	}
 	var se *service.Error
 	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {

@@ -380,6 +380,7 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 		{"invalid UTF-8", "POST", "/v1/agents", "{\"ownerId\":\"u\",\"name\":\"\xff\"}", nil, 400, "invalid_json"},
 		{"unknown agent token off its routes", "GET", "/v1/agents", ``, []string{"Authorization", "Bearer kv_" + strings.Repeat("A", 43)}, 401, "invalid_token"},
 		{"unknown key", "GET", "/v1/agents", ``, []string{"Authorization", "Bearer kvk_" + strings.Repeat("A", 43)}, 401, "invalid_key"},
+		{"unknown agent token on an unknown path", "GET", "/v2/things", ``, []string{"Authorization", "Bearer kv_" + strings.Repeat("A", 43)}, 401, "invalid_token"},
 		{"no identity", "POST", "/v1/authorize", `{"action":"read","resource":"x"}`, nil, 400, "missing_field"},
 		{"missing action", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","resource":"x"}`, nil, 400, "missing_field"},
 		{"missing resource", "POST", "/v1/authorize", `{"agentId":"` + valid.ID + `","action":"read"}`, nil, 400, "missing_field"},

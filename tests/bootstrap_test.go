@@ -62,23 +62,25 @@ func serveBare(t *testing.T, dir string, env ...string) (url string, stdout func
 var keyPattern = regexp.MustCompile(`kvk_[A-Za-z0-9_-]{43}`)
 
 // A fresh sidecar is closed, yet the README's commands work at once: the
-// first start makes an admin key, prints it once and writes it to a 0600
-// file the CLI reads; a second start makes none.
+// first start makes an admin key and writes it to a 0600 file the CLI
+// reads (on a terminal it prints it too; here stdout is a pipe, as a
+// container's log is, so it names the file instead); a second start makes
+// none.
 func TestFreshSidecarIsClosedAndBootstrapsAnAdminKey(t *testing.T) {
 	dir := t.TempDir()
 	url, stdout := serveBare(t, dir)
-	printed := keyPattern.FindString(stdout())
-	if printed == "" {
-		t.Fatalf("first start printed no admin key:\n%s", stdout())
-	}
 	file := filepath.Join(dir, "admin-key")
 	fi, err := os.Stat(file)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("first start wrote no key file: %v\n%s", err, stdout())
 	}
 	b, _ := os.ReadFile(file)
-	if fi.Mode().Perm() != 0o600 || strings.TrimSpace(string(b)) != printed {
-		t.Errorf("key file mode %v, content %q; want 0600 holding the printed key", fi.Mode().Perm(), b)
+	printed := strings.TrimSpace(string(b))
+	if fi.Mode().Perm() != 0o600 || !keyPattern.MatchString(printed) {
+		t.Errorf("key file mode %v, content %q; want 0600 holding a kvk_ key", fi.Mode().Perm(), b)
+	}
+	if out := stdout(); strings.Contains(out, printed) || !strings.Contains(out, file) {
+		t.Errorf("stdout, not a terminal = %q; want the file named and the key not shown", out)
 	}
 	// Closed: nothing without the key.
 	resp, err := http.Get(url + "/v1/agents")
@@ -109,19 +111,38 @@ func TestFreshSidecarIsClosedAndBootstrapsAnAdminKey(t *testing.T) {
 
 func TestSecondStartMakesNoNewKey(t *testing.T) {
 	dir := t.TempDir()
-	if _, stdout := serveBare(t, dir); keyPattern.FindString(stdout()) == "" {
-		t.Fatalf("first start printed no key:\n%s", stdout())
+	serveBare(t, dir)
+	first, err := os.ReadFile(filepath.Join(dir, "admin-key"))
+	if err != nil || !keyPattern.Match(first) {
+		t.Fatalf("first start's key file = %q, %v", first, err)
 	}
-	first, _ := os.ReadFile(filepath.Join(dir, "admin-key"))
 	// The first sidecar still runs on the file; a second on the same
 	// database sees the key and makes none.
 	_, stdout := serveBare(t, dir)
-	if k := keyPattern.FindString(stdout()); k != "" {
-		t.Errorf("second start printed a key %q; want none", k)
+	if strings.Contains(stdout(), "created") {
+		t.Errorf("second start said %q; want nothing", stdout())
 	}
 	second, _ := os.ReadFile(filepath.Join(dir, "admin-key"))
 	if !bytes.Equal(first, second) {
 		t.Error("second start rewrote the key file")
+	}
+}
+
+// Without KAVACH_ADMIN_KEY, a terminal or a writable key file, nobody could
+// ever read a bootstrap key: the sidecar refuses to start, makes none, and
+// a later start that can write the file bootstraps normally.
+func TestNoWayToShowTheKeyStopsTheSidecar(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	writeFile(t, blocker, "x")
+	_, errOut, code := cli(t, []string{"KAVACH_ADMIN_KEY=", "KAVACH_ADMIN_KEY_FILE=" + filepath.Join(blocker, "admin-key")},
+		"serve", "--addr", "127.0.0.1:0", "--database", filepath.Join(dir, "kavach.db"))
+	if code != 2 || !strings.Contains(errOut, "KAVACH_ADMIN_KEY") {
+		t.Fatalf("serve with no way to show its key = exit %d %q; want 2 naming KAVACH_ADMIN_KEY", code, errOut)
+	}
+	serveBare(t, dir)
+	if b, err := os.ReadFile(filepath.Join(dir, "admin-key")); err != nil || !keyPattern.Match(b) {
+		t.Errorf("next start's key file = %q, %v; want a bootstrap key (none was made before)", b, err)
 	}
 }
 

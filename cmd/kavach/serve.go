@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -256,35 +257,71 @@ func serve(c *cli.Context) error {
 }
 
 // bootstrapAdminKey makes a fresh sidecar closed yet usable: when the
-// database holds no API key, it creates an admin key, prints it once on
-// stdout and writes it to a 0600 file that the CLI reads by default (as
-// Vault's dev server does with ~/.vault-token). The key is never logged.
+// database holds no API key, it creates an admin key and writes it to a
+// 0600 file that the CLI reads by default (as Vault's dev server does with
+// ~/.vault-token). The key is shown on stdout only when stdout is a
+// terminal: a container's stdout is its log, and keys are never logged.
+// With neither a terminal nor a writable file, the sidecar refuses to start
+// rather than make a key nobody can read.
 func bootstrapAdminKey(ctx context.Context, svc *service.Service, file string, log *slog.Logger) error {
-	secret, k, err := svc.BootstrapAdminKey(ctx)
-	if err != nil {
+	if keys, err := svc.ListKeys(ctx); err != nil {
 		return fmt.Errorf("bootstrap admin key: %w", err)
-	}
-	if secret == "" {
+	} else if len(keys) > 0 {
 		return nil
 	}
 	if file == "" {
 		file = client.AdminKeyFile()
 	}
+	fi, err := os.Stdout.Stat()
+	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if werr := canWrite(file); werr != nil && !terminal {
+		return cli.Exit(fmt.Sprintf("no admin credential: set KAVACH_ADMIN_KEY (32+ characters), or let the first start write "+
+			"its admin key to KAVACH_ADMIN_KEY_FILE (%q: %v)", file, werr), 2)
+	}
+	secret, k, err := svc.BootstrapAdminKey(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin key: %w", err)
+	}
+	if secret == "" {
+		return nil // another replica made it meanwhile
+	}
 	written := ""
-	if file != "" {
-		if err := writeSecretFile(file, secret); err != nil {
-			log.Warn("bootstrap admin key not written to a file; it is shown once on stdout", "file", file, "error", err)
-		} else {
-			written = file
-		}
+	if err := writeSecretFile(file, secret); err != nil {
+		log.Error("bootstrap admin key not written to its file", "file", file, "error", err)
+	} else {
+		written = file
 	}
 	log.Info("bootstrap admin key created", "key", k.ID, "file", written)
-	fmt.Printf("Kavach created an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", secret)
-	if written != "" {
-		fmt.Printf("It is also in %s (mode 0600), where the kavach CLI finds it.\n", written)
+	switch {
+	case terminal:
+		fmt.Printf("Kavach created an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", secret)
+		if written != "" {
+			fmt.Printf("It is also in %s (mode 0600), where the kavach CLI finds it.\n", written)
+		}
+	case written != "":
+		fmt.Printf("Kavach created an admin API key in %s (mode 0600), where the kavach CLI finds it.\n"+
+			"It is not printed here: this output is not a terminal, and may be kept in logs.\n", written)
+	default:
+		fmt.Printf("Kavach created an admin API key, but could not write it to %s: set KAVACH_ADMIN_KEY and restart to get in.\n", file)
 	}
 	fmt.Printf("Create keys with less power with: kavach keys create --name my-app --role decider\n")
 	return nil
+}
+
+// canWrite reports whether a secret file can be written at path.
+func canWrite(path string) error {
+	if path == "" {
+		return errors.New("no home directory")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".kavach-probe-*")
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	return os.Remove(f.Name())
 }
 
 // writeSecretFile writes secret to a new file only its owner can read. A
