@@ -571,8 +571,9 @@ func TestBadCredentialsAreRefusedWithStableCodes(t *testing.T) {
 				if r.status != http.StatusUnauthorized || r.code != tc.code {
 					t.Errorf("%s %s with %s = %d %s; want 401 %s", rt.method, rt.path, tc.name, r.status, r.body, tc.code)
 				}
-				if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="kavach"` {
-					t.Errorf("WWW-Authenticate = %q; want Bearer realm=\"kavach\"", got)
+				// A credential was sent and is no good: RFC 6750 §3.1's invalid_token.
+				if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="kavach", error="invalid_token"` {
+					t.Errorf("WWW-Authenticate = %q; want Bearer realm=\"kavach\", error=\"invalid_token\"", got)
 				}
 			})
 			want = append(want, refusedCall{route: rt.name, actorType: "anonymous", status: http.StatusUnauthorized, code: tc.code})
