@@ -163,10 +163,14 @@ func refusedMetric(t *testing.T, s *sidecar, status int, code string) int {
 // attack tests start.
 var attackVerifier = strings.Repeat("v", 50)
 
+// deployScope is an MCP scope granting deploys anywhere.
+const deployScope = `tools:deploy:
+      - {resource: "mcp:deploy:*", actions: [execute]}`
+
 // mcpSidecar starts a sidecar with the MCP authorization server on its
-// main listener, one scope granting deploys, and returns it and its
-// issuer.
-func mcpSidecar(t *testing.T) (*sidecar, string) {
+// main listener and the given scopes (YAML under mcp.scopes), and returns
+// it and its issuer.
+func mcpSidecar(t *testing.T, scopes string) (*sidecar, string) {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -177,11 +181,10 @@ mcp:
   enabled: true
   issuer: %s
   scopes:
-    tools:deploy:
-      - {resource: "mcp:deploy:*", actions: [execute]}
+    %s
   allowedResources: [%s]
   loginPage: https://app.example.test/login
-`, issuer, mcpResource))
+`, issuer, scopes, mcpResource))
 	return start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port)), issuer
 }
 
@@ -222,7 +225,7 @@ func consentRequest(t *testing.T, issuer string) (clientID, handle string) {
 // and its own effective permissions still work.
 func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
 	// MCP is on, so the consent API the attacker tries to abuse exists.
-	s, issuer := mcpSidecar(t)
+	s, issuer := mcpSidecar(t, deployScope)
 	admin := s.adminClient()
 	ctx := t.Context()
 
@@ -605,7 +608,7 @@ func TestBadCredentialsAreRefusedWithStableCodes(t *testing.T) {
 // agent's own credential, and no more: the attacks an agent token is
 // refused are refused for it too, and audited as its grant agent.
 func TestAttackerWithAnMCPAccessToken(t *testing.T) {
-	s, issuer := mcpSidecar(t)
+	s, issuer := mcpSidecar(t, deployScope)
 	admin := s.adminClient()
 	ctx := t.Context()
 	victim, err := admin.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "victim-user", Name: "deployer",

@@ -4,11 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -18,21 +16,8 @@ import (
 // answer the MCP authorization spec asks for. (go test ./oauth covers the
 // same and more against the handlers themselves.)
 func TestMCPNegativeCasesOverRawHTTP(t *testing.T) {
-	dir := t.TempDir()
-	port := freePort(t)
-	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, fmt.Sprintf(`
-mcp:
-  enabled: true
-  issuer: %s
-  scopes:
-    tools:read:
-      - {resource: "mcp:github:*", actions: [read]}
-  allowedResources: [%s]
-  loginPage: https://app.example.test/login
-`, issuer, mcpResource))
-	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
+	s, issuer := mcpSidecar(t, `tools:read:
+      - {resource: "mcp:github:*", actions: [read]}`)
 	raw := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	register := func(body string) (int, map[string]any) {
