@@ -18,7 +18,9 @@ VOLUME /var/lib/kavach
 ENV KAVACH_DATABASE_URL=/var/lib/kavach/kavach.db
 USER 65532:65532
 # As a sidecar it listens on the pod's loopback (127.0.0.1:7400), reachable
-# only by containers of the same pod. Set KAVACH_ADDR to expose it wider.
+# by every container of the pod; KAVACH_ADDR=unix:///var/run/kavach/kavach.sock
+# narrows that to those that mount the socket (deploy/pod.yaml). Give the
+# admin credential with KAVACH_ADMIN_KEY: the root filesystem is read-only.
 EXPOSE 7400
 ENTRYPOINT ["/usr/local/bin/kavach"]
 CMD ["serve"]
