@@ -7,6 +7,8 @@ package access
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -43,8 +45,15 @@ type rule struct {
 // Policy is the route table the API policy produced. Safe for concurrent
 // use; immutable.
 type Policy struct {
-	rules map[string]rule
-	roles []string
+	rules   map[string]rule
+	roles   []string
+	modules []Module
+}
+
+// Module is one file of the API policy, as GET /v1/policies lists it.
+type Module struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
 }
 
 // New evaluates the API policy for every route it names (in public or
@@ -63,7 +72,7 @@ func New(ctx context.Context) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{rules: map[string]rule{}, roles: roles}
+	p := &Policy{rules: map[string]rule{}, roles: roles, modules: ev.modules}
 	var unknown []string
 	for _, route := range routes {
 		r := rule{roles: map[string]Decision{}}
@@ -109,6 +118,9 @@ func (p *Policy) Routes() []string {
 	return rs
 }
 
+// Modules are the policy's files, with their SHA-256.
+func (p *Policy) Modules() []Module { return slices.Clone(p.modules) }
+
 // Roles are the roles an API key may hold, sorted.
 func (p *Policy) Roles() []string { return slices.Clone(p.roles) }
 
@@ -144,6 +156,7 @@ func (p *Policy) Public(route string) bool {
 // tests to check the table against it.
 type evaluator struct {
 	decision, roleSet, routeSet rego.PreparedEvalQuery
+	modules                     []Module
 }
 
 func newEvaluator(ctx context.Context) (*evaluator, error) {
@@ -159,6 +172,11 @@ func newEvaluator(ctx context.Context) (*evaluator, error) {
 		return o
 	}
 	ev := &evaluator{}
+	for name, src := range mods {
+		sum := sha256.Sum256([]byte(src))
+		ev.modules = append(ev.modules, Module{File: name, SHA256: hex.EncodeToString(sum[:])})
+	}
+	sort.Slice(ev.modules, func(i, j int) bool { return ev.modules[i].File < ev.modules[j].File })
 	if ev.decision, err = rego.New(opts(policies.APIDecisionQuery)...).PrepareForEval(ctx); err != nil {
 		return nil, fmt.Errorf("compile policies/api: %w", err)
 	}

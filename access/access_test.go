@@ -93,3 +93,14 @@ func TestDecisions(t *testing.T) {
 		}
 	}
 }
+
+func TestModules(t *testing.T) {
+	p, err := New(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := p.Modules()
+	if len(mods) != 1 || mods[0].File != "policies/api/api.rego" || len(mods[0].SHA256) != 64 {
+		t.Errorf("Modules() = %+v; want policies/api/api.rego with its SHA-256", mods)
+	}
+}

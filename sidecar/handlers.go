@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/service"
 )
@@ -321,8 +322,20 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }
 
+// policyList is GET /v1/policies: the decision policies, and the policy
+// of the API itself (policies/api).
+type policyList struct {
+	service.PolicyStatus
+	API struct {
+		Modules []access.Module `json:"modules"`
+		Roles   []string        `json:"roles"`
+	} `json:"api"`
+}
+
 func (s *Server) policies(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.svc.Policies())
+	out := policyList{PolicyStatus: s.svc.Policies()}
+	out.API.Modules, out.API.Roles = s.access.Modules(), s.access.Roles()
+	writeJSON(w, http.StatusOK, out)
 }
 
 // bundle streams an OPA bundle of the policies in use and a snapshot of the
