@@ -315,17 +315,32 @@ func TestCloseDrainsTheAuditQueue(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		var acked atomic.Int32
-		for range 32 {
+		// Close comes once every writer is in its loop: each has had a row
+		// acknowledged (or given up), and so is queuing its next.
+		const writers = 32
+		var looping sync.WaitGroup
+		looping.Add(writers)
+		for range writers {
 			wg.Go(func() {
+				inLoop := sync.OnceFunc(looping.Done)
+				defer inLoop()
 				for {
 					if _, err := s.InsertAudit(context.Background(), AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{}); err != nil {
 						return
 					}
 					acked.Add(1)
+					inLoop()
 				}
 			})
 		}
-		time.Sleep(50 * time.Millisecond)
+		allLooping := make(chan struct{})
+		go func() { looping.Wait(); close(allLooping) }()
+		select {
+		case <-allLooping:
+		case <-time.After(20 * time.Second):
+			_ = s.Close()
+			t.Fatalf("round %d: after 20s, %d rows acknowledged and some writer has none", round, acked.Load())
+		}
 		done := make(chan struct{})
 		go func() { _ = s.Close(); close(done) }()
 		select {

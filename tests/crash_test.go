@@ -31,11 +31,16 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 			cl := s.adminClient()
 			a := mustCreate(t, cl, perm("api:*", "call"))
 
+			// The kill comes once the load is under way: every worker has
+			// had an answer and loadedAt decisions have been answered.
+			const workers, loadedAt = 16, 1000
 			var mu sync.Mutex
 			var received []string
+			answering := 0 // workers that have had an answer
+			isLoaded, loaded := false, make(chan struct{})
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
-			for w := range 16 {
+			for w := range workers {
 				wg.Go(func() {
 					hc := &http.Client{Timeout: 5 * time.Second}
 					c := client.NewWithHTTP(s.URL, hc).WithAPIKey(adminKey)
@@ -51,11 +56,29 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 						}
 						mu.Lock()
 						received = append(received, res.AuditID)
+						if i == 0 {
+							answering++
+						}
+						if answering == workers && len(received) >= loadedAt && !isLoaded {
+							isLoaded = true
+							close(loaded)
+						}
 						mu.Unlock()
 					}
 				})
 			}
-			time.Sleep(1500 * time.Millisecond)
+			select {
+			case <-loaded:
+			case <-s.done:
+				close(stop)
+				t.Fatalf("the sidecar exited under load before the kill:\n%s", s.log())
+			case <-time.After(60 * time.Second):
+				close(stop)
+				mu.Lock()
+				n, m := len(received), answering
+				mu.Unlock()
+				t.Fatalf("after 60s of load, %d decisions answered to %d of %d workers; want %d to all of them", n, m, workers, loadedAt)
+			}
 			if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -552,11 +553,49 @@ mcp:
 		t.Errorf("Exchange with a wrong secret = %v; want invalid_client", err)
 	}
 
-	// codeTtl 1s: a code older than that is refused.
+	// codeTtl 1s: a code older than that is refused. Its age is the
+	// server's to judge, by its wall clock, so the test asks the server:
+	// it presents the code, with its verifier, for a resource it was not
+	// granted. The token endpoint checks the resource after the expiry and
+	// before redeeming, so that answers invalid_target while the code is
+	// live and invalid_grant once it has expired, and never redeems it.
+	// Times are wall-clock readings (Round(0)), as the server's; the code
+	// was issued between issuedAfter and issuedBy, so it must be live until
+	// issuedAfter+ttl (less the store's millisecond truncation) and expired
+	// for any request sent from issuedBy+ttl.
+	const ttl = time.Second
+	issuedAfter := time.Now().Round(0)
 	c, verifier = code()
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
-		t.Errorf("Exchange after codeTtl = %v; want invalid_grant", err)
+	issuedBy := time.Now().Round(0)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		sent := time.Now().Round(0)
+		_, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier),
+			oauth2.SetAuthURLParam("resource", "https://elsewhere.example.test/mcp"))
+		answered := time.Now().Round(0)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) {
+			t.Fatalf("Exchange for a resource the code was not granted = %v; want an OAuth error", err)
+		}
+		if re.ErrorCode == "invalid_grant" && strings.Contains(re.ErrorDescription, "expired") {
+			if answered.Before(issuedAfter.Add(ttl - time.Millisecond)) {
+				t.Fatalf("the code was refused as expired %v after it was issued; want it live for codeTtl %v", answered.Sub(issuedAfter), ttl)
+			}
+			break
+		}
+		if re.ErrorCode != "invalid_target" {
+			t.Fatalf("Exchange for a resource the code was not granted = %v; want invalid_target while the code is live", err)
+		}
+		if !sent.Before(issuedBy.Add(ttl)) {
+			t.Fatalf("the code is still live %v after it was issued; want it expired after codeTtl %v", sent.Sub(issuedBy), ttl)
+		}
+		<-poll.C
+	}
+	var re *oauth2.RetrieveError
+	if _, err := conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier)); !errors.As(err, &re) ||
+		re.ErrorCode != "invalid_grant" || !strings.Contains(re.ErrorDescription, "expired") {
+		t.Errorf("Exchange after codeTtl = %v; want invalid_grant: the code has expired", err)
 	}
 }
 
@@ -608,16 +647,34 @@ func TestMCPShutdownWaitsForThePublicListener(t *testing.T) {
 	port := freePort(t)
 	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", mcpConfig(t, dir, port),
 		"--public-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	// The public listener starts just after the main one is ready.
-	var conn net.Conn
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var err error
-		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			break
+	// The public listener starts just after the main one is ready; the
+	// sidecar logs "listening for MCP clients" once it is bound. The harness
+	// keeps the log in a buffer and signals nothing, so the test watches the
+	// buffer for that line (or the process's exit), then connects once.
+	publicAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	publicListening := func() bool {
+		for line := range strings.Lines(s.log()) {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening for MCP clients" && rec.Addr == publicAddr {
+				return true
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the public listener does not accept connections: %v", err)
+		return false
+	}
+	logged := time.NewTicker(10 * time.Millisecond)
+	defer logged.Stop()
+	for deadline := time.After(30 * time.Second); !publicListening(); {
+		select {
+		case <-logged.C:
+		case <-s.done:
+			t.Fatalf("the sidecar exited before its public listener was up:\n%s", s.log())
+		case <-deadline:
+			t.Fatalf("no \"listening for MCP clients\" on %s logged within 30s:\n%s", publicAddr, s.log())
 		}
+	}
+	conn, err := net.Dial("tcp", publicAddr)
+	if err != nil {
+		t.Fatalf("the public listener was logged as listening but refuses connections: %v", err)
 	}
 	defer conn.Close()
 	// A token request whose body is still on its way.
