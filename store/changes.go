@@ -119,7 +119,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]Cha
 	return out, rows.Err()
 }
 
-// PruneChanges deletes feed entries older than the given time; replicas
+// PruneChanges deletes feed entries at or before the given time; replicas
 // further behind than that reload everything at start.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM changes WHERE at <= ? AND seq < (SELECT MAX(seq) FROM changes)`, toMillis(before))

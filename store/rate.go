@@ -43,7 +43,7 @@ func (s *Store) CountCalls(ctx context.Context, agentID, resource string, since 
 	return counts, rows.Err()
 }
 
-// PruneRateEvents deletes events older than the given time.
+// PruneRateEvents deletes events at or before the given time.
 func (s *Store) PruneRateEvents(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM rate_events WHERE at <= ?`, toMillis(before))
 	if err != nil {
