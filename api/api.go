@@ -126,7 +126,7 @@ type ResolveApprovalRequest struct {
 }
 
 // APIKey is an API key as the API returns it: never its secret.
-type APIKey = store.APIKey
+type APIKey = store.APIKey //nolint:revive // exported: api.APIKey is a published name (clients, docs); renaming it would break them
 
 // Actor is the credential behind an audit row.
 type Actor = store.Actor
@@ -153,7 +153,7 @@ type KeyList struct {
 // AgentTokenHeader carries an agent's token beside the app's own key
 // (Authorization: Bearer kvk_…) when the app asks for that agent's
 // decision: KavachOS's authorizeByToken.
-const AgentTokenHeader = "Kavach-Agent-Token"
+const AgentTokenHeader = "Kavach-Agent-Token" //nolint:gosec // G101: a header name, not a credential
 
 // ApprovalList is the body of GET /v1/approvals.
 type ApprovalList struct {

@@ -70,7 +70,7 @@ func KeyFromEnv() string {
 		}
 	}
 	if f := AdminKeyFile(); f != "" {
-		if b, err := os.ReadFile(f); err == nil {
+		if b, err := os.ReadFile(f); err == nil { //nolint:gosec // G304: the user's own key file (KAVACH_ADMIN_KEY_FILE or the default)
 			return strings.TrimSpace(string(b))
 		}
 	}

@@ -184,7 +184,7 @@ func Default() Config {
 // Load reads a YAML file over the defaults. Unknown keys are errors.
 func Load(path string) (Config, error) {
 	c := Default()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the config file the operator named
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}

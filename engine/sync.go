@@ -232,10 +232,10 @@ func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {
 // decision then visits one or two permissions, not all of them. Lists
 // repeat across agents and are never mutated, so they are shared.
 func (b *docBuilder) actionIndex(perms []store.Permission) (byAction, anyAction *ast.Term) {
-	var any []int
+	var wildcard []int
 	for i, p := range perms {
 		if slices.Contains(p.Actions, "*") {
-			any = append(any, i)
+			wildcard = append(wildcard, i)
 		}
 	}
 	positions := map[string][]int{}
@@ -252,11 +252,11 @@ func (b *docBuilder) actionIndex(perms []store.Permission) (byAction, anyAction 
 	}
 	index := ast.NewObject()
 	for a, is := range positions {
-		is = append(is, any...)
+		is = append(is, wildcard...)
 		slices.Sort(is)
 		index.Insert(b.str(a), b.ints(slices.Compact(is)))
 	}
-	return ast.NewTerm(index), b.ints(any)
+	return ast.NewTerm(index), b.ints(wildcard)
 }
 
 func (b *docBuilder) ints(is []int) *ast.Term {

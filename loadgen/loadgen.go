@@ -101,7 +101,7 @@ func Run(ctx context.Context, t Target, mix []Request, opts Options) (Result, er
 		var wg sync.WaitGroup
 		for w := range opts.Concurrency {
 			wg.Go(func() {
-				rng := rand.New(rand.NewPCG(uint64(w), 7))
+				rng := rand.New(rand.NewPCG(uint64(w), 7)) //nolint:gosec // G404: a seeded, reproducible request mix for load generation, not security
 				local := make([]time.Duration, 0, 1<<14)
 				for time.Now().Before(deadline) && ctx.Err() == nil {
 					p := reqs[rng.IntN(len(reqs))]

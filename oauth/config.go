@@ -101,7 +101,7 @@ func (c Config) Validate() error {
 	}
 	if c.BaseURL != "" {
 		b, err := url.Parse(c.BaseURL)
-		if err != nil || b.Host == "" || (b.Scheme != "https" && !(b.Scheme == "http" && isLoopbackHost(b.Hostname()))) ||
+		if err != nil || b.Host == "" || (b.Scheme != "https" && (b.Scheme != "http" || !isLoopbackHost(b.Hostname()))) ||
 			b.RawQuery != "" || b.Fragment != "" {
 			return fmt.Errorf("oauth: baseUrl %q must be an https URL (http only on a loopback host) with no query or fragment", c.BaseURL)
 		}

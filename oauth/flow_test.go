@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -112,9 +113,10 @@ func TestFullFlowWithXOAuth2(t *testing.T) {
 		t.Errorf("Verify after revocation = %v; want invalid_token", err)
 	}
 	stale.RefreshToken = fresh.RefreshToken
+	var re *oauth2.RetrieveError
 	if _, err := conf.TokenSource(ctx, stale).Token(); err == nil {
 		t.Error("refresh with a revoked grant succeeded")
-	} else if re, ok := err.(*oauth2.RetrieveError); !ok || re.ErrorCode != "invalid_grant" {
+	} else if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Errorf("refresh with a revoked grant = %v; want invalid_grant", err)
 	}
 

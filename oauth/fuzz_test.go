@@ -32,7 +32,7 @@ func FuzzRegistration(f *testing.F) {
 		}
 		for _, r := range req.RedirectURIs {
 			u, err := url.Parse(r)
-			if err != nil || u.Fragment != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			if err != nil || u.Fragment != "" || (u.Scheme != "https" && (u.Scheme != "http" || !isLoopbackHost(u.Hostname()))) {
 				t.Fatalf("parseRegistration(%q) accepted redirect URI %q", body, r)
 			}
 		}

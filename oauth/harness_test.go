@@ -38,7 +38,7 @@ type fakeAgents struct {
 	perms  map[string][]Permission
 }
 
-func (f *fakeAgents) GrantAgent(_ context.Context, clientID, clientName, userID string, perms []Permission) (string, error) {
+func (f *fakeAgents) GrantAgent(_ context.Context, clientID, _, userID string, perms []Permission) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	key := clientID + "|" + userID

@@ -73,7 +73,7 @@ func issuerPath(issuer string) string {
 	return strings.TrimSuffix(u.EscapedPath(), "/")
 }
 
-func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, s.Metadata())
 }

@@ -25,12 +25,16 @@ func validVerifier(v string) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+		if !unreserved(v[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// unreserved reports whether c is one of [A-Z] [a-z] [0-9] - . _ ~.
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // verifyPKCE reports whether verifier matches an S256 challenge.

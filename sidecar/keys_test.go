@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -152,14 +153,16 @@ func TestRevokedKeyIsRefusedAtOnceOnAnotherReplica(t *testing.T) {
 }
 
 func apiStatus(err error) int {
-	if ce, ok := err.(*client.Error); ok {
+	var ce *client.Error
+	if errors.As(err, &ce) {
 		return ce.Status
 	}
 	return 0
 }
 
 func apiCode(err error) string {
-	if ce, ok := err.(*client.Error); ok {
+	var ce *client.Error
+	if errors.As(err, &ce) {
 		return ce.Code
 	}
 	return ""

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,10 +29,17 @@ func SocketPath(addr string) string {
 // mode 0660 (owner and group may connect; agents running as other users
 // may not), in the group l.SocketGroup if set. A stale socket left by a
 // crash is replaced; a live one (another sidecar) is an error.
-func listen(l Listener) (net.Listener, error) {
+//
+// ctx's values reach the resolver and dialer, its cancellation does not:
+// ListenAndServe treats a done ctx as a graceful shutdown, not a failure to
+// listen, and a liveness probe cut short would take a live socket for a
+// stale one and remove it.
+func listen(ctx context.Context, l Listener) (net.Listener, error) {
+	ctx = context.WithoutCancel(ctx)
+	var lc net.ListenConfig
 	path := SocketPath(l.Addr)
 	if path == "" {
-		ln, err := net.Listen("tcp", l.Addr)
+		ln, err := lc.Listen(ctx, "tcp", l.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen on %s: %w", l.Addr, err)
 		}
@@ -41,7 +49,8 @@ func listen(l Listener) (net.Listener, error) {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("listen on %s: %s exists and is not a socket", l.Addr, path)
 		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		d := net.Dialer{Timeout: time.Second}
+		if c, err := d.DialContext(ctx, "unix", path); err == nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("listen on %s: another process is serving that socket", l.Addr)
 		}
@@ -51,11 +60,11 @@ func listen(l Listener) (net.Listener, error) {
 	}
 	// Created under the process umask (022 by default: others cannot
 	// connect, for that takes write permission), then narrowed to 0660.
-	ln, err := net.Listen("unix", path)
+	ln, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", l.Addr, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, 0o660); err != nil { //nolint:gosec // G302: group members must connect to the socket (documented; see server.socketGroup)
 		_ = ln.Close()
 		return nil, fmt.Errorf("chmod %s: %w", path, err)
 	}

@@ -24,7 +24,7 @@ func newHistogram(bounds ...float64) *histogram {
 
 func (h *histogram) observe(d time.Duration) {
 	s := d.Seconds()
-	h.sumUS.Add(uint64(d.Microseconds()))
+	h.sumUS.Add(uint64(d.Microseconds())) //nolint:gosec // G115: d is an elapsed time, never negative
 	for i, b := range h.bounds {
 		if s <= b {
 			h.counts[i].Add(1)

@@ -15,7 +15,7 @@ import (
 func (s *Server) oauthRouteTable() []Route {
 	as := s.opts.OAuth
 	if as == nil {
-		off := func(w http.ResponseWriter, r *http.Request) {
+		off := func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "mcp_disabled", "the MCP authorization server is off (mcp.enabled: false)")
 		}
 		return []Route{{"oauth.disabled", "/v1/oauth/", off}}

@@ -97,19 +97,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h, pattern := s.mux.Handler(r)
 	route := s.byPattern[pattern]
-	if pattern == "" && !s.authenticated(sw, r) {
-		// Without a good credential, the API's map stays closed too.
-	} else if pattern == "" {
-		// The mux would answer 404 or 405 in plain text; keep its status
-		// and Allow header, write our JSON instead.
-		rec := &headerRecorder{header: http.Header{}}
-		h.ServeHTTP(rec, r)
-		if allow := rec.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-			writeError(sw, http.StatusMethodNotAllowed, "method_not_allowed",
-				fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
-		} else {
-			writeError(sw, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	if pattern == "" {
+		// Without a good credential, the API's map stays closed too:
+		// authenticated has answered 401.
+		if s.authenticated(sw, r) {
+			// The mux would answer 404 or 405 in plain text; keep its
+			// status and Allow header, write our JSON instead.
+			rec := &headerRecorder{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+				writeError(sw, http.StatusMethodNotAllowed, "method_not_allowed",
+					fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+			} else {
+				writeError(sw, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+			}
 		}
 	} else if r.ContentLength > s.opts.MaxBodyBytes {
 		writeError(sw, http.StatusRequestEntityTooLarge, "body_too_large",
@@ -204,7 +206,7 @@ type Listener struct {
 // ListenAndServe serves l until ctx is done, then shuts down gracefully.
 // ready is called with the bound address once listening.
 func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.Addr)) error {
-	ln, err := listen(l)
+	ln, err := listen(ctx, l)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgconn"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Agent statuses. "expired" is never stored: it is an active agent whose
@@ -523,9 +524,9 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
-// checkQuota fails with ErrLimitReached when the owner already has max
+// checkQuota fails with ErrLimitReached when the owner already has limit
 // active agents. Replicas writing for one owner at once count in turn.
-func (s *Store) checkQuota(ctx context.Context, tx *txn, owner string, max int, now time.Time) error {
+func (s *Store) checkQuota(ctx context.Context, tx *txn, owner string, limit int, now time.Time) error {
 	if err := s.lockKey(ctx, tx, lockOwnerQuota, owner); err != nil {
 		return err
 	}
@@ -536,8 +537,8 @@ func (s *Store) checkQuota(ctx context.Context, tx *txn, owner string, max int, 
 	if err != nil {
 		return fmt.Errorf("count agents: %w", err)
 	}
-	if n >= max {
-		return fmt.Errorf("owner %q has %d active agents (max %d): %w", owner, n, max, ErrLimitReached)
+	if n >= limit {
+		return fmt.Errorf("owner %q has %d active agents (max %d): %w", owner, n, limit, ErrLimitReached)
 	}
 	return nil
 }

@@ -87,7 +87,13 @@ func (s *Store) lockRow(ctx context.Context, tx *txn, table, id string) error {
 	if err != nil {
 		return fmt.Errorf("lock %s %s: %w", table, id, err)
 	}
-	return rows.Close()
+	defer rows.Close()
+	// The row is not read: running the query takes the lock. Close
+	// reports the query's own error (a lock timeout, say).
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	return rows.Err()
 }
 
 // LatestChange returns the newest sequence number in the feed (0 if none).

@@ -551,7 +551,7 @@ func testPendingApproval(t *testing.T, s *Store, c *clock) {
 		name  string
 		setup func(t *testing.T, res string) string
 	}{
-		{"none", func(t *testing.T, res string) string { return "" }},
+		{"none", func(*testing.T, string) string { return "" }},
 		{"one pending", func(t *testing.T, res string) string {
 			return request(t, s, a, action, res, c.Now().Add(time.Hour)).ID
 		}},
@@ -687,7 +687,7 @@ func testPruneRateEvents(t *testing.T, s *Store, c *clock) {
 		t.Helper()
 		got := counts(since)
 		for _, k := range series {
-			if !maps.Equal(got[k], want[k]) && !(len(got[k]) == 0 && len(want[k]) == 0) {
+			if !maps.Equal(got[k], want[k]) && (len(got[k]) != 0 || len(want[k]) != 0) {
 				t.Errorf("CountCalls(%s, %s, %s) = %v; want %v", k.agent, k.resource, since.Sub(start), got[k], want[k])
 			}
 		}

@@ -188,11 +188,12 @@ func (b *batcher) flush(batch []*auditReq) {
 
 // count records one committed transaction of n rows.
 func (b *batcher) count(n int) {
-	b.rows.Add(uint64(n))
+	rows := uint64(n) //nolint:gosec // G115: n > 0, a batch's row count (see write)
+	b.rows.Add(rows)
 	b.batches.Add(1)
-	b.sizeSum.Add(uint64(n))
+	b.sizeSum.Add(rows)
 	for i, bound := range batchBounds() {
-		if uint64(n) <= bound {
+		if rows <= bound {
 			b.sizes[i].Add(1)
 			break
 		}
@@ -239,6 +240,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		}
 		refused = nil
 		stmt := tx.StmtContext(ctx, b.insert)
+		defer stmt.Close()
 		for _, r := range batch {
 			if r.e.Actor.Type == ActorKey && revoked[r.e.Actor.ID] {
 				if refused == nil {

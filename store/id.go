@@ -43,10 +43,9 @@ func (g *idGen) next(prefix string, now time.Time) string {
 
 	var raw [16]byte
 	_, _ = rand.Read(raw[6:]) // crypto/rand.Read never fails (Go 1.24+)
-	raw[0], raw[1], raw[2] = byte(ms>>40), byte(ms>>32), byte(ms>>24)
-	raw[3], raw[4], raw[5] = byte(ms>>16), byte(ms>>8), byte(ms)
-	raw[6] = byte(seq >> 4)
-	raw[7] = byte(seq<<4) | raw[7]&0x0f
+	// Bytes 0-5: the millisecond's low 48 bits; 6-7: the 12-bit sequence
+	// over 4 of the random bits.
+	binary.BigEndian.PutUint64(raw[:8], ms<<16|uint64(seq)<<4|uint64(raw[7]&0x0f))
 	return prefix + encodeBase32(raw)
 }
 

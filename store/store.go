@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -140,7 +141,7 @@ func (s *Store) openPostgres(ctx context.Context, opts Options) error {
 	}
 	cfg.MaxConns = 16
 	if opts.MaxConns > 0 {
-		cfg.MaxConns = int32(opts.MaxConns)
+		cfg.MaxConns = int32(min(opts.MaxConns, math.MaxInt32))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kavach-dev/kavach/internal/pgtest"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
 // clock is a settable test clock.

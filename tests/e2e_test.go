@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,7 +213,8 @@ agents:
 		t.Errorf("agent = %+v; want a 7d expiry and the default permissions", a)
 	}
 	_, err = cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n2"})
-	if ce, ok := err.(*client.Error); !ok || ce.Code != "agent_limit_reached" {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != "agent_limit_reached" {
 		t.Errorf("second agent with maxPerUser 1 = %v; want agent_limit_reached", err)
 	}
 

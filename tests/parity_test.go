@@ -152,11 +152,11 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 			if g.rng.IntN(4) == 0 {
 				p.Actions = []string{"*"}
 			}
-			if k := engine.PermissionKey(p.Resource, p.Actions); seen[k] {
+			k := engine.PermissionKey(p.Resource, p.Actions)
+			if seen[k] {
 				continue
-			} else {
-				seen[k] = true
 			}
+			seen[k] = true
 			if g.rng.IntN(2) == 0 {
 				p.Constraints = g.constraints()
 			}
@@ -259,7 +259,7 @@ func (g *world) constraints() map[string]any {
 	return c
 }
 
-func (g *world) request(i int) engine.Input {
+func (g *world) request(_ int) engine.Input {
 	pick := func(xs []string) string { return xs[g.rng.IntN(len(xs))] }
 	in := engine.Input{Action: pick(parityActions), Resource: pick(parityResources), Now: g.now.Add(time.Duration(g.rng.IntN(20)) * time.Hour)}
 	k := g.rng.IntN(len(g.agents))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,13 +40,14 @@ func benchCommand() *cli.Command {
 			Usage: "run the floor server: every request gets a fixed decision body",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
 			Action: func(c *cli.Context) error {
-				ln, err := net.Listen("tcp", c.String("addr"))
+				var lc net.ListenConfig
+				ln, err := lc.Listen(c.Context, "tcp", c.String("addr"))
 				if err != nil {
 					return err
 				}
 				fmt.Println("listening", ln.Addr().String())
 				srv := &http.Server{Handler: loadgen.FloorHandler(), ReadHeaderTimeout: 5 * time.Second}
-				go func() { <-c.Context.Done(); _ = srv.Close() }()
+				go func() { <-c.Done(); _ = srv.Close() }()
 				if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 					return err
 				}
@@ -89,7 +91,7 @@ func runBench(c *cli.Context) error {
 		}
 		defer os.RemoveAll(dir)
 		bundlePath := filepath.Join(dir, "kavach.tar.gz")
-		f, err := os.Create(bundlePath)
+		f, err := os.Create(bundlePath) //nolint:gosec // G304: a fixed name in the bench's own temporary directory
 		if err != nil {
 			return err
 		}
@@ -185,8 +187,9 @@ func benchMix(_ context.Context, n int, create func(int) (api.AgentWithToken, er
 	return mix, nil
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freeAddr(ctx context.Context) (string, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
@@ -195,7 +198,7 @@ func freeAddr() (string, error) {
 }
 
 func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, func(), error) {
-	addr, err := freeAddr()
+	addr, err := freeAddr(ctx)
 	if err != nil {
 		return "", nil, err
 	}
@@ -203,6 +206,7 @@ func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, f
 	if logs {
 		args = append(args, "--set", "decision_logs.console=true")
 	}
+	//nolint:gosec // G204: bin is the opa binary the operator named (--opa-binary)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil // console decision logs are written (and discarded), as OPA would
 	if logs {
@@ -214,7 +218,7 @@ func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, f
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	url := "http://" + addr
-	if err := waitHealthy(url + "/health?bundles=true"); err != nil {
+	if err := waitHealthy(ctx, url+"/health?bundles=true"); err != nil {
 		stop()
 		return "", nil, fmt.Errorf("opa: %w", err)
 	}
@@ -226,7 +230,7 @@ func startFloor(ctx context.Context) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "bench", "floor", "--addr", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, self, "bench", "floor", "--addr", "127.0.0.1:0") //nolint:gosec // G204: this very executable (os.Executable), fixed arguments
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -237,17 +241,25 @@ func startFloor(ctx context.Context) (string, func(), error) {
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
+	if err != nil {
 		stop()
-		return "", nil, fmt.Errorf("floor server did not start: %q %v", line, err)
+		return "", nil, fmt.Errorf("floor server did not start: %q %w", line, err)
+	}
+	if !ok {
+		stop()
+		return "", nil, fmt.Errorf("floor server did not start: %q <nil>", line)
 	}
 	return "http://" + addr, stop, nil
 }
 
-func waitHealthy(url string) error {
+func waitHealthy(ctx context.Context, url string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(url)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -255,7 +267,11 @@ func waitHealthy(url string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not healthy after 60s: %v", err)
+			if err == nil {
+				// The last answer was not 200: no error to wrap.
+				return errors.New("not healthy after 60s: <nil>")
+			}
+			return fmt.Errorf("not healthy after 60s: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

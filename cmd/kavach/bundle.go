@@ -45,7 +45,7 @@ func bundleCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					f, err := os.Open(path)
+					f, err := os.Open(path) //nolint:gosec // G304: the bundle file the user named (BUNDLE)
 					if err != nil {
 						return err
 					}

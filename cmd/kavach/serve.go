@@ -338,7 +338,7 @@ func writeSecretFile(path, secret string) error {
 	}
 	tmp := path + ".tmp"
 	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G304: beside the admin key file the operator configured
 	if err != nil {
 		return err
 	}
