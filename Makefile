@@ -14,7 +14,7 @@ run: ## run the sidecar on the embedded SQLite default
 test: ## the README's test command (what CI runs)
 	bash .ci/run
 
-test-race: ## the Go tests with the race detector
+test-race: ## the Go tests with the race detector (the test command runs them so too)
 	$(GO) test -race ./...
 
 policy: ## Rego: format, strict check, tests with coverage
