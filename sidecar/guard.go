@@ -76,19 +76,13 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 		p, err = s.svc.Authenticate(r.Context(), cred, !hotRoutes[route])
 	}
 	if err != nil {
-		var se *service.Error
-		if !errors.As(err, &se) || se.Kind != service.KindUnauthorized {
-			s.fail(w, r, err)
-			return r, false
-		}
-		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, se.Code, se.Message)
+		s.rejectCredential(w, r, route, service.Anonymous, err)
 		return r, false
 	}
 	d := s.access.Decide(route, principalType(p), p.Roles)
 	switch {
 	case !d.Allow && p.Actor.Type == store.ActorAnonymous:
-		s.refuse(w, r, route, p, http.StatusUnauthorized, "unauthenticated",
-			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
+		s.refuse(w, r, route, p, http.StatusUnauthorized, "unauthenticated", needCredential)
 		return r, false
 	case !d.Allow && p.IsAgent():
 		// A bad agent credential is a 401 like any other; a good one that
@@ -112,12 +106,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 		if id := r.PathValue("id"); id != "" {
 			own, err := s.svc.AgentOf(ctx, p)
 			if err != nil {
-				var se *service.Error
-				if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
-					s.refuse(w, r, route, p, http.StatusUnauthorized, se.Code, se.Message)
-					return r, false
-				}
-				s.fail(w, r, err)
+				s.rejectCredential(w, r, route, p, err)
 				return r, false
 			}
 			p.Actor.ID = own
@@ -130,6 +119,20 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 		}
 	}
 	return r.WithContext(ctx), true
+}
+
+// needCredential is the message of a 401 to a caller without credential.
+const needCredential = "this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)"
+
+// rejectCredential answers an error resolving a credential: a bad one is a
+// refused call (401), anything else a fault (fail).
+func (s *Server) rejectCredential(w http.ResponseWriter, r *http.Request, route string, p service.Principal, err error) {
+	var se *service.Error
+	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
+		s.refuse(w, r, route, p, http.StatusUnauthorized, se.Code, se.Message)
+		return
+	}
+	s.fail(w, r, err)
 }
 
 func principalType(p service.Principal) string {

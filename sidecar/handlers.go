@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -118,15 +117,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	res, err := s.svc.Authorize(r.Context(), req, bearer, explain)
-	var se *service.Error
-	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
-		// A key revoked on another replica, or an agent's own token that is
-		// no good: refused like any bad credential.
-		s.refuse(w, r, "authorize", p, http.StatusUnauthorized, se.Code, se.Message)
-		return
-	}
 	if err != nil {
-		s.fail(w, r, err)
+		// A key revoked on another replica, or an agent's own token that is
+		// no good, is refused like any bad credential.
+		s.rejectCredential(w, r, "authorize", p, err)
 		return
 	}
 	s.m.authorize.observe(time.Since(start))

@@ -134,8 +134,7 @@ func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) bool {
 	route := r.Method + " " + loggedPath(r)
 	cred, err := bearer(r)
 	if err == nil && cred == "" {
-		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, "unauthenticated",
-			"this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
+		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, "unauthenticated", needCredential)
 		return false
 	}
 	if err == nil {
@@ -144,9 +143,8 @@ func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) bool {
 			_, err = s.svc.AgentOf(r.Context(), p)
 		}
 	}
-	var se *service.Error
-	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
-		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, se.Code, se.Message)
+	if err != nil {
+		s.rejectCredential(w, r, route, service.Anonymous, err)
 		return false
 	}
 	return true
