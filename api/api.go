@@ -6,23 +6,122 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
 )
 
 // Agent is an agent as the API returns it; the token never appears.
-type Agent = store.Agent
+type Agent struct {
+	ID          string         `json:"id"`
+	OwnerID     string         `json:"ownerId"`
+	Name        string         `json:"name"`
+	Type        string         `json:"type"`
+	Status      string         `json:"status"`
+	Permissions []Permission   `json:"permissions"`
+	Metadata    map[string]any `json:"metadata"`
+	ExpiresAt   *time.Time     `json:"expiresAt"`
+	CreatedAt   time.Time      `json:"createdAt"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
+	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
+}
 
-// Permission grants actions on a resource pattern.
-type Permission = store.Permission
+// Permission grants actions on a resource pattern. Constraints is the JSON
+// object of the constraints that apply (requireApproval, maxCallsPerHour,
+// timeWindow, ipAllowlist, allowedArgPatterns); the server checks it.
+type Permission struct {
+	Resource    string         `json:"resource"`
+	Actions     []string       `json:"actions"`
+	Constraints map[string]any `json:"constraints,omitempty"`
+}
 
-// AuditEntry is one audit row.
-type AuditEntry = store.AuditEntry
+// AuditEntry is one audit row: a decision (kind "decision") or an event
+// (kind "event": a change of state, or a refused API call).
+type AuditEntry struct {
+	ID         string          `json:"id"`
+	Kind       string          `json:"kind"`
+	AgentID    string          `json:"agentId"`
+	OwnerID    string          `json:"ownerId"`
+	Action     string          `json:"action"`
+	Resource   string          `json:"resource"`
+	Arguments  json.RawMessage `json:"arguments,omitempty"`
+	Result     string          `json:"result"`
+	Code       string          `json:"code"`
+	Reason     string          `json:"reason"`
+	IP         string          `json:"ip,omitempty"`
+	UserAgent  string          `json:"userAgent,omitempty"`
+	DurationUS int64           `json:"durationUs"`
+	ApprovalID string          `json:"approvalId,omitempty"`
+	Timestamp  time.Time       `json:"timestamp"`
+	Actor      Actor           `json:"actor"`
+	Changes    json.RawMessage `json:"changes,omitempty"`
+}
+
+// Actor is the credential behind an audit row: type key, admin_env, agent,
+// anonymous or system; OnBehalfOf the user it vouched for.
+type Actor struct {
+	Type       string `json:"type"`
+	ID         string `json:"id,omitempty"`
+	Name       string `json:"name,omitempty"`
+	OnBehalfOf string `json:"onBehalfOf,omitempty"`
+}
 
 // Delegation is a delegation as the API returns it.
-type Delegation = store.Delegation
+type Delegation struct {
+	ID          string     `json:"id"`
+	FromAgent   string     `json:"fromAgent"`
+	ToAgent     string     `json:"toAgent"`
+	Permissions []Grant    `json:"permissions"`
+	Depth       int        `json:"depth"`
+	MaxDepth    int        `json:"maxDepth"`
+	Status      string     `json:"status"`
+	ExpiresAt   time.Time  `json:"expiresAt"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+}
 
-// Approval is an approval request.
-type Approval = store.Approval
+// Grant is a permission a delegation gives: Inherited lists the constraint
+// sets it carries from up the chain, Chain the links it hangs from (root
+// first), CoveredBy the key of the permission it was cut from.
+type Grant struct {
+	Resource    string         `json:"resource"`
+	Actions     []string       `json:"actions"`
+	Constraints map[string]any `json:"constraints,omitempty"`
+	Inherited   []Inherited    `json:"inherited,omitempty"`
+	Chain       []Link         `json:"chain"`
+	CoveredBy   string         `json:"coveredBy"`
+}
+
+// Inherited is a constraint set a delegated permission carries from the
+// chain, with the key its rate limit counts under.
+type Inherited struct {
+	Key         string         `json:"key"`
+	Constraints map[string]any `json:"constraints"`
+}
+
+// Link is one step of a delegation chain: a permission of a delegation.
+type Link struct {
+	DelegationID string `json:"delegationId"`
+	Index        int    `json:"index"`
+}
+
+// Approval is a request for a human to allow one call. RespondedBy is the
+// ID of the credential that resolved it, RespondedByName its name,
+// OnBehalfOf the user the app vouched for.
+type Approval struct {
+	ID              string          `json:"id"`
+	AgentID         string          `json:"agentId"`
+	OwnerID         string          `json:"ownerId"`
+	Action          string          `json:"action"`
+	Resource        string          `json:"resource"`
+	Arguments       json.RawMessage `json:"arguments,omitempty"`
+	Status          string          `json:"status"`
+	ExpiresAt       time.Time       `json:"expiresAt"`
+	CreatedAt       time.Time       `json:"createdAt"`
+	RespondedAt     *time.Time      `json:"respondedAt,omitempty"`
+	RespondedBy     string          `json:"respondedBy,omitempty"`
+	RespondedByName string          `json:"respondedByName,omitempty"`
+	OnBehalfOf      string          `json:"onBehalfOf,omitempty"`
+	Note            string          `json:"note,omitempty"`
+	UsedAt          *time.Time      `json:"usedAt,omitempty"`
+}
 
 // AgentWithToken is returned by create and rotate: the only time the token
 // is shown.
@@ -126,10 +225,16 @@ type ResolveApprovalRequest struct {
 }
 
 // APIKey is an API key as the API returns it: never its secret.
-type APIKey = store.APIKey //nolint:revive // exported: api.APIKey is a published name (clients, docs); renaming it would break them
-
-// Actor is the credential behind an audit row.
-type Actor = store.Actor
+type APIKey struct { //nolint:revive // exported: api.APIKey is a published name (clients, docs); renaming it would break them
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Roles     []string   `json:"roles"`
+	Status    string     `json:"status"`
+	CreatedBy string     `json:"createdBy,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt"`
+	CreatedAt time.Time  `json:"createdAt"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
 
 // CreateKeyRequest is the body of POST /v1/keys.
 type CreateKeyRequest struct {
@@ -204,4 +309,65 @@ type SyncStatus struct {
 	LastSyncAgeMs int64 `json:"lastSyncAgeMs"`
 	// Listening is true while a PostgreSQL LISTEN connection is up.
 	Listening bool `json:"listening"`
+}
+
+// PolicyList is the body of GET /v1/policies: the decision policies in use
+// and the policy of the API itself.
+type PolicyList struct {
+	// Revision is a hash of every module's name and text.
+	Revision        string         `json:"revision"`
+	LoadedAt        time.Time      `json:"loadedAt"`
+	Modules         []PolicyModule `json:"modules"`
+	ExtensionsPath  string         `json:"extensionsPath,omitempty"`
+	LastReloadAt    *time.Time     `json:"lastReloadAt,omitempty"`
+	LastReloadError string         `json:"lastReloadError,omitempty"`
+	API             APIPolicy      `json:"api"`
+}
+
+// PolicyModule is one loaded policy file. Source is "core" (built into
+// Kavach) or "extension".
+type PolicyModule struct {
+	File    string `json:"file"`
+	Package string `json:"package"`
+	Source  string `json:"source"`
+	SHA256  string `json:"sha256"`
+}
+
+// APIPolicy is the policy that decides who may call which route.
+type APIPolicy struct {
+	Modules []APIPolicyModule `json:"modules"`
+	Roles   []string          `json:"roles"`
+}
+
+// APIPolicyModule is one file of the API policy.
+type APIPolicyModule struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+}
+
+// VerifyRequest is the body of POST /v1/oauth/verify: whether a request to
+// an MCP server may proceed, given the bearer token it carried (empty if
+// none), the server's resource URI and the scopes the call needs.
+type VerifyRequest struct {
+	Token    string   `json:"token"`
+	Resource string   `json:"resource"`
+	Scopes   []string `json:"scopes"`
+}
+
+// VerifyResponse describes a valid token (Active), or an anonymous request
+// admitted because mcp.enforceAuth is off.
+type VerifyResponse struct {
+	Active    bool       `json:"active"`
+	AgentID   string     `json:"agentId,omitempty"`
+	Subject   string     `json:"sub,omitempty"`
+	ClientID  string     `json:"clientId,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"`
+	Audience  []string   `json:"aud,omitempty"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// KeySet is a JSON Web Key Set (RFC 7517), as POST /v1/oauth/keys/rotate
+// returns it: the keys that verify MCP access tokens.
+type KeySet struct {
+	Keys []map[string]any `json:"keys"`
 }

@@ -344,8 +344,8 @@ func (c *Client) AuthorizeExplained(ctx context.Context, req api.AuthorizeReques
 }
 
 // Policies lists the loaded policies.
-func (c *Client) Policies(ctx context.Context) (json.RawMessage, error) {
-	var out json.RawMessage
+func (c *Client) Policies(ctx context.Context) (api.PolicyList, error) {
+	var out api.PolicyList
 	return out, c.do(ctx, http.MethodGet, "/v1/policies", nil, "", &out)
 }
 
@@ -368,8 +368,8 @@ func (c *Client) Ready(ctx context.Context) error {
 
 // RotateOAuthKey makes a new signing key for MCP access tokens and returns
 // the published key set.
-func (c *Client) RotateOAuthKey(ctx context.Context) (json.RawMessage, error) {
-	var out json.RawMessage
+func (c *Client) RotateOAuthKey(ctx context.Context) (api.KeySet, error) {
+	var out api.KeySet
 	return out, c.do(ctx, http.MethodPost, "/v1/oauth/keys/rotate", nil, "", &out)
 }
 

@@ -18,8 +18,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/oauth"
-	"github.com/kavach-dev/kavach/store"
 )
 
 // Config is the whole file. Zero values mean defaults.
@@ -54,7 +54,7 @@ type MCP struct {
 	// token (401 with a challenge) instead of reporting them anonymous.
 	EnforceAuth bool `yaml:"enforceAuth"`
 	// Scopes maps each scope to the Kavach permissions it grants.
-	Scopes map[string][]store.Permission `yaml:"scopes"`
+	Scopes map[string][]api.Permission `yaml:"scopes"`
 	// AllowedResources are the RFC 8707 resource URIs (MCP servers)
 	// tokens may be issued for.
 	AllowedResources     []string    `yaml:"allowedResources"`
@@ -152,11 +152,11 @@ type Database struct {
 
 // Agents configures the agent lifecycle.
 type Agents struct {
-	Enabled            *bool              `yaml:"enabled"`
-	MaxPerUser         *int               `yaml:"maxPerUser"`
-	DefaultPermissions []store.Permission `yaml:"defaultPermissions"`
-	AuditAll           *bool              `yaml:"auditAll"`
-	TokenExpiry        string             `yaml:"tokenExpiry"`
+	Enabled            *bool            `yaml:"enabled"`
+	MaxPerUser         *int             `yaml:"maxPerUser"`
+	DefaultPermissions []api.Permission `yaml:"defaultPermissions"`
+	AuditAll           *bool            `yaml:"auditAll"`
+	TokenExpiry        string           `yaml:"tokenExpiry"`
 }
 
 // Log configures logging.
@@ -262,7 +262,7 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("agents.defaultPermissions: %w", err)
 		}
-		var perms []store.Permission
+		var perms []api.Permission
 		if err := json.Unmarshal(b, &perms); err != nil {
 			return fmt.Errorf("agents.defaultPermissions: %w", err)
 		}
@@ -311,7 +311,7 @@ func (c *Config) validateMCP() error {
 		if err != nil {
 			return fmt.Errorf("mcp.scopes: %w", err)
 		}
-		var scopes map[string][]store.Permission
+		var scopes map[string][]api.Permission
 		if err := json.Unmarshal(b, &scopes); err != nil {
 			return fmt.Errorf("mcp.scopes: %w", err)
 		}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // The cache must never answer what a fresh evaluation would not.
@@ -12,15 +12,15 @@ func TestDecisionCacheNeverServesStaleDecisions(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC) // a Wednesday
 	exp := now.Add(time.Hour)
-	agent := store.Agent{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h", ExpiresAt: &exp, Permissions: []store.Permission{
+	agent := domain.Agent{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h", ExpiresAt: &exp, Permissions: []domain.Permission{
 		{Resource: "docs:*", Actions: []string{"read"}},
-		{Resource: "ops:*", Actions: []string{"run"}, Constraints: map[string]any{"timeWindow": map[string]any{"start": "10:00", "end": "11:00"}}},
+		{Resource: "ops:*", Actions: []string{"run"}, Constraints: domain.Constraints{TimeWindow: &domain.TimeWindow{Start: "10:00", End: "11:00"}}},
 	}}
 	e, err := New(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Apply(ctx, Changes{Agents: []store.Agent{agent}}); err != nil {
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{agent}}); err != nil {
 		t.Fatal(err)
 	}
 	decide := func(action, resource string, at time.Time) string {
@@ -54,8 +54,8 @@ func TestDecisionCacheNeverServesStaleDecisions(t *testing.T) {
 		t.Errorf("run after the window = %s; want outside_time_window (not a cached allow)", c)
 	}
 	// A write invalidates at once.
-	agent.Status = store.StatusRevoked
-	if err := e.Apply(ctx, Changes{Agents: []store.Agent{agent}}); err != nil {
+	agent.Status = domain.StatusRevoked
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{agent}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := decide("read", "docs:x", now); c != CodeAgentRevoked {
@@ -72,8 +72,8 @@ deny contains {"code": "late", "reason": "after 11:00"} if time.clock([input.now
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
-		Permissions: []store.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h",
+		Permissions: []domain.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 3, 4, 10, 59, 0, 0, time.UTC)
@@ -95,8 +95,8 @@ deny contains {"code": "no_permission", "reason": "not from there"} if input.ip 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "a", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
-		Permissions: []store.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h",
+		Permissions: []domain.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -26,7 +28,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/kavach-dev/kavach/policies"
-	"github.com/kavach-dev/kavach/store"
 )
 
 // Decision codes produced by the policy that callers act on.
@@ -455,11 +456,11 @@ func (e *Engine) EffectivePermissions(ctx context.Context, agentID string, now t
 
 // DelegationRequest is a proposed delegation, for CheckDelegation.
 type DelegationRequest struct {
-	FromAgent   string             `json:"fromAgent"`
-	ToAgent     string             `json:"toAgent"`
-	Permissions []store.Permission `json:"permissions"`
-	MaxDepth    int                `json:"maxDepth"`
-	Now         int64              `json:"now"`
+	FromAgent   string              `json:"fromAgent"`
+	ToAgent     string              `json:"toAgent"`
+	Permissions []domain.Permission `json:"permissions"`
+	MaxDepth    int                 `json:"maxDepth"`
+	Now         int64               `json:"now"`
 }
 
 // DelegationVerdict is the policy's verdict on a proposed delegation.
@@ -470,12 +471,12 @@ type DelegationVerdict struct {
 	Depth    int    `json:"depth"`
 	MaxDepth int    `json:"maxDepth"`
 	Grants   []struct {
-		Resource    string            `json:"resource"`
-		Actions     []string          `json:"actions"`
-		Constraints map[string]any    `json:"constraints"`
-		Inherited   []store.Inherited `json:"inherited"`
-		Chain       [][2]any          `json:"chain"`
-		CoveredBy   string            `json:"coveredBy"`
+		Resource    string             `json:"resource"`
+		Actions     []string           `json:"actions"`
+		Constraints domain.Constraints `json:"constraints"`
+		Inherited   []domain.Inherited `json:"inherited"`
+		Chain       [][2]any           `json:"chain"`
+		CoveredBy   string             `json:"coveredBy"`
 	} `json:"grants"`
 }
 

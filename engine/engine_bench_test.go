@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // BenchmarkDecide measures in-process decisions (no HTTP, no audit) at 100,
@@ -24,29 +24,29 @@ func BenchmarkDecide(b *testing.B) {
 			b.Fatal(err)
 		}
 		exp := now.Add(time.Hour)
-		src := memSource{n: n, gen: func(i int) store.Agent {
-			return store.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Status: store.StatusActive,
-				TokenHash: fmt.Sprintf("h%d", i), Permissions: []store.Permission{
+		src := memSource{n: n, gen: func(i int) domain.Agent {
+			return domain.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Status: domain.StatusActive,
+				TokenHash: fmt.Sprintf("h%d", i), Permissions: []domain.Permission{
 					{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
 					{Resource: "mcp:github:*", Actions: []string{"read"}},
 					{Resource: "admin:*:delete", Actions: []string{"*"}},
 					{Resource: "docs:public", Actions: []string{"read"}},
 					{Resource: "mcp:slack:channels", Actions: []string{"post"},
-						Constraints: map[string]any{"ipAllowlist": []any{"10.0.0.0/8"}, "maxCallsPerHour": float64(100)}},
+						Constraints: domain.Constraints{IPAllowlist: []string{"10.0.0.0/8"}, MaxCallsPerHour: 100}},
 				}}
 		}}
 		// A sub-agent holding one permission through a two-link chain.
-		src.agents = []store.Agent{
-			{ID: "sub_1", OwnerID: "u", Status: store.StatusActive, TokenHash: "hs1", Incoming: []string{"dlg_1"}},
-			{ID: "sub_2", OwnerID: "u", Status: store.StatusActive, TokenHash: "hs2", Incoming: []string{"dlg_2"}},
+		src.agents = []domain.Agent{
+			{ID: "sub_1", OwnerID: "u", Status: domain.StatusActive, TokenHash: "hs1", Incoming: []string{"dlg_1"}},
+			{ID: "sub_2", OwnerID: "u", Status: domain.StatusActive, TokenHash: "hs2", Incoming: []string{"dlg_2"}},
 		}
 		key := PermissionKey("mcp:github:*", []string{"read"})
-		src.delegations = []store.Delegation{
-			{ID: "dlg_1", FromAgent: "agt_1", ToAgent: "sub_1", Status: store.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 2,
-				Permissions: []store.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: key, Chain: []store.Link{}}}},
-			{ID: "dlg_2", FromAgent: "sub_1", ToAgent: "sub_2", Status: store.StatusActive, ExpiresAt: exp, Depth: 2, MaxDepth: 2,
-				Permissions: []store.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: key,
-					Chain: []store.Link{{DelegationID: "dlg_1", Index: 0}}}}},
+		src.delegations = []domain.Delegation{
+			{ID: "dlg_1", FromAgent: "agt_1", ToAgent: "sub_1", Status: domain.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 2,
+				Permissions: []domain.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: key, Chain: []domain.Link{}}}},
+			{ID: "dlg_2", FromAgent: "sub_1", ToAgent: "sub_2", Status: domain.StatusActive, ExpiresAt: exp, Depth: 2, MaxDepth: 2,
+				Permissions: []domain.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: key,
+					Chain: []domain.Link{{DelegationID: "dlg_1", Index: 0}}}}},
 		}
 		if _, err := e.Load(b.Context(), src); err != nil {
 			b.Fatal(err)

@@ -4,11 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
-func testAgent(id, hash string, perms ...store.Permission) store.Agent {
-	return store.Agent{ID: id, OwnerID: "user-1", Status: store.StatusActive, TokenHash: hash, Permissions: perms}
+func testAgent(id, hash string, perms ...domain.Permission) domain.Agent {
+	return domain.Agent{ID: id, OwnerID: "user-1", Status: domain.StatusActive, TokenHash: hash, Permissions: perms}
 }
 
 func TestDecide(t *testing.T) {
@@ -19,17 +19,17 @@ func TestDecide(t *testing.T) {
 	}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	past := now.Add(-time.Second)
-	expired := testAgent("agt_expired", "h-expired", store.Permission{Resource: "*", Actions: []string{"*"}})
+	expired := testAgent("agt_expired", "h-expired", domain.Permission{Resource: "*", Actions: []string{"*"}})
 	expired.ExpiresAt = &past
-	revoked := testAgent("agt_revoked", "h-revoked", store.Permission{Resource: "*", Actions: []string{"*"}})
-	revoked.Status = store.StatusRevoked
-	n, err := e.Load(ctx, memSource{agents: []store.Agent{
+	revoked := testAgent("agt_revoked", "h-revoked", domain.Permission{Resource: "*", Actions: []string{"*"}})
+	revoked.Status = domain.StatusRevoked
+	n, err := e.Load(ctx, memSource{agents: []domain.Agent{
 		testAgent("agt_reader", "h-reader",
-			store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
-			store.Permission{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}}),
+			domain.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
+			domain.Permission{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}}),
 		testAgent("agt_deploy", "h-deploy",
-			store.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
-				Constraints: map[string]any{"requireApproval": true}}),
+			domain.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
+				Constraints: domain.Constraints{RequireApproval: &yes}}),
 		expired, revoked,
 	}})
 	if err != nil || n.Agents != 4 {
@@ -65,8 +65,8 @@ func TestDecide(t *testing.T) {
 	}
 
 	// Rotating replaces the token index entry: the old hash stops working.
-	rotated := testAgent("agt_reader", "h-new", store.Permission{Resource: "mcp:github:*", Actions: []string{"read"}})
-	if err := e.Apply(ctx, Changes{Agents: []store.Agent{rotated}}); err != nil {
+	rotated := testAgent("agt_reader", "h-new", domain.Permission{Resource: "mcp:github:*", Actions: []string{"read"}})
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{rotated}}); err != nil {
 		t.Fatal(err)
 	}
 	for hash, want := range map[string]string{"h-reader": CodeInvalidToken, "h-new": CodeAllowed} {
@@ -84,3 +84,6 @@ func TestDecide(t *testing.T) {
 		t.Errorf("decision identity = %q/%q; want agt_reader/user-1", d.AgentID, d.OwnerID)
 	}
 }
+
+// yes is true, for constraints that take a *bool.
+var yes = true

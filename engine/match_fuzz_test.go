@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // refMatch is the resource-matching rule of the spec, written plainly in Go,
@@ -67,8 +67,8 @@ func FuzzResourceMatch(f *testing.F) {
 			t.Skip()
 		}
 		ctx := t.Context()
-		err := e.Apply(ctx, Changes{Agents: []store.Agent{{ID: "agt_f", OwnerID: "u", Status: store.StatusActive, TokenHash: "h",
-			Permissions: []store.Permission{{Resource: pattern, Actions: []string{"read"}}}}}})
+		err := e.Apply(ctx, Changes{Agents: []domain.Agent{{ID: "agt_f", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h",
+			Permissions: []domain.Permission{{Resource: pattern, Actions: []string{"read"}}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

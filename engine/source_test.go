@@ -4,19 +4,19 @@ import (
 	"context"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // memSource is a Source over slices, for tests and benchmarks.
 type memSource struct {
-	agents      []store.Agent
-	delegations []store.Delegation
-	approvals   []store.Approval
-	gen         func(i int) store.Agent
+	agents      []domain.Agent
+	delegations []domain.Delegation
+	approvals   []domain.Approval
+	gen         func(i int) domain.Agent
 	n           int
 }
 
-func (m memSource) EachAgent(_ context.Context, fn func(store.Agent) error) error {
+func (m memSource) EachAgent(_ context.Context, fn func(domain.Agent) error) error {
 	for _, a := range m.agents {
 		if err := fn(a); err != nil {
 			return err
@@ -30,7 +30,7 @@ func (m memSource) EachAgent(_ context.Context, fn func(store.Agent) error) erro
 	return nil
 }
 
-func (m memSource) EachDelegation(_ context.Context, fn func(store.Delegation) error) error {
+func (m memSource) EachDelegation(_ context.Context, fn func(domain.Delegation) error) error {
 	for _, d := range m.delegations {
 		if err := fn(d); err != nil {
 			return err
@@ -39,7 +39,7 @@ func (m memSource) EachDelegation(_ context.Context, fn func(store.Delegation) e
 	return nil
 }
 
-func (m memSource) EachApproval(_ context.Context, _ time.Duration, fn func(store.Approval) error) error {
+func (m memSource) EachApproval(_ context.Context, _ time.Duration, fn func(domain.Approval) error) error {
 	for _, a := range m.approvals {
 		if err := fn(a); err != nil {
 			return err

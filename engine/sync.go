@@ -13,17 +13,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
-
-	"github.com/kavach-dev/kavach/store"
 )
 
 // Source is where a full load reads from.
 type Source interface {
-	EachAgent(ctx context.Context, fn func(store.Agent) error) error
-	EachDelegation(ctx context.Context, fn func(store.Delegation) error) error
-	EachApproval(ctx context.Context, keep time.Duration, fn func(store.Approval) error) error
+	EachAgent(ctx context.Context, fn func(domain.Agent) error) error
+	EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error
+	EachApproval(ctx context.Context, keep time.Duration, fn func(domain.Approval) error) error
 }
 
 // ApprovalRetention is how long after expiry approvals stay in OPA, so a late
@@ -64,7 +64,7 @@ func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 	agents, tokens := ast.NewObject(), ast.NewObject()
 	delegations, approvals := ast.NewObject(), ast.NewObject()
 	incoming := map[string][]*ast.Term{}
-	err := src.EachDelegation(ctx, func(d store.Delegation) error {
+	err := src.EachDelegation(ctx, func(d domain.Delegation) error {
 		delegations.Insert(ast.StringTerm(d.ID), ast.NewTerm(b.delegation(d)))
 		incoming[d.ToAgent] = append(incoming[d.ToAgent], ast.StringTerm(d.ID))
 		return nil
@@ -72,7 +72,7 @@ func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 	if err != nil {
 		return nil, Counts{}, fmt.Errorf("load delegations: %w", err)
 	}
-	err = src.EachAgent(ctx, func(a store.Agent) error {
+	err = src.EachAgent(ctx, func(a domain.Agent) error {
 		id := ast.StringTerm(a.ID)
 		agents.Insert(id, ast.NewTerm(b.agent(a, incoming[a.ID])))
 		tokens.Insert(ast.StringTerm(a.TokenHash), id)
@@ -81,7 +81,7 @@ func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 	if err != nil {
 		return nil, Counts{}, fmt.Errorf("load agents: %w", err)
 	}
-	err = src.EachApproval(ctx, ApprovalRetention, func(a store.Approval) error {
+	err = src.EachApproval(ctx, ApprovalRetention, func(a domain.Approval) error {
 		approvals.Insert(ast.StringTerm(a.ID), ast.NewTerm(b.approval(a)))
 		return nil
 	})
@@ -99,9 +99,9 @@ func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 
 // Changes are documents to write to OPA together.
 type Changes struct {
-	Agents      []store.Agent
-	Delegations []store.Delegation
-	Approvals   []store.Approval
+	Agents      []domain.Agent
+	Delegations []domain.Delegation
+	Approvals   []domain.Approval
 }
 
 // Apply writes the changes in one transaction: a decision sees all of a
@@ -197,10 +197,10 @@ func nanoTerm(t time.Time) *ast.Term {
 }
 
 // agent is data.kavach.agents[id].
-func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {
-	status := store.StatusActive
-	if a.Status == store.StatusRevoked {
-		status = store.StatusRevoked
+func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
+	status := domain.StatusActive
+	if a.Status == domain.StatusRevoked {
+		status = domain.StatusRevoked
 	}
 	expires := ast.NullTerm()
 	if a.ExpiresAt != nil {
@@ -231,7 +231,7 @@ func (b *docBuilder) agent(a store.Agent, incoming []*ast.Term) ast.Value {
 // order; anyAction lists those naming "*", for every other action. A
 // decision then visits one or two permissions, not all of them. Lists
 // repeat across agents and are never mutated, so they are shared.
-func (b *docBuilder) actionIndex(perms []store.Permission) (byAction, anyAction *ast.Term) {
+func (b *docBuilder) actionIndex(perms []domain.Permission) (byAction, anyAction *ast.Term) {
 	var wildcard []int
 	for i, p := range perms {
 		if slices.Contains(p.Actions, "*") {
@@ -277,7 +277,7 @@ func (b *docBuilder) ints(is []int) *ast.Term {
 	return t
 }
 
-func (b *docBuilder) permission(key, resource string, actions []string, constraints map[string]any) ast.Object {
+func (b *docBuilder) permission(key, resource string, actions []string, constraints domain.Constraints) ast.Object {
 	acts := make([]*ast.Term, len(actions))
 	for i, a := range actions {
 		acts[i] = b.str(a)
@@ -288,7 +288,7 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 		ast.Item(b.str("glob"), b.str(ResourceGlob(resource))),
 		ast.Item(b.str("actions"), ast.ArrayTerm(acts...)),
 	)
-	if len(constraints) > 0 {
+	if !constraints.IsZero() {
 		doc.Insert(b.str("constraints"), constraintsTerm(constraints))
 	}
 	return doc
@@ -314,37 +314,32 @@ func PermissionKey(resource string, actions []string) string {
 
 // constraintsTerm prepares constraints for the policy: exact IP addresses
 // become /32 or /128 prefixes, so one builtin (net.cidr_contains) checks all.
-func constraintsTerm(c map[string]any) *ast.Term {
-	if list, ok := c["ipAllowlist"].([]any); ok {
-		out := make(map[string]any, len(c))
-		for k, v := range c {
-			out[k] = v
-		}
-		prefixes := make([]any, 0, len(list))
-		for _, x := range list {
-			s, _ := x.(string)
+func constraintsTerm(c domain.Constraints) *ast.Term {
+	m := c.Map()
+	if c.IPAllowlist != nil {
+		prefixes := make([]any, 0, len(c.IPAllowlist))
+		for _, s := range c.IPAllowlist {
 			if p, err := netip.ParsePrefix(s); err == nil {
 				prefixes = append(prefixes, p.Masked().String())
 			} else if a, err := netip.ParseAddr(s); err == nil {
 				prefixes = append(prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()).String())
 			}
 		}
-		out["ipAllowlist"] = prefixes
-		c = out
+		m["ipAllowlist"] = prefixes
 	}
-	v, err := ast.InterfaceToValue(c)
+	v, err := ast.InterfaceToValue(m)
 	if err != nil {
-		// Constraints come from JSON, validated at write: cannot happen.
+		// Strings, booleans and integers only: cannot happen.
 		return ast.NullTerm()
 	}
 	return ast.NewTerm(v)
 }
 
 // delegation is data.kavach.delegations[id].
-func (b *docBuilder) delegation(d store.Delegation) ast.Value {
-	status := store.StatusActive
-	if d.Status == store.StatusRevoked {
-		status = store.StatusRevoked
+func (b *docBuilder) delegation(d domain.Delegation) ast.Value {
+	status := domain.StatusActive
+	if d.Status == domain.StatusRevoked {
+		status = domain.StatusRevoked
 	}
 	perms := make([]*ast.Term, len(d.Permissions))
 	for i, g := range d.Permissions {
@@ -376,7 +371,7 @@ func (b *docBuilder) delegation(d store.Delegation) ast.Value {
 }
 
 // approval is data.kavach.approvals[id].
-func (b *docBuilder) approval(a store.Approval) ast.Value {
+func (b *docBuilder) approval(a domain.Approval) ast.Value {
 	return ast.NewObject(
 		ast.Item(ast.StringTerm("agentId"), ast.StringTerm(a.AgentID)),
 		ast.Item(ast.StringTerm("action"), b.str(a.Action)),

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/api"
 )
 
 // Permission is a Kavach permission a scope grants.
-type Permission = store.Permission
+type Permission = api.Permission
 
 // Grant types and client authentication methods.
 const (

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
@@ -29,12 +31,12 @@ func (s *Service) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (
 	if !agentTypes[req.Type] {
 		return api.AgentWithToken{}, unprocessable("invalid_type", "type %q is not one of autonomous, delegated, service", req.Type)
 	}
-	perms := req.Permissions
-	if perms == nil {
-		perms = s.opts.DefaultPermissions
-	}
-	if err := checkPermissions(perms); err != nil {
-		return api.AgentWithToken{}, err
+	perms := s.defaultPerms
+	if req.Permissions != nil {
+		var err error
+		if perms, err = checkPermissions(req.Permissions); err != nil {
+			return api.AgentWithToken{}, err
+		}
 	}
 	now := s.now()
 	expires := req.ExpiresAt
@@ -46,8 +48,8 @@ func (s *Service) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (
 		return api.AgentWithToken{}, err
 	}
 	token, hash := newToken()
-	a, err := s.write(ctx, func() (store.Agent, error) {
-		return s.store.CreateAgent(ctx, store.Agent{
+	a, err := s.write(ctx, func() (domain.Agent, error) {
+		return s.store.CreateAgent(ctx, domain.Agent{
 			OwnerID: req.OwnerID, Name: req.Name, Type: req.Type,
 			Permissions: perms, ExpiresAt: expires, Metadata: req.Metadata, TokenHash: hash, CreatedAt: now,
 		}, s.opts.MaxPerUser)
@@ -56,24 +58,24 @@ func (s *Service) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (
 		return api.AgentWithToken{}, err
 	}
 	s.log.Info("agent created", "agent", a.ID, "owner", a.OwnerID)
-	return api.AgentWithToken{Agent: a, Token: token}, nil
+	return api.AgentWithToken{Agent: apiAgent(a), Token: token}, nil
 }
 
 // GetAgent returns one agent.
 func (s *Service) GetAgent(ctx context.Context, id string) (api.Agent, error) {
 	a, err := s.store.GetAgent(ctx, id)
-	return a, storeError(err)
+	return apiAgent(a), storeError(err)
 }
 
 // ListAgents returns agents, optionally by owner and status.
 func (s *Service) ListAgents(ctx context.Context, ownerID, status string) ([]api.Agent, error) {
 	switch status {
-	case "", store.StatusActive, store.StatusRevoked, store.StatusExpired:
+	case "", domain.StatusActive, domain.StatusRevoked, domain.StatusExpired:
 	default:
 		return nil, invalid("invalid_status", "status %q is not one of active, revoked, expired", status)
 	}
 	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID, Status: status})
-	return agents, storeError(err)
+	return apiAgents(agents), storeError(err)
 }
 
 // UpdateAgent changes name, permissions (replaced whole), expiry or metadata.
@@ -86,10 +88,14 @@ func (s *Service) UpdateAgent(ctx context.Context, id string, req api.UpdateAgen
 		u.Name = req.Name
 	}
 	if req.Permissions != nil {
-		if err := checkPermissions(*req.Permissions); err != nil {
+		perms, err := checkPermissions(*req.Permissions)
+		if err != nil {
 			return api.Agent{}, err
 		}
-		u.Permissions = req.Permissions
+		if perms == nil {
+			perms = []domain.Permission{}
+		}
+		u.Permissions = &perms
 	}
 	if len(req.ExpiresAt) > 0 {
 		if bytes.Equal(bytes.TrimSpace(req.ExpiresAt), []byte("null")) {
@@ -112,28 +118,29 @@ func (s *Service) UpdateAgent(ctx context.Context, id string, req api.UpdateAgen
 		return api.Agent{}, invalid("missing_field", "nothing to update: give name, permissions, expiresAt or metadata")
 	}
 	u.MaxActive = s.opts.MaxPerUser
-	return s.write(ctx, func() (store.Agent, error) { return s.store.UpdateAgent(ctx, id, u) })
+	a, err := s.write(ctx, func() (domain.Agent, error) { return s.store.UpdateAgent(ctx, id, u) })
+	return apiAgent(a), err
 }
 
 // RotateAgent issues a new token; the old one is refused from the moment
 // this returns. The expiry is unchanged.
 func (s *Service) RotateAgent(ctx context.Context, id string) (api.AgentWithToken, error) {
 	token, hash := newToken()
-	a, err := s.write(ctx, func() (store.Agent, error) { return s.store.RotateToken(ctx, id, hash) })
+	a, err := s.write(ctx, func() (domain.Agent, error) { return s.store.RotateToken(ctx, id, hash) })
 	if err != nil {
 		return api.AgentWithToken{}, err
 	}
 	s.log.Info("agent token rotated", "agent", a.ID)
-	return api.AgentWithToken{Agent: a, Token: token}, nil
+	return api.AgentWithToken{Agent: apiAgent(a), Token: token}, nil
 }
 
 // RevokeAgent revokes permanently; repeating it is harmless.
 func (s *Service) RevokeAgent(ctx context.Context, id string) (api.Agent, error) {
-	a, err := s.write(ctx, func() (store.Agent, error) { return s.store.RevokeAgent(ctx, id) })
+	a, err := s.write(ctx, func() (domain.Agent, error) { return s.store.RevokeAgent(ctx, id) })
 	if err == nil {
 		s.log.Info("agent revoked", "agent", a.ID)
 	}
-	return a, err
+	return apiAgent(a), err
 }
 
 func checkID(field, v string) error {
@@ -173,17 +180,37 @@ func checkName(name string) error {
 	return nil
 }
 
-func checkPermissions(perms []store.Permission) error {
+func checkPermissions(perms []api.Permission) ([]domain.Permission, error) {
+	if len(perms) > maxPermissions {
+		return nil, unprocessable("too_many_permissions", "an agent may hold at most %d permissions", maxPermissions)
+	}
+	if perms == nil {
+		return nil, nil
+	}
+	out := make([]domain.Permission, len(perms))
+	for i, p := range perms {
+		var err error
+		if out[i], err = validatePermission(p); err != nil {
+			return nil, unprocessable("invalid_permission", "permissions[%d]: %v", i, err)
+		}
+		// Duplicates are reported where they appear, before later
+		// permissions are looked at.
+		if err := checkPermissionSet(out[:i+1]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// checkPermissionSet checks a set of valid permissions: its size, and one
+// permission per resource pattern and set of actions, since its key
+// (rate-limit counts, delegation roots) must name one permission.
+func checkPermissionSet(perms []domain.Permission) error {
 	if len(perms) > maxPermissions {
 		return unprocessable("too_many_permissions", "an agent may hold at most %d permissions", maxPermissions)
 	}
 	seen := map[string]int{}
 	for i, p := range perms {
-		if err := validatePermission(p); err != nil {
-			return unprocessable("invalid_permission", "permissions[%d]: %v", i, err)
-		}
-		// One permission per resource pattern and set of actions: its key
-		// (rate-limit counts, delegation roots) must name one permission.
 		key := engine.PermissionKey(p.Resource, p.Actions)
 		if j, dup := seen[key]; dup {
 			return unprocessable("duplicate_permission", "permissions[%d] and permissions[%d] both grant %v on %q; merge their constraints into one", j, i, p.Actions, p.Resource)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
@@ -14,7 +16,7 @@ import (
 // requestApproval opens an approval request for a call that needs one, or
 // returns the pending request already open for the same agent, action and
 // resource, so a retrying agent does not flood its owner.
-func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (store.Approval, error) {
+func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (domain.Approval, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	a, err := s.store.PendingApproval(ctx, d.AgentID, req.Action, req.Resource)
@@ -22,7 +24,7 @@ func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req ap
 		return a, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return store.Approval{}, fmt.Errorf("find approval: %w", err)
+		return domain.Approval{}, fmt.Errorf("find approval: %w", err)
 	}
 	// The human who answers is the owner of the permission being exercised:
 	// for a delegated one, the first delegator's owner, not the child's.
@@ -30,13 +32,13 @@ func (s *Service) requestApproval(ctx context.Context, d engine.Decision, req ap
 	if owner == "" {
 		owner = d.OwnerID
 	}
-	a, err = s.store.CreateApproval(ctx, store.Approval{AgentID: d.AgentID, OwnerID: owner, Action: req.Action,
+	a, err = s.store.CreateApproval(ctx, domain.Approval{AgentID: d.AgentID, OwnerID: owner, Action: req.Action,
 		Resource: req.Resource, Arguments: compactJSON(req.Arguments), ExpiresAt: s.now().Add(s.opts.ApprovalTTL)})
 	if err != nil {
-		return store.Approval{}, fmt.Errorf("create approval: %w", err)
+		return domain.Approval{}, fmt.Errorf("create approval: %w", err)
 	}
-	if err := s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}}); err != nil {
-		return store.Approval{}, err
+	if err := s.syncLocked(ctx, engine.Changes{Approvals: []domain.Approval{a}}); err != nil {
+		return domain.Approval{}, err
 	}
 	s.log.Info("approval requested", "approval", a.ID, "agent", a.AgentID, "action", a.Action, "resource", a.Resource)
 	if s.webhook != nil {
@@ -53,26 +55,27 @@ func (s *Service) refreshApproval(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read approval %s: %w", id, err)
 	}
-	return s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}})
+	return s.syncLocked(ctx, engine.Changes{Approvals: []domain.Approval{a}})
 }
 
 // ListApprovals lists approval requests, newest first.
 func (s *Service) ListApprovals(ctx context.Context, status, ownerID, agentID string) ([]api.Approval, error) {
 	switch status {
-	case "", store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalUsed, store.ApprovalExpired:
+	case "", domain.ApprovalPending, domain.ApprovalApproved, domain.ApprovalDenied, domain.ApprovalUsed, domain.ApprovalExpired:
 	default:
 		return nil, invalid("invalid_status", "status %q is not one of pending, approved, denied, used, expired", status)
 	}
-	return s.store.ListApprovals(ctx, store.ApprovalFilter{Status: status, OwnerID: ownerID, AgentID: agentID, Limit: 1000})
+	list, err := s.store.ListApprovals(ctx, store.ApprovalFilter{Status: status, OwnerID: ownerID, AgentID: agentID, Limit: 1000})
+	return apiApprovals(list), err
 }
 
 // GetApproval returns one approval request.
 func (s *Service) GetApproval(ctx context.Context, id string) (api.Approval, error) {
 	a, err := s.store.GetApproval(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return a, notFound("approval_not_found", "no approval request %q", id)
+		return api.Approval{}, notFound("approval_not_found", "no approval request %q", id)
 	}
-	return a, err
+	return apiApproval(a), err
 }
 
 // ResolveApproval approves or denies a pending request as the caller ctx
@@ -103,21 +106,21 @@ func (s *Service) ResolveApproval(ctx context.Context, id string, approve bool, 
 	if err := s.checkReady(); err != nil {
 		return api.Approval{}, err
 	}
-	status := store.ApprovalDenied
+	status := domain.ApprovalDenied
 	if approve {
-		status = store.ApprovalApproved
+		status = domain.ApprovalApproved
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	a, err := s.store.ResolveApproval(ctx, id, status, req.Note)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return a, notFound("approval_not_found", "no approval request %q", id)
+		return api.Approval{}, notFound("approval_not_found", "no approval request %q", id)
 	case errors.Is(err, store.ErrConflict):
-		return a, conflict("approval_not_pending", "%v", err)
+		return api.Approval{}, conflict("approval_not_pending", "%v", err)
 	case err != nil:
-		return a, storeError(err)
+		return api.Approval{}, storeError(err)
 	}
 	s.log.Info("approval resolved", "approval", a.ID, "status", a.Status, "by", a.RespondedBy, "onBehalfOf", a.OnBehalfOf)
-	return a, s.syncLocked(ctx, engine.Changes{Approvals: []store.Approval{a}})
+	return apiApproval(a), s.syncLocked(ctx, engine.Changes{Approvals: []domain.Approval{a}})
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -25,12 +27,12 @@ const (
 func (q AuditQuery) filter(paged bool) (store.AuditFilter, error) {
 	f := store.AuditFilter{AgentID: q.AgentID, OwnerID: q.UserID, Result: q.Result, Cursor: q.Cursor, Kind: q.Kind, Action: q.Action}
 	switch q.Kind {
-	case "", store.KindDecision, store.KindEvent:
+	case "", domain.KindDecision, domain.KindEvent:
 	default:
 		return f, invalid("invalid_parameter", "kind %q is not decision or event", q.Kind)
 	}
 	switch q.Result {
-	case "", store.ResultAllowed, store.ResultDenied:
+	case "", domain.ResultAllowed, domain.ResultDenied:
 	default:
 		return f, invalid("invalid_parameter", "result %q is not allowed or denied", q.Result)
 	}
@@ -75,7 +77,11 @@ func (s *Service) QueryAudit(ctx context.Context, q AuditQuery) (api.AuditPage, 
 	if err != nil {
 		return api.AuditPage{}, err
 	}
-	return api.AuditPage{Entries: entries, NextCursor: next}, nil
+	out := make([]api.AuditEntry, len(entries))
+	for i, e := range entries {
+		out[i] = apiAuditEntry(e)
+	}
+	return api.AuditPage{Entries: out, NextCursor: next}, nil
 }
 
 // ValidateExport checks an export's parameters before any byte is sent.
@@ -90,5 +96,5 @@ func (s *Service) ExportAudit(ctx context.Context, q AuditQuery, fn func(api.Aud
 	if err != nil {
 		return err
 	}
-	return s.store.ExportAudit(ctx, f, fn)
+	return s.store.ExportAudit(ctx, f, func(e domain.AuditEntry) error { return fn(apiAuditEntry(e)) })
 }

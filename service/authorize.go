@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
@@ -52,7 +54,7 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 	if err != nil {
 		return api.AuthorizeResponse{}, err
 	}
-	if store.ActorFrom(ctx).Type == store.ActorAgent && badCredential[d.Code] {
+	if store.ActorFrom(ctx).Type == domain.ActorAgent && badCredential[d.Code] {
 		// The token is the caller's only credential, and it is no good: a
 		// refusal (401), audited within the refusals' budget, not a decision
 		// row per request, which anyone could pile up. An app asking with its
@@ -160,13 +162,13 @@ func (s *Service) decide(ctx context.Context, in engine.Input) (engine.Decision,
 
 // auditEntry builds the audit row of a decision and what the call consumes;
 // for a call that needs approval it opens (or reuses) the request.
-func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (store.AuditEntry, store.Consumption, error) {
-	entry := store.AuditEntry{
+func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (domain.AuditEntry, store.Consumption, error) {
+	entry := domain.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
-		Arguments: compactJSON(req.Arguments), Result: store.ResultDenied, Code: d.Code, Reason: d.Reason,
+		Arguments: compactJSON(req.Arguments), Result: domain.ResultDenied, Code: d.Code, Reason: d.Reason,
 		ApprovalID: req.ApprovalID, Actor: store.ActorFrom(ctx),
 	}
-	if entry.Actor.Type == store.ActorAgent {
+	if entry.Actor.Type == domain.ActorAgent {
 		// The agent asked for itself: its ID is known once decided.
 		entry.Actor.ID = d.AgentID
 	}
@@ -176,7 +178,7 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 	var use store.Consumption
 	switch {
 	case d.Allowed:
-		entry.Result = store.ResultAllowed
+		entry.Result = domain.ResultAllowed
 		if p := d.Permission; p != nil {
 			for _, l := range p.RateLimits {
 				use.Rates = append(use.Rates, store.RateEvent{AgentID: d.AgentID, PermKey: l.Key, Resource: req.Resource, Limit: l.Max})

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
@@ -27,7 +29,8 @@ func (s *Service) Delegate(ctx context.Context, req api.DelegateRequest) (api.De
 	if len(req.Permissions) == 0 {
 		return api.Delegation{}, invalid("missing_field", "permissions is required: the permissions to delegate")
 	}
-	if err := checkPermissions(req.Permissions); err != nil {
+	perms, err := checkPermissions(req.Permissions)
+	if err != nil {
 		return api.Delegation{}, err
 	}
 	if req.ExpiresAt == nil {
@@ -58,30 +61,30 @@ func (s *Service) Delegate(ctx context.Context, req api.DelegateRequest) (api.De
 		if err != nil {
 			return api.Delegation{}, err
 		}
-		if a.Status != store.StatusActive {
+		if a.Status != domain.StatusActive {
 			return api.Delegation{}, conflict("agent_"+a.Status, "agent %q is %s", id, a.Status)
 		}
 	}
 	verdict, err := s.engine.CheckDelegation(ctx, engine.DelegationRequest{FromAgent: req.FromAgent, ToAgent: req.ToAgent,
-		Permissions: req.Permissions, MaxDepth: maxDepth}, now)
+		Permissions: perms, MaxDepth: maxDepth}, now)
 	if err != nil {
 		return api.Delegation{}, err
 	}
 	if !verdict.OK {
 		return api.Delegation{}, unprocessable(verdict.Code, "%s", verdict.Reason)
 	}
-	d := store.Delegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Depth: verdict.Depth,
+	d := domain.Delegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Depth: verdict.Depth,
 		MaxDepth: verdict.MaxDepth, ExpiresAt: *req.ExpiresAt}
 	for _, g := range verdict.Grants {
-		grant := store.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints, Inherited: g.Inherited,
-			Chain: []store.Link{}, CoveredBy: g.CoveredBy}
+		grant := domain.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints, Inherited: g.Inherited,
+			Chain: []domain.Link{}, CoveredBy: g.CoveredBy}
 		for _, l := range g.Chain {
 			id, _ := l[0].(string)
 			idx, err := toInt(l[1])
 			if err != nil || id == "" {
 				return api.Delegation{}, fmt.Errorf("delegation verdict: bad chain link %v", l)
 			}
-			grant.Chain = append(grant.Chain, store.Link{DelegationID: id, Index: idx})
+			grant.Chain = append(grant.Chain, domain.Link{DelegationID: id, Index: idx})
 		}
 		d.Permissions = append(d.Permissions, grant)
 	}
@@ -93,11 +96,11 @@ func (s *Service) Delegate(ctx context.Context, req api.DelegateRequest) (api.De
 	if err != nil {
 		return api.Delegation{}, err
 	}
-	if err := s.syncLocked(ctx, engine.Changes{Agents: []store.Agent{to}, Delegations: []store.Delegation{d}}); err != nil {
+	if err := s.syncLocked(ctx, engine.Changes{Agents: []domain.Agent{to}, Delegations: []domain.Delegation{d}}); err != nil {
 		return api.Delegation{}, err
 	}
 	s.log.Info("delegation created", "delegation", d.ID, "from", d.FromAgent, "to", d.ToAgent, "depth", d.Depth)
-	return d, nil
+	return apiDelegation(d), nil
 }
 
 func toInt(v any) (int, error) {
@@ -121,22 +124,22 @@ func (s *Service) RevokeDelegation(ctx context.Context, id string) (api.Delegati
 	defer s.writeMu.Unlock()
 	d, err := s.store.RevokeDelegation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return d, notFound("delegation_not_found", "no delegation %q", id)
+		return apiDelegation(d), notFound("delegation_not_found", "no delegation %q", id)
 	}
 	if err != nil {
-		return d, err
+		return apiDelegation(d), err
 	}
 	s.log.Info("delegation revoked", "delegation", d.ID)
-	return d, s.syncLocked(ctx, engine.Changes{Delegations: []store.Delegation{d}})
+	return apiDelegation(d), s.syncLocked(ctx, engine.Changes{Delegations: []domain.Delegation{d}})
 }
 
 // GetDelegation returns one delegation.
 func (s *Service) GetDelegation(ctx context.Context, id string) (api.Delegation, error) {
 	d, err := s.store.GetDelegation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return d, notFound("delegation_not_found", "no delegation %q", id)
+		return apiDelegation(d), notFound("delegation_not_found", "no delegation %q", id)
 	}
-	return d, err
+	return apiDelegation(d), err
 }
 
 // ListDelegations returns the delegations from and to an agent.
@@ -144,7 +147,8 @@ func (s *Service) ListDelegations(ctx context.Context, agentID string) ([]api.De
 	if _, err := s.GetAgent(ctx, agentID); err != nil {
 		return nil, err
 	}
-	return s.store.ListDelegations(ctx, agentID)
+	list, err := s.store.ListDelegations(ctx, agentID)
+	return apiDelegations(list), err
 }
 
 // EffectivePermissions returns the agent's own permissions and those

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -29,7 +31,7 @@ const MinAdminKeyLen = 32
 // Principal is an authenticated caller.
 type Principal struct {
 	// Actor is what the audit trail records.
-	Actor store.Actor
+	Actor domain.Actor
 	// Roles of an API key (admin for KAVACH_ADMIN_KEY); none for agents.
 	Roles []string
 	// AgentToken is the bearer of an agent principal: a Kavach agent token
@@ -38,38 +40,38 @@ type Principal struct {
 }
 
 // IsAgent reports whether the caller presented an agent's credential.
-func (p Principal) IsAgent() bool { return p.Actor.Type == store.ActorAgent }
+func (p Principal) IsAgent() bool { return p.Actor.Type == domain.ActorAgent }
 
 // Anonymous is the principal of a request without credential.
-var Anonymous = Principal{Actor: store.Actor{Type: store.ActorAnonymous}}
+var Anonymous = Principal{Actor: domain.Actor{Type: domain.ActorAnonymous}}
 
 // keyCache holds every API key by hash; the change feed keeps it current
 // on every replica, and this replica's own writes update it at once.
 type keyCache struct {
 	mu     sync.RWMutex
-	byHash map[string]store.APIKey
+	byHash map[string]domain.APIKey
 	hashOf map[string]string // id → hash
 }
 
-func (c *keyCache) get(hash string) (store.APIKey, bool) {
+func (c *keyCache) get(hash string) (domain.APIKey, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	k, ok := c.byHash[hash]
 	return k, ok
 }
 
-func (c *keyCache) put(k store.APIKey) {
+func (c *keyCache) put(k domain.APIKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byHash == nil {
-		c.byHash, c.hashOf = map[string]store.APIKey{}, map[string]string{}
+		c.byHash, c.hashOf = map[string]domain.APIKey{}, map[string]string{}
 	}
 	c.byHash[k.Hash], c.hashOf[k.ID] = k, k.Hash
 }
 
-func (c *keyCache) replace(keys []store.APIKey) {
+func (c *keyCache) replace(keys []domain.APIKey) {
 	c.mu.Lock()
-	c.byHash, c.hashOf = map[string]store.APIKey{}, map[string]string{}
+	c.byHash, c.hashOf = map[string]domain.APIKey{}, map[string]string{}
 	c.mu.Unlock()
 	for _, k := range keys {
 		c.put(k)
@@ -115,7 +117,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string, fresh bool) (
 	if s.adminKeyHash != nil {
 		sum := sha256.Sum256([]byte(bearer))
 		if subtle.ConstantTimeCompare(sum[:], s.adminKeyHash) == 1 {
-			return Principal{Actor: store.Actor{Type: store.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY"},
+			return Principal{Actor: domain.Actor{Type: domain.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY"},
 				Roles: []string{"admin"}}, nil
 		}
 	}
@@ -126,9 +128,9 @@ func (s *Service) Authenticate(ctx context.Context, bearer string, fresh bool) (
 		if !wellFormedToken(bearer) {
 			return Principal{}, unauthorized("malformed_credential", "the bearer is not a well-formed Kavach agent token (kv_ followed by 43 base64url characters)")
 		}
-		return Principal{Actor: store.Actor{Type: store.ActorAgent}, AgentToken: bearer}, nil
+		return Principal{Actor: domain.Actor{Type: domain.ActorAgent}, AgentToken: bearer}, nil
 	case isAccessToken(bearer):
-		return Principal{Actor: store.Actor{Type: store.ActorAgent}, AgentToken: bearer}, nil
+		return Principal{Actor: domain.Actor{Type: domain.ActorAgent}, AgentToken: bearer}, nil
 	}
 	return Principal{}, unauthorized("malformed_credential", "the bearer is neither a Kavach API key (kvk_…), an agent token (kv_…) nor an MCP access token")
 }
@@ -158,13 +160,13 @@ func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return Principal{}, unauthorized("key_expired", "the API key %s expired at %s", k.ID, k.ExpiresAt.Format(time.RFC3339))
 	}
-	return Principal{Actor: store.Actor{Type: store.ActorKey, ID: k.ID, Name: k.Name}, Roles: k.Roles}, nil
+	return Principal{Actor: domain.Actor{Type: domain.ActorKey, ID: k.ID, Name: k.Name}, Roles: k.Roles}, nil
 }
 
 // AgentOf resolves an agent principal to its agent's ID: a token must name
 // an agent that is active and unexpired.
 func (s *Service) AgentOf(ctx context.Context, p Principal) (string, error) {
-	var a store.Agent
+	var a domain.Agent
 	var err error
 	if isAccessToken(p.AgentToken) {
 		var id string
@@ -181,9 +183,9 @@ func (s *Service) AgentOf(ctx context.Context, p Principal) (string, error) {
 		return "", unauthorized("invalid_token", "the agent token is not known")
 	case err != nil:
 		return "", fmt.Errorf("look up agent token: %w", err)
-	case a.Status == store.StatusRevoked:
+	case a.Status == domain.StatusRevoked:
 		return "", unauthorized("agent_revoked", "the token's agent is revoked")
-	case a.Status == store.StatusExpired:
+	case a.Status == domain.StatusExpired:
 		return "", unauthorized("agent_expired", "the token's agent has expired")
 	}
 	return a.ID, nil
@@ -209,21 +211,21 @@ func (s *Service) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.
 		return api.KeyWithSecret{}, err
 	}
 	secret, hash := newKey()
-	k, err := s.store.CreateKey(ctx, store.APIKey{Name: req.Name, Roles: req.Roles, ExpiresAt: req.ExpiresAt, Hash: hash})
+	k, err := s.store.CreateKey(ctx, domain.APIKey{Name: req.Name, Roles: req.Roles, ExpiresAt: req.ExpiresAt, Hash: hash})
 	if err != nil {
 		return api.KeyWithSecret{}, err
 	}
 	s.keys.put(k)
 	s.log.Info("API key created", "key", k.ID, "name", k.Name, "roles", k.Roles)
-	return api.KeyWithSecret{APIKey: k, Key: secret}, nil
+	return api.KeyWithSecret{APIKey: apiKey(k), Key: secret}, nil
 }
 
 // BootstrapAdminKey creates an admin key when the database holds none and
 // returns its secret; "" when keys exist already.
-func (s *Service) BootstrapAdminKey(ctx context.Context) (string, store.APIKey, error) {
+func (s *Service) BootstrapAdminKey(ctx context.Context) (string, domain.APIKey, error) {
 	secret, hash := newKey()
-	k, created, err := s.store.BootstrapKey(store.WithActor(ctx, store.Actor{Type: store.ActorSystem, Name: "bootstrap"}),
-		store.APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: hash})
+	k, created, err := s.store.BootstrapKey(store.WithActor(ctx, domain.Actor{Type: domain.ActorSystem, Name: "bootstrap"}),
+		domain.APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: hash})
 	if err != nil || !created {
 		return "", k, err
 	}
@@ -233,13 +235,14 @@ func (s *Service) BootstrapAdminKey(ctx context.Context) (string, store.APIKey, 
 
 // ListKeys returns every API key (never a secret).
 func (s *Service) ListKeys(ctx context.Context) ([]api.APIKey, error) {
-	return s.store.ListKeys(ctx)
+	keys, err := s.store.ListKeys(ctx)
+	return apiKeys(keys), err
 }
 
 // GetKey returns one API key.
 func (s *Service) GetKey(ctx context.Context, id string) (api.APIKey, error) {
 	k, err := s.store.GetKey(ctx, id)
-	return k, keyError(err)
+	return apiKey(k), keyError(err)
 }
 
 // RevokeKey revokes an API key: this replica refuses it from the moment
@@ -248,11 +251,11 @@ func (s *Service) GetKey(ctx context.Context, id string) (api.APIKey, error) {
 func (s *Service) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
 	k, err := s.store.RevokeKey(ctx, id)
 	if err != nil {
-		return k, keyError(err)
+		return api.APIKey{}, keyError(err)
 	}
 	s.keys.put(k)
 	s.log.Info("API key revoked", "key", k.ID, "name", k.Name)
-	return k, nil
+	return apiKey(k), nil
 }
 
 func keyError(err error) error {

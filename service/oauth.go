@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
@@ -23,7 +26,7 @@ type AccessTokens interface {
 // bearers, deciding as the grant's agent limited to the permissions of the
 // token's scopes (scopes: each scope's permissions, as configured). Call it
 // before serving.
-func (s *Service) UseAccessTokens(v AccessTokens, scopes map[string][]store.Permission) {
+func (s *Service) UseAccessTokens(v AccessTokens, scopes map[string][]api.Permission) {
 	s.tokens = v
 	s.scopeKeys = map[string][]string{}
 	for name, perms := range scopes {
@@ -61,18 +64,19 @@ var _ oauth.Agents = (*Service)(nil)
 // so adding a later consent's permissions gives no older token more, and
 // two approvals racing leave the same agent whatever their order. It
 // implements oauth.Agents.
-func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID string, perms []store.Permission) (string, error) {
+func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID string, granted []api.Permission) (string, error) {
 	if err := checkID("userId", userID); err != nil {
 		return "", err
 	}
-	if err := checkPermissions(perms); err != nil {
+	perms, err := checkPermissions(granted)
+	if err != nil {
 		return "", err
 	}
 	// One agent per pair: approvals for the same pair on this replica wait
 	// for each other, so the second finds the first's agent.
 	s.grantMu.Lock()
 	defer s.grantMu.Unlock()
-	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: userID, Status: store.StatusActive})
+	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: userID, Status: domain.StatusActive})
 	if err != nil {
 		return "", fmt.Errorf("grant agent: %w", err)
 	}
@@ -81,10 +85,10 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 			continue
 		}
 		merged := mergePermissions(a.Permissions, perms)
-		if err := checkPermissions(merged); err != nil {
+		if err := checkPermissionSet(merged); err != nil {
 			return "", err
 		}
-		_, err := s.write(ctx, func() (store.Agent, error) {
+		_, err := s.write(ctx, func() (domain.Agent, error) {
 			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.opts.MaxPerUser})
 		})
 		if err != nil {
@@ -103,8 +107,8 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 	// The agent acts only through OAuth access tokens: its own token is
 	// never shown to anyone.
 	_, hash := newToken()
-	a, err := s.write(ctx, func() (store.Agent, error) {
-		return s.store.CreateAgent(ctx, store.Agent{
+	a, err := s.write(ctx, func() (domain.Agent, error) {
+		return s.store.CreateAgent(ctx, domain.Agent{
 			OwnerID: userID, Name: name, Type: "delegated", Permissions: perms,
 			Metadata: map[string]any{grantClientKey: clientID}, TokenHash: hash, CreatedAt: s.now(),
 		}, s.opts.MaxPerUser)
@@ -119,11 +123,11 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 // mergePermissions adds perms to held: a permission with the same
 // resource and actions is replaced (the scope's definition may have
 // changed since), others are appended.
-func mergePermissions(held, perms []store.Permission) []store.Permission {
+func mergePermissions(held, perms []domain.Permission) []domain.Permission {
 	out := slices.Clone(held)
 	for _, p := range perms {
 		k := engine.PermissionKey(p.Resource, p.Actions)
-		i := slices.IndexFunc(out, func(h store.Permission) bool { return engine.PermissionKey(h.Resource, h.Actions) == k })
+		i := slices.IndexFunc(out, func(h domain.Permission) bool { return engine.PermissionKey(h.Resource, h.Actions) == k })
 		if i >= 0 {
 			out[i] = p
 		} else {
@@ -139,17 +143,17 @@ func mergePermissions(held, perms []store.Permission) []store.Permission {
 // scopes granting the same resource and actions with different
 // constraints, or more permissions in all than an agent may hold, would
 // make such an approval fail, so they are refused at start.
-func CheckScopes(scopes map[string][]store.Permission) error {
+func CheckScopes(scopes map[string][]api.Permission) error {
 	names := slices.Sorted(maps.Keys(scopes))
 	type origin struct {
 		scope string
 		json  string
 	}
 	byKey := map[string]origin{}
-	var union []store.Permission
+	var union []domain.Permission
 	for _, name := range names {
-		perms := scopes[name]
-		if err := checkPermissions(perms); err != nil {
+		perms, err := checkPermissions(scopes[name])
+		if err != nil {
 			return fmt.Errorf("mcp.scopes.%s: %w", name, err)
 		}
 		for _, p := range perms {

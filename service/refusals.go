@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -30,7 +32,7 @@ const (
 
 // Refusal is one refused call: 401 or 403.
 type Refusal struct {
-	Actor store.Actor
+	Actor domain.Actor
 	// AgentToken, for an agent refused, names the agent in the audit row:
 	// of a Kavach token only the hash is kept; an MCP access token is kept
 	// until the row is written, to be verified there (its claims alone
@@ -151,11 +153,11 @@ func (rs *refusals) run(ctx context.Context) {
 }
 
 func (rs *refusals) write(ctx context.Context, it refusalItem) {
-	e := store.Event{Action: "api.refused", Target: it.r.Route, Result: store.ResultDenied, Code: it.r.Code,
+	e := store.Event{Action: "api.refused", Target: it.r.Route, Result: domain.ResultDenied, Code: it.r.Code,
 		Reason: it.r.Reason, Changes: map[string]any{"status": it.r.Status}}
 	// Name the refused agent, and its owner, so the agent's and the owner's
 	// audit queries show what it tried.
-	var a store.Agent
+	var a domain.Agent
 	var err error
 	switch {
 	case it.r.tokenHash != "":
@@ -165,7 +167,7 @@ func (rs *refusals) write(ctx context.Context, it refusalItem) {
 		if id, err = rs.agentOf(ctx, it.r.accessToken); err == nil {
 			a, err = rs.st.GetAgent(ctx, id)
 		}
-	case it.r.Actor.Type == store.ActorAgent && it.r.Actor.ID != "":
+	case it.r.Actor.Type == domain.ActorAgent && it.r.Actor.ID != "":
 		a, err = rs.st.GetAgent(ctx, it.r.Actor.ID)
 	}
 	if err == nil && a.ID != "" {
@@ -183,8 +185,8 @@ func (rs *refusals) write(ctx context.Context, it refusalItem) {
 				by[who] = n
 			}
 		}
-		it.r.Actor = store.Actor{Type: store.ActorSystem}
-		e = store.Event{Action: "api.refused.suppressed", Result: store.ResultDenied, Code: "suppressed",
+		it.r.Actor = domain.Actor{Type: domain.ActorSystem}
+		e = store.Event{Action: "api.refused.suppressed", Result: domain.ResultDenied, Code: "suppressed",
 			Reason:  fmt.Sprintf("%d refused calls over the audit budget of %d a minute per caller were counted, not written one by one", total, refusalBudget),
 			Changes: map[string]any{"count": total, "byCaller": by}}
 	}

@@ -13,37 +13,40 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
 )
 
 // Store is what the service needs from persistence.
 type Store interface {
-	CreateAgent(ctx context.Context, a store.Agent, maxActive int) (store.Agent, error)
-	GetAgent(ctx context.Context, id string) (store.Agent, error)
-	ListAgents(ctx context.Context, f store.AgentFilter) ([]store.Agent, error)
-	EachAgent(ctx context.Context, fn func(store.Agent) error) error
-	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (store.Agent, error)
-	RotateToken(ctx context.Context, id, tokenHash string) (store.Agent, error)
-	RevokeAgent(ctx context.Context, id string) (store.Agent, error)
-	InsertAudit(ctx context.Context, e store.AuditEntry, use store.Consumption) (store.AuditEntry, error)
-	QueryAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, string, error)
-	ExportAudit(ctx context.Context, f store.AuditFilter, fn func(store.AuditEntry) error) error
+	CreateAgent(ctx context.Context, a domain.Agent, maxActive int) (domain.Agent, error)
+	GetAgent(ctx context.Context, id string) (domain.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]domain.Agent, error)
+	EachAgent(ctx context.Context, fn func(domain.Agent) error) error
+	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (domain.Agent, error)
+	RotateToken(ctx context.Context, id, tokenHash string) (domain.Agent, error)
+	RevokeAgent(ctx context.Context, id string) (domain.Agent, error)
+	InsertAudit(ctx context.Context, e domain.AuditEntry, use store.Consumption) (domain.AuditEntry, error)
+	QueryAudit(ctx context.Context, f store.AuditFilter) ([]domain.AuditEntry, string, error)
+	ExportAudit(ctx context.Context, f store.AuditFilter, fn func(domain.AuditEntry) error) error
 	Ping(ctx context.Context) error
 	SchemaVersion(ctx context.Context) (int, error)
 
-	CreateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error)
-	GetDelegation(ctx context.Context, id string) (store.Delegation, error)
-	ListDelegations(ctx context.Context, agentID string) ([]store.Delegation, error)
-	RevokeDelegation(ctx context.Context, id string) (store.Delegation, error)
-	EachDelegation(ctx context.Context, fn func(store.Delegation) error) error
+	CreateDelegation(ctx context.Context, d domain.Delegation) (domain.Delegation, error)
+	GetDelegation(ctx context.Context, id string) (domain.Delegation, error)
+	ListDelegations(ctx context.Context, agentID string) ([]domain.Delegation, error)
+	RevokeDelegation(ctx context.Context, id string) (domain.Delegation, error)
+	EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error
 
-	PendingApproval(ctx context.Context, agentID, action, resource string) (store.Approval, error)
-	CreateApproval(ctx context.Context, a store.Approval) (store.Approval, error)
-	GetApproval(ctx context.Context, id string) (store.Approval, error)
-	ListApprovals(ctx context.Context, f store.ApprovalFilter) ([]store.Approval, error)
-	ResolveApproval(ctx context.Context, id, status, note string) (store.Approval, error)
-	EachApproval(ctx context.Context, keep time.Duration, fn func(store.Approval) error) error
+	PendingApproval(ctx context.Context, agentID, action, resource string) (domain.Approval, error)
+	CreateApproval(ctx context.Context, a domain.Approval) (domain.Approval, error)
+	GetApproval(ctx context.Context, id string) (domain.Approval, error)
+	ListApprovals(ctx context.Context, f store.ApprovalFilter) ([]domain.Approval, error)
+	ResolveApproval(ctx context.Context, id, status, note string) (domain.Approval, error)
+	EachApproval(ctx context.Context, keep time.Duration, fn func(domain.Approval) error) error
 
 	CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error)
 	PruneRateEvents(ctx context.Context, before time.Time) (int64, error)
@@ -55,14 +58,14 @@ type Store interface {
 	Listen(ctx context.Context, notify func(), onError func(error))
 	AuditStats() store.AuditStats
 
-	AgentByTokenHash(ctx context.Context, hash string) (store.Agent, error)
-	CreateKey(ctx context.Context, k store.APIKey) (store.APIKey, error)
-	BootstrapKey(ctx context.Context, k store.APIKey) (store.APIKey, bool, error)
-	GetKey(ctx context.Context, id string) (store.APIKey, error)
-	KeyByHash(ctx context.Context, hash string) (store.APIKey, error)
-	ListKeys(ctx context.Context) ([]store.APIKey, error)
-	RevokeKey(ctx context.Context, id string) (store.APIKey, error)
-	RecordEvent(ctx context.Context, e store.Event) (store.AuditEntry, error)
+	AgentByTokenHash(ctx context.Context, hash string) (domain.Agent, error)
+	CreateKey(ctx context.Context, k domain.APIKey) (domain.APIKey, error)
+	BootstrapKey(ctx context.Context, k domain.APIKey) (domain.APIKey, bool, error)
+	GetKey(ctx context.Context, id string) (domain.APIKey, error)
+	KeyByHash(ctx context.Context, hash string) (domain.APIKey, error)
+	ListKeys(ctx context.Context) ([]domain.APIKey, error)
+	RevokeKey(ctx context.Context, id string) (domain.APIKey, error)
+	RecordEvent(ctx context.Context, e store.Event) (domain.AuditEntry, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -77,7 +80,7 @@ type Options struct {
 	// TokenExpiry is the default lifetime of a new agent; 0 means none.
 	TokenExpiry time.Duration
 	// DefaultPermissions apply when a create request has no permissions field.
-	DefaultPermissions []store.Permission
+	DefaultPermissions []api.Permission
 	// ApprovalTTL is how long an approval request stays open and, once
 	// approved, usable; 0 means DefaultApprovalTTL.
 	ApprovalTTL time.Duration
@@ -102,11 +105,13 @@ type Options struct {
 
 // Service is safe for concurrent use.
 type Service struct {
-	store  Store
-	engine *engine.Engine
-	opts   Options
-	log    *slog.Logger
-	now    func() time.Time
+	// defaultPerms are Options.DefaultPermissions, checked and typed.
+	defaultPerms []domain.Permission
+	store        Store
+	engine       *engine.Engine
+	opts         Options
+	log          *slog.Logger
+	now          func() time.Time
 
 	// writeMu orders "write the store, then sync the engine" so that two
 	// concurrent writes to one agent reach OPA in commit order.
@@ -138,10 +143,11 @@ type Service struct {
 
 // New returns a service; call Load before serving decisions.
 func New(st Store, eng *engine.Engine, opts Options) (*Service, error) {
-	if err := checkPermissions(opts.DefaultPermissions); err != nil {
+	defaults, err := checkPermissions(opts.DefaultPermissions)
+	if err != nil {
 		return nil, fmt.Errorf("agents.defaultPermissions: %w", err)
 	}
-	s := &Service{store: st, engine: eng, opts: opts, log: opts.Logger, now: opts.Now}
+	s := &Service{store: st, engine: eng, opts: opts, log: opts.Logger, now: opts.Now, defaultPerms: defaults}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -220,17 +226,17 @@ func (s *Service) checkReady() error {
 
 // write runs a store write and syncs the agent it returns into the engine
 // before returning, so the caller's response reflects the new state.
-func (s *Service) write(ctx context.Context, fn func() (store.Agent, error)) (store.Agent, error) {
+func (s *Service) write(ctx context.Context, fn func() (domain.Agent, error)) (domain.Agent, error) {
 	if err := s.checkReady(); err != nil {
-		return store.Agent{}, err
+		return domain.Agent{}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	a, err := fn()
 	if err != nil {
-		return store.Agent{}, storeError(err)
+		return domain.Agent{}, storeError(err)
 	}
-	return a, s.syncLocked(ctx, engine.Changes{Agents: []store.Agent{a}})
+	return a, s.syncLocked(ctx, engine.Changes{Agents: []domain.Agent{a}})
 }
 
 // syncLocked applies committed changes to the engine; writeMu must be held.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
@@ -68,22 +70,22 @@ func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engi
 		var err error
 		switch ch.Kind {
 		case store.ChangeAgent:
-			var a store.Agent
+			var a domain.Agent
 			if a, err = s.store.GetAgent(ctx, ch.EntityID); err == nil {
 				c.Agents = append(c.Agents, a)
 			}
 		case store.ChangeDelegation:
-			var d store.Delegation
+			var d domain.Delegation
 			if d, err = s.store.GetDelegation(ctx, ch.EntityID); err == nil {
 				c.Delegations = append(c.Delegations, d)
 			}
 		case store.ChangeKey:
-			var k store.APIKey
+			var k domain.APIKey
 			if k, err = s.store.GetKey(ctx, ch.EntityID); err == nil {
 				s.keys.put(k)
 			}
 		case store.ChangeApproval:
-			var a store.Approval
+			var a domain.Approval
 			if a, err = s.store.GetApproval(ctx, ch.EntityID); err == nil {
 				c.Approvals = append(c.Approvals, a)
 			}

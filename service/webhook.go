@@ -11,7 +11,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // webhook delivers approval requests to approval.webhookUrl in the
@@ -20,7 +20,7 @@ import (
 type webhook struct {
 	url   string
 	http  *http.Client
-	queue chan store.Approval
+	queue chan domain.Approval
 	log   *slog.Logger
 	// backoff is the wait before each retry.
 	backoff []time.Duration
@@ -30,7 +30,7 @@ func newWebhook(url string, log *slog.Logger) *webhook {
 	return &webhook{
 		url:     url,
 		http:    &http.Client{Timeout: 10 * time.Second},
-		queue:   make(chan store.Approval, 1024),
+		queue:   make(chan domain.Approval, 1024),
 		log:     log,
 		backoff: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second},
 	}
@@ -38,7 +38,7 @@ func newWebhook(url string, log *slog.Logger) *webhook {
 
 // enqueue never blocks: with the queue full, the request is logged and
 // dropped (it stays listed by GET /v1/approvals).
-func (w *webhook) enqueue(a store.Approval) {
+func (w *webhook) enqueue(a domain.Approval) {
 	select {
 	case w.queue <- a:
 	default:
@@ -57,7 +57,7 @@ func (w *webhook) run(ctx context.Context) {
 	}
 }
 
-func (w *webhook) deliver(ctx context.Context, a store.Approval) {
+func (w *webhook) deliver(ctx context.Context, a domain.Approval) {
 	body, err := json.Marshal(map[string]any{"type": "approval.requested", "approval": a})
 	if err != nil {
 		w.log.Error("approval webhook: encode", "approval", a.ID, "error", err)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/service"
@@ -21,10 +23,10 @@ import (
 )
 
 // events returns the audit events with action, oldest first.
-func events(t *testing.T, e *env, action string) []api.AuditEntry {
+func events(t *testing.T, e *env, action string) []domain.AuditEntry {
 	t.Helper()
-	var out []api.AuditEntry
-	err := e.st.ExportAudit(t.Context(), store.AuditFilter{Kind: store.KindEvent, Action: action}, func(a store.AuditEntry) error {
+	var out []domain.AuditEntry
+	err := e.st.ExportAudit(t.Context(), store.AuditFilter{Kind: domain.KindEvent, Action: action}, func(a domain.AuditEntry) error {
 		out = append(out, a)
 		return nil
 	})
@@ -91,8 +93,8 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 		t.Fatalf("update of a revoked agent = %v; want agent_revoked", err)
 	}
 
-	byKey := api.Actor{Type: store.ActorKey, ID: k.ID, Name: "ops"}
-	admin := api.Actor{Type: store.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY"}
+	byKey := api.Actor{Type: domain.ActorKey, ID: k.ID, Name: "ops"}
+	admin := api.Actor{Type: domain.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY", Name: "KAVACH_ADMIN_KEY"}
 	for _, tt := range []struct {
 		action, target string
 		n              int
@@ -104,11 +106,11 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 		{"agent.rotate", to.ID, 1, byKey},
 		{"delegation.create", d.ID, 1, byKey},
 		{"delegation.revoke", d.ID, 1, byKey},
-		{"approval.approve", res.ApprovalID, 1, api.Actor{Type: store.ActorKey, ID: k.ID, Name: "ops", OnBehalfOf: "alice"}},
+		{"approval.approve", res.ApprovalID, 1, api.Actor{Type: domain.ActorKey, ID: k.ID, Name: "ops", OnBehalfOf: "alice"}},
 		{"agent.revoke", to.ID, 1, byKey},
 		{"key.revoke", k.ID, 1, admin},
 	} {
-		var got []api.AuditEntry
+		var got []domain.AuditEntry
 		for _, ev := range events(t, e, tt.action) {
 			if ev.Resource == tt.target {
 				got = append(got, ev)
@@ -118,7 +120,7 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 			t.Errorf("%s events on %s = %d; want %d", tt.action, tt.target, len(got), tt.n)
 			continue
 		}
-		if got[0].Actor != tt.actor || got[0].Result != "allowed" {
+		if api.Actor(got[0].Actor) != tt.actor || got[0].Result != "allowed" {
 			t.Errorf("%s actor = %+v, result %s; want %+v, allowed", tt.action, got[0].Actor, got[0].Result, tt.actor)
 		}
 	}
@@ -204,7 +206,7 @@ func TestRefusalsAreCountedAndAuditedWithinABudget(t *testing.T) {
 	if status, _ := e.do(t, "PATCH", "/v1/agents/"+a.ID, `{"name":"x"}`, "Authorization", "Bearer "+a.Token); status != 403 {
 		t.Fatalf("agent PATCH = %d; want 403", status)
 	}
-	var byAgent []api.AuditEntry
+	var byAgent []domain.AuditEntry
 	for time.Now().Before(deadline.Add(10 * time.Second)) {
 		byAgent = byAgent[:0]
 		for _, ev := range events(t, e, "api.refused") {

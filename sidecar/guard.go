@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/store"
@@ -66,7 +68,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 		// whose decision it is; nothing is checked.
 		p := service.Anonymous
 		if cred, _ := bearer(r); cred != "" && !strings.HasPrefix(cred, service.KeyPrefix) {
-			p = service.Principal{Actor: store.Actor{Type: store.ActorAgent}, AgentToken: cred}
+			p = service.Principal{Actor: domain.Actor{Type: domain.ActorAgent}, AgentToken: cred}
 		}
 		return r.WithContext(withPrincipal(r.Context(), p)), true
 	}
@@ -81,7 +83,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 	}
 	d := s.access.Decide(route, principalType(p), p.Roles)
 	switch {
-	case !d.Allow && p.Actor.Type == store.ActorAnonymous:
+	case !d.Allow && p.Actor.Type == domain.ActorAnonymous:
 		s.refuse(w, r, route, p, http.StatusUnauthorized, "unauthenticated", needCredential)
 		return r, false
 	case !d.Allow && p.IsAgent():
@@ -137,9 +139,9 @@ func (s *Server) rejectCredential(w http.ResponseWriter, r *http.Request, route 
 
 func principalType(p service.Principal) string {
 	switch p.Actor.Type {
-	case store.ActorAnonymous:
+	case domain.ActorAnonymous:
 		return access.Anonymous
-	case store.ActorAgent:
+	case domain.ActorAgent:
 		return access.Agent
 	}
 	return access.Key

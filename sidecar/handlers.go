@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/service"
 )
@@ -316,19 +315,19 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }
 
-// policyList is GET /v1/policies: the decision policies, and the policy
-// of the API itself (policies/api).
-type policyList struct {
-	service.PolicyStatus
-	API struct {
-		Modules []access.Module `json:"modules"`
-		Roles   []string        `json:"roles"`
-	} `json:"api"`
-}
-
+// policies is GET /v1/policies: the decision policies, and the policy of
+// the API itself (policies/api).
 func (s *Server) policies(w http.ResponseWriter, _ *http.Request) {
-	out := policyList{PolicyStatus: s.svc.Policies()}
-	out.API.Modules, out.API.Roles = s.access.Modules(), s.access.Roles()
+	st := s.svc.Policies()
+	out := api.PolicyList{Revision: st.Revision, LoadedAt: st.LoadedAt, Modules: make([]api.PolicyModule, len(st.Modules)),
+		ExtensionsPath: st.ExtensionsPath, LastReloadAt: st.LastReloadAt, LastReloadError: st.LastReloadError,
+		API: api.APIPolicy{Modules: []api.APIPolicyModule{}, Roles: s.access.Roles()}}
+	for i, m := range st.Modules {
+		out.Modules[i] = api.PolicyModule{File: m.File, Package: m.Package, Source: m.Source, SHA256: m.SHA256}
+	}
+	for _, m := range s.access.Modules() {
+		out.API.Modules = append(out.API.Modules, api.APIPolicyModule{File: m.File, SHA256: m.SHA256})
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -3,8 +3,8 @@ package sidecar
 import (
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -107,33 +107,12 @@ func (s *Server) oauthDeny(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, redirect{RedirectURL: u})
 }
 
-// VerifyRequest asks whether a request to an MCP server may proceed: the
-// bearer token it carried (empty if none), the server's resource URI and
-// the scopes the call needs.
-type VerifyRequest struct {
-	Token    string   `json:"token"`
-	Resource string   `json:"resource"`
-	Scopes   []string `json:"scopes"`
-}
-
-// VerifyResponse describes a valid token (Active), or an anonymous
-// request admitted because mcp.enforceAuth is off.
-type VerifyResponse struct {
-	Active    bool       `json:"active"`
-	AgentID   string     `json:"agentId,omitempty"`
-	Subject   string     `json:"sub,omitempty"`
-	ClientID  string     `json:"clientId,omitempty"`
-	Scopes    []string   `json:"scopes,omitempty"`
-	Audience  []string   `json:"aud,omitempty"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
-}
-
 // oauthVerify is the bearer check for an app that does not link the Go
 // middleware (oauth.Server.RequireToken): a refusal is answered exactly as
 // the MCP server must answer its client (status, WWW-Authenticate and
 // body), so the app can relay it as is.
 func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
-	var req VerifyRequest
+	var req api.VerifyRequest
 	if err := decode(r, &req); err != nil {
 		s.fail(w, r, err)
 		return
@@ -149,12 +128,12 @@ func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
 	c, err := as.Verify(r.Context(), req.Token, req.Resource, req.Scopes)
 	switch {
 	case errors.Is(err, oauth.ErrNoToken) && !as.Config().EnforceAuth:
-		writeJSON(w, http.StatusOK, VerifyResponse{})
+		writeJSON(w, http.StatusOK, api.VerifyResponse{})
 	case err != nil:
 		as.Challenge(w, req.Resource, err)
 	default:
 		exp := c.ExpiresAt.UTC()
-		writeJSON(w, http.StatusOK, VerifyResponse{Active: true, AgentID: c.AgentID, Subject: c.Subject, ClientID: c.ClientID,
+		writeJSON(w, http.StatusOK, api.VerifyResponse{Active: true, AgentID: c.AgentID, Subject: c.Subject, ClientID: c.ClientID,
 			Scopes: c.Scopes, Audience: c.Audience, ExpiresAt: &exp})
 	}
 }

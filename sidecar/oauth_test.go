@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
-	"github.com/kavach-dev/kavach/store"
 )
 
 const (
@@ -61,7 +61,7 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := oauth.Config{
 		Issuer: "http://" + ts.Listener.Addr().String(), LoginPage: "/login", AllowedResources: []string{mcpResource},
-		Scopes: map[string][]store.Permission{"tools:read": {{Resource: "mcp:github:*", Actions: []string{"read"}}}},
+		Scopes: map[string][]api.Permission{"tools:read": {{Resource: "mcp:github:*", Actions: []string{"read"}}}},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -281,7 +281,7 @@ func TestPublicListenerServesOnlyOAuth(t *testing.T) {
 // consent neither takes from the first token nor gives it more.
 func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
 	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) {
-		c.Scopes = map[string][]store.Permission{
+		c.Scopes = map[string][]api.Permission{
 			"tools:read":  {{Resource: "mcp:github:*", Actions: []string{"read"}}},
 			"tools:write": {{Resource: "mcp:github:*", Actions: []string{"write"}}},
 		}
@@ -291,7 +291,7 @@ func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
 	status, body := e.do(t, "GET", "/v1/agents?ownerId=user-1", "")
 	var list struct {
 		Agents []struct {
-			Permissions []store.Permission `json:"permissions"`
+			Permissions []api.Permission `json:"permissions"`
 		} `json:"agents"`
 	}
 	if status != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Agents) != 1 || len(list.Agents[0].Permissions) != 2 {

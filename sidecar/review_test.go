@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/engine"
@@ -48,7 +50,7 @@ func TestNotReadyRefusesDecisionsAndWrites(t *testing.T) {
 	if ce := asClientError(err); ce == nil || ce.Status != 503 {
 		t.Errorf("create before load = %v; want 503", err)
 	}
-	if n := 0; st.ExportAudit(ctx, store.AuditFilter{}, func(store.AuditEntry) error { n++; return nil }) != nil || n != 0 {
+	if n := 0; st.ExportAudit(ctx, store.AuditFilter{}, func(domain.AuditEntry) error { n++; return nil }) != nil || n != 0 {
 		t.Errorf("audit rows written before load: %d", n)
 	}
 	if err := svc.Load(ctx); err != nil {
@@ -123,8 +125,8 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 	srv := httptest.NewServer(newServer(t, svc, sidecar.Options{}))
 	defer srv.Close()
 	for i := range 30000 {
-		if _, err := st.InsertAudit(ctx, store.AuditEntry{Action: "a", Resource: fmt.Sprint("r:", i, strings.Repeat("x", 200)),
-			Result: store.ResultDenied, Code: "c", Reason: "r"}, store.Consumption{}); err != nil {
+		if _, err := st.InsertAudit(ctx, domain.AuditEntry{Action: "a", Resource: fmt.Sprint("r:", i, strings.Repeat("x", 200)),
+			Result: domain.ResultDenied, Code: "c", Reason: "r"}, store.Consumption{}); err != nil {
 			t.Fatal(err)
 		}
 	}

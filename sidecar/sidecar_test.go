@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
@@ -157,7 +159,7 @@ func (e *env) counts(t *testing.T) (agents, audits int) {
 		t.Fatal(err)
 	}
 	n := 0
-	if err := e.st.ExportAudit(t.Context(), store.AuditFilter{Kind: store.KindDecision}, func(store.AuditEntry) error { n++; return nil }); err != nil {
+	if err := e.st.ExportAudit(t.Context(), store.AuditFilter{Kind: domain.KindDecision}, func(domain.AuditEntry) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return len(all), n

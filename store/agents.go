@@ -9,49 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-// Agent statuses. "expired" is never stored: it is an active agent whose
-// expiry has passed, derived when read.
-const (
-	StatusActive  = "active"
-	StatusRevoked = "revoked"
-	StatusExpired = "expired"
-)
-
-// Permission grants actions on a resource pattern, optionally constrained.
-type Permission struct {
-	Resource    string         `json:"resource"`
-	Actions     []string       `json:"actions"`
-	Constraints map[string]any `json:"constraints,omitempty"`
-}
-
-// Agent is an AI agent identity. TokenHash is the SHA-256 (hex) of its bearer
-// token; the token itself is never stored.
-type Agent struct {
-	ID          string         `json:"id"`
-	OwnerID     string         `json:"ownerId"`
-	Name        string         `json:"name"`
-	Type        string         `json:"type"`
-	Status      string         `json:"status"`
-	Permissions []Permission   `json:"permissions"`
-	Metadata    map[string]any `json:"metadata"`
-	ExpiresAt   *time.Time     `json:"expiresAt"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	UpdatedAt   time.Time      `json:"updatedAt"`
-	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
-	TokenHash   string         `json:"-"`
-	// Incoming lists the delegations to this agent (single-agent reads only;
-	// bulk loads derive it from the delegations).
-	Incoming []string `json:"-"`
-}
 
 // AgentUpdate lists the fields to change; nil means unchanged. ClearExpiry
 // removes the expiry.
 type AgentUpdate struct {
 	Name        *string
-	Permissions *[]Permission
+	Permissions *[]domain.Permission
 	ExpiresAt   *time.Time
 	ClearExpiry bool
 	Metadata    *map[string]any
@@ -71,14 +38,14 @@ const agentColumns = `id, owner_id, name, type, status, token_hash, metadata, ex
 // CreateAgent inserts a new agent and its permissions. When maxActive > 0 and
 // the owner already has that many active agents, it returns ErrLimitReached;
 // the count and the insert share one transaction.
-func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent, error) {
+func (s *Store) CreateAgent(ctx context.Context, a domain.Agent, maxActive int) (domain.Agent, error) {
 	now := s.now()
 	if !a.CreatedAt.IsZero() {
 		// The caller derived other times (the default expiry) from this one.
 		now = a.CreatedAt
 	}
 	a.ID = s.ids.next("agt_", now)
-	a.Status = StatusActive
+	a.Status = domain.StatusActive
 	a.CreatedAt, a.UpdatedAt = now.UTC().Truncate(time.Millisecond), now.UTC().Truncate(time.Millisecond)
 	if a.Metadata == nil {
 		a.Metadata = map[string]any{}
@@ -89,11 +56,11 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 		a.ExpiresAt = &t
 	}
 	if a.Permissions == nil {
-		a.Permissions = []Permission{}
+		a.Permissions = []domain.Permission{}
 	}
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
-		return Agent{}, fmt.Errorf("encode metadata: %w", err)
+		return domain.Agent{}, fmt.Errorf("encode metadata: %w", err)
 	}
 	err = s.withTx(ctx, func(tx *txn) error {
 		if maxActive > 0 {
@@ -120,12 +87,12 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 		return s.recordChange(ctx, tx, ChangeAgent, a.ID)
 	})
 	if err != nil {
-		return Agent{}, err
+		return domain.Agent{}, err
 	}
 	return a, nil
 }
 
-func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []Permission) error {
+func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []domain.Permission) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO permissions (agent_id, position, resource, actions, constraints) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("prepare permission insert: %w", err)
@@ -137,7 +104,7 @@ func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []Per
 			return fmt.Errorf("encode actions: %w", err)
 		}
 		var constraints sql.NullString
-		if len(p.Constraints) > 0 {
+		if !p.Constraints.IsZero() {
 			b, err := json.Marshal(p.Constraints)
 			if err != nil {
 				return fmt.Errorf("encode constraints: %w", err)
@@ -152,19 +119,19 @@ func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []Per
 }
 
 // GetAgent returns the agent with its permissions, or ErrNotFound.
-func (s *Store) GetAgent(ctx context.Context, id string) (Agent, error) {
+func (s *Store) GetAgent(ctx context.Context, id string) (domain.Agent, error) {
 	return s.getAgent(ctx, s.r, id)
 }
 
 // AgentByTokenHash returns the agent whose token hashes to hash (without
 // permissions), or ErrNotFound.
-func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (Agent, error) {
+func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (domain.Agent, error) {
 	a, err := s.scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Agent{}, fmt.Errorf("agent by token: %w", ErrNotFound)
+		return domain.Agent{}, fmt.Errorf("agent by token: %w", ErrNotFound)
 	}
 	if err != nil {
-		return Agent{}, fmt.Errorf("read agent by token: %w", err)
+		return domain.Agent{}, fmt.Errorf("read agent by token: %w", err)
 	}
 	return a, nil
 }
@@ -174,32 +141,32 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *Store) getAgent(ctx context.Context, q querier, id string) (Agent, error) {
+func (s *Store) getAgent(ctx context.Context, q querier, id string) (domain.Agent, error) {
 	a, err := s.scanAgent(q.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
+		return domain.Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Agent{}, fmt.Errorf("read agent %q: %w", id, err)
+		return domain.Agent{}, fmt.Errorf("read agent %q: %w", id, err)
 	}
 	perms, err := s.permissionsOf(ctx, q, id)
 	if err != nil {
-		return Agent{}, err
+		return domain.Agent{}, err
 	}
 	a.Permissions = perms
 	if a.Incoming, err = incoming(ctx, q, id); err != nil {
-		return Agent{}, err
+		return domain.Agent{}, err
 	}
 	return a, nil
 }
 
-func (s *Store) permissionsOf(ctx context.Context, q querier, agentID string) ([]Permission, error) {
+func (s *Store) permissionsOf(ctx context.Context, q querier, agentID string) ([]domain.Permission, error) {
 	rows, err := q.QueryContext(ctx, `SELECT resource, actions, constraints FROM permissions WHERE agent_id = ? ORDER BY position`, agentID)
 	if err != nil {
 		return nil, fmt.Errorf("read permissions: %w", err)
 	}
 	defer rows.Close()
-	perms := []Permission{}
+	perms := []domain.Permission{}
 	for rows.Next() {
 		p, err := scanPermission(rows)
 		if err != nil {
@@ -215,23 +182,23 @@ func (s *Store) permissionsOf(ctx context.Context, q querier, agentID string) ([
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanPermission(row scanner) (Permission, error) {
+func scanPermission(row scanner) (domain.Permission, error) {
 	var resource, actions string
 	var constraints sql.NullString
 	if err := row.Scan(&resource, &actions, &constraints); err != nil {
-		return Permission{}, fmt.Errorf("read permission: %w", err)
+		return domain.Permission{}, fmt.Errorf("read permission: %w", err)
 	}
 	return decodePermission(resource, actions, constraints)
 }
 
-func decodePermission(resource, actions string, constraints sql.NullString) (Permission, error) {
-	p := Permission{Resource: resource}
+func decodePermission(resource, actions string, constraints sql.NullString) (domain.Permission, error) {
+	p := domain.Permission{Resource: resource}
 	if err := json.Unmarshal([]byte(actions), &p.Actions); err != nil {
-		return Permission{}, fmt.Errorf("decode actions: %w", err)
+		return domain.Permission{}, fmt.Errorf("decode actions: %w", err)
 	}
 	if constraints.Valid {
 		if err := json.Unmarshal([]byte(constraints.String), &p.Constraints); err != nil {
-			return Permission{}, fmt.Errorf("decode constraints: %w", err)
+			return domain.Permission{}, fmt.Errorf("decode constraints: %w", err)
 		}
 	}
 	return p, nil
@@ -249,29 +216,29 @@ func (r *agentRow) dest() []any {
 		&r.expires, &r.created, &r.updated, &r.revoked}
 }
 
-func (s *Store) scanAgent(row scanner) (Agent, error) {
+func (s *Store) scanAgent(row scanner) (domain.Agent, error) {
 	var r agentRow
 	if err := row.Scan(r.dest()...); err != nil {
-		return Agent{}, err
+		return domain.Agent{}, err
 	}
 	return s.toAgent(r)
 }
 
-func (s *Store) toAgent(r agentRow) (Agent, error) {
-	a := Agent{ID: r.id, OwnerID: r.owner, Name: r.name, Type: r.typ, Status: r.status, TokenHash: r.hash}
+func (s *Store) toAgent(r agentRow) (domain.Agent, error) {
+	a := domain.Agent{ID: r.id, OwnerID: r.owner, Name: r.name, Type: r.typ, Status: r.status, TokenHash: r.hash}
 	if err := json.Unmarshal([]byte(r.meta), &a.Metadata); err != nil {
-		return Agent{}, fmt.Errorf("decode metadata of %s: %w", a.ID, err)
+		return domain.Agent{}, fmt.Errorf("decode metadata of %s: %w", a.ID, err)
 	}
 	a.ExpiresAt, a.RevokedAt = timePtr(r.expires), timePtr(r.revoked)
 	a.CreatedAt, a.UpdatedAt = fromMillis(r.created), fromMillis(r.updated)
-	if a.Status == StatusActive && a.ExpiresAt != nil && !s.now().Before(*a.ExpiresAt) {
-		a.Status = StatusExpired
+	if a.Status == domain.StatusActive && a.ExpiresAt != nil && !s.now().Before(*a.ExpiresAt) {
+		a.Status = domain.StatusExpired
 	}
 	return a, nil
 }
 
 // ListAgents returns matching agents, oldest first, with their permissions.
-func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, error) {
+func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]domain.Agent, error) {
 	var where []string
 	var args []any
 	if f.OwnerID != "" {
@@ -281,13 +248,13 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, error) 
 	now := toMillis(s.now())
 	switch f.Status {
 	case "":
-	case StatusActive:
+	case domain.StatusActive:
 		where = append(where, "a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > ?)")
 		args = append(args, now)
-	case StatusExpired:
+	case domain.StatusExpired:
 		where = append(where, "a.status = 'active' AND a.expires_at <= ?")
 		args = append(args, now)
-	case StatusRevoked:
+	case domain.StatusRevoked:
 		where = append(where, "a.status = 'revoked'")
 	default:
 		return nil, fmt.Errorf("unknown status %q", f.Status)
@@ -296,8 +263,8 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, error) 
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	agents := []Agent{}
-	err := s.scanAgents(ctx, cond, args, func(a Agent) error {
+	agents := []domain.Agent{}
+	err := s.scanAgents(ctx, cond, args, func(a domain.Agent) error {
 		agents = append(agents, a)
 		return nil
 	})
@@ -307,11 +274,11 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]Agent, error) 
 // EachAgent calls fn for every agent, with permissions, in ID order. One
 // ordered join is streamed, so loading all agents is one scan, not one query
 // per agent.
-func (s *Store) EachAgent(ctx context.Context, fn func(Agent) error) error {
+func (s *Store) EachAgent(ctx context.Context, fn func(domain.Agent) error) error {
 	return s.scanAgents(ctx, "", nil, fn)
 }
 
-func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func(Agent) error) error {
+func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func(domain.Agent) error) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.owner_id, a.name, a.type, a.status, a.token_hash, a.metadata,
 		a.expires_at, a.created_at, a.updated_at, a.revoked_at, p.resource, p.actions, p.constraints
 		FROM agents a LEFT JOIN permissions p ON p.agent_id = a.id`+cond+` ORDER BY a.id, p.position`, args...)
@@ -319,7 +286,7 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 		return fmt.Errorf("list agents: %w", err)
 	}
 	defer rows.Close()
-	var cur *Agent
+	var cur *domain.Agent
 	for rows.Next() {
 		var r agentRow
 		var resource, actions, constraints sql.NullString
@@ -336,7 +303,7 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 			if err != nil {
 				return err
 			}
-			a.Permissions = []Permission{}
+			a.Permissions = []domain.Permission{}
 			cur = &a
 		}
 		if resource.Valid {
@@ -358,8 +325,8 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 
 // UpdateAgent changes the given fields of an active (or expired) agent.
 // Revoked agents are final: ErrRevoked.
-func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agent, error) {
-	var out Agent
+func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (domain.Agent, error) {
+	var out domain.Agent
 	err := s.withTx(ctx, func(tx *txn) error {
 		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
 			return err
@@ -368,14 +335,14 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 		if err != nil {
 			return err
 		}
-		if a.Status == StatusRevoked {
+		if a.Status == domain.StatusRevoked {
 			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
 		}
 		before := agentFields(a)
 		if u.Name != nil {
 			a.Name = *u.Name
 		}
-		wasExpired := a.Status == StatusExpired
+		wasExpired := a.Status == domain.StatusExpired
 		if u.ClearExpiry {
 			a.ExpiresAt = nil
 		} else if u.ExpiresAt != nil {
@@ -425,7 +392,7 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agen
 
 // agentFields are the parts of an agent an audit event shows: never the
 // token hash.
-func agentFields(a Agent) map[string]any {
+func agentFields(a domain.Agent) map[string]any {
 	return map[string]any{"name": a.Name, "ownerId": a.OwnerID, "type": a.Type, "status": a.Status,
 		"permissions": a.Permissions, "metadata": a.Metadata, "expiresAt": a.ExpiresAt}
 }
@@ -445,9 +412,9 @@ func changedFields(before, after map[string]any) (map[string]any, map[string]any
 
 // RotateToken replaces the agent's token hash; the old token stops working
 // as soon as the caller syncs the change. Revoked agents: ErrRevoked.
-func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, error) {
-	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
-		if a.Status == StatusRevoked {
+func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (domain.Agent, error) {
+	return s.setStatus(ctx, id, func(tx *txn, a domain.Agent) error {
+		if a.Status == domain.StatusRevoked {
 			return fmt.Errorf("agent %q: %w", id, ErrRevoked)
 		}
 		if err := s.insertEvent(ctx, tx, Event{Action: "agent.rotate", Target: id, AgentID: id, OwnerID: a.OwnerID,
@@ -468,14 +435,14 @@ func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, e
 
 // RevokeAgent marks the agent revoked, permanently. The row stays for audit.
 // Revoking a revoked agent changes nothing.
-func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
-	return s.setStatus(ctx, id, func(tx *txn, a Agent) error {
-		if a.Status == StatusRevoked {
+func (s *Store) RevokeAgent(ctx context.Context, id string) (domain.Agent, error) {
+	return s.setStatus(ctx, id, func(tx *txn, a domain.Agent) error {
+		if a.Status == domain.StatusRevoked {
 			return nil
 		}
 		if err := s.insertEvent(ctx, tx, Event{Action: "agent.revoke", Target: id, AgentID: id, OwnerID: a.OwnerID,
 			Reason: "agent revoked", Changes: map[string]any{"before": map[string]any{"status": a.Status},
-				"after": map[string]any{"status": StatusRevoked}}}); err != nil {
+				"after": map[string]any{"status": domain.StatusRevoked}}}); err != nil {
 			return err
 		}
 		now := toMillis(s.now())
@@ -487,8 +454,8 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 	})
 }
 
-func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, Agent) error) (Agent, error) {
-	var out Agent
+func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, domain.Agent) error) (domain.Agent, error) {
+	var out domain.Agent
 	err := s.withTx(ctx, func(tx *txn) error {
 		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
 			return err

@@ -8,44 +8,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// Approval statuses. "expired" is derived: a pending or approved request
-// past its expiry.
-const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalDenied   = "denied"
-	ApprovalUsed     = "used"
-	ApprovalExpired  = "expired"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // ErrExpired is returned when resolving an expired approval.
 var ErrExpired = errors.New("expired")
-
-// Approval is a request for a human to allow one call.
-type Approval struct {
-	ID          string          `json:"id"`
-	AgentID     string          `json:"agentId"`
-	OwnerID     string          `json:"ownerId"`
-	Action      string          `json:"action"`
-	Resource    string          `json:"resource"`
-	Arguments   json.RawMessage `json:"arguments,omitempty"`
-	Status      string          `json:"status"`
-	ExpiresAt   time.Time       `json:"expiresAt"`
-	CreatedAt   time.Time       `json:"createdAt"`
-	RespondedAt *time.Time      `json:"respondedAt,omitempty"`
-	// RespondedBy is the ID of the credential that resolved the request
-	// (key_…), RespondedByName its name, OnBehalfOf the user the app
-	// vouched for.
-	RespondedBy     string     `json:"respondedBy,omitempty"`
-	RespondedByName string     `json:"respondedByName,omitempty"`
-	OnBehalfOf      string     `json:"onBehalfOf,omitempty"`
-	Note            string     `json:"note,omitempty"`
-	UsedAt          *time.Time `json:"usedAt,omitempty"`
-	// StoredStatus is the status without expiry applied, as the policy sees it.
-	StoredStatus string `json:"-"`
-}
 
 // ApprovalFilter selects approvals; empty fields match all.
 type ApprovalFilter struct {
@@ -59,21 +27,21 @@ const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, st
 
 // PendingApproval returns the newest pending, unexpired request for the
 // same agent, action and resource, or ErrNotFound; repeated calls reuse it.
-func (s *Store) PendingApproval(ctx context.Context, agentID, action, resource string) (Approval, error) {
+func (s *Store) PendingApproval(ctx context.Context, agentID, action, resource string) (domain.Approval, error) {
 	a, err := s.scanApproval(s.w.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals
 		WHERE agent_id = ? AND action = ? AND resource = ? AND status = 'pending' AND expires_at > ?
 		ORDER BY id DESC LIMIT 1`, agentID, action, resource, toMillis(s.now())))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Approval{}, ErrNotFound
+		return domain.Approval{}, ErrNotFound
 	}
 	return a, err
 }
 
 // CreateApproval stores a pending request.
-func (s *Store) CreateApproval(ctx context.Context, a Approval) (Approval, error) {
+func (s *Store) CreateApproval(ctx context.Context, a domain.Approval) (domain.Approval, error) {
 	now := s.now()
 	a.ID = s.ids.next("apr_", now)
-	a.Status, a.StoredStatus = ApprovalPending, ApprovalPending
+	a.Status, a.StoredStatus = domain.ApprovalPending, domain.ApprovalPending
 	a.CreatedAt = now.UTC().Truncate(time.Millisecond)
 	a.ExpiresAt = a.ExpiresAt.UTC().Truncate(time.Millisecond)
 	var args sql.NullString
@@ -90,30 +58,30 @@ func (s *Store) CreateApproval(ctx context.Context, a Approval) (Approval, error
 		return s.recordChange(ctx, tx, ChangeApproval, a.ID)
 	})
 	if err != nil {
-		return Approval{}, err
+		return domain.Approval{}, err
 	}
 	return a, nil
 }
 
 // GetApproval returns one approval, or ErrNotFound.
-func (s *Store) GetApproval(ctx context.Context, id string) (Approval, error) {
+func (s *Store) GetApproval(ctx context.Context, id string) (domain.Approval, error) {
 	a, err := s.scanApproval(s.r.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
+		return domain.Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
 	}
 	return a, err
 }
 
 // ListApprovals returns matching approvals, newest first.
-func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error) {
+func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]domain.Approval, error) {
 	var where []string
 	var args []any
 	now := toMillis(s.now())
 	switch f.Status {
 	case "":
-	case ApprovalPending, ApprovalApproved:
+	case domain.ApprovalPending, domain.ApprovalApproved:
 		where, args = append(where, "status = ? AND expires_at > ?"), append(args, f.Status, now)
-	case ApprovalExpired:
+	case domain.ApprovalExpired:
 		where, args = append(where, "status IN ('pending', 'approved') AND expires_at <= ?"), append(args, now)
 	default:
 		where, args = append(where, "status = ?"), append(args, f.Status)
@@ -136,7 +104,7 @@ func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval
 
 // EachApproval calls fn for every approval that expired less than `keep`
 // ago or not at all: older ones no longer matter to decisions.
-func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(Approval) error) error {
+func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(domain.Approval) error) error {
 	as, err := s.queryApprovals(ctx, s.r, ` WHERE expires_at > ? ORDER BY id`, toMillis(s.now().Add(-keep)))
 	if err != nil {
 		return err
@@ -149,13 +117,13 @@ func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(Ap
 	return nil
 }
 
-func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args ...any) ([]Approval, error) {
+func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args ...any) ([]domain.Approval, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
 	defer rows.Close()
-	out := []Approval{}
+	out := []domain.Approval{}
 	for rows.Next() {
 		a, err := s.scanApproval(rows)
 		if err != nil {
@@ -172,12 +140,12 @@ func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args
 // ResolveApproval approves or denies a pending request as the caller ctx
 // carries (WithActor), which is recorded as the responder. A request that
 // is not pending is ErrConflict; one past its expiry is ErrExpired.
-func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (Approval, error) {
+func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (domain.Approval, error) {
 	by := ActorFrom(ctx)
-	if status != ApprovalApproved && status != ApprovalDenied {
-		return Approval{}, fmt.Errorf("resolve approval: bad status %q", status)
+	if status != domain.ApprovalApproved && status != domain.ApprovalDenied {
+		return domain.Approval{}, fmt.Errorf("resolve approval: bad status %q", status)
 	}
-	var out Approval
+	var out domain.Approval
 	err := s.withTx(ctx, func(tx *txn) error {
 		a, err := s.scanApproval(tx.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -187,9 +155,9 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (A
 			return err
 		}
 		switch {
-		case a.Status == ApprovalExpired:
+		case a.Status == domain.ApprovalExpired:
 			return fmt.Errorf("approval %q expired at %s: %w", id, a.ExpiresAt.Format(time.RFC3339), ErrExpired)
-		case a.Status != ApprovalPending:
+		case a.Status != domain.ApprovalPending:
 			return fmt.Errorf("approval %q is %s, not pending: %w", id, a.Status, ErrConflict)
 		}
 		now := toMillis(s.now())
@@ -206,10 +174,10 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (A
 		if err := s.recordChange(ctx, tx, ChangeApproval, id); err != nil {
 			return err
 		}
-		action := map[string]string{ApprovalApproved: "approval.approve", ApprovalDenied: "approval.deny"}[status]
+		action := map[string]string{domain.ApprovalApproved: "approval.approve", domain.ApprovalDenied: "approval.deny"}[status]
 		if err := s.insertEvent(ctx, tx, Event{Action: action, Target: id, AgentID: a.AgentID, OwnerID: a.OwnerID,
 			Reason: fmt.Sprintf("%s %s on %s", status, a.Action, a.Resource),
-			Changes: map[string]any{"before": map[string]any{"status": ApprovalPending},
+			Changes: map[string]any{"before": map[string]any{"status": domain.ApprovalPending},
 				"after": map[string]any{"status": status, "note": note}}}); err != nil {
 			return err
 		}
@@ -219,17 +187,17 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (A
 	return out, err
 }
 
-func (s *Store) scanApproval(row scanner) (Approval, error) {
-	var a Approval
+func (s *Store) scanApproval(row scanner) (domain.Approval, error) {
+	var a domain.Approval
 	var args sql.NullString
 	var expires, created int64
 	var responded, used sql.NullInt64
 	if err := row.Scan(&a.ID, &a.AgentID, &a.OwnerID, &a.Action, &a.Resource, &args, &a.StoredStatus, &expires, &created,
 		&responded, &a.RespondedBy, &a.Note, &used, &a.RespondedByName, &a.OnBehalfOf); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return Approval{}, err
+			return domain.Approval{}, err
 		}
-		return Approval{}, fmt.Errorf("read approval: %w", err)
+		return domain.Approval{}, fmt.Errorf("read approval: %w", err)
 	}
 	if args.Valid {
 		a.Arguments = json.RawMessage(args.String)
@@ -237,8 +205,8 @@ func (s *Store) scanApproval(row scanner) (Approval, error) {
 	a.ExpiresAt, a.CreatedAt = fromMillis(expires), fromMillis(created)
 	a.RespondedAt, a.UsedAt = timePtr(responded), timePtr(used)
 	a.Status = a.StoredStatus
-	if (a.Status == ApprovalPending || a.Status == ApprovalApproved) && !s.now().Before(a.ExpiresAt) {
-		a.Status = ApprovalExpired
+	if (a.Status == domain.ApprovalPending || a.Status == domain.ApprovalApproved) && !s.now().Before(a.ExpiresAt) {
+		a.Status = domain.ApprovalExpired
 	}
 	return a, nil
 }

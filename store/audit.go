@@ -7,37 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// Audit results.
-const (
-	ResultAllowed = "allowed"
-	ResultDenied  = "denied"
+	"github.com/kavach-dev/kavach/domain"
 )
-
-// AuditEntry is one audit row: a decision (Kind "decision") or an event
-// (Kind "event": a change of state, or a refused API call). Arguments is
-// the request's arguments as JSON (nil when none were given); Changes an
-// event's before and after; Actor the credential behind the row.
-type AuditEntry struct {
-	ID         string          `json:"id"`
-	Kind       string          `json:"kind"`
-	AgentID    string          `json:"agentId"`
-	OwnerID    string          `json:"ownerId"`
-	Action     string          `json:"action"`
-	Resource   string          `json:"resource"`
-	Arguments  json.RawMessage `json:"arguments,omitempty"`
-	Result     string          `json:"result"`
-	Code       string          `json:"code"`
-	Reason     string          `json:"reason"`
-	IP         string          `json:"ip,omitempty"`
-	UserAgent  string          `json:"userAgent,omitempty"`
-	DurationUS int64           `json:"durationUs"`
-	ApprovalID string          `json:"approvalId,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
-	Actor      Actor           `json:"actor"`
-	Changes    json.RawMessage `json:"changes,omitempty"`
-}
 
 // AuditFilter selects audit rows; zero fields match all. Since is
 // inclusive, Until exclusive. Cursor continues a previous page.
@@ -71,22 +43,22 @@ type Consumption struct {
 // commit. An approval that is no longer approved is ErrConflict, and a
 // decision asked with an API key revoked by then (on any replica)
 // ErrKeyRevoked; then nothing is written.
-func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) (AuditEntry, error) {
+func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consumption) (domain.AuditEntry, error) {
 	now := s.now()
 	e.ID = s.ids.next("aud_", now)
 	e.Timestamp = now.UTC().Truncate(time.Millisecond)
 	if e.Kind == "" {
-		e.Kind = KindDecision
+		e.Kind = domain.KindDecision
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
 		if err := s.audit.enqueue(ctx, &auditReq{e: e, err: make(chan error, 1)}); err != nil {
-			return AuditEntry{}, err
+			return domain.AuditEntry{}, err
 		}
 		return e, nil
 	}
 	err := s.withTx(ctx, func(tx *txn) error {
-		if e.Actor.Type == ActorKey {
+		if e.Actor.Type == domain.ActorKey {
 			revoked, err := revokedKeys(ctx, tx, []string{e.Actor.ID})
 			if err != nil {
 				return err
@@ -134,7 +106,7 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry, use Consumption) 
 		return insertAuditRow(ctx, tx, e)
 	})
 	if err != nil {
-		return AuditEntry{}, err
+		return domain.AuditEntry{}, err
 	}
 	return e, nil
 }
@@ -178,7 +150,7 @@ func (f AuditFilter) where() (string, []any) {
 
 // QueryAudit returns up to f.Limit rows, newest first, and the cursor of the
 // next page ("" when there is none).
-func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
+func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]domain.AuditEntry, string, error) {
 	if f.Limit <= 0 {
 		return nil, "", fmt.Errorf("audit query: limit must be positive")
 	}
@@ -189,7 +161,7 @@ func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, st
 		return nil, "", fmt.Errorf("audit query: %w", err)
 	}
 	defer rows.Close()
-	entries := []AuditEntry{}
+	entries := []domain.AuditEntry{}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -215,7 +187,7 @@ const exportPage = 1000
 // Cursor are ignored: an export has no row cap. Rows are read a page at a
 // time and fn runs with no query open, so a slow consumer (a client reading
 // an HTTP export slowly) never holds a database connection.
-func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEntry) error) error {
+func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(domain.AuditEntry) error) error {
 	f.Cursor = ""
 	after := ""
 	for {
@@ -235,7 +207,7 @@ func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(AuditEnt
 	}
 }
 
-func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]AuditEntry, error) {
+func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]domain.AuditEntry, error) {
 	cond, args := f.where()
 	if after != "" {
 		if cond == "" {
@@ -250,7 +222,7 @@ func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]A
 		return nil, fmt.Errorf("audit export: %w", err)
 	}
 	defer rows.Close()
-	page := make([]AuditEntry, 0, exportPage)
+	page := make([]domain.AuditEntry, 0, exportPage)
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -264,14 +236,14 @@ func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]A
 	return page, nil
 }
 
-func scanAudit(row scanner) (AuditEntry, error) {
-	var e AuditEntry
+func scanAudit(row scanner) (domain.AuditEntry, error) {
+	var e domain.AuditEntry
 	var args, changes sql.NullString
 	var ts int64
 	if err := row.Scan(&e.ID, &e.AgentID, &e.OwnerID, &e.Action, &e.Resource, &args, &e.Result, &e.Code,
 		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts, &e.ApprovalID,
 		&e.Kind, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.OnBehalfOf, &changes); err != nil {
-		return AuditEntry{}, fmt.Errorf("read audit row: %w", err)
+		return domain.AuditEntry{}, fmt.Errorf("read audit row: %w", err)
 	}
 	if args.Valid {
 		e.Arguments = json.RawMessage(args.String)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // The storage contract of delegations, approvals and rate-limit events,
@@ -37,9 +39,9 @@ func TestRateEventsContract(t *testing.T) {
 // --- helpers -----------------------------------------------------------
 
 // contractAgents creates n agents of one owner and returns them.
-func contractAgents(t *testing.T, s *Store, owner string, n int) []Agent {
+func contractAgents(t *testing.T, s *Store, owner string, n int) []domain.Agent {
 	t.Helper()
-	out := make([]Agent, n)
+	out := make([]domain.Agent, n)
 	for i := range out {
 		a, err := s.CreateAgent(t.Context(), newAgent(owner, fmt.Sprintf("%s-%d", owner, i)), 0)
 		if err != nil {
@@ -51,17 +53,17 @@ func contractAgents(t *testing.T, s *Store, owner string, n int) []Agent {
 }
 
 // delegate stores a one-grant delegation from one agent to another.
-func delegate(t *testing.T, s *Store, from, to string, expires time.Time) Delegation {
+func delegate(t *testing.T, s *Store, from, to string, expires time.Time) domain.Delegation {
 	t.Helper()
-	d, err := s.CreateDelegation(t.Context(), Delegation{FromAgent: from, ToAgent: to, Depth: 1, MaxDepth: 2, ExpiresAt: expires,
-		Permissions: []Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, Chain: []Link{}, CoveredBy: from + "#0"}}})
+	d, err := s.CreateDelegation(t.Context(), domain.Delegation{FromAgent: from, ToAgent: to, Depth: 1, MaxDepth: 2, ExpiresAt: expires,
+		Permissions: []domain.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, Chain: []domain.Link{}, CoveredBy: from + "#0"}}})
 	if err != nil {
 		t.Fatalf("CreateDelegation(%s -> %s) = %v", from, to, err)
 	}
 	return d
 }
 
-func revokeDelegation(t *testing.T, s *Store, id string) Delegation {
+func revokeDelegation(t *testing.T, s *Store, id string) domain.Delegation {
 	t.Helper()
 	d, err := s.RevokeDelegation(t.Context(), id)
 	if err != nil {
@@ -71,9 +73,9 @@ func revokeDelegation(t *testing.T, s *Store, id string) Delegation {
 }
 
 // request opens a pending approval for an agent.
-func request(t *testing.T, s *Store, a Agent, action, resource string, expires time.Time) Approval {
+func request(t *testing.T, s *Store, a domain.Agent, action, resource string, expires time.Time) domain.Approval {
 	t.Helper()
-	ap, err := s.CreateApproval(t.Context(), Approval{AgentID: a.ID, OwnerID: a.OwnerID, Action: action, Resource: resource, ExpiresAt: expires})
+	ap, err := s.CreateApproval(t.Context(), domain.Approval{AgentID: a.ID, OwnerID: a.OwnerID, Action: action, Resource: resource, ExpiresAt: expires})
 	if err != nil {
 		t.Fatalf("CreateApproval(%s, %s, %s) = %v", a.ID, action, resource, err)
 	}
@@ -86,14 +88,14 @@ func settle(t *testing.T, s *Store, id, status string) {
 	t.Helper()
 	ctx := t.Context()
 	resolveTo := status
-	if status == ApprovalUsed {
-		resolveTo = ApprovalApproved
+	if status == domain.ApprovalUsed {
+		resolveTo = domain.ApprovalApproved
 	}
 	if _, err := s.ResolveApproval(ctx, id, resolveTo, "contract test"); err != nil {
 		t.Fatalf("ResolveApproval(%s, %s) = %v", id, resolveTo, err)
 	}
-	if status == ApprovalUsed {
-		e := AuditEntry{Action: "execute", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "approved", ApprovalID: id}
+	if status == domain.ApprovalUsed {
+		e := domain.AuditEntry{Action: "execute", Resource: "r", Result: domain.ResultAllowed, Code: "allowed", Reason: "approved", ApprovalID: id}
 		if _, err := s.InsertAudit(ctx, e, Consumption{ApprovalID: id}); err != nil {
 			t.Fatalf("InsertAudit(use %s) = %v", id, err)
 		}
@@ -110,7 +112,7 @@ func js(t *testing.T, v any) string {
 	return string(b)
 }
 
-func delegationIDs(ds []Delegation) []string {
+func delegationIDs(ds []domain.Delegation) []string {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ID
@@ -138,14 +140,14 @@ func testGetDelegation(t *testing.T, s *Store, c *clock) {
 	ag := contractAgents(t, s, "owner", 2)
 
 	t.Run("found", func(t *testing.T) {
-		grants := []Grant{
-			{Resource: "mcp:github:*", Actions: []string{"read", "write"}, Constraints: map[string]any{"maxCallsPerHour": 10.0},
-				Inherited: []Inherited{{Key: "agt_root#0", Constraints: map[string]any{"requireApproval": true}}},
-				Chain:     []Link{{DelegationID: "dlg_parent", Index: 1}}, CoveredBy: "agt_root#0"},
-			{Resource: "mcp:deploy:staging", Actions: []string{"execute"}, Chain: []Link{}, CoveredBy: "agt_root#1"},
+		grants := []domain.Grant{
+			{Resource: "mcp:github:*", Actions: []string{"read", "write"}, Constraints: domain.Constraints{MaxCallsPerHour: 10},
+				Inherited: []domain.Inherited{{Key: "agt_root#0", Constraints: domain.Constraints{RequireApproval: &yes}}},
+				Chain:     []domain.Link{{DelegationID: "dlg_parent", Index: 1}}, CoveredBy: "agt_root#0"},
+			{Resource: "mcp:deploy:staging", Actions: []string{"execute"}, Chain: []domain.Link{}, CoveredBy: "agt_root#1"},
 		}
 		// Sub-millisecond expiry: the store keeps milliseconds.
-		in := Delegation{FromAgent: ag[0].ID, ToAgent: ag[1].ID, Depth: 2, MaxDepth: 3, Permissions: grants,
+		in := domain.Delegation{FromAgent: ag[0].ID, ToAgent: ag[1].ID, Depth: 2, MaxDepth: 3, Permissions: grants,
 			ExpiresAt: c.Now().Add(time.Hour + 1500*time.Microsecond)}
 		created, err := s.CreateDelegation(ctx, in)
 		if err != nil {
@@ -161,7 +163,7 @@ func testGetDelegation(t *testing.T, s *Store, c *clock) {
 		if want := c.Now().Add(time.Hour + time.Millisecond); !got.ExpiresAt.Equal(want) || !got.CreatedAt.Equal(c.Now()) {
 			t.Errorf("GetDelegation(%s) times = expires %s, created %s; want %s, %s", created.ID, got.ExpiresAt, got.CreatedAt, want, c.Now())
 		}
-		if got.Status != StatusActive || got.RevokedAt != nil {
+		if got.Status != domain.StatusActive || got.RevokedAt != nil {
 			t.Errorf("GetDelegation(%s) = status %q, revokedAt %v; want active, nil", created.ID, got.Status, got.RevokedAt)
 		}
 	})
@@ -182,12 +184,12 @@ func testGetDelegation(t *testing.T, s *Store, c *clock) {
 		after  time.Duration // clock moves this far after creation
 		want   string
 	}{
-		{"active when created", false, 0, StatusActive},
-		{"active 1ms before expiry", false, time.Hour - time.Millisecond, StatusActive},
-		{"expired at expiry", false, time.Hour, StatusExpired},
-		{"expired past expiry", false, 48 * time.Hour, StatusExpired},
-		{"revoked", true, 0, StatusRevoked},
-		{"revoked stays revoked past expiry", true, 48 * time.Hour, StatusRevoked},
+		{"active when created", false, 0, domain.StatusActive},
+		{"active 1ms before expiry", false, time.Hour - time.Millisecond, domain.StatusActive},
+		{"expired at expiry", false, time.Hour, domain.StatusExpired},
+		{"expired past expiry", false, 48 * time.Hour, domain.StatusExpired},
+		{"revoked", true, 0, domain.StatusRevoked},
+		{"revoked stays revoked past expiry", true, 48 * time.Hour, domain.StatusRevoked},
 	} {
 		t.Run("status/"+tt.name, func(t *testing.T) {
 			d := delegate(t, s, ag[0].ID, ag[1].ID, c.Now().Add(time.Hour))
@@ -227,7 +229,7 @@ func testListDelegations(t *testing.T, s *Store, c *clock) {
 	c.Add(20 * time.Minute) // d3 is past its expiry now
 
 	names := map[string]string{d1.ID: "d1", d2.ID: "d2", d3.ID: "d3", d4.ID: "d4", d5.ID: "d5"}
-	status := map[string]string{d1.ID: StatusActive, d2.ID: StatusActive, d3.ID: StatusExpired, d4.ID: StatusActive, d5.ID: StatusRevoked}
+	status := map[string]string{d1.ID: domain.StatusActive, d2.ID: domain.StatusActive, d3.ID: domain.StatusExpired, d4.ID: domain.StatusActive, d5.ID: domain.StatusRevoked}
 	for _, tt := range []struct {
 		name  string
 		agent string
@@ -266,7 +268,7 @@ func testListDelegations(t *testing.T, s *Store, c *clock) {
 func testEachDelegation(t *testing.T, s *Store, c *clock) {
 	ctx := t.Context()
 	calls := 0
-	if err := s.EachDelegation(ctx, func(Delegation) error { calls++; return nil }); err != nil || calls != 0 {
+	if err := s.EachDelegation(ctx, func(domain.Delegation) error { calls++; return nil }); err != nil || calls != 0 {
 		t.Fatalf("EachDelegation(empty store) = %d calls, %v; want 0, nil", calls, err)
 	}
 
@@ -287,14 +289,14 @@ func testEachDelegation(t *testing.T, s *Store, c *clock) {
 	c.Add(3 * time.Minute)
 
 	var got []string
-	err := s.EachDelegation(ctx, func(d Delegation) error {
+	err := s.EachDelegation(ctx, func(d domain.Delegation) error {
 		got = append(got, d.ID)
-		wantStatus := StatusActive
+		wantStatus := domain.StatusActive
 		switch {
 		case revoked[d.ID]:
-			wantStatus = StatusRevoked
+			wantStatus = domain.StatusRevoked
 		case !c.Now().Before(expires[d.ID]):
-			wantStatus = StatusExpired
+			wantStatus = domain.StatusExpired
 		}
 		if d.Status != wantStatus {
 			t.Errorf("EachDelegation: %s status = %q; want %q", d.ID, d.Status, wantStatus)
@@ -312,7 +314,7 @@ func testEachDelegation(t *testing.T, s *Store, c *clock) {
 
 	stop := errors.New("stop")
 	calls = 0
-	err = s.EachDelegation(ctx, func(Delegation) error {
+	err = s.EachDelegation(ctx, func(domain.Delegation) error {
 		calls++
 		if calls == 3 {
 			return stop
@@ -331,14 +333,14 @@ func testGetApproval(t *testing.T, s *Store, c *clock) {
 	ag := contractAgents(t, s, "user-1", 1)[0]
 
 	t.Run("found", func(t *testing.T) {
-		in := Approval{AgentID: ag.ID, OwnerID: "user-root", Action: "execute", Resource: "mcp:deploy:production",
+		in := domain.Approval{AgentID: ag.ID, OwnerID: "user-root", Action: "execute", Resource: "mcp:deploy:production",
 			Arguments: json.RawMessage(`{"branch":"main","force":false}`), ExpiresAt: c.Now().Add(15*time.Minute + 500*time.Microsecond)}
 		created, err := s.CreateApproval(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetApproval(ctx, created.ID)
-		if err != nil || js(t, got) != js(t, created) || got.StoredStatus != ApprovalPending {
+		if err != nil || js(t, got) != js(t, created) || got.StoredStatus != domain.ApprovalPending {
 			t.Fatalf("GetApproval(%s) = %s (stored %q), %v; want %s (stored pending)", created.ID, js(t, got), got.StoredStatus, err, js(t, created))
 		}
 		if string(got.Arguments) != string(in.Arguments) {
@@ -365,14 +367,14 @@ func testGetApproval(t *testing.T, s *Store, c *clock) {
 		after      time.Duration // clock moves this far after creation
 		want, kept string
 	}{
-		{"pending before expiry", "", time.Hour - time.Millisecond, ApprovalPending, ApprovalPending},
-		{"pending at expiry", "", time.Hour, ApprovalExpired, ApprovalPending},
-		{"pending past expiry", "", 30 * time.Hour, ApprovalExpired, ApprovalPending},
-		{"approved before expiry", ApprovalApproved, time.Hour - time.Millisecond, ApprovalApproved, ApprovalApproved},
-		{"approved at expiry", ApprovalApproved, time.Hour, ApprovalExpired, ApprovalApproved},
-		{"approved past expiry", ApprovalApproved, 30 * time.Hour, ApprovalExpired, ApprovalApproved},
-		{"denied past expiry", ApprovalDenied, 30 * time.Hour, ApprovalDenied, ApprovalDenied},
-		{"used past expiry", ApprovalUsed, 30 * time.Hour, ApprovalUsed, ApprovalUsed},
+		{"pending before expiry", "", time.Hour - time.Millisecond, domain.ApprovalPending, domain.ApprovalPending},
+		{"pending at expiry", "", time.Hour, domain.ApprovalExpired, domain.ApprovalPending},
+		{"pending past expiry", "", 30 * time.Hour, domain.ApprovalExpired, domain.ApprovalPending},
+		{"approved before expiry", domain.ApprovalApproved, time.Hour - time.Millisecond, domain.ApprovalApproved, domain.ApprovalApproved},
+		{"approved at expiry", domain.ApprovalApproved, time.Hour, domain.ApprovalExpired, domain.ApprovalApproved},
+		{"approved past expiry", domain.ApprovalApproved, 30 * time.Hour, domain.ApprovalExpired, domain.ApprovalApproved},
+		{"denied past expiry", domain.ApprovalDenied, 30 * time.Hour, domain.ApprovalDenied, domain.ApprovalDenied},
+		{"used past expiry", domain.ApprovalUsed, 30 * time.Hour, domain.ApprovalUsed, domain.ApprovalUsed},
 	} {
 		t.Run("status/"+tt.name, func(t *testing.T) {
 			ap := request(t, s, ag, "execute", "mcp:deploy:production", c.Now().Add(time.Hour))
@@ -399,7 +401,7 @@ func testListApprovals(t *testing.T, s *Store, c *clock) {
 	// Created a minute apart, oldest first; times relative to start.
 	names := map[string]string{}
 	var order []string // creation order
-	add := func(name string, a Agent, expires time.Duration, status string) string {
+	add := func(name string, a domain.Agent, expires time.Duration, status string) string {
 		ap := request(t, s, a, "execute", "mcp:deploy:"+name, start.Add(expires))
 		if status != "" {
 			settle(t, s, ap.ID, status)
@@ -409,14 +411,14 @@ func testListApprovals(t *testing.T, s *Store, c *clock) {
 		c.Add(time.Minute)
 		return ap.ID
 	}
-	pOld := add("pOld", a1, 2*time.Hour, "")                        // pending
-	pGone := add("pGone", a2, 30*time.Minute, "")                   // expired (pending)
-	apr := add("apr", a1, 2*time.Hour, ApprovalApproved)            // approved
-	aprGone := add("aprGone", a3, 45*time.Minute, ApprovalApproved) // expired (approved)
-	den := add("den", a2, 2*time.Hour, ApprovalDenied)              // denied
-	used := add("used", a1, 2*time.Hour, ApprovalUsed)              // used
-	pNew := add("pNew", a3, 2*time.Hour, "")                        // pending
-	pEdge := add("pEdge", a1, time.Hour, "")                        // expires exactly at now: expired
+	pOld := add("pOld", a1, 2*time.Hour, "")                               // pending
+	pGone := add("pGone", a2, 30*time.Minute, "")                          // expired (pending)
+	apr := add("apr", a1, 2*time.Hour, domain.ApprovalApproved)            // approved
+	aprGone := add("aprGone", a3, 45*time.Minute, domain.ApprovalApproved) // expired (approved)
+	den := add("den", a2, 2*time.Hour, domain.ApprovalDenied)              // denied
+	used := add("used", a1, 2*time.Hour, domain.ApprovalUsed)              // used
+	pNew := add("pNew", a3, 2*time.Hour, "")                               // pending
+	pEdge := add("pEdge", a1, time.Hour, "")                               // expires exactly at now: expired
 	c.Add(now.Sub(c.Now()))
 
 	all := slices.Clone(order)
@@ -426,22 +428,22 @@ func testListApprovals(t *testing.T, s *Store, c *clock) {
 		want []string
 	}{
 		{ApprovalFilter{}, all},
-		{ApprovalFilter{Status: ApprovalPending}, []string{pNew, pOld}},
-		{ApprovalFilter{Status: ApprovalApproved}, []string{apr}},
-		{ApprovalFilter{Status: ApprovalExpired}, []string{pEdge, aprGone, pGone}},
-		{ApprovalFilter{Status: ApprovalDenied}, []string{den}},
-		{ApprovalFilter{Status: ApprovalUsed}, []string{used}},
+		{ApprovalFilter{Status: domain.ApprovalPending}, []string{pNew, pOld}},
+		{ApprovalFilter{Status: domain.ApprovalApproved}, []string{apr}},
+		{ApprovalFilter{Status: domain.ApprovalExpired}, []string{pEdge, aprGone, pGone}},
+		{ApprovalFilter{Status: domain.ApprovalDenied}, []string{den}},
+		{ApprovalFilter{Status: domain.ApprovalUsed}, []string{used}},
 		{ApprovalFilter{OwnerID: "u1"}, []string{pEdge, used, den, apr, pGone, pOld}},
 		{ApprovalFilter{OwnerID: "u2"}, []string{pNew, aprGone}},
 		{ApprovalFilter{OwnerID: "nobody"}, []string{}},
 		{ApprovalFilter{AgentID: a1.ID}, []string{pEdge, used, apr, pOld}},
 		{ApprovalFilter{AgentID: a2.ID}, []string{den, pGone}},
-		{ApprovalFilter{Status: ApprovalPending, OwnerID: "u1"}, []string{pOld}},
-		{ApprovalFilter{Status: ApprovalExpired, AgentID: a3.ID}, []string{aprGone}},
+		{ApprovalFilter{Status: domain.ApprovalPending, OwnerID: "u1"}, []string{pOld}},
+		{ApprovalFilter{Status: domain.ApprovalExpired, AgentID: a3.ID}, []string{aprGone}},
 		{ApprovalFilter{OwnerID: "u2", AgentID: a1.ID}, []string{}},
 		{ApprovalFilter{Limit: 3}, all[:3]},
 		{ApprovalFilter{Limit: 1, OwnerID: "u2"}, []string{pNew}},
-		{ApprovalFilter{Limit: 2, Status: ApprovalExpired}, []string{pEdge, aprGone}},
+		{ApprovalFilter{Limit: 2, Status: domain.ApprovalExpired}, []string{pEdge, aprGone}},
 		{ApprovalFilter{Limit: 100}, all},
 	} {
 		t.Run(fmt.Sprintf("%+v", tt.f), func(t *testing.T) {
@@ -467,7 +469,7 @@ func testEachApproval(t *testing.T, s *Store, c *clock) {
 	ctx := t.Context()
 	ag := contractAgents(t, s, "owner", 1)[0]
 	calls := 0
-	if err := s.EachApproval(ctx, 24*time.Hour, func(Approval) error { calls++; return nil }); err != nil || calls != 0 {
+	if err := s.EachApproval(ctx, 24*time.Hour, func(domain.Approval) error { calls++; return nil }); err != nil || calls != 0 {
 		t.Fatalf("EachApproval(empty store) = %d calls, %v; want 0, nil", calls, err)
 	}
 
@@ -485,16 +487,16 @@ func testEachApproval(t *testing.T, s *Store, c *clock) {
 		c.Add(time.Millisecond)
 		return ap.ID
 	}
-	live := add("live", 72*time.Hour, "")                      // not expired
-	justNow := add("expired-0", 48*time.Hour, "")              // expires exactly at now
-	hourAgo := add("expired-1h", 47*time.Hour, ApprovalDenied) // expired 1h ago
-	dayAgoLess := add("expired-24h-1ms", 24*time.Hour+time.Millisecond, ApprovalApproved)
-	dayAgo := add("expired-24h", 24*time.Hour, ApprovalUsed) // expired exactly 24h ago
-	old := add("expired-47h", time.Hour, "")                 // expired 47h ago
+	live := add("live", 72*time.Hour, "")                             // not expired
+	justNow := add("expired-0", 48*time.Hour, "")                     // expires exactly at now
+	hourAgo := add("expired-1h", 47*time.Hour, domain.ApprovalDenied) // expired 1h ago
+	dayAgoLess := add("expired-24h-1ms", 24*time.Hour+time.Millisecond, domain.ApprovalApproved)
+	dayAgo := add("expired-24h", 24*time.Hour, domain.ApprovalUsed) // expired exactly 24h ago
+	old := add("expired-47h", time.Hour, "")                        // expired 47h ago
 	c.Add(now.Sub(c.Now()))
 
-	status := map[string]string{live: ApprovalPending, justNow: ApprovalExpired, hourAgo: ApprovalDenied,
-		dayAgoLess: ApprovalExpired, dayAgo: ApprovalUsed, old: ApprovalExpired}
+	status := map[string]string{live: domain.ApprovalPending, justNow: domain.ApprovalExpired, hourAgo: domain.ApprovalDenied,
+		dayAgoLess: domain.ApprovalExpired, dayAgo: domain.ApprovalUsed, old: domain.ApprovalExpired}
 	// fn sees every approval that expired less than keep ago, or not at all.
 	for _, tt := range []struct {
 		keep time.Duration
@@ -511,7 +513,7 @@ func testEachApproval(t *testing.T, s *Store, c *clock) {
 	} {
 		t.Run(fmt.Sprint("keep=", tt.keep), func(t *testing.T) {
 			var got []string
-			err := s.EachApproval(ctx, tt.keep, func(a Approval) error {
+			err := s.EachApproval(ctx, tt.keep, func(a domain.Approval) error {
 				got = append(got, a.ID)
 				if a.Status != status[a.ID] {
 					t.Errorf("EachApproval(%s): %s status = %q; want %q", tt.keep, names[a.ID], a.Status, status[a.ID])
@@ -526,7 +528,7 @@ func testEachApproval(t *testing.T, s *Store, c *clock) {
 
 	stop := errors.New("stop")
 	calls = 0
-	err := s.EachApproval(ctx, 48*time.Hour, func(Approval) error {
+	err := s.EachApproval(ctx, 48*time.Hour, func(domain.Approval) error {
 		calls++
 		if calls == 2 {
 			return stop
@@ -572,19 +574,19 @@ func testPendingApproval(t *testing.T, s *Store, c *clock) {
 		{"older pending when the newest is denied", func(t *testing.T, res string) string {
 			older := request(t, s, a, action, res, c.Now().Add(time.Hour))
 			c.Add(time.Second)
-			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, ApprovalDenied)
+			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, domain.ApprovalDenied)
 			return older.ID
 		}},
 		{"denied only", func(t *testing.T, res string) string {
-			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, ApprovalDenied)
+			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, domain.ApprovalDenied)
 			return ""
 		}},
 		{"approved is not pending", func(t *testing.T, res string) string {
-			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, ApprovalApproved)
+			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, domain.ApprovalApproved)
 			return ""
 		}},
 		{"used is not pending", func(t *testing.T, res string) string {
-			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, ApprovalUsed)
+			settle(t, s, request(t, s, a, action, res, c.Now().Add(time.Hour)).ID, domain.ApprovalUsed)
 			return ""
 		}},
 		{"expired at its expiry", func(t *testing.T, res string) string {
@@ -626,7 +628,7 @@ func testPendingApproval(t *testing.T, s *Store, c *clock) {
 				if err != nil || got.ID != want {
 					t.Fatalf("PendingApproval(%s, %s, %s) = %q, %v; want %q", a.ID, action, res, got.ID, err, want)
 				}
-				if got.Status != ApprovalPending || got.AgentID != a.ID || got.Action != action || got.Resource != res {
+				if got.Status != domain.ApprovalPending || got.AgentID != a.ID || got.Action != action || got.Resource != res {
 					t.Errorf("PendingApproval(%s, %s, %s) = %s; want a pending request for exactly that", a.ID, action, res, js(t, got))
 				}
 			}
@@ -649,7 +651,7 @@ func testPruneRateEvents(t *testing.T, s *Store, c *clock) {
 		for _, k := range keys {
 			rates = append(rates, RateEvent{AgentID: agent, PermKey: k, Resource: resource, Limit: 1000})
 		}
-		e := AuditEntry{AgentID: agent, Action: "call", Resource: resource, Result: ResultAllowed, Code: "allowed", Reason: "ok"}
+		e := domain.AuditEntry{AgentID: agent, Action: "call", Resource: resource, Result: domain.ResultAllowed, Code: "allowed", Reason: "ok"}
 		if _, err := s.InsertAudit(ctx, e, Consumption{Rates: rates}); err != nil {
 			t.Fatalf("InsertAudit(%s, %s, %v) = %v", agent, resource, keys, err)
 		}

@@ -7,61 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kavach-dev/kavach/domain"
 )
-
-// Link is one step of a delegation chain: a permission of a delegation.
-type Link struct {
-	DelegationID string `json:"delegationId"`
-	Index        int    `json:"index"`
-}
-
-// Grant is a permission given by a delegation. Inherited holds the
-// constraints of the delegated permissions that covered it up the chain (a
-// snapshot; the root delegator's own permission applies live). Chain lists
-// the links it hangs from, root first. CoveredBy is the key of the
-// permission it was cut from.
-type Grant struct {
-	Resource    string         `json:"resource"`
-	Actions     []string       `json:"actions"`
-	Constraints map[string]any `json:"constraints,omitempty"`
-	Inherited   []Inherited    `json:"inherited,omitempty"`
-	Chain       []Link         `json:"chain"`
-	CoveredBy   string         `json:"coveredBy"`
-}
-
-// Inherited is a constraint set a delegated permission carries from the
-// chain, with the key its rate limit counts under.
-type Inherited struct {
-	Key         string         `json:"key"`
-	Constraints map[string]any `json:"constraints"`
-}
-
-// Delegation passes permissions from one agent to another.
-type Delegation struct {
-	ID          string     `json:"id"`
-	FromAgent   string     `json:"fromAgent"`
-	ToAgent     string     `json:"toAgent"`
-	Permissions []Grant    `json:"permissions"`
-	Depth       int        `json:"depth"`
-	MaxDepth    int        `json:"maxDepth"`
-	Status      string     `json:"status"`
-	ExpiresAt   time.Time  `json:"expiresAt"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
-}
 
 const delegationColumns = `id, from_agent, to_agent, permissions, depth, max_depth, status, expires_at, created_at, revoked_at`
 
 // CreateDelegation stores a delegation between two existing agents.
-func (s *Store) CreateDelegation(ctx context.Context, d Delegation) (Delegation, error) {
+func (s *Store) CreateDelegation(ctx context.Context, d domain.Delegation) (domain.Delegation, error) {
 	now := s.now()
 	d.ID = s.ids.next("dlg_", now)
-	d.Status = StatusActive
+	d.Status = domain.StatusActive
 	d.CreatedAt = now.UTC().Truncate(time.Millisecond)
 	d.ExpiresAt = d.ExpiresAt.UTC().Truncate(time.Millisecond)
 	perms, err := json.Marshal(d.Permissions)
 	if err != nil {
-		return Delegation{}, fmt.Errorf("encode grants: %w", err)
+		return domain.Delegation{}, fmt.Errorf("encode grants: %w", err)
 	}
 	err = s.withTx(ctx, func(tx *txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
@@ -80,31 +41,31 @@ func (s *Store) CreateDelegation(ctx context.Context, d Delegation) (Delegation,
 		return s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
 	})
 	if err != nil {
-		return Delegation{}, err
+		return domain.Delegation{}, err
 	}
 	return d, nil
 }
 
 // GetDelegation returns one delegation, or ErrNotFound.
-func (s *Store) GetDelegation(ctx context.Context, id string) (Delegation, error) {
+func (s *Store) GetDelegation(ctx context.Context, id string) (domain.Delegation, error) {
 	return s.getDelegation(ctx, s.r, id)
 }
 
-func (s *Store) getDelegation(ctx context.Context, q querier, id string) (Delegation, error) {
+func (s *Store) getDelegation(ctx context.Context, q querier, id string) (domain.Delegation, error) {
 	d, err := s.scanDelegation(q.QueryRowContext(ctx, `SELECT `+delegationColumns+` FROM delegations WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Delegation{}, fmt.Errorf("delegation %q: %w", id, ErrNotFound)
+		return domain.Delegation{}, fmt.Errorf("delegation %q: %w", id, ErrNotFound)
 	}
 	return d, err
 }
 
 // ListDelegations returns the delegations from or to an agent, oldest first.
-func (s *Store) ListDelegations(ctx context.Context, agentID string) ([]Delegation, error) {
+func (s *Store) ListDelegations(ctx context.Context, agentID string) ([]domain.Delegation, error) {
 	return s.queryDelegations(ctx, `WHERE from_agent = ? OR to_agent = ?`, agentID, agentID)
 }
 
 // EachDelegation calls fn for every delegation.
-func (s *Store) EachDelegation(ctx context.Context, fn func(Delegation) error) error {
+func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error {
 	ds, err := s.queryDelegations(ctx, "")
 	if err != nil {
 		return err
@@ -117,13 +78,13 @@ func (s *Store) EachDelegation(ctx context.Context, fn func(Delegation) error) e
 	return nil
 }
 
-func (s *Store) queryDelegations(ctx context.Context, where string, args ...any) ([]Delegation, error) {
+func (s *Store) queryDelegations(ctx context.Context, where string, args ...any) ([]domain.Delegation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list delegations: %w", err)
 	}
 	defer rows.Close()
-	out := []Delegation{}
+	out := []domain.Delegation{}
 	for rows.Next() {
 		d, err := s.scanDelegation(rows)
 		if err != nil {
@@ -138,8 +99,8 @@ func (s *Store) queryDelegations(ctx context.Context, where string, args ...any)
 }
 
 // RevokeDelegation marks a delegation revoked; repeating it changes nothing.
-func (s *Store) RevokeDelegation(ctx context.Context, id string) (Delegation, error) {
-	var out Delegation
+func (s *Store) RevokeDelegation(ctx context.Context, id string) (domain.Delegation, error) {
+	var out domain.Delegation
 	err := s.withTx(ctx, func(tx *txn) error {
 		now := toMillis(s.now())
 		res, err := tx.ExecContext(ctx, `UPDATE delegations SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'`, now, id)
@@ -155,31 +116,31 @@ func (s *Store) RevokeDelegation(ctx context.Context, id string) (Delegation, er
 				return err
 			}
 			return s.insertEvent(ctx, tx, Event{Action: "delegation.revoke", Target: id, AgentID: out.ToAgent,
-				Reason: "delegation revoked", Changes: map[string]any{"before": map[string]any{"status": StatusActive},
-					"after": map[string]any{"status": StatusRevoked}}})
+				Reason: "delegation revoked", Changes: map[string]any{"before": map[string]any{"status": domain.StatusActive},
+					"after": map[string]any{"status": domain.StatusRevoked}}})
 		}
 		return nil
 	})
 	return out, err
 }
 
-func (s *Store) scanDelegation(row scanner) (Delegation, error) {
-	var d Delegation
+func (s *Store) scanDelegation(row scanner) (domain.Delegation, error) {
+	var d domain.Delegation
 	var perms string
 	var expires, created int64
 	var revoked sql.NullInt64
 	if err := row.Scan(&d.ID, &d.FromAgent, &d.ToAgent, &perms, &d.Depth, &d.MaxDepth, &d.Status, &expires, &created, &revoked); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return Delegation{}, err
+			return domain.Delegation{}, err
 		}
-		return Delegation{}, fmt.Errorf("read delegation: %w", err)
+		return domain.Delegation{}, fmt.Errorf("read delegation: %w", err)
 	}
 	if err := json.Unmarshal([]byte(perms), &d.Permissions); err != nil {
-		return Delegation{}, fmt.Errorf("decode grants of %s: %w", d.ID, err)
+		return domain.Delegation{}, fmt.Errorf("decode grants of %s: %w", d.ID, err)
 	}
 	d.ExpiresAt, d.CreatedAt, d.RevokedAt = fromMillis(expires), fromMillis(created), timePtr(revoked)
-	if d.Status == StatusActive && !s.now().Before(d.ExpiresAt) {
-		d.Status = StatusExpired
+	if d.Status == domain.StatusActive && !s.now().Before(d.ExpiresAt) {
+		d.Status = domain.StatusExpired
 	}
 	return d, nil
 }

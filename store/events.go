@@ -6,51 +6,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-)
 
-// Kinds of audit row.
-const (
-	// KindDecision is a decision of POST /v1/authorize.
-	KindDecision = "decision"
-	// KindEvent is a change of state (agent.create, key.revoke, …) or a
-	// refused API call (api.refused).
-	KindEvent = "event"
+	"github.com/kavach-dev/kavach/domain"
 )
-
-// Actor types: who made a call.
-const (
-	ActorKey       = "key"       // an API key (key_…)
-	ActorAdminEnv  = "admin_env" // KAVACH_ADMIN_KEY
-	ActorAgent     = "agent"     // an agent's own token or an MCP access token
-	ActorAnonymous = "anonymous" // no credential
-	ActorSystem    = "system"    // the sidecar itself (start-up, file watchers)
-)
-
-// Actor is the authenticated caller behind an audit row. OnBehalfOf is a
-// user ID the caller vouched for (an approver acting for a human); it is
-// recorded beside the credential, never instead of it.
-type Actor struct {
-	Type       string `json:"type"`
-	ID         string `json:"id,omitempty"`
-	Name       string `json:"name,omitempty"`
-	OnBehalfOf string `json:"onBehalfOf,omitempty"`
-}
 
 type actorKey struct{}
 
 // WithActor returns ctx carrying the caller, which every write records in
 // the audit event it commits with the change.
-func WithActor(ctx context.Context, a Actor) context.Context {
+func WithActor(ctx context.Context, a domain.Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
 // ActorFrom returns the caller ctx carries; a write without one is the
 // sidecar's own (ActorSystem).
-func ActorFrom(ctx context.Context) Actor {
-	if a, ok := ctx.Value(actorKey{}).(Actor); ok {
+func ActorFrom(ctx context.Context) domain.Actor {
+	if a, ok := ctx.Value(actorKey{}).(domain.Actor); ok {
 		return a
 	}
-	return Actor{Type: ActorSystem}
+	return domain.Actor{Type: domain.ActorSystem}
 }
 
 // Event is a change of state to audit: Action names it (agent.update),
@@ -77,20 +51,20 @@ func (s *Store) insertEvent(ctx context.Context, tx *txn, e Event) error {
 	return insertAuditRow(ctx, tx, row)
 }
 
-func (s *Store) eventRow(ctx context.Context, e Event) (AuditEntry, error) {
+func (s *Store) eventRow(ctx context.Context, e Event) (domain.AuditEntry, error) {
 	now := s.now()
-	row := AuditEntry{
-		ID: s.ids.next("aud_", now), Timestamp: now.UTC().Truncate(time.Millisecond), Kind: KindEvent,
+	row := domain.AuditEntry{
+		ID: s.ids.next("aud_", now), Timestamp: now.UTC().Truncate(time.Millisecond), Kind: domain.KindEvent,
 		AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action, Resource: e.Target,
 		Result: e.Result, Code: e.Code, Reason: e.Reason, Actor: ActorFrom(ctx),
 	}
 	if row.Result == "" {
-		row.Result, row.Code = ResultAllowed, "ok"
+		row.Result, row.Code = domain.ResultAllowed, "ok"
 	}
 	if e.Changes != nil {
 		b, err := json.Marshal(e.Changes)
 		if err != nil {
-			return AuditEntry{}, fmt.Errorf("encode audit changes: %w", err)
+			return domain.AuditEntry{}, fmt.Errorf("encode audit changes: %w", err)
 		}
 		row.Changes = b
 	}
@@ -99,10 +73,10 @@ func (s *Store) eventRow(ctx context.Context, e Event) (AuditEntry, error) {
 
 // RecordEvent commits one event on its own: for changes that live outside
 // the database (an extension reload) and for refused calls.
-func (s *Store) RecordEvent(ctx context.Context, e Event) (AuditEntry, error) {
+func (s *Store) RecordEvent(ctx context.Context, e Event) (domain.AuditEntry, error) {
 	row, err := s.eventRow(ctx, e)
 	if err != nil {
-		return AuditEntry{}, err
+		return domain.AuditEntry{}, err
 	}
 	err = s.withTx(ctx, func(tx *txn) error { return insertAuditRow(ctx, tx, row) })
 	return row, err
@@ -114,15 +88,15 @@ type execer interface {
 
 const auditInsert = `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func insertAuditRow(ctx context.Context, x execer, e AuditEntry) error {
-	if _, err := x.ExecContext(ctx, auditInsert, e.args()...); err != nil {
+func insertAuditRow(ctx context.Context, x execer, e domain.AuditEntry) error {
+	if _, err := x.ExecContext(ctx, auditInsert, auditArgs(e)...); err != nil {
 		return fmt.Errorf("insert audit row: %w", err)
 	}
 	return nil
 }
 
-// args are e's values in auditColumns order.
-func (e AuditEntry) args() []any {
+// auditArgs are e's values in auditColumns order.
+func auditArgs(e domain.AuditEntry) []any {
 	var args, changes sql.NullString
 	if len(e.Arguments) > 0 {
 		args = sql.NullString{String: string(e.Arguments), Valid: true}
@@ -132,7 +106,7 @@ func (e AuditEntry) args() []any {
 	}
 	kind := e.Kind
 	if kind == "" {
-		kind = KindDecision
+		kind = domain.KindDecision
 	}
 	return []any{e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
 		e.DurationUS, toMillis(e.Timestamp), e.ApprovalID, kind, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.OnBehalfOf, changes}

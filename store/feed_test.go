@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kavach-dev/kavach/internal/pgtest"
@@ -45,7 +47,7 @@ func TestEveryWriteFeedsTheChangeFeed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := s.CreateAgent(ctx, newAgent("u", "h1", Permission{Resource: "*", Actions: []string{"*"}}), 0)
+		a, err := s.CreateAgent(ctx, newAgent("u", "h1", domain.Permission{Resource: "*", Actions: []string{"*"}}), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,25 +55,25 @@ func TestEveryWriteFeedsTheChangeFeed(t *testing.T) {
 		name := "x"
 		_, _ = s.UpdateAgent(ctx, a.ID, AgentUpdate{Name: &name})
 		_, _ = s.RotateToken(ctx, a.ID, "h3")
-		d, err := s.CreateDelegation(ctx, Delegation{FromAgent: a.ID, ToAgent: b.ID, Depth: 1, MaxDepth: 1,
-			ExpiresAt: c.Now().Add(time.Hour), Permissions: []Grant{{Resource: "x", Actions: []string{"r"}}}})
+		d, err := s.CreateDelegation(ctx, domain.Delegation{FromAgent: a.ID, ToAgent: b.ID, Depth: 1, MaxDepth: 1,
+			ExpiresAt: c.Now().Add(time.Hour), Permissions: []domain.Grant{{Resource: "x", Actions: []string{"r"}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, _ = s.RevokeDelegation(ctx, d.ID)
 		_, _ = s.RevokeDelegation(ctx, d.ID) // no change: already revoked
-		ap, err := s.CreateApproval(ctx, Approval{AgentID: a.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: c.Now().Add(time.Hour)})
+		ap, err := s.CreateApproval(ctx, domain.Approval{AgentID: a.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: c.Now().Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ResolveApproval(ctx, ap.ID, ApprovalApproved, ""); err != nil {
+		if _, err := s.ResolveApproval(ctx, ap.ID, domain.ApprovalApproved, ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.InsertAudit(ctx, AuditEntry{AgentID: a.ID, Action: "r", Resource: "x", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+		if _, err := s.InsertAudit(ctx, domain.AuditEntry{AgentID: a.ID, Action: "r", Resource: "x", Result: domain.ResultAllowed, Code: "allowed", Reason: "r"},
 			Consumption{ApprovalID: ap.ID}); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = s.InsertAudit(ctx, AuditEntry{Action: "r", Resource: "x", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{}) // no change
+		_, _ = s.InsertAudit(ctx, domain.AuditEntry{Action: "r", Resource: "x", Result: domain.ResultDenied, Code: "c", Reason: "r"}, Consumption{}) // no change
 		_, _ = s.RevokeAgent(ctx, b.ID)
 
 		changes, err := s.ChangesSince(ctx, start, 100)
@@ -118,7 +120,7 @@ func TestRateLimitIsExactAcrossReplicas(t *testing.T) {
 					s = b
 				}
 				wg.Go(func() {
-					_, err := s.InsertAudit(context.Background(), AuditEntry{AgentID: "agt_x", Action: "call", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+					_, err := s.InsertAudit(context.Background(), domain.AuditEntry{AgentID: "agt_x", Action: "call", Resource: "r", Result: domain.ResultAllowed, Code: "allowed", Reason: "r"},
 						Consumption{Rates: []RateEvent{{AgentID: "agt_x", PermKey: "k", Resource: "r", Limit: 10}}})
 					switch {
 					case err == nil:
@@ -155,11 +157,11 @@ func TestApprovalIsUsedOnceAcrossReplicas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ap, _ := a.CreateApproval(ctx, Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: time.Now().Add(time.Hour)})
-			if _, err := b.ResolveApproval(ctx, ap.ID, ApprovalApproved, ""); err != nil {
+			ap, _ := a.CreateApproval(ctx, domain.Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: time.Now().Add(time.Hour)})
+			if _, err := b.ResolveApproval(ctx, ap.ID, domain.ApprovalApproved, ""); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.ResolveApproval(ctx, ap.ID, ApprovalDenied, ""); !errors.Is(err, ErrConflict) {
+			if _, err := a.ResolveApproval(ctx, ap.ID, domain.ApprovalDenied, ""); !errors.Is(err, ErrConflict) {
 				t.Errorf("resolving twice = %v; want ErrConflict", err)
 			}
 			var used atomic.Int32
@@ -170,7 +172,7 @@ func TestApprovalIsUsedOnceAcrossReplicas(t *testing.T) {
 					s = b
 				}
 				wg.Go(func() {
-					_, err := s.InsertAudit(context.Background(), AuditEntry{AgentID: ag.ID, Action: "r", Resource: "x", Result: ResultAllowed, Code: "allowed", Reason: "r"},
+					_, err := s.InsertAudit(context.Background(), domain.AuditEntry{AgentID: ag.ID, Action: "r", Resource: "x", Result: domain.ResultAllowed, Code: "allowed", Reason: "r"},
 						Consumption{ApprovalID: ap.ID})
 					if err == nil {
 						used.Add(1)
@@ -247,11 +249,11 @@ func TestConcurrentResolveHasOneWinner(t *testing.T) {
 				t.Fatal(err)
 			}
 			for round := range 20 {
-				ap, _ := a.CreateApproval(ctx, Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: fmt.Sprint("x", round), ExpiresAt: time.Now().Add(time.Hour)})
+				ap, _ := a.CreateApproval(ctx, domain.Approval{AgentID: ag.ID, OwnerID: "u", Action: "r", Resource: fmt.Sprint("x", round), ExpiresAt: time.Now().Add(time.Hour)})
 				var wins atomic.Int32
 				var wg sync.WaitGroup
 				for i, s := range []*Store{a, b} {
-					status := []string{ApprovalApproved, ApprovalDenied}[i]
+					status := []string{domain.ApprovalApproved, domain.ApprovalDenied}[i]
 					wg.Go(func() {
 						_, err := s.ResolveApproval(context.Background(), ap.ID, status, "")
 						if err == nil {
@@ -325,7 +327,7 @@ func TestCloseDrainsTheAuditQueue(t *testing.T) {
 				inLoop := sync.OnceFunc(looping.Done)
 				defer inLoop()
 				for {
-					if _, err := s.InsertAudit(context.Background(), AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{}); err != nil {
+					if _, err := s.InsertAudit(context.Background(), domain.AuditEntry{Action: "a", Resource: "r", Result: domain.ResultDenied, Code: "c", Reason: "r"}, Consumption{}); err != nil {
 						return
 					}
 					acked.Add(1)
@@ -360,7 +362,7 @@ func TestCloseDrainsTheAuditQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		_ = r.ExportAudit(t.Context(), AuditFilter{}, func(AuditEntry) error { n++; return nil })
+		_ = r.ExportAudit(t.Context(), AuditFilter{}, func(domain.AuditEntry) error { n++; return nil })
 		_ = r.Close()
 		if n < int(acked.Load()) {
 			t.Fatalf("round %d: %d rows acknowledged, %d on disk", round, acked.Load(), n)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // Group commit: concurrent decisions' audit rows share one transaction and
@@ -39,7 +41,7 @@ type AuditStats struct {
 }
 
 type auditReq struct {
-	e   AuditEntry
+	e   domain.AuditEntry
 	err chan error
 }
 
@@ -230,7 +232,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 	err := b.s.withTx(ctx, func(tx *txn) error {
 		keys := make([]string, 0, 2)
 		for _, r := range batch {
-			if r.e.Actor.Type == ActorKey && !slices.Contains(keys, r.e.Actor.ID) {
+			if r.e.Actor.Type == domain.ActorKey && !slices.Contains(keys, r.e.Actor.ID) {
 				keys = append(keys, r.e.Actor.ID)
 			}
 		}
@@ -242,14 +244,14 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		stmt := tx.StmtContext(ctx, b.insert)
 		defer stmt.Close()
 		for _, r := range batch {
-			if r.e.Actor.Type == ActorKey && revoked[r.e.Actor.ID] {
+			if r.e.Actor.Type == domain.ActorKey && revoked[r.e.Actor.ID] {
 				if refused == nil {
 					refused = map[*auditReq]error{}
 				}
 				refused[r] = fmt.Errorf("API key %s: %w", r.e.Actor.ID, ErrKeyRevoked)
 				continue
 			}
-			if _, err := stmt.ExecContext(ctx, r.e.args()...); err != nil {
+			if _, err := stmt.ExecContext(ctx, auditArgs(r.e)...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // ChangeKey is the change-feed kind of an API key, so every replica drops
@@ -16,27 +18,12 @@ const ChangeKey = "key"
 // lockKeys serialises key bootstrap across replicas (PostgreSQL).
 const lockKeys = 7400003
 
-// APIKey is a credential for the app or an operator. Hash is the SHA-256
-// (hex) of the secret, which is never stored. Status is derived when read:
-// active, revoked or expired.
-type APIKey struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Roles     []string   `json:"roles"`
-	Status    string     `json:"status"`
-	CreatedBy string     `json:"createdBy,omitempty"`
-	ExpiresAt *time.Time `json:"expiresAt"`
-	CreatedAt time.Time  `json:"createdAt"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
-	Hash      string     `json:"-"`
-}
-
 const keyColumns = `id, name, roles, key_hash, created_by, expires_at, created_at, revoked_at`
 
 // CreateKey stores a new key; its ID and creation time are set here and
 // the creator is the caller ctx carries.
-func (s *Store) CreateKey(ctx context.Context, k APIKey) (APIKey, error) {
-	var out APIKey
+func (s *Store) CreateKey(ctx context.Context, k domain.APIKey) (domain.APIKey, error) {
+	var out domain.APIKey
 	err := s.withTx(ctx, func(tx *txn) error {
 		var err error
 		out, err = s.insertKey(ctx, tx, k)
@@ -47,8 +34,8 @@ func (s *Store) CreateKey(ctx context.Context, k APIKey) (APIKey, error) {
 
 // BootstrapKey stores k only if the database holds no key at all, and
 // reports whether it did; replicas starting at once create one between them.
-func (s *Store) BootstrapKey(ctx context.Context, k APIKey) (APIKey, bool, error) {
-	var out APIKey
+func (s *Store) BootstrapKey(ctx context.Context, k domain.APIKey) (domain.APIKey, bool, error) {
+	var out domain.APIKey
 	created := false
 	err := s.withTx(ctx, func(tx *txn) error {
 		if s.pg {
@@ -71,7 +58,7 @@ func (s *Store) BootstrapKey(ctx context.Context, k APIKey) (APIKey, bool, error
 	return out, created, err
 }
 
-func (s *Store) insertKey(ctx context.Context, tx *txn, k APIKey) (APIKey, error) {
+func (s *Store) insertKey(ctx context.Context, tx *txn, k domain.APIKey) (domain.APIKey, error) {
 	now := s.now()
 	k.ID = s.ids.next("key_", now)
 	k.CreatedAt = now.UTC().Truncate(time.Millisecond)
@@ -83,55 +70,55 @@ func (s *Store) insertKey(ctx context.Context, tx *txn, k APIKey) (APIKey, error
 	if k.Roles == nil {
 		k.Roles = []string{}
 	}
-	k.Status = StatusActive
+	k.Status = domain.StatusActive
 	roles, err := json.Marshal(k.Roles)
 	if err != nil {
-		return APIKey{}, fmt.Errorf("encode roles: %w", err)
+		return domain.APIKey{}, fmt.Errorf("encode roles: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 		k.ID, k.Name, string(roles), k.Hash, k.CreatedBy, nullMillis(k.ExpiresAt), toMillis(k.CreatedAt))
 	if err != nil {
 		if isUniqueViolation(err) {
-			return APIKey{}, fmt.Errorf("insert key: %w", ErrConflict)
+			return domain.APIKey{}, fmt.Errorf("insert key: %w", ErrConflict)
 		}
-		return APIKey{}, fmt.Errorf("insert key: %w", err)
+		return domain.APIKey{}, fmt.Errorf("insert key: %w", err)
 	}
 	if err := s.insertEvent(ctx, tx, Event{Action: "key.create", Target: k.ID, Reason: "API key " + k.Name + " created",
 		Changes: map[string]any{"after": map[string]any{"name": k.Name, "roles": k.Roles, "expiresAt": k.ExpiresAt}}}); err != nil {
-		return APIKey{}, err
+		return domain.APIKey{}, err
 	}
 	if err := s.recordChange(ctx, tx, ChangeKey, k.ID); err != nil {
-		return APIKey{}, err
+		return domain.APIKey{}, err
 	}
 	return k, nil
 }
 
 // GetKey returns one key, or ErrNotFound.
-func (s *Store) GetKey(ctx context.Context, id string) (APIKey, error) {
+func (s *Store) GetKey(ctx context.Context, id string) (domain.APIKey, error) {
 	return s.getKey(ctx, s.r, `id = ?`, id)
 }
 
 // KeyByHash returns the key whose secret hashes to hash, or ErrNotFound.
-func (s *Store) KeyByHash(ctx context.Context, hash string) (APIKey, error) {
+func (s *Store) KeyByHash(ctx context.Context, hash string) (domain.APIKey, error) {
 	return s.getKey(ctx, s.r, `key_hash = ?`, hash)
 }
 
-func (s *Store) getKey(ctx context.Context, q querier, cond string, arg any) (APIKey, error) {
+func (s *Store) getKey(ctx context.Context, q querier, cond string, arg any) (domain.APIKey, error) {
 	k, err := s.scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+cond, arg))
 	if errors.Is(err, sql.ErrNoRows) {
-		return APIKey{}, fmt.Errorf("key: %w", ErrNotFound)
+		return domain.APIKey{}, fmt.Errorf("key: %w", ErrNotFound)
 	}
 	return k, err
 }
 
 // ListKeys returns every key, oldest first.
-func (s *Store) ListKeys(ctx context.Context) ([]APIKey, error) {
+func (s *Store) ListKeys(ctx context.Context) ([]domain.APIKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
 	defer rows.Close()
-	keys := []APIKey{}
+	keys := []domain.APIKey{}
 	for rows.Next() {
 		k, err := s.scanKey(rows)
 		if err != nil {
@@ -146,8 +133,8 @@ func (s *Store) ListKeys(ctx context.Context) ([]APIKey, error) {
 }
 
 // RevokeKey marks a key revoked, permanently; repeating it changes nothing.
-func (s *Store) RevokeKey(ctx context.Context, id string) (APIKey, error) {
-	var out APIKey
+func (s *Store) RevokeKey(ctx context.Context, id string) (domain.APIKey, error) {
+	var out domain.APIKey
 	err := s.withTx(ctx, func(tx *txn) error {
 		now := toMillis(s.now())
 		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, id)
@@ -161,7 +148,7 @@ func (s *Store) RevokeKey(ctx context.Context, id string) (APIKey, error) {
 			return nil
 		}
 		if err := s.insertEvent(ctx, tx, Event{Action: "key.revoke", Target: id, Reason: "API key " + out.Name + " revoked",
-			Changes: map[string]any{"before": map[string]any{"status": StatusActive}, "after": map[string]any{"status": StatusRevoked}}}); err != nil {
+			Changes: map[string]any{"before": map[string]any{"status": domain.StatusActive}, "after": map[string]any{"status": domain.StatusRevoked}}}); err != nil {
 			return err
 		}
 		return s.recordChange(ctx, tx, ChangeKey, id)
@@ -169,27 +156,27 @@ func (s *Store) RevokeKey(ctx context.Context, id string) (APIKey, error) {
 	return out, err
 }
 
-func (s *Store) scanKey(row scanner) (APIKey, error) {
-	var k APIKey
+func (s *Store) scanKey(row scanner) (domain.APIKey, error) {
+	var k domain.APIKey
 	var roles string
 	var expires, revoked sql.NullInt64
 	var created int64
 	if err := row.Scan(&k.ID, &k.Name, &roles, &k.Hash, &k.CreatedBy, &expires, &created, &revoked); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return APIKey{}, err
+			return domain.APIKey{}, err
 		}
-		return APIKey{}, fmt.Errorf("read key: %w", err)
+		return domain.APIKey{}, fmt.Errorf("read key: %w", err)
 	}
 	if err := json.Unmarshal([]byte(roles), &k.Roles); err != nil {
-		return APIKey{}, fmt.Errorf("decode roles of %s: %w", k.ID, err)
+		return domain.APIKey{}, fmt.Errorf("decode roles of %s: %w", k.ID, err)
 	}
 	k.ExpiresAt, k.RevokedAt, k.CreatedAt = timePtr(expires), timePtr(revoked), fromMillis(created)
-	k.Status = StatusActive
+	k.Status = domain.StatusActive
 	switch {
 	case k.RevokedAt != nil:
-		k.Status = StatusRevoked
+		k.Status = domain.StatusRevoked
 	case k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt):
-		k.Status = StatusExpired
+		k.Status = domain.StatusExpired
 	}
 	return k, nil
 }

@@ -9,21 +9,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
 func TestKeysContract(t *testing.T) {
 	backends(t, func(t *testing.T, s *Store, c *clock) {
-		ctx := WithActor(t.Context(), Actor{Type: ActorAdminEnv, ID: "KAVACH_ADMIN_KEY"})
+		ctx := WithActor(t.Context(), domain.Actor{Type: domain.ActorAdminEnv, ID: "KAVACH_ADMIN_KEY"})
 		exp := c.Now().Add(time.Hour)
-		k, err := s.CreateKey(ctx, APIKey{Name: "app", Roles: []string{"decider"}, Hash: "h1", ExpiresAt: &exp})
+		k, err := s.CreateKey(ctx, domain.APIKey{Name: "app", Roles: []string{"decider"}, Hash: "h1", ExpiresAt: &exp})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k.CreatedBy != "KAVACH_ADMIN_KEY" || k.Status != StatusActive {
+		if k.CreatedBy != "KAVACH_ADMIN_KEY" || k.Status != domain.StatusActive {
 			t.Errorf("CreateKey = %+v; want createdBy the actor, active", k)
 		}
-		if _, err := s.CreateKey(ctx, APIKey{Name: "dup", Roles: []string{"admin"}, Hash: "h1"}); !errors.Is(err, ErrConflict) {
+		if _, err := s.CreateKey(ctx, domain.APIKey{Name: "dup", Roles: []string{"admin"}, Hash: "h1"}); !errors.Is(err, ErrConflict) {
 			t.Errorf("CreateKey with a hash taken = %v; want ErrConflict", err)
 		}
 		got, err := s.KeyByHash(t.Context(), "h1")
@@ -34,11 +36,11 @@ func TestKeysContract(t *testing.T) {
 			t.Errorf("KeyByHash(unknown) = %v; want ErrNotFound", err)
 		}
 		c.Add(time.Hour)
-		if got, _ := s.GetKey(t.Context(), k.ID); got.Status != StatusExpired {
+		if got, _ := s.GetKey(t.Context(), k.ID); got.Status != domain.StatusExpired {
 			t.Errorf("status past expiry = %s; want expired", got.Status)
 		}
 		revoked, err := s.RevokeKey(ctx, k.ID)
-		if err != nil || revoked.Status != StatusRevoked || revoked.RevokedAt == nil {
+		if err != nil || revoked.Status != domain.StatusRevoked || revoked.RevokedAt == nil {
 			t.Errorf("RevokeKey = %+v, %v; want revoked", revoked, err)
 		}
 		if _, err := s.RevokeKey(ctx, k.ID); err != nil {
@@ -47,15 +49,15 @@ func TestKeysContract(t *testing.T) {
 		if _, err := s.RevokeKey(ctx, "key_nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("RevokeKey(unknown) = %v; want ErrNotFound", err)
 		}
-		var events []AuditEntry
-		_ = s.ExportAudit(t.Context(), AuditFilter{Kind: KindEvent}, func(e AuditEntry) error { events = append(events, e); return nil })
+		var events []domain.AuditEntry
+		_ = s.ExportAudit(t.Context(), AuditFilter{Kind: domain.KindEvent}, func(e domain.AuditEntry) error { events = append(events, e); return nil })
 		if len(events) != 2 || events[0].Action != "key.create" || events[1].Action != "key.revoke" || events[1].Actor.ID != "KAVACH_ADMIN_KEY" {
 			t.Errorf("events = %+v; want key.create and one key.revoke, by the actor", events)
 		}
 		// A decision asked with the revoked key commits nothing, through the
 		// group commit or with a consumption.
-		row := AuditEntry{AgentID: "agt_x", Action: "read", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r",
-			Actor: Actor{Type: ActorKey, ID: k.ID}}
+		row := domain.AuditEntry{AgentID: "agt_x", Action: "read", Resource: "r", Result: domain.ResultAllowed, Code: "allowed", Reason: "r",
+			Actor: domain.Actor{Type: domain.ActorKey, ID: k.ID}}
 		if _, err := s.InsertAudit(t.Context(), row, Consumption{}); !errors.Is(err, ErrKeyRevoked) {
 			t.Errorf("InsertAudit with a revoked key = %v; want ErrKeyRevoked", err)
 		}
@@ -63,7 +65,7 @@ func TestKeysContract(t *testing.T) {
 			t.Errorf("InsertAudit with a revoked key and a rate = %v; want ErrKeyRevoked", err)
 		}
 		n := 0
-		_ = s.ExportAudit(t.Context(), AuditFilter{Kind: KindDecision}, func(AuditEntry) error { n++; return nil })
+		_ = s.ExportAudit(t.Context(), AuditFilter{Kind: domain.KindDecision}, func(domain.AuditEntry) error { n++; return nil })
 		if n != 0 {
 			t.Errorf("decision rows = %d; want 0", n)
 		}
@@ -92,7 +94,7 @@ func TestBootstrapKeyOnceAcrossStores(t *testing.T) {
 			created := make([]bool, len(stores))
 			for i, s := range stores {
 				wg.Go(func() {
-					_, ok, err := s.BootstrapKey(t.Context(), APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: "boot" + string(rune('a'+i))})
+					_, ok, err := s.BootstrapKey(t.Context(), domain.APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: "boot" + string(rune('a'+i))})
 					if err != nil {
 						t.Error(err)
 					}
@@ -160,11 +162,11 @@ func TestUpgradeFromSchema4(t *testing.T) {
 			if v, _ := s.SchemaVersion(t.Context()); v != ms[len(ms)-1].version {
 				t.Errorf("schema version = %d; want %d", v, ms[len(ms)-1].version)
 			}
-			page, _, err := s.QueryAudit(t.Context(), AuditFilter{Kind: KindDecision, Limit: 10})
+			page, _, err := s.QueryAudit(t.Context(), AuditFilter{Kind: domain.KindDecision, Limit: 10})
 			if err != nil || len(page) != 1 || page[0].ID != "aud_old" {
 				t.Errorf("old rows as decisions = %+v, %v; want aud_old", page, err)
 			}
-			if _, err := s.CreateKey(t.Context(), APIKey{Name: "k", Roles: []string{"admin"}, Hash: "h"}); err != nil {
+			if _, err := s.CreateKey(t.Context(), domain.APIKey{Name: "k", Roles: []string{"admin"}, Hash: "h"}); err != nil {
 				t.Fatal(err)
 			}
 			changes, err := s.ChangesSince(t.Context(), 0, 10)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -53,8 +55,8 @@ func backends(t *testing.T, fn func(t *testing.T, s *Store, c *clock)) {
 	}
 }
 
-func newAgent(owner, hash string, perms ...Permission) Agent {
-	return Agent{OwnerID: owner, Name: "agent-" + hash, Type: "autonomous", TokenHash: hash, Permissions: perms}
+func newAgent(owner, hash string, perms ...domain.Permission) domain.Agent {
+	return domain.Agent{OwnerID: owner, Name: "agent-" + hash, Type: "autonomous", TokenHash: hash, Permissions: perms}
 }
 
 func TestMigrationsAreIdempotentAndUseWAL(t *testing.T) {
@@ -120,9 +122,9 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 func TestAgentLifecycle(t *testing.T) {
 	backends(t, func(t *testing.T, s *Store, c *clock) {
 		ctx := t.Context()
-		perms := []Permission{
+		perms := []domain.Permission{
 			{Resource: "mcp:github:*", Actions: []string{"read"}},
-			{Resource: "mcp:deploy:production", Actions: []string{"execute"}, Constraints: map[string]any{"requireApproval": true}},
+			{Resource: "mcp:deploy:production", Actions: []string{"execute"}, Constraints: domain.Constraints{RequireApproval: &yes}},
 		}
 		a := newAgent("user-1", "h1", perms...)
 		a.Metadata = map[string]any{"team": "infra"}
@@ -134,14 +136,14 @@ func TestAgentLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != StatusActive || got.TokenHash != "h1" || got.Metadata["team"] != "infra" ||
-			len(got.Permissions) != 2 || got.Permissions[1].Constraints["requireApproval"] != true ||
+		if got.Status != domain.StatusActive || got.TokenHash != "h1" || got.Metadata["team"] != "infra" ||
+			len(got.Permissions) != 2 || got.Permissions[1].Constraints.Map()["requireApproval"] != true ||
 			!slices.Equal(got.Permissions[0].Actions, []string{"read"}) {
 			t.Fatalf("GetAgent = %+v; want the created agent", got)
 		}
 
 		name := "renamed"
-		newPerms := []Permission{{Resource: "*", Actions: []string{"read"}}}
+		newPerms := []domain.Permission{{Resource: "*", Actions: []string{"read"}}}
 		exp := c.Now().Add(time.Hour)
 		upd, err := s.UpdateAgent(ctx, created.ID, AgentUpdate{Name: &name, Permissions: &newPerms, ExpiresAt: &exp})
 		if err != nil {
@@ -160,7 +162,7 @@ func TestAgentLifecycle(t *testing.T) {
 			t.Fatalf("RotateToken = %+v, %v", rot, err)
 		}
 		rev, err := s.RevokeAgent(ctx, created.ID)
-		if err != nil || rev.Status != StatusRevoked || rev.RevokedAt == nil {
+		if err != nil || rev.Status != domain.StatusRevoked || rev.RevokedAt == nil {
 			t.Fatalf("RevokeAgent = %+v, %v", rev, err)
 		}
 		again, err := s.RevokeAgent(ctx, created.ID)
@@ -189,10 +191,10 @@ func TestAgentLifecycle(t *testing.T) {
 func TestDuplicateTokenHashIsAConflictAndWritesNothing(t *testing.T) {
 	backends(t, func(t *testing.T, s *Store, _ *clock) {
 		ctx := t.Context()
-		if _, err := s.CreateAgent(ctx, newAgent("u", "same", Permission{Resource: "a", Actions: []string{"r"}}), 0); err != nil {
+		if _, err := s.CreateAgent(ctx, newAgent("u", "same", domain.Permission{Resource: "a", Actions: []string{"r"}}), 0); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.CreateAgent(ctx, newAgent("u", "same", Permission{Resource: "b", Actions: []string{"r"}}), 0)
+		_, err := s.CreateAgent(ctx, newAgent("u", "same", domain.Permission{Resource: "b", Actions: []string{"r"}}), 0)
 		if !errors.Is(err, ErrConflict) {
 			t.Fatalf("CreateAgent(duplicate hash) = %v; want ErrConflict", err)
 		}
@@ -235,7 +237,7 @@ func TestMaxActiveCountsActiveAgentsOnly(t *testing.T) {
 		if _, err := s.CreateAgent(ctx, newAgent("owner", "h6"), 3); err != nil {
 			t.Fatalf("CreateAgent after an expiry = %v; want a free slot", err)
 		}
-		for status, want := range map[string]int{StatusActive: 3, StatusRevoked: 1, StatusExpired: 1, "": 5} {
+		for status, want := range map[string]int{domain.StatusActive: 3, domain.StatusRevoked: 1, domain.StatusExpired: 1, "": 5} {
 			got, err := s.ListAgents(ctx, AgentFilter{OwnerID: "owner", Status: status})
 			if err != nil || len(got) != want {
 				t.Errorf("ListAgents(owner, %q) = %d agents, %v; want %d", status, len(got), err, want)
@@ -254,9 +256,9 @@ func TestEachAgentStreamsAllWithPermissions(t *testing.T) {
 		ctx := t.Context()
 		want := map[string]int{}
 		for i := range 50 {
-			var perms []Permission
+			var perms []domain.Permission
 			for j := range i % 4 {
-				perms = append(perms, Permission{Resource: fmt.Sprintf("r:%d", j), Actions: []string{"a"}})
+				perms = append(perms, domain.Permission{Resource: fmt.Sprintf("r:%d", j), Actions: []string{"a"}})
 			}
 			a, err := s.CreateAgent(ctx, newAgent(fmt.Sprint("o", i), fmt.Sprint("h", i), perms...), 0)
 			if err != nil {
@@ -265,7 +267,7 @@ func TestEachAgentStreamsAllWithPermissions(t *testing.T) {
 			want[a.ID] = len(perms)
 		}
 		got := map[string]int{}
-		err := s.EachAgent(ctx, func(a Agent) error {
+		err := s.EachAgent(ctx, func(a domain.Agent) error {
 			got[a.ID] = len(a.Permissions)
 			for j, p := range a.Permissions {
 				if p.Resource != fmt.Sprintf("r:%d", j) {
@@ -327,10 +329,10 @@ func TestAuditQueryAndExport(t *testing.T) {
 		ctx := t.Context()
 		var ids []string
 		for i := range 25 {
-			e := AuditEntry{AgentID: fmt.Sprint("agt_", i%3), OwnerID: fmt.Sprint("user-", i%2), Action: "read",
-				Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "ok", DurationUS: int64(i)}
+			e := domain.AuditEntry{AgentID: fmt.Sprint("agt_", i%3), OwnerID: fmt.Sprint("user-", i%2), Action: "read",
+				Resource: "r", Result: domain.ResultAllowed, Code: "allowed", Reason: "ok", DurationUS: int64(i)}
 			if i%5 == 0 {
-				e.Result, e.Code = ResultDenied, "no_permission"
+				e.Result, e.Code = domain.ResultDenied, "no_permission"
 				e.Arguments = []byte(`{"path":"a,\"b\"\nc"}`)
 			}
 			got, err := s.InsertAudit(ctx, e, Consumption{})
@@ -371,8 +373,8 @@ func TestAuditQueryAndExport(t *testing.T) {
 		}{
 			{AuditFilter{AgentID: "agt_0"}, 9},
 			{AuditFilter{OwnerID: "user-1"}, 12},
-			{AuditFilter{Result: ResultDenied}, 5},
-			{AuditFilter{Result: ResultDenied, AgentID: "agt_0"}, 2},
+			{AuditFilter{Result: domain.ResultDenied}, 5},
+			{AuditFilter{Result: domain.ResultDenied, AgentID: "agt_0"}, 2},
 			{AuditFilter{Since: start.Add(10 * time.Second)}, 15},
 			{AuditFilter{Since: start.Add(10 * time.Second), Until: start.Add(12 * time.Second)}, 2},
 		} {
@@ -383,9 +385,9 @@ func TestAuditQueryAndExport(t *testing.T) {
 			}
 		}
 		var exported []string
-		err := s.ExportAudit(ctx, AuditFilter{Limit: 1}, func(e AuditEntry) error {
+		err := s.ExportAudit(ctx, AuditFilter{Limit: 1}, func(e domain.AuditEntry) error {
 			exported = append(exported, e.ID)
-			if e.Result == ResultDenied && string(e.Arguments) != `{"path":"a,\"b\"\nc"}` {
+			if e.Result == domain.ResultDenied && string(e.Arguments) != `{"path":"a,\"b\"\nc"}` {
 				t.Errorf("arguments = %s; want them back verbatim", e.Arguments)
 			}
 			return nil
@@ -394,7 +396,7 @@ func TestAuditQueryAndExport(t *testing.T) {
 			t.Errorf("ExportAudit = %d rows, %v; want all %d oldest first", len(exported), err, len(ids))
 		}
 		stop := errors.New("stop")
-		if err := s.ExportAudit(ctx, AuditFilter{}, func(AuditEntry) error { return stop }); !errors.Is(err, stop) {
+		if err := s.ExportAudit(ctx, AuditFilter{}, func(domain.AuditEntry) error { return stop }); !errors.Is(err, stop) {
 			t.Errorf("ExportAudit callback error = %v; want it returned", err)
 		}
 	})
@@ -407,7 +409,7 @@ func TestConcurrentAuditWritesAllCommit(t *testing.T) {
 		errs := make(chan error, 100)
 		for range 100 {
 			wg.Go(func() {
-				_, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{})
+				_, err := s.InsertAudit(ctx, domain.AuditEntry{Action: "a", Resource: "r", Result: domain.ResultDenied, Code: "c", Reason: "r"}, Consumption{})
 				errs <- err
 			})
 		}
@@ -445,7 +447,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			if _, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultAllowed, Code: "c", Reason: "r"}, Consumption{}); err != nil {
+			if _, err := s.InsertAudit(ctx, domain.AuditEntry{Action: "a", Resource: "r", Result: domain.ResultAllowed, Code: "c", Reason: "r"}, Consumption{}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -456,3 +458,6 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 		t.Errorf("rows seen by the second store = %d, %v; want 40", len(entries), err)
 	}
 }
+
+// yes is true, for constraints that take a *bool.
+var yes = true

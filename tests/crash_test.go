@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/internal/pgtest"
@@ -95,7 +97,7 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 			}
 			defer st.Close()
 			have := map[string]bool{}
-			if err := st.ExportAudit(t.Context(), store.AuditFilter{AgentID: a.ID, Kind: store.KindDecision}, func(e store.AuditEntry) error {
+			if err := st.ExportAudit(t.Context(), store.AuditFilter{AgentID: a.ID, Kind: domain.KindDecision}, func(e domain.AuditEntry) error {
 				have[e.ID] = true
 				return nil
 			}); err != nil {

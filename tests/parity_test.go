@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/domain"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/bundle"
 	"github.com/kavach-dev/kavach/engine"
@@ -208,16 +210,16 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 	}
 	// Approval requests in every state.
 	for i := range 30 {
-		a, err := st.CreateApproval(ctx, store.Approval{AgentID: pick(g.agents), OwnerID: "user-0", Action: pick(parityActions),
+		a, err := st.CreateApproval(ctx, domain.Approval{AgentID: pick(g.agents), OwnerID: "user-0", Action: pick(parityActions),
 			Resource: pick(parityResources), ExpiresAt: g.now.Add(time.Duration(i%3) * time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch i % 4 {
 		case 1:
-			_, err = st.ResolveApproval(ctx, a.ID, store.ApprovalApproved, "")
+			_, err = st.ResolveApproval(ctx, a.ID, domain.ApprovalApproved, "")
 		case 2:
-			_, err = st.ResolveApproval(ctx, a.ID, store.ApprovalDenied, "")
+			_, err = st.ResolveApproval(ctx, a.ID, domain.ApprovalDenied, "")
 		}
 		if err != nil && i%3 != 0 {
 			t.Fatal(err)

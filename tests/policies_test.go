@@ -39,7 +39,11 @@ type policyList struct {
 
 func policiesOf(t *testing.T, cl *client.Client) policyList {
 	t.Helper()
-	raw, err := cl.Policies(t.Context())
+	list, err := cl.Policies(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(list)
 	if err != nil {
 		t.Fatal(err)
 	}

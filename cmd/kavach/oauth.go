@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 )
 
@@ -19,8 +17,7 @@ func oauthCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println(string(keys))
-				return nil
+				return printJSON(keys)
 			},
 		}},
 	}

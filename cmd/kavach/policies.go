@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,8 +14,7 @@ func policiesCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Println(string(raw))
-			return nil
+			return printJSON(raw)
 		},
 	}
 }

@@ -1,0 +1,86 @@
+package domain
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Constraints as the API sends them parse to the typed form and map back
+// to the same object; bad ones are refused with a message naming them.
+func TestParseConstraints(t *testing.T) {
+	in := map[string]any{
+		"requireApproval":    false,
+		"maxCallsPerHour":    float64(100),
+		"timeWindow":         map[string]any{"start": "22:00", "end": "06:00", "timezone": "Europe/Berlin", "days": []any{"mon", "fri"}},
+		"ipAllowlist":        []any{"10.0.0.0/8", "192.0.2.1"},
+		"allowedArgPatterns": []any{"^main$"},
+	}
+	c, err := ParseConstraints(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RequireApproval == nil || *c.RequireApproval || c.MaxCallsPerHour != 100 || c.TimeWindow.Timezone != "Europe/Berlin" {
+		t.Fatalf("ParseConstraints = %+v", c)
+	}
+	want := map[string]any{
+		"requireApproval":    false,
+		"maxCallsPerHour":    int64(100),
+		"timeWindow":         map[string]any{"start": "22:00", "end": "06:00", "timezone": "Europe/Berlin", "days": []any{"mon", "fri"}},
+		"ipAllowlist":        []any{"10.0.0.0/8", "192.0.2.1"},
+		"allowedArgPatterns": []any{"^main$"},
+	}
+	if got := c.Map(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Map = %#v; want %#v", got, want)
+	}
+	if c, err := ParseConstraints(nil); err != nil || !c.IsZero() || c.Map() != nil {
+		t.Fatalf("ParseConstraints(nil) = %+v, %v; want zero", c, err)
+	}
+	for _, tc := range []struct {
+		in   map[string]any
+		want string
+	}{
+		{map[string]any{"requireAproval": true}, `unknown constraint "requireAproval"`},
+		{map[string]any{"requireApproval": "yes"}, "requireApproval: must be true or false"},
+		{map[string]any{"maxCallsPerHour": 1.5}, "whole number from 1 to 1000000"},
+		{map[string]any{"maxCallsPerHour": float64(0)}, "whole number"},
+		{map[string]any{"maxCallsPerHour": float64(1_000_001)}, "whole number"},
+		{map[string]any{"timeWindow": map[string]any{"start": "24:00", "end": "01:00"}}, "start must be a time HH:MM"},
+		{map[string]any{"timeWindow": map[string]any{"start": "01:00", "end": "02:00", "timezone": "Local"}}, "not an IANA"},
+		{map[string]any{"timeWindow": map[string]any{"start": "01:00", "end": "02:00", "days": []any{"mon", "mon"}}}, "listed twice"},
+		{map[string]any{"ipAllowlist": []any{"10.0.0.300"}}, "neither an IP address nor a CIDR prefix"},
+		{map[string]any{"ipAllowlist": []any{}}, "non-empty list"},
+		{map[string]any{"allowedArgPatterns": []any{"("}}, "invalid RE2 pattern"},
+	} {
+		if _, err := ParseConstraints(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseConstraints(%v) = %v; want an error with %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// Stored constraints read back through the same checks, whatever number
+// form the row holds (1e+06 is how encoding/json writes a float 1000000).
+func TestConstraintsJSON(t *testing.T) {
+	var p Permission
+	if err := json.Unmarshal([]byte(`{"resource":"a:*","actions":["read"],"constraints":{"maxCallsPerHour":1e+06,"requireApproval":true}}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Constraints.MaxCallsPerHour != 1_000_000 || p.Constraints.RequireApproval == nil || !*p.Constraints.RequireApproval {
+		t.Fatalf("decoded %+v", p.Constraints)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"resource":"a:*","actions":["read"],"constraints":{"requireApproval":true,"maxCallsPerHour":1000000}}`; string(b) != want {
+		t.Fatalf("encoded %s; want %s", b, want)
+	}
+	b, _ = json.Marshal(Permission{Resource: "a", Actions: []string{"x"}})
+	if strings.Contains(string(b), "constraints") {
+		t.Fatalf("a permission without constraints encodes them: %s", b)
+	}
+	if err := json.Unmarshal([]byte(`{"constraints":{"bogus":1}}`), &p); err == nil {
+		t.Fatal("an unknown constraint in stored JSON was accepted")
+	}
+}

@@ -1,0 +1,94 @@
+package service
+
+import (
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// The application layer speaks the API's shapes at its edge and the
+// domain's inside; these map one to the other.
+
+func apiAgent(a domain.Agent) api.Agent {
+	return api.Agent{ID: a.ID, OwnerID: a.OwnerID, Name: a.Name, Type: a.Type, Status: a.Status,
+		Permissions: apiPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: a.ExpiresAt,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, RevokedAt: a.RevokedAt}
+}
+
+func apiAgents(list []domain.Agent) []api.Agent {
+	out := make([]api.Agent, len(list))
+	for i, a := range list {
+		out[i] = apiAgent(a)
+	}
+	return out
+}
+
+func apiPermissions(list []domain.Permission) []api.Permission {
+	if list == nil {
+		return nil
+	}
+	out := make([]api.Permission, len(list))
+	for i, p := range list {
+		out[i] = api.Permission{Resource: p.Resource, Actions: p.Actions, Constraints: p.Constraints.Map()}
+	}
+	return out
+}
+
+func apiDelegation(d domain.Delegation) api.Delegation {
+	grants := make([]api.Grant, len(d.Permissions))
+	for i, g := range d.Permissions {
+		grants[i] = api.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints.Map(),
+			Chain: make([]api.Link, len(g.Chain)), CoveredBy: g.CoveredBy}
+		for j, l := range g.Chain {
+			grants[i].Chain[j] = api.Link{DelegationID: l.DelegationID, Index: l.Index}
+		}
+		for _, in := range g.Inherited {
+			grants[i].Inherited = append(grants[i].Inherited, api.Inherited{Key: in.Key, Constraints: in.Constraints.Map()})
+		}
+	}
+	return api.Delegation{ID: d.ID, FromAgent: d.FromAgent, ToAgent: d.ToAgent, Permissions: grants,
+		Depth: d.Depth, MaxDepth: d.MaxDepth, Status: d.Status, ExpiresAt: d.ExpiresAt,
+		CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt}
+}
+
+func apiDelegations(list []domain.Delegation) []api.Delegation {
+	out := make([]api.Delegation, len(list))
+	for i, d := range list {
+		out[i] = apiDelegation(d)
+	}
+	return out
+}
+
+func apiApproval(a domain.Approval) api.Approval {
+	return api.Approval{ID: a.ID, AgentID: a.AgentID, OwnerID: a.OwnerID, Action: a.Action, Resource: a.Resource,
+		Arguments: a.Arguments, Status: a.Status, ExpiresAt: a.ExpiresAt, CreatedAt: a.CreatedAt,
+		RespondedAt: a.RespondedAt, RespondedBy: a.RespondedBy, RespondedByName: a.RespondedByName,
+		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: a.UsedAt}
+}
+
+func apiApprovals(list []domain.Approval) []api.Approval {
+	out := make([]api.Approval, len(list))
+	for i, a := range list {
+		out[i] = apiApproval(a)
+	}
+	return out
+}
+
+func apiAuditEntry(e domain.AuditEntry) api.AuditEntry {
+	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
+		Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code, Reason: e.Reason,
+		IP: e.IP, UserAgent: e.UserAgent, DurationUS: e.DurationUS, ApprovalID: e.ApprovalID,
+		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes}
+}
+
+func apiKey(k domain.APIKey) api.APIKey {
+	return api.APIKey{ID: k.ID, Name: k.Name, Roles: k.Roles, Status: k.Status, CreatedBy: k.CreatedBy,
+		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+}
+
+func apiKeys(list []domain.APIKey) []api.APIKey {
+	out := make([]api.APIKey, len(list))
+	for i, k := range list {
+		out[i] = apiKey(k)
+	}
+	return out
+}
