@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -28,27 +28,10 @@ type PendingRequest struct {
 	ExpiresAt   time.Time `json:"expiresAt"`
 }
 
-// RequestError is an error of the consent API, with its HTTP status and
-// stable code.
-type RequestError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Err     error  `json:"-"`
-}
-
-func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
-
-func (e *RequestError) Unwrap() error { return e.Err }
-
-func requestErr(status int, code, format string, args ...any) *RequestError {
-	return &RequestError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 func (s *Server) pending(ctx context.Context, handle string) (store.OAuthRequest, error) {
 	r, err := s.st.GetOAuthRequest(ctx, hash(handle))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(r.ExpiresAt)) {
-		return r, requestErr(http.StatusNotFound, "request_not_found", "no authorization request with that handle, or it has expired")
+		return r, apperr.New(apperr.NotFound, "request_not_found", "no authorization request with that handle, or it has expired")
 	}
 	if err != nil {
 		return r, fmt.Errorf("oauth: request: %w", err)
@@ -73,9 +56,9 @@ func (s *Server) Request(ctx context.Context, handle string) (PendingRequest, er
 func decideError(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExpired):
-		return requestErr(http.StatusNotFound, "request_not_found", "no authorization request with that handle, or it has expired")
+		return apperr.New(apperr.NotFound, "request_not_found", "no authorization request with that handle, or it has expired")
 	case errors.Is(err, store.ErrConflict):
-		return requestErr(http.StatusConflict, "request_decided", "the authorization request was already decided")
+		return apperr.New(apperr.Conflict, "request_decided", "the authorization request was already decided")
 	}
 	return fmt.Errorf("oauth: decide request: %w", err)
 }
@@ -86,21 +69,21 @@ func decideError(err error) error {
 // redirect URI with code, state and iss.
 func (s *Server) Approve(ctx context.Context, handle, userID string, scopes []string) (string, error) {
 	if userID == "" {
-		return "", requestErr(http.StatusBadRequest, "invalid_user", "userId is required")
+		return "", apperr.New(apperr.Invalid, "invalid_user", "userId is required")
 	}
 	r, err := s.pending(ctx, handle)
 	if err != nil {
 		return "", err
 	}
 	if r.Status != store.OAuthPending {
-		return "", requestErr(http.StatusConflict, "request_decided", "the authorization request was already decided")
+		return "", apperr.New(apperr.Conflict, "request_decided", "the authorization request was already decided")
 	}
 	if scopes == nil {
 		scopes = r.Scopes
 	}
 	scopes = spaceList(strings.Join(scopes, " "))
 	if !subset(scopes, r.Scopes) {
-		return "", requestErr(http.StatusBadRequest, "invalid_scope", "granted scopes must be among the requested ones %v", r.Scopes)
+		return "", apperr.New(apperr.Invalid, "invalid_scope", "granted scopes must be among the requested ones %v", r.Scopes)
 	}
 	c, err := s.client(ctx, r.ClientID)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -292,7 +292,7 @@ func (s *Server) ConsentHandler() http.Handler {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
-			s.answer(w, r, nil, requestErr(http.StatusBadRequest, "invalid_body", "the body must be {\"userId\": \"...\", \"scopes\": [\"...\"]}"))
+			s.answer(w, r, nil, apperr.New(apperr.Invalid, "invalid_body", "the body must be {\"userId\": \"...\", \"scopes\": [\"...\"]}"))
 			return
 		}
 		u, err := s.Approve(r.Context(), r.PathValue("handle"), body.UserID, body.Scopes)
@@ -311,10 +311,14 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, v any, err error
 		writeJSON(w, http.StatusOK, v)
 		return
 	}
-	var re *RequestError
-	if !errors.As(err, &re) {
+	// The sidecar maps the consent API's errors (sidecar.Server.fail);
+	// this stands in for it with the statuses it gives these kinds.
+	status := map[apperr.Kind]int{apperr.Invalid: http.StatusBadRequest, apperr.NotFound: http.StatusNotFound, apperr.Conflict: http.StatusConflict}
+	re, ok := apperr.As(err)
+	if !ok || status[re.Kind] == 0 {
 		s.log.ErrorContext(r.Context(), "oauth consent API failed", "path", r.URL.Path, "err", err)
-		re = &RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"code": "internal", "message": "internal error"})
+		return
 	}
-	writeJSON(w, re.Status, re)
+	writeJSON(w, status[re.Kind], map[string]string{"code": re.Code, "message": re.Message})
 }

@@ -351,7 +351,10 @@ func TestConsentAPI(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, b := h.postJSON(tt.path, tt.body)
-			var e RequestError
+			var e struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			}
 			if resp.StatusCode != tt.status || json.Unmarshal(b, &e) != nil || e.Code != tt.code || e.Message == "" {
 				t.Errorf("POST %s = %d %s; want %d %s", tt.path, resp.StatusCode, b, tt.status, tt.code)
 			}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
 
 	"github.com/kavach-dev/kavach/api"
@@ -107,7 +108,7 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 			return api.AuthorizeResponse{}, unauthorized("key_revoked", "the API key %s was revoked", entry.Actor.ID)
 		}
 		if err != nil {
-			return api.AuthorizeResponse{}, &Error{Kind: KindInternal, Code: "audit_unavailable",
+			return api.AuthorizeResponse{}, &apperr.Error{Kind: apperr.Internal, Code: "audit_unavailable",
 				Message: "the decision could not be audited, so it is not given", Err: err}
 		}
 		if use.ApprovalID != "" {
@@ -223,7 +224,7 @@ func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine
 		in.AgentID = req.AgentID
 	case bearer != "":
 		if !wellFormedToken(bearer) {
-			return in, &Error{Kind: KindUnauthorized, Code: "malformed_token",
+			return in, &apperr.Error{Kind: apperr.Unauthorized, Code: "malformed_token",
 				Message: "the bearer token is not a Kavach agent token (kv_ followed by 43 base64url characters)"}
 		}
 		in.TokenHash = hashToken(bearer)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
 
 	"github.com/kavach-dev/kavach/api"
@@ -103,8 +104,8 @@ func wellFormedKey(s string) bool {
 	return err == nil && len(b) == 32
 }
 
-func unauthorized(code, format string, args ...any) *Error {
-	return &Error{Kind: KindUnauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
+func unauthorized(code, format string, args ...any) *apperr.Error {
+	return &apperr.Error{Kind: apperr.Unauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Authenticate resolves a bearer credential. An API key is looked up by
@@ -260,7 +261,7 @@ func (s *Service) RevokeKey(ctx context.Context, id string) (api.APIKey, error) 
 
 func keyError(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Kind: KindNotFound, Code: "key_not_found", Message: "no API key with that ID", Err: err}
+		return &apperr.Error{Kind: apperr.NotFound, Code: "key_not_found", Message: "no API key with that ID", Err: err}
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
 
 	"github.com/kavach-dev/kavach/engine"
@@ -190,18 +191,18 @@ func isAccessToken(bearer string) bool {
 // revocation is checked in the database.
 func (s *Service) agentOfAccessToken(ctx context.Context, bearer string) (string, []string, error) {
 	if s.tokens == nil {
-		return "", nil, &Error{Kind: KindUnauthorized, Code: "malformed_token",
+		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "malformed_token",
 			Message: "the bearer token is not a Kavach agent token, and the MCP authorization server (mcp.enabled) is off"}
 	}
 	c, err := s.tokens.Verify(ctx, bearer, "", nil)
 	var oe *oauth.Error
 	switch {
 	case errors.As(err, &oe):
-		return "", nil, &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
+		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
 	case err != nil:
 		return "", nil, fmt.Errorf("verify access token: %w", err)
 	case c.AgentID == "":
-		return "", nil, &Error{Kind: KindUnauthorized, Code: "invalid_token", Message: "the access token names no agent"}
+		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "invalid_token", Message: "the access token names no agent"}
 	}
 	return c.AgentID, s.keysOf(c.Scopes), nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
 
 	"github.com/kavach-dev/kavach/engine"
@@ -214,7 +215,7 @@ func (s *Service) Ready() bool { return s.ready.Load() }
 // errNotReady refuses decisions and writes until the engine holds the
 // store's data: a decision on a half-loaded store would deny (and audit)
 // agents that exist.
-var errNotReady = &Error{Kind: KindUnavailable, Code: "not_ready",
+var errNotReady = &apperr.Error{Kind: apperr.Unavailable, Code: "not_ready",
 	Message: "agent data is not loaded into OPA yet; retry shortly (GET /ready says when)"}
 
 func (s *Service) checkReady() error {

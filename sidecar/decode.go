@@ -10,7 +10,7 @@ import (
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/apperr"
 )
 
 // decodeOptions make the decoder strict: names match exactly (encoding/json
@@ -31,7 +31,7 @@ func decode(r *http.Request, v any) error {
 var errBodyTooLarge = errors.New("body too large")
 
 func invalidJSON(code, format string, args ...any) error {
-	return &service.Error{Kind: service.KindInvalid, Code: code, Message: fmt.Sprintf(format, args...)}
+	return &apperr.Error{Kind: apperr.Invalid, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func decodeError(err error) error {

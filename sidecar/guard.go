@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
 
 	"github.com/kavach-dev/kavach/access"
@@ -49,7 +50,7 @@ func bearer(r *http.Request) (string, error) {
 	scheme, cred, ok := strings.Cut(h, " ")
 	cred = strings.TrimSpace(cred)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
-		return "", &service.Error{Kind: service.KindUnauthorized, Code: "malformed_credential",
+		return "", &apperr.Error{Kind: apperr.Unauthorized, Code: "malformed_credential",
 			Message: "the Authorization header must be \"Bearer <API key or agent token>\""}
 	}
 	return cred, nil
@@ -84,22 +85,22 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 	d := s.access.Decide(route, principalType(p), p.Roles)
 	switch {
 	case !d.Allow && p.Actor.Type == domain.ActorAnonymous:
-		s.refuse(w, r, route, p, http.StatusUnauthorized, "unauthenticated", needCredential)
+		s.refuse(w, r, route, p, errNoCredential)
 		return r, false
 	case !d.Allow && p.IsAgent():
 		// A bad agent credential is a 401 like any other; a good one that
 		// strays from its own decisions is named in the 403's audit row.
 		own, err := s.svc.AgentOf(r.Context(), p)
-		var se *service.Error
-		if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
-			s.refuse(w, r, route, p, http.StatusUnauthorized, se.Code, se.Message)
+		var se *apperr.Error
+		if errors.As(err, &se) && se.Kind == apperr.Unauthorized {
+			s.refuse(w, r, route, p, se)
 			return r, false
 		}
 		p.Actor.ID = own
-		s.refuse(w, r, route, p, http.StatusForbidden, "forbidden", forbiddenMessage(p, route))
+		s.refuse(w, r, route, p, forbidden(p, route))
 		return r, false
 	case !d.Allow:
-		s.refuse(w, r, route, p, http.StatusForbidden, "forbidden", forbiddenMessage(p, route))
+		s.refuse(w, r, route, p, forbidden(p, route))
 		return r, false
 	}
 	ctx := withPrincipal(r.Context(), p)
@@ -114,8 +115,8 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 			p.Actor.ID = own
 			ctx = withPrincipal(r.Context(), p)
 			if id != own {
-				s.refuse(w, r, route, p, http.StatusForbidden, "forbidden",
-					"an agent's credential may only read its own agent ("+own+")")
+				s.refuse(w, r, route, p, apperr.New(apperr.Forbidden, "forbidden",
+					"an agent's credential may only read its own agent (%s)", own))
 				return r, false
 			}
 		}
@@ -123,15 +124,15 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, route string) (*h
 	return r.WithContext(ctx), true
 }
 
-// needCredential is the message of a 401 to a caller without credential.
-const needCredential = "this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)"
+// errNoCredential is the 401 to a caller without credential.
+var errNoCredential = apperr.New(apperr.Unauthorized, "unauthenticated", "this endpoint needs a credential: Authorization: Bearer kvk_… (an API key)")
 
 // rejectCredential answers an error resolving a credential: a bad one is a
 // refused call (401), anything else a fault (fail).
 func (s *Server) rejectCredential(w http.ResponseWriter, r *http.Request, route string, p service.Principal, err error) {
-	var se *service.Error
-	if errors.As(err, &se) && se.Kind == service.KindUnauthorized {
-		s.refuse(w, r, route, p, http.StatusUnauthorized, se.Code, se.Message)
+	var se *apperr.Error
+	if errors.As(err, &se) && se.Kind == apperr.Unauthorized {
+		s.refuse(w, r, route, p, se)
 		return
 	}
 	s.fail(w, r, err)
@@ -147,26 +148,28 @@ func principalType(p service.Principal) string {
 	return access.Key
 }
 
-func forbiddenMessage(p service.Principal, route string) string {
+// forbidden is the 403 to a credential the API policy does not allow on
+// route.
+func forbidden(p service.Principal, route string) *apperr.Error {
 	if p.IsAgent() {
-		return "an agent's credential may only ask for its own decisions (POST /v1/authorize without agentId) and read its own effective permissions; " + route + " needs an API key"
+		return apperr.New(apperr.Forbidden, "forbidden", "an agent's credential may only ask for its own decisions (POST /v1/authorize without agentId) and read its own effective permissions; %s needs an API key", route)
 	}
-	return fmt.Sprintf("API key %s (roles %s) may not call %s", p.Actor.ID, strings.Join(p.Roles, ", "), route)
+	return apperr.New(apperr.Forbidden, "forbidden", "API key %s (roles %s) may not call %s", p.Actor.ID, strings.Join(p.Roles, ", "), route)
 }
 
-// refuse answers 401 or 403, counts it and audits it (within a budget).
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, route string, p service.Principal, status int, code, msg string) {
-	switch {
-	case status == http.StatusUnauthorized && code == "unauthenticated":
+// refuse answers a refusal (an Unauthorized or Forbidden error) through
+// fail, counts it and audits it (within a budget).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, route string, p service.Principal, e *apperr.Error) {
+	if e == errNoCredential {
+		// RFC 6750 §3: no credential was sent, so no error attribute;
+		// fail adds error="invalid_token" for a bad one (§3.1).
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kavach"`)
-	case status == http.StatusUnauthorized:
-		// RFC 6750 §3.1: a credential was sent, and it is no good.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kavach", error="invalid_token"`)
 	}
-	writeError(w, status, code, msg)
-	s.m.refused(status, code)
-	s.svc.RecordRefusal(service.Refusal{Actor: p.Actor, AgentToken: p.AgentToken, Route: route, Status: status, Code: code,
-		Reason: r.Method + " " + loggedPath(r) + ": " + msg})
+	s.fail(w, r, e)
+	status := statusOf(e.Kind)
+	s.m.refused(status, e.Code)
+	s.svc.RecordRefusal(service.Refusal{Actor: p.Actor, AgentToken: p.AgentToken, Route: route, Status: status, Code: e.Code,
+		Reason: r.Method + " " + loggedPath(r) + ": " + e.Message})
 }
 
 // jsonBody checks that a request with a body says it is JSON: a browser's
@@ -178,7 +181,7 @@ func jsonBody(r *http.Request) error {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
-		return &service.Error{Kind: service.KindUnsupported, Code: "unsupported_media_type",
+		return &apperr.Error{Kind: apperr.Unsupported, Code: "unsupported_media_type",
 			Message: fmt.Sprintf("the body must be JSON with Content-Type: application/json (got %q)", ct)}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/service"
 )
 
@@ -95,12 +95,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if p.IsAgent() {
 		switch {
 		case req.AgentID != "":
-			s.refuse(w, r, "authorize", p, http.StatusForbidden, "forbidden",
-				"an agent's credential may only ask for its own decisions: leave agentId out")
+			s.refuse(w, r, "authorize", p, apperr.New(apperr.Forbidden, "forbidden",
+				"an agent's credential may only ask for its own decisions: leave agentId out"))
 			return
 		case forwarded != "":
-			writeError(w, http.StatusBadRequest, "ambiguous_identity",
-				api.AgentTokenHeader+" goes beside an API key; an agent's own credential needs none")
+			s.fail(w, r, apperr.New(apperr.Invalid, "ambiguous_identity",
+				"%s goes beside an API key; an agent's own credential needs none", api.AgentTokenHeader))
 			return
 		}
 		bearer = p.AgentToken
@@ -111,7 +111,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	case "true":
 		explain = true
 	default:
-		writeError(w, http.StatusBadRequest, "invalid_parameter", "explain must be true or false")
+		s.fail(w, r, apperr.New(apperr.Invalid, "invalid_parameter", "explain must be true or false"))
 		return
 	}
 	start := time.Now()
@@ -170,7 +170,7 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) {
 		format = "csv"
 	}
 	if format != "csv" && format != "json" {
-		writeError(w, http.StatusBadRequest, "invalid_parameter", "format must be csv or json")
+		s.fail(w, r, apperr.New(apperr.Invalid, "invalid_parameter", "format must be csv or json"))
 		return
 	}
 	if err := s.svc.ValidateExport(q); err != nil {
@@ -181,7 +181,7 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) {
 	case s.exports <- struct{}{}:
 		defer func() { <-s.exports }()
 	default:
-		writeError(w, http.StatusTooManyRequests, "too_many_exports", fmt.Sprintf("%d exports are running; retry later", maxExports))
+		s.fail(w, r, apperr.New(apperr.TooMany, "too_many_exports", "%d exports are running; retry later", maxExports))
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -307,9 +307,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, h)
 }
 
-func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	if !s.svc.Ready() {
-		writeError(w, http.StatusServiceUnavailable, "not_ready", "agent data is not loaded into OPA yet")
+		s.fail(w, r, apperr.New(apperr.Unavailable, "not_ready", "agent data is not loaded into OPA yet"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})

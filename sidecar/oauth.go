@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -15,8 +16,8 @@ import (
 func (s *Server) oauthRouteTable() []Route {
 	as := s.opts.OAuth
 	if as == nil {
-		off := func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "mcp_disabled", "the MCP authorization server is off (mcp.enabled: false)")
+		off := func(w http.ResponseWriter, r *http.Request) {
+			s.fail(w, r, apperr.New(apperr.NotFound, "mcp_disabled", "the MCP authorization server is off (mcp.enabled: false)"))
 		}
 		return []Route{{"oauth.disabled", "/v1/oauth/", off}}
 	}
@@ -50,10 +51,10 @@ func (s *Server) PublicHandler() http.Handler {
 			h.ServeHTTP(rec, r)
 			if allow := rec.header.Get("Allow"); allow != "" {
 				w.Header().Set("Allow", allow)
-				writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
+				s.fail(w, r, methodNotAllowed(r, allow))
 				return
 			}
-			writeError(w, http.StatusNotFound, "not_found", "no endpoint "+r.Method+" "+r.URL.Path)
+			s.fail(w, r, noEndpoint(r))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
@@ -64,7 +65,7 @@ func (s *Server) PublicHandler() http.Handler {
 func (s *Server) oauthRequest(w http.ResponseWriter, r *http.Request) {
 	p, err := s.opts.OAuth.Request(r.Context(), r.PathValue("handle"))
 	if err != nil {
-		s.oauthFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -92,7 +93,7 @@ func (s *Server) oauthApprove(w http.ResponseWriter, r *http.Request) {
 	actor.OnBehalfOf = req.UserID
 	u, err := s.opts.OAuth.Approve(store.WithActor(r.Context(), actor), r.PathValue("handle"), req.UserID, req.Scopes)
 	if err != nil {
-		s.oauthFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, redirect{RedirectURL: u})
@@ -101,7 +102,7 @@ func (s *Server) oauthApprove(w http.ResponseWriter, r *http.Request) {
 func (s *Server) oauthDeny(w http.ResponseWriter, r *http.Request) {
 	u, err := s.opts.OAuth.Deny(r.Context(), r.PathValue("handle"))
 	if err != nil {
-		s.oauthFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, redirect{RedirectURL: u})
@@ -121,8 +122,8 @@ func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
 	if req.Resource == "" && len(as.Config().AllowedResources) != 1 {
 		// Verify would take a token for any allowed resource: one MCP
 		// server would accept another's tokens.
-		writeError(w, http.StatusBadRequest, "missing_field",
-			"resource is required: the URI of the MCP server the token was sent to (mcp.allowedResources has more than one)")
+		s.fail(w, r, apperr.New(apperr.Invalid, "missing_field",
+			"resource is required: the URI of the MCP server the token was sent to (mcp.allowedResources has more than one)"))
 		return
 	}
 	c, err := as.Verify(r.Context(), req.Token, req.Resource, req.Scopes)
@@ -141,27 +142,15 @@ func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
 func (s *Server) oauthRotateKey(w http.ResponseWriter, r *http.Request) {
 	if err := s.opts.OAuth.RotateKey(r.Context()); err != nil {
 		if errors.Is(err, oauth.ErrNoKeyRotation) {
-			writeError(w, http.StatusConflict, "no_key_rotation", "tokens are signed with mcp.signingSecret (HS256): change the secret to rotate")
-			return
+			err = apperr.Wrap(err, apperr.Conflict, "no_key_rotation", "tokens are signed with mcp.signingSecret (HS256): change the secret to rotate")
 		}
-		s.oauthFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	keys, err := s.opts.OAuth.JWKS(r.Context())
 	if err != nil {
-		s.oauthFail(w, r, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
-}
-
-// oauthFail maps the consent API's errors; others (a grant agent over the
-// owner's quota, say) go through fail.
-func (s *Server) oauthFail(w http.ResponseWriter, r *http.Request, err error) {
-	var re *oauth.RequestError
-	if errors.As(err, &re) {
-		writeError(w, re.Status, re.Code, re.Message)
-		return
-	}
-	s.fail(w, r, err)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 )
@@ -107,15 +108,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.ServeHTTP(rec, r)
 			if allow := rec.header.Get("Allow"); allow != "" {
 				w.Header().Set("Allow", allow)
-				writeError(sw, http.StatusMethodNotAllowed, "method_not_allowed",
-					fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+				s.fail(sw, r, methodNotAllowed(r, allow))
 			} else {
-				writeError(sw, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+				s.fail(sw, r, noEndpoint(r))
 			}
 		}
 	} else if r.ContentLength > s.opts.MaxBodyBytes {
-		writeError(sw, http.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, s.opts.MaxBodyBytes))
+		s.fail(sw, r, apperr.New(apperr.TooLarge, "body_too_large", "the request body is %d bytes; the limit is %d", r.ContentLength, s.opts.MaxBodyBytes))
 	} else {
 		r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
 		// Through the mux again: only it sets the path values. Every
@@ -134,7 +133,7 @@ func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) bool {
 	route := r.Method + " " + loggedPath(r)
 	cred, err := bearer(r)
 	if err == nil && cred == "" {
-		s.refuse(w, r, route, service.Anonymous, http.StatusUnauthorized, "unauthenticated", needCredential)
+		s.refuse(w, r, route, service.Anonymous, errNoCredential)
 		return false
 	}
 	if err == nil {
@@ -164,8 +163,8 @@ func (s *Server) checkBody(r *http.Request, route string) error {
 func (s *Server) hostGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hosts.ok(r.Host) {
-			writeError(w, http.StatusMisdirectedRequest, "host_not_allowed",
-				fmt.Sprintf("Host %q is not this sidecar's: use localhost or an IP address, or add the name to server.allowedHosts", r.Host))
+			s.fail(w, r, apperr.New(apperr.Misdirected, "host_not_allowed",
+				"Host %q is not this sidecar's: use localhost or an IP address, or add the name to server.allowedHosts", r.Host))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -290,35 +289,61 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, api.ErrorBody{Error: api.Error{Code: code, Message: msg}})
 }
 
+// statuses maps each kind of error to its HTTP status.
+var statuses = map[apperr.Kind]int{
+	apperr.Invalid:          http.StatusBadRequest,
+	apperr.Unauthorized:     http.StatusUnauthorized,
+	apperr.NotFound:         http.StatusNotFound,
+	apperr.Conflict:         http.StatusConflict,
+	apperr.Unprocessable:    http.StatusUnprocessableEntity,
+	apperr.Unavailable:      http.StatusServiceUnavailable,
+	apperr.Forbidden:        http.StatusForbidden,
+	apperr.Unsupported:      http.StatusUnsupportedMediaType,
+	apperr.TooLarge:         http.StatusRequestEntityTooLarge,
+	apperr.TooMany:          http.StatusTooManyRequests,
+	apperr.Misdirected:      http.StatusMisdirectedRequest,
+	apperr.MethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+// statusOf is the HTTP status of an error of kind k.
+func statusOf(k apperr.Kind) int {
+	if st, ok := statuses[k]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
 // fail maps any error to its status and code: the one place that does.
+// Only its own kinds of error reach the client; anything else is logged
+// and answered as an internal error.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var se *service.Error
+	if errors.Is(err, errBodyTooLarge) {
+		err = apperr.Wrap(err, apperr.TooLarge, "body_too_large", "the request body is too large (%v)", err)
+	}
+	se, ok := apperr.As(err)
 	switch {
-	case errors.Is(err, errBodyTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is too large ("+err.Error()+")")
-	case errors.As(err, &se):
-		status := map[service.Kind]int{
-			service.KindInvalid:       http.StatusBadRequest,
-			service.KindUnauthorized:  http.StatusUnauthorized,
-			service.KindNotFound:      http.StatusNotFound,
-			service.KindConflict:      http.StatusConflict,
-			service.KindUnprocessable: http.StatusUnprocessableEntity,
-			service.KindUnavailable:   http.StatusServiceUnavailable,
-			service.KindForbidden:     http.StatusForbidden,
-			service.KindUnsupported:   http.StatusUnsupportedMediaType,
-		}[se.Kind]
-		if status == 0 {
-			status = http.StatusInternalServerError
-			s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "code", se.Code, "error", err)
-		}
-		if status == http.StatusUnauthorized {
+	case ok && statusOf(se.Kind) != http.StatusInternalServerError:
+		if se.Kind == apperr.Unauthorized && w.Header().Get("WWW-Authenticate") == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kavach", error="invalid_token"`)
 		}
-		writeError(w, status, se.Code, se.Message)
+		writeError(w, statusOf(se.Kind), se.Code, se.Message)
+	case ok:
+		s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "code", se.Code, "error", err)
+		writeError(w, http.StatusInternalServerError, se.Code, se.Message)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nothing to answer.
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the sidecar log")
 	}
+}
+
+// methodNotAllowed is a 405 for a known path (Allow is set by the caller).
+func methodNotAllowed(r *http.Request, allow string) error {
+	return apperr.New(apperr.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)
+}
+
+// noEndpoint is a 404 for a path no route serves.
+func noEndpoint(r *http.Request) error {
+	return apperr.New(apperr.NotFound, "not_found", "no endpoint %s %s", r.Method, r.URL.Path)
 }
