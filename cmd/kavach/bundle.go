@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/bundle"
+	"github.com/kavach-dev/kavach/config"
+	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -107,4 +109,17 @@ func buildBundle(c *cli.Context) error {
 	}
 	fmt.Printf("wrote %s (revision %s, %d agents, %d delegations, signed %v)\n", c.String("out"), info.Revision, info.Agents, info.Delegations, info.Signed)
 	return nil
+}
+
+// readExtensions reads the configured policy extensions, if any; a bad one
+// is a configuration error (exit 2).
+func readExtensions(cfg config.Config) (map[string]string, error) {
+	if cfg.Policies.Extensions == "" {
+		return nil, nil
+	}
+	exts, err := service.ReadExtensions(cfg.Policies.Extensions)
+	if err != nil {
+		return nil, cli.Exit(err.Error(), 2)
+	}
+	return exts, nil
 }

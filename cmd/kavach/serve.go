@@ -1,28 +1,15 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kavach-dev/kavach/access"
-	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/app"
 	"github.com/kavach-dev/kavach/config"
-	"github.com/kavach-dev/kavach/engine"
-	"github.com/kavach-dev/kavach/oauth"
-	"github.com/kavach-dev/kavach/service"
-	"github.com/kavach-dev/kavach/sidecar"
-	"github.com/kavach-dev/kavach/store"
 )
 
 var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML config file", EnvVars: []string{"KAVACH_CONFIG"}}
@@ -114,273 +101,17 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	if cfg.Server.PublicAddress != "" && !cfg.MCP.Enabled {
-		return cli.Exit("--public-addr serves the OAuth endpoints: it needs mcp.enabled", 2)
+	fi, statErr := os.Stdout.Stat()
+	terminal := statErr == nil && fi.Mode()&os.ModeCharDevice != 0
+	a, err := app.New(c.Context, cfg, app.Options{Version: version, AdminKey: os.Getenv("KAVACH_ADMIN_KEY"),
+		Logger: newLogger(cfg.Log.Level), Terminal: terminal})
+	var ce *app.ConfigError
+	if errors.As(err, &ce) {
+		return cli.Exit(ce.Error(), 2)
 	}
-	var cert *tls.Certificate
-	if cfg.Server.TLSCert != "" {
-		// Read now: a missing or bad file stops the sidecar before it
-		// listens anywhere, as any other bad setting does.
-		pair, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("server.tlsCert and server.tlsKey (--tls-cert, --tls-key): %v", err), 2)
-		}
-		cert = &pair
-	}
-	if g := cfg.Server.SocketGroup; g != "" {
-		if _, err := sidecar.GroupID(g); err != nil {
-			return cli.Exit(fmt.Sprintf("server.socketGroup (--socket-group): %v", err), 2)
-		}
-	}
-	adminKey := os.Getenv("KAVACH_ADMIN_KEY")
-	if adminKey != "" && len(adminKey) < service.MinAdminKeyLen {
-		return cli.Exit(fmt.Sprintf("KAVACH_ADMIN_KEY must be at least %d characters", service.MinAdminKeyLen), 2)
-	}
-	pol, err := access.New(c.Context)
-	if err != nil {
-		return fmt.Errorf("policies/api: %w", err)
-	}
-	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated above
-	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated above; "" is 0: the default
-	log := newLogger(cfg.Log.Level)
-	ctx := c.Context
-
-	if sidecar.AuthOff {
-		log.Warn("this build has authentication OFF (-tags kavach_noauth): every route is open; it exists only to measure what authentication costs")
-	}
-	async := cfg.Audit.Mode == "async"
-	if async {
-		log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
-	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
-		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, AuditAsync: async,
-		OnAsyncAuditError: func(err error) { log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	exts, err := readExtensions(cfg)
-	if err != nil {
-		return err
-	}
-	eng, err := engine.New(ctx, exts)
-	if err != nil {
-		// A broken extension stops the sidecar at start, loudly.
-		return cli.Exit(fmt.Sprintf("policies: %v", err), 2)
-	}
-	svc, err := service.New(st, eng, service.Options{
-		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
-		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: log,
-		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
-		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,
-		AdminKey: adminKey, Roles: pol.Roles(),
-	})
-	if err != nil {
-		return cli.Exit(err.Error(), 2)
-	}
-	if adminKey == "" {
-		if err := bootstrapAdminKey(ctx, svc, cfg.Server.AdminKeyFile, log); err != nil {
-			return err
-		}
-	}
-	var as *oauth.Server
-	if cfg.MCP.Enabled {
-		if err := service.CheckScopes(cfg.MCP.Scopes); err != nil {
-			return cli.Exit(err.Error(), 2)
-		}
-		if as, err = oauth.New(ctx, cfg.MCP.OAuth(), st, svc, oauth.Options{Logger: log}); err != nil {
-			return fmt.Errorf("mcp: %w", err)
-		}
-		svc.UseAccessTokens(as, cfg.MCP.Scopes)
-	}
-	srv, err := sidecar.New(svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: version, Logger: log, OAuth: as,
-		Access: pol, AllowedHosts: cfg.Server.AllowedHosts})
-	if err != nil {
-		return err
-	}
-	apiL := sidecar.Listener{Addr: cfg.Server.Address, SocketGroup: cfg.Server.SocketGroup}
-	public := sidecar.Listener{Addr: cfg.Server.PublicAddress, Certificate: cert, Handler: srv.PublicHandler()}
-	if public.Addr == "" {
-		apiL.Certificate = cert
-	}
-	// Listen first so /health answers while the data loads; /ready says
-	// when decisions are trustworthy. A failed load stops the sidecar, so an
-	// orchestrator restarts it rather than routing to a sidecar never ready.
-	// Everything started here is waited for before the store closes: the
-	// public listener's requests, the loader and the janitors.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	loadErr := make(chan error, 1)
-	publicErr := make(chan error, 1)
-	err = srv.ListenAndServe(ctx, apiL, func(addr net.Addr) {
-		log.Info("listening", "addr", addr.String(), "tls", apiL.Certificate != nil, "database", store.Redact(cfg.Database.URL), "version", version)
-		wg.Go(func() {
-			if err := svc.Load(ctx); err != nil {
-				loadErr <- err
-				cancel()
-				return
-			}
-			svc.Run(ctx)
-		})
-		if as != nil {
-			wg.Go(func() { purgeOAuth(ctx, as, log) })
-		}
-		if public.Addr != "" {
-			wg.Go(func() {
-				publicErr <- srv.ListenAndServe(ctx, public, func(addr net.Addr) {
-					log.Info("listening for MCP clients", "addr", addr.String(), "tls", public.Certificate != nil)
-				})
-				cancel()
-			})
-		}
-	})
-	cancel()
-	wg.Wait()
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	select {
-	case err := <-publicErr:
-		if err != nil {
-			return fmt.Errorf("serve public: %w", err)
-		}
-	default:
-	}
-	select {
-	case err := <-loadErr:
-		return fmt.Errorf("load agents: %w", err)
-	default:
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// bootstrapAdminKey makes a fresh sidecar closed yet usable: when the
-// database holds no API key, it creates an admin key and writes it to a
-// 0600 file that the CLI reads by default (as Vault's dev server does with
-// ~/.vault-token). The key is shown on stdout only when stdout is a
-// terminal: a container's stdout is its log, and keys are never logged.
-// With neither a terminal nor a writable file, the sidecar refuses to start
-// rather than make a key nobody can read.
-func bootstrapAdminKey(ctx context.Context, svc *service.Service, file string, log *slog.Logger) error {
-	if keys, err := svc.ListKeys(ctx); err != nil {
-		return fmt.Errorf("bootstrap admin key: %w", err)
-	} else if len(keys) > 0 {
-		return nil
-	}
-	if file == "" {
-		file = client.AdminKeyFile()
-	}
-	fi, err := os.Stdout.Stat()
-	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	if werr := canWrite(file); werr != nil && !terminal {
-		return cli.Exit(fmt.Sprintf("no admin credential: set KAVACH_ADMIN_KEY (32+ characters), or let the first start write "+
-			"its admin key to KAVACH_ADMIN_KEY_FILE (%q: %v)", file, werr), 2)
-	}
-	secret, k, err := svc.BootstrapAdminKey(ctx)
-	if err != nil {
-		return fmt.Errorf("bootstrap admin key: %w", err)
-	}
-	if secret == "" {
-		return nil // another replica made it meanwhile
-	}
-	written := ""
-	if err := writeSecretFile(file, secret); err != nil {
-		log.Error("bootstrap admin key not written to its file", "file", file, "error", err)
-	} else {
-		written = file
-	}
-	log.Info("bootstrap admin key created", "key", k.ID, "file", written)
-	switch {
-	case terminal:
-		fmt.Printf("Kavach created an admin API key. It is shown once and stored only as a hash:\n\n    %s\n\n", secret)
-		if written != "" {
-			fmt.Printf("It is also in %s (mode 0600), where the kavach CLI finds it.\n", written)
-		}
-	case written != "":
-		fmt.Printf("Kavach created an admin API key in %s (mode 0600), where the kavach CLI finds it.\n"+
-			"It is not printed here: this output is not a terminal, and may be kept in logs.\n", written)
-	default:
-		fmt.Printf("Kavach created an admin API key, but could not write it to %s: set KAVACH_ADMIN_KEY and restart to get in.\n", file)
-	}
-	fmt.Printf("Create keys with less power with: kavach keys create --name my-app --role decider\n")
-	return nil
-}
-
-// canWrite reports whether a secret file can be written at path.
-func canWrite(path string) error {
-	if path == "" {
-		return errors.New("no home directory")
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".kavach-probe-*")
-	if err != nil {
-		return err
-	}
-	_ = f.Close()
-	return os.Remove(f.Name())
-}
-
-// writeSecretFile writes secret to a new file only its owner can read. A
-// file already there (another database's key) is kept beside it as
-// <path>.old-<unix time>, never lost.
-func writeSecretFile(path, secret string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if _, err := os.Lstat(path); err == nil {
-		if err := os.Rename(path, fmt.Sprintf("%s.old-%d", path, time.Now().Unix())); err != nil {
-			return err
-		}
-	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G304: beside the admin key file the operator configured
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(secret + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
-}
-
-// purgeOAuth deletes expired OAuth requests, codes and tokens hourly; any
-// replica may, and more than one doing so is harmless.
-func purgeOAuth(ctx context.Context, as *oauth.Server, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if err := as.Purge(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("oauth purge failed", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// readExtensions reads the configured policy extensions, if any; a bad one
-// is a configuration error (exit 2).
-func readExtensions(cfg config.Config) (map[string]string, error) {
-	if cfg.Policies.Extensions == "" {
-		return nil, nil
-	}
-	exts, err := service.ReadExtensions(cfg.Policies.Extensions)
-	if err != nil {
-		return nil, cli.Exit(err.Error(), 2)
-	}
-	return exts, nil
+	defer a.Close()
+	return a.Run(c.Context)
 }

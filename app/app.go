@@ -1,0 +1,251 @@
+// Package app is Kavach's composition root: New builds every part of a
+// sidecar from its configuration (store, decision engine, application
+// layer, MCP authorization server, HTTP server) and Run serves it until its
+// context ends. The serve command only reads flags and calls the two.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kavach-dev/kavach/access"
+	"github.com/kavach-dev/kavach/config"
+	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/sidecar"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// ConfigError is a setting that stops the sidecar before it starts: the
+// serve command exits 2 on it, as on any bad flag.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(format string, args ...any) error {
+	return &ConfigError{Err: fmt.Errorf(format, args...)}
+}
+
+// Options are what the configuration file does not hold.
+type Options struct {
+	// Version is reported by /health and logged at start.
+	Version string
+	// AdminKey is KAVACH_ADMIN_KEY: an admin credential never stored.
+	AdminKey string
+	// Logger receives the structured log; nil means JSON on stderr.
+	Logger *slog.Logger
+	// Stdout is where a bootstrap admin key is announced (printed only
+	// when Terminal is true); nil means os.Stdout.
+	Stdout   io.Writer
+	Terminal bool
+}
+
+// App is one sidecar, built and ready to Run.
+type App struct {
+	cfg    config.Config
+	opts   Options
+	log    *slog.Logger
+	store  *store.Store
+	svc    *service.Service
+	oauth  *oauth.Server // nil when mcp.enabled is false
+	server *sidecar.Server
+	api    sidecar.Listener
+	public sidecar.Listener // Addr "" when there is no public listener
+}
+
+// New builds a sidecar from a validated configuration. On error nothing is
+// left open. A *ConfigError is a bad setting.
+func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if a.opts.Stdout == nil {
+		a.opts.Stdout = os.Stdout
+	}
+	if cfg.Server.PublicAddress != "" && !cfg.MCP.Enabled {
+		return nil, configErr("--public-addr serves the OAuth endpoints: it needs mcp.enabled")
+	}
+	var cert *tls.Certificate
+	if cfg.Server.TLSCert != "" {
+		// Read now: a missing or bad file stops the sidecar before it
+		// listens anywhere, as any other bad setting does.
+		pair, err := tls.LoadX509KeyPair(cfg.Server.TLSCert, cfg.Server.TLSKey)
+		if err != nil {
+			return nil, configErr("server.tlsCert and server.tlsKey (--tls-cert, --tls-key): %v", err)
+		}
+		cert = &pair
+	}
+	if g := cfg.Server.SocketGroup; g != "" {
+		if _, err := sidecar.GroupID(g); err != nil {
+			return nil, configErr("server.socketGroup (--socket-group): %v", err)
+		}
+	}
+	if k := opts.AdminKey; k != "" && len(k) < service.MinAdminKeyLen {
+		return nil, configErr("KAVACH_ADMIN_KEY must be at least %d characters", service.MinAdminKeyLen)
+	}
+	pol, err := access.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policies/api: %w", err)
+	}
+	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated by config
+	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated by config; "" is 0: the default
+
+	if sidecar.AuthOff {
+		a.log.Warn("this build has authentication OFF (-tags kavach_noauth): every route is open; it exists only to measure what authentication costs")
+	}
+	async := cfg.Audit.Mode == "async"
+	if async {
+		a.log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
+	}
+	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
+		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, AuditAsync: async,
+		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.store.Close()
+		}
+	}()
+	var exts map[string]string
+	if cfg.Policies.Extensions != "" {
+		if exts, err = service.ReadExtensions(cfg.Policies.Extensions); err != nil {
+			return nil, &ConfigError{Err: err}
+		}
+	}
+	eng, err := engine.New(ctx, exts)
+	if err != nil {
+		// A broken extension stops the sidecar at start, loudly.
+		return nil, configErr("policies: %v", err)
+	}
+	a.svc, err = service.New(a.store, eng, service.Options{
+		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
+		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
+		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
+		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,
+		AdminKey: opts.AdminKey, Roles: pol.Roles(),
+	})
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if opts.AdminKey == "" {
+		if err := a.bootstrapAdminKey(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MCP.Enabled {
+		if err := service.CheckScopes(cfg.MCP.Scopes); err != nil {
+			return nil, &ConfigError{Err: err}
+		}
+		if a.oauth, err = oauth.New(ctx, cfg.MCP.OAuth(), a.store, a.svc, oauth.Options{Logger: a.log}); err != nil {
+			return nil, fmt.Errorf("mcp: %w", err)
+		}
+		a.svc.UseAccessTokens(a.oauth, cfg.MCP.Scopes)
+	}
+	a.server, err = sidecar.New(a.svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: opts.Version,
+		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts})
+	if err != nil {
+		return nil, err
+	}
+	a.api = sidecar.Listener{Addr: cfg.Server.Address, SocketGroup: cfg.Server.SocketGroup}
+	a.public = sidecar.Listener{Addr: cfg.Server.PublicAddress, Certificate: cert, Handler: a.server.PublicHandler()}
+	if a.public.Addr == "" {
+		a.api.Certificate = cert
+	}
+	return a, nil
+}
+
+// errStopped ends the group when a part stops on its own.
+var errStopped = errors.New("stopped")
+
+// Run serves until ctx ends or a part fails, then waits for every part
+// before it returns. The API listener comes first, so /health answers
+// while the data loads (/ready says when decisions are trustworthy); then,
+// in one errgroup, the loader and change-feed follower, the OAuth purge
+// and the public listener. A failed load stops the sidecar, so an
+// orchestrator restarts it rather than route to a sidecar never ready.
+func (a *App) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := a.server.ListenAndServe(ctx, a.api, func(addr net.Addr) {
+			a.log.Info("listening", "addr", addr.String(), "tls", a.api.Certificate != nil,
+				"database", store.Redact(a.cfg.Database.URL), "version", a.opts.Version)
+			g.Go(func() error {
+				if err := a.svc.Load(ctx); err != nil {
+					return fmt.Errorf("load agents: %w", err)
+				}
+				a.svc.Run(ctx)
+				return nil
+			})
+			if a.oauth != nil {
+				g.Go(func() error { purgeOAuth(ctx, a.oauth, a.log); return nil })
+			}
+			if a.public.Addr != "" {
+				g.Go(func() error {
+					err := a.server.ListenAndServe(ctx, a.public, func(addr net.Addr) {
+						a.log.Info("listening for MCP clients", "addr", addr.String(), "tls", a.public.Certificate != nil)
+					})
+					if err != nil {
+						return fmt.Errorf("serve public: %w", err)
+					}
+					return stopped(ctx)
+				})
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return stopped(ctx)
+	})
+	err := g.Wait()
+	if errors.Is(err, errStopped) {
+		err = nil
+	}
+	if err == nil {
+		a.log.Info("stopped")
+	}
+	return err
+}
+
+// stopped is what a listener that returned without error reports: nil when
+// the sidecar is stopping anyway, errStopped to stop the rest otherwise.
+func stopped(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errStopped
+}
+
+// Close releases the store; call it after Run returns.
+func (a *App) Close() error { return a.store.Close() }
+
+// purgeOAuth deletes expired OAuth requests, codes and tokens hourly; any
+// replica may, and more than one doing so is harmless.
+func purgeOAuth(ctx context.Context, as *oauth.Server, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := as.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("oauth purge failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
