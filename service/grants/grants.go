@@ -1,62 +1,55 @@
-package service
+// Package grants makes the agents MCP OAuth grants act as: one delegated
+// agent per (client, user), holding the permissions of the scopes granted.
+package grants
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
-	"strings"
+	"sync"
+	"time"
 
 	"github.com/kavach-dev/kavach/api"
-	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
-
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
 )
 
-// AccessTokens verifies MCP OAuth access tokens; *oauth.Server does.
-type AccessTokens interface {
-	Verify(ctx context.Context, raw, resource string, requiredScopes []string) (oauth.Claims, error)
+// Store is what grant agents read and write.
+type Store interface {
+	CreateAgent(ctx context.Context, a domain.Agent, maxActive int) (domain.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter) ([]domain.Agent, error)
+	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (domain.Agent, error)
 }
 
-// UseAccessTokens lets POST /v1/authorize take MCP OAuth access tokens as
-// bearers, deciding as the grant's agent limited to the permissions of the
-// token's scopes (scopes: each scope's permissions, as configured). Call it
-// before serving.
-func (s *Service) UseAccessTokens(v AccessTokens, scopes map[string][]api.Permission) {
-	s.tokens = v
-	s.scopeKeys = map[string][]string{}
-	for name, perms := range scopes {
-		for _, p := range perms {
-			s.scopeKeys[name] = append(s.scopeKeys[name], engine.PermissionKey(p.Resource, p.Actions))
-		}
-	}
+// Grants is safe for concurrent use; it implements oauth.Agents.
+type Grants struct {
+	store Store
+	rep   *replica.Replica
+	// maxPerUser caps an owner's active agents (agents.maxPerUser).
+	maxPerUser int
+	// grantMu serialises the creation of grant agents.
+	grantMu sync.Mutex
+	now     func() time.Time
+	log     *slog.Logger
 }
 
-// keysOf lists the permission keys a token's scopes grant: never nil, so
-// a token whose scopes grant nothing is limited to nothing.
-func (s *Service) keysOf(scopes []string) []string {
-	keys := []string{}
-	for _, sc := range scopes {
-		for _, k := range s.scopeKeys[sc] {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	slices.Sort(keys)
-	return keys
+var _ oauth.Agents = (*Grants)(nil)
+
+// New returns grant agents over st, written through rep.
+func New(st Store, rep *replica.Replica, maxPerUser int, now func() time.Time, log *slog.Logger) *Grants {
+	return &Grants{store: st, rep: rep, maxPerUser: maxPerUser, now: now, log: log}
 }
 
 // grantClientKey marks a grant's agent, in its metadata, with the OAuth
 // client it acts for.
 const grantClientKey = "oauthClientId"
-
-var _ oauth.Agents = (*Service)(nil)
 
 // GrantAgent makes (or updates) the delegated agent of one (client, user)
 // pair: owned by the user, holding the permissions of every scope the user
@@ -65,11 +58,11 @@ var _ oauth.Agents = (*Service)(nil)
 // so adding a later consent's permissions gives no older token more, and
 // two approvals racing leave the same agent whatever their order. It
 // implements oauth.Agents.
-func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID string, granted []api.Permission) (string, error) {
-	if err := checkID("userId", userID); err != nil {
+func (s *Grants) GrantAgent(ctx context.Context, clientID, clientName, userID string, granted []api.Permission) (string, error) {
+	if err := core.CheckID("userId", userID); err != nil {
 		return "", err
 	}
-	perms, err := checkPermissions(granted)
+	perms, err := core.CheckPermissions(granted)
 	if err != nil {
 		return "", err
 	}
@@ -86,14 +79,14 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 			continue
 		}
 		merged := mergePermissions(a.Permissions, perms)
-		if err := checkPermissionSet(merged); err != nil {
+		if err := core.CheckPermissionSet(merged); err != nil {
 			return "", err
 		}
-		_, err := s.write(ctx, func() (domain.Agent, error) {
-			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.opts.MaxPerUser})
+		_, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
+			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.maxPerUser})
 		})
 		if err != nil {
-			return "", storeError(err)
+			return "", core.StoreError(err)
 		}
 		s.log.Info("oauth grant agent updated", "agent", a.ID, "owner", userID, "client", clientID)
 		return a.ID, nil
@@ -102,20 +95,20 @@ func (s *Service) GrantAgent(ctx context.Context, clientID, clientName, userID s
 	if clientName == "" {
 		name = "MCP client " + clientID
 	}
-	if len(name) > maxNameLen || hasControl(name) {
+	if len(name) > core.MaxNameLen || core.HasControl(name) {
 		name = "MCP client"
 	}
 	// The agent acts only through OAuth access tokens: its own token is
 	// never shown to anyone.
-	_, hash := newToken()
-	a, err := s.write(ctx, func() (domain.Agent, error) {
+	_, hash := core.NewToken()
+	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
 		return s.store.CreateAgent(ctx, domain.Agent{
 			OwnerID: userID, Name: name, Type: "delegated", Permissions: perms,
 			Metadata: map[string]any{grantClientKey: clientID}, TokenHash: hash, CreatedAt: s.now(),
-		}, s.opts.MaxPerUser)
+		}, s.maxPerUser)
 	})
 	if err != nil {
-		return "", storeError(err)
+		return "", core.StoreError(err)
 	}
 	s.log.Info("oauth grant agent created", "agent", a.ID, "owner", userID, "client", clientID)
 	return a.ID, nil
@@ -153,7 +146,7 @@ func CheckScopes(scopes map[string][]api.Permission) error {
 	byKey := map[string]origin{}
 	var union []domain.Permission
 	for _, name := range names {
-		perms, err := checkPermissions(scopes[name])
+		perms, err := core.CheckPermissions(scopes[name])
 		if err != nil {
 			return fmt.Errorf("mcp.scopes.%s: %w", name, err)
 		}
@@ -174,35 +167,8 @@ func CheckScopes(scopes map[string][]api.Permission) error {
 			}
 		}
 	}
-	if len(union) > maxPermissions {
-		return fmt.Errorf("mcp.scopes: together they grant %d permissions; an agent may hold at most %d", len(union), maxPermissions)
+	if len(union) > core.MaxPermissions {
+		return fmt.Errorf("mcp.scopes: together they grant %d permissions; an agent may hold at most %d", len(union), core.MaxPermissions)
 	}
 	return nil
-}
-
-// isAccessToken tells a JWT from a Kavach agent token (kv_…).
-func isAccessToken(bearer string) bool {
-	return !strings.HasPrefix(bearer, TokenPrefix) && strings.Count(bearer, ".") == 2
-}
-
-// agentOfAccessToken verifies an MCP access token and returns its grant's
-// agent and the permission keys its scopes grant. A bad, expired or
-// revoked token is unauthorized (401), at once on every replica:
-// revocation is checked in the database.
-func (s *Service) agentOfAccessToken(ctx context.Context, bearer string) (string, []string, error) {
-	if s.tokens == nil {
-		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "malformed_token",
-			Message: "the bearer token is not a Kavach agent token, and the MCP authorization server (mcp.enabled) is off"}
-	}
-	c, err := s.tokens.Verify(ctx, bearer, "", nil)
-	var oe *oauth.Error
-	switch {
-	case errors.As(err, &oe):
-		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "invalid_token", Message: oe.Description, Err: err}
-	case err != nil:
-		return "", nil, fmt.Errorf("verify access token: %w", err)
-	case c.AgentID == "":
-		return "", nil, &apperr.Error{Kind: apperr.Unauthorized, Code: "invalid_token", Message: "the access token names no agent"}
-	}
-	return c.AgentID, s.keysOf(c.Scopes), nil
 }

@@ -1,4 +1,4 @@
-package service
+package core
 
 import (
 	"errors"
@@ -8,17 +8,17 @@ import (
 	"github.com/kavach-dev/kavach/store"
 )
 
-func invalid(code, format string, args ...any) *apperr.Error {
+func Invalid(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Invalid, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func unprocessable(code, format string, args ...any) *apperr.Error {
+func Unprocessable(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Unprocessable, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// storeError turns store sentinels into client errors; others pass through
+// StoreError turns store sentinels into client errors; others pass through
 // as internal faults.
-func storeError(err error) error {
+func StoreError(err error) error {
 	var se *apperr.Error
 	switch {
 	case errors.As(err, &se):
@@ -32,16 +32,20 @@ func storeError(err error) error {
 	case errors.Is(err, store.ErrLimitReached):
 		return &apperr.Error{Kind: apperr.Conflict, Code: "agent_limit_reached", Message: "the owner has reached agents.maxPerUser active agents; revoke one first", Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &apperr.Error{Kind: apperr.Conflict, Code: "conflict", Message: "the write conflicts with the current state: " + err.Error(), Err: err}
+		return &apperr.Error{Kind: apperr.Conflict, Code: "Conflict", Message: "the write conflicts with the current state: " + err.Error(), Err: err}
 	}
 	return err
 }
 
-// notFound is a 404 with a code naming what was not found.
-func notFound(code, format string, args ...any) *apperr.Error {
+// NotFound is a 404 with a code naming what was not found.
+func NotFound(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.NotFound, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func conflict(code, format string, args ...any) *apperr.Error {
+func Conflict(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Conflict, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func Unauthorized(code, format string, args ...any) *apperr.Error {
+	return &apperr.Error{Kind: apperr.Unauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
 }

@@ -1,4 +1,4 @@
-package service
+package audit
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/domain"
-
+	"github.com/kavach-dev/kavach/service/internal/core"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -76,11 +76,11 @@ func newRefusals(st Store, log *slog.Logger, agentOf func(context.Context, strin
 
 // RecordRefusal audits a refused call in the background, within the
 // budget; it never blocks the request.
-func (s *Service) RecordRefusal(r Refusal) {
+func (s *Audit) RecordRefusal(r Refusal) {
 	switch {
-	case wellFormedToken(r.AgentToken):
-		r.tokenHash = hashToken(r.AgentToken)
-	case isAccessToken(r.AgentToken):
+	case core.WellFormedToken(r.AgentToken):
+		r.tokenHash = core.HashToken(r.AgentToken)
+	case core.IsAccessToken(r.AgentToken):
 		r.accessToken = r.AgentToken
 	}
 	r.AgentToken = ""

@@ -1,4 +1,6 @@
-package service
+// Package credentials authenticates callers (API keys, KAVACH_ADMIN_KEY,
+// agent tokens, MCP access tokens) and manages API keys.
+package credentials
 
 import (
 	"context"
@@ -8,19 +10,78 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
-
-	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/service/internal/core"
 	"github.com/kavach-dev/kavach/store"
 )
 
-// KeyPrefix marks Kavach API keys (kvk_), as TokenPrefix marks agent tokens.
+// Store is what credentials read and write.
+type Store interface {
+	GetAgent(ctx context.Context, id string) (domain.Agent, error)
+	AgentByTokenHash(ctx context.Context, hash string) (domain.Agent, error)
+	CreateKey(ctx context.Context, k domain.APIKey) (domain.APIKey, error)
+	BootstrapKey(ctx context.Context, k domain.APIKey) (domain.APIKey, bool, error)
+	GetKey(ctx context.Context, id string) (domain.APIKey, error)
+	KeyByHash(ctx context.Context, hash string) (domain.APIKey, error)
+	ListKeys(ctx context.Context) ([]domain.APIKey, error)
+	RevokeKey(ctx context.Context, id string) (domain.APIKey, error)
+}
+
+// Options configure credentials.
+type Options struct {
+	// AdminKey, if set, is an admin credential accepted as given and never
+	// stored (KAVACH_ADMIN_KEY); at least MinAdminKeyLen characters.
+	AdminKey string
+	// Roles are the roles an API key may hold: those the API policy
+	// declares (access.Policy.Roles).
+	Roles []string
+}
+
+// Credentials is safe for concurrent use.
+type Credentials struct {
+	store        Store
+	opts         Options
+	keys         keyCache
+	adminKeyHash []byte // SHA-256 of Options.AdminKey; nil if none
+	now          func() time.Time
+	log          *slog.Logger
+
+	// tokens verifies MCP OAuth access tokens (nil: MCP is off).
+	tokens    AccessTokens
+	scopeKeys map[string][]string // scope → permission keys
+}
+
+// New returns the credentials over st. The admin key is kept only as its
+// hash.
+func New(st Store, opts Options, now func() time.Time, log *slog.Logger) (*Credentials, error) {
+	c := &Credentials{store: st, opts: opts, now: now, log: log}
+	if opts.AdminKey != "" {
+		if len(opts.AdminKey) < MinAdminKeyLen {
+			return nil, fmt.Errorf("KAVACH_ADMIN_KEY must be at least %d characters", MinAdminKeyLen)
+		}
+		sum := sha256.Sum256([]byte(opts.AdminKey))
+		c.adminKeyHash = sum[:]
+		c.opts.AdminKey = "" // not kept in memory longer than needed
+	}
+	return c, nil
+}
+
+// LoadKeys replaces the key cache with every key in the store (for the
+// replica's full load).
+func (s *Credentials) LoadKeys(ctx context.Context) error { return s.keys.loadKeys(ctx, s.store) }
+
+// Put caches one key (for the replica's change feed).
+func (s *Credentials) Put(k domain.APIKey) { s.keys.put(k) }
+
+// KeyPrefix marks Kavach API keys (kvk_), as core.TokenPrefix marks agent tokens.
 const KeyPrefix = "kvk_"
 
 // keyLen is "kvk_" plus 32 random bytes in unpadded base64url.
@@ -93,7 +154,7 @@ func newKey() (key, hash string) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	key = KeyPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return key, hashToken(key)
+	return key, core.HashToken(key)
 }
 
 func wellFormedKey(s string) bool {
@@ -104,17 +165,13 @@ func wellFormedKey(s string) bool {
 	return err == nil && len(b) == 32
 }
 
-func unauthorized(code, format string, args ...any) *apperr.Error {
-	return &apperr.Error{Kind: apperr.Unauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Authenticate resolves a bearer credential. An API key is looked up by
 // the hash of what was sent, in memory; with fresh it is read again from
 // the database, so a key revoked on another replica a moment ago is
 // refused here too. Agent credentials (kv_… tokens, MCP access tokens)
 // are returned unresolved: a decision resolves them, and every other use
 // goes through AgentOf.
-func (s *Service) Authenticate(ctx context.Context, bearer string, fresh bool) (Principal, error) {
+func (s *Credentials) Authenticate(ctx context.Context, bearer string, fresh bool) (Principal, error) {
 	if s.adminKeyHash != nil {
 		sum := sha256.Sum256([]byte(bearer))
 		if subtle.ConstantTimeCompare(sum[:], s.adminKeyHash) == 1 {
@@ -125,22 +182,22 @@ func (s *Service) Authenticate(ctx context.Context, bearer string, fresh bool) (
 	switch {
 	case strings.HasPrefix(bearer, KeyPrefix):
 		return s.authenticateKey(ctx, bearer, fresh)
-	case strings.HasPrefix(bearer, TokenPrefix):
-		if !wellFormedToken(bearer) {
-			return Principal{}, unauthorized("malformed_credential", "the bearer is not a well-formed Kavach agent token (kv_ followed by 43 base64url characters)")
+	case strings.HasPrefix(bearer, core.TokenPrefix):
+		if !core.WellFormedToken(bearer) {
+			return Principal{}, core.Unauthorized("malformed_credential", "the bearer is not a well-formed Kavach agent token (kv_ followed by 43 base64url characters)")
 		}
 		return Principal{Actor: domain.Actor{Type: domain.ActorAgent}, AgentToken: bearer}, nil
-	case isAccessToken(bearer):
+	case core.IsAccessToken(bearer):
 		return Principal{Actor: domain.Actor{Type: domain.ActorAgent}, AgentToken: bearer}, nil
 	}
-	return Principal{}, unauthorized("malformed_credential", "the bearer is neither a Kavach API key (kvk_…), an agent token (kv_…) nor an MCP access token")
+	return Principal{}, core.Unauthorized("malformed_credential", "the bearer is neither a Kavach API key (kvk_…), an agent token (kv_…) nor an MCP access token")
 }
 
-func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool) (Principal, error) {
+func (s *Credentials) authenticateKey(ctx context.Context, bearer string, fresh bool) (Principal, error) {
 	if !wellFormedKey(bearer) {
-		return Principal{}, unauthorized("malformed_credential", "the bearer is not a well-formed Kavach API key (kvk_ followed by 43 base64url characters)")
+		return Principal{}, core.Unauthorized("malformed_credential", "the bearer is not a well-formed Kavach API key (kvk_ followed by 43 base64url characters)")
 	}
-	hash := hashToken(bearer)
+	hash := core.HashToken(bearer)
 	k, ok := s.keys.get(hash)
 	if fresh || !ok {
 		// Unknown here may be a key created on another replica a moment ago.
@@ -148,7 +205,7 @@ func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool
 		k, err = s.store.KeyByHash(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return Principal{}, unauthorized("invalid_key", "the API key is not known")
+			return Principal{}, core.Unauthorized("invalid_key", "the API key is not known")
 		case err != nil:
 			return Principal{}, fmt.Errorf("look up API key: %w", err)
 		}
@@ -157,58 +214,58 @@ func (s *Service) authenticateKey(ctx context.Context, bearer string, fresh bool
 	now := s.now()
 	switch {
 	case k.RevokedAt != nil:
-		return Principal{}, unauthorized("key_revoked", "the API key %s was revoked", k.ID)
+		return Principal{}, core.Unauthorized("key_revoked", "the API key %s was revoked", k.ID)
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return Principal{}, unauthorized("key_expired", "the API key %s expired at %s", k.ID, k.ExpiresAt.Format(time.RFC3339))
+		return Principal{}, core.Unauthorized("key_expired", "the API key %s expired at %s", k.ID, k.ExpiresAt.Format(time.RFC3339))
 	}
 	return Principal{Actor: domain.Actor{Type: domain.ActorKey, ID: k.ID, Name: k.Name}, Roles: k.Roles}, nil
 }
 
 // AgentOf resolves an agent principal to its agent's ID: a token must name
 // an agent that is active and unexpired.
-func (s *Service) AgentOf(ctx context.Context, p Principal) (string, error) {
+func (s *Credentials) AgentOf(ctx context.Context, p Principal) (string, error) {
 	var a domain.Agent
 	var err error
-	if isAccessToken(p.AgentToken) {
+	if core.IsAccessToken(p.AgentToken) {
 		var id string
-		if id, _, err = s.agentOfAccessToken(ctx, p.AgentToken); err != nil {
+		if id, _, err = s.AgentOfAccessToken(ctx, p.AgentToken); err != nil {
 			return "", err
 		}
 		// A valid token of a grant agent revoked since is no credential.
 		a, err = s.store.GetAgent(ctx, id)
 	} else {
-		a, err = s.store.AgentByTokenHash(ctx, hashToken(p.AgentToken))
+		a, err = s.store.AgentByTokenHash(ctx, core.HashToken(p.AgentToken))
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return "", unauthorized("invalid_token", "the agent token is not known")
+		return "", core.Unauthorized("invalid_token", "the agent token is not known")
 	case err != nil:
 		return "", fmt.Errorf("look up agent token: %w", err)
 	case a.Status == domain.StatusRevoked:
-		return "", unauthorized("agent_revoked", "the token's agent is revoked")
+		return "", core.Unauthorized("agent_revoked", "the token's agent is revoked")
 	case a.Status == domain.StatusExpired:
-		return "", unauthorized("agent_expired", "the token's agent has expired")
+		return "", core.Unauthorized("agent_expired", "the token's agent has expired")
 	}
 	return a.ID, nil
 }
 
 // CreateKey creates an API key and returns its secret, shown only here.
-func (s *Service) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.KeyWithSecret, error) {
-	if err := checkName(req.Name); err != nil {
+func (s *Credentials) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.KeyWithSecret, error) {
+	if err := core.CheckName(req.Name); err != nil {
 		return api.KeyWithSecret{}, err
 	}
 	if len(req.Roles) == 0 {
-		return api.KeyWithSecret{}, invalid("missing_field", "roles is required: one or more of %s", strings.Join(s.opts.Roles, ", "))
+		return api.KeyWithSecret{}, core.Invalid("missing_field", "roles is required: one or more of %s", strings.Join(s.opts.Roles, ", "))
 	}
 	for i, r := range req.Roles {
 		if !slices.Contains(s.opts.Roles, r) {
-			return api.KeyWithSecret{}, unprocessable("invalid_role", "role %q is not one of %s", r, strings.Join(s.opts.Roles, ", "))
+			return api.KeyWithSecret{}, core.Unprocessable("invalid_role", "role %q is not one of %s", r, strings.Join(s.opts.Roles, ", "))
 		}
 		if slices.Contains(req.Roles[:i], r) {
-			return api.KeyWithSecret{}, unprocessable("invalid_role", "role %q is given twice", r)
+			return api.KeyWithSecret{}, core.Unprocessable("invalid_role", "role %q is given twice", r)
 		}
 	}
-	if err := checkExpiry(req.ExpiresAt, s.now()); err != nil {
+	if err := core.CheckExpiry(req.ExpiresAt, s.now()); err != nil {
 		return api.KeyWithSecret{}, err
 	}
 	secret, hash := newKey()
@@ -218,12 +275,12 @@ func (s *Service) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.
 	}
 	s.keys.put(k)
 	s.log.Info("API key created", "key", k.ID, "name", k.Name, "roles", k.Roles)
-	return api.KeyWithSecret{APIKey: apiKey(k), Key: secret}, nil
+	return api.KeyWithSecret{APIKey: core.APIKey(k), Key: secret}, nil
 }
 
 // BootstrapAdminKey creates an admin key when the database holds none and
 // returns its secret; "" when keys exist already.
-func (s *Service) BootstrapAdminKey(ctx context.Context) (string, domain.APIKey, error) {
+func (s *Credentials) BootstrapAdminKey(ctx context.Context) (string, domain.APIKey, error) {
 	secret, hash := newKey()
 	k, created, err := s.store.BootstrapKey(store.WithActor(ctx, domain.Actor{Type: domain.ActorSystem, Name: "bootstrap"}),
 		domain.APIKey{Name: "bootstrap-admin", Roles: []string{"admin"}, Hash: hash})
@@ -235,28 +292,28 @@ func (s *Service) BootstrapAdminKey(ctx context.Context) (string, domain.APIKey,
 }
 
 // ListKeys returns every API key (never a secret).
-func (s *Service) ListKeys(ctx context.Context) ([]api.APIKey, error) {
+func (s *Credentials) ListKeys(ctx context.Context) ([]api.APIKey, error) {
 	keys, err := s.store.ListKeys(ctx)
-	return apiKeys(keys), err
+	return core.APIKeys(keys), err
 }
 
 // GetKey returns one API key.
-func (s *Service) GetKey(ctx context.Context, id string) (api.APIKey, error) {
+func (s *Credentials) GetKey(ctx context.Context, id string) (api.APIKey, error) {
 	k, err := s.store.GetKey(ctx, id)
-	return apiKey(k), keyError(err)
+	return core.APIKey(k), keyError(err)
 }
 
 // RevokeKey revokes an API key: this replica refuses it from the moment
 // this returns, others at their next request that needs it fresh, and
 // on the change feed for decisions.
-func (s *Service) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
+func (s *Credentials) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
 	k, err := s.store.RevokeKey(ctx, id)
 	if err != nil {
 		return api.APIKey{}, keyError(err)
 	}
 	s.keys.put(k)
 	s.log.Info("API key revoked", "key", k.ID, "name", k.Name)
-	return apiKey(k), nil
+	return core.APIKey(k), nil
 }
 
 func keyError(err error) error {

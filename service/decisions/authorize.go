@@ -1,24 +1,61 @@
-package service
+// Package decisions answers POST /v1/authorize: it validates the request,
+// asks the engine, redoes under the agent's lock a decision that consumes
+// quota or an approval, and commits the audit row before answering.
+package decisions
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/domain"
-
-	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/service/approvals"
+	"github.com/kavach-dev/kavach/service/credentials"
+	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
 )
+
+// Store is what decisions read and write.
+type Store interface {
+	InsertAudit(ctx context.Context, e domain.AuditEntry, use store.Consumption) (domain.AuditEntry, error)
+	CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error)
+	GetKey(ctx context.Context, id string) (domain.APIKey, error)
+}
+
+// Decisions is safe for concurrent use.
+type Decisions struct {
+	store     Store
+	engine    *engine.Engine
+	rep       *replica.Replica
+	approvals *approvals.Approvals
+	creds     *credentials.Credentials
+	now       func() time.Time
+	log       *slog.Logger
+
+	// agentLocks serialise, per agent, the decisions that consume something
+	// (rate-limit quota, an approval): count, decide and record happen as one
+	// step, so N concurrent calls under a limit of N get exactly N allows.
+	agentLocks [64]sync.Mutex
+}
+
+// New returns decisions by eng over st: approvals opens the requests a
+// decision needs, creds resolves MCP access tokens and learns of keys
+// revoked elsewhere.
+func New(st Store, eng *engine.Engine, rep *replica.Replica, ap *approvals.Approvals, creds *credentials.Credentials,
+	now func() time.Time, log *slog.Logger) *Decisions {
+	return &Decisions{store: st, engine: eng, rep: rep, approvals: ap, creds: creds, now: now, log: log}
+}
 
 const (
 	maxResourceLen  = 1024
@@ -31,16 +68,16 @@ const (
 // row, is the actor ctx carries. Only
 // malformed requests fail without a decision; every decision, allowed or
 // denied, known agent or not, is audited.
-func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
+func (s *Decisions) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
 	start := time.Now()
-	if err := s.checkReady(); err != nil {
+	if err := s.rep.CheckReady(); err != nil {
 		return api.AuthorizeResponse{}, err
 	}
 	var scopeKeys []string
-	if bearer != "" && req.AgentID == "" && isAccessToken(bearer) {
+	if bearer != "" && req.AgentID == "" && core.IsAccessToken(bearer) {
 		// An MCP client's OAuth access token: decide as its grant's agent,
 		// limited to the token's scopes.
-		id, keys, err := s.agentOfAccessToken(ctx, bearer)
+		id, keys, err := s.creds.AgentOfAccessToken(ctx, bearer)
 		if err != nil {
 			return api.AuthorizeResponse{}, err
 		}
@@ -61,7 +98,7 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 		// row per request, which anyone could pile up. An app asking with its
 		// own key for a token it received gets the decision, as KavachOS's
 		// authorizeByToken does.
-		return api.AuthorizeResponse{}, unauthorized(d.Code, "%s", d.Reason)
+		return api.AuthorizeResponse{}, core.Unauthorized(d.Code, "%s", d.Reason)
 	}
 	if consumes(d) {
 		// Decide again under the agent's lock, at the time the lock was
@@ -90,7 +127,7 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 			// sidecars used up the quota: decide again on the current state,
 			// so what gets audited is the decision that holds.
 			if lostApproval {
-				if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
+				if err := s.approvals.Refresh(ctx, use.ApprovalID); err != nil {
 					return api.AuthorizeResponse{}, err
 				}
 			}
@@ -103,16 +140,16 @@ func (s *Service) Authorize(ctx context.Context, req api.AuthorizeRequest, beare
 			// Revoked on another replica since this one cached the key: the
 			// database, read in the audit row's transaction, has the last word.
 			if k, gerr := s.store.GetKey(ctx, entry.Actor.ID); gerr == nil {
-				s.keys.put(k)
+				s.creds.Put(k)
 			}
-			return api.AuthorizeResponse{}, unauthorized("key_revoked", "the API key %s was revoked", entry.Actor.ID)
+			return api.AuthorizeResponse{}, core.Unauthorized("key_revoked", "the API key %s was revoked", entry.Actor.ID)
 		}
 		if err != nil {
 			return api.AuthorizeResponse{}, &apperr.Error{Kind: apperr.Internal, Code: "audit_unavailable",
 				Message: "the decision could not be audited, so it is not given", Err: err}
 		}
 		if use.ApprovalID != "" {
-			if err := s.refreshApproval(ctx, use.ApprovalID); err != nil {
+			if err := s.approvals.Refresh(ctx, use.ApprovalID); err != nil {
 				return api.AuthorizeResponse{}, err
 			}
 		}
@@ -135,7 +172,7 @@ var badCredential = map[string]bool{"invalid_token": true, "agent_revoked": true
 
 // decideWithCounts decides with the current time and the agent's calls in
 // the last hour; the caller holds the agent's lock.
-func (s *Service) decideWithCounts(ctx context.Context, in *engine.Input, agentID string) (engine.Decision, error) {
+func (s *Decisions) decideWithCounts(ctx context.Context, in *engine.Input, agentID string) (engine.Decision, error) {
 	in.Now = s.now()
 	calls, err := s.store.CountCalls(ctx, agentID, in.Resource, in.Now.Add(-store.RateWindow))
 	if err != nil {
@@ -148,7 +185,7 @@ func (s *Service) decideWithCounts(ctx context.Context, in *engine.Input, agentI
 // decide evaluates the policy. An evaluation error (say, a runtime error in
 // a user extension) is a denial, audited like any other: fail closed, and
 // keep the one-row-per-decision promise.
-func (s *Service) decide(ctx context.Context, in engine.Input) (engine.Decision, error) {
+func (s *Decisions) decide(ctx context.Context, in engine.Input) (engine.Decision, error) {
 	d, err := s.engine.Decide(ctx, in)
 	if err == nil {
 		return d, nil
@@ -163,10 +200,10 @@ func (s *Service) decide(ctx context.Context, in engine.Input) (engine.Decision,
 
 // auditEntry builds the audit row of a decision and what the call consumes;
 // for a call that needs approval it opens (or reuses) the request.
-func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (domain.AuditEntry, store.Consumption, error) {
+func (s *Decisions) auditEntry(ctx context.Context, d engine.Decision, req api.AuthorizeRequest) (domain.AuditEntry, store.Consumption, error) {
 	entry := domain.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
-		Arguments: compactJSON(req.Arguments), Result: domain.ResultDenied, Code: d.Code, Reason: d.Reason,
+		Arguments: core.CompactJSON(req.Arguments), Result: domain.ResultDenied, Code: d.Code, Reason: d.Reason,
 		ApprovalID: req.ApprovalID, Actor: store.ActorFrom(ctx),
 	}
 	if entry.Actor.Type == domain.ActorAgent {
@@ -187,7 +224,7 @@ func (s *Service) auditEntry(ctx context.Context, d engine.Decision, req api.Aut
 			use.ApprovalID = p.ApprovalID
 		}
 	case d.ApprovalRequired:
-		a, err := s.requestApproval(ctx, d, req)
+		a, err := s.approvals.Request(ctx, d, req)
 		if err != nil {
 			return entry, use, err
 		}
@@ -206,54 +243,54 @@ func consumes(d engine.Decision) bool {
 	return strings.HasPrefix(d.Code, "approval_")
 }
 
-func (s *Service) agentLock(agentID string) *sync.Mutex {
+func (s *Decisions) agentLock(agentID string) *sync.Mutex {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(agentID))
 	return &s.agentLocks[h.Sum32()%uint32(len(s.agentLocks))]
 }
 
-func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine.Input, error) {
+func (s *Decisions) decisionInput(req api.AuthorizeRequest, bearer string) (engine.Input, error) {
 	in := engine.Input{Action: req.Action, Resource: req.Resource, Now: s.now(), Arguments: req.Arguments, ApprovalID: req.ApprovalID}
 	switch {
 	case req.AgentID != "" && bearer != "":
-		return in, invalid("ambiguous_identity", "give either agentId or an Authorization bearer token, not both")
+		return in, core.Invalid("ambiguous_identity", "give either agentId or an Authorization bearer token, not both")
 	case req.AgentID != "":
-		if err := checkID("agentId", req.AgentID); err != nil {
+		if err := core.CheckID("agentId", req.AgentID); err != nil {
 			return in, err
 		}
 		in.AgentID = req.AgentID
 	case bearer != "":
-		if !wellFormedToken(bearer) {
+		if !core.WellFormedToken(bearer) {
 			return in, &apperr.Error{Kind: apperr.Unauthorized, Code: "malformed_token",
 				Message: "the bearer token is not a Kavach agent token (kv_ followed by 43 base64url characters)"}
 		}
-		in.TokenHash = hashToken(bearer)
+		in.TokenHash = core.HashToken(bearer)
 	default:
-		return in, invalid("missing_field", "agentId is required unless an Authorization: Bearer kv_… header is sent")
+		return in, core.Invalid("missing_field", "agentId is required unless an Authorization: Bearer kv_… header is sent")
 	}
 	if req.Action == "" {
-		return in, invalid("missing_field", "action is required")
+		return in, core.Invalid("missing_field", "action is required")
 	}
-	if err := validateAction(req.Action); err != nil {
-		return in, invalid("invalid_field", "%v", err)
+	if err := core.ValidateAction(req.Action); err != nil {
+		return in, core.Invalid("invalid_field", "%v", err)
 	}
 	if req.Resource == "" {
-		return in, invalid("missing_field", "resource is required")
+		return in, core.Invalid("missing_field", "resource is required")
 	}
 	if len(req.Resource) > maxResourceLen {
-		return in, invalid("invalid_field", "resource is longer than %d bytes", maxResourceLen)
+		return in, core.Invalid("invalid_field", "resource is longer than %d bytes", maxResourceLen)
 	}
-	if hasControl(req.Resource) {
-		return in, invalid("invalid_field", "resource contains a control character")
+	if core.HasControl(req.Resource) {
+		return in, core.Invalid("invalid_field", "resource contains a control character")
 	}
 	if len(req.Arguments) > 0 {
 		trimmed := bytes.TrimSpace(req.Arguments)
 		if !bytes.HasPrefix(trimmed, []byte("{")) && !bytes.Equal(trimmed, []byte("null")) {
-			return in, invalid("invalid_field", "arguments must be a JSON object")
+			return in, core.Invalid("invalid_field", "arguments must be a JSON object")
 		}
 	}
 	if req.ApprovalID != "" {
-		if err := checkID("approvalId", req.ApprovalID); err != nil {
+		if err := core.CheckID("approvalId", req.ApprovalID); err != nil {
 			return in, err
 		}
 	}
@@ -261,27 +298,18 @@ func (s *Service) decisionInput(req api.AuthorizeRequest, bearer string) (engine
 		if c.IP != "" {
 			ip, err := netip.ParseAddr(c.IP)
 			if err != nil {
-				return in, invalid("invalid_field", "context.ip %q is not an IP address", c.IP)
+				return in, core.Invalid("invalid_field", "context.ip %q is not an IP address", c.IP)
 			}
 			// One spelling per address: allowlists compare canonical forms,
 			// and an IPv4-mapped IPv6 address is its IPv4 address.
 			in.IP = ip.Unmap().WithZone("").String()
 		}
 		if len(c.UserAgent) > maxUserAgentLen {
-			return in, invalid("invalid_field", "context.userAgent is longer than %d bytes", maxUserAgentLen)
+			return in, core.Invalid("invalid_field", "context.userAgent is longer than %d bytes", maxUserAgentLen)
 		}
-		if hasControl(c.UserAgent) {
-			return in, invalid("invalid_field", "context.userAgent contains a control character")
+		if core.HasControl(c.UserAgent) {
+			return in, core.Invalid("invalid_field", "context.userAgent contains a control character")
 		}
 	}
 	return in, nil
-}
-
-// compactJSON is used for arguments so the audit row holds canonical bytes.
-func compactJSON(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if len(raw) == 0 || json.Compact(&b, raw) != nil || b.String() == "null" {
-		return nil
-	}
-	return b.Bytes()
 }

@@ -1,4 +1,7 @@
-package service
+// Package policy loads the decision policies: user extensions read from a
+// directory or bundle and reloaded on change, and the OPA bundle of what
+// is in use.
+package policy
 
 import (
 	"context"
@@ -6,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +19,43 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/kavach-dev/kavach/bundle"
+	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
 )
+
+// Store is what policy loading reads and writes: the data a bundle
+// carries, the change feed's position, and the audit event of a reload.
+type Store interface {
+	engine.Source
+	LatestChange(ctx context.Context) (int64, error)
+	RecordEvent(ctx context.Context, e store.Event) (domain.AuditEntry, error)
+}
+
+// Policy is safe for concurrent use.
+type Policy struct {
+	store  Store
+	engine *engine.Engine
+	// path is the directory or bundle the engine's extensions were read
+	// from; "" if none.
+	path string
+	ext  extensionState
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// New returns policy loading for eng, whose extensions were read from
+// path ("" if none).
+func New(st Store, eng *engine.Engine, path string, now func() time.Time, log *slog.Logger) *Policy {
+	return &Policy{store: st, engine: eng, path: path, now: now, log: log}
+}
+
+// Run reloads the extensions when their files change, until ctx ends.
+func (s *Policy) Run(ctx context.Context) {
+	if s.path != "" {
+		s.watchExtensions(ctx)
+	}
+}
 
 // ReadExtensions reads user policy extensions from path: a directory of
 // .rego files (tests, *_test.rego, are skipped: they run under `opa test`),
@@ -77,21 +115,21 @@ type extensionState struct {
 }
 
 // Policies describes the loaded policies.
-func (s *Service) Policies() PolicyStatus {
+func (s *Policy) Policies() PolicyStatus {
 	s.ext.mu.Lock()
 	defer s.ext.mu.Unlock()
-	return PolicyStatus{Policies: s.engine.Policies(), ExtensionsPath: s.opts.ExtensionsPath,
+	return PolicyStatus{Policies: s.engine.Policies(), ExtensionsPath: s.path,
 		LastReloadAt: s.ext.at, LastReloadError: s.ext.lastErr}
 }
 
 // ReloadExtensions reads the extensions again and swaps them in if they
 // compile; otherwise the policies in use keep serving and the error is
 // kept for GET /v1/policies.
-func (s *Service) ReloadExtensions(ctx context.Context) error {
-	if s.opts.ExtensionsPath == "" {
+func (s *Policy) ReloadExtensions(ctx context.Context) error {
+	if s.path == "" {
 		return errors.New("no policy extensions configured")
 	}
-	mods, err := ReadExtensions(s.opts.ExtensionsPath)
+	mods, err := ReadExtensions(s.path)
 	if err == nil {
 		err = s.engine.SetExtensions(ctx, mods)
 	}
@@ -104,12 +142,12 @@ func (s *Service) ReloadExtensions(ctx context.Context) error {
 	}
 	s.ext.mu.Unlock()
 	if err != nil {
-		s.log.Error("policy extensions not reloaded; the previous policies keep serving", "path", s.opts.ExtensionsPath, "error", err)
+		s.log.Error("policy extensions not reloaded; the previous policies keep serving", "path", s.path, "error", err)
 		return err
 	}
 	rev := s.engine.Policies().Revision
-	s.log.Info("policy extensions reloaded", "path", s.opts.ExtensionsPath, "revision", rev)
-	if _, err := s.store.RecordEvent(ctx, store.Event{Action: "extension.reload", Target: s.opts.ExtensionsPath,
+	s.log.Info("policy extensions reloaded", "path", s.path, "revision", rev)
+	if _, err := s.store.RecordEvent(ctx, store.Event{Action: "extension.reload", Target: s.path,
 		Reason: "policy extensions reloaded", Changes: map[string]any{"revision": rev}}); err != nil {
 		s.log.Error("extension reload not audited", "error", err)
 	}
@@ -118,14 +156,14 @@ func (s *Service) ReloadExtensions(ctx context.Context) error {
 
 // watchExtensions reloads the extensions when their files change. Editors
 // write files in several steps, so changes are debounced.
-func (s *Service) watchExtensions(ctx context.Context) {
+func (s *Policy) watchExtensions(ctx context.Context) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		s.log.Error("cannot watch policy extensions; changes need a restart", "error", err)
 		return
 	}
 	defer w.Close()
-	dir := s.opts.ExtensionsPath
+	dir := s.path
 	if info, err := os.Stat(dir); err == nil && !info.IsDir() {
 		dir = filepath.Dir(dir)
 	}
@@ -167,7 +205,7 @@ func (s *Service) watchExtensions(ctx context.Context) {
 // Bundle writes an OPA bundle of the policies in use (core and extensions)
 // and a snapshot of the data; its revision is the change-feed sequence read
 // before the snapshot.
-func (s *Service) Bundle(ctx context.Context, w io.Writer) (bundle.Info, error) {
+func (s *Policy) Bundle(ctx context.Context, w io.Writer) (bundle.Info, error) {
 	seq, err := s.store.LatestChange(ctx)
 	if err != nil {
 		return bundle.Info{}, err

@@ -1,4 +1,4 @@
-package service
+package replica
 
 import (
 	"context"
@@ -6,18 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kavach-dev/kavach/domain"
-
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/store"
 )
-
-// Replicas share one database; each keeps its own OPA store. Every write
-// appends to the database's change feed in its own transaction; a replica
-// applies the feed after the sequence it has applied: woken by PostgreSQL
-// NOTIFY, and in any case every PollInterval, so lost notifications (a
-// broken listener connection) delay a change by at most that long.
 
 const (
 	changeBatch   = 1000
@@ -27,7 +20,7 @@ const (
 // catchUp applies every change after the applied sequence. It holds writeMu
 // so that it never applies an entity's state older than one this replica's
 // own write has just applied.
-func (s *Service) catchUp(ctx context.Context) error {
+func (s *Replica) catchUp(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if !s.ready.Load() {
@@ -58,7 +51,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 }
 
 // readChanged reads the current state of every entity the changes name.
-func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engine.Changes, error) {
+func (s *Replica) readChanged(ctx context.Context, changes []store.Change) (engine.Changes, error) {
 	var c engine.Changes
 	seen := map[store.Change]bool{}
 	for _, ch := range changes {
@@ -82,7 +75,7 @@ func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engi
 		case store.ChangeKey:
 			var k domain.APIKey
 			if k, err = s.store.GetKey(ctx, ch.EntityID); err == nil {
-				s.keys.put(k)
+				s.keys.Put(k)
 			}
 		case store.ChangeApproval:
 			var a domain.Approval
@@ -99,9 +92,9 @@ func (s *Service) readChanged(ctx context.Context, changes []store.Change) (engi
 	return c, nil
 }
 
-// follow keeps this replica's OPA store in step with the change feed until
+// Follow keeps this replica's OPA store in step with the change feed until
 // ctx ends.
-func (s *Service) follow(ctx context.Context) {
+func (s *Replica) Follow(ctx context.Context) {
 	wake := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -118,7 +111,7 @@ func (s *Service) follow(ctx context.Context) {
 			s.log.Warn("change notifications interrupted; polling meanwhile", "error", err)
 		})
 	}
-	tick := time.NewTicker(s.opts.PollInterval)
+	tick := time.NewTicker(s.poll)
 	defer tick.Stop()
 	var last time.Time
 	for {
@@ -145,7 +138,7 @@ func (s *Service) follow(ctx context.Context) {
 }
 
 // Sync reports the change feed's state for /health.
-func (s *Service) Sync(ctx context.Context) (api.SyncStatus, error) {
+func (s *Replica) Sync(ctx context.Context) (api.SyncStatus, error) {
 	latest, err := s.store.LatestChange(ctx)
 	if err != nil {
 		return api.SyncStatus{}, err

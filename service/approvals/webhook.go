@@ -1,4 +1,4 @@
-package service
+package approvals
 
 import (
 	"bytes"
@@ -87,7 +87,7 @@ func (w *webhook) deliver(ctx context.Context, a domain.Approval) {
 func (w *webhook) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return errors.New("invalid webhook URL")
+		return errors.New("core.Invalid webhook URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kavach-webhook")

@@ -1,4 +1,4 @@
-package service
+package core
 
 import (
 	"github.com/kavach-dev/kavach/api"
@@ -8,21 +8,21 @@ import (
 // The application layer speaks the API's shapes at its edge and the
 // domain's inside; these map one to the other.
 
-func apiAgent(a domain.Agent) api.Agent {
+func APIAgent(a domain.Agent) api.Agent {
 	return api.Agent{ID: a.ID, OwnerID: a.OwnerID, Name: a.Name, Type: a.Type, Status: a.Status,
-		Permissions: apiPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: a.ExpiresAt,
+		Permissions: APIPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: a.ExpiresAt,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, RevokedAt: a.RevokedAt}
 }
 
-func apiAgents(list []domain.Agent) []api.Agent {
+func APIAgents(list []domain.Agent) []api.Agent {
 	out := make([]api.Agent, len(list))
 	for i, a := range list {
-		out[i] = apiAgent(a)
+		out[i] = APIAgent(a)
 	}
 	return out
 }
 
-func apiPermissions(list []domain.Permission) []api.Permission {
+func APIPermissions(list []domain.Permission) []api.Permission {
 	if list == nil {
 		return nil
 	}
@@ -33,7 +33,7 @@ func apiPermissions(list []domain.Permission) []api.Permission {
 	return out
 }
 
-func apiDelegation(d domain.Delegation) api.Delegation {
+func APIDelegation(d domain.Delegation) api.Delegation {
 	grants := make([]api.Grant, len(d.Permissions))
 	for i, g := range d.Permissions {
 		grants[i] = api.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints.Map(),
@@ -50,45 +50,45 @@ func apiDelegation(d domain.Delegation) api.Delegation {
 		CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt}
 }
 
-func apiDelegations(list []domain.Delegation) []api.Delegation {
+func APIDelegations(list []domain.Delegation) []api.Delegation {
 	out := make([]api.Delegation, len(list))
 	for i, d := range list {
-		out[i] = apiDelegation(d)
+		out[i] = APIDelegation(d)
 	}
 	return out
 }
 
-func apiApproval(a domain.Approval) api.Approval {
+func APIApproval(a domain.Approval) api.Approval {
 	return api.Approval{ID: a.ID, AgentID: a.AgentID, OwnerID: a.OwnerID, Action: a.Action, Resource: a.Resource,
 		Arguments: a.Arguments, Status: a.Status, ExpiresAt: a.ExpiresAt, CreatedAt: a.CreatedAt,
 		RespondedAt: a.RespondedAt, RespondedBy: a.RespondedBy, RespondedByName: a.RespondedByName,
 		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: a.UsedAt}
 }
 
-func apiApprovals(list []domain.Approval) []api.Approval {
+func APIApprovals(list []domain.Approval) []api.Approval {
 	out := make([]api.Approval, len(list))
 	for i, a := range list {
-		out[i] = apiApproval(a)
+		out[i] = APIApproval(a)
 	}
 	return out
 }
 
-func apiAuditEntry(e domain.AuditEntry) api.AuditEntry {
+func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
 		Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code, Reason: e.Reason,
 		IP: e.IP, UserAgent: e.UserAgent, DurationUS: e.DurationUS, ApprovalID: e.ApprovalID,
 		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes}
 }
 
-func apiKey(k domain.APIKey) api.APIKey {
+func APIKey(k domain.APIKey) api.APIKey {
 	return api.APIKey{ID: k.ID, Name: k.Name, Roles: k.Roles, Status: k.Status, CreatedBy: k.CreatedBy,
 		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
 }
 
-func apiKeys(list []domain.APIKey) []api.APIKey {
+func APIKeys(list []domain.APIKey) []api.APIKey {
 	out := make([]api.APIKey, len(list))
 	for i, k := range list {
-		out[i] = apiKey(k)
+		out[i] = APIKey(k)
 	}
 	return out
 }

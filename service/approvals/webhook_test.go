@@ -1,4 +1,4 @@
-package service
+package approvals
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package service
+package core
 
 import (
 	"crypto/rand"
@@ -14,24 +14,29 @@ const TokenPrefix = "kv_"
 // tokenLen is "kv_" plus 32 bytes in unpadded base64url (43 characters).
 const tokenLen = len(TokenPrefix) + 43
 
-// newToken returns a fresh token and the hash that is stored instead.
-func newToken() (token, hash string) {
+// NewToken returns a fresh token and the hash that is stored instead.
+func NewToken() (token, hash string) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return token, hashToken(token)
+	return token, HashToken(token)
 }
 
-func hashToken(token string) string {
+func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
-// wellFormedToken reports whether s has the shape of a Kavach token.
-func wellFormedToken(s string) bool {
+// WellFormedToken reports whether s has the shape of a Kavach token.
+func WellFormedToken(s string) bool {
 	if len(s) != tokenLen || !strings.HasPrefix(s, TokenPrefix) {
 		return false
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s[len(TokenPrefix):])
 	return err == nil && len(b) == 32
+}
+
+// IsAccessToken tells a JWT from a Kavach agent token (kv_…).
+func IsAccessToken(bearer string) bool {
+	return !strings.HasPrefix(bearer, TokenPrefix) && strings.Count(bearer, ".") == 2
 }

@@ -1,0 +1,204 @@
+// Package core holds what the application layer's use cases share: the
+// checks of request fields, the errors they return, agent tokens, and the
+// mapping between the domain's types and the API's.
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/engine"
+)
+
+// Limits on identifiers, so that a row or an OPA document stays small.
+const (
+	MaxIDLen       = 256
+	MaxNameLen     = 256
+	MaxPatternLen  = 1024
+	MaxActionLen   = 128
+	MaxActions     = 64
+	MaxPermissions = 256
+)
+
+// ValidateResourcePattern checks a permission's resource pattern: segments
+// separated by ':', none empty, and '*' only as a whole segment.
+func ValidateResourcePattern(p string) error {
+	if p == "" {
+		return errors.New("resource pattern is empty")
+	}
+	if len(p) > MaxPatternLen {
+		return fmt.Errorf("resource pattern is longer than %d bytes", MaxPatternLen)
+	}
+	for i, seg := range strings.Split(p, ":") {
+		if seg == "" {
+			return fmt.Errorf("resource pattern %q has an empty segment at position %d", p, i+1)
+		}
+		if strings.Contains(seg, "*") && seg != "*" {
+			return fmt.Errorf("resource pattern %q: '*' must be a whole segment, not part of %q", p, seg)
+		}
+		if err := printable(seg); err != nil {
+			return fmt.Errorf("resource pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func printable(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("contains whitespace or a control character (%q)", r)
+		}
+	}
+	return nil
+}
+
+func ValidateAction(a string) error {
+	if a == "" {
+		return errors.New("action is empty")
+	}
+	if len(a) > MaxActionLen {
+		return fmt.Errorf("action is longer than %d bytes", MaxActionLen)
+	}
+	if err := printable(a); err != nil {
+		return fmt.Errorf("action %q: %w", a, err)
+	}
+	return nil
+}
+
+// ValidatePermission checks one permission of a request and returns it
+// typed: its resource pattern, its actions, then its constraints.
+func ValidatePermission(p api.Permission) (domain.Permission, error) {
+	if err := ValidateResourcePattern(p.Resource); err != nil {
+		return domain.Permission{}, err
+	}
+	if len(p.Actions) == 0 {
+		return domain.Permission{}, fmt.Errorf("permission on %q has no actions", p.Resource)
+	}
+	if len(p.Actions) > MaxActions {
+		return domain.Permission{}, fmt.Errorf("permission on %q has more than %d actions", p.Resource, MaxActions)
+	}
+	for _, a := range p.Actions {
+		if err := ValidateAction(a); err != nil {
+			return domain.Permission{}, fmt.Errorf("permission on %q: %w", p.Resource, err)
+		}
+	}
+	c, err := domain.ParseConstraints(p.Constraints)
+	if err != nil {
+		return domain.Permission{}, err
+	}
+	return domain.Permission{Resource: p.Resource, Actions: p.Actions, Constraints: c}, nil
+}
+
+func CheckID(field, v string) error {
+	if v == "" {
+		return Invalid("missing_field", "%s is required", field)
+	}
+	if len(v) > MaxIDLen {
+		return Invalid("invalid_field", "%s is longer than %d bytes", field, MaxIDLen)
+	}
+	if HasControl(v) {
+		return Invalid("invalid_field", "%s contains a control character", field)
+	}
+	return nil
+}
+
+// HasControl reports control characters (NUL among them: PostgreSQL text
+// cannot hold it, and no identifier or resource needs any).
+func HasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func CheckName(name string) error {
+	if name == "" {
+		return Invalid("missing_field", "name is required")
+	}
+	if len(name) > MaxNameLen {
+		return Invalid("invalid_field", "name is longer than %d bytes", MaxNameLen)
+	}
+	if HasControl(name) {
+		return Invalid("invalid_field", "name contains a control character")
+	}
+	return nil
+}
+
+func CheckPermissions(perms []api.Permission) ([]domain.Permission, error) {
+	if len(perms) > MaxPermissions {
+		return nil, Unprocessable("too_many_permissions", "an agent may hold at most %d permissions", MaxPermissions)
+	}
+	if perms == nil {
+		return nil, nil
+	}
+	out := make([]domain.Permission, len(perms))
+	for i, p := range perms {
+		var err error
+		if out[i], err = ValidatePermission(p); err != nil {
+			return nil, Unprocessable("invalid_permission", "permissions[%d]: %v", i, err)
+		}
+		// Duplicates are reported where they appear, before later
+		// permissions are looked at.
+		if err := CheckPermissionSet(out[:i+1]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// CheckPermissionSet checks a set of valid permissions: its size, and one
+// permission per resource pattern and set of actions, since its key
+// (rate-limit counts, delegation roots) must name one permission.
+func CheckPermissionSet(perms []domain.Permission) error {
+	if len(perms) > MaxPermissions {
+		return Unprocessable("too_many_permissions", "an agent may hold at most %d permissions", MaxPermissions)
+	}
+	seen := map[string]int{}
+	for i, p := range perms {
+		key := engine.PermissionKey(p.Resource, p.Actions)
+		if j, dup := seen[key]; dup {
+			return Unprocessable("duplicate_permission", "permissions[%d] and permissions[%d] both grant %v on %q; merge their constraints into one", j, i, p.Actions, p.Resource)
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+// MaxExpiry keeps expiries within what the policy's nanosecond clock
+// (int64, until 2262) can compare.
+func MaxExpiry() time.Time { return time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+func CheckExpiry(t *time.Time, now time.Time) error {
+	if t == nil {
+		return nil
+	}
+	if !t.After(now) {
+		return Unprocessable("invalid_expiry", "expiresAt %s is not in the future", t.Format(time.RFC3339))
+	}
+	if !t.Before(MaxExpiry()) {
+		return Unprocessable("invalid_expiry", "expiresAt %s is too far away: it must be before %s", t.Format(time.RFC3339), MaxExpiry().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CompactJSON is used for arguments so the audit row holds canonical bytes.
+func CompactJSON(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil || b.String() == "null" {
+		return nil
+	}
+	return b.Bytes()
+}
