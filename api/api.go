@@ -5,7 +5,6 @@ package api
 import (
 	"encoding/json"
 	"time"
-
 )
 
 // Agent is an agent as the API returns it; the token never appears.
