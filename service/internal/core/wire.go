@@ -14,13 +14,7 @@ func APIAgent(a domain.Agent) api.Agent {
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, RevokedAt: a.RevokedAt}
 }
 
-func APIAgents(list []domain.Agent) []api.Agent {
-	out := make([]api.Agent, len(list))
-	for i, a := range list {
-		out[i] = APIAgent(a)
-	}
-	return out
-}
+func APIAgents(list []domain.Agent) []api.Agent { return mapAll(list, APIAgent) }
 
 func APIPermissions(list []domain.Permission) []api.Permission {
 	if list == nil {
@@ -50,13 +44,7 @@ func APIDelegation(d domain.Delegation) api.Delegation {
 		CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt}
 }
 
-func APIDelegations(list []domain.Delegation) []api.Delegation {
-	out := make([]api.Delegation, len(list))
-	for i, d := range list {
-		out[i] = APIDelegation(d)
-	}
-	return out
-}
+func APIDelegations(list []domain.Delegation) []api.Delegation { return mapAll(list, APIDelegation) }
 
 func APIApproval(a domain.Approval) api.Approval {
 	return api.Approval{ID: a.ID, AgentID: a.AgentID, OwnerID: a.OwnerID, Action: a.Action, Resource: a.Resource,
@@ -65,13 +53,7 @@ func APIApproval(a domain.Approval) api.Approval {
 		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: a.UsedAt}
 }
 
-func APIApprovals(list []domain.Approval) []api.Approval {
-	out := make([]api.Approval, len(list))
-	for i, a := range list {
-		out[i] = APIApproval(a)
-	}
-	return out
-}
+func APIApprovals(list []domain.Approval) []api.Approval { return mapAll(list, APIApproval) }
 
 func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
@@ -85,10 +67,13 @@ func APIKey(k domain.APIKey) api.APIKey {
 		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
 }
 
-func APIKeys(list []domain.APIKey) []api.APIKey {
-	out := make([]api.APIKey, len(list))
-	for i, k := range list {
-		out[i] = APIKey(k)
+func APIKeys(list []domain.APIKey) []api.APIKey { return mapAll(list, APIKey) }
+
+// mapAll maps every element of list; never nil, so an empty list is [].
+func mapAll[T, U any](list []T, f func(T) U) []U {
+	out := make([]U, len(list))
+	for i, x := range list {
+		out[i] = f(x)
 	}
 	return out
 }
