@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Agent statuses. "expired" is never stored: it is an active agent whose
@@ -105,7 +103,7 @@ func (s *Store) CreateAgent(ctx context.Context, a Agent, maxActive int) (Agent,
 			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
 			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt))
 		if err != nil {
-			if isUniqueViolation(err) {
+			if s.dialect.isUniqueViolation(err) {
 				return fmt.Errorf("insert agent: %w", ErrConflict)
 			}
 			return fmt.Errorf("insert agent: %w", err)
@@ -361,7 +359,7 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (Agent, error) {
 	var out Agent
 	err := s.withTx(ctx, func(tx *txn) error {
-		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+		if err := s.lockRow(ctx, tx, "agents", "id", id); err != nil {
 			return err
 		}
 		a, err := s.getAgent(ctx, tx, id)
@@ -457,7 +455,7 @@ func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (Agent, e
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET token_hash = ?, updated_at = ? WHERE id = ?`,
 			tokenHash, toMillis(s.now()), id)
 		if err != nil {
-			if isUniqueViolation(err) {
+			if s.dialect.isUniqueViolation(err) {
 				return fmt.Errorf("rotate token: %w", ErrConflict)
 			}
 			return fmt.Errorf("rotate token: %w", err)
@@ -490,7 +488,7 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, Agent) error) (Agent, error) {
 	var out Agent
 	err := s.withTx(ctx, func(tx *txn) error {
-		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+		if err := s.lockRow(ctx, tx, "agents", "id", id); err != nil {
 			return err
 		}
 		a, err := s.getAgent(ctx, tx, id)
@@ -507,21 +505,6 @@ func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, Agen
 		return err
 	})
 	return out, err
-}
-
-func isUniqueViolation(err error) bool {
-	// PostgreSQL: SQLSTATE 23505 unique_violation.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "23505"
-	}
-	// modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE (2067) and
-	// SQLITE_CONSTRAINT_PRIMARYKEY (1555) through an error with a Code method.
-	var coded interface{ Code() int }
-	if errors.As(err, &coded) {
-		return coded.Code() == 2067 || coded.Code() == 1555
-	}
-	return false
 }
 
 // checkQuota fails with ErrLimitReached when the owner already has limit

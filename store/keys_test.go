@@ -129,13 +129,14 @@ func TestUpgradeFromSchema4(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ms, err := migrations(name)
+			d := dialectFor(Options{URL: url})
+			ms, err := readMigrations(d.migrations())
 			if err != nil {
 				t.Fatal(err)
 			}
 			exec := func(q string, args ...any) {
 				t.Helper()
-				if _, err := db.ExecContext(t.Context(), bind(name == "postgres", q), args...); err != nil {
+				if _, err := db.ExecContext(t.Context(), d.rebind(q), args...); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}

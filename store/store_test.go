@@ -65,7 +65,7 @@ func TestMigrationsAreIdempotentAndUseWAL(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open #%d = %v", i, err)
 		}
-		ms, _ := migrations("sqlite")
+		ms, _ := readMigrations(s.dialect.migrations())
 		v, err := s.SchemaVersion(ctx)
 		// Versions need not be contiguous: the latest is the last one's number.
 		if latest := ms[len(ms)-1].version; err != nil || v != latest || v < 2 {
