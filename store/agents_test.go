@@ -11,13 +11,14 @@ import (
 )
 
 // The contract of agents: their lifecycle, conflicts and quotas, reads by
-// ID and in bulk, and updates on two replicas at once.
+// ID, by token and in bulk, and updates on two replicas at once.
 func agentTests() []storeTest {
 	return []storeTest{
 		{name: "Lifecycle", fn: testAgentLifecycle},
 		{name: "DuplicateTokenHashIsAConflictAndWritesNothing", fn: testDuplicateTokenHashIsAConflictAndWritesNothing},
 		{name: "MaxActiveCountsActiveAgentsOnly", fn: testMaxActiveCountsActiveAgentsOnly},
 		{name: "EachAgentStreamsAllWithPermissions", fn: testEachAgentStreamsAllWithPermissions},
+		{name: "AgentByTokenHash", fn: testAgentByTokenHash},
 		{name: "ConcurrentUpdatesDoNotLoseWrites", opens: testConcurrentUpdatesDoNotLoseWrites, replicas: true},
 	}
 }
@@ -207,5 +208,63 @@ func testConcurrentUpdatesDoNotLoseWrites(t *testing.T, be backend) {
 		if got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.Metadata["round"] != float64(round) {
 			t.Fatalf("round %d: expiresAt %v, metadata %v; want both updates", round, got.ExpiresAt, got.Metadata)
 		}
+	}
+}
+
+func testAgentByTokenHash(t *testing.T, s *Store, c *clock) {
+	ctx := t.Context()
+	exp := c.Now().Add(time.Hour)
+	a := newAgent("user-1", "tok-1", Permission{Resource: "mcp:github:*", Actions: []string{"read"}})
+	a.ExpiresAt = &exp
+	created, err := s.CreateAgent(ctx, a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.CreateAgent(ctx, newAgent("user-2", "tok-2"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.AgentByTokenHash(ctx, "tok-1")
+	if err != nil || got.ID != created.ID || got.OwnerID != "user-1" || got.TokenHash != "tok-1" || got.Status != StatusActive ||
+		got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("AgentByTokenHash(tok-1) = %s, %v; want %s", js(t, got), err, created.ID)
+	}
+	// Without permissions: the token only says who is calling.
+	if len(got.Permissions) != 0 {
+		t.Errorf("AgentByTokenHash(tok-1).Permissions = %v; want none", got.Permissions)
+	}
+	if got, err := s.AgentByTokenHash(ctx, "tok-2"); err != nil || got.ID != other.ID {
+		t.Errorf("AgentByTokenHash(tok-2) = %q, %v; want %s", got.ID, err, other.ID)
+	}
+	for _, h := range []string{"tok-missing", "", "TOK-1", created.ID} {
+		if got, err := s.AgentByTokenHash(ctx, h); !errors.Is(err, ErrNotFound) {
+			t.Errorf("AgentByTokenHash(%q) = %q, %v; want ErrNotFound", h, got.ID, err)
+		}
+	}
+
+	// The status is derived when read, as for GetAgent.
+	c.Add(time.Hour)
+	if got, err := s.AgentByTokenHash(ctx, "tok-1"); err != nil || got.Status != StatusExpired {
+		t.Errorf("AgentByTokenHash(tok-1) at expiry = status %q, %v; want expired", got.Status, err)
+	}
+
+	// A rotated token stops naming the agent; the new one names it.
+	if _, err := s.RotateToken(ctx, created.ID, "tok-3"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AgentByTokenHash(ctx, "tok-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AgentByTokenHash(old token) after RotateToken = %q, %v; want ErrNotFound", got.ID, err)
+	}
+	if got, err := s.AgentByTokenHash(ctx, "tok-3"); err != nil || got.ID != created.ID {
+		t.Errorf("AgentByTokenHash(new token) = %q, %v; want %s", got.ID, err, created.ID)
+	}
+
+	// A revoked agent is still found, as revoked: the caller refuses it.
+	if _, err := s.RevokeAgent(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AgentByTokenHash(ctx, "tok-3"); err != nil || got.ID != created.ID || got.Status != StatusRevoked {
+		t.Errorf("AgentByTokenHash(revoked agent) = %q status %q, %v; want %s revoked", got.ID, got.Status, err, created.ID)
 	}
 }

@@ -13,11 +13,12 @@ import (
 
 // The contract of the audit log: paging, filters and export, the group
 // commit (every row acknowledged is committed, also when the store closes
-// under load, and from two stores at once).
+// under load, and from two stores at once) and its counters.
 func auditTests() []storeTest {
 	return []storeTest{
 		{name: "QueryAndExport", fn: testAuditQueryAndExport},
 		{name: "ConcurrentWritesAllCommit", fn: testConcurrentAuditWritesAllCommit},
+		{name: "GroupCommitStats", fn: testGroupCommitStats},
 		{name: "TwoStoresOnOneDatabase", opens: testTwoStoresOnOneDatabase, replicas: true},
 		{name: "CloseDrainsTheQueue", opens: testCloseDrainsTheAuditQueue, replicas: true},
 	}
@@ -207,5 +208,61 @@ func testCloseDrainsTheAuditQueue(t *testing.T, be backend) {
 		if n < int(acked.Load()) {
 			t.Fatalf("round %d: %d rows acknowledged, %d on disk", round, acked.Load(), n)
 		}
+	}
+}
+
+// The group commit's counters (for /metrics) count what it committed and
+// refused, and nothing else.
+func testGroupCommitStats(t *testing.T, s *Store, _ *clock) {
+	ctx := t.Context()
+	if st := s.AuditStats(); st.Rows != 0 || st.Batches != 0 || st.Failures != 0 || st.Async {
+		t.Fatalf("AuditStats() of a new store = %+v; want zeros, not async", st)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := s.InsertAudit(ctx, AuditEntry{Action: "a", Resource: "r", Result: ResultDenied, Code: "c", Reason: "r"}, Consumption{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// A row that consumes something commits in a transaction of its own,
+	// outside the group commit.
+	rate := Consumption{Rates: []RateEvent{{AgentID: "agt_x", PermKey: "k", Resource: "r", Limit: 5}}}
+	if _, err := s.InsertAudit(ctx, AuditEntry{AgentID: "agt_x", Action: "a", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r"}, rate); err != nil {
+		t.Fatal(err)
+	}
+	// A row asked with a revoked key is refused: a failure, not a row.
+	k, err := s.CreateKey(ctx, APIKey{Name: "k", Roles: []string{"decider"}, Hash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	refused := AuditEntry{Action: "a", Resource: "r", Result: ResultAllowed, Code: "allowed", Reason: "r", Actor: Actor{Type: ActorKey, ID: k.ID}}
+	if _, err := s.InsertAudit(ctx, refused, Consumption{}); !errors.Is(err, ErrKeyRevoked) {
+		t.Fatalf("InsertAudit(revoked key) = %v; want ErrKeyRevoked", err)
+	}
+	// A caller is answered before its batch is counted; Close waits for
+	// the writer to finish.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.AuditStats()
+	bounds := []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512}
+	var inBuckets uint64
+	for _, c := range st.SizeBuckets {
+		inBuckets += c
+	}
+	if st.Rows != n || st.SizeSum != n || st.Failures != 1 || st.Queued != 0 || st.Async {
+		t.Errorf("AuditStats() = rows %d, size sum %d, failures %d, queued %d, async %v; want %d, %d, 1, 0, false",
+			st.Rows, st.SizeSum, st.Failures, st.Queued, st.Async, n, n)
+	}
+	if st.Batches < 1 || st.Batches > n || inBuckets != st.Batches || !slices.Equal(st.BucketBounds, bounds) || len(st.SizeBuckets) != len(bounds) {
+		t.Errorf("AuditStats() = %d batches, buckets %v over bounds %v; want 1 to %d batches, each in one bucket of %v",
+			st.Batches, st.SizeBuckets, st.BucketBounds, n, bounds)
 	}
 }

@@ -50,6 +50,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"Approvals", approvalTests()},
 		{"RateEvents", rateEventTests()},
 		{"Audit", auditTests()},
+		{"Events", eventTests()},
 		{"Keys", keyTests()},
 		{"ChangeFeed", changeFeedTests()},
 		{"OAuth", oauthTests()},
@@ -188,4 +189,17 @@ func labelled(names map[string]string, ids []string) string {
 		}
 	}
 	return "[" + strings.Join(out, " ") + "]"
+}
+
+// events returns the audit events (Kind event), oldest first.
+func events(t *testing.T, s *Store) []AuditEntry {
+	t.Helper()
+	var out []AuditEntry
+	if err := s.ExportAudit(t.Context(), AuditFilter{Kind: KindEvent}, func(e AuditEntry) error {
+		out = append(out, e)
+		return nil
+	}); err != nil {
+		t.Fatalf("ExportAudit(events) = %v", err)
+	}
+	return out
 }

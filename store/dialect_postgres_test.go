@@ -14,6 +14,20 @@ import (
 
 // What is PostgreSQL's own, beyond the conformance suite (TestPostgres).
 
+func TestPostgresStoreHasNoFile(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, Options{URL: pgtest.URL(t)})
+	if p := s.Path(); p != "" {
+		t.Errorf("Path() on PostgreSQL = %q; want \"\"", p)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping() = %v", err)
+	}
+	if !s.CanListen() {
+		t.Error("CanListen() on PostgreSQL = false; want true")
+	}
+}
+
 // The listener reports commits, and after its connection is killed it
 // reconnects and reports again.
 func TestListenSurvivesAKilledConnection(t *testing.T) {

@@ -49,7 +49,7 @@ func readMigrations(fsys fs.FS) ([]migration, error) {
 func (s *Store) Migrate(ctx context.Context) error {
 	ms, err := readMigrations(s.dialect.migrations())
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", s.dialect.name(), err)
 	}
 	err = s.withTx(ctx, func(tx *txn) error {
 		if err := s.migrationLock(ctx, tx); err != nil {
