@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/domain"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // AgentUpdate lists the fields to change; nil means unchanged. ClearExpiry
@@ -72,7 +70,7 @@ func (s *Store) CreateAgent(ctx context.Context, a domain.Agent, maxActive int) 
 			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
 			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt))
 		if err != nil {
-			if isUniqueViolation(err) {
+			if s.dialect.isUniqueViolation(err) {
 				return fmt.Errorf("insert agent: %w", ErrConflict)
 			}
 			return fmt.Errorf("insert agent: %w", err)
@@ -328,7 +326,7 @@ func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func
 func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (domain.Agent, error) {
 	var out domain.Agent
 	err := s.withTx(ctx, func(tx *txn) error {
-		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+		if err := s.lockRow(ctx, tx, "agents", "id", id); err != nil {
 			return err
 		}
 		a, err := s.getAgent(ctx, tx, id)
@@ -424,7 +422,7 @@ func (s *Store) RotateToken(ctx context.Context, id, tokenHash string) (domain.A
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET token_hash = ?, updated_at = ? WHERE id = ?`,
 			tokenHash, toMillis(s.now()), id)
 		if err != nil {
-			if isUniqueViolation(err) {
+			if s.dialect.isUniqueViolation(err) {
 				return fmt.Errorf("rotate token: %w", ErrConflict)
 			}
 			return fmt.Errorf("rotate token: %w", err)
@@ -457,7 +455,7 @@ func (s *Store) RevokeAgent(ctx context.Context, id string) (domain.Agent, error
 func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, domain.Agent) error) (domain.Agent, error) {
 	var out domain.Agent
 	err := s.withTx(ctx, func(tx *txn) error {
-		if err := s.lockRow(ctx, tx, "agents", id); err != nil {
+		if err := s.lockRow(ctx, tx, "agents", "id", id); err != nil {
 			return err
 		}
 		a, err := s.getAgent(ctx, tx, id)
@@ -474,21 +472,6 @@ func (s *Store) setStatus(ctx context.Context, id string, change func(*txn, doma
 		return err
 	})
 	return out, err
-}
-
-func isUniqueViolation(err error) bool {
-	// PostgreSQL: SQLSTATE 23505 unique_violation.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "23505"
-	}
-	// modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE (2067) and
-	// SQLITE_CONSTRAINT_PRIMARYKEY (1555) through an error with a Code method.
-	var coded interface{ Code() int }
-	if errors.As(err, &coded) {
-		return coded.Code() == 2067 || coded.Code() == 1555
-	}
-	return false
 }
 
 // checkQuota fails with ErrLimitReached when the owner already has limit

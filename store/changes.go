@@ -2,15 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
-	"github.com/jackc/pgx/v5"
 )
 
 // Kinds of change in the change feed.
@@ -28,26 +21,21 @@ type Change struct {
 	EntityID string
 }
 
-// notifyChannel is the PostgreSQL channel a commit with changes notifies.
-const notifyChannel = "kavach_changes"
-
-// Advisory lock namespaces (PostgreSQL). SQLite needs none: its immediate
-// transactions already run one at a time.
+// Advisory locks. lockChanges is a lock of its own; the others are
+// namespaces of keyed locks (keyLock).
 const (
-	lockChanges    = 7400002
-	lockRateAgent  = 1
-	lockOwnerQuota = 2
+	lockChanges          = 7400002
+	lockRateAgent  int32 = 1
+	lockOwnerQuota int32 = 2
 )
 
 // recordChange appends to the change feed inside the writing transaction.
-// On PostgreSQL it first takes a transaction-wide advisory lock, so that
-// sequence numbers are handed out in commit order, and queues a NOTIFY,
-// which PostgreSQL delivers on commit.
+// It first takes a transaction-wide lock (a no-op on SQLite, whose
+// transactions run one at a time), so that sequence numbers are handed out
+// in commit order, and then has the dialect tell listeners, on commit.
 func (s *Store) recordChange(ctx context.Context, tx *txn, kind, id string) error {
-	if s.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, lockChanges); err != nil {
-			return fmt.Errorf("lock change feed: %w", err)
-		}
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockChanges)); err != nil {
+		return fmt.Errorf("lock change feed: %w", err)
 	}
 	var seq int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO changes (kind, entity_id, at) VALUES (?, ?, ?) RETURNING seq`,
@@ -55,45 +43,45 @@ func (s *Store) recordChange(ctx context.Context, tx *txn, kind, id string) erro
 	if err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	if s.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', ?)`, strconv.FormatInt(seq, 10)); err != nil {
-			return fmt.Errorf("notify change: %w", err)
-		}
+	if err := s.dialect.notifyChange(ctx, tx, seq); err != nil {
+		return fmt.Errorf("notify change: %w", err)
 	}
 	return nil
 }
 
-// lockKey takes a PostgreSQL advisory lock on (namespace, key) until the
-// transaction ends; a no-op on SQLite.
-func (s *Store) lockKey(ctx context.Context, tx *txn, namespace int, key string) error {
-	if !s.pg {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?, hashtext(?))`, namespace, key); err != nil {
+// lockKey takes an advisory lock on (namespace, key) until the transaction
+// ends, so that replicas counting and writing for one key take turns.
+func (s *Store) lockKey(ctx context.Context, tx *txn, namespace int32, key string) error {
+	if err := s.dialect.advisoryLock(ctx, tx, keyLock(namespace, key)); err != nil {
 		return fmt.Errorf("lock %d/%s: %w", namespace, key, err)
 	}
 	return nil
 }
 
-// lockRow locks one row until the transaction ends, for read-modify-write
-// on PostgreSQL, where another replica may write the same row meanwhile
-// (SQLite's immediate transactions already run one at a time). A missing
-// row is not an error here: the read that follows reports it.
-func (s *Store) lockRow(ctx context.Context, tx *txn, table, id string) error {
-	if !s.pg {
+// lockRow locks the row of table whose column equals key until the
+// transaction ends, for read-modify-write where another replica may write
+// the same row meanwhile. Where the dialect has no row lock to take (SQLite's
+// immediate transactions already run one at a time) it does nothing. A
+// missing row is not an error here: the read that follows reports it.
+func (s *Store) lockRow(ctx context.Context, tx *txn, table, column, key string) error {
+	forUpdate := s.dialect.lockRow()
+	if forUpdate == "" {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM `+table+` WHERE id = ? FOR UPDATE`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT 1 FROM `+table+` WHERE `+column+` = ?`+forUpdate, key)
 	if err != nil {
-		return fmt.Errorf("lock %s %s: %w", table, id, err)
+		return fmt.Errorf("lock %s row: %w", table, err)
 	}
 	defer rows.Close()
 	// The row is not read: running the query takes the lock. Close
 	// reports the query's own error (a lock timeout, say).
 	if err := rows.Close(); err != nil {
-		return err
+		return fmt.Errorf("lock %s row: %w", table, err)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock %s row: %w", table, err)
+	}
+	return nil
 }
 
 // LatestChange returns the newest sequence number in the feed (0 if none).
@@ -137,7 +125,7 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, erro
 
 // CanListen reports whether the store pushes change notifications:
 // PostgreSQL by LISTEN/NOTIFY, a SQLite file by watching it change.
-func (s *Store) CanListen() bool { return s.pg || s.path != "" }
+func (s *Store) CanListen() bool { return s.dialect.canListen() }
 
 // Listen calls notify whenever a change may have been committed, until ctx
 // ends. On PostgreSQL it holds one dedicated connection (LISTEN cannot share
@@ -146,87 +134,5 @@ func (s *Store) CanListen() bool { return s.pg || s.path != "" }
 // up. On a SQLite file it watches the database and its WAL for writes (any
 // write: the reader then asks the feed). onError hears every failure.
 func (s *Store) Listen(ctx context.Context, notify func(), onError func(error)) {
-	if !s.pg {
-		if s.path != "" {
-			s.watchFile(ctx, notify, onError)
-		}
-		return
-	}
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		connected, err := s.listenOnce(ctx, notify)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			backoff = 50 * time.Millisecond
-		}
-		onError(err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func (s *Store) watchFile(ctx context.Context, notify func(), onError func(error)) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		onError(fmt.Errorf("watch %s: %w", s.path, err))
-		return
-	}
-	defer w.Close()
-	// The directory, not the files: the WAL comes and goes.
-	if err := w.Add(filepath.Dir(s.path)); err != nil {
-		onError(fmt.Errorf("watch %s: %w", s.path, err))
-		return
-	}
-	base := filepath.Base(s.path)
-	notify()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if strings.HasPrefix(filepath.Base(ev.Name), base) && ev.Has(fsnotify.Write) {
-				notify()
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			onError(fmt.Errorf("watch %s: %w", s.path, err))
-		}
-	}
-}
-
-func (s *Store) listenOnce(ctx context.Context, notify func()) (connected bool, err error) {
-	cfg, err := pgx.ParseConfig(s.pgURL)
-	if err != nil {
-		return false, fmt.Errorf("listener: %w", err)
-	}
-	cfg.RuntimeParams["application_name"] = s.app + "-listener"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return false, fmt.Errorf("listener: connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
-		return false, fmt.Errorf("listener: %w", err)
-	}
-	notify() // whatever committed while we were not listening
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return true, err
-			}
-			return true, fmt.Errorf("listener: %w", err)
-		}
-		notify()
-	}
+	s.dialect.listen(ctx, notify, onError)
 }

@@ -3,67 +3,154 @@ package store
 import (
 	"context"
 	"database/sql"
-	"strconv"
-	"strings"
+	"io/fs"
 )
 
-// The store writes its SQL once, with "?" placeholders, for both engines;
-// db and txn rewrite them to PostgreSQL's "$1…" when the store runs there.
+// dialect is everything the store does differently on each SQL engine. The
+// store's methods write their SQL once, in the common subset (with "?"
+// placeholders, INSERT … RETURNING, LIMIT, CASE), and ask the dialect for
+// the rest: connecting, placeholders, locks, change notifications, error
+// codes and the migrations. sqliteDialect (dialect_sqlite.go) and
+// postgresDialect (dialect_postgres.go) implement it; dialectFor picks one
+// from the database URL.
+//
+// Another engine is another implementation, a case in dialectFor and its
+// own numbered migrations, and no change to the store's methods. What each
+// method means for MySQL (MariaDB 10.11), the next candidate, is noted
+// beside it; in short: "?" placeholders as they are, FOR UPDATE row locks,
+// no LISTEN (followers poll the change feed), error 1062 for a duplicate
+// key, and advisory locks that must end with the transaction, which
+// GET_LOCK alone does not.
+type dialect interface {
+	// name is the engine's short name ("sqlite", "postgres"), for messages.
+	name() string
+
+	// open connects to the database. A dialect whose engine has a single
+	// writer (SQLite) returns a one-connection writer and a pool of
+	// readers; others return one pool as both. The pragmas, busy timeouts,
+	// driver name and DSN are the dialect's business. (MySQL: one pool;
+	// the DSN turns multiStatements on, since a migration is one Exec of
+	// several statements.)
+	open(ctx context.Context) (conns, error)
+	// close releases what open held besides the two handles (a pgx pool);
+	// the store closes the handles first.
+	close()
+
+	// rebind turns the store's "?" placeholders into the engine's
+	// ("$1", "$2", … on PostgreSQL; SQLite and MySQL take "?" as it is).
+	// The store's SQL has no "?" inside literals.
+	rebind(query string) string
+
+	// lockRow is the suffix of a SELECT that locks the rows it reads until
+	// the transaction ends, for read-modify-write that another replica
+	// may race (" FOR UPDATE" on PostgreSQL and MySQL/InnoDB). "" means
+	// the engine already runs write transactions one at a time (SQLite's
+	// immediate transactions), so no row lock is needed and none is taken.
+	lockRow() string
+	// advisoryLock takes the named lock until tx ends (commit or
+	// rollback), waiting for another transaction, on any replica, that
+	// holds it; a no-op where write transactions already run one at a
+	// time. (MySQL: GET_LOCK is held by the session, not the transaction,
+	// and would outlive it on a pooled connection; a MySQL dialect locks
+	// a row of a table of locks with SELECT … FOR UPDATE instead, or
+	// releases with RELEASE_LOCK when the transaction ends.)
+	advisoryLock(ctx context.Context, tx *txn, l lockName) error
+
+	// notifyChange tells followers, on commit of tx, that the change feed
+	// has grown to seq (PostgreSQL: NOTIFY). A no-op where listen has
+	// another way to know (SQLite watches its file) or none (MySQL).
+	notifyChange(ctx context.Context, tx *txn, seq int64) error
+	// canListen reports whether listen pushes anything; when it does not
+	// (SQLite :memory:, MySQL, which has no LISTEN), followers poll.
+	canListen() bool
+	// listen calls notify whenever a change may have been committed, by
+	// this process or another, until ctx ends; onError hears every
+	// failure. It calls notify once when it starts listening, for what
+	// committed before.
+	listen(ctx context.Context, notify func(), onError func(error))
+
+	// isUniqueViolation reports whether err is a unique or primary-key
+	// violation, from the driver's error code, never its message
+	// (PostgreSQL SQLSTATE 23505; SQLite 2067 and 1555; MySQL 1062).
+	isUniqueViolation(err error) bool
+
+	// migrations are the engine's numbered migrations ("0001_init.sql",
+	// …) at the root of the returned tree, each applied with one Exec.
+	migrations() fs.FS
+}
+
+// conns are the database handles a dialect opened: w serialises writes
+// where the engine has a single writer, r serves reads (the same handle
+// when the engine has no such limit). file is the database file, "" when
+// there is none.
+type conns struct {
+	w, r *sql.DB
+	file string
+}
+
+// dialectFor returns the dialect of the database opts.URL names.
+func dialectFor(opts Options) dialect {
+	if IsPostgres(opts.URL) {
+		return newPostgresDialect(opts)
+	}
+	return newSQLiteDialect(opts)
+}
+
+// lockName names an advisory lock: a lock of its own (id), or a key within
+// a namespace (space, key), so that callers locking different keys do not
+// wait for each other.
+type lockName struct {
+	id    int64
+	space int32
+	key   string
+}
+
+// globalLock is the lock id, which serialises one kind of work (migrations,
+// the change feed's numbering, key bootstrap) across replicas.
+func globalLock(id int64) lockName { return lockName{id: id} }
+
+// keyLock is the lock of key within namespace space (non-zero).
+func keyLock(space int32, key string) lockName { return lockName{space: space, key: key} }
+
+// db and txn run the store's SQL through its dialect's rebind.
 type db struct {
 	*sql.DB
-	pg bool
+	d dialect
 }
 
 func (d db) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.DB.ExecContext(ctx, bind(d.pg, query), args...)
+	return d.DB.ExecContext(ctx, d.d.rebind(query), args...)
 }
 
 func (d db) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.DB.QueryContext(ctx, bind(d.pg, query), args...)
+	return d.DB.QueryContext(ctx, d.d.rebind(query), args...)
 }
 
 func (d db) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.DB.QueryRowContext(ctx, bind(d.pg, query), args...)
+	return d.DB.QueryRowContext(ctx, d.d.rebind(query), args...)
+}
+
+func (d db) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return d.DB.PrepareContext(ctx, d.d.rebind(query))
 }
 
 type txn struct {
 	*sql.Tx
-	pg bool
+	d dialect
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, bind(t.pg, query), args...)
+	return t.Tx.ExecContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, bind(t.pg, query), args...)
+	return t.Tx.QueryContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, bind(t.pg, query), args...)
+	return t.Tx.QueryRowContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *txn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	return t.Tx.PrepareContext(ctx, bind(t.pg, query))
-}
-
-// bind numbers the placeholders for PostgreSQL. Kavach's SQL has no "?" in
-// literals, so a plain scan is enough.
-func bind(pg bool, query string) string {
-	if !pg || !strings.Contains(query, "?") {
-		return query
-	}
-	var b strings.Builder
-	b.Grow(len(query) + 16)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
+	return t.Tx.PrepareContext(ctx, t.d.rebind(query))
 }

@@ -222,7 +222,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		// Prepared once on the writer (outside a transaction, which would
 		// hold its only connection) and reused by every batch: preparing
 		// costs about as much as inserting several rows.
-		st, err := b.s.w.PrepareContext(ctx, bind(b.s.pg, auditInsert))
+		st, err := b.s.w.PrepareContext(ctx, auditInsert)
 		if err != nil {
 			return nil, fmt.Errorf("prepare audit insert: %w", err)
 		}

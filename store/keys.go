@@ -15,7 +15,7 @@ import (
 // a revoked key from its cache.
 const ChangeKey = "key"
 
-// lockKeys serialises key bootstrap across replicas (PostgreSQL).
+// lockKeys serialises key bootstrap across replicas.
 const lockKeys = 7400003
 
 const keyColumns = `id, name, roles, key_hash, created_by, expires_at, created_at, revoked_at`
@@ -38,10 +38,8 @@ func (s *Store) BootstrapKey(ctx context.Context, k domain.APIKey) (domain.APIKe
 	var out domain.APIKey
 	created := false
 	err := s.withTx(ctx, func(tx *txn) error {
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, lockKeys); err != nil {
-				return fmt.Errorf("lock keys: %w", err)
-			}
+		if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockKeys)); err != nil {
+			return fmt.Errorf("lock keys: %w", err)
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n); err != nil {
@@ -78,7 +76,7 @@ func (s *Store) insertKey(ctx context.Context, tx *txn, k domain.APIKey) (domain
 	_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 		k.ID, k.Name, string(roles), k.Hash, k.CreatedBy, nullMillis(k.ExpiresAt), toMillis(k.CreatedAt))
 	if err != nil {
-		if isUniqueViolation(err) {
+		if s.dialect.isUniqueViolation(err) {
 			return domain.APIKey{}, fmt.Errorf("insert key: %w", ErrConflict)
 		}
 		return domain.APIKey{}, fmt.Errorf("insert key: %w", err)

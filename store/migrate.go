@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -11,18 +10,19 @@ import (
 	"strings"
 )
 
-//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
-var migrationFiles embed.FS
-
 type migration struct {
 	version int
 	name    string
 	sql     string
 }
 
-func migrations(dialect string) ([]migration, error) {
-	dir := "migrations/" + dialect
-	entries, err := fs.ReadDir(migrationFiles, dir)
+// lockMigrations serialises migrations between processes.
+const lockMigrations = 7400001
+
+// readMigrations reads the numbered migrations at the root of fsys, in
+// version order.
+func readMigrations(fsys fs.FS) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
@@ -33,7 +33,7 @@ func migrations(dialect string) ([]migration, error) {
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration %q: name must start with a number and '_'", e.Name())
 		}
-		b, err := migrationFiles.ReadFile(dir + "/" + e.Name())
+		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
@@ -44,12 +44,12 @@ func migrations(dialect string) ([]migration, error) {
 }
 
 // Migrate applies pending migrations, each in its own transaction. It is
-// idempotent and safe to run from several processes at once: the immediate
-// transaction lock serialises them and each re-checks what is applied.
+// idempotent and safe to run from several processes at once: a lock
+// serialises them and each re-checks what is applied.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := migrations(s.dialect())
+	ms, err := readMigrations(s.dialect.migrations())
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", s.dialect.name(), err)
 	}
 	err = s.withTx(ctx, func(tx *txn) error {
 		if err := s.migrationLock(ctx, tx); err != nil {
@@ -99,20 +99,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) dialect() string {
-	if s.pg {
-		return "postgres"
-	}
-	return "sqlite"
-}
-
-// migrationLock serialises migrations between processes. SQLite's
-// immediate transactions already do; PostgreSQL needs an advisory lock.
+// migrationLock serialises migrations between processes: SQLite's
+// immediate transactions already do; elsewhere an advisory lock.
 func (s *Store) migrationLock(ctx context.Context, tx *txn) error {
-	if !s.pg {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7400001)`); err != nil {
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockMigrations)); err != nil {
 		return fmt.Errorf("lock migrations: %w", err)
 	}
 	return nil

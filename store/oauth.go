@@ -150,7 +150,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c OAuthClient) (OAuthClie
 	defer cancel()
 	_, err = s.w.ExecContext(ctx, `INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, grant_types, auth_method, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.ID, c.SecretHash, c.Name, string(uris), string(grants), c.AuthMethod, toMillis(now))
-	if isUniqueViolation(err) {
+	if s.dialect.isUniqueViolation(err) {
 		return OAuthClient{}, fmt.Errorf("create oauth client %s: %w", c.ID, ErrConflict)
 	}
 	if err != nil {
@@ -201,7 +201,7 @@ func (s *Store) CreateOAuthRequest(ctx context.Context, r OAuthRequest) error {
 		resource, state, code_challenge, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.HandleHash, r.ClientID, r.RedirectURI, r.RedirectParam, joinScopes(r.Scopes), r.Resource, r.State,
 		r.CodeChallenge, OAuthPending, toMillis(r.ExpiresAt), toMillis(s.now()))
-	if isUniqueViolation(err) {
+	if s.dialect.isUniqueViolation(err) {
 		return fmt.Errorf("create oauth request: %w", ErrConflict)
 	}
 	if err != nil {
@@ -249,10 +249,8 @@ func (s *Store) GetOAuthRequest(ctx context.Context, handleHash string) (OAuthRe
 // it was already decided.
 func (s *Store) decideOAuthRequest(ctx context.Context, tx *txn, handleHash, status, userID string) (OAuthRequest, error) {
 	now := s.now()
-	if s.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_requests WHERE handle_hash = ? FOR UPDATE`, handleHash); err != nil {
-			return OAuthRequest{}, fmt.Errorf("lock oauth request: %w", err)
-		}
+	if err := s.lockRow(ctx, tx, "oauth_requests", "handle_hash", handleHash); err != nil {
+		return OAuthRequest{}, err
 	}
 	r, err := scanOAuthRequest(tx.QueryRowContext(ctx, `SELECT `+oauthRequestColumns+` FROM oauth_requests WHERE handle_hash = ?`, handleHash))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -352,10 +350,8 @@ func (s *Store) RedeemOAuthCode(ctx context.Context, codeHash string, issue OAut
 	var g OAuthGrant
 	err := s.withTx(ctx, func(tx *txn) error {
 		now := s.now()
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_codes WHERE code_hash = ? FOR UPDATE`, codeHash); err != nil {
-				return fmt.Errorf("lock oauth code: %w", err)
-			}
+		if err := s.lockRow(ctx, tx, "oauth_codes", "code_hash", codeHash); err != nil {
+			return err
 		}
 		var (
 			scopes string
@@ -395,7 +391,7 @@ func (s *Store) insertIssue(ctx context.Context, tx *txn, grantID string, issue 
 	a := issue.Access
 	if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_access_tokens (jti, grant_id, client_id, expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?)`, a.JTI, grantID, a.ClientID, toMillis(a.ExpiresAt), now); err != nil {
-		if isUniqueViolation(err) {
+		if s.dialect.isUniqueViolation(err) {
 			return fmt.Errorf("store access token: %w", ErrConflict)
 		}
 		return fmt.Errorf("store access token: %w", err)
@@ -403,7 +399,7 @@ func (s *Store) insertIssue(ctx context.Context, tx *txn, grantID string, issue 
 	if r := issue.Refresh; r != nil {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_refresh_tokens (token_hash, grant_id, expires_at, created_at)
 			VALUES (?, ?, ?, ?)`, r.Hash, grantID, toMillis(r.ExpiresAt), now); err != nil {
-			if isUniqueViolation(err) {
+			if s.dialect.isUniqueViolation(err) {
 				return fmt.Errorf("store refresh token: %w", ErrConflict)
 			}
 			return fmt.Errorf("store refresh token: %w", err)
@@ -464,10 +460,8 @@ func firstTime(ts ...*time.Time) *time.Time {
 func (s *Store) RotateOAuthRefreshToken(ctx context.Context, oldHash string, issue OAuthIssue) error {
 	return s.withTx(ctx, func(tx *txn) error {
 		now := s.now()
-		if s.pg {
-			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM oauth_refresh_tokens WHERE token_hash = ? FOR UPDATE`, oldHash); err != nil {
-				return fmt.Errorf("lock refresh token: %w", err)
-			}
+		if err := s.lockRow(ctx, tx, "oauth_refresh_tokens", "token_hash", oldHash); err != nil {
+			return err
 		}
 		var (
 			grantID                     string
@@ -561,7 +555,7 @@ func scanOAuthKey(row scanner) (OAuthKey, error) {
 const oauthKeyColumns = `kid, alg, private_key, created_at, retired_at`
 
 // lockOAuthKeys serialises key creation and rotation between replicas.
-const lockOAuthKeys = 3
+const lockOAuthKeys int32 = 3
 
 // EnsureOAuthKey returns the active signing key of alg, storing candidate
 // as the active key if there is none. Replicas starting together agree on
@@ -592,7 +586,7 @@ func (s *Store) insertOAuthKey(ctx context.Context, tx *txn, k OAuthKey) (OAuthK
 	k.CreatedAt, k.RetiredAt = fromMillis(toMillis(now)), nil
 	_, err := tx.ExecContext(ctx, `INSERT INTO oauth_keys (kid, alg, private_key, created_at) VALUES (?, ?, ?, ?)`,
 		k.ID, k.Alg, k.PrivateKey, toMillis(now))
-	if isUniqueViolation(err) {
+	if s.dialect.isUniqueViolation(err) {
 		return OAuthKey{}, fmt.Errorf("store oauth key %s: %w", k.ID, ErrConflict)
 	}
 	if err != nil {

@@ -9,14 +9,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver, no cgo
 )
 
 // Errors returned by the store, wrapped with context; inspect with errors.Is.
@@ -57,11 +52,8 @@ type Store struct {
 	// between our own goroutines) and r a pool reading concurrently thanks to
 	// WAL. On PostgreSQL both are the same pgx pool.
 	w, r db
-	pg   bool
-	// pgURL is kept for the LISTEN connection, which cannot be pooled.
-	pgURL string
-	pool  *pgxpool.Pool
-	app   string
+	// dialect is all the store does differently per engine.
+	dialect dialect
 	// path is the SQLite file ("" for :memory: and PostgreSQL).
 	path string
 	ids  idGen
@@ -80,19 +72,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.URL == "" {
 		return nil, errors.New("store: empty database URL")
 	}
-	s := &Store{now: opts.Now}
+	s := &Store{now: opts.Now, dialect: dialectFor(opts)}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	var err error
-	if IsPostgres(opts.URL) {
-		err = s.openPostgres(ctx, opts)
-	} else {
-		err = s.openSQLite(opts)
-	}
+	c, err := s.dialect.open(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.w, s.r, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, c.file
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.w.PingContext(pingCtx); err != nil {
@@ -109,59 +97,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) openSQLite(opts Options) error {
-	w, err := sql.Open("sqlite", dsn(opts.URL, false))
-	if err != nil {
-		return fmt.Errorf("open %s: %w", opts.URL, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	w.SetConnMaxLifetime(0)
-	s.w = db{DB: w}
-	if opts.URL == ":memory:" {
-		// Every connection to ":memory:" is its own database: share the one.
-		s.r = s.w
-		return nil
-	}
-	r, err := sql.Open("sqlite", dsn(opts.URL, true))
-	if err != nil {
-		_ = w.Close()
-		return fmt.Errorf("open %s: %w", opts.URL, err)
-	}
-	r.SetMaxOpenConns(8)
-	s.r = db{DB: r}
-	s.path = strings.TrimPrefix(opts.URL, "file:")
-	return nil
-}
-
-func (s *Store) openPostgres(ctx context.Context, opts Options) error {
-	cfg, err := pgxpool.ParseConfig(opts.URL)
-	if err != nil {
-		return fmt.Errorf("database URL %s: %w", Redact(opts.URL), err)
-	}
-	cfg.MaxConns = 16
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = int32(min(opts.MaxConns, math.MaxInt32))
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
-	}
-	s.app = "kavach"
-	if opts.ApplicationName != "" {
-		s.app = opts.ApplicationName
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = s.app
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", Redact(opts.URL), err)
-	}
-	// database/sql over the pgx pool: one SQL layer for both engines, with
-	// pgx's statement cache preparing each statement once per connection.
-	d := db{DB: stdlib.OpenDBFromPool(pool), pg: true}
-	s.w, s.r, s.pg, s.pgURL, s.pool = d, d, true, opts.URL, pool
-	return nil
-}
-
 // Redact hides a password in a database URL, for messages and logs.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
@@ -169,35 +104,6 @@ func Redact(raw string) string {
 		return raw
 	}
 	return u.Redacted()
-}
-
-func dsn(path string, readOnly bool) string {
-	pragmas := []string{
-		"busy_timeout(10000)",
-		"foreign_keys(1)",
-		// FULL: a committed audit row survives power loss, not only a crash.
-		"synchronous(FULL)",
-	}
-	if path != ":memory:" {
-		pragmas = append([]string{"journal_mode(WAL)"}, pragmas...)
-	}
-	if readOnly {
-		pragmas = append(pragmas, "query_only(1)")
-	}
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	// Take the write lock at BEGIN, so two processes on one file queue on
-	// busy_timeout instead of failing to upgrade a read lock.
-	q.Set("_txlock", "immediate")
-	if path == ":memory:" {
-		return "file::memory:?" + q.Encode()
-	}
-	path = strings.TrimPrefix(path, "file:")
-	// '?' and '#' would end the path of a URI filename.
-	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	return "file:" + escaped + "?" + q.Encode()
 }
 
 // Close writes the audit rows already accepted, then releases the
@@ -210,9 +116,7 @@ func (s *Store) Close() error {
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
 	}
-	if s.pool != nil {
-		s.pool.Close()
-	}
+	s.dialect.close()
 	return err
 }
 
@@ -239,7 +143,7 @@ func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&txn{Tx: tx, pg: s.pg}); err != nil {
+	if err := fn(&txn{Tx: tx, d: s.dialect}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// The contract of the change feed: every change of state appends to it in
+// commit order, readers page through it, pruning keeps the newest entry,
+// and a replica listening hears another's commits.
+func changeFeedTests() []storeTest {
+	return []storeTest{
+		{name: "EveryWriteFeedsTheChangeFeed", fn: testEveryWriteFeedsTheChangeFeed},
+		{name: "ChangesSincePages", fn: testChangesSincePages},
+		{name: "PruneChanges", fn: testPruneChanges},
+		{name: "ListenHearsAnotherReplica", opens: testListenHearsAnotherReplica, replicas: true},
+	}
+}
+
+func testEveryWriteFeedsTheChangeFeed(t *testing.T, s *Store, c *clock) {
+	ctx := t.Context()
+	start, err := s.LatestChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAgent(ctx, newAgent("u", "h1", domain.Permission{Resource: "*", Actions: []string{"*"}}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.CreateAgent(ctx, newAgent("u", "h2"), 0)
+	name := "x"
+	_, _ = s.UpdateAgent(ctx, a.ID, AgentUpdate{Name: &name})
+	_, _ = s.RotateToken(ctx, a.ID, "h3")
+	d, err := s.CreateDelegation(ctx, domain.Delegation{FromAgent: a.ID, ToAgent: b.ID, Depth: 1, MaxDepth: 1,
+		ExpiresAt: c.Now().Add(time.Hour), Permissions: []domain.Grant{{Resource: "x", Actions: []string{"r"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.RevokeDelegation(ctx, d.ID)
+	_, _ = s.RevokeDelegation(ctx, d.ID) // no change: already revoked
+	ap, err := s.CreateApproval(ctx, domain.Approval{AgentID: a.ID, OwnerID: "u", Action: "r", Resource: "x", ExpiresAt: c.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveApproval(ctx, ap.ID, domain.ApprovalApproved, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InsertAudit(ctx, domain.AuditEntry{AgentID: a.ID, Action: "r", Resource: "x", Result: domain.ResultAllowed, Code: "allowed", Reason: "r"},
+		Consumption{ApprovalID: ap.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.InsertAudit(ctx, domain.AuditEntry{Action: "r", Resource: "x", Result: domain.ResultDenied, Code: "c", Reason: "r"}, Consumption{}) // no change
+	_, _ = s.RevokeAgent(ctx, b.ID)
+
+	changes, err := s.ChangesSince(ctx, start, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, ch := range changes {
+		got = append(got, ch.Kind+":"+ch.EntityID)
+		if i > 0 && ch.Seq <= changes[i-1].Seq {
+			t.Errorf("sequence not increasing: %d after %d", ch.Seq, changes[i-1].Seq)
+		}
+	}
+	want := []string{"agent:" + a.ID, "agent:" + b.ID, "agent:" + a.ID, "agent:" + a.ID, "delegation:" + d.ID, "agent:" + b.ID,
+		"delegation:" + d.ID, "approval:" + ap.ID, "approval:" + ap.ID, "approval:" + ap.ID, "agent:" + b.ID}
+	if len(got) != len(want) {
+		t.Fatalf("changes = %v; want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("change %d = %s; want %s", i, got[i], want[i])
+		}
+	}
+	latest, _ := s.LatestChange(ctx)
+	if latest != changes[len(changes)-1].Seq {
+		t.Errorf("LatestChange = %d; want %d", latest, changes[len(changes)-1].Seq)
+	}
+	if more, _ := s.ChangesSince(ctx, latest, 100); len(more) != 0 {
+		t.Errorf("ChangesSince(latest) = %v; want none", more)
+	}
+}
+
+// changeOf makes one change (an agent created), returning its sequence.
+func changeOf(t *testing.T, s *Store, hash string) int64 {
+	t.Helper()
+	if _, err := s.CreateAgent(t.Context(), newAgent("u", hash), 0); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := s.LatestChange(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func seqs(cs []Change) []int64 {
+	out := make([]int64, len(cs))
+	for i, c := range cs {
+		out[i] = c.Seq
+	}
+	return out
+}
+
+func testChangesSincePages(t *testing.T, s *Store, _ *clock) {
+	ctx := t.Context()
+	if seq, err := s.LatestChange(ctx); err != nil || seq != 0 {
+		t.Fatalf("LatestChange(empty feed) = %d, %v; want 0", seq, err)
+	}
+	if got, err := s.ChangesSince(ctx, 0, 10); err != nil || len(got) != 0 {
+		t.Fatalf("ChangesSince(empty feed) = %v, %v; want none", got, err)
+	}
+	var all []int64
+	for i := range 7 {
+		all = append(all, changeOf(t, s, fmt.Sprint("h", i)))
+	}
+	// A reader pages through the feed, oldest first, resuming after the
+	// last sequence it saw: it sees every change once.
+	var seen []int64
+	after := int64(0)
+	for pages := 1; ; pages++ {
+		page, err := s.ChangesSince(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 3 {
+			t.Fatalf("ChangesSince(%d, 3) = %d changes; want at most 3", after, len(page))
+		}
+		if len(page) == 0 {
+			if pages != 4 {
+				t.Errorf("pages of 3 over 7 changes = %d (the last empty); want 4", pages)
+			}
+			break
+		}
+		for _, c := range page {
+			if c.Kind != ChangeAgent || c.EntityID == "" {
+				t.Errorf("change %d = %+v; want an agent's", c.Seq, c)
+			}
+		}
+		seen = append(seen, seqs(page)...)
+		after = page[len(page)-1].Seq
+	}
+	if !slices.Equal(seen, all) || !slices.IsSorted(all) {
+		t.Errorf("changes paged = %v; want %v, increasing", seen, all)
+	}
+	if got, err := s.ChangesSince(ctx, all[len(all)-1], 10); err != nil || len(got) != 0 {
+		t.Errorf("ChangesSince(latest) = %v, %v; want none", got, err)
+	}
+}
+
+func testPruneChanges(t *testing.T, s *Store, c *clock) {
+	ctx := t.Context()
+	if n, err := s.PruneChanges(ctx, c.Now()); err != nil || n != 0 {
+		t.Fatalf("PruneChanges(empty feed) = %d, %v; want 0", n, err)
+	}
+	start := c.Now()
+	var all []int64
+	for i := range 4 { // at start, +1m, +2m, +3m
+		all = append(all, changeOf(t, s, fmt.Sprint("h", i)))
+		c.Add(time.Minute)
+	}
+	left := func() []int64 {
+		t.Helper()
+		got, err := s.ChangesSince(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs(got)
+	}
+	prune := func(before time.Time, want int64) {
+		t.Helper()
+		if n, err := s.PruneChanges(ctx, before); err != nil || n != want {
+			t.Errorf("PruneChanges(start+%s) = %d, %v; want %d", before.Sub(start), n, err, want)
+		}
+	}
+	prune(start.Add(-time.Millisecond), 0)
+	// At or before the time: the entries at start and start+1m.
+	prune(start.Add(time.Minute), 2)
+	if got := left(); !slices.Equal(got, all[2:]) {
+		t.Errorf("changes after PruneChanges(start+1m) = %v; want %v", got, all[2:])
+	}
+	// The newest entry stays whatever the time, so the sequence goes on
+	// from it and LatestChange still tells where the feed stands.
+	prune(start.Add(time.Hour), 1)
+	if got := left(); !slices.Equal(got, all[3:]) {
+		t.Errorf("changes after PruneChanges(start+1h) = %v; want only the newest %v", got, all[3:])
+	}
+	prune(start.Add(time.Hour), 0)
+	if seq, err := s.LatestChange(ctx); err != nil || seq != all[3] {
+		t.Errorf("LatestChange after pruning = %d, %v; want %d", seq, err, all[3])
+	}
+	if next := changeOf(t, s, "h-next"); next <= all[3] {
+		t.Errorf("sequence after pruning = %d; want more than %d", next, all[3])
+	}
+}
+
+// A replica listening hears the commits of another: once it listens, a
+// write on the other store is followed by a notification. (How it is
+// driven is the dialect's: LISTEN/NOTIFY, a watched file. A watched file
+// may notify while the commit is being written, before the change is
+// visible; followers also poll, so the note is not checked against the
+// feed.)
+func testListenHearsAnotherReplica(t *testing.T, b backend) {
+	follower, writer := b.pair(t)
+	if !follower.CanListen() {
+		t.Fatalf("CanListen() = false on a %s database shared by replicas; want true", b.name)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	notes := make(chan struct{}, 1)
+	errs := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		follower.Listen(ctx, func() {
+			select {
+			case notes <- struct{}{}:
+			default: // one pending note says as much as many
+			}
+		}, func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done // Listen returns once ctx ends
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-notes:
+		case err := <-errs:
+			t.Fatalf("Listen: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no notification %s", what)
+		}
+	}
+	wait("on listening")
+	for i := range 3 {
+		select { // forget notes of earlier writes
+		case <-notes:
+		default:
+		}
+		changeOf(t, writer, fmt.Sprint("h", i))
+		wait(fmt.Sprint("after write ", i, " on the other replica"))
+	}
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+//go:embed migrations/postgres/*.sql
+var postgresMigrations embed.FS
+
+// notifyChannel is the PostgreSQL channel a commit with changes notifies.
+const notifyChannel = "kavach_changes"
+
+// postgresDialect is PostgreSQL through a pgx pool, used with database/sql
+// (pgx's stdlib) as both writer and reader. Replicas share the database,
+// so read-modify-write locks its row, work that must not interleave takes
+// a transaction-scoped advisory lock, and commits that grow the change
+// feed NOTIFY the replicas' listeners.
+type postgresDialect struct {
+	// url is kept for the LISTEN connection, which cannot be pooled.
+	url      string
+	app      string
+	maxConns int
+	pool     *pgxpool.Pool
+}
+
+var _ dialect = (*postgresDialect)(nil)
+
+func newPostgresDialect(opts Options) *postgresDialect {
+	d := &postgresDialect{url: opts.URL, app: "kavach", maxConns: opts.MaxConns}
+	if opts.ApplicationName != "" {
+		d.app = opts.ApplicationName
+	}
+	return d
+}
+
+func (*postgresDialect) name() string { return "postgres" }
+
+func (d *postgresDialect) open(ctx context.Context) (conns, error) {
+	cfg, err := pgxpool.ParseConfig(d.url)
+	if err != nil {
+		return conns{}, fmt.Errorf("database URL %s: %w", Redact(d.url), err)
+	}
+	cfg.MaxConns = 16
+	if d.maxConns > 0 {
+		cfg.MaxConns = int32(min(d.maxConns, math.MaxInt32))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = d.app
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return conns{}, fmt.Errorf("connect to %s: %w", Redact(d.url), err)
+	}
+	d.pool = pool
+	// database/sql over the pgx pool: one SQL layer for both engines, with
+	// pgx's statement cache preparing each statement once per connection.
+	h := stdlib.OpenDBFromPool(pool)
+	return conns{w: h, r: h}, nil
+}
+
+func (d *postgresDialect) close() {
+	if d.pool != nil {
+		d.pool.Close()
+	}
+}
+
+// rebind numbers the placeholders: "?" becomes "$1", "$2", ….
+func (*postgresDialect) rebind(query string) string {
+	if !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+func (*postgresDialect) lockRow() string { return " FOR UPDATE" }
+
+// advisoryLock takes a transaction-scoped advisory lock: the bigint form
+// for a lock of its own, the (int, int) form with the key hashed for a
+// key within a namespace. The two forms never collide.
+func (*postgresDialect) advisoryLock(ctx context.Context, tx *txn, l lockName) error {
+	var err error
+	if l.space == 0 {
+		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, l.id)
+	} else {
+		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?, hashtext(?))`, l.space, l.key)
+	}
+	return err
+}
+
+// notifyChange queues a NOTIFY, which PostgreSQL delivers on commit.
+func (*postgresDialect) notifyChange(ctx context.Context, tx *txn, seq int64) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', ?)`, strconv.FormatInt(seq, 10))
+	return err
+}
+
+func (*postgresDialect) canListen() bool { return true }
+
+// listen holds one dedicated connection (LISTEN cannot share a pooled
+// one); when that connection breaks it reconnects with backoff and calls
+// notify once connected again, so changes made in the gap are caught up.
+func (d *postgresDialect) listen(ctx context.Context, notify func(), onError func(error)) {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		connected, err := d.listenOnce(ctx, notify)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			backoff = 50 * time.Millisecond
+		}
+		onError(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connected bool, err error) {
+	cfg, err := pgx.ParseConfig(d.url)
+	if err != nil {
+		return false, fmt.Errorf("listener: %w", err)
+	}
+	cfg.RuntimeParams["application_name"] = d.app + "-listener"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("listener: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
+		return false, fmt.Errorf("listener: %w", err)
+	}
+	notify() // whatever committed while we were not listening
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return true, err
+			}
+			return true, fmt.Errorf("listener: %w", err)
+		}
+		notify()
+	}
+}
+
+// isUniqueViolation: SQLSTATE 23505 unique_violation.
+func (*postgresDialect) isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+func (*postgresDialect) migrations() fs.FS { return subFS(postgresMigrations, "migrations/postgres") }

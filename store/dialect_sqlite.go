@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/fsnotify/fsnotify"
+	_ "modernc.org/sqlite" // pure-Go SQLite driver, no cgo
+)
+
+//go:embed migrations/sqlite/*.sql
+var sqliteMigrations embed.FS
+
+// sqliteDialect is SQLite through modernc.org/sqlite: a file (or
+// ":memory:"), one writer connection, immediate transactions. Because
+// every write transaction takes the database's write lock at BEGIN, write
+// transactions run one at a time, across processes too: no row or
+// advisory lock is needed.
+type sqliteDialect struct {
+	url string
+	// path is the database file ("" for :memory:).
+	path string
+}
+
+var _ dialect = (*sqliteDialect)(nil)
+
+func newSQLiteDialect(opts Options) *sqliteDialect {
+	d := &sqliteDialect{url: opts.URL}
+	if opts.URL != ":memory:" {
+		d.path = strings.TrimPrefix(opts.URL, "file:")
+	}
+	return d
+}
+
+func (*sqliteDialect) name() string { return "sqlite" }
+
+func (d *sqliteDialect) open(context.Context) (conns, error) {
+	w, err := sql.Open("sqlite", sqliteDSN(d.url, false))
+	if err != nil {
+		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
+	}
+	// One writer connection: SQLite has one writer anyway, and one
+	// connection avoids SQLITE_BUSY between our own goroutines.
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if d.path == "" {
+		// Every connection to ":memory:" is its own database: share the one.
+		return conns{w: w, r: w}, nil
+	}
+	// Readers read concurrently with the writer thanks to WAL.
+	r, err := sql.Open("sqlite", sqliteDSN(d.url, true))
+	if err != nil {
+		_ = w.Close()
+		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
+	}
+	r.SetMaxOpenConns(8)
+	return conns{w: w, r: r, file: d.path}, nil
+}
+
+func (*sqliteDialect) close() {}
+
+// sqliteDSN is the modernc.org/sqlite DSN of a path (or ":memory:"), with
+// the pragmas every connection runs.
+func sqliteDSN(path string, readOnly bool) string {
+	pragmas := []string{
+		"busy_timeout(10000)",
+		"foreign_keys(1)",
+		// FULL: a committed audit row survives power loss, not only a crash.
+		"synchronous(FULL)",
+	}
+	if path != ":memory:" {
+		pragmas = append([]string{"journal_mode(WAL)"}, pragmas...)
+	}
+	if readOnly {
+		pragmas = append(pragmas, "query_only(1)")
+	}
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	// Take the write lock at BEGIN, so two processes on one file queue on
+	// busy_timeout instead of failing to upgrade a read lock.
+	q.Set("_txlock", "immediate")
+	if path == ":memory:" {
+		return "file::memory:?" + q.Encode()
+	}
+	path = strings.TrimPrefix(path, "file:")
+	// '?' and '#' would end the path of a URI filename.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + escaped + "?" + q.Encode()
+}
+
+// rebind leaves the "?" placeholders: SQLite takes them.
+func (*sqliteDialect) rebind(query string) string { return query }
+
+// lockRow is "": the immediate transaction already holds the write lock.
+func (*sqliteDialect) lockRow() string { return "" }
+
+// advisoryLock does nothing: the immediate transaction already holds the
+// write lock, which no other transaction, of any process, can share.
+func (*sqliteDialect) advisoryLock(context.Context, *txn, lockName) error { return nil }
+
+// notifyChange does nothing: listen sees the file change.
+func (*sqliteDialect) notifyChange(context.Context, *txn, int64) error { return nil }
+
+func (d *sqliteDialect) canListen() bool { return d.path != "" }
+
+// listen watches the database file and its WAL for writes (any write: the
+// reader then asks the feed). ":memory:" has no file and nobody else to
+// hear from: listen returns at once.
+func (d *sqliteDialect) listen(ctx context.Context, notify func(), onError func(error)) {
+	if d.path == "" {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		onError(fmt.Errorf("watch %s: %w", d.path, err))
+		return
+	}
+	defer w.Close()
+	// The directory, not the files: the WAL comes and goes.
+	if err := w.Add(filepath.Dir(d.path)); err != nil {
+		onError(fmt.Errorf("watch %s: %w", d.path, err))
+		return
+	}
+	base := filepath.Base(d.path)
+	notify()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if strings.HasPrefix(filepath.Base(ev.Name), base) && ev.Has(fsnotify.Write) {
+				notify()
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			onError(fmt.Errorf("watch %s: %w", d.path, err))
+		}
+	}
+}
+
+// isUniqueViolation: modernc.org/sqlite reports SQLITE_CONSTRAINT_UNIQUE
+// (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555) through an error with a
+// Code method.
+func (*sqliteDialect) isUniqueViolation(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		return coded.Code() == 2067 || coded.Code() == 1555
+	}
+	return false
+}
+
+func (*sqliteDialect) migrations() fs.FS { return subFS(sqliteMigrations, "migrations/sqlite") }
+
+// subFS is dir of an embedded tree; dir is a constant known to exist.
+func subFS(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("migrations %s: %v", dir, err))
+	}
+	return sub
+}

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestIDsArePrefixedUniqueAndSortedByCreation(t *testing.T) {
+	t.Parallel()
+	var g idGen
+	base := time.Now()
+	var ids []string
+	for i := range 5000 {
+		ids = append(ids, g.next("aud_", base.Add(time.Duration(i/100)*time.Millisecond)))
+	}
+	if !slices.IsSorted(ids) {
+		t.Error("IDs do not sort in creation order")
+	}
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Error("IDs are not unique")
+	}
+	if len(ids[0]) != len("aud_")+26 || ids[0][:4] != "aud_" {
+		t.Errorf("ID %q: want aud_ and 26 characters", ids[0])
+	}
+	// Two generators (two processes) in the same millisecond still differ.
+	var g2 idGen
+	if a, b := g.next("x_", base), g2.next("x_", base); a == b {
+		t.Errorf("two generators made the same ID %s", a)
+	}
+	// Consecutive IDs share no more than their time and sequence: the last
+	// 13 characters (65 of the 68 random bits) differ between neighbours.
+	for i := 1; i < len(ids); i++ {
+		if ids[i][len(ids[i])-13:] == ids[i-1][len(ids[i-1])-13:] {
+			t.Fatalf("neighbouring IDs %s and %s share their random part", ids[i-1], ids[i])
+		}
+	}
+	// More than 4096 IDs in one millisecond still sort.
+	var g3 idGen
+	burst := make([]string, 10000)
+	for i := range burst {
+		burst[i] = g3.next("x_", base)
+	}
+	if !slices.IsSorted(burst) {
+		t.Error("a burst of 10,000 IDs in one millisecond does not sort")
+	}
+}
