@@ -320,7 +320,7 @@ type PolicyList struct {
 	ExtensionsPath  string         `json:"extensionsPath,omitempty"`
 	LastReloadAt    *time.Time     `json:"lastReloadAt,omitempty"`
 	LastReloadError string         `json:"lastReloadError,omitempty"`
-	API             APIPolicy      `json:"api"`
+	API             AccessPolicy   `json:"api"`
 }
 
 // PolicyModule is one loaded policy file. Source is "core" (built into
@@ -332,14 +332,14 @@ type PolicyModule struct {
 	SHA256  string `json:"sha256"`
 }
 
-// APIPolicy is the policy that decides who may call which route.
-type APIPolicy struct {
-	Modules []APIPolicyModule `json:"modules"`
-	Roles   []string          `json:"roles"`
+// AccessPolicy is the policy that decides who may call which route.
+type AccessPolicy struct {
+	Modules []AccessPolicyModule `json:"modules"`
+	Roles   []string             `json:"roles"`
 }
 
-// APIPolicyModule is one file of the API policy.
-type APIPolicyModule struct {
+// AccessPolicyModule is one file of the API policy.
+type AccessPolicyModule struct {
 	File   string `json:"file"`
 	SHA256 string `json:"sha256"`
 }

@@ -36,9 +36,9 @@ type (
 	// Refusal is one refused API call (401 or 403).
 	Refusal = audit.Refusal
 	// AuditQuery selects audit rows.
-	AuditQuery = audit.AuditQuery
+	AuditQuery = audit.Query
 	// PolicyStatus is what GET /v1/policies reports of the decision policies.
-	PolicyStatus = policy.PolicyStatus
+	PolicyStatus = policy.Status
 	// AccessTokens verifies MCP OAuth access tokens; *oauth.Server does.
 	AccessTokens = credentials.AccessTokens
 )

@@ -321,12 +321,12 @@ func (s *Server) policies(w http.ResponseWriter, _ *http.Request) {
 	st := s.svc.Policies()
 	out := api.PolicyList{Revision: st.Revision, LoadedAt: st.LoadedAt, Modules: make([]api.PolicyModule, len(st.Modules)),
 		ExtensionsPath: st.ExtensionsPath, LastReloadAt: st.LastReloadAt, LastReloadError: st.LastReloadError,
-		API: api.APIPolicy{Modules: []api.APIPolicyModule{}, Roles: s.access.Roles()}}
+		API: api.AccessPolicy{Modules: []api.AccessPolicyModule{}, Roles: s.access.Roles()}}
 	for i, m := range st.Modules {
 		out.Modules[i] = api.PolicyModule{File: m.File, Package: m.Package, Source: m.Source, SHA256: m.SHA256}
 	}
 	for _, m := range s.access.Modules() {
-		out.API.Modules = append(out.API.Modules, api.APIPolicyModule{File: m.File, SHA256: m.SHA256})
+		out.API.Modules = append(out.API.Modules, api.AccessPolicyModule{File: m.File, SHA256: m.SHA256})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

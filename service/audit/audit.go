@@ -39,8 +39,8 @@ func New(st Store, agentOf func(ctx context.Context, token string) (string, erro
 // Run writes refused calls' rows until ctx ends.
 func (s *Audit) Run(ctx context.Context) { s.refusals.run(ctx) }
 
-// AuditQuery holds the raw query parameters of the audit endpoints.
-type AuditQuery struct {
+// Query holds the raw query parameters of the audit endpoints.
+type Query struct {
 	AgentID, UserID, Result, Since, Until, Limit, Cursor string
 	// Kind is decision or event (a change of state or a refused call);
 	// Action one action (agent.update, api.refused, or an agent's action).
@@ -52,7 +52,7 @@ const (
 	maxAuditLimit     = 1000
 )
 
-func (q AuditQuery) filter(paged bool) (store.AuditFilter, error) {
+func (q Query) filter(paged bool) (store.AuditFilter, error) {
 	f := store.AuditFilter{AgentID: q.AgentID, OwnerID: q.UserID, Result: q.Result, Cursor: q.Cursor, Kind: q.Kind, Action: q.Action}
 	switch q.Kind {
 	case "", domain.KindDecision, domain.KindEvent:
@@ -96,7 +96,7 @@ func parseTime(name, v string) (time.Time, error) {
 }
 
 // QueryAudit returns one page of audit rows, newest first.
-func (s *Audit) QueryAudit(ctx context.Context, q AuditQuery) (api.AuditPage, error) {
+func (s *Audit) QueryAudit(ctx context.Context, q Query) (api.AuditPage, error) {
 	f, err := q.filter(true)
 	if err != nil {
 		return api.AuditPage{}, err
@@ -113,13 +113,13 @@ func (s *Audit) QueryAudit(ctx context.Context, q AuditQuery) (api.AuditPage, er
 }
 
 // ValidateExport checks an export's parameters before any byte is sent.
-func (s *Audit) ValidateExport(q AuditQuery) error {
+func (s *Audit) ValidateExport(q Query) error {
 	_, err := q.filter(false)
 	return err
 }
 
 // ExportAudit streams every matching row, oldest first.
-func (s *Audit) ExportAudit(ctx context.Context, q AuditQuery, fn func(api.AuditEntry) error) error {
+func (s *Audit) ExportAudit(ctx context.Context, q Query, fn func(api.AuditEntry) error) error {
 	f, err := q.filter(false)
 	if err != nil {
 		return err

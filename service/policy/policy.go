@@ -99,8 +99,8 @@ func ReadExtensions(path string) (map[string]string, error) {
 	return mods, nil
 }
 
-// PolicyStatus is what GET /v1/policies reports.
-type PolicyStatus struct {
+// Status is what GET /v1/policies reports.
+type Status struct {
 	engine.Policies
 	ExtensionsPath  string     `json:"extensionsPath,omitempty"`
 	LastReloadAt    *time.Time `json:"lastReloadAt,omitempty"`
@@ -115,10 +115,10 @@ type extensionState struct {
 }
 
 // Policies describes the loaded policies.
-func (s *Policy) Policies() PolicyStatus {
+func (s *Policy) Policies() Status {
 	s.ext.mu.Lock()
 	defer s.ext.mu.Unlock()
-	return PolicyStatus{Policies: s.engine.Policies(), ExtensionsPath: s.path,
+	return Status{Policies: s.engine.Policies(), ExtensionsPath: s.path,
 		LastReloadAt: s.ext.at, LastReloadError: s.ext.lastErr}
 }
 

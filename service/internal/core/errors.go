@@ -8,10 +8,12 @@ import (
 	"github.com/kavach-dev/kavach/store"
 )
 
+// Invalid is a malformed request or a missing field (400).
 func Invalid(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Invalid, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Unprocessable is a well-formed request that breaks a rule (422).
 func Unprocessable(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Unprocessable, Code: code, Message: fmt.Sprintf(format, args...)}
 }
@@ -42,10 +44,12 @@ func NotFound(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.NotFound, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Conflict is a request the resource's state forbids (409).
 func Conflict(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Conflict, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Unauthorized is a credential that cannot be used (401).
 func Unauthorized(code, format string, args ...any) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Unauthorized, Code: code, Message: fmt.Sprintf(format, args...)}
 }

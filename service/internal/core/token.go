@@ -22,6 +22,7 @@ func NewToken() (token, hash string) {
 	return token, HashToken(token)
 }
 
+// HashToken is the SHA-256 (hex) of a token or key: what is stored and looked up.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

@@ -63,6 +63,7 @@ func printable(s string) error {
 	return nil
 }
 
+// ValidateAction checks an action name: not empty, bounded, printable.
 func ValidateAction(a string) error {
 	if a == "" {
 		return errors.New("action is empty")
@@ -100,6 +101,7 @@ func ValidatePermission(p api.Permission) (domain.Permission, error) {
 	return domain.Permission{Resource: p.Resource, Actions: p.Actions, Constraints: c}, nil
 }
 
+// CheckID checks an identifier field: present, bounded, printable.
 func CheckID(field, v string) error {
 	if v == "" {
 		return Invalid("missing_field", "%s is required", field)
@@ -124,6 +126,7 @@ func HasControl(s string) bool {
 	return false
 }
 
+// CheckName checks a name: present, bounded, no control characters.
 func CheckName(name string) error {
 	if name == "" {
 		return Invalid("missing_field", "name is required")
@@ -137,6 +140,8 @@ func CheckName(name string) error {
 	return nil
 }
 
+// CheckPermissions checks the permissions of a request, in order, and returns
+// them typed: each one valid, no two with one key, at most MaxPermissions.
 func CheckPermissions(perms []api.Permission) ([]domain.Permission, error) {
 	if len(perms) > MaxPermissions {
 		return nil, Unprocessable("too_many_permissions", "an agent may hold at most %d permissions", MaxPermissions)
@@ -181,6 +186,7 @@ func CheckPermissionSet(perms []domain.Permission) error {
 // (int64, until 2262) can compare.
 func MaxExpiry() time.Time { return time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC) }
 
+// CheckExpiry checks an optional expiry: in the future, and before MaxExpiry.
 func CheckExpiry(t *time.Time, now time.Time) error {
 	if t == nil {
 		return nil

@@ -8,14 +8,17 @@ import (
 // The application layer speaks the API's shapes at its edge and the
 // domain's inside; these map one to the other.
 
+// APIAgent is an agent as the API shows it (never its token hash).
 func APIAgent(a domain.Agent) api.Agent {
 	return api.Agent{ID: a.ID, OwnerID: a.OwnerID, Name: a.Name, Type: a.Type, Status: a.Status,
 		Permissions: APIPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: a.ExpiresAt,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, RevokedAt: a.RevokedAt}
 }
 
+// APIAgents maps APIAgent over a list.
 func APIAgents(list []domain.Agent) []api.Agent { return mapAll(list, APIAgent) }
 
+// APIPermissions are permissions as the API shows them: constraints as JSON objects.
 func APIPermissions(list []domain.Permission) []api.Permission {
 	if list == nil {
 		return nil
@@ -27,6 +30,7 @@ func APIPermissions(list []domain.Permission) []api.Permission {
 	return out
 }
 
+// APIDelegation is a delegation as the API shows it.
 func APIDelegation(d domain.Delegation) api.Delegation {
 	grants := make([]api.Grant, len(d.Permissions))
 	for i, g := range d.Permissions {
@@ -44,8 +48,10 @@ func APIDelegation(d domain.Delegation) api.Delegation {
 		CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt}
 }
 
+// APIDelegations maps APIDelegation over a list.
 func APIDelegations(list []domain.Delegation) []api.Delegation { return mapAll(list, APIDelegation) }
 
+// APIApproval is an approval request as the API shows it.
 func APIApproval(a domain.Approval) api.Approval {
 	return api.Approval{ID: a.ID, AgentID: a.AgentID, OwnerID: a.OwnerID, Action: a.Action, Resource: a.Resource,
 		Arguments: a.Arguments, Status: a.Status, ExpiresAt: a.ExpiresAt, CreatedAt: a.CreatedAt,
@@ -53,8 +59,10 @@ func APIApproval(a domain.Approval) api.Approval {
 		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: a.UsedAt}
 }
 
+// APIApprovals maps APIApproval over a list.
 func APIApprovals(list []domain.Approval) []api.Approval { return mapAll(list, APIApproval) }
 
+// APIAuditEntry is an audit row as the API shows it.
 func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
 		Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code, Reason: e.Reason,
@@ -62,11 +70,13 @@ func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes}
 }
 
+// APIKey is an API key as the API shows it (never its hash).
 func APIKey(k domain.APIKey) api.APIKey {
 	return api.APIKey{ID: k.ID, Name: k.Name, Roles: k.Roles, Status: k.Status, CreatedBy: k.CreatedBy,
 		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
 }
 
+// APIKeys maps APIKey over a list.
 func APIKeys(list []domain.APIKey) []api.APIKey { return mapAll(list, APIKey) }
 
 // mapAll maps every element of list; never nil, so an empty list is [].
