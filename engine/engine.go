@@ -25,7 +25,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/kavach-dev/kavach/policies"
 )
@@ -144,21 +143,19 @@ var (
 )
 
 // New compiles the embedded policies, with extensions if any (file name →
-// Rego source), against an empty data set.
+// Rego source), against an empty data set in OPA's in-memory store.
 func New(ctx context.Context, extensions ...map[string]string) (*Engine, error) {
-	// Values written are built here from plain Go types, never mutated
-	// afterwards, so the JSON round trip on write is waste; AST values on
-	// read save a conversion on every decision.
-	data := inmem.NewFromObjectWithOpts(map[string]any{
-		"kavach": map[string]any{"agents": map[string]any{}, "tokens": map[string]any{},
-			"delegations": map[string]any{}, "approvals": map[string]any{}},
-	}, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	e := &Engine{data: data, cache: newDecisionCache()}
 	var ext map[string]string
 	if len(extensions) > 0 {
 		ext = extensions[0]
 	}
-	if err := e.SetExtensions(ctx, ext); err != nil {
+	return NewWithData(ctx, MemoryData(), ext)
+}
+
+// NewWithData is New over a given store of policy data: see Data.
+func NewWithData(ctx context.Context, data storage.Store, extensions map[string]string) (*Engine, error) {
+	e := &Engine{data: data, cache: newDecisionCache()}
+	if err := e.SetExtensions(ctx, extensions); err != nil {
 		return nil, err
 	}
 	return e, nil
