@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"math"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/kavach-dev/kavach/domain"
 )
@@ -128,5 +131,88 @@ deny contains {"code": "c", "reason": "r"} if v == 1
 	}
 	if e.Policies().Revision != before {
 		t.Error("the refused extension replaced the policies in use")
+	}
+}
+
+// The policy's cache field is what the engine caches by; an extension's
+// denial is never cached, even under a code the core policy caches when it
+// decides it itself (agent_revoked holds until the data changes).
+func TestDecisionCacheIgnoresExtensionDenialsWithAgentCodes(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx, map[string]string{"ip.rego": `package kavach.ext
+
+deny contains {"code": "agent_revoked", "reason": "not from there"} if input.ip == "8.8.8.8"
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h",
+		Permissions: []domain.Permission{{Resource: "*", Actions: []string{"*"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	d1, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", IP: "8.8.8.8", Now: now})
+	d2, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", IP: "8.8.8.8", Now: now})
+	d3, _ := e.Decide(ctx, Input{AgentID: "a", Action: "read", Resource: "x", IP: "10.0.0.1", Now: now})
+	if d1.Code != CodeAgentRevoked || d2.Code != CodeAgentRevoked || d3.Code != CodeAllowed {
+		t.Errorf("decisions from 8.8.8.8 (twice) and 10.0.0.1 = %s, %s, %s; want agent_revoked (extension) twice, then allowed",
+			d1.Code, d2.Code, d3.Code)
+	}
+}
+
+func TestDecodeCache(t *testing.T) {
+	for _, tt := range []struct {
+		doc   string
+		until int64
+		ok    bool
+	}{
+		{`false`, 0, false},
+		{`{"until": null}`, math.MaxInt64, true},
+		{`{"until": 1772620200000000000}`, 1772620200000000000, true},
+		{`{}`, 0, false},
+		{`{"until": 1.5}`, 0, false},
+		{`{"until": "soon"}`, 0, false},
+		{`true`, 0, false},
+	} {
+		v, err := ast.ParseTerm(tt.doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if until, ok := decodeCache(v.Value); until != tt.until || ok != tt.ok {
+			t.Errorf("decodeCache(%s) = %d, %v; want %d, %v", tt.doc, until, ok, tt.until, tt.ok)
+		}
+	}
+}
+
+// The engine reads consumes from the decision: allows that use quota or an
+// approval, and approval failures.
+func TestDecideReadsConsumes(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h",
+		Permissions: []domain.Permission{
+			{Resource: "docs:*", Actions: []string{"read"}},
+			{Resource: "api:*", Actions: []string{"call"}, Constraints: domain.Constraints{MaxCallsPerHour: 5}},
+			{Resource: "deploy:*", Actions: []string{"ship"}, Constraints: domain.Constraints{RequireApproval: &yes}},
+		}}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tt := range []struct {
+		action, resource, code string
+		consumes               bool
+	}{
+		{"read", "docs:x", CodeAllowed, false},
+		{"write", "docs:x", CodeNoPermission, false},
+		{"call", "api:x", CodeAllowed, true},
+		{"ship", "deploy:x", CodeApprovalRequired, true},
+	} {
+		d, err := e.Decide(ctx, Input{AgentID: "a", Action: tt.action, Resource: tt.resource, Now: now})
+		if err != nil || d.Code != tt.code || d.Consumes != tt.consumes {
+			t.Errorf("Decide(%s %s) = %s consumes=%v, %v; want %s consumes=%v", tt.action, tt.resource, d.Code, d.Consumes, err, tt.code, tt.consumes)
+		}
 	}
 }

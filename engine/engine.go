@@ -23,6 +23,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 
@@ -89,6 +90,16 @@ type Decision struct {
 	// ApprovalOwner to answer.
 	ApprovalRequired bool   `json:"approvalRequired,omitempty"`
 	ApprovalOwner    string `json:"approvalOwner,omitempty"`
+	// Consumes is the policy's word that the decision depends on the call
+	// counts (Input.Calls) or uses up quota or an approval: the caller
+	// decides again, with the counts, under a lock that makes counting,
+	// deciding and recording one step for the agent.
+	Consumes bool `json:"consumes,omitempty"`
+	// cacheable and cacheUntil are the policy's cache field: whether the
+	// decision may be served from the cache, and until which Unix-nanosecond
+	// instant.
+	cacheable  bool
+	cacheUntil int64
 }
 
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
@@ -109,7 +120,6 @@ type Engine struct {
 type compiled struct {
 	decide, effective, delegation, explain rego.PreparedEvalQuery
 	policies                               Policies
-	extensions                             bool
 	// sources are the extensions' texts, for bundles of what is served.
 	sources map[string]string
 }
@@ -255,7 +265,7 @@ func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*co
 		fmt.Fprintf(h, "%s\x00%s\x00", m.File, m.SHA256)
 	}
 	c := &compiled{policies: Policies{Revision: hex.EncodeToString(h.Sum(nil))[:16], LoadedAt: time.Now().UTC(), Modules: mods},
-		extensions: len(extensions) > 0, sources: maps.Clone(extensions)}
+		sources: maps.Clone(extensions)}
 	if len(extensions) > 0 {
 		if err := e.smoke(ctx, compiler); err != nil {
 			return nil, err
@@ -292,8 +302,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	q := e.q.Load()
-	v, err := evalOne(ctx, q.decide, input)
+	v, err := evalOne(ctx, e.q.Load().decide, input, decideOptions...)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -301,7 +310,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil || e.NoCache {
 		return d, err
 	}
-	if until, ok := e.cacheable(ctx, d, q.extensions); ok && in.Now.UnixNano() < until {
+	if until, ok := cacheable(d); ok && in.Now.UnixNano() < until {
 		e.cache.Add(key, cacheEntry{d: d, until: until})
 	}
 	return d, nil
@@ -386,8 +395,8 @@ func nanos(t time.Time) *ast.Term {
 	return ast.NewTerm(ast.Number(strconv.FormatInt(t.UnixNano(), 10)))
 }
 
-func evalOne(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value) (any, error) {
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+func evalOne(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value, opts ...rego.EvalOption) (any, error) {
+	rs, err := pq.Eval(ctx, append([]rego.EvalOption{rego.EvalParsedInput(input)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy: %w", err)
 	}
@@ -397,42 +406,96 @@ func evalOne(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value) (a
 	return rs[0].Expressions[0].Value, nil
 }
 
+// decideOptions are Decide's evaluation options: the result as an AST value,
+// and no metrics (nobody reads them; OPA would allocate a set per decision).
+var decideOptions = []rego.EvalOption{rego.EvalGenerateJSON(asValue), rego.EvalMetrics(metrics.NoOp())}
+
+// asValue hands a result over as the evaluation left it, an ast.Value:
+// Decide reads the few fields it needs from the decision document instead
+// of converting all of it to Go maps first.
+func asValue(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }
+
+// The names of the decision document's fields, as terms to look them up by.
+var (
+	fieldAllowed          = ast.StringTerm("allowed")
+	fieldCode             = ast.StringTerm("code")
+	fieldReason           = ast.StringTerm("reason")
+	fieldAgentID          = ast.StringTerm("agentId")
+	fieldOwnerID          = ast.StringTerm("ownerId")
+	fieldApprovalRequired = ast.StringTerm("approvalRequired")
+	fieldApprovalOwner    = ast.StringTerm("approvalOwner")
+	fieldConsumes         = ast.StringTerm("consumes")
+	fieldCache            = ast.StringTerm("cache")
+	fieldUntil            = ast.StringTerm("until")
+	fieldPermission       = ast.StringTerm("permission")
+	fieldKey              = ast.StringTerm("key")
+	fieldSource           = ast.StringTerm("source")
+	fieldResource         = ast.StringTerm("resource")
+	fieldApprovalID       = ast.StringTerm("approvalId")
+	fieldRateLimits       = ast.StringTerm("rateLimits")
+	fieldMax              = ast.StringTerm("max")
+)
+
+// field returns obj[name]'s value, nil if obj is no object or lacks it.
+func field(obj ast.Value, name *ast.Term) ast.Value {
+	o, ok := obj.(ast.Object)
+	if !ok {
+		return nil
+	}
+	if t := o.Get(name); t != nil {
+		return t.Value
+	}
+	return nil
+}
+
+func stringField(obj ast.Value, name *ast.Term) (string, bool) {
+	s, ok := field(obj, name).(ast.String)
+	return string(s), ok
+}
+
+func boolField(obj ast.Value, name *ast.Term) (bool, bool) {
+	b, ok := field(obj, name).(ast.Boolean)
+	return bool(b), ok
+}
+
 func decodeDecision(v any) (Decision, error) {
-	m, ok := v.(map[string]any)
+	doc, ok := v.(ast.Object)
 	if !ok {
 		return Decision{}, fmt.Errorf("evaluate policy: decision is %T, not an object", v)
 	}
 	var d Decision
 	var okA, okC, okR bool
-	d.Allowed, okA = m["allowed"].(bool)
-	d.Code, okC = m["code"].(string)
-	d.Reason, okR = m["reason"].(string)
-	d.AgentID, _ = m["agentId"].(string)
-	d.OwnerID, _ = m["ownerId"].(string)
-	d.ApprovalRequired, _ = m["approvalRequired"].(bool)
-	d.ApprovalOwner, _ = m["approvalOwner"].(string)
-	if p, ok := m["permission"].(map[string]any); ok {
+	d.Allowed, okA = boolField(doc, fieldAllowed)
+	d.Code, okC = stringField(doc, fieldCode)
+	d.Reason, okR = stringField(doc, fieldReason)
+	d.AgentID, _ = stringField(doc, fieldAgentID)
+	d.OwnerID, _ = stringField(doc, fieldOwnerID)
+	d.ApprovalRequired, _ = boolField(doc, fieldApprovalRequired)
+	d.ApprovalOwner, _ = stringField(doc, fieldApprovalOwner)
+	d.Consumes, _ = boolField(doc, fieldConsumes)
+	d.cacheUntil, d.cacheable = decodeCache(field(doc, fieldCache))
+	if p, ok := field(doc, fieldPermission).(ast.Object); ok {
 		u := &Use{}
-		u.Key, _ = p["key"].(string)
-		u.Source, _ = p["source"].(string)
-		u.Resource, _ = p["resource"].(string)
-		u.ApprovalID, _ = p["approvalId"].(string)
-		limits, _ := p["rateLimits"].([]any)
-		for _, l := range limits {
-			lm, _ := l.(map[string]any)
-			key, _ := lm["key"].(string)
-			n, _ := lm["max"].(json.Number)
-			limit, err := n.Int64()
-			if err != nil || key == "" {
-				return Decision{}, fmt.Errorf("evaluate policy: malformed rate limit %v", l)
+		u.Key, _ = stringField(p, fieldKey)
+		u.Source, _ = stringField(p, fieldSource)
+		u.Resource, _ = stringField(p, fieldResource)
+		u.ApprovalID, _ = stringField(p, fieldApprovalID)
+		if limits, ok := field(p, fieldRateLimits).(*ast.Array); ok {
+			for i := range limits.Len() {
+				l := limits.Elem(i).Value
+				key, _ := stringField(l, fieldKey)
+				n, _ := field(l, fieldMax).(ast.Number)
+				limit, ok := n.Int()
+				if !ok || key == "" {
+					return Decision{}, fmt.Errorf("evaluate policy: malformed rate limit %v", l)
+				}
+				u.RateLimits = append(u.RateLimits, RateLimit{Key: key, Max: limit})
 			}
-			u.RateLimits = append(u.RateLimits, RateLimit{Key: key, Max: int(limit)})
 		}
 		d.Permission = u
 	}
 	if !okA || !okC || !okR {
-		b, _ := json.Marshal(m)
-		return Decision{}, fmt.Errorf("evaluate policy: malformed decision %s", b)
+		return Decision{}, fmt.Errorf("evaluate policy: malformed decision %v", doc)
 	}
 	return d, nil
 }

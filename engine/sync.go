@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -412,41 +411,4 @@ func ResourceGlob(pattern string) string {
 		}
 	}
 	return b.String()
-}
-
-// stringOfNumber returns a stored number's text, "" for null or anything else.
-func stringOfNumber(v any) string {
-	switch n := v.(type) {
-	case ast.Number:
-		return string(n)
-	case json.Number:
-		return string(n)
-	}
-	return ""
-}
-
-func asArray(v any) ([]any, bool) {
-	switch a := v.(type) {
-	case *ast.Array:
-		out := make([]any, 0, a.Len())
-		a.Foreach(func(t *ast.Term) { out = append(out, t.Value) })
-		return out, true
-	case []any:
-		return a, true
-	}
-	return nil, false
-}
-
-// permissionFacts reads a stored permission document's key and whether it
-// has constraints.
-func permissionFacts(v any) (key string, constrained, ok bool) {
-	obj, isObj := v.(ast.Object)
-	if !isObj {
-		return "", false, false
-	}
-	k := obj.Get(ast.StringTerm("key"))
-	if k == nil {
-		return "", false, false
-	}
-	return stringOf(k.Value), obj.Get(ast.StringTerm("constraints")) != nil, true
 }

@@ -11,40 +11,77 @@ package kavach.authz
 
 import data.kavach.resources
 
+# One ordered chain, the common cases early. The first four denials depend
+# on the agent's record alone and are decided before any permission or
+# extension is looked at: they hold until the data changes (an expired
+# agent stays expired). Without extensions, an allow by an own permission
+# without constraints (the first stored) and a call no permission matches
+# depend on nothing but the data either: they hold until the agent expires
+# (the cached branches require its expiresAt, which synced data always
+# has). Extensions may depend on anything, so with them loaded these
+# decisions come from the general branches, which are never cached. Every
+# literal here is written out in place: a value handed through one more
+# rule or function costs allocations on every decision.
+
 # METADATA
-# description: The decision document for one authorize request.
+# description: |
+#   The decision document for one authorize request: allowed, code, reason,
+#   agentId and ownerId; on an allow, the permission it relies on and what
+#   that consumes; on approval_required, approvalRequired and approvalOwner.
+#   Two more fields say how the sidecar may treat the decision. cache is
+#   false when the decision must be evaluated every time, else
+#   {"until": t}: it holds, as long as neither data nor policies change,
+#   until the instant t (Unix nanoseconds; null: no such instant). consumes
+#   is true when the decision depends on the call counts (input.calls) or
+#   uses up quota or an approval: the sidecar decides it again under the
+#   agent's lock, with the counts, and records what it uses.
 # entrypoint: true
-decision := {
+decision := _deny("invalid_token", "the bearer token does not belong to any agent", {"until": null}) if {
+	not _by_id
+	not _agent
+} else := _deny("agent_not_found", sprintf("agent %q does not exist", [input.agentId]), {"until": null}) if {
+	not _agent
+} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [_agent_id]), {"until": null}) if {
+	_agent.status == "revoked"
+} else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id]), {"until": null}) if {
+	is_number(_agent.expiresAt)
+	_now >= _agent.expiresAt
+} else := _ext_deny if {
+	_extensions
+	_can_allow
+	count(_ext_denials) > 0
+} else := {
 	"allowed": true,
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": _agent_id,
 	"ownerId": _agent.ownerId,
 	"permission": {"key": p.key, "source": "own", "resource": p.resource},
+	"cache": {"until": _agent.expiresAt},
+	"consumes": false,
 } if {
-	_usable
-	not _ext_denied
-	p := _plain[0].perm
-} else := _no_permission if {
-	_usable
-	count(_matching_own) == 0
-	not _agent.incoming
-} else := _outcome
-
-# The common cases first, decided exactly as _outcome would, without the
-# checks delegated and constrained permissions need: an active, unexpired
-# agent holding a matching own permission without constraints is allowed
-# by the first such permission; one with no delegated permissions and no
-# own permission matching the call has none.
-_usable if {
-	_agent.status != "revoked"
-	_agent.expiresAt == null
-}
-
-_usable if {
-	_agent.status != "revoked"
-	_now < _agent.expiresAt
-}
+	not _extensions
+	p := _plain[0]
+} else := {
+	"allowed": false,
+	"code": "no_permission",
+	"reason": sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]),
+	"agentId": _agent_id,
+	"ownerId": _agent.ownerId,
+	"cache": {"until": _agent.expiresAt},
+	"consumes": false,
+} if {
+	not _extensions
+	count(_matching) == 0
+} else := _allow(_chosen) if {
+	count(_granting) > 0
+} else := _refuse(_best_failure) if {
+	count(_failures) > 0
+} else := _deny(
+	"no_permission",
+	sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]),
+	false,
+)
 
 # METADATA
 # description: |
@@ -77,42 +114,31 @@ _now := time.now_ns() if not _has_now
 
 _has_now if is_number(input.now)
 
-_outcome := _deny("invalid_token", "the bearer token does not belong to any agent") if {
-	not _by_id
-	not _agent
-} else := _deny("agent_not_found", sprintf("agent %q does not exist", [input.agentId])) if {
-	not _agent
-} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [_agent_id])) if {
-	_agent.status == "revoked"
-} else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id])) if {
-	_expired(_agent)
-} else := _ext_deny if {
-	_can_allow
-	count(_ext_denials) > 0
-} else := _allow(_chosen) if {
-	_can_allow
-} else := _refuse(_best_failure) if {
-	count(_failures) > 0
-} else := _no_permission
+_deny(code, reason, cache) := {
+	"allowed": false,
+	"code": code,
+	"reason": reason,
+	"agentId": _agent_id,
+	"ownerId": _owner_id,
+	"cache": cache,
+	"consumes": false,
+}
 
-_no_permission := _deny("no_permission", sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]))
-
-_deny(code, reason) := {"allowed": false, "code": code, "reason": reason, "agentId": _agent_id, "ownerId": _owner_id}
+# Extensions can act on decisions only through data.kavach.ext.deny: where
+# it is defined at all (even empty for this input), extensions are loaded.
+_extensions if data.kavach.ext.deny
 
 # User extensions (package kavach.ext) may add denials, never allows: they
 # are consulted only for a call the core policy would allow. Each denial is
-# {"code": string, "reason": string}; the first by code wins.
+# {"code": string, "reason": string}; the first by code wins. Such a
+# denial is never cached, whatever its code.
 _ext_denials := sort([[d.code, d.reason] |
 	some d in data.kavach.ext.deny
 	is_string(d.code)
 	is_string(d.reason)
 ])
 
-# Any denial at all, well-formed or not: the common-case shortcut leaves
-# every call an extension speaks about to the general rules.
-_ext_denied if data.kavach.ext.deny[_]
-
-_ext_deny := _deny(_ext_denials[0][0], _ext_denials[0][1])
+_ext_deny := _deny(_ext_denials[0][0], _ext_denials[0][1], false)
 
 _expired(a) if {
 	is_number(a.expiresAt)
@@ -139,14 +165,14 @@ _candidates := array.concat(_own, _delegated)
 # carries the action index) has a glob for every pattern, which OPA
 # compiles once and caches, and which matches what resources.match does
 # for a resource without empty segments; otherwise that rule decides.
-_matching_own := [{"perm": p, "source": "own", "links": []} |
+_matching_own := [p |
 	some i in _own_candidates
 	p := _agent.permissions[i]
 	glob.match(p.glob, [":"], input.resource)
 ] if {
 	_agent.byAction
 	_well_formed
-} else := [{"perm": p, "source": "own", "links": []} |
+} else := [p |
 	some i in _own_candidates
 	p := _agent.permissions[i]
 	resources.match(p.resource, input.resource)
@@ -160,6 +186,8 @@ _own_candidates := [i |
 	_agent.permissions[i].key in input.scopeKeys
 ] if {
 	is_array(input.scopeKeys)
+} else := object.get(_agent.byAction, input.action, _agent.anyAction) if {
+	_agent.byAction
 } else := _action_candidates
 
 _scoped if is_array(input.scopeKeys)
@@ -175,7 +203,7 @@ _action_candidates := object.get(_agent.byAction, input.action, _agent.anyAction
 	resources.action_match(p.actions, input.action)
 ]
 
-_matching := array.concat(_matching_own, [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
+_matching := array.concat([{"perm": p, "source": "own", "links": []} | some p in _matching_own], [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
 	not _scoped
 	some id in _agent.incoming
 	d := data.kavach.delegations[id]
@@ -204,7 +232,7 @@ _well_formed if not contains(concat("", [":", input.resource, ":"]), "::")
 
 # An own permission without constraints allows outright: the common case
 # skips every further check.
-_plain := [c | some c in _matching_own; not c.perm.constraints]
+_plain := [p | some p in _matching_own; not p.constraints]
 
 _can_allow if count(_plain) > 0
 
@@ -215,27 +243,25 @@ _granting := [c | some c in _matching; not _failure(c)]
 # Prefer a permission that consumes nothing (no quota, no approval).
 _free := [c | some c in _granting; count(_rate_limits(c)) == 0; not _needs_approval(c)]
 
-_chosen := _plain[0] if {
+_chosen := {"perm": _plain[0], "source": "own", "links": []} if {
 	count(_plain) > 0
 } else := _free[0] if {
 	count(_free) > 0
 } else := _granting[0]
 
+# Any other allow is evaluated every time.
 _allow(c) := {
 	"allowed": true,
 	"code": "allowed",
-	"reason": sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)]),
+	"reason": _allow_reason(c),
 	"agentId": _agent_id,
 	"ownerId": _owner_id,
-	"permission": _use(c),
+	"permission": object.union({"key": _key(c), "source": c.source, "resource": c.perm.resource}, _consumes(c)),
+	"cache": false,
+	"consumes": count(_consumes(c)) > 0,
 }
 
-# The permission an allow relies on, and what the sidecar must record when
-# it acts on it (nothing, for an own permission without constraints).
-_use(c) := {"key": _key(c), "source": "own", "resource": c.perm.resource} if {
-	c.source == "own"
-	not c.perm.constraints
-} else := object.union({"key": _key(c), "source": c.source, "resource": c.perm.resource}, _consumes(c))
+_allow_reason(c) := sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)])
 
 _via(c) := "" if c.source == "own"
 
@@ -252,7 +278,10 @@ _failures := [[f.rank, i, f] | some i, c in _matching; f := _failure(c)]
 
 _best_failure := sort(_failures)[0][2]
 
-_refuse(f) := object.union(_deny(f.code, f.reason), object.get(f, "extra", {}))
+# A constraint's failure is evaluated every time. An approval failure is
+# decided after the rate limits, which were checked without the counts
+# until the sidecar passes them: it consumes (see decision).
+_refuse(f) := object.union(_deny(f.code, f.reason, false), object.get(f, "extra", {}))
 
 _failure(c) := f if {
 	f := _chain_failure(c)

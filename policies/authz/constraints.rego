@@ -147,25 +147,29 @@ _approval_owner(c) := data.kavach.agents[data.kavach.delegations[c.links[0][0]].
 
 _approval := data.kavach.approvals[input.approvalId]
 
-_approval_failure(c) := f if {
+_approval_failure(c) := object.union(
+	_fail(1, "approval_required", sprintf("permission %q requires human approval; an approval request was created", [c.perm.resource])),
+	{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c), "consumes": true}},
+) if {
 	not input.approvalId
-	f := object.union(
-		_fail(1, "approval_required", sprintf("permission %q requires human approval; an approval request was created", [c.perm.resource])),
-		{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c)}},
-	)
-} else := _fail(1, "approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
+} else := _approval_fail("approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
 	not _approval
-} else := _fail(1, "approval_invalid", sprintf("approval %q was given for another agent, action or resource", [input.approvalId])) if {
+} else := _approval_fail("approval_invalid", sprintf("approval %q was given for another agent, action or resource", [input.approvalId])) if {
 	not _approval_matches
-} else := _fail(1, "approval_expired", sprintf("approval %q has expired", [input.approvalId])) if {
+} else := _approval_fail("approval_expired", sprintf("approval %q has expired", [input.approvalId])) if {
 	_now >= _approval.expiresAt
-} else := _fail(1, "approval_pending", sprintf("approval %q is still pending", [input.approvalId])) if {
+} else := _approval_fail("approval_pending", sprintf("approval %q is still pending", [input.approvalId])) if {
 	_approval.status == "pending"
-} else := _fail(1, "approval_denied", sprintf("approval %q was denied", [input.approvalId])) if {
+} else := _approval_fail("approval_denied", sprintf("approval %q was denied", [input.approvalId])) if {
 	_approval.status == "denied"
-} else := _fail(1, "approval_used", sprintf("approval %q has already been used", [input.approvalId])) if {
+} else := _approval_fail("approval_used", sprintf("approval %q has already been used", [input.approvalId])) if {
 	_approval.status != "approved"
 }
+
+# Approval failures come after the rate limits, which a first evaluation
+# checks without the call counts: a decision that ends on one consumes (see
+# decision), so the sidecar decides it again with the counts.
+_approval_fail(code, reason) := object.union(_fail(1, code, reason), {"extra": {"consumes": true}})
 
 _approval_matches if {
 	_approval.agentId == _agent_id

@@ -11,7 +11,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,10 +99,11 @@ func (s *Decisions) Authorize(ctx context.Context, req api.AuthorizeRequest, bea
 		// authorizeByToken does.
 		return api.AuthorizeResponse{}, core.Unauthorized(d.Code, "%s", d.Reason)
 	}
-	if consumes(d) {
-		// Decide again under the agent's lock, at the time the lock was
-		// granted and with the real call counts, and record what the allow
-		// uses before anyone else decides for this agent.
+	if d.Consumes {
+		// The policy says the decision depends on the call counts or uses
+		// something up: decide again under the agent's lock, at the time the
+		// lock was granted and with the real call counts, and record what the
+		// allow uses before anyone else decides for this agent.
 		mu := s.agentLock(d.AgentID)
 		mu.Lock()
 		defer mu.Unlock()
@@ -232,15 +232,6 @@ func (s *Decisions) auditEntry(ctx context.Context, d engine.Decision, req api.A
 		entry.Reason = fmt.Sprintf("%s (approval %s, expires %s)", d.Reason, a.ID, a.ExpiresAt.Format(time.RFC3339))
 	}
 	return entry, use, nil
-}
-
-// consumes reports whether a decision made without call counts may change
-// once they are known, or uses something up: then it is redone under a lock.
-func consumes(d engine.Decision) bool {
-	if d.Allowed {
-		return d.Permission != nil && (len(d.Permission.RateLimits) > 0 || d.Permission.ApprovalID != "")
-	}
-	return strings.HasPrefix(d.Code, "approval_")
 }
 
 func (s *Decisions) agentLock(agentID string) *sync.Mutex {
