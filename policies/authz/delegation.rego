@@ -21,6 +21,16 @@ _chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
 	count(_root_permissions(c)) == 0
 }
 
+# METADATA
+# description: |
+#   True when a delegated permission's chain holds: every link active and
+#   unexpired, every delegator along it active and unexpired, and the root
+#   delegator still holding the permission it was cut from. c is
+#   {"perm": the delegated permission, "links": [[delegation ID, index], ...],
+#   root first}. The delegation check (kavach.delegation) asks it of what a
+#   delegator holds, so a broken chain cannot be re-delegated.
+chain_intact(c) if not _chain_failure(c)
+
 _revoked_links(c) := [id | some [id, _] in c.links; _link_revoked(id)]
 
 _expired_links(c) := [id | some [id, _] in c.links; _link_expired(id)]

@@ -43,8 +43,15 @@ test_explanation if {
 		with data.kavach.agents as _dagents
 		with data.kavach.delegations as _ddelegations
 	[v.result | some v in failed.considered] == ["action_mismatch", "approval_required"]
-	missing := authz._link_view("nope") with data.kavach.delegations as {}
-	missing == {"delegationId": "nope"}
+
+	# A link whose delegation is gone shows its ID alone.
+	gone := authz.explanation with input as {"agentId": "helper", "action": "read", "resource": "mcp:github:issues", "now": 1000}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as object.remove(_ddelegations, ["d1"])
+	gone.considered[0].delegationPath == [
+		{"delegationId": "d1"},
+		{"delegationId": "d2", "fromAgent": "worker", "toAgent": "helper"},
+	]
 }
 
 test_explanation_names_extension_denials if {

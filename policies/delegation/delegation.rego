@@ -36,7 +36,7 @@ check := {"ok": false, "code": "self_delegation", "reason": "an agent cannot del
 _from := data.kavach.agents[input.fromAgent]
 
 # What the delegator holds now. Chains are checked exactly as decisions check
-# them (authz._chain_failure), so a broken chain cannot be re-delegated.
+# them (authz.chain_intact), so a broken chain cannot be re-delegated.
 _held := array.concat(
 	[{"perm": p, "links": [], "depth": 0} | some p in _from.permissions],
 	[h |
@@ -45,7 +45,7 @@ _held := array.concat(
 		d.toAgent == input.fromAgent
 		some i, p in d.permissions
 		c := {"perm": p, "links": array.concat(p.chain, [[id, i]])}
-		not authz._chain_failure(c)
+		authz.chain_intact(c)
 		h := object.union(c, {"depth": d.depth, "maxDepth": d.maxDepth})
 	],
 )
@@ -77,8 +77,9 @@ _grants := [g |
 ]
 
 # What a new grant inherits as a snapshot: nothing from an own permission
-# (its constraints apply live, see authz._constraint_sets), and from a
-# delegated one its own inherited sets plus its own constraints.
+# (its constraints apply live: decisions read the root permission's
+# constraints as they are now), and from a delegated one its own inherited
+# sets plus its own constraints.
 _inherit(h) := [] if count(h.links) == 0
 
 _inherit(h) := array.concat(

@@ -1,11 +1,52 @@
 # METADATA
 # title: Kavach resource patterns
 # description: |
-#   Matching of resources against permission patterns, and coverage of one
-#   pattern by another (used to stop delegation from escalating). Segments
-#   are separated by ":"; a bare "*" matches everything; a trailing "*"
-#   matches one or more segments; any other "*" matches exactly one.
+#   The grammar of permission patterns, matching of resources against them,
+#   and coverage of one pattern by another (used to stop delegation from
+#   escalating). Segments are separated by ":"; a bare "*" matches
+#   everything; a trailing "*" matches one or more segments; any other "*"
+#   matches exactly one.
 package kavach.resources
+
+# METADATA
+# description: |
+#   Why a permission's resource pattern is malformed, as the message the
+#   API returns; undefined when it is well formed. A pattern is one or more
+#   segments separated by ":"; no segment is empty; "*" stands only as a
+#   whole segment; a segment holds only letters, marks, numbers,
+#   punctuation and symbols (no whitespace, no control or format
+#   character). The sidecar checks every pattern with this rule when a
+#   permission is written (and, before it, that the pattern is UTF-8 and at
+#   most 1024 bytes long).
+pattern_error(pattern) := "resource pattern is empty" if {
+	pattern == ""
+} else := _segment_errors(pattern)[0] if {
+	count(_segment_errors(pattern)) > 0
+}
+
+# METADATA
+# description: True when the resource pattern is well formed (see pattern_error).
+valid_pattern(pattern) if not pattern_error(pattern)
+
+# Segment by segment, in order; a segment's first fault is its error.
+_segment_errors(pattern) := [msg |
+	some i, seg in split(pattern, ":")
+	msg := _segment_error(pattern, i, seg)
+]
+
+_segment_error(pattern, i, seg) := sprintf("resource pattern %q has an empty segment at position %d", [pattern, i + 1]) if {
+	seg == ""
+} else := sprintf("resource pattern %q: '*' must be a whole segment, not part of %q", [pattern, seg]) if {
+	seg != "*"
+	contains(seg, "*")
+} else := sprintf("resource pattern %q: contains whitespace or a control character (%s)", [pattern, _quote_char(c)]) if {
+	[c] := regex.find_n(`[^\pL\pM\pN\pP\pS]`, seg, 1)
+}
+
+# A character quoted as Go quotes a rune ('\t', ' ', '\u00a0'): the quoting
+# of a one-character string with single quotes instead of double (never
+# one of the quotes itself, which are punctuation).
+_quote_char(c) := concat("", ["'", trim_suffix(trim_prefix(sprintf("%q", [c]), `"`), `"`), "'"])
 
 # METADATA
 # description: True when the permission pattern matches the resource.

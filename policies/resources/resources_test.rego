@@ -103,3 +103,51 @@ test_actions_cover if {
 test_actions_cover_checks_every_action if {
 	not resources.actions_cover(["read"], ["write", "read"])
 }
+
+# [pattern, the error the API returns ("" when the pattern is well formed)]
+_pattern_cases := [
+	["*", ""],
+	["*:*", ""],
+	["mcp:github:*", ""],
+	["admin:*:delete", ""],
+	["docs:read-me_v2.md", ""],
+	["é:日本:ü", ""],
+	["", "resource pattern is empty"],
+	[":", `resource pattern ":" has an empty segment at position 1`],
+	[":a", `resource pattern ":a" has an empty segment at position 1`],
+	["a::b", `resource pattern "a::b" has an empty segment at position 2`],
+	["a:b:", `resource pattern "a:b:" has an empty segment at position 3`],
+	["mcp:git*", `resource pattern "mcp:git*": '*' must be a whole segment, not part of "git*"`],
+	["**", `resource pattern "**": '*' must be a whole segment, not part of "**"`],
+	["a b", `resource pattern "a b": contains whitespace or a control character (' ')`],
+	["a:b\tc", `resource pattern "a:b\tc": contains whitespace or a control character ('\t')`],
+	["a:\u00a0", `resource pattern "a:\u00a0": contains whitespace or a control character ('\u00a0')`],
+	["a:\u200b", `resource pattern "a:\u200b": contains whitespace or a control character ('\u200b')`],
+	# A segment's first fault, in the first faulty segment, is the error.
+	["a b::c", `resource pattern "a b::c": contains whitespace or a control character (' ')`],
+	["::a b", `resource pattern "::a b" has an empty segment at position 1`],
+	["x:a *", `resource pattern "x:a *": '*' must be a whole segment, not part of "a *"`],
+]
+
+test_pattern_error if {
+	every c in _pattern_cases {
+		_pattern_error(c[0]) == c[1]
+	}
+}
+
+test_valid_pattern if {
+	every c in _pattern_cases {
+		_valid_case(c)
+	}
+}
+
+_valid_case([p, ""]) if resources.valid_pattern(p)
+
+_valid_case([p, msg]) if {
+	msg != ""
+	not resources.valid_pattern(p)
+}
+
+_pattern_error(p) := resources.pattern_error(p) if {
+	resources.pattern_error(p)
+} else := ""

@@ -5,10 +5,11 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,28 +29,39 @@ const (
 	MaxPermissions = 256
 )
 
-// ValidateResourcePattern checks a permission's resource pattern: segments
-// separated by ':', none empty, and '*' only as a whole segment.
+// ValidateResourcePattern checks a permission's resource pattern against
+// the policy's grammar (data.kavach.resources.pattern_error: segments
+// separated by ':', none empty, '*' only as a whole segment, no whitespace
+// or control characters), after the limits of what Kavach stores: at most
+// MaxPatternLen bytes of UTF-8.
 func ValidateResourcePattern(p string) error {
-	if p == "" {
-		return errors.New("resource pattern is empty")
-	}
 	if len(p) > MaxPatternLen {
 		return fmt.Errorf("resource pattern is longer than %d bytes", MaxPatternLen)
 	}
-	for i, seg := range strings.Split(p, ":") {
-		if seg == "" {
-			return fmt.Errorf("resource pattern %q has an empty segment at position %d", p, i+1)
-		}
-		if strings.Contains(seg, "*") && seg != "*" {
-			return fmt.Errorf("resource pattern %q: '*' must be a whole segment, not part of %q", p, seg)
-		}
-		if err := printable(seg); err != nil {
-			return fmt.Errorf("resource pattern %q: %w", p, err)
-		}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("resource pattern %q: is not valid UTF-8", p)
+	}
+	g, err := patternGrammar()
+	if err != nil {
+		return err
+	}
+	// Patterns are checked when written, never on the decision path: a
+	// query of its own, without a request's context, is cheap enough.
+	msg, err := g.Error(context.Background(), p)
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		return errors.New(msg)
 	}
 	return nil
 }
+
+// patternGrammar is the policy's pattern grammar, prepared once on first
+// use and shared (it never changes).
+var patternGrammar = sync.OnceValues(func() (*engine.Patterns, error) {
+	return engine.NewPatterns(context.Background())
+})
 
 func printable(s string) error {
 	if !utf8.ValidString(s) {
