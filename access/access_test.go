@@ -10,6 +10,7 @@ var testRoutes = []string{"agents.create", "agents.list", "authorize", "agents.e
 // The table answers every principal exactly as the policy itself does,
 // including keys holding several roles (every subset of the roles).
 func TestTableMatchesThePolicy(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	p, err := New(ctx)
 	if err != nil {
@@ -52,6 +53,7 @@ func TestTableMatchesThePolicy(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	p, err := New(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +72,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestDecisions(t *testing.T) {
+	t.Parallel()
 	p, err := New(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +98,7 @@ func TestDecisions(t *testing.T) {
 }
 
 func TestModules(t *testing.T) {
+	t.Parallel()
 	p, err := New(t.Context())
 	if err != nil {
 		t.Fatal(err)

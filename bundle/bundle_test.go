@@ -99,6 +99,7 @@ func rewrite(t *testing.T, b []byte, name string, change func([]byte) []byte) []
 }
 
 func TestBuildContainsPoliciesDataAndManifest(t *testing.T) {
+	t.Parallel()
 	st := fixture(t)
 	var buf bytes.Buffer
 	info, err := bundle.Build(t.Context(), st, bundle.Options{Revision: 42,
@@ -146,6 +147,7 @@ func keys(m map[string][]byte) []string {
 }
 
 func TestSignAndVerify(t *testing.T) {
+	t.Parallel()
 	st := fixture(t)
 	priv, pub := rsaKeys(t)
 	_, otherPub := rsaKeys(t)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseExpiry(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in   string
 		want time.Duration
@@ -41,6 +42,7 @@ func TestParseExpiry(t *testing.T) {
 }
 
 func TestDefaultsListenOnLoopback(t *testing.T) {
+	t.Parallel()
 	c := Default()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -51,6 +53,7 @@ func TestDefaultsListenOnLoopback(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(body string) string {
 		p := filepath.Join(dir, "c.yaml")
@@ -94,6 +97,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestMCPSection(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	load := func(body string) (Config, error) {
 		t.Helper()

@@ -10,6 +10,7 @@ import (
 // Constraints as the API sends them parse to the typed form and map back
 // to the same object; bad ones are refused with a message naming them.
 func TestParseConstraints(t *testing.T) {
+	t.Parallel()
 	in := map[string]any{
 		"requireApproval":    false,
 		"maxCallsPerHour":    float64(100),
@@ -62,6 +63,7 @@ func TestParseConstraints(t *testing.T) {
 // Stored constraints read back through the same checks, whatever number
 // form the row holds (1e+06 is how encoding/json writes a float 1000000).
 func TestConstraintsJSON(t *testing.T) {
+	t.Parallel()
 	var p Permission
 	if err := json.Unmarshal([]byte(`{"resource":"a:*","actions":["read"],"constraints":{"maxCallsPerHour":1e+06,"requireApproval":true}}`), &p); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 const redirectCB = "https://client.example.com/cb"
 
 func TestVerifyAndChallenge(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
 	at := str(m, "access_token")
@@ -128,6 +129,7 @@ func TestVerifyAndChallenge(t *testing.T) {
 // TestRevokedTokenRefusedAtOnce revokes on one server and checks another
 // sharing the database (a second replica) refuses the token at once.
 func TestRevokedTokenRefusedAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	replica, err := New(t.Context(), h.srv.Config(), h.st, h.agents, Options{Now: h.clock.Now})
 	if err != nil {
@@ -157,6 +159,7 @@ func TestRevokedTokenRefusedAtOnce(t *testing.T) {
 }
 
 func TestRevocationAndIntrospection(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
 	at, rt := str(m, "access_token"), str(m, "refresh_token")
@@ -228,6 +231,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 }
 
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	jwks := func() []JWK {
 		resp, b := h.get("/oauth/jwks")
@@ -283,6 +287,7 @@ func kidOf(token string) string {
 }
 
 func TestHS256(t *testing.T) {
+	t.Parallel()
 	secret := strings.Repeat("0123456789abcdef", 2)
 	h := newHarness(t, "", func(c *Config) { c.SigningSecret = secret })
 	resp, b := h.get("/oauth/jwks")
@@ -307,6 +312,7 @@ func TestHS256(t *testing.T) {
 // issuing one accepts a fresh token (iat and nbf a little in its future);
 // one far behind refuses it; expiry stays exact.
 func TestVerifyClockSkew(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	h.clock.Add(900 * time.Millisecond) // iat is truncated to the second
 	at := str(h.tokens("pre-public", redirectCB, "tools:read"), "access_token")
@@ -339,6 +345,7 @@ func TestVerifyClockSkew(t *testing.T) {
 // fault: not invalid_token (401), which would tell a valid client to
 // start over, but an internal error (500).
 func TestKeyLookupFailureIsNotInvalidToken(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

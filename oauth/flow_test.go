@@ -18,6 +18,7 @@ import (
 // golang.org/x/oauth2 as the client: discovery, registration, PKCE S256,
 // consent, code exchange, refresh rotation, introspection, revocation.
 func TestFullFlowWithXOAuth2(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "/tenant", nil)
 	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, h.http)
 

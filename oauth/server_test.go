@@ -16,6 +16,7 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	base := Config{Issuer: "https://auth.example.com", LoginPage: "/login"}
 	tests := []struct {
 		name   string
@@ -61,8 +62,10 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{"", "/tenant/a"} {
 		t.Run("issuer path "+path, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, path, nil)
 			paths := []string{"/.well-known/oauth-authorization-server"}
 			if path != "" {
@@ -124,6 +127,7 @@ func strList(v any) []string {
 }
 
 func TestProtectedResourceMetadata(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(c *Config) {
 		c.AllowedResources = []string{testResource, "https://other.example.com/"}
 	})
@@ -151,6 +155,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 }
 
 func TestRegistration(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	tests := []struct {
 		name   string
@@ -204,6 +209,7 @@ func TestRegistration(t *testing.T) {
 }
 
 func TestAuthorizeErrors(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	client := h.registerPublic("http://127.0.0.1/callback", "http://localhost:8080/cb", "https://client.example.com/cb")
 	good := func() url.Values { return authorizeParams(client, "https://client.example.com/cb", "tools:read") }
@@ -263,6 +269,7 @@ func TestAuthorizeErrors(t *testing.T) {
 // A state is stored with the pending request: an overlong one is
 // refused, not stored and not echoed.
 func TestAuthorizeStateIsBounded(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	client := h.registerPublic("https://client.example.com/cb")
 	q := authorizeParams(client, "https://client.example.com/cb", "tools:read")
@@ -279,6 +286,7 @@ func TestAuthorizeStateIsBounded(t *testing.T) {
 }
 
 func TestAuthorizeLoopbackAnyPort(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	client := h.registerPublic("http://127.0.0.1/callback", "http://localhost:8080/cb", "http://[::1]:1/cb")
 	for _, redirect := range []string{"http://127.0.0.1:53124/callback", "http://127.0.0.1/callback", "http://localhost:9/cb", "http://[::1]:65000/cb"} {
@@ -292,6 +300,7 @@ func TestAuthorizeLoopbackAnyPort(t *testing.T) {
 }
 
 func TestAuthorizeDefaults(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(c *Config) { c.LoginPage = "https://app.example.com/login?tenant=a" })
 	resp, _ := h.get("/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"pre-public"},
 		"code_challenge": {challengeOf(testVerifier)}, "code_challenge_method": {"S256"}}.Encode())
@@ -307,6 +316,7 @@ func TestAuthorizeDefaults(t *testing.T) {
 }
 
 func TestAuthorizeResourceRequiredWithSeveral(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(c *Config) { c.AllowedResources = []string{testResource, "https://other.example.com/mcp"} })
 	resp, _ := h.get("/oauth/authorize?" + authorizeParams("pre-public", "https://client.example.com/cb", "tools:read").Encode())
 	loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -322,6 +332,7 @@ func TestAuthorizeResourceRequiredWithSeveral(t *testing.T) {
 }
 
 func TestConsentAPI(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	client := h.registerPublic("https://client.example.com/cb?keep=1")
 	newHandle := func() string {
@@ -392,6 +403,7 @@ func TestConsentAPI(t *testing.T) {
 }
 
 func TestTokenErrors(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	const redirect = "https://client.example.com/cb"
 	client := h.registerPublic(redirect)
@@ -472,6 +484,7 @@ func TestTokenErrors(t *testing.T) {
 }
 
 func TestCodeReplayRevokesItsTokens(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	const redirect = "https://client.example.com/cb"
 	client := h.registerPublic(redirect)
@@ -510,6 +523,7 @@ func isCode(err error, code string) bool {
 }
 
 func TestCodeExpires(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(c *Config) { c.CodeTTL = time.Minute })
 	const redirect = "https://client.example.com/cb"
 	code := h.code("pre-public", redirect, "tools:read")
@@ -520,6 +534,7 @@ func TestCodeExpires(t *testing.T) {
 }
 
 func TestRefresh(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	const redirect = "https://client.example.com/cb"
 	client := h.registerPublic(redirect)
@@ -577,6 +592,7 @@ func TestRefresh(t *testing.T) {
 }
 
 func TestRefreshExpires(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(c *Config) { c.RefreshTokenTTL = time.Hour })
 	m := h.tokens("pre-public", "https://client.example.com/cb", "tools:read offline_access")
 	h.clock.Add(time.Hour)
@@ -587,6 +603,7 @@ func TestRefreshExpires(t *testing.T) {
 }
 
 func TestConfidentialClient(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	resp, b := h.postJSON("/oauth/register", map[string]any{"redirect_uris": []string{"https://c.example.com/cb"},
 		"token_endpoint_auth_method": "client_secret_post", "grant_types": []string{"authorization_code", "refresh_token"}})
@@ -612,6 +629,7 @@ func TestConfidentialClient(t *testing.T) {
 }
 
 func TestPurge(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	m := h.tokens("pre-public", redirectCB, "tools:read offline_access")
 	if err := h.srv.Purge(t.Context()); err != nil {
@@ -632,6 +650,7 @@ func TestPurge(t *testing.T) {
 // TestRedirectKeepsItsQuery: the code and error redirects append to the
 // registered redirect URI's query, which stays exactly as registered.
 func TestRedirectKeepsItsQuery(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	const redirect = "https://client.example.com/cb?b=2&a=1;x&flag&sp=%20"
 	client := h.registerPublic(redirect)
@@ -667,8 +686,10 @@ func TestRedirectKeepsItsQuery(t *testing.T) {
 // others are replays, so the grant is revoked and the winner's access token
 // is refused afterwards. On SQLite and PostgreSQL.
 func TestConcurrentRedemption(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
 			storeURL := filepath.Join(t.TempDir(), "kavach.db")
 			if backend == "postgres" {
 				storeURL = pgtest.URL(t)
@@ -726,8 +747,10 @@ func TestConcurrentRedemption(t *testing.T) {
 // client_id, state and client_name are client errors, not a 500 from the
 // database (PostgreSQL refuses them in text) and not stored for display.
 func TestOddBytesAreRefused(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
 			storeURL := filepath.Join(t.TempDir(), "kavach.db")
 			if backend == "postgres" {
 				storeURL = pgtest.URL(t)
@@ -771,6 +794,7 @@ func TestOddBytesAreRefused(t *testing.T) {
 // TestVerifierFormat: a verifier whose S256 matches the challenge is still
 // refused unless it is 43 to 128 unreserved characters (RFC 7636 §4.1).
 func TestVerifierFormat(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	for _, tt := range []struct {
 		verifier string

@@ -134,6 +134,7 @@ type principal struct {
 // what the API policy decides: 401 with a Bearer challenge without a
 // credential, 403 for a wrong role, success for a right one.
 func TestEveryRouteByEveryRole(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, nil)
 	ctx := t.Context()
 	pol, err := access.New(ctx)
@@ -189,6 +190,7 @@ func TestEveryRouteByEveryRole(t *testing.T) {
 // With MCP off, /v1/oauth/… says so to any key holder, and still asks the
 // rest for a credential.
 func TestOAuthDisabledRoute(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	c := call{method: "GET", path: "/v1/oauth/requests/x"}
 	if status, header, _ := rawCall(t, e.url, c, ""); status != http.StatusUnauthorized || header.Get("WWW-Authenticate") == "" {

@@ -12,6 +12,7 @@ import (
 // store and the service.
 
 func TestRateLimitWindowSlides(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{
@@ -41,6 +42,7 @@ func TestRateLimitWindowSlides(t *testing.T) {
 }
 
 func TestApprovalExpires(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{ApprovalTTL: time.Minute})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{
@@ -82,6 +84,7 @@ func TestApprovalExpires(t *testing.T) {
 }
 
 func TestDelegationExpires(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	orch := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "orch", Permissions: []api.Permission{{Resource: "docs:*", Actions: []string{"read"}}}})

@@ -39,6 +39,7 @@ func events(t *testing.T, e *env, action string) []domain.AuditEntry {
 // Every change of state writes one event naming who made it, what it
 // targets and what changed (never a secret); a refused change writes none.
 func TestChangesOfStateAreAudited(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	k, err := e.cl.CreateKey(ctx, api.CreateKeyRequest{Name: "ops", Roles: []string{"admin"}})
@@ -160,6 +161,7 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 // Refused calls are counted in /metrics and audited, but a flood of them
 // writes a bounded number of rows.
 func TestRefusalsAreCountedAndAuditedWithinABudget(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	go e.svc.Run(t.Context()) // writes the refusals' rows
 	// A long path is cut in the row: a refusal costs a few hundred bytes.
@@ -237,6 +239,7 @@ func TestRefusalsAreCountedAndAuditedWithinABudget(t *testing.T) {
 }
 
 func TestHostHeaderMustBeOurs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	ready := make(chan string, 1)
@@ -271,6 +274,7 @@ func TestHostHeaderMustBeOurs(t *testing.T) {
 // The API on a Unix socket: mode 0660, the app's group, reachable by the
 // Go client with unix://; a stale socket from a crash is replaced.
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	dir, err := os.MkdirTemp("", "kv") // short: socket paths are limited to ~100 bytes
 	if err != nil {

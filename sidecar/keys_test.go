@@ -18,6 +18,7 @@ import (
 )
 
 func TestKeysLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	k, err := e.cl.CreateKey(ctx, api.CreateKeyRequest{Name: "my-app", Roles: []string{"decider"}})
@@ -43,6 +44,7 @@ func TestKeysLifecycle(t *testing.T) {
 }
 
 func TestKeysAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	k, err := e.cl.CreateKey(ctx, api.CreateKeyRequest{Name: "my-app", Roles: []string{"decider", "auditor"}})
@@ -90,6 +92,7 @@ func TestKeysAPI(t *testing.T) {
 }
 
 func TestExpiredKeyIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	exp := e.clock.Now().Add(time.Hour)
 	k, err := e.cl.CreateKey(t.Context(), api.CreateKeyRequest{Name: "short", Roles: []string{"auditor"}, ExpiresAt: &exp})
@@ -111,6 +114,7 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 // too, where keys are checked in memory, because the audit row's
 // transaction reads the key's state from the database.
 func TestRevokedKeyIsRefusedAtOnceOnAnotherReplica(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "kavach.db")
 	replica := func() (*client.Client, string) {
@@ -173,6 +177,7 @@ func apiCode(err error) string {
 // no decision row. The app asking with its key for a token it received
 // gets the decision instead, as KavachOS's authorizeByToken does.
 func TestBadAgentTokenAsCredentialIsRefusedNotDecided(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})

@@ -156,6 +156,7 @@ func errorCode(t *testing.T, body []byte) string {
 // agent_limit_reached the app can show, and the request stays pending:
 // once the user frees a slot, the same approval succeeds.
 func TestApproveOverTheAgentQuota(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{MaxPerUser: 1}, nil)
 	status, body := e.do(t, "POST", "/v1/agents", `{"ownerId":"user-1","name":"existing"}`)
 	var existing struct{ ID string }
@@ -178,6 +179,7 @@ func TestApproveOverTheAgentQuota(t *testing.T) {
 // A JWT bearer that is malformed, forged (or unsigned) or expired is a 401 invalid_token: no decision, no audit
 // row, never a 500.
 func TestBadAccessTokensAreUnauthorized(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) { c.AccessTokenTTL = time.Minute })
 	good := e.accessToken(t, "user-1", mcpResource)
 	authorize := func(token string) (int, []byte) {
@@ -210,6 +212,7 @@ func TestBadAccessTokensAreUnauthorized(t *testing.T) {
 // (RFC 8707 audience), so a missing resource is the app's error, not a
 // pass for any audience.
 func TestVerifyNeedsTheResourceWhenAmbiguous(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) { c.AllowedResources = []string{mcpResource, mcpResource2} })
 	token := e.accessToken(t, "user-1", mcpResource)
 	for _, tc := range []struct {
@@ -231,6 +234,7 @@ func TestVerifyNeedsTheResourceWhenAmbiguous(t *testing.T) {
 // Request handles are secrets (stored only hashed): the request log, at
 // debug level, names the consent API's routes without them.
 func TestRequestHandlesAreNotLogged(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, nil)
 	h := e.handle(t, mcpResource)
 	if status, body := e.do(t, "GET", "/v1/oauth/requests/"+h, ""); status != http.StatusOK {
@@ -252,6 +256,7 @@ func TestRequestHandlesAreNotLogged(t *testing.T) {
 // the API's error shapes: 404 for the admin API, 405 with Allow for a
 // wrong method.
 func TestPublicListenerServesOnlyOAuth(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, nil)
 	for _, tt := range []struct {
 		method, path string
@@ -280,6 +285,7 @@ func TestPublicListenerServesOnlyOAuth(t *testing.T) {
 // client; each token still acts only within its own scopes, so a second
 // consent neither takes from the first token nor gives it more.
 func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, func(c *oauth.Config) {
 		c.Scopes = map[string][]api.Permission{
 			"tools:read":  {{Resource: "mcp:github:*", Actions: []string{"read"}}},
@@ -314,6 +320,7 @@ func TestGrantAgentAccumulatesAndTokensStayScoped(t *testing.T) {
 // An access token still within its lifetime is no credential once its
 // grant agent is revoked: not for decisions, nor for reading the agent.
 func TestAccessTokenOfARevokedGrantAgent(t *testing.T) {
+	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, nil)
 	token := e.accessToken(t, "user-9", mcpResource)
 	agents, err := e.cl.ListAgents(t.Context(), "user-9", "active")

@@ -25,6 +25,7 @@ import (
 // Before the data is loaded into OPA, decisions and writes are refused with
 // 503 rather than answered (and audited) from an empty store.
 func TestNotReadyRefusesDecisionsAndWrites(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
 	if err != nil {
@@ -62,6 +63,7 @@ func TestNotReadyRefusesDecisionsAndWrites(t *testing.T) {
 }
 
 func TestExpiryTooFarIsRejected(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, err := e.cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n", ExpiresAt: &far})
@@ -72,6 +74,7 @@ func TestExpiryTooFarIsRejected(t *testing.T) {
 
 // Reviving an expired agent takes a slot like creating one.
 func TestRevivingAnExpiredAgentRespectsMaxPerUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{MaxPerUser: 1})
 	ctx := t.Context()
 	soon := e.clock.Now().Add(time.Minute)
@@ -90,6 +93,7 @@ func TestRevivingAnExpiredAgentRespectsMaxPerUser(t *testing.T) {
 }
 
 func TestCSVExportIsRFC4180AndDefusesFormulas(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
 	if _, err := e.cl.Authorize(t.Context(), api.AuthorizeRequest{AgentID: a.ID, Action: "=HYPERLINK(\"http://x\")", Resource: "@evil"}, ""); err != nil {
@@ -111,6 +115,7 @@ func TestCSVExportIsRFC4180AndDefusesFormulas(t *testing.T) {
 // A client that stops reading an export must not stall decisions, even on
 // the single connection of ":memory:".
 func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
 	if err != nil {
@@ -163,6 +168,7 @@ func TestStalledExportDoesNotBlockDecisions(t *testing.T) {
 // two values for one rare resource, which the load-time smoke test does not
 // try) is an audited denial, not a 500 without a trace.
 func TestPolicyErrorIsAnAuditedDenial(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{URL: ":memory:"})
 	if err != nil {
@@ -201,6 +207,7 @@ deny contains {"code": "c", "reason": "r"} if v == 1
 }
 
 func TestQuotaIsNotMultipliedByDelegationOrReset(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	limited := []api.Permission{{Resource: "api:x", Actions: []string{"call"}, Constraints: map[string]any{"maxCallsPerHour": 2}}}
@@ -251,6 +258,7 @@ func TestQuotaIsNotMultipliedByDelegationOrReset(t *testing.T) {
 }
 
 func TestInheritedApprovalGoesToTheDelegatorsOwner(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "a", Permissions: []api.Permission{
@@ -272,6 +280,7 @@ func TestInheritedApprovalGoesToTheDelegatorsOwner(t *testing.T) {
 }
 
 func TestControlCharactersAreRejected(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{{Resource: "*", Actions: []string{"*"}}}})
 	for _, req := range []api.AuthorizeRequest{

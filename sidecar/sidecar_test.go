@@ -179,6 +179,7 @@ func perm(resource string, actions ...string) api.Permission {
 }
 
 func TestQuickstart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{MaxPerUser: 10})
 	ctx := t.Context()
 	agent := e.create(t, api.CreateAgentRequest{OwnerID: "user-123", Name: "github-reader", Type: "autonomous",
@@ -263,6 +264,7 @@ func TestQuickstart(t *testing.T) {
 }
 
 func TestExpiredAgentIsDeniedByIDAndToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{TokenExpiry: time.Hour})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("*", "*")}})
@@ -296,6 +298,7 @@ func TestExpiredAgentIsDeniedByIDAndToken(t *testing.T) {
 }
 
 func TestUpdateReplacesPermissions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("a:*", "read")}})
@@ -314,6 +317,7 @@ func TestUpdateReplacesPermissions(t *testing.T) {
 }
 
 func TestDefaultPermissionsAndMaxPerUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{MaxPerUser: 2, DefaultPermissions: []api.Permission{perm("docs:*", "read")}})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "one"})
@@ -336,6 +340,7 @@ func TestDefaultPermissionsAndMaxPerUser(t *testing.T) {
 }
 
 func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	valid := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("*", "read")}})
 	agents0, audits0 := e.counts(t)
@@ -416,6 +421,7 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 }
 
 func TestChunkedOversizedBody(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	// No Content-Length: the limit must still hold while reading.
 	pr, pw := io.Pipe()
@@ -440,6 +446,7 @@ func TestChunkedOversizedBody(t *testing.T) {
 }
 
 func TestAuditExport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	ctx := t.Context()
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "user, \"quoted\"", Name: "n", Permissions: []api.Permission{perm("*", "read")}})
@@ -485,6 +492,8 @@ func TestAuditExport(t *testing.T) {
 	}
 }
 
+// Not parallel: 200 concurrent clients are a load test of their own, and
+// on a small machine under -race they should not share it with other tests.
 func TestConcurrentDecisionsEachGetOneRow(t *testing.T) {
 	e := newEnv(t, service.Options{})
 	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("*", "read")}})
@@ -512,6 +521,7 @@ func TestConcurrentDecisionsEachGetOneRow(t *testing.T) {
 }
 
 func TestHealthAndReady(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, service.Options{})
 	for _, path := range []string{"/health", "/ready"} {
 		status, body := e.do(t, "GET", path, "")

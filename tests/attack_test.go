@@ -224,6 +224,7 @@ func consentRequest(t *testing.T, issuer string) (clientID, handle string) {
 // route and actor, and is counted in /metrics; the agent's own decisions
 // and its own effective permissions still work.
 func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
+	t.Parallel()
 	// MCP is on, so the consent API the attacker tries to abuse exists.
 	s, issuer := mcpSidecar(t, deployScope)
 	admin := s.adminClient()
@@ -500,6 +501,7 @@ func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
 // a client can act on (never a 500), is audited as an anonymous refusal,
 // and no key or token ever reaches the sidecar's log.
 func TestBadCredentialsAreRefusedWithStableCodes(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "k.db"))
 	admin := s.adminClient()
 	ctx := t.Context()
@@ -608,6 +610,7 @@ func TestBadCredentialsAreRefusedWithStableCodes(t *testing.T) {
 // agent's own credential, and no more: the attacks an agent token is
 // refused are refused for it too, and audited as its grant agent.
 func TestAttackerWithAnMCPAccessToken(t *testing.T) {
+	t.Parallel()
 	s, issuer := mcpSidecar(t, deployScope)
 	admin := s.adminClient()
 	ctx := t.Context()

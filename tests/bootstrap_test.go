@@ -67,6 +67,7 @@ var keyPattern = regexp.MustCompile(`kvk_[A-Za-z0-9_-]{43}`)
 // container's log is, so it names the file instead); a second start makes
 // none.
 func TestFreshSidecarIsClosedAndBootstrapsAnAdminKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	url, stdout := serveBare(t, dir)
 	file := filepath.Join(dir, "admin-key")
@@ -110,6 +111,7 @@ func TestFreshSidecarIsClosedAndBootstrapsAnAdminKey(t *testing.T) {
 }
 
 func TestSecondStartMakesNoNewKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	serveBare(t, dir)
 	first, err := os.ReadFile(filepath.Join(dir, "admin-key"))
@@ -132,6 +134,7 @@ func TestSecondStartMakesNoNewKey(t *testing.T) {
 // ever read a bootstrap key: the sidecar refuses to start, makes none, and
 // a later start that can write the file bootstraps normally.
 func TestNoWayToShowTheKeyStopsTheSidecar(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	blocker := filepath.Join(dir, "not-a-dir")
 	writeFile(t, blocker, "x")
@@ -147,6 +150,7 @@ func TestNoWayToShowTheKeyStopsTheSidecar(t *testing.T) {
 }
 
 func TestShortAdminKeyStopsTheSidecar(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, errOut, code := cli(t, []string{"KAVACH_ADMIN_KEY=too-short"}, "serve", "--addr", "127.0.0.1:0",
 		"--database", filepath.Join(dir, "kavach.db"))

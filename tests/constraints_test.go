@@ -41,7 +41,8 @@ func authz(t *testing.T, cl *client.Client, req api.AuthorizeRequest) api.Author
 
 // TestRateLimitUnderConcurrency races 50 callers for a limit of 10 against
 // the real binary: exactly 10 are allowed, denials do not consume quota,
-// and the count survives a restart.
+// and the count survives a restart. Not parallel: the race is the test,
+// and it should have the machine to itself.
 func TestRateLimitUnderConcurrency(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "kavach.db")
 	s := start(t, "--database", db)
@@ -84,6 +85,7 @@ func TestRateLimitUnderConcurrency(t *testing.T) {
 // TestApprovalFlow walks requireApproval end to end, with a webhook that
 // fails once and is retried.
 func TestApprovalFlow(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	received := make(chan map[string]any, 4)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +197,7 @@ func TestApprovalFlow(t *testing.T) {
 	}
 }
 
+// Not parallel, as TestRateLimitUnderConcurrency: racing callers.
 func TestConcurrentUseOfOneApprovalAllowsOnce(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
@@ -221,6 +224,7 @@ func TestConcurrentUseOfOneApprovalAllowsOnce(t *testing.T) {
 }
 
 func TestTimeWindowIPAndArguments(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
 	now := time.Now().UTC()
@@ -253,6 +257,7 @@ func TestTimeWindowIPAndArguments(t *testing.T) {
 }
 
 func TestBadConstraintsAreRejectedAndWriteNothing(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
 	for name, c := range map[string]map[string]any{

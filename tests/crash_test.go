@@ -118,6 +118,7 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
 	// Prometheus scrapes with a key of role metrics.

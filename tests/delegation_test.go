@@ -24,6 +24,7 @@ func perm(resource string, actions ...string) api.Permission {
 // chains, escalation, depth, cycles, revocation cutting off downstream, and
 // authorization by token.
 func TestDelegationChains(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
 	ctx := t.Context()
@@ -158,6 +159,7 @@ func TestDelegationChains(t *testing.T) {
 }
 
 func TestDelegationCLI(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	srv := "--server=" + s.URL
 	cl := s.adminClient()

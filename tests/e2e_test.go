@@ -26,6 +26,7 @@ func decodeJSON[T any](t *testing.T, s string) T {
 // TestQuickstartWithCLI walks the seeds' quickstart with the kavach CLI
 // against the real binary on an embedded SQLite file.
 func TestQuickstartWithCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"))
 	srv := "--server=" + s.URL
@@ -146,6 +147,7 @@ func TestQuickstartWithCLI(t *testing.T) {
 // TestDataSurvivesRestart checks that agents and audit rows are durable and
 // reloaded into OPA on start.
 func TestDataSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "kavach.db")
 	s := start(t, "--database", db)
 	cl := s.adminClient()
@@ -185,6 +187,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 }
 
 func TestConfigFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "kavach.yaml")
 	err := os.WriteFile(good, []byte(`
@@ -238,6 +241,7 @@ agents:
 }
 
 func TestMigrateAndSkipMigrations(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "m.db")
 	for range 2 {

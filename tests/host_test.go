@@ -2,13 +2,15 @@ package tests
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 )
 
 // Names given with --allowed-host (or KAVACH_ALLOWED_HOSTS, comma-separated)
 // pass the Host check; any other name is refused with 421.
 func TestAllowedHosts(t *testing.T) {
-	s := start(t, "--allowed-host", "kavach.internal, other.internal")
+	t.Parallel()
+	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"), "--allowed-host", "kavach.internal, other.internal")
 	for _, tt := range []struct {
 		host   string
 		status int

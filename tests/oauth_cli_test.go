@@ -14,6 +14,7 @@ import (
 // one published (go test ./oauth checks its tokens stay valid); with HS256
 // there is nothing to rotate.
 func TestOAuthKeyRotationWithCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -16,6 +16,7 @@ import (
 // answer the MCP authorization spec asks for. (go test ./oauth covers the
 // same and more against the handlers themselves.)
 func TestMCPNegativeCasesOverRawHTTP(t *testing.T) {
+	t.Parallel()
 	s, issuer := mcpSidecar(t, `tools:read:
       - {resource: "mcp:github:*", actions: [read]}`)
 	raw := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

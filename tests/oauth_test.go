@@ -40,8 +40,9 @@ const mcpResource = "https://mcp.example.test/mcp"
 // once) and refresh-token reuse (the whole grant revoked). The OAuth
 // endpoints are on the public listener, over TLS.
 func TestMCPOAuthFullFlow(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { testMCPOAuthFullFlow(t, filepath.Join(t.TempDir(), "k.db")) })
-	t.Run("postgres", func(t *testing.T) { testMCPOAuthFullFlow(t, pgtest.URL(t)) })
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); testMCPOAuthFullFlow(t, filepath.Join(t.TempDir(), "k.db")) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testMCPOAuthFullFlow(t, pgtest.URL(t)) })
 }
 
 func testMCPOAuthFullFlow(t *testing.T, database string) {
@@ -263,6 +264,7 @@ mcp:
 // TestMCPIssuerMustBeHTTPSUnlessLoopback: an http issuer on a public host
 // stops the sidecar at start.
 func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://mcp.example.com/mcp]\n")
@@ -447,6 +449,7 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 // (HS256), refreshTokenTtl, codeTtl, enforceAuth, consentPage alone, and a
 // pre-registered confidential client.
 func TestMCPConfigKeys(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d/auth", port)
@@ -612,6 +615,7 @@ func mcpConfig(t *testing.T, dir string, port int) string {
 // certificate or key is a configuration error (exit 2, naming the keys),
 // found before anything listens, whichever listener would use it.
 func TestMCPBadTLSFilesStopAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSignedCert(t, dir)
 	other := t.TempDir()
@@ -643,6 +647,7 @@ func TestMCPBadTLSFilesStopAtStart(t *testing.T) {
 // request in flight on the public listener finish before it closes the
 // store and exits.
 func TestMCPShutdownWaitsForThePublicListener(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", mcpConfig(t, dir, port),
@@ -699,6 +704,11 @@ func TestMCPShutdownWaitsForThePublicListener(t *testing.T) {
 			t.Fatal("the main listener still answers 30s after SIGTERM")
 		}
 	}
+	// Not a synchronisation: no event is awaited. A sidecar that did not
+	// wait for the public listener would exit moments after its main
+	// listener closed, so the request is held open a while to give that
+	// fault time to show. A slow machine can only make the test miss the
+	// fault, never fail a correct sidecar.
 	select {
 	case <-s.done:
 		t.Fatalf("the sidecar exited with a request in flight on the public listener:\n%s", s.log())

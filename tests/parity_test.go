@@ -35,6 +35,7 @@ import (
 // decision document to equal OPA's for thousands of generated requests,
 // with the same facts (time, call counts, IP, arguments) as input to both.
 func TestParityWithStockOPA(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
 	g := newWorld(t, 42)

@@ -58,6 +58,7 @@ func policiesOf(t *testing.T, cl *client.Client) policyList {
 // reloads it on change without a restart, and keeps the old policies when a
 // reload is broken.
 func TestPolicyExtensions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ext := filepath.Join(dir, "ext")
 	if err := os.Mkdir(ext, 0o755); err != nil {
@@ -138,6 +139,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 func TestBadExtensionsStopTheSidecarAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ src, want string }{
 		"syntax error":  {"package kavach.ext\n\ndeny contains x if {\n", "parse"},
@@ -159,6 +161,7 @@ func TestBadExtensionsStopTheSidecarAtStart(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
+	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	cl := s.adminClient()
 	orch := mustCreate(t, cl, perm("mcp:github:*", "read"))
@@ -198,6 +201,7 @@ func TestExplain(t *testing.T) {
 // TestBundleCLI builds bundles from the database and from a running sidecar,
 // signs and verifies them, and rejects a tampered one.
 func TestBundleCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "kavach.db")
 	s := start(t, "--database", db)

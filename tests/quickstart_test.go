@@ -15,6 +15,7 @@ import (
 // program tests/quickstart) against the real binary and compares its output
 // with what the seed shows.
 func TestSeedFullWorkingExample(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := start(t, "--database", filepath.Join(dir, "kavach.db"))
 	csvPath := filepath.Join(dir, "audit.csv")

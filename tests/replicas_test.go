@@ -19,7 +19,9 @@ import (
 
 // Two real sidecar processes on one database: what is written through one
 // is decided accordingly by the other, within a measured lag, and no change
-// is lost when the listener connection dies or a replica restarts.
+// is lost when the listener connection dies or a replica restarts. These
+// tests are not parallel: they measure the propagation lag (busy polling)
+// and race 50 callers over both replicas for a shared rate limit.
 
 func TestReplicasOnPostgres(t *testing.T) {
 	testReplicas(t, pgtest.URL(t), true)
