@@ -19,7 +19,7 @@ test-race: ## the Go tests with the race detector (the test command runs them so
 
 policy: ## Rego: format, strict check, tests with coverage
 	$(GO) tool opa fmt --list --fail policies examples/extensions
-	$(GO) tool opa check --strict policies examples/extensions
+	$(GO) tool opa check --strict --schema schemas policies examples/extensions
 	$(GO) tool opa test --coverage --threshold 100 policies >/dev/null
 
 lint: ## go vet, gofmt, and golangci-lint if installed (see .golangci.yml)

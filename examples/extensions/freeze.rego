@@ -3,7 +3,11 @@
 # description: |
 #   Extensions add deny rules, with their own codes and reasons, to calls the
 #   core policy would allow. They live in package kavach.ext and read the same
-#   input and data as the core policy.
+#   input and data as the core policy, whose schemas (schemas/ in the Kavach
+#   repository) type-check them: opa check --schema schemas.
+# schemas:
+#   - input: schema.input
+#   - data.kavach.agents: schema.data.agents
 package kavach.ext
 
 # METADATA

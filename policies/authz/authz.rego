@@ -7,6 +7,12 @@
 #   hex of its bearer token, the action, the resource, the arguments, the
 #   client IP, an approval ID, the current time in nanoseconds (input.now) and
 #   the calls made in the last hour per permission key (input.calls).
+# schemas:
+#   - input: schema.input
+#   - data.kavach.agents: schema.data.agents
+#   - data.kavach.tokens: schema.data.tokens
+#   - data.kavach.delegations: schema.data.delegations
+#   - data.kavach.approvals: schema.data.approvals
 package kavach.authz
 
 import data.kavach.resources

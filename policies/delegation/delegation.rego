@@ -6,6 +6,10 @@
 #   or delegated to it through an intact chain), the chain may not grow past
 #   the smallest maxDepth along it, and it may not loop back. Input:
 #   {fromAgent, toAgent, permissions, maxDepth, now}.
+# schemas:
+#   - input: schema.delegation_input
+#   - data.kavach.agents: schema.data.agents
+#   - data.kavach.delegations: schema.data.delegations
 package kavach.delegation
 
 import data.kavach.authz

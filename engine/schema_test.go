@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/kavach-dev/kavach/store"
+)
+
+// schemaCheck validates documents against the JSON schemas the policies
+// declare for their input and data (schemas/, named in the packages'
+// METADATA), with OPA's own validator (json.match_schema).
+type schemaCheck struct{ pq rego.PreparedEvalQuery }
+
+func newSchemaCheck(t *testing.T) schemaCheck {
+	t.Helper()
+	pq, err := rego.New(rego.Query(`[ok, errors] := json.match_schema(input.doc, input.schema)`)).PrepareForEval(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schemaCheck{pq}
+}
+
+// errors returns why doc does not match the schema file (nil if it does).
+func (s schemaCheck) errors(t *testing.T, doc any, schemaFile string) []any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "schemas", schemaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema any
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatalf("%s: %v", schemaFile, err)
+	}
+	rs, err := s.pq.Eval(t.Context(), rego.EvalInput(map[string]any{"doc": doc, "schema": schema}))
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("match %s: %v, %v", schemaFile, rs, err)
+	}
+	if rs[0].Bindings["ok"] == true {
+		return nil
+	}
+	errs, _ := rs[0].Bindings["errors"].([]any)
+	if len(errs) == 0 {
+		errs = []any{"no match"}
+	}
+	return errs
+}
+
+// The data the sync writes (and bundles carry) matches schemas/data.
+func TestDataMatchesSchema(t *testing.T) {
+	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
+	exp := now.Add(time.Hour)
+	every := map[string]any{
+		"requireApproval": true, "maxCallsPerHour": float64(5),
+		"timeWindow":         map[string]any{"start": "09:00", "end": "17:00", "timezone": "Europe/Berlin", "days": []any{"mon", "fri"}},
+		"ipAllowlist":        []any{"10.0.0.0/8", "192.168.1.50", "2001:db8::1", "::ffff:10.1.2.3"},
+		"allowedArgPatterns": []any{`^src/.*\.ts$`},
+	}
+	orchKey := PermissionKey("mcp:*", []string{"read", "write"})
+	src := memSource{
+		agents: []store.Agent{
+			{ID: "orch", OwnerID: "u1", Status: store.StatusActive, TokenHash: "h1", ExpiresAt: &exp, Permissions: []store.Permission{
+				{Resource: "mcp:*", Actions: []string{"read", "write"}, Constraints: every},
+				{Resource: "*", Actions: []string{"*"}},
+				{Resource: "admin:*:delete", Actions: []string{"purge", "read"}, Constraints: map[string]any{"timeWindow": map[string]any{"start": "22:00", "end": "02:00"}}},
+			}},
+			{ID: "worker", OwnerID: "u1", Status: store.StatusActive, TokenHash: "h2", Incoming: []string{"d1"}},
+			{ID: "helper", OwnerID: "u2", Status: store.StatusRevoked, TokenHash: "h3", Incoming: []string{"d2"}},
+		},
+		delegations: []store.Delegation{
+			{ID: "d1", FromAgent: "orch", ToAgent: "worker", Status: store.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 3,
+				Permissions: []store.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: orchKey, Chain: []store.Link{},
+					Constraints: map[string]any{"maxCallsPerHour": float64(2)}}}},
+			{ID: "d2", FromAgent: "worker", ToAgent: "helper", Status: store.StatusRevoked, ExpiresAt: now, Depth: 2, MaxDepth: 3,
+				Permissions: []store.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: PermissionKey("mcp:github:*", []string{"read"}),
+					Chain:     []store.Link{{DelegationID: "d1", Index: 0}},
+					Inherited: []store.Inherited{{Key: PermissionKey("mcp:github:*", []string{"read"}), Constraints: map[string]any{"maxCallsPerHour": float64(2), "ipAllowlist": []any{"10.0.0.1"}}}}}}},
+		},
+		approvals: []store.Approval{
+			{ID: "a1", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalPending, ExpiresAt: exp},
+			{ID: "a2", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalApproved, ExpiresAt: exp},
+			{ID: "a3", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalDenied, ExpiresAt: exp},
+			{ID: "a4", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalUsed, ExpiresAt: now},
+		},
+	}
+	docs, _, err := Documents(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ast.JSON(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := v.(map[string]any)
+	check := newSchemaCheck(t)
+	for _, name := range []string{"agents", "tokens", "delegations", "approvals"} {
+		doc := data[name]
+		if m, _ := doc.(map[string]any); len(m) == 0 {
+			t.Fatalf("data.kavach.%s is empty; the test should fill it", name)
+		}
+		if errs := check.errors(t, doc, filepath.Join("data", name+".json")); errs != nil {
+			t.Errorf("data.kavach.%s does not match schemas/data/%s.json: %v", name, name, errs)
+		}
+	}
+	if len(data) != 4 {
+		t.Errorf("data.kavach has %d documents; schemas/data describes 4", len(data))
+	}
+	// The check can fail: a misspelt field does not match.
+	agent := data["agents"].(map[string]any)["orch"].(map[string]any)
+	agent["ownerID"] = agent["ownerId"]
+	if check.errors(t, data["agents"], filepath.Join("data", "agents.json")) == nil {
+		t.Error("an agent with a misspelt field matches schemas/data/agents.json")
+	}
+}
+
+// The input Decide evaluates (and gives stock OPA callers) matches
+// schemas/input.json; the delegation check's, schemas/delegation_input.json.
+func TestInputsMatchSchema(t *testing.T) {
+	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
+	check := newSchemaCheck(t)
+	for _, in := range []Input{
+		{AgentID: "agt_1", Action: "read", Resource: "mcp:github:repos", Now: now},
+		{TokenHash: "ab12", Action: "write", Resource: "x", Now: now, IP: "10.1.2.3", ApprovalID: "apr_1",
+			Arguments: json.RawMessage(`{"path": "src/a.ts", "n": [1, {"deep": true}]}`),
+			Calls:     map[string]int{"p_1": 3, "p_2": 0}, ScopeKeys: []string{"p_1"}},
+		{AgentID: "agt_1", Action: "read", Resource: "x", Now: now, Arguments: json.RawMessage(`null`), ScopeKeys: []string{}},
+	} {
+		doc, err := in.InputDocument()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errs := check.errors(t, doc, "input.json"); errs != nil {
+			t.Errorf("input of %+v does not match schemas/input.json: %v", in, errs)
+		}
+	}
+	if check.errors(t, map[string]any{"action": "read", "resource": "x", "actoin": "read"}, "input.json") == nil {
+		t.Error("an input with a misspelt field matches schemas/input.json")
+	}
+	req := DelegationRequest{FromAgent: "orch", ToAgent: "worker", MaxDepth: 2, Now: now.UnixNano(), Permissions: []store.Permission{
+		{Resource: "mcp:github:*", Actions: []string{"read"}},
+		{Resource: "mcp:slack:*", Actions: []string{"post"}, Constraints: map[string]any{"maxCallsPerHour": float64(3)}},
+	}}
+	raw, err := json.Marshal(req) // as CheckDelegation encodes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if errs := check.errors(t, doc, "delegation_input.json"); errs != nil {
+		t.Errorf("delegation input %s does not match schemas/delegation_input.json: %v", raw, errs)
+	}
+}
