@@ -10,7 +10,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
-	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 // schemaCheck validates documents against the JSON schemas the policies
@@ -56,37 +56,37 @@ func (s schemaCheck) errors(t *testing.T, doc any, schemaFile string) []any {
 func TestDataMatchesSchema(t *testing.T) {
 	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
 	exp := now.Add(time.Hour)
-	every := map[string]any{
-		"requireApproval": true, "maxCallsPerHour": float64(5),
-		"timeWindow":         map[string]any{"start": "09:00", "end": "17:00", "timezone": "Europe/Berlin", "days": []any{"mon", "fri"}},
-		"ipAllowlist":        []any{"10.0.0.0/8", "192.168.1.50", "2001:db8::1", "::ffff:10.1.2.3"},
-		"allowedArgPatterns": []any{`^src/.*\.ts$`},
+	every := domain.Constraints{
+		RequireApproval: &yes, MaxCallsPerHour: 5,
+		TimeWindow:         &domain.TimeWindow{Start: "09:00", End: "17:00", Timezone: "Europe/Berlin", Days: []string{"mon", "fri"}},
+		IPAllowlist:        []string{"10.0.0.0/8", "192.168.1.50", "2001:db8::1", "::ffff:10.1.2.3"},
+		AllowedArgPatterns: []string{`^src/.*\.ts$`},
 	}
 	orchKey := PermissionKey("mcp:*", []string{"read", "write"})
 	src := memSource{
-		agents: []store.Agent{
-			{ID: "orch", OwnerID: "u1", Status: store.StatusActive, TokenHash: "h1", ExpiresAt: &exp, Permissions: []store.Permission{
+		agents: []domain.Agent{
+			{ID: "orch", OwnerID: "u1", Status: domain.StatusActive, TokenHash: "h1", ExpiresAt: &exp, Permissions: []domain.Permission{
 				{Resource: "mcp:*", Actions: []string{"read", "write"}, Constraints: every},
 				{Resource: "*", Actions: []string{"*"}},
-				{Resource: "admin:*:delete", Actions: []string{"purge", "read"}, Constraints: map[string]any{"timeWindow": map[string]any{"start": "22:00", "end": "02:00"}}},
+				{Resource: "admin:*:delete", Actions: []string{"purge", "read"}, Constraints: domain.Constraints{TimeWindow: &domain.TimeWindow{Start: "22:00", End: "02:00"}}},
 			}},
-			{ID: "worker", OwnerID: "u1", Status: store.StatusActive, TokenHash: "h2", Incoming: []string{"d1"}},
-			{ID: "helper", OwnerID: "u2", Status: store.StatusRevoked, TokenHash: "h3", Incoming: []string{"d2"}},
+			{ID: "worker", OwnerID: "u1", Status: domain.StatusActive, TokenHash: "h2", Incoming: []string{"d1"}},
+			{ID: "helper", OwnerID: "u2", Status: domain.StatusRevoked, TokenHash: "h3", Incoming: []string{"d2"}},
 		},
-		delegations: []store.Delegation{
-			{ID: "d1", FromAgent: "orch", ToAgent: "worker", Status: store.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 3,
-				Permissions: []store.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: orchKey, Chain: []store.Link{},
-					Constraints: map[string]any{"maxCallsPerHour": float64(2)}}}},
-			{ID: "d2", FromAgent: "worker", ToAgent: "helper", Status: store.StatusRevoked, ExpiresAt: now, Depth: 2, MaxDepth: 3,
-				Permissions: []store.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: PermissionKey("mcp:github:*", []string{"read"}),
-					Chain:     []store.Link{{DelegationID: "d1", Index: 0}},
-					Inherited: []store.Inherited{{Key: PermissionKey("mcp:github:*", []string{"read"}), Constraints: map[string]any{"maxCallsPerHour": float64(2), "ipAllowlist": []any{"10.0.0.1"}}}}}}},
+		delegations: []domain.Delegation{
+			{ID: "d1", FromAgent: "orch", ToAgent: "worker", Status: domain.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 3,
+				Permissions: []domain.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: orchKey, Chain: []domain.Link{},
+					Constraints: domain.Constraints{MaxCallsPerHour: 2}}}},
+			{ID: "d2", FromAgent: "worker", ToAgent: "helper", Status: domain.StatusRevoked, ExpiresAt: now, Depth: 2, MaxDepth: 3,
+				Permissions: []domain.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: PermissionKey("mcp:github:*", []string{"read"}),
+					Chain:     []domain.Link{{DelegationID: "d1", Index: 0}},
+					Inherited: []domain.Inherited{{Key: PermissionKey("mcp:github:*", []string{"read"}), Constraints: domain.Constraints{MaxCallsPerHour: 2, IPAllowlist: []string{"10.0.0.1"}}}}}}},
 		},
-		approvals: []store.Approval{
-			{ID: "a1", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalPending, ExpiresAt: exp},
-			{ID: "a2", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalApproved, ExpiresAt: exp},
-			{ID: "a3", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalDenied, ExpiresAt: exp},
-			{ID: "a4", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: store.ApprovalUsed, ExpiresAt: now},
+		approvals: []domain.Approval{
+			{ID: "a1", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: domain.ApprovalPending, ExpiresAt: exp},
+			{ID: "a2", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: domain.ApprovalApproved, ExpiresAt: exp},
+			{ID: "a3", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: domain.ApprovalDenied, ExpiresAt: exp},
+			{ID: "a4", AgentID: "orch", Action: "write", Resource: "mcp:deploy", StoredStatus: domain.ApprovalUsed, ExpiresAt: now},
 		},
 	}
 	docs, _, err := Documents(t.Context(), src)
@@ -142,9 +142,9 @@ func TestInputsMatchSchema(t *testing.T) {
 	if check.errors(t, map[string]any{"action": "read", "resource": "x", "actoin": "read"}, "input.json") == nil {
 		t.Error("an input with a misspelt field matches schemas/input.json")
 	}
-	req := DelegationRequest{FromAgent: "orch", ToAgent: "worker", MaxDepth: 2, Now: now.UnixNano(), Permissions: []store.Permission{
+	req := DelegationRequest{FromAgent: "orch", ToAgent: "worker", MaxDepth: 2, Now: now.UnixNano(), Permissions: []domain.Permission{
 		{Resource: "mcp:github:*", Actions: []string{"read"}},
-		{Resource: "mcp:slack:*", Actions: []string{"post"}, Constraints: map[string]any{"maxCallsPerHour": float64(3)}},
+		{Resource: "mcp:slack:*", Actions: []string{"post"}, Constraints: domain.Constraints{MaxCallsPerHour: 3}},
 	}}
 	raw, err := json.Marshal(req) // as CheckDelegation encodes it
 	if err != nil {
