@@ -22,9 +22,10 @@ policy: ## Rego: format, strict check, tests with coverage
 	$(GO) tool opa check --strict --schema schemas policies examples/extensions
 	$(GO) tool opa test --coverage --threshold 100 policies >/dev/null
 
-lint: ## go vet, gofmt, and golangci-lint if installed (see .golangci.yml)
+lint: ## go vet, gofmt, Regal on the policies (tools/go.mod, .regal/config.yaml), golangci-lint if installed
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+	$(GO) tool -modfile=tools/go.mod regal lint policies
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; \
 	else echo "golangci-lint not installed: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0"; fi
 

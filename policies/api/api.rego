@@ -71,7 +71,7 @@ grants := {
 
 # METADATA
 # description: Every route this policy decides.
-routes := public | {route | some route, _ in grants}
+routes := public | object.keys(grants)
 
 # METADATA
 # description: |
@@ -84,6 +84,8 @@ agent_self := {"authorize", "agents.effective_permissions"}
 #   The decision for one call: allow, and a code saying why (public, self,
 #   role) or why not (unknown_route, unauthenticated, forbidden).
 # entrypoint: true
+default decision := {"allow": false, "code": "forbidden"}
+
 decision := {"allow": true, "code": "public"} if {
 	input.route in public
 } else := {"allow": false, "code": "unknown_route"} if {
@@ -97,7 +99,7 @@ decision := {"allow": true, "code": "public"} if {
 	input.principal.type == "key"
 	some role in input.principal.roles
 	_may(role, input.route)
-} else := {"allow": false, "code": "forbidden"}
+}
 
 _may("admin", _)
 

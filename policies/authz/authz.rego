@@ -42,14 +42,18 @@ import data.kavach.resources
 #   uses up quota or an approval: the sidecar decides it again under the
 #   agent's lock, with the counts, and records what it uses.
 # entrypoint: true
-decision := _deny("invalid_token", "the bearer token does not belong to any agent", {"until": null}) if {
+decision := _deny(
+	"invalid_token",
+	"the bearer token does not belong to any agent",
+	{"until": null},
+) if {
 	not _by_id
 	not _agent
 } else := _deny("agent_not_found", sprintf("agent %q does not exist", [input.agentId]), {"until": null}) if {
 	not _agent
-} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [_agent_id]), {"until": null}) if {
+} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
 	_agent.status == "revoked"
-} else := _deny("agent_expired", sprintf("agent %q expired", [_agent_id]), {"until": null}) if {
+} else := _deny("agent_expired", sprintf("agent %q expired", [agent_id]), {"until": null}) if {
 	is_number(_agent.expiresAt)
 	_now >= _agent.expiresAt
 } else := _ext_deny if {
@@ -60,7 +64,7 @@ decision := _deny("invalid_token", "the bearer token does not belong to any agen
 	"allowed": true,
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
-	"agentId": _agent_id,
+	"agentId": agent_id,
 	"ownerId": _agent.ownerId,
 	"permission": {"key": p.key, "source": "own", "resource": p.resource},
 	"cache": {"until": _agent.expiresAt},
@@ -71,8 +75,8 @@ decision := _deny("invalid_token", "the bearer token does not belong to any agen
 } else := {
 	"allowed": false,
 	"code": "no_permission",
-	"reason": sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]),
-	"agentId": _agent_id,
+	"reason": sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
+	"agentId": agent_id,
 	"ownerId": _agent.ownerId,
 	"cache": {"until": _agent.expiresAt},
 	"consumes": false,
@@ -85,7 +89,7 @@ decision := _deny("invalid_token", "the bearer token does not belong to any agen
 	count(_failures) > 0
 } else := _deny(
 	"no_permission",
-	sprintf("no permission of agent %q allows %q on %q", [_agent_id, input.action, input.resource]),
+	sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
 	false,
 )
 
@@ -93,13 +97,12 @@ decision := _deny("invalid_token", "the bearer token does not belong to any agen
 # description: |
 #   The ID of the agent the request is about, resolved from input.agentId or
 #   the token hash ("" if none): for extensions, which see the same input.
-agent_id := _agent_id
+# scope: document
+default agent_id := ""
 
-default _agent_id := ""
+agent_id := input.agentId if _by_id
 
-_agent_id := input.agentId if _by_id
-
-_agent_id := data.kavach.tokens[input.tokenHash] if not _by_id
+agent_id := data.kavach.tokens[input.tokenHash] if not _by_id
 
 # A helper rule, because "not is_string(input.x)" is undefined, not true,
 # when input.x is missing.
@@ -110,7 +113,7 @@ default _owner_id := ""
 _owner_id := _agent.ownerId
 
 # Agents are looked up by key, never iterated: cost does not grow with their number.
-_agent := data.kavach.agents[_agent_id]
+_agent := data.kavach.agents[agent_id]
 
 # The sidecar passes the time so that decisions are reproducible; stock OPA
 # callers that omit it get the evaluation time.
@@ -124,7 +127,7 @@ _deny(code, reason, cache) := {
 	"allowed": false,
 	"code": code,
 	"reason": reason,
-	"agentId": _agent_id,
+	"agentId": agent_id,
 	"ownerId": _owner_id,
 	"cache": cache,
 	"consumes": false,
@@ -159,7 +162,7 @@ _own := [{"perm": p, "source": "own", "links": []} | some p in _agent.permission
 _delegated := [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
 	some id in _agent.incoming
 	d := data.kavach.delegations[id]
-	d.toAgent == _agent_id
+	d.toAgent == agent_id
 	some i, p in d.permissions
 ]
 
@@ -209,14 +212,17 @@ _action_candidates := object.get(_agent.byAction, input.action, _agent.anyAction
 	resources.action_match(p.actions, input.action)
 ]
 
-_matching := array.concat([{"perm": p, "source": "own", "links": []} | some p in _matching_own], [{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
-	not _scoped
-	some id in _agent.incoming
-	d := data.kavach.delegations[id]
-	d.toAgent == _agent_id
-	some i, p in d.permissions
-	_applies(p)
-])
+_matching := array.concat(
+	[{"perm": p, "source": "own", "links": []} | some p in _matching_own],
+	[{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
+		not _scoped
+		some id in _agent.incoming
+		d := data.kavach.delegations[id]
+		d.toAgent == agent_id
+		some i, p in d.permissions
+		_applies(p)
+	],
+)
 
 _applies(p) if {
 	resources.action_match(p.actions, input.action)
@@ -260,7 +266,7 @@ _allow(c) := {
 	"allowed": true,
 	"code": "allowed",
 	"reason": _allow_reason(c),
-	"agentId": _agent_id,
+	"agentId": agent_id,
 	"ownerId": _owner_id,
 	"permission": object.union({"key": _key(c), "source": c.source, "resource": c.perm.resource}, _consumes(c)),
 	"cache": false,

@@ -9,13 +9,14 @@ _fail(rank, code, reason) := {"rank": rank, "code": code, "reason": reason}
 # as they are now, those of the root delegator's own permission the chain
 # hangs from. A child can add constraints, never drop them, and a delegator
 # tightening its own permission tightens every chain below it at once.
-_constraint_sets(c) := array.concat(
-	array.concat(
-		[{"key": _key(c), "constraints": cs} | cs := c.perm.constraints; count(cs) > 0],
-		object.get(c.perm, "inherited", []),
-	),
-	[{"key": r.key, "constraints": r.constraints} | some r in _root_permissions(c); count(object.get(r, "constraints", {})) > 0],
-)
+_constraint_sets(c) := array.flatten([
+	[{"key": _key(c), "constraints": cs} | cs := c.perm.constraints; count(cs) > 0],
+	object.get(c.perm, "inherited", []),
+	[{"key": r.key, "constraints": r.constraints} |
+		some r in _root_permissions(c)
+		count(object.get(r, "constraints", {})) > 0
+	],
+])
 
 # Checked in this order; the first failure is the permission's failure.
 # Rate limits and approvals come last, so a call denied for another reason
@@ -23,12 +24,21 @@ _constraint_sets(c) := array.concat(
 _constraint_failure(c) := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
 	some s in _constraint_sets(c)
 	not _ip_allowed(s.constraints)
-} else := _fail(4, "outside_time_window", sprintf("permission %q allows calls only within its time window", [c.perm.resource])) if {
+} else := _fail(4, "outside_time_window", sprintf(
+	"permission %q allows calls only within its time window",
+	[c.perm.resource],
+)) if {
 	some s in _constraint_sets(c)
 	not _in_window(s.constraints)
-} else := _fail(3, "argument_not_allowed", sprintf("permission %q: argument value %q matches none of the allowed patterns", [c.perm.resource, _bad_arguments(c)[0]])) if {
+} else := _fail(3, "argument_not_allowed", sprintf(
+	"permission %q: argument value %q matches none of the allowed patterns",
+	[c.perm.resource, _bad_arguments(c)[0]],
+)) if {
 	count(_bad_arguments(c)) > 0
-} else := _fail(2, "rate_limited", sprintf("permission %q allows %d calls per hour on %q; %d made in the last hour", [c.perm.resource, _exceeded(c)[0].max, input.resource, _calls(_exceeded(c)[0].key)])) if {
+} else := _fail(2, "rate_limited", sprintf(
+	"permission %q allows %d calls per hour on %q; %d made in the last hour",
+	[c.perm.resource, _exceeded(c)[0].max, input.resource, _calls(_exceeded(c)[0].key)],
+)) if {
 	count(_exceeded(c)) > 0
 } else := _approval_failure(c) if {
 	_needs_approval(c)
@@ -45,7 +55,12 @@ _ip_allowed(cs) if {
 
 _ip_reason(_) := "the request has no client IP (context.ip) and the permission has an IP allowlist" if not input.ip
 
-_ip_reason(c) := sprintf("client IP %s is not in the allowlist of permission %q", [input.ip, c.perm.resource]) if input.ip
+_ip_reason(c) := sprintf(
+	"client IP %s is not in the allowlist of permission %q",
+	[input.ip, c.perm.resource],
+) if {
+	input.ip
+}
 
 # --- timeWindow: {start, end: "HH:MM", timezone (IANA, default UTC), days: ["mon", …]}.
 
@@ -143,18 +158,26 @@ _needs_approval(c) if {
 # exercises (for a delegated permission, the first delegator's owner).
 _approval_owner(c) := _owner_id if c.source == "own"
 
-_approval_owner(c) := data.kavach.agents[data.kavach.delegations[c.links[0][0]].fromAgent].ownerId if c.source != "own"
+_approval_owner(c) := data.kavach.agents[_root_delegator(c)].ownerId if c.source != "own"
+
+_root_delegator(c) := data.kavach.delegations[c.links[0][0]].fromAgent
 
 _approval := data.kavach.approvals[input.approvalId]
 
 _approval_failure(c) := object.union(
-	_fail(1, "approval_required", sprintf("permission %q requires human approval; an approval request was created", [c.perm.resource])),
+	_fail(1, "approval_required", sprintf(
+		"permission %q requires human approval; an approval request was created",
+		[c.perm.resource],
+	)),
 	{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c), "consumes": true}},
 ) if {
 	not input.approvalId
 } else := _approval_fail("approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
 	not _approval
-} else := _approval_fail("approval_invalid", sprintf("approval %q was given for another agent, action or resource", [input.approvalId])) if {
+} else := _approval_fail("approval_invalid", sprintf(
+	"approval %q was given for another agent, action or resource",
+	[input.approvalId],
+)) if {
 	not _approval_matches
 } else := _approval_fail("approval_expired", sprintf("approval %q has expired", [input.approvalId])) if {
 	_now >= _approval.expiresAt
@@ -172,7 +195,7 @@ _approval_failure(c) := object.union(
 _approval_fail(code, reason) := object.union(_fail(1, code, reason), {"extra": {"consumes": true}})
 
 _approval_matches if {
-	_approval.agentId == _agent_id
+	_approval.agentId == agent_id
 	_approval.action == input.action
 	_approval.resource == input.resource
 }

@@ -62,6 +62,7 @@ _root_permissions(c) := [own |
 # description: |
 #   The agent's permissions that count now: its own and those delegated
 #   through intact chains, each marked with its source.
+# scope: document
 effective_permissions := array.concat(
 	[_describe(c) | some c in _own],
 	[_describe(c) | some c in _delegated; not _chain_failure(c)],
@@ -77,7 +78,9 @@ effective_permissions := [] if _expired(_agent)
 _describe(c) := object.union(
 	{"resource": c.perm.resource, "actions": c.perm.actions, "source": "own"},
 	{"constraints": c.perm.constraints | count(object.get(c.perm, "constraints", {})) > 0},
-) if c.source == "own"
+) if {
+	c.source == "own"
+}
 
 _describe(c) := {
 	"resource": c.perm.resource,
@@ -88,4 +91,6 @@ _describe(c) := {
 	"fromAgent": data.kavach.delegations[c.source].fromAgent,
 	"depth": data.kavach.delegations[c.source].depth,
 	"expiresAt": data.kavach.delegations[c.source].expiresAt,
-} if c.source != "own"
+} if {
+	c.source != "own"
+}

@@ -30,9 +30,15 @@ _link_view(id) := {"delegationId": id, "fromAgent": d.fromAgent, "toAgent": d.to
 _verdict(c) := {"result": "out_of_scope", "reason": "the access token's scopes do not grant this permission"} if {
 	_scoped
 	not _in_scope(c)
-} else := {"result": "action_mismatch", "reason": sprintf("%q is not among the permission's actions", [input.action])} if {
+} else := {
+	"result": "action_mismatch",
+	"reason": sprintf("%q is not among the permission's actions", [input.action]),
+} if {
 	not resources.action_match(c.perm.actions, input.action)
-} else := {"result": "resource_mismatch", "reason": sprintf("%q does not match %q", [input.resource, c.perm.resource])} if {
+} else := {
+	"result": "resource_mismatch",
+	"reason": sprintf("%q does not match %q", [input.resource, c.perm.resource]),
+} if {
 	not resources.match(c.perm.resource, input.resource)
 } else := {"result": f.code, "reason": f.reason} if {
 	f := _failure(c)

@@ -109,7 +109,7 @@ _tokens := {"hash-synced": "agt_synced", "hash-gone": "agt_missing"}
 _freeze := {{"code": "change_freeze", "reason": "frozen"}}
 
 # The same agents without the sync's additions: only the general rules apply.
-_plain_agents := {id: object.remove(a, ["byAction", "anyAction"]) |
+_plain_agents[id] := object.remove(a, ["byAction", "anyAction"]) if {
 	some id, a in _agents
 }
 

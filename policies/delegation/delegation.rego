@@ -22,7 +22,10 @@ check := {"ok": false, "code": "self_delegation", "reason": "an agent cannot del
 	input.fromAgent == input.toAgent
 } else := {"ok": false, "code": "delegation_escalation", "reason": sprintf(
 	"permissions[%d] (%q: %s) is not covered by any permission agent %q holds now",
-	[_uncovered[0], input.permissions[_uncovered[0]].resource, concat(", ", input.permissions[_uncovered[0]].actions), input.fromAgent],
+	[
+		_uncovered[0], input.permissions[_uncovered[0]].resource,
+		concat(", ", input.permissions[_uncovered[0]].actions), input.fromAgent,
+	],
 )} if {
 	count(_uncovered) > 0
 } else := {"ok": false, "code": "delegation_cycle", "reason": sprintf(
@@ -100,7 +103,8 @@ _max_depth := min(array.concat([input.maxDepth], [g.maxDepth | some g in _grants
 # The delegating agent and every delegator up the chains it draws on.
 _upstream contains input.fromAgent
 
-_upstream contains data.kavach.delegations[id].fromAgent if {
+_upstream contains from if {
 	some g in _grants
 	some [id, _] in g.chain
+	from := data.kavach.delegations[id].fromAgent
 }

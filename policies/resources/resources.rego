@@ -34,12 +34,18 @@ _segment_errors(pattern) := [msg |
 	msg := _segment_error(pattern, i, seg)
 ]
 
-_segment_error(pattern, i, seg) := sprintf("resource pattern %q has an empty segment at position %d", [pattern, i + 1]) if {
+_segment_error(pattern, i, seg) := sprintf(
+	"resource pattern %q has an empty segment at position %d",
+	[pattern, i + 1],
+) if {
 	seg == ""
 } else := sprintf("resource pattern %q: '*' must be a whole segment, not part of %q", [pattern, seg]) if {
 	seg != "*"
 	contains(seg, "*")
-} else := sprintf("resource pattern %q: contains whitespace or a control character (%s)", [pattern, _quote_char(c)]) if {
+} else := sprintf(
+	"resource pattern %q: contains whitespace or a control character (%s)",
+	[pattern, _quote_char(c)],
+) if {
 	[c] := regex.find_n(`[^\pL\pM\pN\pP\pS]`, seg, 1)
 }
 
@@ -50,6 +56,7 @@ _quote_char(c) := concat("", ["'", trim_suffix(trim_prefix(sprintf("%q", [c]), `
 
 # METADATA
 # description: True when the permission pattern matches the resource.
+# scope: document
 match("*", _)
 
 # A trailing "*" matches one or more remaining segments.
@@ -87,6 +94,7 @@ _segment_match(seg, s) if {
 
 # METADATA
 # description: True when a permission's actions include the action.
+# scope: document
 action_match(actions, _) if "*" in actions
 
 action_match(actions, action) if action in actions
@@ -95,6 +103,7 @@ action_match(actions, action) if action in actions
 # description: |
 #   True when every resource the child pattern matches is matched by the
 #   parent pattern.
+# scope: document
 covers("*", _)
 
 # A trailing "*" in the parent covers anything at and after its position.
@@ -131,6 +140,7 @@ _segment_covers(seg, c) if seg == c
 
 # METADATA
 # description: True when the parent actions include every child action.
+# scope: document
 actions_cover(parent, _) if "*" in parent
 
 actions_cover(parent, child) if {
