@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -180,13 +181,25 @@ var errStopped = errors.New("stopped")
 // orchestrator restarts it rather than route to a sidecar never ready.
 func (a *App) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// Every part's own error is kept, not only the first: a part that
+	// stops because another failed must not hide that failure.
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) error {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+		return err
+	}
 	g.Go(func() error {
 		err := a.server.ListenAndServe(ctx, a.api, func(addr net.Addr) {
 			a.log.Info("listening", "addr", addr.String(), "tls", a.api.Certificate != nil,
 				"database", store.Redact(a.cfg.Database.URL), "version", a.opts.Version)
 			g.Go(func() error {
 				if err := a.svc.Load(ctx); err != nil {
-					return fmt.Errorf("load agents: %w", err)
+					return fail(fmt.Errorf("load agents: %w", err))
 				}
 				a.svc.Run(ctx)
 				return nil
@@ -200,25 +213,23 @@ func (a *App) Run(ctx context.Context) error {
 						a.log.Info("listening for MCP clients", "addr", addr.String(), "tls", a.public.Certificate != nil)
 					})
 					if err != nil {
-						return fmt.Errorf("serve public: %w", err)
+						return fail(fmt.Errorf("serve public: %w", err))
 					}
 					return stopped(ctx)
 				})
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("serve: %w", err)
+			return fail(fmt.Errorf("serve: %w", err))
 		}
 		return stopped(ctx)
 	})
-	err := g.Wait()
-	if errors.Is(err, errStopped) {
-		err = nil
+	_ = g.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	if err == nil {
-		a.log.Info("stopped")
-	}
-	return err
+	a.log.Info("stopped")
+	return nil
 }
 
 // stopped is what a listener that returned without error reports: nil when

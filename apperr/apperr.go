@@ -66,11 +66,3 @@ func As(err error) (*Error, bool) {
 	ok := errors.As(err, &e)
 	return e, ok
 }
-
-// KindOf returns the kind of err: Internal unless it holds an *Error.
-func KindOf(err error) Kind {
-	if e, ok := As(err); ok {
-		return e.Kind
-	}
-	return Internal
-}

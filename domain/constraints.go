@@ -26,6 +26,11 @@ type Constraints struct {
 	IPAllowlist []string `json:"ipAllowlist,omitempty"`
 	// AllowedArgPatterns are RE2 patterns every string argument must match.
 	AllowedArgPatterns []string `json:"allowedArgPatterns,omitempty"`
+	// Unknown holds, for a stored row only, constraints this version does
+	// not know (written by a newer replica during an upgrade): they are
+	// kept and passed on as they are, never dropped. ParseConstraints, the
+	// check at the API's edge, refuses them.
+	Unknown map[string]any `json:"-"`
 }
 
 // TimeWindow is a daily window "HH:MM" to "HH:MM" (it may cross
@@ -41,7 +46,7 @@ type TimeWindow struct {
 // IsZero reports whether c constrains nothing.
 func (c Constraints) IsZero() bool {
 	return c.RequireApproval == nil && c.MaxCallsPerHour == 0 && c.TimeWindow == nil &&
-		c.IPAllowlist == nil && c.AllowedArgPatterns == nil
+		c.IPAllowlist == nil && c.AllowedArgPatterns == nil && len(c.Unknown) == 0
 }
 
 // Map is c as the JSON object the API and the policy data carry; nil when
@@ -51,6 +56,9 @@ func (c Constraints) Map() map[string]any {
 		return nil
 	}
 	m := map[string]any{}
+	for k, v := range c.Unknown {
+		m[k] = v
+	}
 	if c.RequireApproval != nil {
 		m["requireApproval"] = *c.RequireApproval
 	}
@@ -217,18 +225,88 @@ func eachString(v any, check func(string) error) ([]string, error) {
 	return out, nil
 }
 
-// UnmarshalJSON reads constraints as the API, the database and the policy
-// write them, through ParseConstraints: numbers in any JSON form (a limit
-// stored as 1e+06 reads as 1000000), unknown names refused.
+// MarshalJSON writes c as Map does, unknown constraints included.
+func (c Constraints) MarshalJSON() ([]byte, error) {
+	m := c.Map()
+	if m == nil {
+		m = map[string]any{}
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads constraints as the database and the policy hold
+// them. It checks their JSON types, not their values: a row written by an
+// earlier or later version (a time zone since dropped from the tz
+// database, a constraint this version does not know) still loads, as it
+// did when constraints were a plain map, rather than stop every replica
+// from loading its agents. Numbers may take any JSON form (1e+06).
+// Requests are checked by ParseConstraints.
 func (c *Constraints) UnmarshalJSON(b []byte) error {
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	parsed, err := ParseConstraints(m)
-	if err != nil {
-		return err
+	var out Constraints
+	for k, v := range m {
+		var ok bool
+		switch k {
+		case "requireApproval":
+			var yes bool
+			yes, ok = v.(bool)
+			out.RequireApproval = &yes
+		case "maxCallsPerHour":
+			var f float64
+			f, ok = number(v)
+			out.MaxCallsPerHour = int64(f)
+		case "timeWindow":
+			out.TimeWindow, ok = storedTimeWindow(v)
+		case "ipAllowlist":
+			out.IPAllowlist, ok = stringList(v)
+		case "allowedArgPatterns":
+			out.AllowedArgPatterns, ok = stringList(v)
+		default:
+			if out.Unknown == nil {
+				out.Unknown = map[string]any{}
+			}
+			out.Unknown[k], ok = v, true
+		}
+		if !ok {
+			return fmt.Errorf("constraint %s: unexpected JSON %v", k, v)
+		}
 	}
-	*c = parsed
+	*c = out
 	return nil
+}
+
+func storedTimeWindow(v any) (*TimeWindow, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	var w TimeWindow
+	w.Start, _ = m["start"].(string)
+	w.End, _ = m["end"].(string)
+	w.Timezone, _ = m["timezone"].(string)
+	if d, has := m["days"]; has {
+		if w.Days, ok = stringList(d); !ok {
+			return nil, false
+		}
+	}
+	return &w, true
+}
+
+func stringList(v any) ([]string, bool) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, ok := x.(string)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
 }

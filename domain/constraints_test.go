@@ -75,14 +75,32 @@ func TestConstraintsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"resource":"a:*","actions":["read"],"constraints":{"requireApproval":true,"maxCallsPerHour":1000000}}`; string(b) != want {
+	if want := `{"resource":"a:*","actions":["read"],"constraints":{"maxCallsPerHour":1000000,"requireApproval":true}}`; string(b) != want {
 		t.Fatalf("encoded %s; want %s", b, want)
 	}
 	b, _ = json.Marshal(Permission{Resource: "a", Actions: []string{"x"}})
 	if strings.Contains(string(b), "constraints") {
 		t.Fatalf("a permission without constraints encodes them: %s", b)
 	}
-	if err := json.Unmarshal([]byte(`{"constraints":{"bogus":1}}`), &p); err == nil {
-		t.Fatal("an unknown constraint in stored JSON was accepted")
+	// A row from another version loads, and keeps what this one does not
+	// know: it reaches the policy data and the API as it was stored.
+	var q Permission
+	stored := `{"resource":"a","actions":["x"],"constraints":{"futureLimit":{"n":1},"timeWindow":{"start":"01:00","end":"02:00","timezone":"US/Pacific-New"}}}`
+	if err := json.Unmarshal([]byte(stored), &q); err != nil {
+		t.Fatalf("a stored row of another version does not load: %v", err)
+	}
+	if q.Constraints.TimeWindow == nil || q.Constraints.TimeWindow.Timezone != "US/Pacific-New" ||
+		!reflect.DeepEqual(q.Constraints.Map()["futureLimit"], map[string]any{"n": float64(1)}) {
+		t.Fatalf("stored constraints read as %+v", q.Constraints)
+	}
+	if b, _ := json.Marshal(q); !strings.Contains(string(b), `"futureLimit":{"n":1}`) {
+		t.Fatalf("an unknown stored constraint was dropped on write: %s", b)
+	}
+	// The API's edge still refuses both.
+	if _, err := ParseConstraints(map[string]any{"futureLimit": 1.0}); err == nil {
+		t.Fatal("ParseConstraints accepted an unknown constraint")
+	}
+	if err := json.Unmarshal([]byte(`{"constraints":{"requireApproval":"yes"}}`), &q); err == nil {
+		t.Fatal("a stored constraint of the wrong JSON type was accepted")
 	}
 }

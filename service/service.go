@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
@@ -37,10 +38,6 @@ type (
 	Refusal = audit.Refusal
 	// AuditQuery selects audit rows.
 	AuditQuery = audit.Query
-	// PolicyStatus is what GET /v1/policies reports of the decision policies.
-	PolicyStatus = policy.Status
-	// AccessTokens verifies MCP OAuth access tokens; *oauth.Server does.
-	AccessTokens = credentials.AccessTokens
 )
 
 // Anonymous is the principal of a request without credential.
@@ -48,7 +45,6 @@ var Anonymous = credentials.Anonymous
 
 // Credential prefixes and limits.
 const (
-	TokenPrefix    = core.TokenPrefix
 	KeyPrefix      = credentials.KeyPrefix
 	MinAdminKeyLen = credentials.MinAdminKeyLen
 )
@@ -156,11 +152,16 @@ const changeRetention = 24 * time.Hour
 // writes refused calls' rows, delivers approval webhooks, reloads changed
 // extensions, and prunes rate-limit events older than the window and old
 // feed entries.
+//
+// It returns only when everything it started has stopped, so the store
+// can be closed after it.
 func (s *Service) Run(ctx context.Context) {
-	go s.Approvals.Run(ctx)
-	go s.Follow(ctx)
-	go s.Audit.Run(ctx)
-	go s.Policy.Run(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.Approvals.Run(ctx) })
+	wg.Go(func() { s.Follow(ctx) })
+	wg.Go(func() { s.Audit.Run(ctx) })
+	wg.Go(func() { s.Policy.Run(ctx) })
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
 	for {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/service/internal/core"
 )
 
 // webhook delivers approval requests to approval.webhookUrl in the
@@ -58,7 +59,7 @@ func (w *webhook) run(ctx context.Context) {
 }
 
 func (w *webhook) deliver(ctx context.Context, a domain.Approval) {
-	body, err := json.Marshal(map[string]any{"type": "approval.requested", "approval": a})
+	body, err := json.Marshal(map[string]any{"type": "approval.requested", "approval": core.APIApproval(a)})
 	if err != nil {
 		w.log.Error("approval webhook: encode", "approval", a.ID, "error", err)
 		return
@@ -87,7 +88,7 @@ func (w *webhook) deliver(ctx context.Context, a domain.Approval) {
 func (w *webhook) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return errors.New("core.Invalid webhook URL")
+		return errors.New("invalid webhook URL")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kavach-webhook")

@@ -48,7 +48,7 @@ func (s *Credentials) keysOf(scopes []string) []string {
 
 // AgentOfAccessToken verifies an MCP access token and returns its grant's
 // agent and the permission keys its scopes grant. A bad, expired or
-// revoked token is core.Unauthorized (401), at once on every replica:
+// revoked token is unauthorized (401), at once on every replica:
 // revocation is checked in the database.
 func (s *Credentials) AgentOfAccessToken(ctx context.Context, bearer string) (string, []string, error) {
 	if s.tokens == nil {

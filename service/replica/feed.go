@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
@@ -102,13 +103,17 @@ func (s *Replica) Follow(ctx context.Context) {
 		default: // a catch-up is already due
 		}
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // the listener stops with ctx
 	if s.store.CanListen() {
-		go s.store.Listen(ctx, func() {
-			s.listening.Store(true)
-			notify()
-		}, func(err error) {
-			s.listening.Store(false)
-			s.log.Warn("change notifications interrupted; polling meanwhile", "error", err)
+		wg.Go(func() {
+			s.store.Listen(ctx, func() {
+				s.listening.Store(true)
+				notify()
+			}, func(err error) {
+				s.listening.Store(false)
+				s.log.Warn("change notifications interrupted; polling meanwhile", "error", err)
+			})
 		})
 	}
 	tick := time.NewTicker(s.poll)

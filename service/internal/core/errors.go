@@ -34,7 +34,7 @@ func StoreError(err error) error {
 	case errors.Is(err, store.ErrLimitReached):
 		return &apperr.Error{Kind: apperr.Conflict, Code: "agent_limit_reached", Message: "the owner has reached agents.maxPerUser active agents; revoke one first", Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &apperr.Error{Kind: apperr.Conflict, Code: "Conflict", Message: "the write conflicts with the current state: " + err.Error(), Err: err}
+		return &apperr.Error{Kind: apperr.Conflict, Code: "conflict", Message: "the write conflicts with the current state: " + err.Error(), Err: err}
 	}
 	return err
 }
