@@ -87,3 +87,28 @@ func TestDecide(t *testing.T) {
 
 // yes is true, for constraints that take a *bool.
 var yes = true
+
+// Limits are integers end to end: the documented maximum decides like any
+// other limit (it once became 1e+06 in the data and a policy error).
+func TestLargestRateLimitDecides(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int64{1, 999_999, domain.MaxCallsPerHour} {
+		a := testAgent("agt_limited", "h-limited", domain.Permission{Resource: "api:*", Actions: []string{"call"},
+			Constraints: domain.Constraints{MaxCallsPerHour: max}})
+		if err := e.Apply(ctx, Changes{Agents: []domain.Agent{a}}); err != nil {
+			t.Fatal(err)
+		}
+		key := PermissionKey("api:*", []string{"call"})
+		for calls, want := range map[int64]string{max - 1: CodeAllowed, max: CodeRateLimited} {
+			d, err := e.Decide(ctx, Input{AgentID: "agt_limited", Action: "call", Resource: "api:x", Now: time.Now(),
+				Calls: map[string]int{key: int(calls)}})
+			if err != nil || d.Code != want {
+				t.Errorf("max %d, %d calls: Decide = %s (%s), %v; want %s", max, calls, d.Code, d.Reason, err, want)
+			}
+		}
+	}
+}

@@ -13,6 +13,10 @@ func (s *Server) guarded(route string, h http.HandlerFunc) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		if err := checkURL(r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if err := s.checkBody(r, route); err != nil {
 			s.fail(w, r, err)
 			return
