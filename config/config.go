@@ -215,6 +215,9 @@ func (c *Config) Validate() error {
 	if c.Database.URL == "" && c.Database.Provider != "postgres" {
 		c.Database.URL = DefaultDatabase
 	}
+	if err := checkDatabaseURL(c.Database.URL); err != nil {
+		return err
+	}
 	pgURL := strings.HasPrefix(c.Database.URL, "postgres://") || strings.HasPrefix(c.Database.URL, "postgresql://")
 	switch c.Database.Provider {
 	case "":
@@ -355,4 +358,26 @@ func ParseExpiry(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: must be more than zero and at most 100 years", s)
 	}
 	return time.Duration(n) * unit, nil
+}
+
+// libpqKeywords is the start of a libpq keyword/value connection string
+// (host=… password=…), which would otherwise be taken for a file name.
+var libpqKeywords = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
+
+// checkDatabaseURL refuses a database.url that is neither a SQLite file
+// path (or :memory:, or a file: URI) nor a postgres:// URL. The value is
+// never repeated: it may hold a password.
+func checkDatabaseURL(u string) error {
+	if scheme, _, ok := strings.Cut(u, "://"); ok && !strings.ContainsAny(scheme, "/\\") {
+		switch strings.ToLower(scheme) {
+		case "postgres", "postgresql", "file":
+			return nil
+		}
+		return fmt.Errorf("database.url (--database, KAVACH_DATABASE_URL) has the scheme %q: give a postgres:// URL or a SQLite file path", scheme)
+	}
+	if libpqKeywords.MatchString(u) {
+		return errors.New("database.url (--database, KAVACH_DATABASE_URL) looks like a libpq connection string (key=value …), " +
+			"which is not supported: give a postgres://user:password@host:5432/db URL (the value is not repeated here: it may hold a password)")
+	}
+	return nil
 }

@@ -155,3 +155,28 @@ func TestMCPSection(t *testing.T) {
 		t.Errorf("mcp disabled: %v", err)
 	}
 }
+
+// A database.url that is neither a SQLite file nor a postgres:// URL is a
+// configuration error that never repeats the value (it may hold a
+// password), not a SQLite file named after it.
+func TestDatabaseURLMustBeAFileOrAPostgresURL(t *testing.T) {
+	t.Parallel()
+	for url, ok := range map[string]bool{
+		"./kavach.db": true, "/var/lib/kavach/kavach.db": true, ":memory:": true, "file:kavach.db?_pragma=busy_timeout(5000)": true,
+		"data/my db.sqlite": true, "postgres://u:p@h:5432/db": true, "postgresql://h/db": true, "POSTGRES://h/db": true,
+		"host=db.internal user=kavach password=s3cret dbname=kavach": false,
+		"password=s3cret":                      false,
+		"mysql://root:s3cret@127.0.0.1/kavach": false,
+		"sqlserver://sa:s3cret@h":              false,
+	} {
+		c := Default()
+		c.Database.URL = url
+		err := c.Validate()
+		if ok != (err == nil) {
+			t.Errorf("database.url %q: Validate = %v; want ok=%v", url, err, ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("database.url %q: the error repeats the password: %v", url, err)
+		}
+	}
+}
