@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
@@ -68,5 +69,27 @@ func TestHostileBytesInURLsAre400OnEveryBackend(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An audit row names an approval only when the call used it: an approvalId
+// sent with a call whose permission needs none is not recorded as used.
+func TestAuditNamesOnlyTheApprovalACallUsed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, service.Options{})
+	a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
+	res, err := e.cl.Authorize(t.Context(), api.AuthorizeRequest{AgentID: a.ID, Action: "read", Resource: "docs:x",
+		ApprovalID: "apr_not_needed"}, "")
+	if err != nil || !res.Allowed {
+		t.Fatalf("Authorize = %+v, %v; want allowed", res, err)
+	}
+	page, err := e.cl.QueryAudit(t.Context(), client.AuditFilter{AgentID: a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range page.Entries {
+		if row.ID == res.AuditID && row.ApprovalID != "" {
+			t.Fatalf("audit row %s names approval %q, which the call did not use", row.ID, row.ApprovalID)
+		}
 	}
 }

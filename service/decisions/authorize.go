@@ -204,7 +204,7 @@ func (s *Decisions) auditEntry(ctx context.Context, d engine.Decision, req api.A
 	entry := domain.AuditEntry{
 		AgentID: d.AgentID, OwnerID: d.OwnerID, Action: req.Action, Resource: req.Resource,
 		Arguments: core.CompactJSON(req.Arguments), Result: domain.ResultDenied, Code: d.Code, Reason: d.Reason,
-		ApprovalID: req.ApprovalID, Actor: store.ActorFrom(ctx),
+		Actor: store.ActorFrom(ctx),
 	}
 	if entry.Actor.Type == domain.ActorAgent {
 		// The agent asked for itself: its ID is known once decided.
@@ -221,7 +221,10 @@ func (s *Decisions) auditEntry(ctx context.Context, d engine.Decision, req api.A
 			for _, l := range p.RateLimits {
 				use.Rates = append(use.Rates, store.RateEvent{AgentID: d.AgentID, PermKey: l.Key, Resource: req.Resource, Limit: l.Max})
 			}
+			// The row names an approval only when this call used it: an
+			// approvalId sent with a call that needed none is not "used".
 			use.ApprovalID = p.ApprovalID
+			entry.ApprovalID = p.ApprovalID
 		}
 	case d.ApprovalRequired:
 		a, err := s.approvals.Request(ctx, d, req)
