@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, configErr("policies: %v", err)
 	}
 	a.svc, err = service.New(a.store, eng, service.Options{
-		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry,
+		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry, MaxMetadataBytes: cfg.MaxMetadataBytes(),
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
 		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
 		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,

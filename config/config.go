@@ -157,6 +157,9 @@ type Agents struct {
 	DefaultPermissions []api.Permission `yaml:"defaultPermissions"`
 	AuditAll           *bool            `yaml:"auditAll"`
 	TokenExpiry        string           `yaml:"tokenExpiry"`
+	// MaxMetadataBytes caps an agent's metadata, as JSON; 0 means
+	// DefaultMaxMetadataBytes.
+	MaxMetadataBytes int `yaml:"maxMetadataBytes"`
 }
 
 // Log configures logging.
@@ -169,6 +172,9 @@ const (
 	DefaultAddress    = "127.0.0.1:7400"
 	DefaultDatabase   = "./kavach.db"
 	DefaultMaxPerUser = 10
+	// DefaultMaxMetadataBytes bounds an agent's metadata (JSON bytes), so
+	// that a list of agents stays small.
+	DefaultMaxMetadataBytes = 16 << 10
 )
 
 // Default returns the configuration used when no file is given.
@@ -255,6 +261,9 @@ func (c *Config) Validate() error {
 	if c.Agents.MaxPerUser != nil && *c.Agents.MaxPerUser < 0 {
 		return fmt.Errorf("agents.maxPerUser must be 0 (no cap) or more, not %d", *c.Agents.MaxPerUser)
 	}
+	if m := c.Agents.MaxMetadataBytes; m < 0 || m > 1<<20 {
+		return fmt.Errorf("agents.maxMetadataBytes must be from 1 to 1048576 bytes (0: the default, %d), not %d", DefaultMaxMetadataBytes, m)
+	}
 	if _, err := ParseExpiry(c.Agents.TokenExpiry); err != nil {
 		return fmt.Errorf("agents.tokenExpiry: %w", err)
 	}
@@ -329,6 +338,14 @@ func (c *Config) validateMCP() error {
 		return fmt.Errorf("mcp: %s", strings.TrimPrefix(err.Error(), "oauth: "))
 	}
 	return nil
+}
+
+// MaxMetadataBytes is the effective cap on an agent's metadata.
+func (c Config) MaxMetadataBytes() int {
+	if c.Agents.MaxMetadataBytes == 0 {
+		return DefaultMaxMetadataBytes
+	}
+	return c.Agents.MaxMetadataBytes
 }
 
 // MaxPerUser is the effective cap on an owner's active agents.

@@ -180,3 +180,19 @@ func TestDatabaseURLMustBeAFileOrAPostgresURL(t *testing.T) {
 		}
 	}
 }
+
+// agents.maxMetadataBytes defaults to 16 KiB and takes 1 byte to 1 MiB.
+func TestMaxMetadataBytes(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil || c.MaxMetadataBytes() != 16<<10 {
+		t.Fatalf("default = %d, %v; want 16384", c.MaxMetadataBytes(), err)
+	}
+	for v, ok := range map[int]bool{1: true, 4096: true, 1 << 20: true, -1: false, 1<<20 + 1: false} {
+		c := Default()
+		c.Agents.MaxMetadataBytes = v
+		if err := c.Validate(); ok != (err == nil) || ok && c.MaxMetadataBytes() != v {
+			t.Errorf("agents.maxMetadataBytes %d: Validate = %v, effective %d; want ok=%v", v, err, c.MaxMetadataBytes(), ok)
+		}
+	}
+}

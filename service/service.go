@@ -65,6 +65,9 @@ type Options struct {
 	MaxPerUser int
 	// TokenExpiry is the default lifetime of a new agent; 0 means none.
 	TokenExpiry time.Duration
+	// MaxMetadataBytes caps an agent's metadata as JSON; 0 means
+	// agents.DefaultMaxMetadataBytes.
+	MaxMetadataBytes int
 	// DefaultPermissions apply when a create request has no permissions field.
 	DefaultPermissions []api.Permission
 	// ApprovalTTL is how long an approval request stays open and, once
@@ -130,7 +133,7 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.Replica = replica.New(st, eng, s.Credentials, opts.PollInterval, s.now, s.log)
-	s.Agents = agents.New(st, s.Replica, agents.Options{MaxPerUser: opts.MaxPerUser, TokenExpiry: opts.TokenExpiry,
+	s.Agents = agents.New(st, s.Replica, agents.Options{MaxPerUser: opts.MaxPerUser, TokenExpiry: opts.TokenExpiry, MaxMetadataBytes: opts.MaxMetadataBytes,
 		DefaultPermissions: defaults}, s.now, s.log)
 	s.Delegations = delegations.New(st, eng, s.Replica, s.now, s.log)
 	s.Approvals = approvals.New(st, s.Replica, opts.ApprovalTTL, opts.WebhookURL, s.now, s.log)

@@ -93,3 +93,28 @@ func TestAuditNamesOnlyTheApprovalACallUsed(t *testing.T) {
 		}
 	}
 }
+
+// Metadata is bounded (agents.maxMetadataBytes, 16 KiB by default) on
+// create and on update, so a list of agents stays small.
+func TestMetadataIsBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		limit int // service.Options.MaxMetadataBytes; 0 is the default
+		size  int
+		ok    bool
+	}{
+		{0, 15 << 10, true}, {0, 17 << 10, false}, {1024, 900, true}, {1024, 2048, false},
+	} {
+		e := newEnv(t, service.Options{MaxMetadataBytes: tc.limit})
+		meta := `{"blob":"` + strings.Repeat("x", tc.size) + `"}`
+		status, body := e.do(t, "POST", "/v1/agents", `{"ownerId":"u","name":"n","permissions":[],"metadata":`+meta+`}`)
+		if tc.ok != (status == http.StatusCreated) || !tc.ok && (status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "metadata_too_large")) {
+			t.Errorf("limit %d, create with %d bytes = %d %.200s; want ok=%v (else 422 metadata_too_large)", tc.limit, tc.size, status, body, tc.ok)
+		}
+		a := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "small"})
+		status, body = e.do(t, "PATCH", "/v1/agents/"+a.ID, `{"metadata":`+meta+`}`)
+		if tc.ok != (status == http.StatusOK) || !tc.ok && !strings.Contains(string(body), "metadata_too_large") {
+			t.Errorf("limit %d, update with %d bytes = %d %.200s; want ok=%v", tc.limit, tc.size, status, body, tc.ok)
+		}
+	}
+}

@@ -32,6 +32,9 @@ type Options struct {
 	MaxPerUser int
 	// TokenExpiry is the default lifetime of a new agent; 0 means none.
 	TokenExpiry time.Duration
+	// MaxMetadataBytes caps an agent's metadata as JSON; 0 means
+	// DefaultMaxMetadataBytes.
+	MaxMetadataBytes int
 	// DefaultPermissions apply when a create request has no permissions
 	// field; checked by core.CheckPermissions.
 	DefaultPermissions []domain.Permission
@@ -46,9 +49,32 @@ type Agents struct {
 	log   *slog.Logger
 }
 
+// DefaultMaxMetadataBytes is the metadata cap when none is configured.
+const DefaultMaxMetadataBytes = 16 << 10
+
 // New returns the agent lifecycle over st, writing through rep.
 func New(st Store, rep *replica.Replica, opts Options, now func() time.Time, log *slog.Logger) *Agents {
+	if opts.MaxMetadataBytes <= 0 {
+		opts.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
 	return &Agents{store: st, rep: rep, opts: opts, now: now, log: log}
+}
+
+// checkMetadata bounds an agent's metadata, so that reading agents (one,
+// or a list of them) stays small.
+func (s *Agents) checkMetadata(m map[string]any) error {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return core.Invalid("invalid_field", "metadata is not a JSON object")
+	}
+	if len(b) > s.opts.MaxMetadataBytes {
+		return core.Unprocessable("metadata_too_large", "metadata is %d bytes of JSON; the limit is %d (agents.maxMetadataBytes)",
+			len(b), s.opts.MaxMetadataBytes)
+	}
+	return nil
 }
 
 // Agent types.
@@ -74,6 +100,9 @@ func (s *Agents) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (a
 		if perms, err = core.CheckPermissions(req.Permissions); err != nil {
 			return api.AgentWithToken{}, err
 		}
+	}
+	if err := s.checkMetadata(req.Metadata); err != nil {
+		return api.AgentWithToken{}, err
 	}
 	now := s.now()
 	expires := req.ExpiresAt
@@ -149,6 +178,9 @@ func (s *Agents) UpdateAgent(ctx context.Context, id string, req api.UpdateAgent
 		}
 	}
 	if req.Metadata != nil {
+		if err := s.checkMetadata(*req.Metadata); err != nil {
+			return api.Agent{}, err
+		}
 		u.Metadata = req.Metadata
 	}
 	if u == (store.AgentUpdate{}) {
