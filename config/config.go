@@ -20,18 +20,27 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/secret"
 )
 
 // Config is the whole file. Zero values mean defaults.
 type Config struct {
-	Server   Server   `yaml:"server"`
-	Database Database `yaml:"database"`
-	Agents   Agents   `yaml:"agents"`
-	Approval Approval `yaml:"approval"`
-	Policies Policies `yaml:"policies"`
-	Audit    Audit    `yaml:"audit"`
-	Log      Log      `yaml:"log"`
-	MCP      MCP      `yaml:"mcp"`
+	// Secret (the seeds' top-level secret, 32+ characters) keys what
+	// Kavach signs and encrypts: audit checkpoints, private keys at rest.
+	// KAVACH_SECRET overrides it, to keep it out of the file.
+	Secret string `yaml:"secret"`
+	// PreviousSecret is the secret before a rotation
+	// (KAVACH_SECRET_PREVIOUS): still accepted to verify and decrypt what
+	// it keyed, never used to sign or encrypt anew.
+	PreviousSecret string   `yaml:"previousSecret"`
+	Server         Server   `yaml:"server"`
+	Database       Database `yaml:"database"`
+	Agents         Agents   `yaml:"agents"`
+	Approval       Approval `yaml:"approval"`
+	Policies       Policies `yaml:"policies"`
+	Audit          Audit    `yaml:"audit"`
+	Log            Log      `yaml:"log"`
+	MCP            MCP      `yaml:"mcp"`
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
@@ -204,6 +213,14 @@ func Load(path string) (Config, error) {
 
 // Validate checks every value and fills in defaults.
 func (c *Config) Validate() error {
+	for name, v := range map[string]string{"secret (KAVACH_SECRET)": c.Secret, "previousSecret (KAVACH_SECRET_PREVIOUS)": c.PreviousSecret} {
+		if _, err := secret.New(v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if c.PreviousSecret != "" && c.Secret == "" {
+		return errors.New("previousSecret (KAVACH_SECRET_PREVIOUS) is set but secret (KAVACH_SECRET) is not: the previous secret only verifies; give the new one")
+	}
 	if c.Server.Address == "" {
 		c.Server.Address = DefaultAddress
 	}
@@ -397,4 +414,12 @@ func checkDatabaseURL(u string) error {
 			"which is not supported: give a postgres://user:password@host:5432/db URL (the value is not repeated here: it may hold a password)")
 	}
 	return nil
+}
+
+// Secrets returns the current secret and the previous one (zero values
+// when unset). Validate has checked both.
+func (c Config) Secrets() (current, previous secret.Secret) {
+	current, _ = secret.New(c.Secret)
+	previous, _ = secret.New(c.PreviousSecret)
+	return current, previous
 }

@@ -87,6 +87,12 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	if v := os.Getenv("KAVACH_MCP_SIGNING_SECRET"); v != "" {
 		cfg.MCP.SigningSecret = v
 	}
+	if v := os.Getenv("KAVACH_SECRET"); v != "" {
+		cfg.Secret = v
+	}
+	if v := os.Getenv("KAVACH_SECRET_PREVIOUS"); v != "" {
+		cfg.PreviousSecret = v
+	}
 	return cfg, cfg.Validate()
 }
 
