@@ -51,6 +51,12 @@ type AuditEntry struct {
 	Timestamp  time.Time       `json:"timestamp"`
 	Actor      Actor           `json:"actor"`
 	Changes    json.RawMessage `json:"changes,omitempty"`
+	// The row's place in the tamper-evident trail: its chain, position
+	// in it, the previous row's hash and its own (kavach audit verify).
+	ChainID  string `json:"chainId,omitempty"`
+	ChainSeq int64  `json:"chainSeq,omitempty"`
+	PrevHash string `json:"prevHash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // Actor is the credential behind an audit row: type key, admin_env, agent,

@@ -33,4 +33,17 @@ type AuditEntry struct {
 	Timestamp  time.Time       `json:"timestamp"`
 	Actor      Actor           `json:"actor"`
 	Changes    json.RawMessage `json:"changes,omitempty"`
+	// Chain places the row in its hash chain (package auditchain).
+	Chain ChainLink `json:"chain"`
+}
+
+// ChainLink is a row's place in the tamper-evident audit trail: the chain
+// of the writer that committed it, its position (1, 2, … within the
+// chain), the hash of the row before it and its own hash, which covers
+// its content and PrevHash.
+type ChainLink struct {
+	ID       string `json:"id"`
+	Seq      int64  `json:"seq"`
+	PrevHash string `json:"prevHash"`
+	Hash     string `json:"hash"`
 }

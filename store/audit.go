@@ -26,7 +26,7 @@ type AuditFilter struct {
 	Cursor  string
 }
 
-const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at, approval_id, kind, actor_type, actor_id, actor_name, on_behalf_of, changes`
+const auditColumns = `id, agent_id, owner_id, action, resource, arguments, result, code, reason, ip, user_agent, duration_us, created_at, approval_id, kind, actor_type, actor_id, actor_name, on_behalf_of, changes, chain_id, chain_seq, prev_hash, hash`
 
 // Consumption is what an allowed call uses up. It is recorded in the same
 // transaction as the call's audit row: both or neither.
@@ -103,7 +103,7 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 				return fmt.Errorf("record call: %w", err)
 			}
 		}
-		return insertAuditRow(ctx, tx, e)
+		return s.appendAudit(ctx, tx, &e)
 	})
 	if err != nil {
 		return domain.AuditEntry{}, err
@@ -242,7 +242,8 @@ func scanAudit(row scanner) (domain.AuditEntry, error) {
 	var ts int64
 	if err := row.Scan(&e.ID, &e.AgentID, &e.OwnerID, &e.Action, &e.Resource, &args, &e.Result, &e.Code,
 		&e.Reason, &e.IP, &e.UserAgent, &e.DurationUS, &ts, &e.ApprovalID,
-		&e.Kind, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.OnBehalfOf, &changes); err != nil {
+		&e.Kind, &e.Actor.Type, &e.Actor.ID, &e.Actor.Name, &e.Actor.OnBehalfOf, &changes,
+		&e.Chain.ID, &e.Chain.Seq, &e.Chain.PrevHash, &e.Chain.Hash); err != nil {
 		return domain.AuditEntry{}, fmt.Errorf("read audit row: %w", err)
 	}
 	if args.Valid {

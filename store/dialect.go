@@ -137,6 +137,11 @@ func (d db) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 type txn struct {
 	*sql.Tx
 	d dialect
+	// chain is the audit chain the transaction appends to (nil until its
+	// first audit row); leased when it came from the pool, for the
+	// transaction only.
+	chain  *chain
+	leased bool
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -48,7 +48,7 @@ func (s *Store) insertEvent(ctx context.Context, tx *txn, e Event) error {
 	if err != nil {
 		return err
 	}
-	return insertAuditRow(ctx, tx, row)
+	return s.appendAudit(ctx, tx, &row)
 }
 
 func (s *Store) eventRow(ctx context.Context, e Event) (domain.AuditEntry, error) {
@@ -78,7 +78,7 @@ func (s *Store) RecordEvent(ctx context.Context, e Event) (domain.AuditEntry, er
 	if err != nil {
 		return domain.AuditEntry{}, err
 	}
-	err = s.withTx(ctx, func(tx *txn) error { return insertAuditRow(ctx, tx, row) })
+	err = s.withTx(ctx, func(tx *txn) error { return s.appendAudit(ctx, tx, &row) })
 	return row, err
 }
 
@@ -86,7 +86,7 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const auditInsert = `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const auditInsert = `INSERT INTO audit_log (` + auditColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertAuditRow(ctx context.Context, x execer, e domain.AuditEntry) error {
 	if _, err := x.ExecContext(ctx, auditInsert, auditArgs(e)...); err != nil {
@@ -109,5 +109,6 @@ func auditArgs(e domain.AuditEntry) []any {
 		kind = domain.KindDecision
 	}
 	return []any{e.ID, e.AgentID, e.OwnerID, e.Action, e.Resource, args, e.Result, e.Code, e.Reason, e.IP, e.UserAgent,
-		e.DurationUS, toMillis(e.Timestamp), e.ApprovalID, kind, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.OnBehalfOf, changes}
+		e.DurationUS, toMillis(e.Timestamp), e.ApprovalID, kind, e.Actor.Type, e.Actor.ID, e.Actor.Name, e.Actor.OnBehalfOf, changes,
+		e.Chain.ID, e.Chain.Seq, e.Chain.PrevHash, e.Chain.Hash}
 }

@@ -57,8 +57,11 @@ type batcher struct {
 	closed     bool
 	stop, done chan struct{}
 
-	// insert is used only by run's goroutine.
+	// insert and chain are used only by run's goroutine: the prepared
+	// insert, and the audit chain this writer appends to (its own, so
+	// appending takes no lock).
 	insert *sql.Stmt
+	chain  *chain
 
 	rows, batches, failures, sizeSum atomic.Uint64
 	sizes                            [10]atomic.Uint64
@@ -228,8 +231,12 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		}
 		b.insert = st
 	}
+	if b.chain == nil || b.chain.retired.Load() {
+		b.chain = b.s.chains.open()
+	}
 	var refused map[*auditReq]error
 	err := b.s.withTx(ctx, func(tx *txn) error {
+		tx.chain = b.chain
 		keys := make([]string, 0, 2)
 		for _, r := range batch {
 			if r.e.Actor.Type == domain.ActorKey && !slices.Contains(keys, r.e.Actor.ID) {
@@ -251,6 +258,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 				refused[r] = fmt.Errorf("API key %s: %w", r.e.Actor.ID, ErrKeyRevoked)
 				continue
 			}
+			b.chain.link(&r.e)
 			if _, err := stmt.ExecContext(ctx, auditArgs(r.e)...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}

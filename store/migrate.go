@@ -96,6 +96,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 	}
+	// Rows written before the trail was chained are chained once, by the
+	// first migration to this version (legacy chaining is data, not schema,
+	// but it belongs to the upgrade).
+	if err := s.chainLegacy(ctx); err != nil {
+		return fmt.Errorf("chain the audit rows written before chaining: %w", err)
+	}
 	return nil
 }
 

@@ -9,9 +9,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/kavach-dev/kavach/auditchain"
+	"github.com/kavach-dev/kavach/secret"
 )
 
 // Errors returned by the store, wrapped with context; inspect with errors.Is.
@@ -42,6 +47,19 @@ type Options struct {
 	OnAsyncAuditError func(error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Secret signs audit checkpoints; without one they are unsigned.
+	Secret secret.Secret
+	// SealInterval is how often chains that moved are checkpointed
+	// (default DefaultSealInterval).
+	SealInterval time.Duration
+	// Retention deletes audit rows older than this, through purges that
+	// leave a checkpoint; 0 keeps every row.
+	Retention time.Duration
+	// Verify opens the database to read it only (kavach audit verify):
+	// no migration, no legacy chaining, no sealer.
+	Verify bool
+	// Logger hears the sealer's failures; nil means slog's default.
+	Logger *slog.Logger
 }
 
 // Store is the SQLite- or PostgreSQL-backed store. It is safe for
@@ -60,6 +78,13 @@ type Store struct {
 	now  func() time.Time
 	// audit group-commits audit rows that consume nothing.
 	audit *batcher
+	// chains are this process's audit chains; cpKey signs checkpoints.
+	chains *chains
+	cpKey  checkpointKey
+	sealMu sync.Mutex
+	// stopSealer and sealerDone stop the sealer (nil when none runs).
+	stopSealer, sealerDone chan struct{}
+	sealerOnce             sync.Once
 }
 
 // IsPostgres reports whether a database URL names PostgreSQL.
@@ -76,6 +101,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.chains = &chains{s: s, all: map[string]*chain{}}
+	var err error
+	if s.cpKey, err = newCheckpointKey(opts.Secret); err != nil {
+		return nil, err
+	}
 	c, err := s.dialect.open(ctx)
 	if err != nil {
 		return nil, err
@@ -87,13 +117,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", Redact(opts.URL), err)
 	}
-	if !opts.SkipMigrations {
+	if !opts.SkipMigrations && !opts.Verify {
 		if err := s.Migrate(ctx); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
 	}
 	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
+	if opts.Verify {
+		return s, nil
+	}
+	interval, log := opts.SealInterval, opts.Logger
+	if interval <= 0 {
+		interval = DefaultSealInterval
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s.stopSealer, s.sealerDone = make(chan struct{}), make(chan struct{})
+	go s.sealer(interval, opts.Retention, log, s.stopSealer, s.sealerDone)
 	return s, nil
 }
 
@@ -109,10 +151,23 @@ func Redact(raw string) string {
 // Close writes the audit rows already accepted, then releases the
 // database handles.
 func (s *Store) Close() error {
+	var err error
 	if s.audit != nil {
 		s.audit.close()
 	}
-	err := s.w.Close()
+	if s.stopSealer != nil {
+		s.sealerOnce.Do(func() {
+			close(s.stopSealer)
+			<-s.sealerDone
+			// The last checkpoint covers every row this process wrote.
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			if cerr := s.seal(ctx, auditchain.KindClose); cerr != nil {
+				err = fmt.Errorf("close audit chains: %w", cerr)
+			}
+			cancel()
+		})
+	}
+	err = errors.Join(err, s.w.Close())
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -143,14 +198,30 @@ func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&txn{Tx: tx, d: s.dialect}); err != nil {
+	t := &txn{Tx: tx, d: s.dialect}
+	if err := fn(t); err != nil {
 		_ = tx.Rollback()
+		s.settle(t, false, false)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.settle(t, false, true)
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.settle(t, true, false)
 	return nil
+}
+
+// settle ends the audit chain tx appended to, if any (chain.settle), and
+// returns a leased chain.
+func (s *Store) settle(t *txn, committed, doubt bool) {
+	if t.chain == nil {
+		return
+	}
+	t.chain.settle(committed, doubt)
+	if t.leased {
+		s.chains.release(t.chain)
+	}
 }
 
 func toMillis(t time.Time) int64 { return t.UnixMilli() }

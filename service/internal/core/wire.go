@@ -67,7 +67,8 @@ func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
 		Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code, Reason: e.Reason,
 		IP: e.IP, UserAgent: e.UserAgent, DurationUS: e.DurationUS, ApprovalID: e.ApprovalID,
-		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes}
+		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes,
+		ChainID: e.Chain.ID, ChainSeq: e.Chain.Seq, PrevHash: e.Chain.PrevHash, Hash: e.Chain.Hash}
 }
 
 // APIKey is an API key as the API shows it (never its hash).
