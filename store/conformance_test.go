@@ -55,6 +55,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"Keys", keyTests()},
 		{"ChangeFeed", changeFeedTests()},
 		{"OAuth", oauthTests()},
+		{"Chain", chainTests()},
 	} {
 		t.Run(concern.name, func(t *testing.T) {
 			t.Parallel()
