@@ -104,6 +104,10 @@ type Audit struct {
 	// Mode is "sync" (default: a decision is answered after its audit row
 	// commits) or "async" (answered at once; a crash loses queued rows).
 	Mode string `yaml:"mode"`
+	// RetentionDays deletes audit rows older than this many days, through
+	// purges that leave a signed checkpoint (kavach audit verify still
+	// passes); 0, the default, keeps every row.
+	RetentionDays int `yaml:"retentionDays"`
 }
 
 // Policies configures user policy extensions.
@@ -310,6 +314,9 @@ func (c *Config) Validate() error {
 	case "", "sync", "async":
 	default:
 		return fmt.Errorf("audit.mode %q is not one of sync, async", c.Audit.Mode)
+	}
+	if d := c.Audit.RetentionDays; d < 0 || d > 36500 {
+		return fmt.Errorf("audit.retentionDays must be from 1 to 36500 days (0 keeps every row), not %d", d)
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		return errors.New("server.tlsCert and server.tlsKey go together: give both or neither")

@@ -140,6 +140,7 @@ func TestMCPSection(t *testing.T) {
 		// Without a resource, every authorization request would be refused.
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n", "mcp.allowedResources is required"},
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  signingSecret: short\n", "at least 32"},
+		{"audit:\n  retentionDays: -1\n", "audit.retentionDays must be from 1 to 36500"},
 		{"secret: tooshort\n", "secret (KAVACH_SECRET): the secret is 8 characters; at least 32"},
 		{"previousSecret: " + strings.Repeat("p", 32) + "\n", "secret (KAVACH_SECRET) is not"},
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  codeTtl: -1\n", "codeTtl"},

@@ -150,7 +150,7 @@ func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request) {
 // CSVHeader is the header row of the CSV export.
 var CSVHeader = []string{"id", "timestamp", "agentId", "ownerId", "action", "resource", "arguments",
 	"result", "code", "reason", "ip", "userAgent", "durationUs", "approvalId",
-	"kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes"}
+	"kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes", "chainId", "chainSeq", "prevHash", "hash"}
 
 const (
 	// maxExports caps concurrent exports; each may run for long.
@@ -194,7 +194,11 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Disposition", `attachment; filename="kavach-audit.json"`)
-		enc = &jsonEncoder{w: w, enc: json.NewEncoder(w)}
+		je := json.NewEncoder(w)
+		// Arguments and changes go out as stored, so that the export's
+		// rows hash as they did when written (kavach audit verify --file).
+		je.SetEscapeHTML(false)
+		enc = &jsonEncoder{w: w, enc: je}
 	}
 	n := 0
 	err := enc.begin()
@@ -245,7 +249,8 @@ func (c *csvEncoder) row(e api.AuditEntry) error {
 	return c.cw.Write([]string{e.ID, e.Timestamp.Format(time.RFC3339Nano), cell(e.AgentID), cell(e.OwnerID),
 		cell(e.Action), cell(e.Resource), cell(string(e.Arguments)), e.Result, e.Code, cell(e.Reason), e.IP,
 		cell(e.UserAgent), strconv.FormatInt(e.DurationUS, 10), e.ApprovalID,
-		e.Kind, e.Actor.Type, cell(e.Actor.ID), cell(e.Actor.Name), cell(e.Actor.OnBehalfOf), cell(string(e.Changes))})
+		e.Kind, e.Actor.Type, cell(e.Actor.ID), cell(e.Actor.Name), cell(e.Actor.OnBehalfOf), cell(string(e.Changes)),
+		e.ChainID, strconv.FormatInt(e.ChainSeq, 10), e.PrevHash, e.Hash})
 }
 
 func (c *csvEncoder) flush() error { c.cw.Flush(); return c.cw.Error() }

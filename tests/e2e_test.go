@@ -99,7 +99,7 @@ func TestQuickstartWithCLI(t *testing.T) {
 		t.Fatalf("CSV export = %d rows, %v; want a header and rows", len(rows), err)
 	}
 	wantHeader := []string{"id", "timestamp", "agentId", "ownerId", "action", "resource", "arguments", "result", "code", "reason",
-		"ip", "userAgent", "durationUs", "approvalId", "kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes"}
+		"ip", "userAgent", "durationUs", "approvalId", "kind", "actorType", "actorId", "actorName", "onBehalfOf", "changes", "chainId", "chainSeq", "prevHash", "hash"}
 	if !slices.Equal(rows[0], wantHeader) {
 		t.Fatalf("CSV header = %v; want %v", rows[0], wantHeader)
 	}

@@ -32,7 +32,7 @@ func auditFilter(c *cli.Context) client.AuditFilter {
 func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
-		Usage: "read the audit trail of a running sidecar",
+		Usage: "read the audit trail of a running sidecar, or verify it",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "query",
@@ -70,6 +70,7 @@ func auditCommand() *cli.Command {
 					return nil
 				},
 			},
+			auditVerifyCommand(),
 		},
 	}
 }
