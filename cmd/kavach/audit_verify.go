@@ -100,7 +100,7 @@ func printReport(w io.Writer, what string, r auditchain.Report) {
 		fmt.Fprintln(w, "intact")
 		return
 	}
-	fmt.Fprintf(w, "NOT INTACT: %d problems; the first:\n", r.Total)
+	fmt.Fprintf(w, "NOT INTACT: %d problems\n", r.Total)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  %s\n", p)
 	}
