@@ -45,42 +45,44 @@ const version = "kavach-audit-v1"
 
 // Genesis is the previous hash of a chain's first row.
 func Genesis(chainID string) string {
-	h := sha256.New()
-	field(h, version+" genesis")
-	field(h, chainID)
-	return hex.EncodeToString(h.Sum(nil))
+	b := appendField(nil, version+" genesis")
+	b = appendField(b, chainID)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Hash is the hash of e, from its content and e.Chain's ID, Seq and
 // PrevHash (e.Chain.Hash is ignored).
 func Hash(e domain.AuditEntry) string {
-	h := sha256.New()
-	num := func(n int64) { field(h, strconv.FormatInt(n, 10)) }
-	field(h, version)
-	field(h, e.Chain.ID)
-	num(e.Chain.Seq)
-	field(h, e.Chain.PrevHash)
-	field(h, e.ID)
-	field(h, e.Kind)
-	num(e.Timestamp.UnixMilli())
-	field(h, e.AgentID)
-	field(h, e.OwnerID)
-	field(h, e.Action)
-	field(h, e.Resource)
-	jsonField(h, e.Arguments)
-	field(h, e.Result)
-	field(h, e.Code)
-	field(h, e.Reason)
-	field(h, e.IP)
-	field(h, e.UserAgent)
-	num(e.DurationUS)
-	field(h, e.ApprovalID)
-	field(h, e.Actor.Type)
-	field(h, e.Actor.ID)
-	field(h, e.Actor.Name)
-	field(h, e.Actor.OnBehalfOf)
-	jsonField(h, e.Changes)
-	return hex.EncodeToString(h.Sum(nil))
+	var stack [1024]byte
+	b := stack[:0]
+	var num [20]byte
+	b = appendField(b, version)
+	b = appendField(b, e.Chain.ID)
+	b = appendBytes(b, strconv.AppendInt(num[:0], e.Chain.Seq, 10))
+	b = appendField(b, e.Chain.PrevHash)
+	b = appendField(b, e.ID)
+	b = appendField(b, e.Kind)
+	b = appendBytes(b, strconv.AppendInt(num[:0], e.Timestamp.UnixMilli(), 10))
+	b = appendField(b, e.AgentID)
+	b = appendField(b, e.OwnerID)
+	b = appendField(b, e.Action)
+	b = appendField(b, e.Resource)
+	b = appendJSON(b, e.Arguments)
+	b = appendField(b, e.Result)
+	b = appendField(b, e.Code)
+	b = appendField(b, e.Reason)
+	b = appendField(b, e.IP)
+	b = appendField(b, e.UserAgent)
+	b = appendBytes(b, strconv.AppendInt(num[:0], e.DurationUS, 10))
+	b = appendField(b, e.ApprovalID)
+	b = appendField(b, e.Actor.Type)
+	b = appendField(b, e.Actor.ID)
+	b = appendField(b, e.Actor.Name)
+	b = appendField(b, e.Actor.OnBehalfOf)
+	b = appendJSON(b, e.Changes)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Link sets e.Chain to follow prev (the previous row's hash, or Genesis)
@@ -90,25 +92,30 @@ func Link(e *domain.AuditEntry, id string, seq int64, prev string) {
 	e.Chain.Hash = Hash(*e)
 }
 
-func field(h hash.Hash, s string) {
-	var buf [binary.MaxVarintLen64]byte
-	h.Write(binary.AppendUvarint(buf[:0], uint64(len(s))))
-	h.Write([]byte(s))
+func appendField(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
-// jsonField hashes raw compacted, so that the same JSON hashes alike
-// whether read from the database or from an export that re-spaced it.
-func jsonField(h hash.Hash, raw json.RawMessage) {
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendJSON adds raw compacted, so that the same JSON hashes alike whether
+// read from the database or from an export that re-spaced it.
+func appendJSON(b []byte, raw json.RawMessage) []byte {
 	if len(raw) == 0 {
-		h.Write([]byte{0})
-		return
+		return append(b, 0)
 	}
-	h.Write([]byte{1})
-	var c bytes.Buffer
-	if err := json.Compact(&c, raw); err == nil {
-		raw = c.Bytes()
+	b = append(b, 1)
+	if bytes.ContainsAny(raw, " \t\r\n") {
+		var c bytes.Buffer
+		if err := json.Compact(&c, raw); err == nil {
+			raw = c.Bytes()
+		}
 	}
-	field(h, string(raw))
+	return appendBytes(b, raw)
 }
 
 // Checkpoint kinds.
@@ -140,16 +147,16 @@ type Checkpoint struct {
 	MAC     string
 }
 
-func (c Checkpoint) content(h hash.Hash) {
-	field(h, version+" checkpoint")
-	field(h, strconv.FormatInt(c.Seq, 10))
-	field(h, c.Kind)
-	field(h, c.ChainID)
-	field(h, strconv.FormatInt(c.ChainSeq, 10))
-	field(h, c.HeadHash)
-	field(h, strconv.FormatInt(c.CreatedAt.UnixMilli(), 10))
-	field(h, c.KeyID)
-	field(h, c.PrevMAC)
+func (c Checkpoint) content() []byte {
+	b := appendField(nil, version+" checkpoint")
+	b = appendField(b, strconv.FormatInt(c.Seq, 10))
+	b = appendField(b, c.Kind)
+	b = appendField(b, c.ChainID)
+	b = appendField(b, strconv.FormatInt(c.ChainSeq, 10))
+	b = appendField(b, c.HeadHash)
+	b = appendField(b, strconv.FormatInt(c.CreatedAt.UnixMilli(), 10))
+	b = appendField(b, c.KeyID)
+	return appendField(b, c.PrevMAC)
 }
 
 // Sign sets c.KeyID and c.MAC: an HMAC-SHA256 with key (named keyID), or a
@@ -169,6 +176,6 @@ func (c Checkpoint) mac(key []byte) string {
 	} else {
 		h = hmac.New(sha256.New, key)
 	}
-	c.content(h)
+	h.Write(c.content())
 	return hex.EncodeToString(h.Sum(nil))
 }

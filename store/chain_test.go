@@ -23,6 +23,7 @@ func chainTests() []storeTest {
 		{name: "TamperingIsFound", opens: testTamperingIsFound},
 		{name: "RollbackKeepsTheChain", opens: testRollbackKeepsTheChain},
 		{name: "RetentionPurgesVerifiably", opens: testRetentionPurgesVerifiably},
+		{name: "RetentionRunsInTheBackground", opens: testRetentionRunsInTheBackground},
 		{name: "LegacyRowsChainedOnce", opens: testLegacyRowsChainedOnce},
 		{name: "ReplicasChainApart", opens: testReplicasChainApart, replicas: true},
 	}
@@ -355,6 +356,39 @@ func testRetentionPurgesVerifiably(t *testing.T, b backend) {
 	}
 	if r := verify(t, s, chainKeys(t, testSecret)); r.OK() || !hasKind(r, auditchain.Deleted) {
 		t.Fatalf("a deletion after retention went unseen: %+v", r)
+	}
+}
+
+// Options.Retention purges by itself, at the sealer's first tick.
+func testRetentionRunsInTheBackground(t *testing.T, b backend) {
+	c := newClock()
+	url := b.url(t)
+	s := openStore(t, Options{URL: url, Secret: testSecret, Now: c.Now})
+	writeTrail(t, s, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(72 * time.Hour)
+	if b.name == "sqlite-memory" {
+		return // a database per store: nothing left to purge
+	}
+	s = openStore(t, Options{URL: url, Secret: testSecret, Now: c.Now, Retention: 48 * time.Hour, SealInterval: 5 * time.Millisecond})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := s.r.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM audit_log`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows older than the retention are still there", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := verify(t, s, chainKeys(t, testSecret)); !r.OK() || r.Purged == 0 {
+		t.Fatalf("after background retention: %+v", r)
 	}
 }
 
