@@ -258,7 +258,7 @@ func TestMigrateAndSkipMigrations(t *testing.T) {
 		}
 	}
 	// An unmigrated database with --skip-migrations fails at start, clearly.
-	_, err := startErr(t, "--database", filepath.Join(dir, "empty.db"), "--skip-migrations")
+	_, err = startErr(t, "--database", filepath.Join(dir, "empty.db"), "--skip-migrations")
 	if err == nil || !strings.Contains(err.Error(), "no such table") {
 		t.Errorf("serve --skip-migrations on an empty database = %v; want a start-up failure naming the missing table", err)
 	}
