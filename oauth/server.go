@@ -71,7 +71,9 @@ type Server struct {
 }
 
 // New validates cfg and returns a server. With ES256 it makes sure a
-// signing key exists in the store, generating one on first start.
+// signing key exists in the store, generating one on first start. It
+// seals under cfg.Secret every signing key stored in plaintext or under
+// cfg.PreviousSecret, and fails (ErrKeyUnreadable) on a key neither opens.
 func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -102,9 +104,17 @@ func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Option
 		}
 		s.clients[c.ID] = oc
 	}
-	s.keys, err = newKeyring(ctx, st, cfg.SigningSecret, s.now)
+	s.keys, err = newKeyring(ctx, st, cfg, s.now)
 	if err != nil {
 		return nil, err
+	}
+	// Also with HS256: ES256 keys of an earlier configuration are sealed too.
+	n, err := s.keys.reseal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		s.log.Info("oauth signing keys sealed under the current secret", "keys", n, "secretKeyId", s.keys.currentKeyID())
 	}
 	return s, nil
 }
