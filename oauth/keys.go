@@ -100,7 +100,9 @@ func (k *keyring) generate() (store.OAuthKey, error) {
 
 // keyAAD binds a sealed private key to its row: sealed for one kid, it
 // does not open as another's.
-func keyAAD(kid, alg string) []byte { return []byte("kavach oauth signing key\x00" + kid + "\x00" + alg) }
+func keyAAD(kid, alg string) []byte {
+	return []byte("kavach oauth signing key\x00" + kid + "\x00" + alg)
+}
 
 func (k *keyring) seal(kid, alg string, der []byte) (string, error) {
 	sealed, err := k.secrets[0].Seal(secret.KeyEncryption, der, keyAAD(kid, alg))

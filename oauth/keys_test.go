@@ -236,7 +236,7 @@ func TestSealedKeyBoundToItsRow(t *testing.T) {
 	}
 	active, retired := keys[0], keys[1]
 	for name, value := range map[string]string{
-		"the active key's":  active.PrivateKey,
+		"the active key's": active.PrivateKey,
 		"an altered value": retired.PrivateKey[:len(retired.PrivateKey)-6] + "AAAAA=",
 	} {
 		if ok, err := h.st.ResealOAuthKey(t.Context(), retired.ID, retired.PrivateKey, value); err != nil || !ok {
