@@ -64,7 +64,7 @@ type Config struct {
 	// SigningSecret selects HS256 with this secret (32+ characters);
 	// empty means ES256 with a key pair kept in the store.
 	SigningSecret string
-	// Secret (required) seals the ES256 private keys in the store;
+	// Secret (New requires it) seals the ES256 private keys in the store;
 	// PreviousSecret, the one before a rotation, only opens them: at start
 	// every key is sealed anew under Secret.
 	Secret         secret.Secret
@@ -111,9 +111,6 @@ func (c Config) Validate() error {
 			b.RawQuery != "" || b.Fragment != "" {
 			return fmt.Errorf("oauth: baseUrl %q must be an https URL (http only on a loopback host) with no query or fragment", c.BaseURL)
 		}
-	}
-	if !c.Secret.Set() {
-		return errors.New("oauth: a secret is required: it seals the signing keys kept in the database")
 	}
 	if c.SigningSecret != "" && len(c.SigningSecret) < MinSecretLength {
 		return fmt.Errorf("oauth: signing secret is %d characters; at least %d are required", len(c.SigningSecret), MinSecretLength)

@@ -216,6 +216,11 @@ func TestSecretRotation(t *testing.T) {
 	if _, err := s.Verify(t.Context(), str(h.tokens("pre-public", redirectCB, "tools:read"), "access_token"), testResource, nil); err != nil {
 		t.Errorf("Verify(token of a replica still on the old secret) = %v", err)
 	}
+	noSecret := h.srv.Config()
+	noSecret.Secret = secret.Secret{}
+	if _, err := New(t.Context(), noSecret, h.st, h.agents, Options{}); err == nil || !strings.Contains(err.Error(), "secret is required") {
+		t.Errorf("New(no secret) = %v; want refused", err)
+	}
 	if _, err := start(wrongSecret, oldSecret); !errors.Is(err, ErrKeyUnreadable) || !strings.Contains(err.Error(), newID) {
 		t.Errorf("New(wrong secrets) = %v; want ErrKeyUnreadable naming key ID %s", err, newID)
 	}

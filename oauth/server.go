@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -80,6 +81,9 @@ func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Option
 	}
 	if st == nil || agents == nil {
 		return nil, fmt.Errorf("oauth: storage and agents are required")
+	}
+	if !cfg.Secret.Set() {
+		return nil, errors.New("oauth: a secret is required: it seals the signing keys kept in the database")
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, st: st, agents: agents, now: opts.Now, log: opts.Logger, clients: map[string]store.OAuthClient{}}

@@ -13,12 +13,11 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/internal/pgtest"
-	"github.com/kavach-dev/kavach/secret"
 )
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	base := Config{Issuer: "https://auth.example.com", LoginPage: "/login", Secret: mustSecret(t, testSecret)}
+	base := Config{Issuer: "https://auth.example.com", LoginPage: "/login"}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -34,8 +33,6 @@ func TestConfigValidate(t *testing.T) {
 		{"issuer with query", func(c *Config) { c.Issuer = "https://auth.example.com?x=1" }, false},
 		{"issuer with fragment", func(c *Config) { c.Issuer = "https://auth.example.com#x" }, false},
 		{"ftp issuer", func(c *Config) { c.Issuer = "ftp://auth.example.com" }, false},
-		{"no secret", func(c *Config) { c.Secret = secret.Secret{} }, false},
-		{"no secret, HS256", func(c *Config) { c.Secret, c.SigningSecret = secret.Secret{}, strings.Repeat("x", 32) }, false},
 		{"short signing secret", func(c *Config) { c.SigningSecret = strings.Repeat("x", 31) }, false},
 		{"32-character signing secret", func(c *Config) { c.SigningSecret = strings.Repeat("x", 32) }, true},
 		{"no login or consent page", func(c *Config) { c.LoginPage = "" }, false},
