@@ -22,6 +22,7 @@ import (
 	"github.com/kavach-dev/kavach/config"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
@@ -78,6 +79,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	}
 	if cfg.Server.PublicAddress != "" && !cfg.MCP.Enabled {
 		return nil, configErr("--public-addr serves the OAuth endpoints: it needs mcp.enabled")
+	}
+	if current, _ := cfg.Secrets(); cfg.MCP.Enabled && !current.Set() {
+		return nil, configErr("mcp.enabled needs a secret to seal the OAuth signing keys in the database: "+
+			"set KAVACH_SECRET (or secret in the file) to a random value of at least %d characters", secret.MinLength)
 	}
 	var cert *tls.Certificate
 	if cfg.Server.TLSCert != "" {
@@ -158,7 +163,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		if err := service.CheckScopes(cfg.MCP.Scopes); err != nil {
 			return nil, &ConfigError{Err: err}
 		}
-		if a.oauth, err = oauth.New(ctx, cfg.MCP.OAuth(), a.store, a.svc, oauth.Options{Logger: a.log}); err != nil {
+		oc := cfg.MCP.OAuth()
+		oc.Secret, oc.PreviousSecret = cfg.Secrets()
+		if a.oauth, err = oauth.New(ctx, oc, a.store, a.svc, oauth.Options{Logger: a.log}); err != nil {
+			if errors.Is(err, oauth.ErrKeyUnreadable) {
+				// The wrong secret, or a rotation without previousSecret.
+				return nil, &ConfigError{Err: fmt.Errorf("mcp: %w", err)}
+			}
 			return nil, fmt.Errorf("mcp: %w", err)
 		}
 		a.svc.UseAccessTokens(a.oauth, cfg.MCP.Scopes)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,45 +64,75 @@ func (s *Server) parseAccessToken(ctx context.Context, raw string) (*accessClaim
 }
 
 // Verify checks a bearer access token for resource ("" means any allowed
-// resource): signature, issuer, audience, lifetime, then revocation in the
-// store (so a revocation holds at once on every replica), then the
-// required scopes. Errors are *Error: invalid_token (401) or
-// insufficient_scope (403); ErrNoToken for an empty token.
+// resource): signature, issuer, lifetime, then its record in the store,
+// then audience and the required scopes. The claims returned come from the
+// record (the token's grant: agent, user, resource; the scopes it was
+// issued for), never from the token alone: a token whose claims differ
+// from its record is refused, so even the signing key cannot mint a token
+// for another agent, user or scope. A revocation holds at once on every
+// replica. Errors are *Error: invalid_token (401) or insufficient_scope
+// (403); ErrNoToken for an empty token.
 func (s *Server) Verify(ctx context.Context, raw, resource string, requiredScopes []string) (Claims, error) {
 	if raw == "" {
 		return Claims{}, ErrNoToken
 	}
-	ac, err := s.parseAccessToken(ctx, raw)
+	c, err := s.accessToken(ctx, raw)
 	if err != nil {
 		return Claims{}, err
 	}
-	aud := []string(ac.Audience)
 	switch {
-	case resource != "" && !contains(aud, resource):
+	case resource != "" && !contains(c.Audience, resource):
 		return Claims{}, invalidToken("the access token is not for this resource")
-	case resource == "" && len(s.cfg.AllowedResources) > 0 && !anyOf(aud, s.cfg.AllowedResources):
+	case resource == "" && len(s.cfg.AllowedResources) > 0 && !anyOf(c.Audience, s.cfg.AllowedResources):
 		return Claims{}, invalidToken("the access token is not for a resource of this server")
-	}
-	rec, err := s.st.GetOAuthAccessToken(ctx, ac.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Claims{}, invalidToken("the access token is unknown")
-	}
-	if err != nil {
-		return Claims{}, fmt.Errorf("oauth: access token: %w", err)
-	}
-	if rec.RevokedAt != nil {
-		return Claims{}, invalidToken("the access token is revoked")
-	}
-	c := Claims{AgentID: ac.Agent, Subject: ac.Subject, ClientID: ac.ClientID, Scopes: spaceList(ac.Scope), Audience: aud,
-		JTI: ac.ID, ExpiresAt: ac.ExpiresAt.Time}
-	if ac.IssuedAt != nil {
-		c.IssuedAt = ac.IssuedAt.Time
 	}
 	if !subset(requiredScopes, c.Scopes) {
 		return c, &Error{Code: CodeInsufficientScope, Description: "the access token lacks a required scope",
 			Status: http.StatusForbidden, Scope: strings.Join(requiredScopes, " ")}
 	}
 	return c, nil
+}
+
+// accessToken checks an access token (parseAccessToken) and then its
+// record: known, its claims those it was issued with, not revoked (nor its
+// grant), not expired. The claims are the record's.
+func (s *Server) accessToken(ctx context.Context, raw string) (Claims, error) {
+	ac, err := s.parseAccessToken(ctx, raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	rec, g, err := s.st.GetOAuthAccessToken(ctx, ac.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Claims{}, invalidToken("the access token is unknown")
+	}
+	if err != nil {
+		return Claims{}, fmt.Errorf("oauth: access token: %w", err)
+	}
+	switch {
+	case !matchesRecord(ac, rec, g):
+		return Claims{}, invalidToken("the access token's claims are not those it was issued with")
+	case rec.RevokedAt != nil:
+		return Claims{}, invalidToken("the access token is revoked")
+	case !s.now().Before(rec.ExpiresAt):
+		return Claims{}, invalidToken("the access token is invalid or expired")
+	}
+	c := Claims{AgentID: g.AgentID, Subject: g.UserID, ClientID: rec.ClientID, Scopes: slices.Clone(rec.Scopes),
+		Audience: []string{g.Resource}, JTI: rec.JTI, ExpiresAt: rec.ExpiresAt}
+	if ac.IssuedAt != nil {
+		c.IssuedAt = ac.IssuedAt.Time
+	}
+	return c, nil
+}
+
+// matchesRecord reports whether a token says what was issued under its
+// jti: the grant's user, agent, client and resource, the token's own
+// scopes (in any order) and expiry.
+func matchesRecord(ac *accessClaims, rec store.OAuthAccessToken, g store.OAuthGrant) bool {
+	scopes := spaceList(ac.Scope)
+	return ac.Subject == g.UserID && ac.Agent == g.AgentID && ac.ClientID == rec.ClientID && rec.ClientID == g.ClientID &&
+		len(ac.Audience) == 1 && ac.Audience[0] == g.Resource &&
+		len(scopes) == len(rec.Scopes) && subset(scopes, rec.Scopes) &&
+		ac.ExpiresAt != nil && ac.ExpiresAt.Unix() == rec.ExpiresAt.Unix()
 }
 
 func anyOf(xs, of []string) bool {

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/kavach-dev/kavach/secret"
 )
 
 const redirectCB = "https://client.example.com/cb"
@@ -368,5 +371,118 @@ func TestKeyLookupFailureIsNotInvalidToken(t *testing.T) {
 	h.srv.Challenge(w, testResource, err)
 	if w.Code != http.StatusInternalServerError {
 		t.Errorf("Challenge = %d; want 500", w.Code)
+	}
+}
+
+// privateKeyOf reads the signing key kid from the store and opens it with
+// the harness's secret: what an attacker holding the database and the
+// secret (or a key leaked before keys were sealed) would have.
+func (h *harness) privateKeyOf(kid string) *ecdsa.PrivateKey {
+	h.t.Helper()
+	keys, err := h.st.ListOAuthKeys(h.t.Context(), algES256, time.Time{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.ID != kid {
+			continue
+		}
+		der, _, err := secret.Open(secret.KeyEncryption, k.PrivateKey, keyAAD(k.ID, k.Alg), mustSecret(h.t, testSecret))
+		if err != nil {
+			h.t.Fatalf("open signing key %s: %v", kid, err)
+		}
+		p, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		return p.(*ecdsa.PrivateKey)
+	}
+	h.t.Fatalf("no signing key %s", kid)
+	return nil
+}
+
+// resign signs token's claims, changed by mutate, with key under the same
+// kid.
+func resign(t *testing.T, token string, key *ecdsa.PrivateKey, mutate func(jwt.MapClaims)) string {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		t.Fatal(err)
+	}
+	mutate(claims)
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	tok.Header["typ"] = "at+jwt"
+	tok.Header["kid"] = kidOf(token)
+	raw, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestResignedTokenRefused: even with the real signing key, a live jti
+// re-signed with other claims (another user's agent, more scopes, another
+// resource or client, a later expiry) is refused: Verify takes them from
+// the token's record, not from the token. The same claims re-signed (the
+// key is the real one) are accepted.
+func TestResignedTokenRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", func(c *Config) { c.AllowedResources = []string{testResource, "https://other.example.com/mcp"} })
+	q := authorizeParams("pre-public", redirectCB, "tools:read")
+	q.Set("resource", testResource)
+	resp, m := h.postForm("/oauth/token", codeForm("pre-public", h.approve(h.handle(q), "user-1", nil).Query().Get("code"), redirectCB))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token = %d %v", resp.StatusCode, m)
+	}
+	live := str(m, "access_token")
+	// Another user's agent exists: the target of the forgery.
+	if _, err := h.agents.GrantAgent(t.Context(), "pre-secret", "", "user-2", nil); err != nil {
+		t.Fatal(err)
+	}
+	key := h.privateKeyOf(kidOf(live))
+
+	same := resign(t, live, key, func(jwt.MapClaims) {})
+	for name, tok := range map[string]string{"as issued": live, "re-signed unchanged": same} {
+		c, err := h.srv.Verify(t.Context(), tok, testResource, nil)
+		if err != nil || c.AgentID != "agt_pre-public_user-1" || c.Subject != "user-1" || !slices.Equal(c.Scopes, []string{"tools:read"}) {
+			t.Errorf("Verify(%s) = %+v, %v; want user-1's agent with tools:read", name, c, err)
+		}
+	}
+	forgeries := map[string]func(jwt.MapClaims){
+		"another agent":          func(c jwt.MapClaims) { c["kavach_agent"] = "agt_pre-secret_user-2" },
+		"another user":           func(c jwt.MapClaims) { c["sub"] = "user-2" },
+		"another user and agent": func(c jwt.MapClaims) { c["sub"], c["kavach_agent"] = "user-2", "agt_pre-secret_user-2" },
+		"more scopes":            func(c jwt.MapClaims) { c["scope"] = "tools:read tools:write" },
+		"other scopes":           func(c jwt.MapClaims) { c["scope"] = "tools:write" },
+		"another resource":       func(c jwt.MapClaims) { c["aud"] = "https://other.example.com/mcp" },
+		"two resources":          func(c jwt.MapClaims) { c["aud"] = []string{testResource, "https://other.example.com/mcp"} },
+		"another client":         func(c jwt.MapClaims) { c["client_id"] = "pre-secret" },
+		"a later expiry":         func(c jwt.MapClaims) { c["exp"] = h.clock.Now().Add(24 * time.Hour).Unix() },
+		"no agent":               func(c jwt.MapClaims) { delete(c, "kavach_agent") },
+	}
+	for name, mutate := range forgeries {
+		forged := resign(t, live, key, mutate)
+		if c, err := h.srv.Verify(t.Context(), forged, "", nil); !isCode(err, CodeInvalidToken) {
+			t.Errorf("Verify(re-signed with %s) = %+v, %v; want invalid_token", name, c, err)
+		}
+		if in, err := h.srv.Introspect(t.Context(), "pre-public", forged); err != nil || in.Active {
+			t.Errorf("Introspect(re-signed with %s) = %+v, %v; want inactive", name, in, err)
+		}
+	}
+	// A forged client_id does not let another client revoke the token.
+	if err := h.srv.Revoke(t.Context(), "pre-secret", resign(t, live, key, forgeries["another client"]), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.srv.Verify(t.Context(), live, testResource, nil); err != nil {
+		t.Errorf("Verify after another client's forged revocation = %v; want still live", err)
+	}
+	// Revoked, the token is refused however it is signed.
+	if err := h.srv.Revoke(t.Context(), "pre-public", live, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{live, same} {
+		if _, err := h.srv.Verify(t.Context(), tok, testResource, nil); !isCode(err, CodeInvalidToken) {
+			t.Errorf("Verify(revoked) = %v; want invalid_token", err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/secret"
 )
 
 // Permission is a Kavach permission a scope grants.
@@ -63,6 +64,11 @@ type Config struct {
 	// SigningSecret selects HS256 with this secret (32+ characters);
 	// empty means ES256 with a key pair kept in the store.
 	SigningSecret string
+	// Secret (New requires it) seals the ES256 private keys in the store;
+	// PreviousSecret, the one before a rotation, only opens them: at start
+	// every key is sealed anew under Secret.
+	Secret         secret.Secret
+	PreviousSecret secret.Secret
 	// Token and code lifetimes; zero means the default.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration

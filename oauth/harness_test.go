@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/apperr"
+	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -55,6 +56,19 @@ const (
 	testResource = "https://mcp.example.com/mcp"
 	loginPage    = "https://app.example.com/login"
 )
+
+// mustSecret makes a secret.Secret of s (32+ characters).
+func mustSecret(t testing.TB, s string) secret.Secret {
+	t.Helper()
+	sec, err := secret.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec
+}
+
+// testSecret is the harness's secret: it seals the signing keys.
+const testSecret = "the harness's secret, 32 characters or more"
 
 func testScopes() map[string][]Permission {
 	return map[string][]Permission{
@@ -95,6 +109,7 @@ func newHarnessOn(t testing.TB, storeURL, issuerPath string, mutate func(*Config
 	t.Cleanup(func() { _ = st.Close() })
 	cfg := Config{
 		Issuer: issuer, Scopes: testScopes(), AllowedResources: []string{testResource}, LoginPage: loginPage,
+		Secret: mustSecret(t, testSecret),
 		PreRegisteredClients: []Client{
 			{ID: "pre-public", Name: "Pre Public", RedirectURIs: []string{"https://client.example.com/cb"}},
 			{ID: "pre-secret", Secret: "s3cret-s3cret-s3cret", Name: "Pre Secret", RedirectURIs: []string{"https://client.example.com/cb"}},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/store"
 )
 
@@ -25,6 +26,7 @@ type keyStorage interface {
 	RotateOAuthKey(ctx context.Context, k store.OAuthKey) (store.OAuthKey, error)
 	ActiveOAuthKey(ctx context.Context, alg string) (store.OAuthKey, error)
 	ListOAuthKeys(ctx context.Context, alg string, retiredAfter time.Time) ([]store.OAuthKey, error)
+	ResealOAuthKey(ctx context.Context, kid, from, to string) (bool, error)
 }
 
 const algES256 = "ES256"
@@ -33,23 +35,32 @@ const algES256 = "ES256"
 var ErrNoKeyRotation = errors.New("oauth: HS256 signing secrets are rotated in the configuration, not by RotateKey")
 
 // keyring signs and verifies access tokens: HS256 with the configured
-// secret, or ES256 with the store's keys (parsed keys cached by kid).
+// signing secret, or ES256 with the store's keys (parsed keys cached by
+// kid). The store keeps each private key sealed (AES-256-GCM) with a key
+// derived from the top-level secret, bound to its kid and alg.
 type keyring struct {
-	st     keyStorage
-	secret []byte
-	now    func() time.Time
+	st      keyStorage
+	hmacKey []byte
+	// secrets are the current secret (seals) and the previous one (only
+	// opens, until the keys it sealed are sealed anew at start).
+	secrets [2]secret.Secret
+	now     func() time.Time
 
 	mu   sync.Mutex
 	priv map[string]*ecdsa.PrivateKey
 }
 
-func newKeyring(ctx context.Context, st keyStorage, secret string, now func() time.Time) (*keyring, error) {
-	k := &keyring{st: st, now: now, priv: map[string]*ecdsa.PrivateKey{}}
-	if secret != "" {
-		k.secret = []byte(secret)
+// ErrKeyUnreadable means a signing key in the store does not open with the
+// configured secrets: the sidecar must not start.
+var ErrKeyUnreadable = errors.New("oauth: a signing key in the database does not open with the configured secret")
+
+func newKeyring(ctx context.Context, st keyStorage, cfg Config, now func() time.Time) (*keyring, error) {
+	k := &keyring{st: st, now: now, secrets: [2]secret.Secret{cfg.Secret, cfg.PreviousSecret}, priv: map[string]*ecdsa.PrivateKey{}}
+	if cfg.SigningSecret != "" {
+		k.hmacKey = []byte(cfg.SigningSecret)
 		return k, nil
 	}
-	candidate, err := generateKey()
+	candidate, err := k.generate()
 	if err != nil {
 		return nil, err
 	}
@@ -60,13 +71,14 @@ func newKeyring(ctx context.Context, st keyStorage, secret string, now func() ti
 }
 
 func (k *keyring) alg() string {
-	if k.secret != nil {
+	if k.hmacKey != nil {
 		return jwt.SigningMethodHS256.Alg()
 	}
 	return algES256
 }
 
-func generateKey() (store.OAuthKey, error) {
+// generate makes a new ES256 key, sealed for the store.
+func (k *keyring) generate() (store.OAuthKey, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return store.OAuthKey{}, fmt.Errorf("oauth: generate key: %w", err)
@@ -79,7 +91,96 @@ func generateKey() (store.OAuthKey, error) {
 	if err != nil {
 		return store.OAuthKey{}, err
 	}
-	return store.OAuthKey{ID: kid, Alg: algES256, PrivateKey: base64.StdEncoding.EncodeToString(der)}, nil
+	sealed, err := k.seal(kid, algES256, der)
+	if err != nil {
+		return store.OAuthKey{}, err
+	}
+	return store.OAuthKey{ID: kid, Alg: algES256, PrivateKey: sealed}, nil
+}
+
+// keyAAD binds a sealed private key to its row: sealed for one kid, it
+// does not open as another's.
+func keyAAD(kid, alg string) []byte {
+	return []byte("kavach oauth signing key\x00" + kid + "\x00" + alg)
+}
+
+func (k *keyring) seal(kid, alg string, der []byte) (string, error) {
+	sealed, err := k.secrets[0].Seal(secret.KeyEncryption, der, keyAAD(kid, alg))
+	if err != nil {
+		return "", fmt.Errorf("oauth: seal signing key %s: %w", kid, err)
+	}
+	return sealed, nil
+}
+
+// open returns a stored key's PKCS#8 DER, and whether it needs sealing
+// anew under the current secret: it is plaintext (stored before keys were
+// sealed) or sealed under the previous secret.
+func (k *keyring) open(sk store.OAuthKey) (der []byte, reseal bool, err error) {
+	if !secret.Sealed(sk.PrivateKey) {
+		der, err := base64.StdEncoding.DecodeString(sk.PrivateKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("oauth: signing key %s is neither sealed nor base64 DER: %w", sk.ID, ErrKeyUnreadable)
+		}
+		return der, true, nil
+	}
+	der, i, err := secret.Open(secret.KeyEncryption, sk.PrivateKey, keyAAD(sk.ID, sk.Alg), k.secrets[:]...)
+	switch {
+	case errors.Is(err, secret.ErrUnknownKey):
+		return nil, false, fmt.Errorf("oauth: signing key %s is sealed under secret key ID %s, which neither secret (KAVACH_SECRET, key ID %s) "+
+			"nor previousSecret (KAVACH_SECRET_PREVIOUS) has: give the secret it was sealed with as previousSecret: %w",
+			sk.ID, secret.SealedKeyID(sk.PrivateKey), k.currentKeyID(), ErrKeyUnreadable)
+	case err != nil:
+		return nil, false, fmt.Errorf("oauth: signing key %s does not open under secret key ID %s (altered, or copied from another row): %w",
+			sk.ID, secret.SealedKeyID(sk.PrivateKey), ErrKeyUnreadable)
+	}
+	return der, i != 0, nil
+}
+
+// currentKeyID names the current secret's key-encryption key ("none").
+func (k *keyring) currentKeyID() string {
+	id, err := k.secrets[0].KeyID(secret.KeyEncryption)
+	if err != nil {
+		return "none"
+	}
+	return id
+}
+
+// reseal reads every ES256 key, retired ones too, and seals under the
+// current secret those that are not yet: plaintext rows from before keys
+// were sealed, and rows sealed under the previous secret (this is how a
+// rotation of the secret completes). It returns how many it resealed. A
+// key no configured secret opens is an error wrapping ErrKeyUnreadable.
+func (k *keyring) reseal(ctx context.Context) (int, error) {
+	keys, err := k.st.ListOAuthKeys(ctx, algES256, time.Time{})
+	if err != nil {
+		return 0, fmt.Errorf("oauth: list signing keys: %w", err)
+	}
+	n := 0
+	for _, sk := range keys {
+		der, stale, err := k.open(sk)
+		if err != nil {
+			return n, err
+		}
+		if _, err := k.cache(sk.ID, der); err != nil {
+			return n, err
+		}
+		if !stale {
+			continue
+		}
+		sealed, err := k.seal(sk.ID, sk.Alg, der)
+		if err != nil {
+			return n, err
+		}
+		// false: another replica starting too resealed it first.
+		done, err := k.st.ResealOAuthKey(ctx, sk.ID, sk.PrivateKey, sealed)
+		if err != nil {
+			return n, fmt.Errorf("oauth: %w", err)
+		}
+		if done {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ecPoint returns the P-256 coordinates, 32 bytes each.
@@ -102,34 +203,47 @@ func thumbprint(pub *ecdsa.PublicKey) (string, error) {
 	return enc.EncodeToString(sum[:]), nil
 }
 
+// parse returns the private key of sk, opening it on first use.
 func (k *keyring) parse(sk store.OAuthKey) (*ecdsa.PrivateKey, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if p, ok := k.priv[sk.ID]; ok {
+	p, ok := k.priv[sk.ID]
+	k.mu.Unlock()
+	if ok {
 		return p, nil
 	}
-	der, err := base64.StdEncoding.DecodeString(sk.PrivateKey)
+	der, _, err := k.open(sk)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: key %s: %w", sk.ID, err)
+		return nil, err
 	}
+	return k.cache(sk.ID, der)
+}
+
+// cache parses a key's PKCS#8 DER, checks it is the key kid names, and
+// keeps it.
+func (k *keyring) cache(kid string, der []byte) (*ecdsa.PrivateKey, error) {
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: key %s: %w", sk.ID, err)
+		return nil, fmt.Errorf("oauth: signing key %s: %w", kid, err)
 	}
 	p, ok := key.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("oauth: key %s is not an ECDSA key", sk.ID)
+		return nil, fmt.Errorf("oauth: signing key %s is not an ECDSA key", kid)
 	}
-	k.priv[sk.ID] = p
+	if tp, err := thumbprint(&p.PublicKey); err != nil || tp != kid {
+		return nil, fmt.Errorf("oauth: signing key %s is not the key its kid names: %w", kid, ErrKeyUnreadable)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.priv[kid] = p
 	return p, nil
 }
 
 // sign signs claims as an RFC 9068 access token with the active key.
 func (k *keyring) sign(ctx context.Context, claims jwt.Claims) (string, error) {
-	if k.secret != nil {
+	if k.hmacKey != nil {
 		t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 		t.Header["typ"] = "at+jwt"
-		return t.SignedString(k.secret)
+		return t.SignedString(k.hmacKey)
 	}
 	// Read the active key each time: another replica may have rotated it.
 	sk, err := k.st.ActiveOAuthKey(ctx, algES256)
@@ -146,14 +260,14 @@ func (k *keyring) sign(ctx context.Context, claims jwt.Claims) (string, error) {
 	return t.SignedString(priv)
 }
 
-// verifyKey finds the key a token names, reloading from the store for a
-// kid it has not seen (a key another replica made).
 // errKeyStore marks a failure to read the signing keys while verifying.
 var errKeyStore = errors.New("oauth: load signing keys")
 
+// verifyKey finds the key a token names, reloading from the store for a
+// kid it has not seen (a key another replica made).
 func (k *keyring) verifyKey(ctx context.Context, t *jwt.Token) (any, error) {
-	if k.secret != nil {
-		return k.secret, nil
+	if k.hmacKey != nil {
+		return k.hmacKey, nil
 	}
 	kid, _ := t.Header["kid"].(string)
 	if kid == "" {
@@ -185,10 +299,10 @@ func (k *keyring) verifyKey(ctx context.Context, t *jwt.Token) (any, error) {
 // RotateKey makes a new ES256 signing key active. The previous keys stay
 // published at jwks_uri until the tokens they signed have expired.
 func (s *Server) RotateKey(ctx context.Context) error {
-	if s.keys.secret != nil {
+	if s.keys.hmacKey != nil {
 		return ErrNoKeyRotation
 	}
-	k, err := generateKey()
+	k, err := s.keys.generate()
 	if err != nil {
 		return err
 	}
@@ -213,7 +327,7 @@ type JWK struct {
 // HS256).
 func (s *Server) JWKS(ctx context.Context) ([]JWK, error) {
 	out := []JWK{}
-	if s.keys.secret != nil {
+	if s.keys.hmacKey != nil {
 		return out, nil
 	}
 	keys, err := s.st.ListOAuthKeys(ctx, algES256, s.now().Add(-s.cfg.AccessTokenTTL))

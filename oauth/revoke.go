@@ -55,11 +55,15 @@ func (s *Server) Revoke(ctx context.Context, clientID, token, hint string) error
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("oauth: revoke: %w", err)
 	}
-	ac, err := s.parseAccessToken(ctx, token)
-	if err != nil || ac.ClientID != clientID {
-		return nil // unknown, expired or forged: nothing to revoke
+	c, err := s.accessToken(ctx, token)
+	var oe *Error
+	if errors.As(err, &oe) || (err == nil && c.ClientID != clientID) {
+		return nil // unknown, expired, revoked, forged or another client's: nothing to revoke
 	}
-	if err := s.st.RevokeOAuthAccessToken(ctx, ac.ID); err != nil {
+	if err != nil {
+		return fmt.Errorf("oauth: revoke: %w", err)
+	}
+	if err := s.st.RevokeOAuthAccessToken(ctx, c.JTI); err != nil {
 		return fmt.Errorf("oauth: revoke access token: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -71,13 +72,18 @@ type Server struct {
 }
 
 // New validates cfg and returns a server. With ES256 it makes sure a
-// signing key exists in the store, generating one on first start.
+// signing key exists in the store, generating one on first start. It
+// seals under cfg.Secret every signing key stored in plaintext or under
+// cfg.PreviousSecret, and fails (ErrKeyUnreadable) on a key neither opens.
 func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if st == nil || agents == nil {
 		return nil, fmt.Errorf("oauth: storage and agents are required")
+	}
+	if !cfg.Secret.Set() {
+		return nil, errors.New("oauth: a secret is required: it seals the signing keys kept in the database")
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, st: st, agents: agents, now: opts.Now, log: opts.Logger, clients: map[string]store.OAuthClient{}}
@@ -102,9 +108,17 @@ func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Option
 		}
 		s.clients[c.ID] = oc
 	}
-	s.keys, err = newKeyring(ctx, st, cfg.SigningSecret, s.now)
+	s.keys, err = newKeyring(ctx, st, cfg, s.now)
 	if err != nil {
 		return nil, err
+	}
+	// Also with HS256: ES256 keys of an earlier configuration are sealed too.
+	n, err := s.keys.reseal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		s.log.Info("oauth signing keys sealed under the current secret", "keys", n, "secretKeyId", s.keys.currentKeyID())
 	}
 	return s, nil
 }

@@ -19,7 +19,7 @@ type tokenStorage interface {
 	RedeemOAuthCode(ctx context.Context, codeHash string, issue store.OAuthIssue) (store.OAuthGrant, error)
 	GetOAuthRefreshToken(ctx context.Context, tokenHash string) (store.OAuthRefreshToken, store.OAuthGrant, error)
 	RotateOAuthRefreshToken(ctx context.Context, oldHash string, issue store.OAuthIssue) error
-	GetOAuthAccessToken(ctx context.Context, jti string) (store.OAuthAccessToken, error)
+	GetOAuthAccessToken(ctx context.Context, jti string) (store.OAuthAccessToken, store.OAuthGrant, error)
 	RevokeOAuthAccessToken(ctx context.Context, jti string) error
 	RevokeOAuthGrant(ctx context.Context, grantID string) error
 }
@@ -207,7 +207,8 @@ func (s *Server) issue(ctx context.Context, c store.OAuthClient, g store.OAuthGr
 		return TokenResponse{}, store.OAuthIssue{}, fmt.Errorf("oauth: sign access token: %w", err)
 	}
 	resp := TokenResponse{AccessToken: signed, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: claims.Scope}
-	issue := store.OAuthIssue{Access: store.OAuthAccessToken{JTI: jti, ClientID: c.ID, ExpiresAt: exp}}
+	// The record is what Verify trusts: the token's claims must match it.
+	issue := store.OAuthIssue{Access: store.OAuthAccessToken{JTI: jti, ClientID: c.ID, Scopes: scopes, ExpiresAt: exp}}
 	if contains(g.Scopes, ScopeOfflineAccess) && contains(c.GrantTypes, GrantRefreshToken) {
 		resp.RefreshToken = randomToken()
 		issue.Refresh = &store.OAuthRefreshToken{Hash: hash(resp.RefreshToken), ExpiresAt: s.now().Add(s.cfg.RefreshTokenTTL)}

@@ -17,6 +17,7 @@ import (
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/oauth"
+	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 )
@@ -58,9 +59,13 @@ func newOAuthEnv(t *testing.T, opts service.Options, mutate func(*oauth.Config))
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Logger = log
 	svc, st, c := newService(t, opts)
+	sec, err := secret.New("the sidecar tests' secret, 32+ characters")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := oauth.Config{
-		Issuer: "http://" + ts.Listener.Addr().String(), LoginPage: "/login", AllowedResources: []string{mcpResource},
+		Issuer: "http://" + ts.Listener.Addr().String(), LoginPage: "/login", AllowedResources: []string{mcpResource}, Secret: sec,
 		Scopes: map[string][]api.Permission{"tools:read": {{Resource: "mcp:github:*", Actions: []string{"read"}}}},
 	}
 	if mutate != nil {

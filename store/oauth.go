@@ -93,19 +93,22 @@ type OAuthRefreshToken struct {
 	RevokedAt *time.Time
 }
 
-// OAuthAccessToken records an issued JWT access token by its jti.
+// OAuthAccessToken records an issued JWT access token by its jti, with
+// the scopes it was issued for (its grant's, or fewer after a refresh).
 // RevokedAt is the token's own revocation or, when read, its grant's.
 type OAuthAccessToken struct {
 	JTI       string
 	GrantID   string
 	ClientID  string
+	Scopes    []string
 	ExpiresAt time.Time
 	CreatedAt time.Time
 	RevokedAt *time.Time
 }
 
-// OAuthKey is a token-signing key. PrivateKey is base64 PKCS#8 DER; the
-// active key has no RetiredAt.
+// OAuthKey is a token-signing key. PrivateKey is as the oauth package
+// keeps it (sealed with a key derived from the secret; base64 PKCS#8 DER
+// in rows written before that); the active key has no RetiredAt.
 type OAuthKey struct {
 	ID         string
 	Alg        string
@@ -389,8 +392,8 @@ func (s *Store) RedeemOAuthCode(ctx context.Context, codeHash string, issue OAut
 func (s *Store) insertIssue(ctx context.Context, tx *txn, grantID string, issue OAuthIssue) error {
 	now := toMillis(s.now())
 	a := issue.Access
-	if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_access_tokens (jti, grant_id, client_id, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?)`, a.JTI, grantID, a.ClientID, toMillis(a.ExpiresAt), now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO oauth_access_tokens (jti, grant_id, client_id, scopes, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, a.JTI, grantID, a.ClientID, joinScopes(a.Scopes), toMillis(a.ExpiresAt), now); err != nil {
 		if s.dialect.isUniqueViolation(err) {
 			return fmt.Errorf("store access token: %w", ErrConflict)
 		}
@@ -485,28 +488,34 @@ func (s *Store) RotateOAuthRefreshToken(ctx context.Context, oldHash string, iss
 	})
 }
 
-// GetOAuthAccessToken returns an access token's record, or ErrNotFound. Its
-// RevokedAt includes its grant's revocation.
-func (s *Store) GetOAuthAccessToken(ctx context.Context, jti string) (OAuthAccessToken, error) {
+// GetOAuthAccessToken returns an access token's record and its grant, or
+// ErrNotFound. The token's RevokedAt includes its grant's revocation.
+func (s *Store) GetOAuthAccessToken(ctx context.Context, jti string) (OAuthAccessToken, OAuthGrant, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	var (
-		t                     OAuthAccessToken
-		expires, created      int64
-		revoked, grantRevoked sql.NullInt64
+		t                          OAuthAccessToken
+		g                          OAuthGrant
+		scopes, grantScopes        string
+		expires, created, gCreated int64
+		revoked, grantRevoked      sql.NullInt64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT t.jti, t.grant_id, t.client_id, t.expires_at, t.created_at, t.revoked_at, g.revoked_at
-		FROM oauth_access_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.jti = ?`, jti).Scan(
-		&t.JTI, &t.GrantID, &t.ClientID, &expires, &created, &revoked, &grantRevoked)
+	dest := append([]any{&t.JTI, &t.GrantID, &t.ClientID, &scopes, &expires, &created, &revoked},
+		scanGrantInto(&g, &grantScopes, &gCreated, &grantRevoked)...)
+	err := s.r.QueryRowContext(ctx, `SELECT t.jti, t.grant_id, t.client_id, t.scopes, t.expires_at, t.created_at, t.revoked_at, `+
+		oauthGrantColumns+` FROM oauth_access_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.jti = ?`, jti).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return OAuthAccessToken{}, fmt.Errorf("oauth access token: %w", ErrNotFound)
+		return OAuthAccessToken{}, OAuthGrant{}, fmt.Errorf("oauth access token: %w", ErrNotFound)
 	}
 	if err != nil {
-		return OAuthAccessToken{}, fmt.Errorf("get oauth access token: %w", err)
+		return OAuthAccessToken{}, OAuthGrant{}, fmt.Errorf("get oauth access token: %w", err)
 	}
+	g.Scopes = splitScopes(grantScopes)
+	g.CreatedAt, g.RevokedAt = fromMillis(gCreated), timePtr(grantRevoked)
+	t.Scopes = splitScopes(scopes)
 	t.ExpiresAt, t.CreatedAt = fromMillis(expires), fromMillis(created)
-	t.RevokedAt = firstTime(timePtr(revoked), timePtr(grantRevoked))
-	return t, nil
+	t.RevokedAt = firstTime(timePtr(revoked), g.RevokedAt)
+	return t, g, nil
 }
 
 // RevokeOAuthAccessToken revokes one access token. Revoking an unknown or
@@ -614,6 +623,24 @@ func (s *Store) RotateOAuthKey(ctx context.Context, k OAuthKey) (OAuthKey, error
 			Reason: "new " + k.Alg + " signing key for MCP access tokens; earlier keys retired"})
 	})
 	return out, err
+}
+
+// ResealOAuthKey replaces a key's stored private key, from as read to to
+// (the same key sealed anew, under the current secret). It reports whether
+// it did: false when the row no longer holds from, because another
+// replica resealed it first.
+func (s *Store) ResealOAuthKey(ctx context.Context, kid, from, to string) (bool, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, `UPDATE oauth_keys SET private_key = ? WHERE kid = ? AND private_key = ?`, to, kid, from)
+	if err != nil {
+		return false, fmt.Errorf("reseal oauth key %s: %w", kid, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("reseal oauth key %s: %w", kid, err)
+	}
+	return n == 1, nil
 }
 
 // ActiveOAuthKey returns the active signing key of alg, or ErrNotFound.

@@ -21,6 +21,7 @@ func oauthTests() []storeTest {
 		{name: "Keys", fn: testOAuthKeys},
 		{name: "Purge", fn: testPurgeOAuth},
 		{name: "ConcurrentRedemption", fn: testOAuthConcurrentRedemption},
+		{name: "UpgradeGivesTokensTheirGrantsScopes", opens: testOAuthUpgradeTokenScopes},
 	}
 }
 
@@ -119,7 +120,7 @@ func approvedCode(t *testing.T, s *Store, c *clock, handle, codeHash string) {
 }
 
 func issue(c *clock, jti, refresh string) OAuthIssue {
-	is := OAuthIssue{Access: OAuthAccessToken{JTI: jti, ClientID: "cli", ExpiresAt: c.Now().Add(time.Hour)}}
+	is := OAuthIssue{Access: OAuthAccessToken{JTI: jti, ClientID: "cli", Scopes: []string{"read"}, ExpiresAt: c.Now().Add(time.Hour)}}
 	if refresh != "" {
 		is.Refresh = &OAuthRefreshToken{Hash: refresh, ExpiresAt: c.Now().Add(24 * time.Hour)}
 	}
@@ -141,12 +142,15 @@ func testOAuthCodeRedeemedOnce(t *testing.T, s *Store, c *clock) {
 	if err != nil || code.UsedAt == nil || code.GrantID != g.ID {
 		t.Errorf("GetOAuthCode(redeemed) = %+v, %v; want used, grant %s", code, err, g.ID)
 	}
-	if _, err := s.GetOAuthAccessToken(ctx, "jti2"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.GetOAuthAccessToken(ctx, "jti2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetOAuthAccessToken(of failed replay) = %v; want ErrNotFound", err)
 	}
-	at, err := s.GetOAuthAccessToken(ctx, "jti1")
-	if err != nil || at.GrantID != g.ID || at.RevokedAt != nil || at.ClientID != "cli" {
-		t.Fatalf("GetOAuthAccessToken = %+v, %v; want live", at, err)
+	// The record and its grant say what the token may claim.
+	at, ag, err := s.GetOAuthAccessToken(ctx, "jti1")
+	if err != nil || at.GrantID != g.ID || at.RevokedAt != nil || at.ClientID != "cli" || !slices.Equal(at.Scopes, []string{"read"}) ||
+		!at.ExpiresAt.Equal(c.Now().Add(time.Hour)) || ag.ID != g.ID || ag.AgentID != "agt_1" || ag.UserID != "u1" ||
+		ag.ClientID != "cli" || ag.Resource != "https://mcp.example.com" || !slices.Equal(ag.Scopes, []string{"read", "offline_access"}) {
+		t.Fatalf("GetOAuthAccessToken = %+v, %+v, %v; want live, scopes [read], grant %s", at, ag, err, g.ID)
 	}
 	if _, err := s.RedeemOAuthCode(ctx, "nope", issue(c, "jti3", "")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RedeemOAuthCode(unknown) = %v; want ErrNotFound", err)
@@ -155,7 +159,7 @@ func testOAuthCodeRedeemedOnce(t *testing.T, s *Store, c *clock) {
 	if err := s.RevokeOAuthGrant(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}
-	if at, err := s.GetOAuthAccessToken(ctx, "jti1"); err != nil || at.RevokedAt == nil {
+	if at, ag, err := s.GetOAuthAccessToken(ctx, "jti1"); err != nil || at.RevokedAt == nil || ag.RevokedAt == nil {
 		t.Errorf("GetOAuthAccessToken(after grant revoked) = %+v, %v; want revoked", at, err)
 	}
 	if rt, _, err := s.GetOAuthRefreshToken(ctx, "r1"); err != nil || rt.RevokedAt == nil {
@@ -190,17 +194,17 @@ func testOAuthRefreshRotation(t *testing.T, s *Store, c *clock) {
 	if err := s.RotateOAuthRefreshToken(ctx, "nope", issue(c, "jti4", "r4")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RotateOAuthRefreshToken(unknown) = %v; want ErrNotFound", err)
 	}
-	if at, err := s.GetOAuthAccessToken(ctx, "jti2"); err != nil || at.GrantID != g.ID {
+	if at, _, err := s.GetOAuthAccessToken(ctx, "jti2"); err != nil || at.GrantID != g.ID {
 		t.Errorf("rotated access token = %+v, %v", at, err)
 	}
 	// One access token revoked alone leaves its siblings live.
 	if err := s.RevokeOAuthAccessToken(ctx, "jti2"); err != nil {
 		t.Fatal(err)
 	}
-	if at, _ := s.GetOAuthAccessToken(ctx, "jti2"); at.RevokedAt == nil {
+	if at, _, _ := s.GetOAuthAccessToken(ctx, "jti2"); at.RevokedAt == nil {
 		t.Error("access token jti2 not revoked")
 	}
-	if at, _ := s.GetOAuthAccessToken(ctx, "jti1"); at.RevokedAt != nil {
+	if at, _, _ := s.GetOAuthAccessToken(ctx, "jti1"); at.RevokedAt != nil {
 		t.Error("access token jti1 revoked with its sibling")
 	}
 	if err := s.RevokeOAuthGrant(ctx, g.ID); err != nil {
@@ -237,6 +241,21 @@ func testOAuthKeys(t *testing.T, s *Store, c *clock) {
 	if err != nil || len(keys) != 1 || keys[0].ID != "k3" {
 		t.Errorf("ListOAuthKeys(after k1's tokens expired) = %+v, %v; want k3", keys, err)
 	}
+	// Resealing swaps the stored key only from what was read: of two
+	// replicas resealing together, one does.
+	if ok, err := s.ResealOAuthKey(ctx, "k1", "p1", "sealed1"); err != nil || !ok {
+		t.Errorf("ResealOAuthKey(k1) = %v, %v; want true", ok, err)
+	}
+	if ok, err := s.ResealOAuthKey(ctx, "k1", "p1", "sealed1b"); err != nil || ok {
+		t.Errorf("ResealOAuthKey(k1, already resealed) = %v, %v; want false", ok, err)
+	}
+	if ok, err := s.ResealOAuthKey(ctx, "nope", "p1", "x"); err != nil || ok {
+		t.Errorf("ResealOAuthKey(unknown) = %v, %v; want false", ok, err)
+	}
+	keys, err = s.ListOAuthKeys(ctx, "ES256", time.Time{})
+	if err != nil || len(keys) != 2 || keys[1].ID != "k1" || keys[1].PrivateKey != "sealed1" || keys[0].PrivateKey != "p3" {
+		t.Errorf("ListOAuthKeys(all) = %+v, %v; want k3 as it was, k1 resealed", keys, err)
+	}
 }
 
 func testPurgeOAuth(t *testing.T, s *Store, c *clock) {
@@ -254,7 +273,7 @@ func testPurgeOAuth(t *testing.T, s *Store, c *clock) {
 	if _, err := s.GetOAuthRequest(ctx, "h2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expired request after purge: %v; want ErrNotFound", err)
 	}
-	if _, err := s.GetOAuthAccessToken(ctx, "jti1"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.GetOAuthAccessToken(ctx, "jti1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expired access token after purge: %v; want ErrNotFound", err)
 	}
 	if _, _, err := s.GetOAuthRefreshToken(ctx, "r1"); err != nil {
@@ -328,7 +347,7 @@ func testOAuthConcurrentRedemption(t *testing.T, s *Store, c *clock) {
 	})
 	w := onlyOneWins(t, "RedeemOAuthCode", errs)
 	for i := range n {
-		_, atErr := s.GetOAuthAccessToken(ctx, fmt.Sprintf("jti-c%d", i))
+		_, _, atErr := s.GetOAuthAccessToken(ctx, fmt.Sprintf("jti-c%d", i))
 		_, _, rtErr := s.GetOAuthRefreshToken(ctx, fmt.Sprintf("r-c%d", i))
 		switch {
 		case i == w && (atErr != nil || rtErr != nil):
@@ -368,5 +387,42 @@ func testOAuthConcurrentRedemption(t *testing.T, s *Store, c *clock) {
 		if _, err := s.GetOAuthCode(ctx, fmt.Sprintf("c2-%d", i)); (i == w) != (err == nil) {
 			t.Errorf("code of approval %d: %v; want only the winner's (%d) stored", i, err, w)
 		}
+	}
+}
+
+// Access tokens issued before their scopes were recorded (migration 7)
+// get their grant's, so verification still finds what they may claim.
+func testOAuthUpgradeTokenScopes(t *testing.T, b backend) {
+	url := b.url(t)
+	old := openStore(t, Options{URL: url, SkipMigrations: true})
+	ms, err := readMigrations(old.dialect.migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := old.w.ExecContext(t.Context(), q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
+	for _, m := range ms {
+		if m.version >= 7 {
+			break
+		}
+		exec(m.sql)
+		exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)`, m.version, m.name)
+	}
+	exec(`INSERT INTO oauth_grants (id, client_id, user_id, agent_id, scopes, resource, created_at)
+		VALUES ('ogr_1', 'cli', 'u1', 'agt_1', 'read offline_access', 'https://mcp.example.com', 1)`)
+	exec(`INSERT INTO oauth_access_tokens (jti, grant_id, client_id, expires_at, created_at) VALUES ('jti1', 'ogr_1', 'cli', 2, 1)`)
+
+	s, err := b.restart(t, old, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, g, err := s.GetOAuthAccessToken(t.Context(), "jti1")
+	if err != nil || !slices.Equal(at.Scopes, []string{"read", "offline_access"}) || g.AgentID != "agt_1" {
+		t.Errorf("GetOAuthAccessToken(issued before the upgrade) = %+v, %+v, %v; want the grant's scopes", at, g, err)
 	}
 }

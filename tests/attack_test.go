@@ -177,6 +177,7 @@ func mcpSidecar(t *testing.T, scopes string) (*sidecar, string) {
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`
+secret: `+mcpSecret+`
 mcp:
   enabled: true
   issuer: %s

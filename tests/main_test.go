@@ -106,8 +106,14 @@ func start(t *testing.T, args ...string) *sidecar {
 
 func startErr(t *testing.T, args ...string) (*sidecar, error) {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is startErr with env added to the process's environment.
+func startEnv(t *testing.T, env []string, args ...string) (*sidecar, error) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(cleanEnv(), "KAVACH_ADMIN_KEY="+adminKey)
+	cmd.Env = append(append(cleanEnv(), "KAVACH_ADMIN_KEY="+adminKey), env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: "+issuer+"\n  loginPage: /login\n  allowedResources: [https://mcp.example.test/mcp]\n")
+	writeFile(t, cfg, "secret: "+mcpSecret+"\nmcp:\n  enabled: true\n  issuer: "+issuer+"\n  loginPage: /login\n  allowedResources: [https://mcp.example.test/mcp]\n")
 	s := start(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
 	jwks := func() []map[string]any {
 		var set struct {
@@ -45,9 +45,66 @@ func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	}
 
 	hs := filepath.Join(dir, "hs.yaml")
-	writeFile(t, hs, "mcp:\n  enabled: true\n  issuer: http://127.0.0.1:1\n  loginPage: /login\n  signingSecret: 0123456789abcdef0123456789abcdef\n  allowedResources: [https://mcp.example.test/mcp]\n")
+	writeFile(t, hs, "secret: "+mcpSecret+"\nmcp:\n  enabled: true\n  issuer: http://127.0.0.1:1\n  loginPage: /login\n  signingSecret: 0123456789abcdef0123456789abcdef\n  allowedResources: [https://mcp.example.test/mcp]\n")
 	s2 := start(t, "--database", filepath.Join(dir, "k2.db"), "--config", hs)
 	if _, errOut, code := cli(t, nil, "oauth", "rotate-key", "--server", s2.URL); code == 0 || !strings.Contains(errOut, "no_key_rotation") {
 		t.Errorf("rotate-key with HS256: exit %d, %q; want a no_key_rotation error", code, errOut)
+	}
+}
+
+// TestMCPSecret: MCP does not start without the secret (exit 2, saying to
+// set KAVACH_SECRET); keys sealed under one secret stop a start with
+// another (exit 2, naming key IDs, never a secret); the README's rotation
+// (the new secret, the old one as previous, then the new one alone) keeps
+// the signing keys.
+func TestMCPSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "k.db")
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://127.0.0.1:1\n  loginPage: /login\n  allowedResources: [https://mcp.example.test/mcp]\n")
+	serve := func(env ...string) (string, int) {
+		_, errOut, code := cli(t, env, "serve", "--addr", "127.0.0.1:0", "--database", db, "--config", cfg)
+		return errOut, code
+	}
+	if errOut, code := serve(); code != 2 || !strings.Contains(errOut, "KAVACH_SECRET") || !strings.Contains(errOut, "32") {
+		t.Fatalf("serve with mcp and no secret: exit %d, %q; want 2, telling to set KAVACH_SECRET (32+ characters)", code, errOut)
+	}
+	const oldSecret, newSecret = "the secret before the rotation, 32+ chars", "the secret after the rotation, 32+ chars!"
+	kids := func(s *sidecar) []any {
+		t.Helper()
+		var set struct {
+			Keys []map[string]any `json:"keys"`
+		}
+		getJSON(t, http.DefaultClient, s.URL+"/oauth/jwks", &set)
+		var out []any
+		for _, k := range set.Keys {
+			out = append(out, k["kid"])
+		}
+		return out
+	}
+	s, err := startEnv(t, []string{"KAVACH_SECRET=" + oldSecret}, "--database", db, "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := kids(s)
+	s.stop(t)
+
+	errOut, code := serve("KAVACH_SECRET=" + newSecret)
+	if code != 2 || !strings.Contains(errOut, "KAVACH_SECRET_PREVIOUS") || strings.Contains(errOut, oldSecret) || strings.Contains(errOut, newSecret) {
+		t.Fatalf("serve with another secret: exit %d, %q; want 2, naming KAVACH_SECRET_PREVIOUS and no secret", code, errOut)
+	}
+	for i, env := range [][]string{{"KAVACH_SECRET=" + newSecret, "KAVACH_SECRET_PREVIOUS=" + oldSecret}, {"KAVACH_SECRET=" + newSecret}} {
+		s, err := startEnv(t, env, "--database", db, "--config", cfg)
+		if err != nil {
+			t.Fatalf("rotation step %d: %v", i+1, err)
+		}
+		if got := kids(s); fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Errorf("rotation step %d: JWKS kids %v; want %v kept", i+1, got, before)
+		}
+		if strings.Contains(s.log(), oldSecret) || strings.Contains(s.log(), newSecret) {
+			t.Errorf("rotation step %d: the log shows a secret", i+1)
+		}
+		s.stop(t)
 	}
 }

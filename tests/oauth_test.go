@@ -52,6 +52,7 @@ func testMCPOAuthFullFlow(t *testing.T, database string) {
 	issuer := fmt.Sprintf("https://127.0.0.1:%d", port)
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`
+secret: `+mcpSecret+`
 mcp:
   enabled: true
   issuer: %s
@@ -267,7 +268,7 @@ func TestMCPIssuerMustBeHTTPSUnlessLoopback(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, "mcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://mcp.example.com/mcp]\n")
+	writeFile(t, cfg, "secret: "+mcpSecret+"\nmcp:\n  enabled: true\n  issuer: http://auth.example.com\n  loginPage: /login\n  allowedResources: [https://mcp.example.com/mcp]\n")
 	_, err := startErr(t, "--database", filepath.Join(dir, "k.db"), "--config", cfg)
 	if err == nil || !strings.Contains(err.Error(), "http is allowed only on a loopback host") {
 		t.Errorf("start with an http issuer = %v; want a refusal naming the rule", err)
@@ -455,6 +456,7 @@ func TestMCPConfigKeys(t *testing.T) {
 	issuer := fmt.Sprintf("http://127.0.0.1:%d/auth", port)
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`
+secret: `+mcpSecret+`
 mcp:
   enabled: true
   issuer: %[1]s
@@ -602,11 +604,15 @@ mcp:
 	}
 }
 
+// mcpSecret is the top-level secret of the e2e sidecars with MCP on: it
+// seals their signing keys.
+const mcpSecret = "the e2e tests' secret, 32+ characters long"
+
 // mcpConfig writes a minimal mcp section with a loopback http issuer.
 func mcpConfig(t *testing.T, dir string, port int) string {
 	t.Helper()
 	cfg := filepath.Join(dir, "kavach.yaml")
-	writeFile(t, cfg, fmt.Sprintf("mcp:\n  enabled: true\n  issuer: http://127.0.0.1:%d\n  allowedResources: [%s]\n  loginPage: /login\n",
+	writeFile(t, cfg, fmt.Sprintf("secret: "+mcpSecret+"\nmcp:\n  enabled: true\n  issuer: http://127.0.0.1:%d\n  allowedResources: [%s]\n  loginPage: /login\n",
 		port, mcpResource))
 	return cfg
 }
