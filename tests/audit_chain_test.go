@@ -168,3 +168,37 @@ func TestAuditVerifyWithTwoReplicasOnPostgres(t *testing.T) {
 		t.Fatalf("verify without the secret exited %d:\n%s", code, outNoSecret)
 	}
 }
+
+// After two rotations of the secret, the trail holds checkpoints signed
+// with three secrets: verify needs them all, and says which it lacks.
+func TestAuditVerifyAcrossSecretRotations(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "kavach.db")
+	secrets := []string{chainSecret + " one", chainSecret + " two", chainSecret + " three"}
+	for i, sec := range secrets {
+		cfg := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+		body := fmt.Sprintf("secret: %q\n", sec)
+		if i > 0 {
+			body += fmt.Sprintf("previousSecret: %q\n", secrets[i-1])
+		}
+		writeFile(t, cfg, body)
+		s := start(t, "--database", db, "--config", cfg)
+		trafficOn(t, s)
+		s.stop(t)
+	}
+	env := []string{"KAVACH_SECRET=" + secrets[2], "KAVACH_SECRET_PREVIOUS=" + secrets[1]}
+	out, errOut, code := cli(t, env, "audit", "verify", "--database", db)
+	if code != 1 || !strings.Contains(out, "not the current or previous secret's") {
+		t.Fatalf("verify without the oldest secret exited %d; want 1 naming the unknown key:\n%s%s", code, out, errOut)
+	}
+	retired := filepath.Join(dir, "retired")
+	writeFile(t, retired, "# retired 2026\n"+secrets[0]+"\n")
+	out, errOut, code = cli(t, env, "audit", "verify", "--database", db, "--retired-secrets", retired)
+	if code != 0 || !strings.Contains(out, "intact") {
+		t.Fatalf("verify with every secret exited %d:\n%s%s", code, out, errOut)
+	}
+	writeFile(t, retired, "short\n")
+	if _, errOut, code := cli(t, env, "audit", "verify", "--database", db, "--retired-secrets", retired); code != 2 || strings.Contains(errOut, "short") {
+		t.Fatalf("a bad retired-secrets file: exit %d, %s", code, errOut)
+	}
+}

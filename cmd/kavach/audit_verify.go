@@ -36,6 +36,7 @@ func auditVerifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "a JSON export (kavach audit export --format json) to check instead of the database"},
 			&cli.BoolFlag{Name: "partial", Usage: "with --file: the export was filtered, so rows missing between its rows are expected"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.StringFlag{Name: "retired-secrets", Usage: "a file of secrets retired by earlier rotations, one per line, whose checkpoints are still in the trail"},
 		},
 		Action: auditVerify,
 	}
@@ -47,7 +48,15 @@ func auditVerify(c *cli.Context) error {
 		return cli.Exit(err.Error(), verifyUsage)
 	}
 	current, previous := cfg.Secrets()
-	keys, err := store.CheckpointKeys(current, previous)
+	secrets := []secret.Secret{current, previous}
+	if path := c.String("retired-secrets"); path != "" {
+		retired, err := readSecrets(path)
+		if err != nil {
+			return cli.Exit(err.Error(), verifyUsage)
+		}
+		secrets = append(secrets, retired...)
+	}
+	keys, err := store.CheckpointKeys(secrets...)
 	if err != nil {
 		return cli.Exit(err.Error(), verifyUsage)
 	}
@@ -143,4 +152,26 @@ func readExport(path string) ([]domain.AuditEntry, error) {
 func currentSecret(cfg config.Config) secret.Secret {
 	current, _ := cfg.Secrets()
 	return current
+}
+
+// readSecrets reads a file of secrets, one per line (blank lines and lines
+// starting with # skipped). Errors name the line, never its content.
+func readSecrets(path string) ([]secret.Secret, error) {
+	raw, err := os.ReadFile(path) //nolint:gosec // G304: the file the user named (--retired-secrets)
+	if err != nil {
+		return nil, err
+	}
+	var out []secret.Secret
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := secret.New(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s, line %d: %w", path, i+1, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
