@@ -113,6 +113,13 @@ func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
 			if lost != 0 {
 				t.Errorf("%d of %d answered decisions have no audit row", lost, len(received))
 			}
+			// The trail a SIGKILL cut short is still intact: the rows after
+			// the last checkpoint are reported, not refused.
+			if out, _, code := cli(t, nil, "audit", "verify", "--database", db); code != 0 || !strings.Contains(out, "intact") {
+				t.Errorf("audit verify after SIGKILL exited %d:\n%s", code, out)
+			} else {
+				t.Logf("%s: %s", name, strings.SplitN(out, "\n", 2)[0])
+			}
 		})
 	}
 }
