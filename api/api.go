@@ -194,9 +194,11 @@ type DelegateRequest struct {
 	MaxDepth    *int         `json:"maxDepth,omitempty"`
 }
 
-// DelegationList is the body of GET /v1/agents/{id}/delegations.
+// DelegationList is the body of GET /v1/agents/{id}/delegations: one
+// page, oldest first. NextCursor is empty on the last page.
 type DelegationList struct {
 	Delegations []Delegation `json:"delegations"`
+	NextCursor  string       `json:"nextCursor"`
 }
 
 // EffectivePermission is one entry of GET /v1/agents/{id}/effective-permissions.
@@ -255,9 +257,11 @@ type KeyWithSecret struct {
 	Key string `json:"key"`
 }
 
-// KeyList is the body of GET /v1/keys.
+// KeyList is the body of GET /v1/keys: one page, oldest first.
+// NextCursor is empty on the last page.
 type KeyList struct {
-	Keys []APIKey `json:"keys"`
+	Keys       []APIKey `json:"keys"`
+	NextCursor string   `json:"nextCursor"`
 }
 
 // AgentTokenHeader carries an agent's token beside the app's own key
@@ -265,15 +269,27 @@ type KeyList struct {
 // decision: KavachOS's authorizeByToken.
 const AgentTokenHeader = "Kavach-Agent-Token" //nolint:gosec // G101: a header name, not a credential
 
-// ApprovalList is the body of GET /v1/approvals.
+// ApprovalList is the body of GET /v1/approvals: one page, newest first.
+// NextCursor is empty on the last page.
 type ApprovalList struct {
-	Approvals []Approval `json:"approvals"`
+	Approvals  []Approval `json:"approvals"`
+	NextCursor string     `json:"nextCursor"`
 }
 
-// AgentList is the body of GET /v1/agents.
+// AgentList is the body of GET /v1/agents: one page, oldest first.
+// NextCursor is empty on the last page.
 type AgentList struct {
-	Agents []Agent `json:"agents"`
+	Agents     []Agent `json:"agents"`
+	NextCursor string  `json:"nextCursor"`
 }
+
+// Every list is paged: ?limit= (1 to MaxPageLimit, DefaultPageLimit when
+// absent) items per page, and ?cursor= the nextCursor of the page before
+// (absent for the first page). A cursor is opaque: pass it back as it came.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
 
 // AuditPage is the body of GET /v1/audit. NextCursor is empty on the last page.
 type AuditPage struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/service"
 )
 
 // bootstrapAdminKey makes a fresh sidecar closed yet usable: when the
@@ -20,9 +21,9 @@ import (
 // rather than make a key nobody can read.
 func (a *App) bootstrapAdminKey(ctx context.Context) error {
 	svc, file, log, out := a.svc, a.cfg.Server.AdminKeyFile, a.log, a.opts.Stdout
-	if keys, err := svc.ListKeys(ctx); err != nil {
+	if keys, err := svc.ListKeys(ctx, service.PageQuery{Limit: "1"}); err != nil {
 		return fmt.Errorf("bootstrap admin key: %w", err)
-	} else if len(keys) > 0 {
+	} else if len(keys.Keys) > 0 {
 		return nil
 	}
 	if file == "" {

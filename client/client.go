@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,17 +165,94 @@ func (c *Client) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (a
 	return out, c.do(ctx, http.MethodPost, "/v1/agents", req, "", &out)
 }
 
-// ListAgents lists agents by owner and status (both optional).
-func (c *Client) ListAgents(ctx context.Context, ownerID, status string) ([]api.Agent, error) {
-	q := url.Values{}
-	if ownerID != "" {
-		q.Set("ownerId", ownerID)
+// Page selects one page of a list: Limit items (0: the server's default,
+// api.DefaultPageLimit; at most api.MaxPageLimit) after Cursor, the
+// NextCursor of the page before ("" for the first page).
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+func (p Page) set(q url.Values) url.Values {
+	if p.Limit != 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
 	}
-	if status != "" {
-		q.Set("status", status)
+	if p.Cursor != "" {
+		q.Set("cursor", p.Cursor)
+	}
+	return q
+}
+
+// query is "?" and q encoded, or "" when q is empty.
+func query(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// listAll reads a list page after page, from p.Cursor on, until it ends or
+// upTo items (0: no cap) have come. Each page asks for p.Limit items (0:
+// api.DefaultPageLimit), fewer as upTo nears, so the last page ends at upTo
+// and the cursor returned continues right after it ("" when the list
+// ended).
+func listAll[T any](p Page, upTo int, page func(Page) ([]T, string, error)) ([]T, string, error) {
+	size := p.Limit
+	if size <= 0 {
+		size = api.DefaultPageLimit
+	}
+	out := []T{}
+	for {
+		p.Limit = size
+		if upTo > 0 {
+			p.Limit = min(size, upTo-len(out))
+		}
+		items, next, err := page(p)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, items...)
+		if next == "" || (upTo > 0 && len(out) >= upTo) {
+			return out, next, nil
+		}
+		if next == p.Cursor {
+			return nil, "", fmt.Errorf("the server returned the cursor it was given (%q): stopping", next)
+		}
+		p.Cursor = next
+	}
+}
+
+// AgentFilter selects agents by owner and status (both optional), a page
+// at a time (Limit, Cursor: see Page).
+type AgentFilter struct {
+	OwnerID, Status string
+	Limit           int
+	Cursor          string
+}
+
+// ListAgents reads one page of agents, oldest first; NextCursor continues.
+func (c *Client) ListAgents(ctx context.Context, f AgentFilter) (api.AgentList, error) {
+	q := Page{Limit: f.Limit, Cursor: f.Cursor}.set(url.Values{})
+	if f.OwnerID != "" {
+		q.Set("ownerId", f.OwnerID)
+	}
+	if f.Status != "" {
+		q.Set("status", f.Status)
 	}
 	var out api.AgentList
-	return out.Agents, c.do(ctx, http.MethodGet, "/v1/agents?"+q.Encode(), nil, "", &out)
+	return out, c.do(ctx, http.MethodGet, "/v1/agents"+query(q), nil, "", &out)
+}
+
+// ListAllAgents reads every matching agent from f.Cursor on, f.Limit per
+// page, or only the first upTo (0: all); NextCursor continues after
+// them ("" when none are left).
+func (c *Client) ListAllAgents(ctx context.Context, f AgentFilter, upTo int) (api.AgentList, error) {
+	agents, next, err := listAll(Page{Limit: f.Limit, Cursor: f.Cursor}, upTo, func(p Page) ([]api.Agent, string, error) {
+		f.Limit, f.Cursor = p.Limit, p.Cursor
+		l, err := c.ListAgents(ctx, f)
+		return l.Agents, l.NextCursor, err
+	})
+	return api.AgentList{Agents: agents, NextCursor: next}, err
 }
 
 // GetAgent reads one agent.
@@ -271,10 +349,22 @@ func (c *Client) Delegate(ctx context.Context, req api.DelegateRequest) (api.Del
 	return out, c.do(ctx, http.MethodPost, "/v1/delegations", req, "", &out)
 }
 
-// ListDelegations lists the delegations from and to an agent.
-func (c *Client) ListDelegations(ctx context.Context, agentID string) ([]api.Delegation, error) {
+// ListDelegations reads one page of the delegations from and to an agent,
+// oldest first; NextCursor continues.
+func (c *Client) ListDelegations(ctx context.Context, agentID string, p Page) (api.DelegationList, error) {
 	var out api.DelegationList
-	return out.Delegations, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/delegations", nil, "", &out)
+	return out, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/delegations"+query(p.set(url.Values{})), nil, "", &out)
+}
+
+// ListAllDelegations reads every delegation from and to an agent from
+// p.Cursor on, p.Limit per page, or only the first upTo (0: all);
+// NextCursor continues after them ("" when none are left).
+func (c *Client) ListAllDelegations(ctx context.Context, agentID string, p Page, upTo int) (api.DelegationList, error) {
+	ds, next, err := listAll(p, upTo, func(p Page) ([]api.Delegation, string, error) {
+		l, err := c.ListDelegations(ctx, agentID, p)
+		return l.Delegations, l.NextCursor, err
+	})
+	return api.DelegationList{Delegations: ds, NextCursor: next}, err
 }
 
 // RevokeDelegation revokes a delegation.
@@ -289,16 +379,37 @@ func (c *Client) EffectivePermissions(ctx context.Context, agentID string) (api.
 	return out, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agentID)+"/effective-permissions", nil, "", &out)
 }
 
-// ListApprovals lists approval requests by status, owner and agent (all optional).
-func (c *Client) ListApprovals(ctx context.Context, status, ownerID, agentID string) ([]api.Approval, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"status": status, "ownerId": ownerID, "agentId": agentID} {
+// ApprovalFilter selects approval requests by status, owner and agent
+// (all optional), a page at a time (Limit, Cursor: see Page).
+type ApprovalFilter struct {
+	Status, OwnerID, AgentID string
+	Limit                    int
+	Cursor                   string
+}
+
+// ListApprovals reads one page of approval requests, newest first;
+// NextCursor continues.
+func (c *Client) ListApprovals(ctx context.Context, f ApprovalFilter) (api.ApprovalList, error) {
+	q := Page{Limit: f.Limit, Cursor: f.Cursor}.set(url.Values{})
+	for k, v := range map[string]string{"status": f.Status, "ownerId": f.OwnerID, "agentId": f.AgentID} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
 	var out api.ApprovalList
-	return out.Approvals, c.do(ctx, http.MethodGet, "/v1/approvals?"+q.Encode(), nil, "", &out)
+	return out, c.do(ctx, http.MethodGet, "/v1/approvals"+query(q), nil, "", &out)
+}
+
+// ListAllApprovals reads every matching approval request from f.Cursor
+// on, f.Limit per page, or only the first upTo (0: all); NextCursor
+// continues after them ("" when none are left).
+func (c *Client) ListAllApprovals(ctx context.Context, f ApprovalFilter, upTo int) (api.ApprovalList, error) {
+	as, next, err := listAll(Page{Limit: f.Limit, Cursor: f.Cursor}, upTo, func(p Page) ([]api.Approval, string, error) {
+		f.Limit, f.Cursor = p.Limit, p.Cursor
+		l, err := c.ListApprovals(ctx, f)
+		return l.Approvals, l.NextCursor, err
+	})
+	return api.ApprovalList{Approvals: as, NextCursor: next}, err
 }
 
 // GetApproval reads one approval request.
@@ -379,10 +490,22 @@ func (c *Client) CreateKey(ctx context.Context, req api.CreateKeyRequest) (api.K
 	return out, c.do(ctx, http.MethodPost, "/v1/keys", req, "", &out)
 }
 
-// ListKeys lists every API key (never a secret).
-func (c *Client) ListKeys(ctx context.Context) ([]api.APIKey, error) {
+// ListKeys reads one page of API keys, oldest first (never a secret);
+// NextCursor continues.
+func (c *Client) ListKeys(ctx context.Context, p Page) (api.KeyList, error) {
 	var out api.KeyList
-	return out.Keys, c.do(ctx, http.MethodGet, "/v1/keys", nil, "", &out)
+	return out, c.do(ctx, http.MethodGet, "/v1/keys"+query(p.set(url.Values{})), nil, "", &out)
+}
+
+// ListAllKeys reads every API key from p.Cursor on, p.Limit per page, or
+// only the first upTo (0: all); NextCursor continues after them (""
+// when none are left).
+func (c *Client) ListAllKeys(ctx context.Context, p Page, upTo int) (api.KeyList, error) {
+	keys, next, err := listAll(p, upTo, func(p Page) ([]api.APIKey, string, error) {
+		l, err := c.ListKeys(ctx, p)
+		return l.Keys, l.NextCursor, err
+	})
+	return api.KeyList{Keys: keys, NextCursor: next}, err
 }
 
 // GetKey reads one API key.

@@ -38,6 +38,8 @@ type (
 	Refusal = audit.Refusal
 	// AuditQuery selects audit rows.
 	AuditQuery = audit.Query
+	// PageQuery holds the paging parameters of a list (limit, cursor).
+	PageQuery = core.PageQuery
 )
 
 // Anonymous is the principal of a request without credential.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/service"
 )
 
@@ -65,8 +66,8 @@ func TestApprovalExpires(t *testing.T) {
 	if res, _ := e.cl.Authorize(ctx, req, ""); res.Code != "approval_expired" {
 		t.Errorf("using an expired request: %+v; want approval_expired", res)
 	}
-	expired, _ := e.cl.ListApprovals(ctx, "expired", "", "")
-	if len(expired) != 1 || expired[0].Status != "expired" {
+	expired, _ := e.cl.ListAllApprovals(ctx, client.ApprovalFilter{Status: "expired"}, 0)
+	if len(expired.Approvals) != 1 || expired.Approvals[0].Status != "expired" {
 		t.Errorf("expired approvals = %+v; want the one", expired)
 	}
 
@@ -108,8 +109,8 @@ func TestDelegationExpires(t *testing.T) {
 	if c := code(); c != "delegation_expired" {
 		t.Errorf("after the delegation's expiry: %s; want delegation_expired", c)
 	}
-	ds, _ := e.cl.ListDelegations(ctx, sub.ID)
-	if len(ds) != 1 || ds[0].Status != "expired" {
+	ds, _ := e.cl.ListAllDelegations(ctx, sub.ID, client.Page{}, 0)
+	if len(ds.Delegations) != 1 || ds.Delegations[0].Status != "expired" {
 		t.Errorf("delegation status = %+v; want expired", ds)
 	}
 }

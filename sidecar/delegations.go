@@ -40,12 +40,12 @@ func (s *Server) revokeDelegation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDelegations(w http.ResponseWriter, r *http.Request) {
-	ds, err := s.svc.ListDelegations(r.Context(), r.PathValue("id"))
+	list, err := s.svc.ListDelegations(r.Context(), r.PathValue("id"), pageQuery(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.DelegationList{Delegations: ds})
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) effectivePermissions(w http.ResponseWriter, r *http.Request) {
@@ -60,12 +60,12 @@ func (s *Server) effectivePermissions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	as, err := s.svc.ListApprovals(r.Context(), q.Get("status"), q.Get("ownerId"), q.Get("agentId"))
+	list, err := s.svc.ListApprovals(r.Context(), q.Get("status"), q.Get("ownerId"), q.Get("agentId"), pageQuery(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.ApprovalList{Approvals: as})
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getApproval(w http.ResponseWriter, r *http.Request) {

@@ -309,10 +309,10 @@ func TestUnixSocket(t *testing.T) {
 		t.Errorf("socket mode = %v; want a socket with 0660", fi.Mode())
 	}
 	cl := client.New("unix://" + path).WithAPIKey(testAdminKey)
-	if _, err := cl.ListAgents(t.Context(), "", ""); err != nil {
+	if _, err := cl.ListAgents(t.Context(), client.AgentFilter{}); err != nil {
 		t.Errorf("ListAgents over the socket = %v", err)
 	}
-	if _, err := client.New("unix://"+path).ListAgents(t.Context(), "", ""); apiStatus(err) != 401 {
+	if _, err := client.New("unix://"+path).ListAgents(t.Context(), client.AgentFilter{}); apiStatus(err) != 401 {
 		t.Errorf("ListAgents over the socket without a key = %v; want 401", err)
 	}
 	// A second sidecar on the same live socket is refused, not let to steal it.

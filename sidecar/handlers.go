@@ -30,14 +30,21 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, a)
 }
 
+// pageQuery reads the paging parameters every list takes: limit and
+// cursor (the service checks them).
+func pageQuery(r *http.Request) service.PageQuery {
+	q := r.URL.Query()
+	return service.PageQuery{Limit: q.Get("limit"), Cursor: q.Get("cursor")}
+}
+
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	agents, err := s.svc.ListAgents(r.Context(), q.Get("ownerId"), q.Get("status"))
+	list, err := s.svc.ListAgents(r.Context(), q.Get("ownerId"), q.Get("status"), pageQuery(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.AgentList{Agents: agents})
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {

@@ -22,12 +22,12 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.svc.ListKeys(r.Context())
+	list, err := s.svc.ListKeys(r.Context(), pageQuery(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.KeyList{Keys: keys})
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {

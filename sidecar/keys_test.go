@@ -60,13 +60,13 @@ func TestKeysAPI(t *testing.T) {
 		t.Errorf("GET /v1/keys/{id} = %d %s; want the key without its secret", status, body)
 	}
 	app := client.New(e.url).WithAPIKey(k.Key)
-	if _, err := app.ListAgents(ctx, "", ""); err != nil {
+	if _, err := app.ListAgents(ctx, client.AgentFilter{}); err != nil {
 		t.Fatalf("auditor key lists agents: %v", err)
 	}
 	if _, err := e.cl.RevokeKey(ctx, k.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.ListAgents(ctx, "", ""); apiStatus(err) != 401 || apiCode(err) != "key_revoked" {
+	if _, err := app.ListAgents(ctx, client.AgentFilter{}); apiStatus(err) != 401 || apiCode(err) != "key_revoked" {
 		t.Errorf("revoked key: ListAgents = %v; want 401 key_revoked", err)
 	}
 	for _, tt := range []struct {
@@ -100,11 +100,11 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := client.New(e.url).WithAPIKey(k.Key)
-	if _, err := app.ListAgents(t.Context(), "", ""); err != nil {
+	if _, err := app.ListAgents(t.Context(), client.AgentFilter{}); err != nil {
 		t.Fatalf("before expiry: %v", err)
 	}
 	e.clock.Add(time.Hour)
-	if _, err := app.ListAgents(t.Context(), "", ""); apiStatus(err) != 401 || apiCode(err) != "key_expired" {
+	if _, err := app.ListAgents(t.Context(), client.AgentFilter{}); apiStatus(err) != 401 || apiCode(err) != "key_expired" {
 		t.Errorf("after expiry: ListAgents = %v; want 401 key_expired", err)
 	}
 }
@@ -146,7 +146,7 @@ func TestRevokedKeyIsRefusedAtOnceOnAnotherReplica(t *testing.T) {
 	if _, err := app.Authorize(ctx, req, ""); apiStatus(err) != http.StatusUnauthorized || apiCode(err) != "key_revoked" {
 		t.Errorf("after revocation on A: Authorize on B = %v; want 401 key_revoked", err)
 	}
-	if _, err := app.ListAgents(ctx, "", ""); apiStatus(err) != http.StatusUnauthorized || apiCode(err) != "key_revoked" {
+	if _, err := app.ListAgents(ctx, client.AgentFilter{}); apiStatus(err) != http.StatusUnauthorized || apiCode(err) != "key_revoked" {
 		t.Errorf("after revocation on A: ListAgents on B = %v; want 401 key_revoked", err)
 	}
 	// The refused decision left no decision row behind.

@@ -328,11 +328,11 @@ func TestAccessTokenOfARevokedGrantAgent(t *testing.T) {
 	t.Parallel()
 	e := newOAuthEnv(t, service.Options{}, nil)
 	token := e.accessToken(t, "user-9", mcpResource)
-	agents, err := e.cl.ListAgents(t.Context(), "user-9", "active")
-	if err != nil || len(agents) != 1 {
-		t.Fatalf("grant agents of user-9 = %d, %v; want 1", len(agents), err)
+	agents, err := e.cl.ListAgents(t.Context(), client.AgentFilter{OwnerID: "user-9", Status: "active"})
+	if err != nil || len(agents.Agents) != 1 {
+		t.Fatalf("grant agents of user-9 = %d, %v; want 1", len(agents.Agents), err)
 	}
-	id := agents[0].ID
+	id := agents.Agents[0].ID
 	if status, body := e.do(t, "GET", "/v1/agents/"+id+"/effective-permissions", "", "Authorization", "Bearer "+token); status != 200 {
 		t.Fatalf("effective permissions with the access token = %d %s; want 200", status, body)
 	}

@@ -235,8 +235,13 @@ func (s *Store) toAgent(r agentRow) (domain.Agent, error) {
 	return a, nil
 }
 
-// ListAgents returns matching agents, oldest first, with their permissions.
-func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]domain.Agent, error) {
+// ListAgents returns one page of matching agents, oldest first (in ID
+// order), with their permissions, and the cursor of the next page ("" when
+// none). The page is cut in SQL, before the join with permissions.
+func (s *Store) ListAgents(ctx context.Context, f AgentFilter, p Page) ([]domain.Agent, string, error) {
+	if err := p.check("list agents"); err != nil {
+		return nil, "", err
+	}
 	var where []string
 	var args []any
 	if f.OwnerID != "" {
@@ -255,31 +260,42 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter) ([]domain.Agent, 
 	case domain.StatusRevoked:
 		where = append(where, "a.status = 'revoked'")
 	default:
-		return nil, fmt.Errorf("unknown status %q", f.Status)
+		return nil, "", fmt.Errorf("unknown status %q", f.Status)
+	}
+	if p.Cursor != "" {
+		where = append(where, "a.id > ?")
+		args = append(args, p.Cursor)
 	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	src := `(SELECT ` + agentColumns + ` FROM agents a` + cond + ` ORDER BY a.id LIMIT ?)`
 	agents := []domain.Agent{}
-	err := s.scanAgents(ctx, cond, args, func(a domain.Agent) error {
+	err := s.scanAgents(ctx, src, append(args, p.Limit+1), func(a domain.Agent) error {
 		agents = append(agents, a)
 		return nil
 	})
-	return agents, err
+	if err != nil {
+		return nil, "", err
+	}
+	agents, next := cutPage(agents, p.Limit, func(a domain.Agent) string { return a.ID })
+	return agents, next, nil
 }
 
 // EachAgent calls fn for every agent, with permissions, in ID order. One
 // ordered join is streamed, so loading all agents is one scan, not one query
 // per agent.
 func (s *Store) EachAgent(ctx context.Context, fn func(domain.Agent) error) error {
-	return s.scanAgents(ctx, "", nil, fn)
+	return s.scanAgents(ctx, "agents", nil, fn)
 }
 
-func (s *Store) scanAgents(ctx context.Context, cond string, args []any, fn func(domain.Agent) error) error {
+// scanAgents streams the agents of src (a table, or a subquery of agents
+// rows) joined with their permissions, in ID order.
+func (s *Store) scanAgents(ctx context.Context, src string, args []any, fn func(domain.Agent) error) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.owner_id, a.name, a.type, a.status, a.token_hash, a.metadata,
 		a.expires_at, a.created_at, a.updated_at, a.revoked_at, p.resource, p.actions, p.constraints
-		FROM agents a LEFT JOIN permissions p ON p.agent_id = a.id`+cond+` ORDER BY a.id, p.position`, args...)
+		FROM `+src+` a LEFT JOIN permissions p ON p.agent_id = a.id ORDER BY a.id, p.position`, args...)
 	if err != nil {
 		return fmt.Errorf("list agents: %w", err)
 	}

@@ -139,7 +139,7 @@ func testMaxActiveCountsActiveAgentsOnly(t *testing.T, s *Store, c *clock) {
 		t.Fatalf("CreateAgent after an expiry = %v; want a free slot", err)
 	}
 	for status, want := range map[string]int{domain.StatusActive: 3, domain.StatusRevoked: 1, domain.StatusExpired: 1, "": 5} {
-		got, err := s.ListAgents(ctx, AgentFilter{OwnerID: "owner", Status: status})
+		got, _, err := s.ListAgents(ctx, AgentFilter{OwnerID: "owner", Status: status}, Page{Limit: 100})
 		if err != nil || len(got) != want {
 			t.Errorf("ListAgents(owner, %q) = %d agents, %v; want %d", status, len(got), err, want)
 		}

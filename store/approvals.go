@@ -20,7 +20,6 @@ type ApprovalFilter struct {
 	Status  string
 	OwnerID string
 	AgentID string
-	Limit   int
 }
 
 const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, status, expires_at, created_at, responded_at, responded_by, note, used_at, responder_name, on_behalf_of`
@@ -72,8 +71,12 @@ func (s *Store) GetApproval(ctx context.Context, id string) (domain.Approval, er
 	return a, err
 }
 
-// ListApprovals returns matching approvals, newest first.
-func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]domain.Approval, error) {
+// ListApprovals returns one page of matching approvals, newest first (in
+// descending ID order), and the cursor of the next page ("" when none).
+func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter, p Page) ([]domain.Approval, string, error) {
+	if err := p.check("list approvals"); err != nil {
+		return nil, "", err
+	}
 	var where []string
 	var args []any
 	now := toMillis(s.now())
@@ -92,14 +95,19 @@ func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter) ([]domain.A
 	if f.AgentID != "" {
 		where, args = append(where, "agent_id = ?"), append(args, f.AgentID)
 	}
+	if p.Cursor != "" {
+		where, args = append(where, "id < ?"), append(args, p.Cursor)
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	if f.Limit <= 0 {
-		f.Limit = 100
+	list, err := s.queryApprovals(ctx, s.r, cond+` ORDER BY id DESC LIMIT ?`, append(args, p.Limit+1)...)
+	if err != nil {
+		return nil, "", err
 	}
-	return s.queryApprovals(ctx, s.r, cond+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit)...)
+	list, next := cutPage(list, p.Limit, func(a domain.Approval) string { return a.ID })
+	return list, next, nil
 }
 
 // EachApproval calls fn for every approval that expired less than `keep`

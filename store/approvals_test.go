@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -155,30 +156,31 @@ func testListApprovals(t *testing.T, s *Store, c *clock) {
 	all := slices.Clone(order)
 	slices.Reverse(all)
 	for _, tt := range []struct {
-		f    ApprovalFilter
-		want []string
+		f     ApprovalFilter
+		limit int // 0: 100
+		want  []string
 	}{
-		{ApprovalFilter{}, all},
-		{ApprovalFilter{Status: domain.ApprovalPending}, []string{pNew, pOld}},
-		{ApprovalFilter{Status: domain.ApprovalApproved}, []string{apr}},
-		{ApprovalFilter{Status: domain.ApprovalExpired}, []string{pEdge, aprGone, pGone}},
-		{ApprovalFilter{Status: domain.ApprovalDenied}, []string{den}},
-		{ApprovalFilter{Status: domain.ApprovalUsed}, []string{used}},
-		{ApprovalFilter{OwnerID: "u1"}, []string{pEdge, used, den, apr, pGone, pOld}},
-		{ApprovalFilter{OwnerID: "u2"}, []string{pNew, aprGone}},
-		{ApprovalFilter{OwnerID: "nobody"}, []string{}},
-		{ApprovalFilter{AgentID: a1.ID}, []string{pEdge, used, apr, pOld}},
-		{ApprovalFilter{AgentID: a2.ID}, []string{den, pGone}},
-		{ApprovalFilter{Status: domain.ApprovalPending, OwnerID: "u1"}, []string{pOld}},
-		{ApprovalFilter{Status: domain.ApprovalExpired, AgentID: a3.ID}, []string{aprGone}},
-		{ApprovalFilter{OwnerID: "u2", AgentID: a1.ID}, []string{}},
-		{ApprovalFilter{Limit: 3}, all[:3]},
-		{ApprovalFilter{Limit: 1, OwnerID: "u2"}, []string{pNew}},
-		{ApprovalFilter{Limit: 2, Status: domain.ApprovalExpired}, []string{pEdge, aprGone}},
-		{ApprovalFilter{Limit: 100}, all},
+		{ApprovalFilter{}, 0, all},
+		{ApprovalFilter{Status: domain.ApprovalPending}, 0, []string{pNew, pOld}},
+		{ApprovalFilter{Status: domain.ApprovalApproved}, 0, []string{apr}},
+		{ApprovalFilter{Status: domain.ApprovalExpired}, 0, []string{pEdge, aprGone, pGone}},
+		{ApprovalFilter{Status: domain.ApprovalDenied}, 0, []string{den}},
+		{ApprovalFilter{Status: domain.ApprovalUsed}, 0, []string{used}},
+		{ApprovalFilter{OwnerID: "u1"}, 0, []string{pEdge, used, den, apr, pGone, pOld}},
+		{ApprovalFilter{OwnerID: "u2"}, 0, []string{pNew, aprGone}},
+		{ApprovalFilter{OwnerID: "nobody"}, 0, []string{}},
+		{ApprovalFilter{AgentID: a1.ID}, 0, []string{pEdge, used, apr, pOld}},
+		{ApprovalFilter{AgentID: a2.ID}, 0, []string{den, pGone}},
+		{ApprovalFilter{Status: domain.ApprovalPending, OwnerID: "u1"}, 0, []string{pOld}},
+		{ApprovalFilter{Status: domain.ApprovalExpired, AgentID: a3.ID}, 0, []string{aprGone}},
+		{ApprovalFilter{OwnerID: "u2", AgentID: a1.ID}, 0, []string{}},
+		{ApprovalFilter{}, 3, all[:3]},
+		{ApprovalFilter{OwnerID: "u2"}, 1, []string{pNew}},
+		{ApprovalFilter{Status: domain.ApprovalExpired}, 2, []string{pEdge, aprGone}},
+		{ApprovalFilter{}, 100, all},
 	} {
-		t.Run(fmt.Sprintf("%+v", tt.f), func(t *testing.T) {
-			got, err := s.ListApprovals(ctx, tt.f)
+		t.Run(fmt.Sprintf("%+v/%d", tt.f, tt.limit), func(t *testing.T) {
+			got, _, err := s.ListApprovals(ctx, tt.f, Page{Limit: cmp.Or(tt.limit, 100)})
 			if err != nil {
 				t.Fatalf("ListApprovals(%+v) = %v", tt.f, err)
 			}
@@ -343,7 +345,7 @@ func testPendingApproval(t *testing.T, s *Store, c *clock) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := fmt.Sprintf("mcp:deploy:case-%d", i)
 			want := tt.setup(t, res)
-			before, err := s.ListApprovals(ctx, ApprovalFilter{Limit: 1000})
+			before, _, err := s.ListApprovals(ctx, ApprovalFilter{}, Page{Limit: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -363,7 +365,7 @@ func testPendingApproval(t *testing.T, s *Store, c *clock) {
 					t.Errorf("PendingApproval(%s, %s, %s) = %s; want a pending request for exactly that", a.ID, action, res, js(t, got))
 				}
 			}
-			after, err := s.ListApprovals(ctx, ApprovalFilter{Limit: 1000})
+			after, _, err := s.ListApprovals(ctx, ApprovalFilter{}, Page{Limit: 1000})
 			if err != nil || len(after) != len(before) {
 				t.Errorf("approvals after PendingApproval = %d, %v; want %d (it creates none)", len(after), err, len(before))
 			}

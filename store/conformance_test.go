@@ -53,6 +53,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"Audit", auditTests()},
 		{"Events", eventTests()},
 		{"Keys", keyTests()},
+		{"Paging", pagingTests()},
 		{"ChangeFeed", changeFeedTests()},
 		{"OAuth", oauthTests()},
 		{"Chain", chainTests()},

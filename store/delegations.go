@@ -59,14 +59,29 @@ func (s *Store) getDelegation(ctx context.Context, q querier, id string) (domain
 	return d, err
 }
 
-// ListDelegations returns the delegations from or to an agent, oldest first.
-func (s *Store) ListDelegations(ctx context.Context, agentID string) ([]domain.Delegation, error) {
-	return s.queryDelegations(ctx, `WHERE from_agent = ? OR to_agent = ?`, agentID, agentID)
+// ListDelegations returns one page of the delegations from or to an agent,
+// oldest first (in ID order), and the cursor of the next page ("" when
+// none). Each side is read in ID order from its own index and cut to the
+// page before the two are merged, so no step sorts more than two pages.
+func (s *Store) ListDelegations(ctx context.Context, agentID string, p Page) ([]domain.Delegation, string, error) {
+	if err := p.check("list delegations"); err != nil {
+		return nil, "", err
+	}
+	n := p.Limit + 1
+	list, err := s.queryDelegations(ctx, `WHERE id IN (
+		SELECT id FROM (SELECT id FROM delegations WHERE from_agent = ? AND id > ? ORDER BY id LIMIT ?) f
+		UNION SELECT id FROM (SELECT id FROM delegations WHERE to_agent = ? AND id > ? ORDER BY id LIMIT ?) t)
+		ORDER BY id LIMIT ?`, agentID, p.Cursor, n, agentID, p.Cursor, n, n)
+	if err != nil {
+		return nil, "", err
+	}
+	list, next := cutPage(list, p.Limit, func(d domain.Delegation) string { return d.ID })
+	return list, next, nil
 }
 
 // EachDelegation calls fn for every delegation.
 func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error {
-	ds, err := s.queryDelegations(ctx, "")
+	ds, err := s.queryDelegations(ctx, "ORDER BY id")
 	if err != nil {
 		return err
 	}
@@ -78,8 +93,10 @@ func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) e
 	return nil
 }
 
-func (s *Store) queryDelegations(ctx context.Context, where string, args ...any) ([]domain.Delegation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+where+` ORDER BY id`, args...)
+// queryDelegations reads the delegations that tail (conditions, order,
+// limit) selects.
+func (s *Store) queryDelegations(ctx context.Context, tail string, args ...any) ([]domain.Delegation, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list delegations: %w", err)
 	}

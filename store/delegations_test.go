@@ -156,7 +156,7 @@ func testListDelegations(t *testing.T, s *Store, c *clock) {
 		{"unknown agent", "agt_missing", []string{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.ListDelegations(ctx, tt.agent)
+			got, _, err := s.ListDelegations(ctx, tt.agent, Page{Limit: 100})
 			if err != nil {
 				t.Fatalf("ListDelegations(%s) = %v", tt.agent, err)
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 )
@@ -60,4 +61,20 @@ func encodeBase32(b [16]byte) string {
 		hi >>= 5
 	}
 	return string(out[:])
+}
+
+// WellFormedID reports whether id has the shape of the IDs next makes with
+// prefix: the prefix and 26 Crockford base32 characters. A cursor, which is
+// the last ID of a page, is checked with it before it reaches a query.
+func WellFormedID(prefix, id string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for i := range len(rest) {
+		if !strings.ContainsRune(crockford, rune(rest[i])) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +44,29 @@ func TestIDsArePrefixedUniqueAndSortedByCreation(t *testing.T) {
 	}
 	if !slices.IsSorted(burst) {
 		t.Error("a burst of 10,000 IDs in one millisecond does not sort")
+	}
+}
+
+func TestWellFormedID(t *testing.T) {
+	t.Parallel()
+	var g idGen
+	id := g.next("agt_", time.Now())
+	for _, tt := range []struct {
+		prefix, id string
+		want       bool
+	}{
+		{"agt_", id, true},
+		{"apr_", id, false},
+		{"agt_", "agt_" + id[4:29], false},
+		{"agt_", id + "0", false},
+		{"agt_", "agt_" + strings.Repeat("a", 26), false}, // lower case
+		{"agt_", "agt_" + strings.Repeat("0", 25) + "_", false},
+		{"agt_", "agt_" + strings.Repeat("U", 26), false}, // not Crockford
+		{"agt_", "", false},
+		{"agt_", "agt_unknown", false},
+	} {
+		if got := WellFormedID(tt.prefix, tt.id); got != tt.want {
+			t.Errorf("WellFormedID(%q, %q) = %v; want %v", tt.prefix, tt.id, got, tt.want)
+		}
 	}
 }

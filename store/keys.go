@@ -109,25 +109,49 @@ func (s *Store) getKey(ctx context.Context, q querier, cond string, arg any) (do
 	return k, err
 }
 
-// ListKeys returns every key, oldest first.
-func (s *Store) ListKeys(ctx context.Context) ([]domain.APIKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY id`)
+// ListKeys returns one page of keys, oldest first (in ID order), and the
+// cursor of the next page ("" when none).
+func (s *Store) ListKeys(ctx context.Context, p Page) ([]domain.APIKey, string, error) {
+	if err := p.check("list keys"); err != nil {
+		return nil, "", err
+	}
+	keys := []domain.APIKey{}
+	err := s.scanKeys(ctx, `WHERE id > ? ORDER BY id LIMIT ?`, []any{p.Cursor, p.Limit + 1}, func(k domain.APIKey) error {
+		keys = append(keys, k)
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, "", err
+	}
+	keys, next := cutPage(keys, p.Limit, func(k domain.APIKey) string { return k.ID })
+	return keys, next, nil
+}
+
+// EachKey calls fn for every key, in ID order (the key cache loads them
+// all).
+func (s *Store) EachKey(ctx context.Context, fn func(domain.APIKey) error) error {
+	return s.scanKeys(ctx, `ORDER BY id`, nil, fn)
+}
+
+func (s *Store) scanKeys(ctx context.Context, tail string, args []any, fn func(domain.APIKey) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys `+tail, args...)
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
 	}
 	defer rows.Close()
-	keys := []domain.APIKey{}
 	for rows.Next() {
 		k, err := s.scanKey(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		keys = append(keys, k)
+		if err := fn(k); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return fmt.Errorf("list keys: %w", err)
 	}
-	return keys, nil
+	return nil
 }
 
 // RevokeKey marks a key revoked, permanently; repeating it changes nothing.

@@ -97,7 +97,7 @@ func testBootstrapKeyOnceAcrossReplicas(t *testing.T, be backend) {
 			n++
 		}
 	}
-	keys, err := stores[0].ListKeys(t.Context())
+	keys, _, err := stores[0].ListKeys(t.Context(), Page{Limit: 100})
 	if n != 1 || err != nil || len(keys) != 1 {
 		t.Errorf("bootstraps = %d, keys = %d (%v); want exactly one", n, len(keys), err)
 	}

@@ -248,11 +248,11 @@ func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	attackerPerms = attacker.Permissions // as the sidecar stores them
-	agentsBefore, err := admin.ListAgents(ctx, "", "")
+	agentsBefore, err := admin.ListAgents(ctx, client.AgentFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keysBefore, err := admin.ListKeys(ctx)
+	keysBefore, err := admin.ListKeys(ctx, client.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,18 +292,18 @@ func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
 	}
 	noNewAgent := func(t *testing.T) {
 		t.Helper()
-		agents, err := admin.ListAgents(ctx, "", "")
+		agents, err := admin.ListAgents(ctx, client.AgentFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(agents) != len(agentsBefore) {
-			t.Errorf("agents = %d; want still %d", len(agents), len(agentsBefore))
+		if len(agents.Agents) != len(agentsBefore.Agents) {
+			t.Errorf("agents = %d; want still %d", len(agents.Agents), len(agentsBefore.Agents))
 		}
 	}
 	noDelegation := func(t *testing.T) {
 		t.Helper()
 		for _, id := range []string{victim.ID, attacker.ID} {
-			if ds, err := admin.ListDelegations(ctx, id); err != nil || len(ds) != 0 {
+			if ds, err := admin.ListDelegations(ctx, id, client.Page{}); err != nil || len(ds.Delegations) != 0 {
 				t.Errorf("delegations of %s = %+v, %v; want none", id, ds, err)
 			}
 		}
@@ -341,14 +341,14 @@ func TestAttackerHoldingOnlyItsOwnToken(t *testing.T) {
 		if err := json.Unmarshal(r.body, &p); r.status != http.StatusOK || err != nil || p.Status != "pending" {
 			t.Errorf("consent request after the attack = %d %s; want 200, status pending", r.status, r.body)
 		}
-		if agents, err := admin.ListAgents(ctx, "victim-user", ""); err != nil || len(agents) != 1 {
-			t.Errorf("agents of victim-user = %d, %v; want only the victim (no grant agent)", len(agents), err)
+		if agents, err := admin.ListAgents(ctx, client.AgentFilter{OwnerID: "victim-user"}); err != nil || len(agents.Agents) != 1 {
+			t.Errorf("agents of victim-user = %d, %v; want only the victim (no grant agent)", len(agents.Agents), err)
 		}
 	}
 	noNewKey := func(t *testing.T) {
 		t.Helper()
-		if keys, err := admin.ListKeys(ctx); err != nil || len(keys) != len(keysBefore) {
-			t.Errorf("API keys = %d, %v; want still %d", len(keys), err, len(keysBefore))
+		if keys, err := admin.ListKeys(ctx, client.Page{}); err != nil || len(keys.Keys) != len(keysBefore.Keys) {
+			t.Errorf("API keys = %d, %v; want still %d", len(keys.Keys), err, len(keysBefore.Keys))
 		}
 	}
 	noVictimDecision := func(t *testing.T) {
@@ -641,11 +641,11 @@ func TestAttackerWithAnMCPAccessToken(t *testing.T) {
 	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
 		t.Fatalf("token response %s: %v", body, err)
 	}
-	grants, err := admin.ListAgents(ctx, "mcp-user", "")
-	if err != nil || len(grants) != 1 {
+	grants, err := admin.ListAgents(ctx, client.AgentFilter{OwnerID: "mcp-user"})
+	if err != nil || len(grants.Agents) != 1 {
 		t.Fatalf("agents of mcp-user = %+v, %v; want the grant agent", grants, err)
 	}
-	grant := grants[0]
+	grant := grants.Agents[0]
 	if r, d := ownDecision(t, s, tok.AccessToken, "execute", "mcp:deploy:staging"); r.status != http.StatusOK || !d.Allowed {
 		t.Fatalf("the token's own deploy to staging = %d %s; want allowed", r.status, r.body)
 	}
@@ -684,8 +684,8 @@ func TestAttackerWithAnMCPAccessToken(t *testing.T) {
 	if a, err := admin.GetAgent(ctx, grant.ID); err != nil || !reflect.DeepEqual(a.Permissions, grant.Permissions) {
 		t.Errorf("grant agent's permissions = %+v, %v; want unchanged %+v", a.Permissions, err, grant.Permissions)
 	}
-	if agents, err := admin.ListAgents(ctx, "", ""); err != nil || len(agents) != 2 {
-		t.Errorf("agents = %d, %v; want 2 (the victim, the grant agent)", len(agents), err)
+	if agents, err := admin.ListAgents(ctx, client.AgentFilter{}); err != nil || len(agents.Agents) != 2 {
+		t.Errorf("agents = %d, %v; want 2 (the victim, the grant agent)", len(agents.Agents), err)
 	}
 	r = guardCall(t, s, http.MethodGet, "/v1/oauth/requests/"+otherHandle, "Bearer "+adminKey, nil)
 	if !strings.Contains(string(r.body), `"status":"pending"`) {

@@ -125,8 +125,8 @@ func TestApprovalFlow(t *testing.T) {
 		t.Fatal("the webhook was not retried and delivered within 20s")
 	}
 
-	pending, err := cl.ListApprovals(ctx, "pending", "user-1", "")
-	if err != nil || len(pending) != 1 || pending[0].ID != first.ApprovalID {
+	pending, err := cl.ListApprovals(ctx, client.ApprovalFilter{Status: "pending", OwnerID: "user-1"})
+	if err != nil || len(pending.Approvals) != 1 || pending.Approvals[0].ID != first.ApprovalID {
 		t.Fatalf("pending approvals = %+v, %v; want the one request", pending, err)
 	}
 	withID := req
@@ -282,8 +282,8 @@ func TestBadConstraintsAreRejectedAndWriteNothing(t *testing.T) {
 			}
 		})
 	}
-	if agents, err := cl.ListAgents(t.Context(), "", ""); err != nil || len(agents) != 0 {
-		t.Errorf("agents after bad input = %d, %v; want none written", len(agents), err)
+	if agents, err := cl.ListAgents(t.Context(), client.AgentFilter{}); err != nil || len(agents.Agents) != 0 {
+		t.Errorf("agents after bad input = %d, %v; want none written", len(agents.Agents), err)
 	}
 }
 

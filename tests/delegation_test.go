@@ -122,11 +122,11 @@ func TestDelegationChains(t *testing.T) {
 	if _, err := delegate(t, cl, orch.ID, revokedAgent.ID, 1, perm("mcp:github:issues", "read")); apiStatus(err) != 409 || apiCode(err) != "agent_revoked" {
 		t.Errorf("delegating to a revoked agent: %v; want 409 agent_revoked", err)
 	}
-	if ds, _ := cl.ListDelegations(ctx, leaf.ID); len(ds) != 0 {
-		t.Errorf("rejected delegations wrote %d rows", len(ds))
+	if ds, _ := cl.ListDelegations(ctx, leaf.ID, client.Page{}); len(ds.Delegations) != 0 {
+		t.Errorf("rejected delegations wrote %d rows", len(ds.Delegations))
 	}
-	if ds, _ := cl.ListDelegations(ctx, worker.ID); len(ds) != 2 {
-		t.Errorf("delegations of worker = %d; want 2 (one in, one out)", len(ds))
+	if ds, _ := cl.ListDelegations(ctx, worker.ID, client.Page{}); len(ds.Delegations) != 2 {
+		t.Errorf("delegations of worker = %d; want 2 (one in, one out)", len(ds.Delegations))
 	}
 
 	// Revoking the first link cuts off everything downstream at once.

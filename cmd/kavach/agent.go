@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 )
 
 func agentCommand() *cli.Command {
@@ -35,13 +36,19 @@ func agentCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list agents",
-				Flags: []cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}},
+				Flags: append([]cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "owner"},
+					&cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}}, listFlags()...),
 				Action: func(c *cli.Context) error {
-					agents, err := apiClient(c).ListAgents(c.Context, c.String("owner"), c.String("status"))
+					p, upTo, err := listPage(c)
 					if err != nil {
 						return err
 					}
-					return printJSON(api.AgentList{Agents: agents})
+					list, err := apiClient(c).ListAllAgents(c.Context,
+						client.AgentFilter{OwnerID: c.String("owner"), Status: c.String("status"), Cursor: p.Cursor}, upTo)
+					if err != nil {
+						return err
+					}
+					return printJSON(list)
 				},
 			},
 			{

@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
 )
 
 func approvalCommand() *cli.Command {
@@ -30,14 +31,19 @@ func approvalCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "approval requests, newest first",
-				Flags: []cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "status", Usage: "pending, approved, denied, used or expired"},
-					&cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "agent"}},
+				Flags: append([]cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "status", Usage: "pending, approved, denied, used or expired"},
+					&cli.StringFlag{Name: "owner"}, &cli.StringFlag{Name: "agent"}}, listFlags()...),
 				Action: func(c *cli.Context) error {
-					as, err := apiClient(c).ListApprovals(c.Context, c.String("status"), c.String("owner"), c.String("agent"))
+					p, upTo, err := listPage(c)
 					if err != nil {
 						return err
 					}
-					return printJSON(api.ApprovalList{Approvals: as})
+					list, err := apiClient(c).ListAllApprovals(c.Context, client.ApprovalFilter{Status: c.String("status"),
+						OwnerID: c.String("owner"), AgentID: c.String("agent"), Cursor: p.Cursor}, upTo)
+					if err != nil {
+						return err
+					}
+					return printJSON(list)
 				},
 			},
 			{

@@ -49,17 +49,22 @@ func delegationCommand() *cli.Command {
 		Usage: "list and revoke delegations",
 		Subcommands: []*cli.Command{
 			{
-				Name: "list", Usage: "delegations from and to an agent", ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Name: "list", Usage: "delegations from and to an agent", ArgsUsage: "AGENT_ID",
+				Flags: append([]cli.Flag{serverFlag, apiKeyFlag}, listFlags()...),
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "AGENT_ID")
 					if err != nil {
 						return err
 					}
-					ds, err := apiClient(c).ListDelegations(c.Context, id)
+					p, upTo, err := listPage(c)
 					if err != nil {
 						return err
 					}
-					return printJSON(api.DelegationList{Delegations: ds})
+					list, err := apiClient(c).ListAllDelegations(c.Context, id, p, upTo)
+					if err != nil {
+						return err
+					}
+					return printJSON(list)
 				},
 			},
 			{

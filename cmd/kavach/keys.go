@@ -43,13 +43,17 @@ func keysCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "list", Usage: "every API key (never a secret)", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Name: "list", Usage: "every API key (never a secret)", Flags: append([]cli.Flag{serverFlag, apiKeyFlag}, listFlags()...),
 				Action: func(c *cli.Context) error {
-					keys, err := apiClient(c).ListKeys(c.Context)
+					p, upTo, err := listPage(c)
 					if err != nil {
 						return err
 					}
-					return printJSON(api.KeyList{Keys: keys})
+					list, err := apiClient(c).ListAllKeys(c.Context, p, upTo)
+					if err != nil {
+						return err
+					}
+					return printJSON(list)
 				},
 			},
 			{

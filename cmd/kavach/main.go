@@ -84,6 +84,26 @@ func apiKey(c *cli.Context) string {
 	return client.KeyFromEnv()
 }
 
+// listFlags are the list commands' paging flags. A list command reads every
+// page for you; --limit caps what it prints, and then the output's
+// nextCursor, passed to --cursor, continues where it stopped.
+func listFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "limit", Usage: "print at most this many (default: all, fetched a page at a time)"},
+		&cli.StringFlag{Name: "cursor", Usage: "start after a previous run's output: its nextCursor"},
+	}
+}
+
+// listPage reads the paging flags: where to start, and the cap on the
+// output (0: none).
+func listPage(c *cli.Context) (client.Page, int, error) {
+	n := c.Int("limit")
+	if n < 0 {
+		return client.Page{}, 0, cli.Exit(fmt.Sprintf("--limit %d: use a positive number, or leave it out for everything", n), 2)
+	}
+	return client.Page{Cursor: c.String("cursor")}, n, nil
+}
+
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")

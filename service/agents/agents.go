@@ -20,7 +20,7 @@ import (
 type Store interface {
 	CreateAgent(ctx context.Context, a domain.Agent, maxActive int) (domain.Agent, error)
 	GetAgent(ctx context.Context, id string) (domain.Agent, error)
-	ListAgents(ctx context.Context, f store.AgentFilter) ([]domain.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter, p store.Page) ([]domain.Agent, string, error)
 	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (domain.Agent, error)
 	RotateToken(ctx context.Context, id, tokenHash string) (domain.Agent, error)
 	RevokeAgent(ctx context.Context, id string) (domain.Agent, error)
@@ -133,15 +133,23 @@ func (s *Agents) GetAgent(ctx context.Context, id string) (api.Agent, error) {
 	return core.APIAgent(a), core.StoreError(err)
 }
 
-// ListAgents returns agents, optionally by owner and status.
-func (s *Agents) ListAgents(ctx context.Context, ownerID, status string) ([]api.Agent, error) {
+// ListAgents returns one page of agents, oldest first, optionally by owner
+// and status.
+func (s *Agents) ListAgents(ctx context.Context, ownerID, status string, q core.PageQuery) (api.AgentList, error) {
 	switch status {
 	case "", domain.StatusActive, domain.StatusRevoked, domain.StatusExpired:
 	default:
-		return nil, core.Invalid("invalid_status", "status %q is not one of active, revoked, expired", status)
+		return api.AgentList{}, core.Invalid("invalid_status", "status %q is not one of active, revoked, expired", status)
 	}
-	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID, Status: status})
-	return core.APIAgents(agents), core.StoreError(err)
+	p, err := q.Page("agt_")
+	if err != nil {
+		return api.AgentList{}, err
+	}
+	agents, next, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID, Status: status}, p)
+	if err != nil {
+		return api.AgentList{}, core.StoreError(err)
+	}
+	return api.AgentList{Agents: core.APIAgents(agents), NextCursor: next}, nil
 }
 
 // UpdateAgent changes name, permissions (replaced whole), expiry or metadata.

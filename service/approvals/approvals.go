@@ -23,7 +23,7 @@ type Store interface {
 	PendingApproval(ctx context.Context, agentID, action, resource string) (domain.Approval, error)
 	CreateApproval(ctx context.Context, a domain.Approval) (domain.Approval, error)
 	GetApproval(ctx context.Context, id string) (domain.Approval, error)
-	ListApprovals(ctx context.Context, f store.ApprovalFilter) ([]domain.Approval, error)
+	ListApprovals(ctx context.Context, f store.ApprovalFilter, p store.Page) ([]domain.Approval, string, error)
 	ResolveApproval(ctx context.Context, id, status, note string) (domain.Approval, error)
 }
 
@@ -106,15 +106,23 @@ func (s *Approvals) Refresh(ctx context.Context, id string) error {
 	})
 }
 
-// ListApprovals lists approval requests, newest first.
-func (s *Approvals) ListApprovals(ctx context.Context, status, ownerID, agentID string) ([]api.Approval, error) {
+// ListApprovals returns one page of approval requests, newest first,
+// optionally by status, owner and agent.
+func (s *Approvals) ListApprovals(ctx context.Context, status, ownerID, agentID string, q core.PageQuery) (api.ApprovalList, error) {
 	switch status {
 	case "", domain.ApprovalPending, domain.ApprovalApproved, domain.ApprovalDenied, domain.ApprovalUsed, domain.ApprovalExpired:
 	default:
-		return nil, core.Invalid("invalid_status", "status %q is not one of pending, approved, denied, used, expired", status)
+		return api.ApprovalList{}, core.Invalid("invalid_status", "status %q is not one of pending, approved, denied, used, expired", status)
 	}
-	list, err := s.store.ListApprovals(ctx, store.ApprovalFilter{Status: status, OwnerID: ownerID, AgentID: agentID, Limit: 1000})
-	return core.APIApprovals(list), err
+	p, err := q.Page("apr_")
+	if err != nil {
+		return api.ApprovalList{}, err
+	}
+	list, next, err := s.store.ListApprovals(ctx, store.ApprovalFilter{Status: status, OwnerID: ownerID, AgentID: agentID}, p)
+	if err != nil {
+		return api.ApprovalList{}, err
+	}
+	return api.ApprovalList{Approvals: core.APIApprovals(list), NextCursor: next}, nil
 }
 
 // GetApproval returns one approval request.

@@ -5,7 +5,6 @@ package audit
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
@@ -47,11 +46,6 @@ type Query struct {
 	Kind, Action string
 }
 
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 1000
-)
-
 func (q Query) filter(paged bool) (store.AuditFilter, error) {
 	f := store.AuditFilter{AgentID: q.AgentID, OwnerID: q.UserID, Result: q.Result, Cursor: q.Cursor, Kind: q.Kind, Action: q.Action}
 	switch q.Kind {
@@ -72,13 +66,11 @@ func (q Query) filter(paged bool) (store.AuditFilter, error) {
 		return f, err
 	}
 	if paged {
-		f.Limit = defaultAuditLimit
-		if q.Limit != "" {
-			n, err := strconv.Atoi(q.Limit)
-			if err != nil || n < 1 || n > maxAuditLimit {
-				return f, core.Invalid("invalid_parameter", "limit must be an integer from 1 to %d", maxAuditLimit)
-			}
-			f.Limit = n
+		if f.Limit, err = core.Limit(q.Limit); err != nil {
+			return f, err
+		}
+		if err := core.Cursor("aud_", q.Cursor); err != nil {
+			return f, err
 		}
 	}
 	return f, nil

@@ -31,7 +31,8 @@ type Store interface {
 	BootstrapKey(ctx context.Context, k domain.APIKey) (domain.APIKey, bool, error)
 	GetKey(ctx context.Context, id string) (domain.APIKey, error)
 	KeyByHash(ctx context.Context, hash string) (domain.APIKey, error)
-	ListKeys(ctx context.Context) ([]domain.APIKey, error)
+	ListKeys(ctx context.Context, p store.Page) ([]domain.APIKey, string, error)
+	EachKey(ctx context.Context, fn func(domain.APIKey) error) error
 	RevokeKey(ctx context.Context, id string) (domain.APIKey, error)
 }
 
@@ -141,8 +142,11 @@ func (c *keyCache) replace(keys []domain.APIKey) {
 }
 
 func (c *keyCache) loadKeys(ctx context.Context, st Store) error {
-	keys, err := st.ListKeys(ctx)
-	if err != nil {
+	var keys []domain.APIKey
+	if err := st.EachKey(ctx, func(k domain.APIKey) error {
+		keys = append(keys, k)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("load API keys: %w", err)
 	}
 	c.replace(keys)
@@ -291,10 +295,17 @@ func (s *Credentials) BootstrapAdminKey(ctx context.Context) (string, domain.API
 	return secret, k, nil
 }
 
-// ListKeys returns every API key (never a secret).
-func (s *Credentials) ListKeys(ctx context.Context) ([]api.APIKey, error) {
-	keys, err := s.store.ListKeys(ctx)
-	return core.APIKeys(keys), err
+// ListKeys returns one page of API keys, oldest first (never a secret).
+func (s *Credentials) ListKeys(ctx context.Context, q core.PageQuery) (api.KeyList, error) {
+	p, err := q.Page("key_")
+	if err != nil {
+		return api.KeyList{}, err
+	}
+	keys, next, err := s.store.ListKeys(ctx, p)
+	if err != nil {
+		return api.KeyList{}, err
+	}
+	return api.KeyList{Keys: core.APIKeys(keys), NextCursor: next}, nil
 }
 
 // GetKey returns one API key.

@@ -23,7 +23,7 @@ type Store interface {
 	GetAgent(ctx context.Context, id string) (domain.Agent, error)
 	CreateDelegation(ctx context.Context, d domain.Delegation) (domain.Delegation, error)
 	GetDelegation(ctx context.Context, id string) (domain.Delegation, error)
-	ListDelegations(ctx context.Context, agentID string) ([]domain.Delegation, error)
+	ListDelegations(ctx context.Context, agentID string, p store.Page) ([]domain.Delegation, string, error)
 	RevokeDelegation(ctx context.Context, id string) (domain.Delegation, error)
 }
 
@@ -178,13 +178,21 @@ func (s *Delegations) GetDelegation(ctx context.Context, id string) (api.Delegat
 	return core.APIDelegation(d), err
 }
 
-// ListDelegations returns the delegations from and to an agent.
-func (s *Delegations) ListDelegations(ctx context.Context, agentID string) ([]api.Delegation, error) {
-	if _, err := s.store.GetAgent(ctx, agentID); err != nil {
-		return nil, core.StoreError(err)
+// ListDelegations returns one page of the delegations from and to an
+// agent, oldest first.
+func (s *Delegations) ListDelegations(ctx context.Context, agentID string, q core.PageQuery) (api.DelegationList, error) {
+	p, err := q.Page("dlg_")
+	if err != nil {
+		return api.DelegationList{}, err
 	}
-	list, err := s.store.ListDelegations(ctx, agentID)
-	return core.APIDelegations(list), err
+	if _, err := s.store.GetAgent(ctx, agentID); err != nil {
+		return api.DelegationList{}, core.StoreError(err)
+	}
+	list, next, err := s.store.ListDelegations(ctx, agentID, p)
+	if err != nil {
+		return api.DelegationList{}, err
+	}
+	return api.DelegationList{Delegations: core.APIDelegations(list), NextCursor: next}, nil
 }
 
 // EffectivePermissions returns the agent's own permissions and those

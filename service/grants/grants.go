@@ -24,7 +24,7 @@ import (
 // Store is what grant agents read and write.
 type Store interface {
 	CreateAgent(ctx context.Context, a domain.Agent, maxActive int) (domain.Agent, error)
-	ListAgents(ctx context.Context, f store.AgentFilter) ([]domain.Agent, error)
+	ListAgents(ctx context.Context, f store.AgentFilter, p store.Page) ([]domain.Agent, string, error)
 	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (domain.Agent, error)
 }
 
@@ -70,26 +70,23 @@ func (s *Grants) GrantAgent(ctx context.Context, clientID, clientName, userID st
 	// for each other, so the second finds the first's agent.
 	s.grantMu.Lock()
 	defer s.grantMu.Unlock()
-	agents, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: userID, Status: domain.StatusActive})
+	held, found, err := s.clientAgent(ctx, clientID, userID)
 	if err != nil {
-		return "", fmt.Errorf("grant agent: %w", err)
+		return "", err
 	}
-	for _, a := range agents {
-		if a.Type != "delegated" || a.Metadata[grantClientKey] != clientID {
-			continue
-		}
-		merged := mergePermissions(a.Permissions, perms)
+	if found {
+		merged := mergePermissions(held.Permissions, perms)
 		if err := core.CheckPermissionSet(merged); err != nil {
 			return "", err
 		}
 		_, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
-			return s.store.UpdateAgent(ctx, a.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.maxPerUser})
+			return s.store.UpdateAgent(ctx, held.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.maxPerUser})
 		})
 		if err != nil {
 			return "", core.StoreError(err)
 		}
-		s.log.Info("oauth grant agent updated", "agent", a.ID, "owner", userID, "client", clientID)
-		return a.ID, nil
+		s.log.Info("oauth grant agent updated", "agent", held.ID, "owner", userID, "client", clientID)
+		return held.ID, nil
 	}
 	name := "MCP client " + clientName
 	if clientName == "" {
@@ -112,6 +109,27 @@ func (s *Grants) GrantAgent(ctx context.Context, clientID, clientName, userID st
 	}
 	s.log.Info("oauth grant agent created", "agent", a.ID, "owner", userID, "client", clientID)
 	return a.ID, nil
+}
+
+// clientAgent finds the user's active agent of an OAuth client, reading
+// the user's active agents a page at a time.
+func (s *Grants) clientAgent(ctx context.Context, clientID, userID string) (domain.Agent, bool, error) {
+	p := store.Page{Limit: 1000}
+	for {
+		agents, next, err := s.store.ListAgents(ctx, store.AgentFilter{OwnerID: userID, Status: domain.StatusActive}, p)
+		if err != nil {
+			return domain.Agent{}, false, fmt.Errorf("grant agent: %w", err)
+		}
+		for _, a := range agents {
+			if a.Type == "delegated" && a.Metadata[grantClientKey] == clientID {
+				return a, true, nil
+			}
+		}
+		if next == "" {
+			return domain.Agent{}, false, nil
+		}
+		p.Cursor = next
+	}
 }
 
 // mergePermissions adds perms to held: a permission with the same
