@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		a.log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
 	}
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
-		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, AuditAsync: async,
+		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
 		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {
 		return nil, err

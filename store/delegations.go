@@ -48,6 +48,8 @@ func (s *Store) CreateDelegation(ctx context.Context, d domain.Delegation) (doma
 
 // GetDelegation returns one delegation, or ErrNotFound.
 func (s *Store) GetDelegation(ctx context.Context, id string) (domain.Delegation, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getDelegation(ctx, s.r, id)
 }
 
@@ -61,13 +63,20 @@ func (s *Store) getDelegation(ctx context.Context, q querier, id string) (domain
 
 // ListDelegations returns the delegations from or to an agent, oldest first.
 func (s *Store) ListDelegations(ctx context.Context, agentID string) ([]domain.Delegation, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.queryDelegations(ctx, `WHERE from_agent = ? OR to_agent = ?`, agentID, agentID)
 }
 
 // EachDelegation calls fn for every delegation.
 func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error {
-	ds, err := s.queryDelegations(ctx, "")
-	if err != nil {
+	ctx, progress, done := s.withProgress(ctx)
+	var ds []domain.Delegation
+	err := s.scanDelegations(ctx, func(d domain.Delegation) {
+		progress()
+		ds = append(ds, d)
+	}, "")
+	if err = done(err); err != nil {
 		return err
 	}
 	for _, d := range ds {
@@ -79,23 +88,31 @@ func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) e
 }
 
 func (s *Store) queryDelegations(ctx context.Context, where string, args ...any) ([]domain.Delegation, error) {
+	out := []domain.Delegation{}
+	if err := s.scanDelegations(ctx, func(d domain.Delegation) { out = append(out, d) }, where, args...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanDelegations calls fn for each delegation the query selects.
+func (s *Store) scanDelegations(ctx context.Context, fn func(domain.Delegation), where string, args ...any) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+where+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list delegations: %w", err)
+		return fmt.Errorf("list delegations: %w", err)
 	}
 	defer rows.Close()
-	out := []domain.Delegation{}
 	for rows.Next() {
 		d, err := s.scanDelegation(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, d)
+		fn(d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list delegations: %w", err)
+		return fmt.Errorf("list delegations: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // RevokeDelegation marks a delegation revoked; repeating it changes nothing.

@@ -5,8 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +176,49 @@ func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connec
 func (*postgresDialect) isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// unavailable reads the SQLSTATE of a server error (class 08 connection
+// exception, 57P01-57P03 shutting down or starting, 53 out of resources,
+// 58 system error, 25006 read-only transaction, 55P03 lock not available,
+// 57014 statement cancelled or timed out) and recognises pgconn's errors
+// of connecting and of a connection that broke or timed out.
+func (*postgresDialect) unavailable(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch c := pgErr.Code; {
+		case c == "25006":
+			return ReasonReadOnly
+		case c == "55P03":
+			return ReasonLocked
+		case c == "57014":
+			return ReasonTimeout
+		case c == "53100":
+			return ReasonDiskFull
+		case strings.HasPrefix(c, "58"):
+			return ReasonIO
+		case strings.HasPrefix(c, "08"), strings.HasPrefix(c, "53"),
+			c == "57P01", c == "57P02", c == "57P03":
+			return ReasonUnreachable
+		}
+		var connect *pgconn.ConnectError
+		if errors.As(err, &connect) {
+			// A server that refuses the login (a role made NOLOGIN, a
+			// database being dropped) is as good as unreachable.
+			return ReasonUnreachable
+		}
+		return ""
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case pgconn.Timeout(err):
+		return ReasonTimeout
+	case errors.As(err, &connect), errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonUnreachable
+	}
+	return ""
 }
 
 func (*postgresDialect) migrations() fs.FS { return subFS(postgresMigrations, "migrations/postgres") }

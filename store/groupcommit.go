@@ -73,6 +73,10 @@ func newBatcher(s *Store, async bool, onAsyncError func(error)) *batcher {
 
 // enqueue hands a row to the writer and, unless async, waits for its commit.
 func (b *batcher) enqueue(ctx context.Context, r *auditReq) error {
+	if err := b.s.Writable(); err != nil && b.async {
+		// Nobody would wait for the row to fail: refuse it while writes do.
+		return err
+	}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -163,8 +167,12 @@ func (b *batcher) gather(batch []*auditReq, prev int) []*auditReq {
 
 func (b *batcher) flush(batch []*auditReq) {
 	refused, err := b.write(batch)
-	if err != nil && len(batch) > 1 {
-		// Isolate the row at fault: the others must not fail with it.
+	if err == nil {
+		b.s.writes.succeeded()
+	}
+	if err != nil && len(batch) > 1 && !IsUnavailable(err) {
+		// Isolate the row at fault: the others must not fail with it. (Not
+		// when the database is at fault: each row would wait as long again.)
 		for _, r := range batch {
 			refused, err := b.write([]*auditReq{r})
 			if err == nil && refused[r] == nil {
@@ -216,7 +224,7 @@ func (b *batcher) finish(r *auditReq, err error) {
 // with an API key revoked by then (on any replica): those are refused with
 // ErrKeyRevoked and not written.
 func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.s.timeout)
 	defer cancel()
 	if b.insert == nil {
 		// Prepared once on the writer (outside a transaction, which would

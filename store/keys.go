@@ -93,11 +93,15 @@ func (s *Store) insertKey(ctx context.Context, tx *txn, k domain.APIKey) (domain
 
 // GetKey returns one key, or ErrNotFound.
 func (s *Store) GetKey(ctx context.Context, id string) (domain.APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getKey(ctx, s.r, `id = ?`, id)
 }
 
 // KeyByHash returns the key whose secret hashes to hash, or ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash string) (domain.APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getKey(ctx, s.r, `key_hash = ?`, hash)
 }
 
@@ -111,6 +115,8 @@ func (s *Store) getKey(ctx context.Context, q querier, cond string, arg any) (do
 
 // ListKeys returns every key, oldest first.
 func (s *Store) ListKeys(ctx context.Context) ([]domain.APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)

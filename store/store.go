@@ -35,6 +35,10 @@ type Options struct {
 	// ApplicationName names PostgreSQL connections in pg_stat_activity
 	// (default "kavach"; the LISTEN connection adds "-listener").
 	ApplicationName string
+	// Timeout bounds every database call (0 means DefaultTimeout): a
+	// locked, read-only or unreachable database fails the call within it
+	// instead of holding the request. SQLite waits for a lock half as long.
+	Timeout time.Duration
 	// AuditAsync answers decisions before their audit rows commit: faster,
 	// but a crash loses the rows still queued. Off by default.
 	AuditAsync bool
@@ -58,9 +62,19 @@ type Store struct {
 	path string
 	ids  idGen
 	now  func() time.Time
+	// timeout bounds every database call (withTimeout).
+	timeout time.Duration
+	// writes is what the last writes say of the database (Writable).
+	writes writeState
+	// schema is the schema version read at Open, for /health.
+	schema int
 	// audit group-commits audit rows that consume nothing.
 	audit *batcher
 }
+
+// DefaultTimeout bounds a database call when Options.Timeout is 0: well
+// inside a client's patience, and far above a healthy call's milliseconds.
+const DefaultTimeout = 5 * time.Second
 
 // IsPostgres reports whether a database URL names PostgreSQL.
 func IsPostgres(url string) bool {
@@ -72,7 +86,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.URL == "" {
 		return nil, errors.New("store: empty database URL")
 	}
-	s := &Store{now: opts.Now, dialect: dialectFor(opts)}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	s := &Store{now: opts.Now, dialect: dialectFor(opts), timeout: opts.Timeout}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -92,6 +109,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = s.Close()
 			return nil, err
 		}
+	}
+	if v, err := s.SchemaVersion(ctx); err == nil {
+		s.schema = v
 	}
 	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
 	return s, nil
@@ -122,23 +142,41 @@ func (s *Store) Close() error {
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.r.PingContext(ctx)
 }
 
-// opTimeout bounds one store operation whose caller set no deadline, so a
-// stuck database fails requests instead of piling them up.
-const opTimeout = 15 * time.Second
+// Timeout is the bound of every database call (Options.Timeout).
+func (s *Store) Timeout() time.Duration { return s.timeout }
 
-func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, opTimeout)
+// SchemaVersionAtOpen is the schema version read when the store opened
+// (0 when it could not be read): known without asking the database.
+func (s *Store) SchemaVersionAtOpen() int { return s.schema }
+
+// withTimeout bounds one store operation by the store's timeout (or the
+// caller's deadline, if sooner), so a stuck database fails requests within
+// it instead of piling them up.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
 }
 
+// withTx runs fn in a write transaction bounded by the store's timeout. A
+// failure that says the database cannot take writes (locked, read-only,
+// unreachable, too slow) is remembered for Writable.
 func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	err := s.inTx(ctx, fn)
+	if err != nil {
+		s.writes.failed(err, s.now())
+	}
+	return err
+}
+
+// inTx runs fn in a write transaction bounded only by ctx: for migrations,
+// which take as long as they take.
+func (s *Store) inTx(ctx context.Context, fn func(*txn) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
