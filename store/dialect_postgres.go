@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -35,13 +36,15 @@ type postgresDialect struct {
 	url      string
 	app      string
 	maxConns int
-	pool     *pgxpool.Pool
+	// timeout bounds connecting and LISTEN on the listener's connection.
+	timeout time.Duration
+	pool    *pgxpool.Pool
 }
 
 var _ dialect = (*postgresDialect)(nil)
 
 func newPostgresDialect(opts Options) *postgresDialect {
-	d := &postgresDialect{url: opts.URL, app: "kavach", maxConns: opts.MaxConns}
+	d := &postgresDialect{url: opts.URL, app: "kavach", maxConns: opts.MaxConns, timeout: cmp.Or(opts.Timeout, DefaultTimeout)}
 	if opts.ApplicationName != "" {
 		d.app = opts.ApplicationName
 	}
@@ -152,14 +155,19 @@ func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connec
 		return false, fmt.Errorf("listener: %w", err)
 	}
 	cfg.RuntimeParams["application_name"] = d.app + "-listener"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	// Connecting and LISTEN are bounded like any other call; waiting for
+	// notifications is not (the wait is the point).
+	cctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return false, fmt.Errorf("listener: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
+	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
 		return false, fmt.Errorf("listener: %w", err)
 	}
+	cancel()
 	notify() // whatever committed while we were not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {

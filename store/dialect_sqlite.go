@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -35,7 +36,7 @@ type sqliteDialect struct {
 var _ dialect = (*sqliteDialect)(nil)
 
 func newSQLiteDialect(opts Options) *sqliteDialect {
-	d := &sqliteDialect{url: opts.URL, busy: busyTimeout(opts.Timeout)}
+	d := &sqliteDialect{url: opts.URL, busy: busyTimeout(cmp.Or(opts.Timeout, DefaultTimeout))}
 	if opts.URL != ":memory:" {
 		d.path = strings.TrimPrefix(opts.URL, "file:")
 	}

@@ -98,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.w, s.r, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, c.file
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pingCtx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	if err := s.w.PingContext(pingCtx); err != nil {
 		_ = s.Close()
