@@ -54,7 +54,12 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		if err := s.audit.enqueue(ctx, &auditReq{e: e, err: make(chan error, 1)}); err != nil {
+		r := &auditReq{e: e, err: make(chan error, 1)}
+		if !s.audit.async {
+			r.gone = ctx.Done()
+			r.until, _ = ctx.Deadline()
+		}
+		if err := s.audit.enqueue(ctx, r); err != nil {
 			return domain.AuditEntry{}, err
 		}
 		return e, nil

@@ -43,6 +43,10 @@ type AuditStats struct {
 type auditReq struct {
 	e   domain.AuditEntry
 	err chan error
+	// gone is closed when the caller stops waiting, at the latest at
+	// until (sync mode; nil and zero in async mode, where nobody waits).
+	gone  <-chan struct{}
+	until time.Time
 }
 
 type batcher struct {
@@ -166,6 +170,10 @@ func (b *batcher) gather(batch []*auditReq, prev int) []*auditReq {
 }
 
 func (b *batcher) flush(batch []*auditReq) {
+	batch = b.waited(batch)
+	if len(batch) == 0 {
+		return
+	}
 	refused, err := b.write(batch)
 	if err == nil {
 		b.s.writes.succeeded()
@@ -196,6 +204,43 @@ func (b *batcher) flush(batch []*auditReq) {
 	}
 }
 
+// waited finishes, unwritten, the rows whose callers stopped waiting (their
+// deadline passed while the database was slow): they were answered with an
+// error, so no row may say they were decided. It returns the others.
+func (b *batcher) waited(batch []*auditReq) []*auditReq {
+	live := batch[:0]
+	for _, r := range batch {
+		select {
+		case <-r.gone:
+			b.finish(r, errors.New("the caller stopped waiting before the row was written"))
+		default:
+			live = append(live, r)
+		}
+	}
+	return live
+}
+
+// deadline is when writing batch must end: the store's timeout from now,
+// or sooner when every caller stops waiting sooner, so that a batch held
+// up by a locked database does not commit after its callers were told
+// the decision failed.
+func (b *batcher) deadline(batch []*auditReq) time.Time {
+	d := time.Now().Add(b.s.timeout)
+	var last time.Time
+	for _, r := range batch {
+		if r.until.IsZero() {
+			return d // someone without a deadline (async mode)
+		}
+		if r.until.After(last) {
+			last = r.until
+		}
+	}
+	if last.Before(d) {
+		return last
+	}
+	return d
+}
+
 // count records one committed transaction of n rows.
 func (b *batcher) count(n int) {
 	rows := uint64(n) //nolint:gosec // G115: n > 0, a batch's row count (see write)
@@ -224,7 +269,7 @@ func (b *batcher) finish(r *auditReq, err error) {
 // with an API key revoked by then (on any replica): those are refused with
 // ErrKeyRevoked and not written.
 func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.s.timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), b.deadline(batch))
 	defer cancel()
 	if b.insert == nil {
 		// Prepared once on the writer (outside a transaction, which would

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -359,5 +360,67 @@ func TestSQLiteBusyTimeoutIsShorterThanTheTimeout(t *testing.T) {
 	}
 	if s := openStore(t, Options{URL: ":memory:"}); s.Timeout() != DefaultTimeout {
 		t.Errorf("Timeout() by default = %v; want %v", s.Timeout(), DefaultTimeout)
+	}
+}
+
+// A burst of audit rows held up by a locked database: every caller is told
+// the decision failed, and none of their rows is written afterwards (a
+// batch ends when its callers stop waiting; a row whose caller has gone is
+// not written), so the log holds no decision that was not given. Once the
+// lock goes, the next row commits at once.
+func TestSQLiteLockedBurstLeavesNoRow(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "kavach.db")
+	s := openStore(t, Options{URL: path, Timeout: faultTimeout})
+	release := holdExclusive(t, path)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Go(func() {
+			_, err := s.InsertAudit(t.Context(), domain.AuditEntry{Action: "read", Resource: "r", Result: domain.ResultDenied, Code: "denied"}, Consumption{})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !IsUnavailable(err) {
+			t.Errorf("InsertAudit under the lock = %v; want unavailable", err)
+		}
+	}
+	release()
+	// The writer may still be finishing the batch it had begun: give it
+	// the one timeout a batch may take, not one per row.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*faultTimeout)
+	defer cancel()
+	if _, err := s.InsertAudit(ctx, domain.AuditEntry{Action: "read", Resource: "r", Result: domain.ResultDenied, Code: "denied"}, Consumption{}); err != nil {
+		t.Errorf("InsertAudit after the lock = %v; want nil", err)
+	}
+	// The queue is first in, first out: every row of the burst has been
+	// dealt with before this one committed.
+	rows, _, err := s.QueryAudit(t.Context(), AuditFilter{Kind: domain.KindDecision, Limit: 100})
+	if err != nil || len(rows) != 1 {
+		t.Errorf("audit rows after the lock = %d, %v; want 1 (none of the failed burst)", len(rows), err)
+	}
+}
+
+// In async mode a row nobody waits for is refused while writes fail,
+// rather than accepted and lost, and accepted again once they succeed.
+func TestAsyncAuditRefusedWhileWritesFail(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "kavach.db")
+	s := openStore(t, Options{URL: path, Timeout: faultTimeout, AuditAsync: true})
+	row := domain.AuditEntry{Action: "read", Resource: "r", Result: domain.ResultDenied, Code: "denied"}
+	release := holdExclusive(t, path)
+	checkFails(t, "Probe", func() error { return s.Probe(t.Context()) })
+	if _, err := s.InsertAudit(t.Context(), row, Consumption{}); !IsUnavailable(err) {
+		t.Errorf("async InsertAudit while writes fail = %v; want unavailable", err)
+	}
+	release()
+	if err := s.Probe(t.Context()); err != nil {
+		t.Fatalf("Probe after the lock = %v", err)
+	}
+	if _, err := s.InsertAudit(t.Context(), row, Consumption{}); err != nil {
+		t.Errorf("async InsertAudit once writes work = %v; want nil", err)
 	}
 }
