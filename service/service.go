@@ -209,18 +209,27 @@ func (s *Service) probeWrites(ctx context.Context) {
 	tick := time.NewTicker(s.probe)
 	defer tick.Stop()
 	var was error
+	var probed time.Time // when the last probe ended
 	for {
-		if time.Since(s.store.WriteSeen()) >= s.probe {
+		// Another write said how the database is since the last probe,
+		// and recently: no need to ask again.
+		told := s.store.WriteSeen()
+		if !told.After(probed) || time.Since(told) >= s.probe {
 			if err := s.store.Probe(ctx); err != nil && ctx.Err() == nil && !store.IsUnavailable(err) {
 				// Not the database's state (a schema without the probe
 				// table, managed externally): the probe says nothing.
 				s.log.Debug("write probe failed", "error", err)
 			}
+			probed = time.Now()
 		}
 		switch now := s.store.Writable(); {
 		case now != nil && was == nil:
+			var cause error
+			if u := (*store.UnavailableError)(nil); errors.As(now, &u) {
+				cause = u.Err
+			}
 			s.log.Error("database writes fail: /ready is 503 and decisions 503 audit_unavailable until they succeed",
-				"error", now, "cause", errors.Unwrap(now))
+				"error", now, "cause", cause)
 		case now == nil && was != nil:
 			s.log.Info("database writes succeed again: ready")
 		}

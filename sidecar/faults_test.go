@@ -108,7 +108,7 @@ func checkUnavailable(t *testing.T, e *env, reqs map[string]api.AuthorizeRequest
 		if res.Allowed {
 			t.Errorf("Authorize(%s) allowed while the database is unavailable", name)
 		}
-		if took > 3*faultTimeout {
+		if took > 5*faultTimeout { // generous: a loaded machine under -race is slow
 			t.Errorf("Authorize(%s) answered after %v; want within about the store's timeout (%v)", name, took, faultTimeout)
 		}
 	}

@@ -88,11 +88,13 @@ type dialect interface {
 
 // conns are the database handles a dialect opened: w serialises writes
 // where the engine has a single writer, r serves reads (the same handle
-// when the engine has no such limit). file is the database file, "" when
-// there is none.
+// when the engine has no such limit), probe writes the write probe (a
+// connection of its own where w is one connection, so that a probe
+// waiting for a lock never holds up w). file is the database file, ""
+// when there is none.
 type conns struct {
-	w, r *sql.DB
-	file string
+	w, r, probe *sql.DB
+	file        string
 }
 
 // dialectFor returns the dialect of the database opts.URL names.

@@ -74,7 +74,7 @@ func (d *postgresDialect) open(ctx context.Context) (conns, error) {
 	// database/sql over the pgx pool: one SQL layer for both engines, with
 	// pgx's statement cache preparing each statement once per connection.
 	h := stdlib.OpenDBFromPool(pool)
-	return conns{w: h, r: h}, nil
+	return conns{w: h, r: h, probe: h}, nil
 }
 
 func (d *postgresDialect) close() {

@@ -57,7 +57,7 @@ func (d *sqliteDialect) open(context.Context) (conns, error) {
 	w.SetConnMaxLifetime(0)
 	if d.path == "" {
 		// Every connection to ":memory:" is its own database: share the one.
-		return conns{w: w, r: w}, nil
+		return conns{w: w, r: w, probe: w}, nil
 	}
 	// Readers read concurrently with the writer thanks to WAL.
 	r, err := sql.Open("sqlite", sqliteDSN(d.url, true, d.busy))
@@ -66,7 +66,17 @@ func (d *sqliteDialect) open(context.Context) (conns, error) {
 		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
 	}
 	r.SetMaxOpenConns(8)
-	return conns{w: w, r: r, file: d.path}, nil
+	// The write probe's own connection: a probe waiting for another
+	// process's lock must not hold the writer the audit rows need. It
+	// writes a few times a minute, taking its turn on SQLite's lock.
+	p, err := sql.Open("sqlite", sqliteDSN(d.url, false, d.busy))
+	if err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
+	}
+	p.SetMaxOpenConns(1)
+	return conns{w: w, r: r, probe: p, file: d.path}, nil
 }
 
 func (*sqliteDialect) close() {}

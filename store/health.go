@@ -131,16 +131,20 @@ func (s *Store) WriteSeen() time.Time {
 // records the outcome for Writable: how the store learns that writes fail,
 // or work again, when nothing else writes.
 func (s *Store) Probe(ctx context.Context) error {
-	err := s.withTx(ctx, func(tx *txn) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	err := s.txOn(ctx, s.probe, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE write_probe SET at = ? WHERE id = 1`, toMillis(s.now())); err != nil {
 			return fmt.Errorf("write probe: %w", err)
 		}
 		return nil
 	})
-	if err == nil {
-		s.writes.succeeded()
+	if err != nil {
+		s.writes.failed(err, s.now())
+		return err
 	}
-	return err
+	s.writes.succeeded()
+	return nil
 }
 
 // errStalled ends a scan that received no row for the store's timeout.

@@ -54,8 +54,9 @@ type Store struct {
 	// w serialises writes; r serves reads. On SQLite, w is one connection
 	// (SQLite has one writer anyway, and one connection avoids SQLITE_BUSY
 	// between our own goroutines) and r a pool reading concurrently thanks to
-	// WAL. On PostgreSQL both are the same pgx pool.
-	w, r db
+	// WAL. On PostgreSQL both are the same pgx pool. probe is the write
+	// probe's handle (Probe).
+	w, r, probe db
 	// dialect is all the store does differently per engine.
 	dialect dialect
 	// path is the SQLite file ("" for :memory: and PostgreSQL).
@@ -97,10 +98,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.w, s.r, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, c.file
-	pingCtx, cancel := s.withTimeout(ctx)
+	s.w, s.r, s.probe, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, db{DB: c.probe, d: s.dialect}, c.file
+	// Connecting (and creating a SQLite file) at start may take longer than
+	// a call: at least 10 s, as the migrations after it take what they take.
+	startCtx, cancel := context.WithTimeout(ctx, max(s.timeout, 10*time.Second))
 	defer cancel()
-	if err := s.w.PingContext(pingCtx); err != nil {
+	if err := s.w.PingContext(startCtx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", Redact(opts.URL), err)
 	}
@@ -110,8 +113,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if v, err := s.SchemaVersion(ctx); err == nil {
-		s.schema = v
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(startCtx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err == nil {
+		s.schema = int(v.Int64)
 	}
 	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
 	return s, nil
@@ -135,6 +139,9 @@ func (s *Store) Close() error {
 	err := s.w.Close()
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
+	}
+	if s.probe.DB != s.w.DB && s.probe.DB != nil {
+		err = errors.Join(err, s.probe.Close())
 	}
 	s.dialect.close()
 	return err
@@ -177,7 +184,12 @@ func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
 // inTx runs fn in a write transaction bounded only by ctx: for migrations,
 // which take as long as they take.
 func (s *Store) inTx(ctx context.Context, fn func(*txn) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	return s.txOn(ctx, s.w, fn)
+}
+
+// txOn runs fn in a transaction on h.
+func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) error {
+	tx, err := h.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
