@@ -201,26 +201,17 @@ func (s *Service) Run(ctx context.Context) {
 // of their working again.
 const DefaultProbeInterval = 2 * time.Second
 
-// probeWrites writes the probe row every probe interval in which no other
-// write (an audit row) said how the database is, until ctx ends, and logs
-// when writes start failing and when they work again. It leaves the one
-// SQLite writer to the audit rows while they flow, failing or not.
+// probeWrites writes the probe row every probe interval until ctx ends,
+// and logs when writes start failing and when they work again.
 func (s *Service) probeWrites(ctx context.Context) {
 	tick := time.NewTicker(s.probe)
 	defer tick.Stop()
 	var was error
-	var probed time.Time // when the last probe ended
 	for {
-		// Another write said how the database is since the last probe,
-		// and recently: no need to ask again.
-		told := s.store.WriteSeen()
-		if !told.After(probed) || time.Since(told) >= s.probe {
-			if err := s.store.Probe(ctx); err != nil && ctx.Err() == nil && !store.IsUnavailable(err) {
-				// Not the database's state (a schema without the probe
-				// table, managed externally): the probe says nothing.
-				s.log.Debug("write probe failed", "error", err)
-			}
-			probed = time.Now()
+		if err := s.store.Probe(ctx); err != nil && ctx.Err() == nil && !store.IsUnavailable(err) {
+			// Not the database's state (a schema without the probe table,
+			// managed externally): the probe says nothing.
+			s.log.Debug("write probe failed", "error", err)
 		}
 		switch now := s.store.Writable(); {
 		case now != nil && was == nil:

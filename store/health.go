@@ -78,8 +78,6 @@ func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.E
 // nothing of the database and leave it as it is.
 type writeState struct {
 	down atomic.Pointer[UnavailableError]
-	// at is when a write last said anything of the database (Unix ns).
-	at atomic.Int64
 }
 
 // failed records err if it says the database is unavailable.
@@ -88,7 +86,6 @@ func (w *writeState) failed(err error, now time.Time) {
 	if reason == "" {
 		return
 	}
-	w.at.Store(time.Now().UnixNano())
 	since := now
 	if prev := w.down.Load(); prev != nil {
 		since = prev.Since
@@ -98,7 +95,6 @@ func (w *writeState) failed(err error, now time.Time) {
 
 // succeeded records a committed write.
 func (w *writeState) succeeded() {
-	w.at.Store(time.Now().UnixNano())
 	if w.down.Load() != nil {
 		w.down.Store(nil)
 	}
@@ -114,17 +110,6 @@ func (s *Store) Writable() error {
 		return u
 	}
 	return nil
-}
-
-// WriteSeen is when a write last said whether the database takes writes
-// (it succeeded, or failed because the database is unavailable); zero if
-// none has yet. A caller probing only when nothing else writes skips the
-// probe while this is recent.
-func (s *Store) WriteSeen() time.Time {
-	if ns := s.writes.at.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
 }
 
 // Probe writes the heartbeat row, bounded by the store's timeout, and
