@@ -213,18 +213,16 @@ func (s *Service) probeWrites(ctx context.Context) {
 			// managed externally): the probe says nothing.
 			s.log.Debug("write probe failed", "error", err)
 		}
-		switch now := s.store.Writable(); {
-		case now != nil && was == nil:
-			var cause error
-			if u := (*store.UnavailableError)(nil); errors.As(now, &u) {
-				cause = u.Err
-			}
+		now := s.store.Writable()
+		var u *store.UnavailableError
+		switch {
+		case errors.As(now, &u) && was == nil:
 			s.log.Error("database writes fail: /ready is 503 and decisions 503 audit_unavailable until they succeed",
-				"error", now, "cause", cause)
+				"error", now, "cause", u.Err)
 		case now == nil && was != nil:
 			s.log.Info("database writes succeed again: ready")
 		}
-		was = s.store.Writable()
+		was = now
 		select {
 		case <-ctx.Done():
 			return
