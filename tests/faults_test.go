@@ -67,8 +67,12 @@ func TestHeldExclusiveLock(t *testing.T) {
 	t.Logf("/ready 503 %v after the lock was taken, with no traffic", time.Since(locked).Round(time.Millisecond))
 	status, body := getURL(t, s.URL+"/ready")
 	var eb api.ErrorBody
-	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != "database_unavailable" || !strings.Contains(eb.Error.Message, "locked") {
-		t.Errorf("GET /ready = %d %s; want 503 database_unavailable saying the database is locked", status, body)
+	// Locked: SQLite gave up waiting for the lock (busy_timeout, half the
+	// timeout); on a loaded machine its waits oversleep and the timeout
+	// may come first.
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != "database_unavailable" ||
+		!strings.Contains(eb.Error.Message, "(locked)") && !strings.Contains(eb.Error.Message, "(timeout)") {
+		t.Errorf("GET /ready = %d %s; want 503 database_unavailable saying the database is locked (or too slow)", status, body)
 	}
 	if out, errOut, code := cli(t, nil, "status", "--ready", "--server", s.URL); code != 1 {
 		t.Errorf("kavach status --ready (the readiness probe) = exit %d, %s%s; want 1", code, out, errOut)
@@ -89,8 +93,8 @@ func TestHeldExclusiveLock(t *testing.T) {
 
 	status, body = getURL(t, s.URL+"/health")
 	var h api.Health
-	if err := json.Unmarshal(body, &h); err != nil || status != 200 || h.Status != "ok" || h.Database != "locked" {
-		t.Errorf("GET /health under the lock = %d %s; want 200, status ok, database locked", status, body)
+	if err := json.Unmarshal(body, &h); err != nil || status != 200 || h.Status != "ok" || h.Database != "locked" && h.Database != "timeout" {
+		t.Errorf("GET /health under the lock = %d %s; want 200, status ok, database locked (or timeout)", status, body)
 	}
 	if out, errOut, code := cli(t, nil, "status", "--server", s.URL); code != 0 {
 		t.Errorf("kavach status (the liveness probe) = exit %d, %s%s; want 0", code, out, errOut)
