@@ -308,9 +308,13 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-// Health is the body of GET /health.
+// Health is the body of GET /health: liveness, from memory (the
+// sidecar never asks the database to answer it).
 type Health struct {
-	Status        string `json:"status"`
+	// Status is "ok" while the process serves.
+	Status string `json:"status"`
+	// Database is "ok", or why the last writes failed ("locked",
+	// "read-only", "unreachable", "timeout", "disk full", "I/O error").
 	Database      string `json:"database"`
 	SchemaVersion int    `json:"schemaVersion"`
 	Version       string `json:"version"`
@@ -322,9 +326,10 @@ type Health struct {
 type SyncStatus struct {
 	// AppliedSeq is the last change applied to this replica's OPA store.
 	AppliedSeq int64 `json:"appliedSeq"`
-	// LatestSeq is the newest change in the database.
+	// LatestSeq is the newest change this replica has read from the feed
+	// (LastSyncAgeMs ago).
 	LatestSeq int64 `json:"latestSeq"`
-	// Lag is how many changes this replica is behind.
+	// Lag is how many of those it has not applied yet.
 	Lag int64 `json:"lag"`
 	// LastSyncAgeMs is how long ago the feed was last read.
 	LastSyncAgeMs int64 `json:"lastSyncAgeMs"`

@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 			"could rewrite the trail and its checkpoints unseen; set a secret of 32+ characters")
 	}
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
-		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, AuditAsync: async,
+		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
 		Secret: current, Retention: time.Duration(cfg.Audit.RetentionDays) * 24 * time.Hour, Logger: a.log,
 		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {

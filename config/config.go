@@ -161,6 +161,27 @@ type Database struct {
 	// PollInterval bounds how long another replica's write can take to
 	// arrive when no notification does (default 1s), e.g. "500ms".
 	PollInterval string `yaml:"pollInterval"`
+	// Timeout bounds every database call (default 5s, from 100ms to 1m):
+	// past it, a decision is 503 audit_unavailable. SQLite waits half as
+	// long for a lock another process holds.
+	Timeout string `yaml:"timeout"`
+}
+
+// Bounds of database.timeout.
+const (
+	DefaultDatabaseTimeout = 5 * time.Second
+	MinDatabaseTimeout     = 100 * time.Millisecond
+	MaxDatabaseTimeout     = time.Minute
+)
+
+// DatabaseTimeout is database.timeout as a duration (the default when
+// unset); call after Validate.
+func (c Config) DatabaseTimeout() time.Duration {
+	d, err := time.ParseDuration(c.Database.Timeout)
+	if err != nil || d <= 0 {
+		return DefaultDatabaseTimeout
+	}
+	return d
 }
 
 // Agents configures the agent lifecycle.
@@ -271,6 +292,12 @@ func (c *Config) Validate() error {
 		d, err := time.ParseDuration(c.Database.PollInterval)
 		if err != nil || d < 10*time.Millisecond || d > time.Minute {
 			return fmt.Errorf("database.pollInterval %q must be a duration from 10ms to 1m", c.Database.PollInterval)
+		}
+	}
+	if c.Database.Timeout != "" {
+		d, err := time.ParseDuration(c.Database.Timeout)
+		if err != nil || d < MinDatabaseTimeout || d > MaxDatabaseTimeout {
+			return fmt.Errorf("database.timeout (--database-timeout, KAVACH_DATABASE_TIMEOUT) %q must be a duration from 100ms to 1m, such as 5s", c.Database.Timeout)
 		}
 	}
 	if c.Agents.Enabled != nil && !*c.Agents.Enabled {

@@ -199,3 +199,23 @@ func TestMaxMetadataBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestDatabaseTimeout(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil || c.DatabaseTimeout() != 5*time.Second {
+		t.Fatalf("default = %v, %v; want 5s", c.DatabaseTimeout(), err)
+	}
+	for v, want := range map[string]time.Duration{"100ms": 100 * time.Millisecond, "2s": 2 * time.Second, "1m": time.Minute,
+		"99ms": 0, "61s": 0, "0s": 0, "-1s": 0, "5": 0, "soon": 0} {
+		c := Default()
+		c.Database.Timeout = v
+		err := c.Validate()
+		switch {
+		case want == 0 && (err == nil || !strings.Contains(err.Error(), "database.timeout")):
+			t.Errorf("database.timeout %q: Validate = %v; want an error naming database.timeout", v, err)
+		case want != 0 && (err != nil || c.DatabaseTimeout() != want):
+			t.Errorf("database.timeout %q: Validate = %v, DatabaseTimeout() = %v; want %v", v, err, c.DatabaseTimeout(), want)
+		}
+	}
+}

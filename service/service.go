@@ -10,12 +10,14 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/service/agents"
 	"github.com/kavach-dev/kavach/service/approvals"
@@ -80,6 +82,10 @@ type Options struct {
 	// PollInterval bounds how stale this replica's view of other replicas'
 	// writes can get when no notification arrives; 0 means 1s.
 	PollInterval time.Duration
+	// ProbeInterval is how often Run writes the store's probe row, so that
+	// Readiness follows the database when nothing else writes; 0 means
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
 	// ExtensionsPath is the directory or bundle the engine's extensions were
 	// read from; Run watches it and reloads on change.
 	ExtensionsPath string
@@ -109,6 +115,7 @@ type Service struct {
 	store *store.Store
 	now   func() time.Time
 	log   *slog.Logger
+	probe time.Duration
 }
 
 // New composes the use cases over st and eng; call Load before serving
@@ -118,7 +125,10 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agents.defaultPermissions: %w", err)
 	}
-	s := &Service{store: st, now: opts.Now, log: opts.Logger}
+	s := &Service{store: st, now: opts.Now, log: opts.Logger, probe: opts.ProbeInterval}
+	if s.probe <= 0 {
+		s.probe = DefaultProbeInterval
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -167,6 +177,7 @@ func (s *Service) Run(ctx context.Context) {
 	wg.Go(func() { s.Follow(ctx) })
 	wg.Go(func() { s.Audit.Run(ctx) })
 	wg.Go(func() { s.Policy.Run(ctx) })
+	wg.Go(func() { s.probeWrites(ctx) })
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
 	for {
@@ -186,18 +197,70 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// Health pings the database and reads the schema version (0 when it cannot
-// be read, e.g. a schema managed externally without schema_migrations).
-func (s *Service) Health(ctx context.Context) (schemaVersion int, err error) {
-	if err := s.store.Ping(ctx); err != nil {
-		return 0, err
+// DefaultProbeInterval is how often Run writes the store's probe row by
+// default: with the default database.timeout, /ready turns 503 within about
+// 5 s of writes starting to fail even with no traffic, and 200 within 2 s
+// of their working again.
+const DefaultProbeInterval = 2 * time.Second
+
+// probeWrites writes the probe row every probe interval until ctx ends,
+// and logs when writes start failing and when they work again.
+func (s *Service) probeWrites(ctx context.Context) {
+	tick := time.NewTicker(s.probe)
+	defer tick.Stop()
+	var was error
+	for {
+		if err := s.store.Probe(ctx); err != nil && ctx.Err() == nil && !store.IsUnavailable(err) {
+			// Not the database's state (a schema without the probe table,
+			// managed externally): the probe says nothing.
+			s.log.Debug("write probe failed", "error", err)
+		}
+		now := s.store.Writable()
+		var u *store.UnavailableError
+		switch {
+		case errors.As(now, &u) && was == nil:
+			s.log.Error("database writes fail: /ready is 503 and decisions 503 audit_unavailable until they succeed",
+				"error", now, "cause", u.Err)
+		case now == nil && was != nil:
+			s.log.Info("database writes succeed again: ready")
+		}
+		was = now
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
-	v, err := s.store.SchemaVersion(ctx)
-	if err != nil {
-		s.log.Debug("schema version unknown", "error", err)
-		return 0, nil
+}
+
+// Health is what /health reports, from memory: whether this replica's
+// writes to the database succeed (ok, or the reason they fail), the schema
+// version read at start, and the change feed's position. It never asks the
+// database: a liveness check must not fail because the database does.
+func (s *Service) Health() api.Health {
+	h := api.Health{Status: "ok", Database: "ok", SchemaVersion: s.store.SchemaVersionAtOpen()}
+	var u *store.UnavailableError
+	if errors.As(s.store.Writable(), &u) {
+		h.Database = u.Reason
 	}
-	return v, nil
+	sync := s.Sync()
+	h.Sync = &sync
+	return h
+}
+
+// Readiness is nil when this replica can give decisions: its engine holds
+// the data, and writes to the database (audit rows) succeed. Otherwise it
+// is a 503: not_ready before the first load, database_unavailable while
+// writes fail (and until one succeeds again).
+func (s *Service) Readiness() error {
+	if err := s.CheckReady(); err != nil {
+		return err
+	}
+	if err := s.store.Writable(); err != nil {
+		return &apperr.Error{Kind: apperr.Unavailable, Code: "database_unavailable",
+			Message: err.Error() + "; decisions answer 503 audit_unavailable until a write succeeds", Err: err}
+	}
+	return nil
 }
 
 // AuditStats reports the audit writer's counters.

@@ -301,27 +301,21 @@ func (j *jsonEncoder) end() error {
 	return err
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	h := api.Health{Status: "ok", Database: "ok", Version: s.opts.Version}
-	v, err := s.svc.Health(r.Context())
-	h.SchemaVersion = v
-	if err == nil {
-		var sync api.SyncStatus
-		if sync, err = s.svc.Sync(r.Context()); err == nil {
-			h.Sync = &sync
-		}
-	}
-	status := http.StatusOK
-	if err != nil {
-		s.log.WarnContext(r.Context(), "health check failed", "error", err)
-		h.Status, h.Database, status = "unavailable", "unreachable", http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, h)
+// health is liveness: 200 while the process serves HTTP, from memory. It
+// never asks the database (whose state it reports as last seen), so an
+// orchestrator does not restart a sidecar for a database outage; /ready
+// says whether to send it decisions.
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	h := s.svc.Health()
+	h.Version = s.opts.Version
+	writeJSON(w, http.StatusOK, h)
 }
 
+// ready is readiness: 200 once agent data is loaded and while writes to
+// the database succeed; 503 with the reason otherwise.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if !s.svc.Ready() {
-		s.fail(w, r, apperr.New(apperr.Unavailable, "not_ready", "agent data is not loaded into OPA yet"))
+	if err := s.svc.Readiness(); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})

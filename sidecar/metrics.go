@@ -96,13 +96,16 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(w, "kavach_audit_batch_size_bucket{le=\"+Inf\"} %d\nkavach_audit_batch_size_sum %d\nkavach_audit_batch_size_count %d\n", a.Batches, a.SizeSum, a.Batches)
 
-	ready := 0
-	if s.svc.Ready() {
+	ready, writable := 0, 0
+	if s.svc.Readiness() == nil {
 		ready = 1
 	}
-	fmt.Fprintf(w, "# HELP kavach_ready 1 once data is loaded into OPA.\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
-	if sync, err := s.svc.Sync(r.Context()); err == nil {
-		fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
-		fmt.Fprintf(w, "# HELP kavach_sync_lag Changes not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)
+	if s.svc.Health().Database == "ok" {
+		writable = 1
 	}
+	fmt.Fprintf(w, "# HELP kavach_ready 1 once data is loaded into OPA, while database writes succeed (GET /ready).\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
+	fmt.Fprintf(w, "# HELP kavach_database_writable 1 while writes to the database succeed.\n# TYPE kavach_database_writable gauge\nkavach_database_writable %d\n", writable)
+	sync := s.svc.Sync()
+	fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
+	fmt.Fprintf(w, "# HELP kavach_sync_lag Changes read from the feed and not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/store"
 )
 
 // DefaultMaxBodyBytes caps request bodies unless configured otherwise.
@@ -332,6 +333,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusInternalServerError, se.Code, se.Message)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nothing to answer.
+	case store.IsUnavailable(err):
+		// Whatever the route, a database that is locked, read-only,
+		// unreachable or too slow is a 503 to retry, not a fault of ours.
+		s.log.WarnContext(r.Context(), "database unavailable", "path", loggedPath(r), "error", err)
+		writeError(w, http.StatusServiceUnavailable, "database_unavailable",
+			"the database is unavailable ("+store.UnavailableReason(err)+"); retry shortly")
 	default:
 		s.log.ErrorContext(r.Context(), "request failed", "path", loggedPath(r), "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the sidecar log")

@@ -118,12 +118,16 @@ func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []dom
 
 // GetAgent returns the agent with its permissions, or ErrNotFound.
 func (s *Store) GetAgent(ctx context.Context, id string) (domain.Agent, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getAgent(ctx, s.r, id)
 }
 
 // AgentByTokenHash returns the agent whose token hashes to hash (without
 // permissions), or ErrNotFound.
 func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (domain.Agent, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	a, err := s.scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Agent{}, fmt.Errorf("agent by token: %w", ErrNotFound)
@@ -272,6 +276,8 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, p Page) ([]domain
 	}
 	src := `(SELECT ` + agentColumns + ` FROM agents a` + cond + ` ORDER BY a.id LIMIT ?)`
 	agents := []domain.Agent{}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	err := s.scanAgents(ctx, src, append(args, p.Limit+1), func(a domain.Agent) error {
 		agents = append(agents, a)
 		return nil
@@ -287,7 +293,11 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, p Page) ([]domain
 // ordered join is streamed, so loading all agents is one scan, not one query
 // per agent.
 func (s *Store) EachAgent(ctx context.Context, fn func(domain.Agent) error) error {
-	return s.scanAgents(ctx, "agents", nil, fn)
+	ctx, progress, done := s.withProgress(ctx)
+	return done(s.scanAgents(ctx, "agents", nil, func(a domain.Agent) error {
+		progress()
+		return fn(a)
+	}))
 }
 
 // scanAgents streams the agents of src (a table, or a subquery of agents

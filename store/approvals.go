@@ -27,6 +27,8 @@ const approvalColumns = `id, agent_id, owner_id, action, resource, arguments, st
 // PendingApproval returns the newest pending, unexpired request for the
 // same agent, action and resource, or ErrNotFound; repeated calls reuse it.
 func (s *Store) PendingApproval(ctx context.Context, agentID, action, resource string) (domain.Approval, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	a, err := s.scanApproval(s.w.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals
 		WHERE agent_id = ? AND action = ? AND resource = ? AND status = 'pending' AND expires_at > ?
 		ORDER BY id DESC LIMIT 1`, agentID, action, resource, toMillis(s.now())))
@@ -64,6 +66,8 @@ func (s *Store) CreateApproval(ctx context.Context, a domain.Approval) (domain.A
 
 // GetApproval returns one approval, or ErrNotFound.
 func (s *Store) GetApproval(ctx context.Context, id string) (domain.Approval, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	a, err := s.scanApproval(s.r.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
@@ -102,6 +106,8 @@ func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter, p Page) ([]
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	list, err := s.queryApprovals(ctx, s.r, cond+` ORDER BY id DESC LIMIT ?`, append(args, p.Limit+1)...)
 	if err != nil {
 		return nil, "", err
@@ -113,8 +119,13 @@ func (s *Store) ListApprovals(ctx context.Context, f ApprovalFilter, p Page) ([]
 // EachApproval calls fn for every approval that expired less than `keep`
 // ago or not at all: older ones no longer matter to decisions.
 func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(domain.Approval) error) error {
-	as, err := s.queryApprovals(ctx, s.r, ` WHERE expires_at > ? ORDER BY id`, toMillis(s.now().Add(-keep)))
-	if err != nil {
+	ctx, progress, done := s.withProgress(ctx)
+	var as []domain.Approval
+	err := s.scanApprovals(ctx, s.r, func(a domain.Approval) {
+		progress()
+		as = append(as, a)
+	}, ` WHERE expires_at > ? ORDER BY id`, toMillis(s.now().Add(-keep)))
+	if err = done(err); err != nil {
 		return err
 	}
 	for _, a := range as {
@@ -126,23 +137,32 @@ func (s *Store) EachApproval(ctx context.Context, keep time.Duration, fn func(do
 }
 
 func (s *Store) queryApprovals(ctx context.Context, q querier, tail string, args ...any) ([]domain.Approval, error) {
+	out := []domain.Approval{}
+	err := s.scanApprovals(ctx, q, func(a domain.Approval) { out = append(out, a) }, tail, args...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanApprovals calls fn for each approval the query selects.
+func (s *Store) scanApprovals(ctx context.Context, q querier, fn func(domain.Approval), tail string, args ...any) error {
 	rows, err := q.QueryContext(ctx, `SELECT `+approvalColumns+` FROM approvals`+tail, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list approvals: %w", err)
+		return fmt.Errorf("list approvals: %w", err)
 	}
 	defer rows.Close()
-	out := []domain.Approval{}
 	for rows.Next() {
 		a, err := s.scanApproval(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, a)
+		fn(a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list approvals: %w", err)
+		return fmt.Errorf("list approvals: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // ResolveApproval approves or denies a pending request as the caller ctx

@@ -44,6 +44,8 @@ type Consumption struct {
 // decision asked with an API key revoked by then (on any replica)
 // ErrKeyRevoked; then nothing is written.
 func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consumption) (domain.AuditEntry, error) {
+	ctx, cancel := s.withTimeout(ctx) // the wait for the group commit too
+	defer cancel()
 	now := s.now()
 	e.ID = s.ids.next("aud_", now)
 	e.Timestamp = now.UTC().Truncate(time.Millisecond)
@@ -52,7 +54,12 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		if err := s.audit.enqueue(ctx, &auditReq{e: e, err: make(chan error, 1)}); err != nil {
+		r := &auditReq{e: e, err: make(chan error, 1)}
+		if !s.audit.async {
+			r.gone = ctx.Done()
+			r.until, _ = ctx.Deadline()
+		}
+		if err := s.audit.enqueue(ctx, r); err != nil {
 			return domain.AuditEntry{}, err
 		}
 		return e, nil
@@ -108,6 +115,7 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	if err != nil {
 		return domain.AuditEntry{}, err
 	}
+	s.writes.succeeded()
 	return e, nil
 }
 
@@ -154,6 +162,8 @@ func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]domain.AuditEn
 	if f.Limit <= 0 {
 		return nil, "", fmt.Errorf("audit query: limit must be positive")
 	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	cond, args := f.where()
 	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id DESC LIMIT ?`,
 		append(args, f.Limit+1)...)
@@ -208,6 +218,8 @@ func (s *Store) ExportAudit(ctx context.Context, f AuditFilter, fn func(domain.A
 }
 
 func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]domain.AuditEntry, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	cond, args := f.where()
 	if after != "" {
 		if cond == "" {

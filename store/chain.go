@@ -243,7 +243,7 @@ func (s *Store) sealer(interval, retention time.Duration, log *slog.Logger, stop
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := s.withTimeout(context.Background())
 		if err := s.Seal(ctx); err != nil {
 			log.Warn("audit checkpoint failed; retrying at the next interval", "error", err)
 		}

@@ -86,6 +86,8 @@ func (s *Store) lockRow(ctx context.Context, tx *txn, table, column, key string)
 
 // LatestChange returns the newest sequence number in the feed (0 if none).
 func (s *Store) LatestChange(ctx context.Context) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	var seq int64
 	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("read change feed: %w", err)
@@ -95,7 +97,7 @@ func (s *Store) LatestChange(ctx context.Context) (int64, error) {
 
 // ChangesSince returns up to limit changes after seq, oldest first.
 func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]Change, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, kind, entity_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
@@ -116,8 +118,11 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]Cha
 // PruneChanges deletes feed entries at or before the given time; replicas
 // further behind than that reload everything at start.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	res, err := s.w.ExecContext(ctx, `DELETE FROM changes WHERE at <= ? AND seq < (SELECT MAX(seq) FROM changes)`, toMillis(before))
 	if err != nil {
+		s.writes.failed(err, s.now())
 		return 0, fmt.Errorf("prune change feed: %w", err)
 	}
 	return res.RowsAffected()

@@ -48,6 +48,8 @@ func (s *Store) CreateDelegation(ctx context.Context, d domain.Delegation) (doma
 
 // GetDelegation returns one delegation, or ErrNotFound.
 func (s *Store) GetDelegation(ctx context.Context, id string) (domain.Delegation, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getDelegation(ctx, s.r, id)
 }
 
@@ -67,6 +69,8 @@ func (s *Store) ListDelegations(ctx context.Context, agentID string, p Page) ([]
 	if err := p.check("list delegations"); err != nil {
 		return nil, "", err
 	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	n := p.Limit + 1
 	list, err := s.queryDelegations(ctx, `WHERE id IN (
 		SELECT id FROM (SELECT id FROM delegations WHERE from_agent = ? AND id > ? ORDER BY id LIMIT ?) f
@@ -81,8 +85,13 @@ func (s *Store) ListDelegations(ctx context.Context, agentID string, p Page) ([]
 
 // EachDelegation calls fn for every delegation.
 func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) error) error {
-	ds, err := s.queryDelegations(ctx, "ORDER BY id")
-	if err != nil {
+	ctx, progress, done := s.withProgress(ctx)
+	var ds []domain.Delegation
+	err := s.scanDelegations(ctx, func(d domain.Delegation) {
+		progress()
+		ds = append(ds, d)
+	}, "ORDER BY id")
+	if err = done(err); err != nil {
 		return err
 	}
 	for _, d := range ds {
@@ -96,23 +105,31 @@ func (s *Store) EachDelegation(ctx context.Context, fn func(domain.Delegation) e
 // queryDelegations reads the delegations that tail (conditions, order,
 // limit) selects.
 func (s *Store) queryDelegations(ctx context.Context, tail string, args ...any) ([]domain.Delegation, error) {
+	out := []domain.Delegation{}
+	if err := s.scanDelegations(ctx, func(d domain.Delegation) { out = append(out, d) }, tail, args...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanDelegations calls fn for each delegation that tail selects.
+func (s *Store) scanDelegations(ctx context.Context, fn func(domain.Delegation), tail string, args ...any) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+delegationColumns+` FROM delegations `+tail, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list delegations: %w", err)
+		return fmt.Errorf("list delegations: %w", err)
 	}
 	defer rows.Close()
-	out := []domain.Delegation{}
 	for rows.Next() {
 		d, err := s.scanDelegation(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, d)
+		fn(d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list delegations: %w", err)
+		return fmt.Errorf("list delegations: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // RevokeDelegation marks a delegation revoked; repeating it changes nothing.

@@ -73,6 +73,13 @@ type dialect interface {
 	// violation, from the driver's error code, never its message
 	// (PostgreSQL SQLSTATE 23505; SQLite 2067 and 1555; MySQL 1062).
 	isUniqueViolation(err error) bool
+	// unavailable is why err says the database cannot serve the call now
+	// (one of the Reason constants: locked, read-only, unreachable, …),
+	// from the driver's error codes, or "" when it is not such an error.
+	// It must not dereference its receiver: UnavailableReason asks every
+	// dialect about an error of unknown origin. (MySQL: 1205 lock wait
+	// timeout, 1290/1836 read-only, 2002/2003/2006/2013 connection.)
+	unavailable(err error) string
 
 	// migrations are the engine's numbered migrations ("0001_init.sql",
 	// …) at the root of the returned tree, each applied with one Exec.
@@ -81,11 +88,13 @@ type dialect interface {
 
 // conns are the database handles a dialect opened: w serialises writes
 // where the engine has a single writer, r serves reads (the same handle
-// when the engine has no such limit). file is the database file, "" when
-// there is none.
+// when the engine has no such limit), probe writes the write probe (a
+// connection of its own where w is one connection, so that a probe
+// waiting for a lock never holds up w). file is the database file, ""
+// when there is none.
 type conns struct {
-	w, r *sql.DB
-	file string
+	w, r, probe *sql.DB
+	file        string
 }
 
 // dialectFor returns the dialect of the database opts.URL names.

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -33,13 +36,15 @@ type postgresDialect struct {
 	url      string
 	app      string
 	maxConns int
-	pool     *pgxpool.Pool
+	// timeout bounds connecting and LISTEN on the listener's connection.
+	timeout time.Duration
+	pool    *pgxpool.Pool
 }
 
 var _ dialect = (*postgresDialect)(nil)
 
 func newPostgresDialect(opts Options) *postgresDialect {
-	d := &postgresDialect{url: opts.URL, app: "kavach", maxConns: opts.MaxConns}
+	d := &postgresDialect{url: opts.URL, app: "kavach", maxConns: opts.MaxConns, timeout: cmp.Or(opts.Timeout, DefaultTimeout)}
 	if opts.ApplicationName != "" {
 		d.app = opts.ApplicationName
 	}
@@ -69,7 +74,7 @@ func (d *postgresDialect) open(ctx context.Context) (conns, error) {
 	// database/sql over the pgx pool: one SQL layer for both engines, with
 	// pgx's statement cache preparing each statement once per connection.
 	h := stdlib.OpenDBFromPool(pool)
-	return conns{w: h, r: h}, nil
+	return conns{w: h, r: h, probe: h}, nil
 }
 
 func (d *postgresDialect) close() {
@@ -150,14 +155,19 @@ func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connec
 		return false, fmt.Errorf("listener: %w", err)
 	}
 	cfg.RuntimeParams["application_name"] = d.app + "-listener"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	// Connecting and LISTEN are bounded like any other call; waiting for
+	// notifications is not (the wait is the point).
+	cctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return false, fmt.Errorf("listener: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+notifyChannel); err != nil {
+	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
 		return false, fmt.Errorf("listener: %w", err)
 	}
+	cancel()
 	notify() // whatever committed while we were not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
@@ -174,6 +184,49 @@ func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connec
 func (*postgresDialect) isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// unavailable reads the SQLSTATE of a server error (class 08 connection
+// exception, 57P01-57P03 shutting down or starting, 53 out of resources,
+// 58 system error, 25006 read-only transaction, 55P03 lock not available,
+// 57014 statement cancelled or timed out) and recognises pgconn's errors
+// of connecting and of a connection that broke or timed out.
+func (*postgresDialect) unavailable(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch c := pgErr.Code; {
+		case c == "25006":
+			return ReasonReadOnly
+		case c == "55P03":
+			return ReasonLocked
+		case c == "57014":
+			return ReasonTimeout
+		case c == "53100":
+			return ReasonDiskFull
+		case strings.HasPrefix(c, "58"):
+			return ReasonIO
+		case strings.HasPrefix(c, "08"), strings.HasPrefix(c, "53"),
+			c == "57P01", c == "57P02", c == "57P03":
+			return ReasonUnreachable
+		}
+		var connect *pgconn.ConnectError
+		if errors.As(err, &connect) {
+			// A server that refuses the login (a role made NOLOGIN, a
+			// database being dropped) is as good as unreachable.
+			return ReasonUnreachable
+		}
+		return ""
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case pgconn.Timeout(err):
+		return ReasonTimeout
+	case errors.As(err, &connect), errors.As(err, &netErr), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonUnreachable
+	}
+	return ""
 }
 
 func (*postgresDialect) migrations() fs.FS { return subFS(postgresMigrations, "migrations/postgres") }

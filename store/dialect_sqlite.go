@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, no cgo
@@ -27,12 +29,14 @@ type sqliteDialect struct {
 	url string
 	// path is the database file ("" for :memory:).
 	path string
+	// busy is how long a statement waits for another connection's lock.
+	busy time.Duration
 }
 
 var _ dialect = (*sqliteDialect)(nil)
 
 func newSQLiteDialect(opts Options) *sqliteDialect {
-	d := &sqliteDialect{url: opts.URL}
+	d := &sqliteDialect{url: opts.URL, busy: busyTimeout(cmp.Or(opts.Timeout, DefaultTimeout))}
 	if opts.URL != ":memory:" {
 		d.path = strings.TrimPrefix(opts.URL, "file:")
 	}
@@ -42,7 +46,7 @@ func newSQLiteDialect(opts Options) *sqliteDialect {
 func (*sqliteDialect) name() string { return "sqlite" }
 
 func (d *sqliteDialect) open(context.Context) (conns, error) {
-	w, err := sql.Open("sqlite", sqliteDSN(d.url, false))
+	w, err := sql.Open("sqlite", sqliteDSN(d.url, false, d.busy))
 	if err != nil {
 		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
 	}
@@ -53,25 +57,43 @@ func (d *sqliteDialect) open(context.Context) (conns, error) {
 	w.SetConnMaxLifetime(0)
 	if d.path == "" {
 		// Every connection to ":memory:" is its own database: share the one.
-		return conns{w: w, r: w}, nil
+		return conns{w: w, r: w, probe: w}, nil
 	}
 	// Readers read concurrently with the writer thanks to WAL.
-	r, err := sql.Open("sqlite", sqliteDSN(d.url, true))
+	r, err := sql.Open("sqlite", sqliteDSN(d.url, true, d.busy))
 	if err != nil {
 		_ = w.Close()
 		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
 	}
 	r.SetMaxOpenConns(8)
-	return conns{w: w, r: r, file: d.path}, nil
+	// The write probe's own connection: a probe waiting for another
+	// process's lock must not hold the writer the audit rows need. It
+	// writes a few times a minute, taking its turn on SQLite's lock.
+	p, err := sql.Open("sqlite", sqliteDSN(d.url, false, d.busy))
+	if err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
+	}
+	p.SetMaxOpenConns(1)
+	return conns{w: w, r: r, probe: p, file: d.path}, nil
 }
 
 func (*sqliteDialect) close() {}
 
+// busyTimeout is how long SQLite waits for a lock another process holds:
+// half the store's timeout, so that a write blocked by a lock fails with
+// SQLITE_BUSY well inside the deadline of the call that waits for it
+// (the batch's writer may have waited for the connection first).
+func busyTimeout(timeout time.Duration) time.Duration {
+	return max(timeout/2, time.Millisecond)
+}
+
 // sqliteDSN is the modernc.org/sqlite DSN of a path (or ":memory:"), with
-// the pragmas every connection runs.
-func sqliteDSN(path string, readOnly bool) string {
+// the pragmas every connection runs; busy is the busy_timeout.
+func sqliteDSN(path string, readOnly bool, busy time.Duration) string {
 	pragmas := []string{
-		"busy_timeout(10000)",
+		fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()),
 		"foreign_keys(1)",
 		// FULL: a committed audit row survives power loss, not only a crash.
 		"synchronous(FULL)",
@@ -162,6 +184,32 @@ func (*sqliteDialect) isUniqueViolation(err error) bool {
 		return coded.Code() == 2067 || coded.Code() == 1555
 	}
 	return false
+}
+
+// unavailable reads the primary result code (the low byte of an extended
+// one): SQLITE_BUSY and SQLITE_LOCKED (another connection holds the lock
+// past busy_timeout), SQLITE_READONLY, SQLITE_INTERRUPT (the context ended
+// the statement), SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+func (*sqliteDialect) unavailable(err error) string {
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) {
+		return ""
+	}
+	switch coded.Code() & 0xff {
+	case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+		return ReasonLocked
+	case 8: // SQLITE_READONLY
+		return ReasonReadOnly
+	case 9: // SQLITE_INTERRUPT
+		return ReasonTimeout
+	case 10: // SQLITE_IOERR
+		return ReasonIO
+	case 13: // SQLITE_FULL
+		return ReasonDiskFull
+	case 14: // SQLITE_CANTOPEN
+		return ReasonUnreachable
+	}
+	return ""
 }
 
 func (*sqliteDialect) migrations() fs.FS { return subFS(sqliteMigrations, "migrations/sqlite") }

@@ -43,6 +43,10 @@ type AuditStats struct {
 type auditReq struct {
 	e   domain.AuditEntry
 	err chan error
+	// gone is closed when the caller stops waiting, at the latest at
+	// until (sync mode; nil and zero in async mode, where nobody waits).
+	gone  <-chan struct{}
+	until time.Time
 }
 
 type batcher struct {
@@ -76,6 +80,10 @@ func newBatcher(s *Store, async bool, onAsyncError func(error)) *batcher {
 
 // enqueue hands a row to the writer and, unless async, waits for its commit.
 func (b *batcher) enqueue(ctx context.Context, r *auditReq) error {
+	if err := b.s.Writable(); err != nil && b.async {
+		// Nobody would wait for the row to fail: refuse it while writes do.
+		return err
+	}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -165,9 +173,17 @@ func (b *batcher) gather(batch []*auditReq, prev int) []*auditReq {
 }
 
 func (b *batcher) flush(batch []*auditReq) {
+	batch = b.waited(batch)
+	if len(batch) == 0 {
+		return
+	}
 	refused, err := b.write(batch)
-	if err != nil && len(batch) > 1 {
-		// Isolate the row at fault: the others must not fail with it.
+	if err == nil {
+		b.s.writes.succeeded()
+	}
+	if err != nil && len(batch) > 1 && !IsUnavailable(err) {
+		// Isolate the row at fault: the others must not fail with it. (Not
+		// when the database is at fault: each row would wait as long again.)
 		for _, r := range batch {
 			refused, err := b.write([]*auditReq{r})
 			if err == nil && refused[r] == nil {
@@ -189,6 +205,43 @@ func (b *batcher) flush(batch []*auditReq) {
 	if err == nil && n > 0 {
 		b.count(n)
 	}
+}
+
+// waited finishes, unwritten, the rows whose callers stopped waiting (their
+// deadline passed while the database was slow): they were answered with an
+// error, so no row may say they were decided. It returns the others.
+func (b *batcher) waited(batch []*auditReq) []*auditReq {
+	live := batch[:0]
+	for _, r := range batch {
+		select {
+		case <-r.gone:
+			b.finish(r, errors.New("the caller stopped waiting before the row was written"))
+		default:
+			live = append(live, r)
+		}
+	}
+	return live
+}
+
+// deadline is when writing batch must end: the store's timeout from now,
+// or sooner when every caller stops waiting sooner, so that a batch held
+// up by a locked database does not commit after its callers were told
+// the decision failed.
+func (b *batcher) deadline(batch []*auditReq) time.Time {
+	d := time.Now().Add(b.s.timeout)
+	var last time.Time
+	for _, r := range batch {
+		if r.until.IsZero() {
+			return d // someone without a deadline (async mode)
+		}
+		if r.until.After(last) {
+			last = r.until
+		}
+	}
+	if last.Before(d) {
+		return last
+	}
+	return d
 }
 
 // count records one committed transaction of n rows.
@@ -219,7 +272,7 @@ func (b *batcher) finish(r *auditReq, err error) {
 // with an API key revoked by then (on any replica): those are refused with
 // ErrKeyRevoked and not written.
 func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), b.deadline(batch))
 	defer cancel()
 	if b.insert == nil {
 		// Prepared once on the writer (outside a transaction, which would

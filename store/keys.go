@@ -93,11 +93,15 @@ func (s *Store) insertKey(ctx context.Context, tx *txn, k domain.APIKey) (domain
 
 // GetKey returns one key, or ErrNotFound.
 func (s *Store) GetKey(ctx context.Context, id string) (domain.APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getKey(ctx, s.r, `id = ?`, id)
 }
 
 // KeyByHash returns the key whose secret hashes to hash, or ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash string) (domain.APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.getKey(ctx, s.r, `key_hash = ?`, hash)
 }
 
@@ -115,6 +119,8 @@ func (s *Store) ListKeys(ctx context.Context, p Page) ([]domain.APIKey, string, 
 	if err := p.check("list keys"); err != nil {
 		return nil, "", err
 	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	keys := []domain.APIKey{}
 	err := s.scanKeys(ctx, `WHERE id > ? ORDER BY id LIMIT ?`, []any{p.Cursor, p.Limit + 1}, func(k domain.APIKey) error {
 		keys = append(keys, k)
@@ -130,6 +136,8 @@ func (s *Store) ListKeys(ctx context.Context, p Page) ([]domain.APIKey, string, 
 // EachKey calls fn for every key, in ID order (the key cache loads them
 // all).
 func (s *Store) EachKey(ctx context.Context, fn func(domain.APIKey) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.scanKeys(ctx, `ORDER BY id`, nil, fn)
 }
 

@@ -51,7 +51,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.dialect.name(), err)
 	}
-	err = s.withTx(ctx, func(tx *txn) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		if err := s.migrationLock(ctx, tx); err != nil {
 			return err
 		}
@@ -64,7 +64,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	latest := ms[len(ms)-1].version
 	for _, m := range ms {
-		err := s.withTx(ctx, func(tx *txn) error {
+		err := s.inTx(ctx, func(tx *txn) error {
 			if err := s.migrationLock(ctx, tx); err != nil {
 				return err
 			}
@@ -116,6 +116,8 @@ func (s *Store) migrationLock(ctx context.Context, tx *txn) error {
 
 // SchemaVersion returns the highest applied migration, 0 if none.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	var v sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	if err != nil {

@@ -149,7 +149,7 @@ func (s *Store) CreateOAuthClient(ctx context.Context, c OAuthClient) (OAuthClie
 	if err != nil {
 		return OAuthClient{}, fmt.Errorf("create oauth client: %w", err)
 	}
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err = s.w.ExecContext(ctx, `INSERT INTO oauth_clients (id, secret_hash, name, redirect_uris, grant_types, auth_method, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, c.ID, c.SecretHash, c.Name, string(uris), string(grants), c.AuthMethod, toMillis(now))
@@ -171,7 +171,7 @@ func nonNil(s []string) []string {
 
 // GetOAuthClient returns a registered client, or ErrNotFound.
 func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var (
 		c             OAuthClient
@@ -198,7 +198,7 @@ func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, err
 
 // CreateOAuthRequest stores a pending authorization request.
 func (s *Store) CreateOAuthRequest(ctx context.Context, r OAuthRequest) error {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.w.ExecContext(ctx, `INSERT INTO oauth_requests (handle_hash, client_id, redirect_uri, redirect_param, scopes,
 		resource, state, code_challenge, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -235,7 +235,7 @@ func scanOAuthRequest(row scanner) (OAuthRequest, error) {
 // GetOAuthRequest returns an authorization request, or ErrNotFound. An
 // expired request is returned as is: the caller compares ExpiresAt.
 func (s *Store) GetOAuthRequest(ctx context.Context, handleHash string) (OAuthRequest, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	r, err := scanOAuthRequest(s.r.QueryRowContext(ctx, `SELECT `+oauthRequestColumns+` FROM oauth_requests WHERE handle_hash = ?`, handleHash))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -321,7 +321,7 @@ func (s *Store) DenyOAuthRequest(ctx context.Context, handleHash string) (OAuthR
 
 // GetOAuthCode returns a code (redeemed or not), or ErrNotFound.
 func (s *Store) GetOAuthCode(ctx context.Context, codeHash string) (OAuthCode, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var (
 		c                OAuthCode
@@ -420,7 +420,7 @@ func scanGrantInto(g *OAuthGrant, scopes *string, created *int64, revoked *sql.N
 // GetOAuthRefreshToken returns a refresh token and its grant, or
 // ErrNotFound. The token's RevokedAt includes its grant's revocation.
 func (s *Store) GetOAuthRefreshToken(ctx context.Context, tokenHash string) (OAuthRefreshToken, OAuthGrant, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var (
 		t                           OAuthRefreshToken
@@ -491,7 +491,7 @@ func (s *Store) RotateOAuthRefreshToken(ctx context.Context, oldHash string, iss
 // GetOAuthAccessToken returns an access token's record and its grant, or
 // ErrNotFound. The token's RevokedAt includes its grant's revocation.
 func (s *Store) GetOAuthAccessToken(ctx context.Context, jti string) (OAuthAccessToken, OAuthGrant, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var (
 		t                          OAuthAccessToken
@@ -521,7 +521,7 @@ func (s *Store) GetOAuthAccessToken(ctx context.Context, jti string) (OAuthAcces
 // RevokeOAuthAccessToken revokes one access token. Revoking an unknown or
 // already revoked token is not an error.
 func (s *Store) RevokeOAuthAccessToken(ctx context.Context, jti string) error {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	if _, err := s.w.ExecContext(ctx, `UPDATE oauth_access_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`,
 		toMillis(s.now()), jti); err != nil {
@@ -630,7 +630,7 @@ func (s *Store) RotateOAuthKey(ctx context.Context, k OAuthKey) (OAuthKey, error
 // it did: false when the row no longer holds from, because another
 // replica resealed it first.
 func (s *Store) ResealOAuthKey(ctx context.Context, kid, from, to string) (bool, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	res, err := s.w.ExecContext(ctx, `UPDATE oauth_keys SET private_key = ? WHERE kid = ? AND private_key = ?`, to, kid, from)
 	if err != nil {
@@ -645,7 +645,7 @@ func (s *Store) ResealOAuthKey(ctx context.Context, kid, from, to string) (bool,
 
 // ActiveOAuthKey returns the active signing key of alg, or ErrNotFound.
 func (s *Store) ActiveOAuthKey(ctx context.Context, alg string) (OAuthKey, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	k, err := scanOAuthKey(s.r.QueryRowContext(ctx, `SELECT `+oauthKeyColumns+` FROM oauth_keys
 		WHERE alg = ? AND retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1`, alg))
@@ -662,7 +662,7 @@ func (s *Store) ActiveOAuthKey(ctx context.Context, alg string) (OAuthKey, error
 // after retiredAfter, the active one first, then newest first: the keys
 // whose tokens may still be live.
 func (s *Store) ListOAuthKeys(ctx context.Context, alg string, retiredAfter time.Time) ([]OAuthKey, error) {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	rows, err := s.r.QueryContext(ctx, `SELECT `+oauthKeyColumns+` FROM oauth_keys
 		WHERE alg = ? AND (retired_at IS NULL OR retired_at > ?)

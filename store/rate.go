@@ -25,6 +25,8 @@ type RateEvent struct {
 // CountCalls returns, per permission key, the calls an agent made on a
 // resource since the given time.
 func (s *Store) CountCalls(ctx context.Context, agentID, resource string, since time.Time) (map[string]int, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	rows, err := s.r.QueryContext(ctx, `SELECT perm_key, COUNT(*) FROM rate_events
 		WHERE agent_id = ? AND resource = ? AND at > ? GROUP BY perm_key`, agentID, resource, toMillis(since))
 	if err != nil {
@@ -45,8 +47,11 @@ func (s *Store) CountCalls(ctx context.Context, agentID, resource string, since 
 
 // PruneRateEvents deletes events at or before the given time.
 func (s *Store) PruneRateEvents(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	res, err := s.w.ExecContext(ctx, `DELETE FROM rate_events WHERE at <= ?`, toMillis(before))
 	if err != nil {
+		s.writes.failed(err, s.now())
 		return 0, fmt.Errorf("prune rate events: %w", err)
 	}
 	return res.RowsAffected()

@@ -40,6 +40,10 @@ type Options struct {
 	// ApplicationName names PostgreSQL connections in pg_stat_activity
 	// (default "kavach"; the LISTEN connection adds "-listener").
 	ApplicationName string
+	// Timeout bounds every database call (0 means DefaultTimeout): a
+	// locked, read-only or unreachable database fails the call within it
+	// instead of holding the request. SQLite waits for a lock half as long.
+	Timeout time.Duration
 	// AuditAsync answers decisions before their audit rows commit: faster,
 	// but a crash loses the rows still queued. Off by default.
 	AuditAsync bool
@@ -68,14 +72,21 @@ type Store struct {
 	// w serialises writes; r serves reads. On SQLite, w is one connection
 	// (SQLite has one writer anyway, and one connection avoids SQLITE_BUSY
 	// between our own goroutines) and r a pool reading concurrently thanks to
-	// WAL. On PostgreSQL both are the same pgx pool.
-	w, r db
+	// WAL. On PostgreSQL both are the same pgx pool. probe is the write
+	// probe's handle (Probe).
+	w, r, probe db
 	// dialect is all the store does differently per engine.
 	dialect dialect
 	// path is the SQLite file ("" for :memory: and PostgreSQL).
 	path string
 	ids  idGen
 	now  func() time.Time
+	// timeout bounds every database call (withTimeout).
+	timeout time.Duration
+	// writes is what the last writes say of the database (Writable).
+	writes writeState
+	// schema is the schema version read at Open, for /health.
+	schema int
 	// audit group-commits audit rows that consume nothing.
 	audit *batcher
 	// chains are this process's audit chains; cpKey signs checkpoints.
@@ -87,6 +98,10 @@ type Store struct {
 	sealerOnce             sync.Once
 }
 
+// DefaultTimeout bounds a database call when Options.Timeout is 0: well
+// inside a client's patience, and far above a healthy call's milliseconds.
+const DefaultTimeout = 5 * time.Second
+
 // IsPostgres reports whether a database URL names PostgreSQL.
 func IsPostgres(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
@@ -97,7 +112,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.URL == "" {
 		return nil, errors.New("store: empty database URL")
 	}
-	s := &Store{now: opts.Now, dialect: dialectFor(opts)}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	s := &Store{now: opts.Now, dialect: dialectFor(opts), timeout: opts.Timeout}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -110,10 +128,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.w, s.r, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, c.file
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	s.w, s.r, s.probe, s.path = db{DB: c.w, d: s.dialect}, db{DB: c.r, d: s.dialect}, db{DB: c.probe, d: s.dialect}, c.file
+	// Connecting (and creating a SQLite file) at start may take longer than
+	// a call: at least 10 s, as the migrations after it take what they take.
+	startCtx, cancel := context.WithTimeout(ctx, max(s.timeout, 10*time.Second))
 	defer cancel()
-	if err := s.w.PingContext(pingCtx); err != nil {
+	if err := s.w.PingContext(startCtx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", Redact(opts.URL), err)
 	}
@@ -122,6 +142,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = s.Close()
 			return nil, err
 		}
+	}
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(startCtx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err == nil {
+		s.schema = int(v.Int64)
 	}
 	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
 	if opts.Verify {
@@ -160,7 +184,7 @@ func (s *Store) Close() error {
 			close(s.stopSealer)
 			<-s.sealerDone
 			// The last checkpoint covers every row this process wrote.
-			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			ctx, cancel := s.withTimeout(context.Background())
 			if cerr := s.seal(ctx, auditchain.KindClose); cerr != nil {
 				err = fmt.Errorf("close audit chains: %w", cerr)
 			}
@@ -171,30 +195,56 @@ func (s *Store) Close() error {
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
 	}
+	if s.probe.DB != s.w.DB && s.probe.DB != nil {
+		err = errors.Join(err, s.probe.Close())
+	}
 	s.dialect.close()
 	return err
 }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
 	return s.r.PingContext(ctx)
 }
 
-// opTimeout bounds one store operation whose caller set no deadline, so a
-// stuck database fails requests instead of piling them up.
-const opTimeout = 15 * time.Second
+// Timeout is the bound of every database call (Options.Timeout).
+func (s *Store) Timeout() time.Duration { return s.timeout }
 
-func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, opTimeout)
+// SchemaVersionAtOpen is the schema version read when the store opened
+// (0 when it could not be read): known without asking the database.
+func (s *Store) SchemaVersionAtOpen() int { return s.schema }
+
+// withTimeout bounds one store operation by the store's timeout (or the
+// caller's deadline, if sooner), so a stuck database fails requests within
+// it instead of piling them up.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
 }
 
+// withTx runs fn in a write transaction bounded by the store's timeout. A
+// failure that says the database cannot take writes (locked, read-only,
+// unreachable, too slow) is remembered for Writable.
 func (s *Store) withTx(ctx context.Context, fn func(*txn) error) error {
-	ctx, cancel := withTimeout(ctx)
+	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	tx, err := s.w.BeginTx(ctx, nil)
+	err := s.inTx(ctx, fn)
+	if err != nil {
+		s.writes.failed(err, s.now())
+	}
+	return err
+}
+
+// inTx runs fn in a write transaction bounded only by ctx: for migrations,
+// which take as long as they take.
+func (s *Store) inTx(ctx context.Context, fn func(*txn) error) error {
+	return s.txOn(ctx, s.w, fn)
+}
+
+// txOn runs fn in a transaction on h.
+func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) error {
+	tx, err := h.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -18,7 +18,7 @@ func migrateCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL, MaxConns: 2, Secret: currentSecret(cfg)})
+			st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL, MaxConns: 2, Secret: currentSecret(cfg), Timeout: cfg.DatabaseTimeout()})
 			if err != nil {
 				return err
 			}

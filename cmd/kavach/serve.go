@@ -18,6 +18,8 @@ var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, :
 
 var policyDirFlag = &cli.StringFlag{Name: "policy-dir", Usage: "policy extensions (package kavach.ext): a directory of .rego files or a bundle file", EnvVars: []string{"KAVACH_POLICY_DIR"}}
 
+var databaseTimeoutFlag = &cli.StringFlag{Name: "database-timeout", Usage: "bound of every database call, from 100ms to 1m (default 5s): past it a decision is 503 audit_unavailable", EnvVars: []string{"KAVACH_DATABASE_TIMEOUT"}}
+
 var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
 
 func serveCommand() *cli.Command {
@@ -25,7 +27,7 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run the sidecar",
 		Flags: []cli.Flag{
-			configFlag, databaseFlag, skipMigrationsFlag,
+			configFlag, databaseFlag, databaseTimeoutFlag, skipMigrationsFlag,
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
@@ -52,6 +54,9 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 	// An empty env var (KAVACH_DATABASE_URL=) counts as unset.
 	if v := c.String("database"); v != "" {
 		cfg.Database.URL = v
+	}
+	if v := c.String("database-timeout"); v != "" {
+		cfg.Database.Timeout = v
 	}
 	if c.IsSet("skip-migrations") {
 		cfg.Database.SkipMigrations = c.Bool("skip-migrations")

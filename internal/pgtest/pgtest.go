@@ -66,3 +66,81 @@ func URL(t testing.TB) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Role is a login role of a test's own on its schema: the test can make
+// the database read-only or unreachable for it, as an outage would,
+// without touching the shared server or anyone else's connections.
+type Role struct {
+	name string
+}
+
+// NewRole creates a role that may use the schema of schemaURL (a URL from
+// URL) and returns it with the URL connecting as it. The role and what it
+// owns are dropped when the test ends.
+func NewRole(t testing.TB, schemaURL string) (*Role, string) {
+	t.Helper()
+	u, err := url.Parse(schemaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	r := &Role{name: "kavach_role_" + hex.EncodeToString(b[:])}
+	exec(t, "CREATE ROLE "+r.name+" LOGIN", "GRANT ALL ON SCHEMA "+schema+" TO "+r.name)
+	t.Cleanup(func() {
+		r.terminate(t)
+		exec(t, "DROP OWNED BY "+r.name+" CASCADE", "DROP ROLE "+r.name)
+	})
+	u.User = url.User(r.name)
+	return r, u.String()
+}
+
+// SetReadOnly makes the role's transactions read-only (or writable again),
+// as a database switched to read-only would be: its open connections are
+// ended, and new ones start with default_transaction_read_only.
+func (r *Role) SetReadOnly(t testing.TB, on bool) {
+	t.Helper()
+	if on {
+		exec(t, "ALTER ROLE "+r.name+" SET default_transaction_read_only = on")
+	} else {
+		exec(t, "ALTER ROLE "+r.name+" RESET default_transaction_read_only")
+	}
+	r.terminate(t)
+}
+
+// SetReachable refuses the role's connections (or lets them in again), as
+// a server that is down would: its open connections are ended and new
+// ones refused at login.
+func (r *Role) SetReachable(t testing.TB, on bool) {
+	t.Helper()
+	if on {
+		exec(t, "ALTER ROLE "+r.name+" LOGIN")
+	} else {
+		exec(t, "ALTER ROLE "+r.name+" NOLOGIN")
+		r.terminate(t)
+	}
+}
+
+// terminate ends the role's open connections.
+func (r *Role) terminate(t testing.TB) {
+	t.Helper()
+	exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '"+r.name+"'")
+}
+
+// exec runs statements on the server as its administrator.
+func exec(t testing.TB, statements ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s: %v", ServerURL(), err)
+	}
+	defer conn.Close(context.Background())
+	for _, s := range statements {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}

@@ -66,8 +66,33 @@ const (
 // app forwards beside its key), "" if none; the caller, recorded in the
 // row, is the actor ctx carries. Only
 // malformed requests fail without a decision; every decision, allowed or
-// denied, known agent or not, is audited.
+// denied, known agent or not, is audited. While the database is
+// unavailable (locked, read-only, unreachable, slower than the store's
+// timeout) it fails with 503 audit_unavailable: no answer, never an allow.
 func (s *Decisions) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
+	res, err := s.authorize(ctx, req, bearer, explain)
+	if err != nil {
+		return api.AuthorizeResponse{}, auditUnavailable(err)
+	}
+	return res, nil
+}
+
+// auditUnavailable turns a failure of the database on the decision path
+// (reading call counts, opening an approval request, committing the audit
+// row) into 503 audit_unavailable; other errors pass.
+func auditUnavailable(err error) error {
+	if _, ok := apperr.As(err); ok {
+		return err
+	}
+	reason := store.UnavailableReason(err)
+	if reason == "" {
+		return err
+	}
+	return &apperr.Error{Kind: apperr.Unavailable, Code: "audit_unavailable",
+		Message: "the database is unavailable (" + reason + "), so the decision could not be audited and is not given; retry shortly", Err: err}
+}
+
+func (s *Decisions) authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
 	start := time.Now()
 	if err := s.rep.CheckReady(); err != nil {
 		return api.AuthorizeResponse{}, err
@@ -145,6 +170,9 @@ func (s *Decisions) Authorize(ctx context.Context, req api.AuthorizeRequest, bea
 			return api.AuthorizeResponse{}, core.Unauthorized("key_revoked", "the API key %s was revoked", entry.Actor.ID)
 		}
 		if err != nil {
+			if store.IsUnavailable(err) {
+				return api.AuthorizeResponse{}, auditUnavailable(err)
+			}
 			return api.AuthorizeResponse{}, &apperr.Error{Kind: apperr.Internal, Code: "audit_unavailable",
 				Message: "the decision could not be audited, so it is not given", Err: err}
 		}

@@ -35,6 +35,7 @@ func (s *Replica) catchUp(ctx context.Context) error {
 		if len(changes) == 0 {
 			break
 		}
+		s.saw(changes[len(changes)-1].Seq)
 		c, err := s.readChanged(ctx, changes)
 		if err != nil {
 			return err
@@ -142,16 +143,27 @@ func (s *Replica) Follow(ctx context.Context) {
 	}
 }
 
-// Sync reports the change feed's state for /health.
-func (s *Replica) Sync(ctx context.Context) (api.SyncStatus, error) {
-	latest, err := s.store.LatestChange(ctx)
-	if err != nil {
-		return api.SyncStatus{}, err
+// saw records that the feed has grown to at least seq.
+func (s *Replica) saw(seq int64) {
+	for {
+		cur := s.seen.Load()
+		if seq <= cur || s.seen.CompareAndSwap(cur, seq) {
+			return
+		}
 	}
-	st := api.SyncStatus{AppliedSeq: s.applied.Load(), LatestSeq: latest, Listening: s.listening.Load()}
-	st.Lag = max(0, st.LatestSeq-st.AppliedSeq)
+}
+
+// Sync reports the change feed's state for /health, from memory: the
+// newest change this replica read from the feed (at most LastSyncAgeMs
+// ago while the feed can be read) and how many of those it has not
+// applied. It never asks the database, so that /health does not depend on
+// it.
+func (s *Replica) Sync() api.SyncStatus {
+	st := api.SyncStatus{AppliedSeq: s.applied.Load(), LatestSeq: s.seen.Load(), Listening: s.listening.Load()}
+	st.LatestSeq = max(st.LatestSeq, st.AppliedSeq)
+	st.Lag = st.LatestSeq - st.AppliedSeq
 	if last := s.lastSync.Load(); last > 0 {
 		st.LastSyncAgeMs = s.now().UnixMilli() - last
 	}
-	return st, nil
+	return st
 }

@@ -56,6 +56,7 @@ type Replica struct {
 	ready   atomic.Bool // the engine holds the store's data
 
 	applied   atomic.Int64 // last change-feed sequence applied to OPA
+	seen      atomic.Int64 // newest change-feed sequence read from the database
 	lastSync  atomic.Int64 // Unix ms of the last change-feed read
 	listening atomic.Bool
 }
@@ -106,6 +107,7 @@ func (s *Replica) loadLocked(ctx context.Context) error {
 		return err
 	}
 	s.applied.Store(seq)
+	s.saw(seq)
 	s.lastSync.Store(s.now().UnixMilli())
 	s.ready.Store(true)
 	s.log.Info("data loaded into OPA", "agents", n.Agents, "delegations", n.Delegations, "approvals", n.Approvals,
