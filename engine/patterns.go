@@ -57,9 +57,12 @@ func NewPatterns(ctx context.Context) (*Patterns, error) {
 	if len(rs) == 1 {
 		expr, _ = rs[0].Expressions[0].Value.(string)
 	}
+	if expr == "" {
+		return nil, fmt.Errorf("%s is not a string: %v", ForbiddenCharQuery, rs)
+	}
 	forbidden, err := regexp.Compile(expr)
-	if err != nil || expr == "" {
-		return nil, fmt.Errorf("%s is not a regular expression (%q): %v", ForbiddenCharQuery, expr, err)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a regular expression: %w", ForbiddenCharQuery, err)
 	}
 	return &Patterns{check: pq, forbidden: forbidden}, nil
 }

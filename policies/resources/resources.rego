@@ -21,7 +21,17 @@ package kavach.resources
 #   grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
 #   variation selectors). This is the one definition: the sidecar compiles
 #   this very expression to check requests.
-forbidden_char := `[^\pL\pM\pN\pP\pS]|[\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180D}\x{180F}\x{3164}\x{FE00}-\x{FE0F}\x{FFA0}\x{E0100}-\x{E01EF}]`
+forbidden_char := concat("", [
+	# Anything but a letter, mark, number, punctuation or symbol.
+	`[^\pL\pM\pN\pP\pS]`,
+	# The default-ignorable letters and marks:
+	`|[`,
+	`\x{034F}`, # the combining grapheme joiner
+	`\x{115F}\x{1160}\x{3164}\x{FFA0}`, # the Hangul fillers
+	`\x{17B4}\x{17B5}`, # the Khmer inherent vowels
+	`\x{180B}-\x{180D}\x{180F}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}`, # the variation selectors
+	`]`,
+])
 
 # METADATA
 # description: |
