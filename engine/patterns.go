@@ -30,6 +30,10 @@ const ForbiddenCharQuery = "data.kavach.resources.forbidden_char"
 type Patterns struct {
 	check     rego.PreparedEvalQuery
 	forbidden *regexp.Regexp
+	// ascii is forbidden's verdict on each ASCII character, asked once:
+	// most resources and actions are ASCII, and a table is faster than
+	// the expression's Unicode classes.
+	ascii [utf8.RuneSelf]bool
 }
 
 // NewPatterns prepares the grammar's query on the embedded resource policy
@@ -64,7 +68,11 @@ func NewPatterns(ctx context.Context) (*Patterns, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a regular expression: %w", ForbiddenCharQuery, err)
 	}
-	return &Patterns{check: pq, forbidden: forbidden}, nil
+	p := &Patterns{check: pq, forbidden: forbidden}
+	for c := range utf8.RuneSelf {
+		p.ascii[c] = forbidden.MatchString(string(rune(c)))
+	}
+	return p, nil
 }
 
 // Error returns why the pattern is malformed, "" if it is well formed.
@@ -88,12 +96,22 @@ func (p *Patterns) Error(ctx context.Context, pattern string) (string, error) {
 // action may hold (data.kavach.resources.forbidden_char), if there is one.
 // s must be valid UTF-8.
 func (p *Patterns) ForbiddenChar(s string) (rune, bool) {
-	loc := p.forbidden.FindStringIndex(s)
-	if loc == nil {
-		return 0, false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < utf8.RuneSelf {
+			if p.ascii[c] {
+				return rune(c), true
+			}
+			continue
+		}
+		// From the first non-ASCII character on, the expression itself.
+		loc := p.forbidden.FindStringIndex(s[i:])
+		if loc == nil {
+			return 0, false
+		}
+		r, _ := utf8.DecodeRuneInString(s[i+loc[0]:])
+		return r, true
 	}
-	r, _ := utf8.DecodeRuneInString(s[loc[0]:])
-	return r, true
+	return 0, false
 }
 
 // QuoteChar quotes a character as the policy's messages do: as Go quotes

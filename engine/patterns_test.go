@@ -91,6 +91,16 @@ func TestForbiddenCharIsEveryCharacterButVisibleOnes(t *testing.T) {
 			want = append(want, string(r))
 		}
 	}
+	// ForbiddenChar says the same, from its ASCII table and from the
+	// expression (after a first non-ASCII character).
+	for r := rune(0); r < 0x3000; r++ {
+		for _, prefix := range []string{"a", "é"} {
+			c, bad := p.ForbiddenChar(prefix + string(r) + "b")
+			if bad != forbidden[r] || bad && c != r {
+				t.Errorf("ForbiddenChar(%+q) = %U, %v; want forbidden=%v", prefix+string(r)+"b", c, bad, forbidden[r])
+			}
+		}
+	}
 	// The characters the issue names, spelled out.
 	for _, r := range []rune{0, '\n', 0x7f, 0x85, 0xa0, 0xad, 0x34f, 0x61c, 0x115f, 0x180e, 0x200b, 0x200c, 0x200d,
 		0x200e, 0x200f, 0x202a, 0x202e, 0x2060, 0x2064, 0x2066, 0x2069, 0x3000, 0x3164, 0xfe0f, 0xfeff, 0xffa0,
