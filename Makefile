@@ -33,8 +33,20 @@ bench: ## in-process decision, decoder and guard benchmarks
 	$(GO) test ./engine -run X -bench Decide -benchtime 5000x
 	$(GO) test ./sidecar -run X -bench 'Decode|Guard' -benchmem
 
-fuzz: ## fuzz the HTTP API for a minute
-	$(GO) test ./sidecar -run X -fuzz '^FuzzAPI$$' -fuzztime 60s
+# Every fuzz target, as package:name. Their seed corpora (f.Add and
+# testdata/fuzz/) run in every go test; `make fuzz` explores each in turn for
+# FUZZTIME: `make fuzz FUZZTIME=10s FUZZ_TARGETS=./sidecar:FuzzAuthorize`.
+FUZZTIME ?= 1m
+FUZZ_TARGETS ?= ./sidecar:FuzzAuthorize ./sidecar:FuzzCreateAgent ./sidecar:FuzzUpdateAgent \
+	./sidecar:FuzzDelegate ./sidecar:FuzzCreateKey ./sidecar:FuzzResolveApproval ./sidecar:FuzzAPI \
+	./config:FuzzConfig ./engine:FuzzResourceError ./engine:FuzzResourceMatch \
+	./oauth:FuzzRegistration ./oauth:FuzzRedirectMatch ./oauth:FuzzVerify
+
+fuzz: ## run each fuzz target (FUZZ_TARGETS) for FUZZTIME (1m), one after another
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t##*:} ($${t%%:*}, $(FUZZTIME))"; \
+		$(GO) test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME); \
+	done
 
 build: ## the kavach binary
 	$(GO) build -o kavach ./cmd/kavach

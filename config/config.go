@@ -223,15 +223,25 @@ func Default() Config {
 
 // Load reads a YAML file over the defaults. Unknown keys are errors.
 func Load(path string) (Config, error) {
-	c := Default()
 	b, err := os.ReadFile(path) //nolint:gosec // G304: the config file the operator named
 	if err != nil {
-		return c, fmt.Errorf("read config: %w", err)
+		return Default(), fmt.Errorf("read config: %w", err)
 	}
+	c, err := Parse(b)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads a YAML document over the defaults. Unknown keys are errors;
+// an empty document is the defaults.
+func Parse(b []byte) (Config, error) {
+	c := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("config %s: %w", path, err)
+		return c, err
 	}
 	return c, nil
 }

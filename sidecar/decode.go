@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,16 +17,62 @@ import (
 // decodeOptions make the decoder strict: names match exactly (encoding/json
 // would take "AGENTID" for "agentId"), a name given twice is an error (it
 // would keep the last one, so two readers of one body could disagree),
-// unknown names are errors, and invalid UTF-8 is refused.
+// unknown names are errors, and invalid UTF-8, raw or as an escaped lone
+// surrogate (\ud800), is refused where encoding/json would silently make
+// it U+FFFD.
 var decodeOptions = json.JoinOptions(json.RejectUnknownMembers(true))
 
 // decode reads exactly one JSON object into v, strictly (see
-// decodeOptions); trailing data and oversized bodies are errors too.
+// decodeOptions); trailing data and oversized bodies are errors too, and so
+// is a NUL (\u0000) in any string of the body, name or value, however deep
+// (in arguments, metadata or constraints too): PostgreSQL can store it
+// neither in text nor in jsonb, SQLite would keep it, and no identifier or
+// text needs it. Every handler decodes with it, so every body is held to
+// the same rules on every backend. Other escaped control characters (\n,
+// \t) may stay in free text (arguments, metadata, notes); identifiers,
+// names, actions and resources are checked for them field by field.
 func decode(r *http.Request, v any) error {
-	if err := json.UnmarshalRead(r.Body, v, decodeOptions); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		return decodeError(err)
 	}
+	if err := json.Unmarshal(body, v, decodeOptions); err != nil {
+		return decodeError(err)
+	}
+	// Only an escape can put a NUL in a string (a raw one is not JSON), so
+	// a body without the escape's text needs no second look.
+	if bytes.Contains(body, nulEscape) {
+		return checkNUL(body)
+	}
 	return nil
+}
+
+var nulEscape = []byte(`\u0000`)
+
+// checkNUL walks a valid JSON body and refuses the first string, name or
+// value, that holds a NUL, naming where it is but not repeating it.
+func checkNUL(body []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil // io.EOF: the body was decoded, so it is valid JSON
+		}
+		if tok.Kind() != '"' || strings.IndexByte(tok.String(), 0) < 0 {
+			continue
+		}
+		what, ptr := "the value of", dec.StackPointer()
+		if kind, n := dec.StackIndex(dec.StackDepth()); kind == '{' && n%2 == 1 {
+			// A name: the pointer ends with it, so name its object instead.
+			what, ptr = "a name in", ptr.Parent()
+		}
+		where := "the body"
+		if ptr != "" {
+			where = "field " + fieldName(string(ptr))
+		}
+		return invalidJSON("invalid_field", "%s %s (byte %d) holds a NUL character (\\u0000), which no name or value may hold",
+			what, where, dec.InputOffset())
+	}
 }
 
 var errBodyTooLarge = errors.New("body too large")
@@ -41,12 +88,18 @@ func decodeError(err error) error {
 	switch {
 	case errors.As(err, &maxErr):
 		return fmt.Errorf("%w: limit is %d bytes", errBodyTooLarge, maxErr.Limit)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &syn):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalidJSON("invalid_json", "the request body is empty or cut short; a JSON object is required")
 	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syn):
 		return invalidJSON("duplicate_field", "field %s appears more than once", fieldName(string(syn.JSONPointer)))
 	case errors.As(err, &syn):
-		return invalidJSON("invalid_json", "the body is not valid JSON: %v", syn.Err)
+		// Where, not what: the error's own text quotes what it shows
+		// (escaped), and invalid UTF-8 is never repeated.
+		where := fmt.Sprintf("at byte %d", syn.ByteOffset)
+		if syn.JSONPointer != "" {
+			where += ", in " + fieldName(string(syn.JSONPointer))
+		}
+		return invalidJSON("invalid_json", "the body is not valid JSON (%s): %v", where, syn.Err)
 	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &sem):
 		return invalidJSON("unknown_field", "unknown field %s (names are case-sensitive)", fieldName(string(sem.JSONPointer)))
 	case errors.As(err, &sem):

@@ -185,8 +185,8 @@ func TestApprovalFlow(t *testing.T) {
 		t.Errorf("with a denied request: %+v; want approval_denied", res)
 	}
 	withID.ApprovalID = "apr_doesnotexist"
-	if res := authz(t, cl, withID); res.Code != "approval_invalid" {
-		t.Errorf("with an unknown approval: %+v; want approval_invalid", res)
+	if res := authz(t, cl, withID); res.Code != "approval_not_found" {
+		t.Errorf("with an unknown approval: %+v; want approval_not_found", res)
 	}
 	if _, err := cl.GetApproval(ctx, "apr_nope"); apiStatus(err) != 404 {
 		t.Errorf("GET unknown approval = %v; want 404", err)

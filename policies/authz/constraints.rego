@@ -172,11 +172,14 @@ _approval_failure(c) := object.union(
 	{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c), "consumes": true}},
 ) if {
 	not input.approvalId
-} else := _approval_fail("approval_invalid", sprintf("approval %q does not exist", [input.approvalId])) if {
+} else := _approval_fail("approval_not_found", sprintf("approval %q does not exist", [input.approvalId])) if {
 	not _approval
-} else := _approval_fail("approval_invalid", sprintf(
-	"approval %q was given for another agent, action or resource",
-	[input.approvalId],
+} else := _approval_fail("approval_mismatch", sprintf("approval %q belongs to another agent", [input.approvalId])) if {
+	# Someone else's approval says nothing of what it was for.
+	_approval.agentId != agent_id
+} else := _approval_fail("approval_mismatch", sprintf(
+	"approval %q was given for %q on %q, not for this call",
+	[input.approvalId, _approval.action, _approval.resource],
 )) if {
 	not _approval_matches
 } else := _approval_fail("approval_expired", sprintf("approval %q has expired", [input.approvalId])) if {
@@ -195,7 +198,6 @@ _approval_failure(c) := object.union(
 _approval_fail(code, reason) := object.union(_fail(1, code, reason), {"extra": {"consumes": true}})
 
 _approval_matches if {
-	_approval.agentId == agent_id
 	_approval.action == input.action
 	_approval.resource == input.resource
 }

@@ -129,6 +129,9 @@ _approvals := {
 	"apr_used": {"agentId": "a", "action": "call", "resource": "r:x", "status": "used", "expiresAt": _wed_1030 + 1},
 	"apr_old": {"agentId": "a", "action": "call", "resource": "r:x", "status": "approved", "expiresAt": _wed_1030},
 	"apr_other": {"agentId": "a", "action": "call", "resource": "r:y", "status": "approved", "expiresAt": _wed_1030 + 1},
+	"apr_action": {"agentId": "a", "action": "write", "resource": "r:x", "status": "approved", "expiresAt": _wed_1030 + 1},
+	"apr_theirs": {"agentId": "b", "action": "call", "resource": "r:x", "status": "approved", "expiresAt": _wed_1030 + 1},
+	"apr_theirs_pending": {"agentId": "b", "action": "call", "resource": "r:x", "status": "pending", "expiresAt": _wed_1030 + 1},
 }
 
 _with_approval(id) := d if {
@@ -153,6 +156,20 @@ test_approval_outcomes if {
 	_with_approval("apr_denied").code == "approval_denied"
 	_with_approval("apr_used").code == "approval_used"
 	_with_approval("apr_old").code == "approval_expired"
-	_with_approval("apr_other").code == "approval_invalid"
-	_with_approval("apr_missing").code == "approval_invalid"
+	_with_approval("apr_missing").code == "approval_not_found"
+}
+
+# An approval given for another call, or another agent's, is a denial of
+# its own: approval_mismatch, whatever the approval's state; another
+# agent's approval is not described.
+test_approval_mismatch if {
+	other := _with_approval("apr_other")
+	other.code == "approval_mismatch"
+	other.reason == `approval "apr_other" was given for "call" on "r:y", not for this call`
+	_with_approval("apr_action").code == "approval_mismatch"
+	theirs := _with_approval("apr_theirs")
+	theirs.code == "approval_mismatch"
+	theirs.reason == `approval "apr_theirs" belongs to another agent`
+	not theirs.allowed
+	_with_approval("apr_theirs_pending").code == "approval_mismatch"
 }

@@ -10,49 +10,89 @@ package kavach.resources
 
 # METADATA
 # description: |
+#   The characters no segment of a resource pattern, of a request's resource
+#   or of an action may hold, as an RE2 expression (Go's regexp, which OPA's
+#   regex built-ins use): anything but a letter, mark, number, punctuation or
+#   symbol (so no whitespace, no control, format, surrogate, private-use or
+#   unassigned character: the format characters include the bidi controls
+#   U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069 and the zero-width
+#   U+200B-U+200D, U+2060-U+2064, U+FEFF), nor any of Unicode's
+#   default-ignorable code points among letters and marks (the combining
+#   grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the
+#   variation selectors). This is the one definition: the sidecar compiles
+#   this very expression to check requests.
+forbidden_char := concat("", [
+	# Anything but a letter, mark, number, punctuation or symbol.
+	`[^\pL\pM\pN\pP\pS]`,
+	# The default-ignorable letters and marks:
+	`|[`,
+	`\x{034F}`, # the combining grapheme joiner
+	`\x{115F}\x{1160}\x{3164}\x{FFA0}`, # the Hangul fillers
+	`\x{17B4}\x{17B5}`, # the Khmer inherent vowels
+	`\x{180B}-\x{180D}\x{180F}\x{FE00}-\x{FE0F}\x{E0100}-\x{E01EF}`, # the variation selectors
+	`]`,
+])
+
+# METADATA
+# description: |
 #   Why a permission's resource pattern is malformed, as the message the
 #   API returns; undefined when it is well formed. A pattern is one or more
 #   segments separated by ":"; no segment is empty; "*" stands only as a
-#   whole segment; a segment holds only letters, marks, numbers,
-#   punctuation and symbols (no whitespace, no control or format
-#   character). The sidecar checks every pattern with this rule when a
-#   permission is written (and, before it, that the pattern is UTF-8 and at
-#   most 1024 bytes long).
+#   whole segment; no segment holds a character of forbidden_char. The
+#   sidecar checks every pattern with this rule when a permission is written
+#   (and, before it, that the pattern is UTF-8 and at most 1024 bytes long).
 pattern_error(pattern) := "resource pattern is empty" if {
 	pattern == ""
-} else := _segment_errors(pattern)[0] if {
-	count(_segment_errors(pattern)) > 0
+} else := _segment_errors("resource pattern", pattern)[0] if {
+	count(_segment_errors("resource pattern", pattern)) > 0
 }
 
 # METADATA
 # description: True when the resource pattern is well formed (see pattern_error).
 valid_pattern(pattern) if not pattern_error(pattern)
 
-# Segment by segment, in order; a segment's first fault is its error.
-_segment_errors(pattern) := [msg |
-	some i, seg in split(pattern, ":")
-	msg := _segment_error(pattern, i, seg)
-]
-
-_segment_error(pattern, i, seg) := sprintf(
-	"resource pattern %q has an empty segment at position %d",
-	[pattern, i + 1],
-) if {
-	seg == ""
-} else := sprintf("resource pattern %q: '*' must be a whole segment, not part of %q", [pattern, seg]) if {
-	seg != "*"
-	contains(seg, "*")
-} else := sprintf(
-	"resource pattern %q: contains whitespace or a control character (%s)",
-	[pattern, _quote_char(c)],
-) if {
-	[c] := regex.find_n(`[^\pL\pM\pN\pP\pS]`, seg, 1)
+# METADATA
+# description: |
+#   Why a request's resource does not name one concrete resource, as the
+#   message the API returns (400); undefined when it does. A resource is a
+#   pattern without wildcards: segments separated by ":", none empty, none
+#   holding "*" or a character of forbidden_char. The sidecar's check of
+#   each request (engine.Patterns.ResourceError) gives the same answer,
+#   message for message, without evaluating this rule on the hot path.
+resource_error(resource) := "resource is empty" if {
+	resource == ""
+} else := _segment_errors("resource", resource)[0] if {
+	count(_segment_errors("resource", resource)) > 0
 }
 
-# A character quoted as Go quotes a rune ('\t', ' ', '\u00a0'): the quoting
-# of a one-character string with single quotes instead of double (never
-# one of the quotes itself, which are punctuation).
-_quote_char(c) := concat("", ["'", trim_suffix(trim_prefix(sprintf("%q", [c]), `"`), `"`), "'"])
+# Segment by segment, in order; a segment's first fault is its error. what
+# is "resource pattern" or "resource": only patterns may hold wildcards.
+_segment_errors(what, s) := [msg |
+	some i, seg in split(s, ":")
+	msg := _segment_error(what, s, i, seg)
+]
+
+_segment_error(what, s, i, seg) := sprintf("%s %q has an empty segment at position %d", [what, s, i + 1]) if {
+	seg == ""
+} else := sprintf("resource pattern %q: '*' must be a whole segment, not part of %q", [s, seg]) if {
+	what == "resource pattern"
+	seg != "*"
+	contains(seg, "*")
+} else := sprintf("resource %q: '*' is for permission patterns; a request names one resource", [s]) if {
+	what == "resource"
+	contains(seg, "*")
+} else := sprintf(
+	"%s %q: contains whitespace or a control, format or invisible character (%s)",
+	[what, s, _quote_char(c)],
+) if {
+	[c] := regex.find_n(forbidden_char, seg, 1)
+}
+
+# A character quoted as Go quotes a rune, in ASCII ('\t', ' ', '\u200b',
+# '\u3164'), so that the character at fault is never shown as itself, which
+# may be invisible: the quoting of a one-character string with single quotes
+# instead of double (never one of the quotes itself, which are punctuation).
+_quote_char(c) := concat("", ["'", trim_suffix(trim_prefix(sprintf("%+q", [c]), `"`), `"`), "'"])
 
 # METADATA
 # description: True when the permission pattern matches the resource.

@@ -119,14 +119,26 @@ _pattern_cases := [
 	["a:b:", `resource pattern "a:b:" has an empty segment at position 3`],
 	["mcp:git*", `resource pattern "mcp:git*": '*' must be a whole segment, not part of "git*"`],
 	["**", `resource pattern "**": '*' must be a whole segment, not part of "**"`],
-	["a b", `resource pattern "a b": contains whitespace or a control character (' ')`],
-	["a:b\tc", `resource pattern "a:b\tc": contains whitespace or a control character ('\t')`],
-	["a:\u00a0", `resource pattern "a:\u00a0": contains whitespace or a control character ('\u00a0')`],
-	["a:\u200b", `resource pattern "a:\u200b": contains whitespace or a control character ('\u200b')`],
+	["a b", `resource pattern "a b": contains whitespace or a control, format or invisible character (' ')`],
+	["a:b\tc", `resource pattern "a:b\tc": contains whitespace or a control, format or invisible character ('\t')`],
+	["a:\u00a0", `resource pattern "a:\u00a0": contains whitespace or a control, format or invisible character ('\u00a0')`],
+	["a:\u200b", `resource pattern "a:\u200b": contains whitespace or a control, format or invisible character ('\u200b')`],
 	# A segment's first fault, in the first faulty segment, is the error.
-	["a b::c", `resource pattern "a b::c": contains whitespace or a control character (' ')`],
+	["a b::c", `resource pattern "a b::c": contains whitespace or a control, format or invisible character (' ')`],
 	["::a b", `resource pattern "::a b" has an empty segment at position 1`],
 	["x:a *", `resource pattern "x:a *": '*' must be a whole segment, not part of "a *"`],
+	# Bidi controls, zero-width and other default-ignorable characters, in
+	# the ASCII quoting of the character.
+	["a:b\u202ec", `resource pattern "a:b\u202ec": contains whitespace or a control, format or invisible character ('\u202e')`],
+	["a:\u2066b", `resource pattern "a:\u2066b": contains whitespace or a control, format or invisible character ('\u2066')`],
+	["a:b\u00ad", `resource pattern "a:b\u00ad": contains whitespace or a control, format or invisible character ('\u00ad')`],
+	["a:b\ufeff", `resource pattern "a:b\ufeff": contains whitespace or a control, format or invisible character ('\ufeff')`],
+	["a:\u3164", "resource pattern \"a:\u3164\": contains whitespace or a control, format or invisible character ('\\u3164')"],
+	["a:b\ufe0f", "resource pattern \"a:b\ufe0f\": contains whitespace or a control, format or invisible character ('\\ufe0f')"],
+	["a:b\u034f", "resource pattern \"a:b\u034f\": contains whitespace or a control, format or invisible character ('\\u034f')"],
+	["a:b\udb40\udc41", `resource pattern "a:b\U000e0041": contains whitespace or a control, format or invisible character ('\U000e0041')`],
+	["a:b\udb40\udd00", "resource pattern \"a:b\udb40\udd00\": contains whitespace or a control, format or invisible character ('\\U000e0100')"],
+	["a:\ue000", `resource pattern "a:\ue000": contains whitespace or a control, format or invisible character ('\ue000')`],
 ]
 
 test_pattern_error if {
@@ -151,3 +163,57 @@ _valid_case([p, msg]) if {
 _pattern_error(p) := resources.pattern_error(p) if {
 	resources.pattern_error(p)
 } else := ""
+
+# [resource, the error the API returns ("" when it names one resource)]
+_resource_cases := [
+	["mcp:github:repos", ""],
+	["docs:read-me_v2.md", ""],
+	["é:日本:ü", ""],
+	["a", ""],
+	["", "resource is empty"],
+	[":", `resource ":" has an empty segment at position 1`],
+	["a::b", `resource "a::b" has an empty segment at position 2`],
+	["mcp:github:", `resource "mcp:github:" has an empty segment at position 3`],
+	["*", `resource "*": '*' is for permission patterns; a request names one resource`],
+	["mcp:github:*", `resource "mcp:github:*": '*' is for permission patterns; a request names one resource`],
+	["mcp:git*", `resource "mcp:git*": '*' is for permission patterns; a request names one resource`],
+	["a b", `resource "a b": contains whitespace or a control, format or invisible character (' ')`],
+	["mcp:github:re\u202eos", `resource "mcp:github:re\u202eos": contains whitespace or a control, format or invisible character ('\u202e')`],
+	["mcp:github:re\u200bpos", `resource "mcp:github:re\u200bpos": contains whitespace or a control, format or invisible character ('\u200b')`],
+	["a:\u0000", `resource "a:\x00": contains whitespace or a control, format or invisible character ('\x00')`],
+	# The first faulty segment's first fault.
+	["a b:*", `resource "a b:*": contains whitespace or a control, format or invisible character (' ')`],
+	["*::", `resource "*::": '*' is for permission patterns; a request names one resource`],
+]
+
+test_resource_error if {
+	every c in _resource_cases {
+		_resource_error(c[0]) == c[1]
+	}
+}
+
+_resource_error(r) := resources.resource_error(r) if {
+	resources.resource_error(r)
+} else := ""
+
+# A resource is a pattern without wildcards: wherever there is no "*", the
+# two grammars accept the same strings.
+test_resource_grammar_is_the_pattern_grammar if {
+	every c in array.concat(_resource_cases, _pattern_cases) {
+		_same_verdict(c[0])
+	}
+}
+
+_same_verdict(s) if contains(s, "*")
+
+_same_verdict(s) if {
+	not contains(s, "*")
+	_resource_error(s) == ""
+	_pattern_error(s) == ""
+}
+
+_same_verdict(s) if {
+	not contains(s, "*")
+	_resource_error(s) != ""
+	_pattern_error(s) != ""
+}

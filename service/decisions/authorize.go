@@ -56,10 +56,7 @@ func New(st Store, eng *engine.Engine, rep *replica.Replica, ap *approvals.Appro
 	return &Decisions{store: st, engine: eng, rep: rep, approvals: ap, creds: creds, now: now, log: log}
 }
 
-const (
-	maxResourceLen  = 1024
-	maxUserAgentLen = 512
-)
+const maxUserAgentLen = 512
 
 // Authorize decides one request and commits its audit row before returning.
 // bearer is the agent's token (its own Authorization header, or the one the
@@ -290,20 +287,14 @@ func (s *Decisions) decisionInput(req api.AuthorizeRequest, bearer string) (engi
 	default:
 		return in, core.Invalid("missing_field", "agentId is required unless an Authorization: Bearer kv_… header is sent")
 	}
-	if req.Action == "" {
-		return in, core.Invalid("missing_field", "action is required")
+	// One concrete action and resource, of the characters the policy's
+	// grammar allows: a wildcard, a bidi control or an invisible character
+	// is a bad request, never a decision.
+	if err := core.ValidateRequestAction(req.Action); err != nil {
+		return in, err
 	}
-	if err := core.ValidateAction(req.Action); err != nil {
-		return in, core.Invalid("invalid_field", "%v", err)
-	}
-	if req.Resource == "" {
-		return in, core.Invalid("missing_field", "resource is required")
-	}
-	if len(req.Resource) > maxResourceLen {
-		return in, core.Invalid("invalid_field", "resource is longer than %d bytes", maxResourceLen)
-	}
-	if core.HasControl(req.Resource) {
-		return in, core.Invalid("invalid_field", "resource contains a control character")
+	if err := core.ValidateResource(req.Resource); err != nil {
+		return in, err
 	}
 	if len(req.Arguments) > 0 {
 		trimmed := bytes.TrimSpace(req.Arguments)

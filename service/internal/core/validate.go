@@ -63,19 +63,36 @@ var patternGrammar = sync.OnceValues(func() (*engine.Patterns, error) {
 	return engine.NewPatterns(context.Background())
 })
 
-func printable(s string) error {
-	if !utf8.ValidString(s) {
-		return errors.New("is not valid UTF-8")
+// MaxResourceLen bounds a request's resource, as MaxPatternLen a pattern.
+const MaxResourceLen = MaxPatternLen
+
+// ValidateResource checks a request's resource: it names one concrete
+// resource (data.kavach.resources.resource_error: segments separated by
+// ':', none empty, no '*', no whitespace, control, format or invisible
+// character), in at most MaxResourceLen bytes of UTF-8. A malformed
+// resource is a bad request (400 invalid_field), not a decision.
+func ValidateResource(r string) error {
+	if r == "" {
+		return Invalid("missing_field", "resource is required")
 	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return fmt.Errorf("contains whitespace or a control character (%q)", r)
-		}
+	if len(r) > MaxResourceLen {
+		return Invalid("invalid_field", "resource is longer than %d bytes", MaxResourceLen)
+	}
+	if !utf8.ValidString(r) {
+		return Invalid("invalid_field", "resource is not valid UTF-8")
+	}
+	g, err := patternGrammar()
+	if err != nil {
+		return err
+	}
+	if msg := g.ResourceError(r); msg != "" {
+		return Invalid("invalid_field", "%s", msg)
 	}
 	return nil
 }
 
-// ValidateAction checks an action name: not empty, bounded, printable.
+// ValidateAction checks an action name: not empty, bounded, and only of the
+// characters a resource segment may hold (data.kavach.resources.forbidden_char).
 func ValidateAction(a string) error {
 	if a == "" {
 		return errors.New("action is empty")
@@ -83,8 +100,30 @@ func ValidateAction(a string) error {
 	if len(a) > MaxActionLen {
 		return fmt.Errorf("action is longer than %d bytes", MaxActionLen)
 	}
-	if err := printable(a); err != nil {
-		return fmt.Errorf("action %q: %w", a, err)
+	if !utf8.ValidString(a) {
+		return fmt.Errorf("action %q: is not valid UTF-8", a)
+	}
+	g, err := patternGrammar()
+	if err != nil {
+		return err
+	}
+	if r, bad := g.ForbiddenChar(a); bad {
+		return fmt.Errorf("action %q: contains whitespace or a control, format or invisible character (%s)", a, engine.QuoteChar(r))
+	}
+	return nil
+}
+
+// ValidateRequestAction checks the action of a request: a valid action
+// that names one action ("*", any action, is for permissions only).
+func ValidateRequestAction(a string) error {
+	if a == "" {
+		return Invalid("missing_field", "action is required")
+	}
+	if a == "*" {
+		return Invalid("invalid_field", `action "*" is for permissions (any action); a request names one action`)
+	}
+	if err := ValidateAction(a); err != nil {
+		return Invalid("invalid_field", "%v", err)
 	}
 	return nil
 }
