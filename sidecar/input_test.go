@@ -140,15 +140,15 @@ func newEnvAt(t *testing.T, url string, opts service.Options) *env {
 func (e *env) stored(t *testing.T) string {
 	t.Helper()
 	ctx := t.Context()
-	agents, err := e.st.ListAgents(ctx, store.AgentFilter{})
+	agents, _, err := e.st.ListAgents(ctx, store.AgentFilter{}, store.Page{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := e.st.ListKeys(ctx)
+	keys, _, err := e.st.ListKeys(ctx, store.Page{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	approvals, err := e.st.ListApprovals(ctx, store.ApprovalFilter{})
+	approvals, _, err := e.st.ListApprovals(ctx, store.ApprovalFilter{}, store.Page{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
