@@ -60,7 +60,7 @@ func newMetrics() *metrics {
 	return &metrics{authorize: newHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)}
 }
 
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	m := s.m
 	fmt.Fprintf(w, "# HELP kavach_decisions_total Authorization decisions, by result.\n# TYPE kavach_decisions_total counter\n")

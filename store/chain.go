@@ -340,21 +340,10 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("read legacy chain: %w", err)
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE chain_id = '' ORDER BY id LIMIT ?`, legacyBatch)
-			if err != nil {
-				return fmt.Errorf("read unchained rows: %w", err)
-			}
 			var batch []domain.AuditEntry
-			for rows.Next() {
-				e, err := scanAudit(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				batch = append(batch, e)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			err = scanAuditRows(ctx, tx, func(e domain.AuditEntry) { batch = append(batch, e) },
+				`SELECT `+auditColumns+` FROM audit_log WHERE chain_id = '' ORDER BY id LIMIT ?`, legacyBatch)
+			if err != nil {
 				return fmt.Errorf("read unchained rows: %w", err)
 			}
 			for i := range batch {
@@ -421,23 +410,13 @@ func (s *Store) VerifyAudit(ctx context.Context, keys auditchain.Keys) (auditcha
 			q += ` WHERE (chain_id, chain_seq, id) > (?, ?, ?)`
 			args = append(args, after.chain, after.seq, after.id)
 		}
-		rows, err := s.r.QueryContext(ctx, q+` ORDER BY chain_id, chain_seq, id LIMIT ?`, append(args, exportPage)...)
-		if err != nil {
-			return auditchain.Report{}, fmt.Errorf("read audit rows: %w", err)
-		}
 		n := 0
-		for rows.Next() {
-			e, err := scanAudit(rows)
-			if err != nil {
-				rows.Close()
-				return auditchain.Report{}, err
-			}
+		err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) {
 			v.Row(e)
 			after.chain, after.seq, after.id = e.Chain.ID, e.Chain.Seq, e.ID
 			n++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		}, q+` ORDER BY chain_id, chain_seq, id LIMIT ?`, append(args, exportPage)...)
+		if err != nil {
 			return auditchain.Report{}, fmt.Errorf("read audit rows: %w", err)
 		}
 		if n < exportPage {
@@ -445,4 +424,21 @@ func (s *Store) VerifyAudit(ctx context.Context, keys auditchain.Keys) (auditcha
 		}
 		first = false
 	}
+}
+
+// scanAuditRows calls fn for each audit row query selects.
+func scanAuditRows(ctx context.Context, q querier, fn func(domain.AuditEntry), query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		fn(e)
+	}
+	return rows.Err()
 }

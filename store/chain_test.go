@@ -154,18 +154,10 @@ func testTamperingIsFound(t *testing.T, b backend) {
 		if err := s.r.QueryRowContext(t.Context(), `SELECT chain_id FROM audit_log WHERE id = ?`, id).Scan(&chainID); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := s.r.QueryContext(t.Context(), `SELECT `+auditColumns+` FROM audit_log WHERE chain_id = ? ORDER BY chain_seq`, chainID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
 		var out []domain.AuditEntry
-		for rows.Next() {
-			e, err := scanAudit(rows)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, e)
+		if err := scanAuditRows(t.Context(), s.r, func(e domain.AuditEntry) { out = append(out, e) },
+			`SELECT `+auditColumns+` FROM audit_log WHERE chain_id = ? ORDER BY chain_seq`, chainID); err != nil {
+			t.Fatal(err)
 		}
 		return out
 	}
@@ -193,7 +185,7 @@ func testTamperingIsFound(t *testing.T, b backend) {
 			exec(t, s, `DELETE FROM audit_log WHERE chain_id = ?`, c[0].Chain.ID)
 			return ""
 		}, auditchain.Deleted},
-		{"RowInsertedOutsideChains", func(t *testing.T, s *Store, ids []string) string {
+		{"RowInsertedOutsideChains", func(t *testing.T, s *Store, _ []string) string {
 			exec(t, s, `INSERT INTO audit_log (id, agent_id, owner_id, action, resource, result, code, reason, duration_us, created_at)
 				VALUES ('aud_forged', 'agt_x', 'o', 'read', 'r', 'allowed', 'allowed', 'ok', 1, 1)`)
 			return "aud_forged"
@@ -246,7 +238,7 @@ func testTamperingIsFound(t *testing.T, b backend) {
 			}
 			return ""
 		}, auditchain.Forged},
-		{"CheckpointDeleted", func(t *testing.T, s *Store, ids []string) string {
+		{"CheckpointDeleted", func(t *testing.T, s *Store, _ []string) string {
 			exec(t, s, `DELETE FROM audit_checkpoints WHERE seq = 2`)
 			return ""
 		}, auditchain.Deleted},

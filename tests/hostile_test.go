@@ -207,27 +207,38 @@ func storedClean(t *testing.T, driver, dsn string) []string {
 	defer db.Close()
 	var bad []string
 	for _, table := range []string{"agents", "permissions", "delegations", "approvals", "audit_log", "api_keys"} {
-		rows, err := db.QueryContext(context.Background(), "SELECT * FROM "+table)
-		if err != nil {
-			t.Fatalf("%s: %v", table, err)
+		bad = append(bad, dirtyValues(t, db, table)...)
+	}
+	return bad
+}
+
+// dirtyValues lists table's values with a NUL, invalid UTF-8 or U+FFFD.
+func dirtyValues(t *testing.T, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), "SELECT * FROM "+table)
+	if err != nil {
+		t.Fatalf("%s: %v", table, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	var bad []string
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
 		}
-		cols, _ := rows.Columns()
-		vals := make([]sql.RawBytes, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
+		for i, v := range vals {
+			if bytes.IndexByte(v, 0) >= 0 || !utf8.Valid(v) || bytes.Contains(v, []byte("\uFFFD")) || bytes.Contains(v, []byte(`\u0000`)) {
+				bad = append(bad, fmt.Sprintf("%s.%s = %q", table, cols[i], truncate(v)))
 			}
-			for i, v := range vals {
-				if bytes.IndexByte(v, 0) >= 0 || !utf8.Valid(v) || bytes.Contains(v, []byte("\uFFFD")) || bytes.Contains(v, []byte(`\u0000`)) {
-					bad = append(bad, fmt.Sprintf("%s.%s = %q", table, cols[i], truncate(v)))
-				}
-			}
 		}
-		rows.Close()
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", table, err)
 	}
 	return bad
 }
