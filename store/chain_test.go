@@ -161,6 +161,15 @@ func testTamperingIsFound(t *testing.T, b backend) {
 		}
 		return out
 	}
+	// rewrite turns the chain c's second row into a denial and re-hashes
+	// every row after it, as a careful attacker would.
+	rewrite := func(t *testing.T, s *Store, c []domain.AuditEntry) {
+		c[1].Result = domain.ResultDenied
+		for i := 1; i < len(c); i++ {
+			auditchain.Link(&c[i], c[i].Chain.ID, c[i].Chain.Seq, c[i-1].Chain.Hash)
+			exec(t, s, `UPDATE audit_log SET result = ?, prev_hash = ?, hash = ? WHERE id = ?`, c[i].Result, c[i].Chain.PrevHash, c[i].Chain.Hash, c[i].ID)
+		}
+	}
 	cases := []tamperCase{
 		{"ResultFlipped", func(t *testing.T, s *Store, ids []string) string {
 			exec(t, s, `UPDATE audit_log SET result = 'denied' WHERE id = ?`, ids[3])
@@ -209,22 +218,13 @@ func testTamperingIsFound(t *testing.T, b backend) {
 		{"ChainRewrittenAndRehashed", func(t *testing.T, s *Store, ids []string) string {
 			// A careful attacker: change a row, then recompute every hash
 			// after it so the chain is consistent again.
-			c := sorted(t, s, ids[0])
-			c[1].Result = domain.ResultDenied
-			for i := 1; i < len(c); i++ {
-				auditchain.Link(&c[i], c[i].Chain.ID, c[i].Chain.Seq, c[i-1].Chain.Hash)
-				exec(t, s, `UPDATE audit_log SET result = ?, prev_hash = ?, hash = ? WHERE id = ?`, c[i].Result, c[i].Chain.PrevHash, c[i].Chain.Hash, c[i].ID)
-			}
+			rewrite(t, s, sorted(t, s, ids[0]))
 			return ""
 		}, auditchain.Rewritten},
 		{"CheckpointForged", func(t *testing.T, s *Store, ids []string) string {
 			// The same, and then a checkpoint made to match, without the key.
 			c := sorted(t, s, ids[0])
-			c[1].Result = domain.ResultDenied
-			for i := 1; i < len(c); i++ {
-				auditchain.Link(&c[i], c[i].Chain.ID, c[i].Chain.Seq, c[i-1].Chain.Hash)
-				exec(t, s, `UPDATE audit_log SET result = ?, prev_hash = ?, hash = ? WHERE id = ?`, c[i].Result, c[i].Chain.PrevHash, c[i].Chain.Hash, c[i].ID)
-			}
+			rewrite(t, s, c)
 			cps, err := s.AuditCheckpoints(t.Context())
 			if err != nil {
 				t.Fatal(err)
