@@ -40,7 +40,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./sidecar:FuzzAuthorize ./sidecar:FuzzCreateAgent ./sidecar:FuzzUpdateAgent \
 	./sidecar:FuzzDelegate ./sidecar:FuzzCreateKey ./sidecar:FuzzResolveApproval ./sidecar:FuzzAPI \
 	./config:FuzzConfig ./engine:FuzzResourceError ./engine:FuzzResourceMatch \
-	./oauth:FuzzRegistration ./oauth:FuzzRedirectMatch ./oauth:FuzzVerify
+	./oauth:FuzzRegistration ./oauth:FuzzRedirectMatch ./oauth:FuzzVerify ./domain:FuzzMaxCallsPerHour
 
 fuzz: ## run each fuzz target (FUZZ_TARGETS) for FUZZTIME (1m), one after another
 	@set -e; for t in $(FUZZ_TARGETS); do \
