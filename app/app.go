@@ -116,14 +116,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if async {
 		a.log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
 	}
-	current, _ := cfg.Secrets()
+	current, previous := cfg.Secrets()
 	if !current.Set() {
 		a.log.Warn("no secret (KAVACH_SECRET): audit checkpoints are unsigned, so someone who can write to the database " +
 			"could rewrite the trail and its checkpoints unseen; set a secret of 32+ characters")
 	}
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
 		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
-		Secret: current, Retention: time.Duration(cfg.Audit.RetentionDays) * 24 * time.Hour, Logger: a.log,
+		Secret: current, PreviousSecret: previous, Retention: time.Duration(cfg.Audit.RetentionDays) * 24 * time.Hour, Logger: a.log,
 		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {
 		return nil, err

@@ -179,3 +179,8 @@ func (c Checkpoint) mac(key []byte) string {
 	h.Write(c.content())
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// CheckMAC reports whether c's MAC is right under key (nil: unsigned).
+func CheckMAC(c Checkpoint, key []byte) bool {
+	return hmac.Equal([]byte(c.mac(key)), []byte(c.MAC))
+}

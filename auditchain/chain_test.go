@@ -109,7 +109,7 @@ func TestExportVerifiesOffline(t *testing.T) {
 
 func TestCheckpointSignatures(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	a := Checkpoint{Seq: 1, Kind: KindSeal, ChainID: "chn_1", ChainSeq: 3, HeadHash: "h", CreatedAt: time.UnixMilli(5)}
+	a := Checkpoint{Seq: 1, Kind: KindClose, ChainID: LegacyChain, ChainSeq: 3, HeadHash: "h", CreatedAt: time.UnixMilli(5)}
 	a.Sign("k1", key)
 	b := Checkpoint{Seq: 2, Kind: KindClose, ChainID: "chn_1", ChainSeq: 4, HeadHash: "h2", CreatedAt: time.UnixMilli(6), PrevMAC: a.MAC}
 	b.Sign("k1", key)

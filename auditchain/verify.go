@@ -30,6 +30,10 @@ const (
 // maxProblems caps the problems a report lists; Report.Total counts all.
 const maxProblems = 100
 
+// LegacyChain holds the rows written before chaining existed; its close
+// checkpoint, written by the upgrade, is always checkpoint 1.
+const LegacyChain = "chn_legacy"
+
 // Problem is one place where the trail is not as it was written.
 type Problem struct {
 	Kind    string `json:"kind"`
@@ -54,6 +58,9 @@ type Report struct {
 	// Unsealed counts rows written after their chain's last checkpoint:
 	// vouched for by the chain alone.
 	Unsealed int64 `json:"unsealed"`
+	// Unchecked counts signed checkpoints whose signature was not checked
+	// (no secret given).
+	Unchecked int64 `json:"uncheckedSignatures"`
 	// Purged counts chains that retention has cut.
 	Purged   int64     `json:"purgedChains"`
 	Problems []Problem `json:"problems"`
@@ -93,6 +100,9 @@ type Verifier struct {
 	prev    string
 	last    int64
 	cps     []Checkpoint
+	// closedAt is the position the current chain's close checkpoint
+	// covers (-1 when the chain was not closed).
+	closedAt int64
 }
 
 // NewVerifier checks the checkpoints (any order) and prepares to check
@@ -103,6 +113,9 @@ func NewVerifier(cps []Checkpoint, keys Keys) *Verifier {
 	v := &Verifier{seals: map[string][]Checkpoint{}, purges: map[string]Checkpoint{}, seen: map[string]bool{}}
 	sort.Slice(cps, func(i, j int) bool { return cps[i].Seq < cps[j].Seq })
 	v.r.Checkpoints = int64(len(cps))
+	if len(cps) > 0 && cps[0].Seq == 1 && (cps[0].ChainID != LegacyChain || cps[0].Kind != KindClose) {
+		v.r.add(Problem{Kind: Forged, Message: "checkpoint 1 is not the one the upgrade wrote for the rows before chaining: the checkpoints were deleted and replaced"})
+	}
 	prevMAC, signed, unchecked := "", false, false
 	for i, c := range cps {
 		want := int64(i + 1)
@@ -123,6 +136,7 @@ func NewVerifier(cps []Checkpoint, keys Keys) *Verifier {
 			}
 		case len(keys) == 0:
 			unchecked = true
+			v.r.Unchecked++
 		default:
 			key, ok := keys[c.KeyID]
 			switch {
@@ -159,6 +173,10 @@ func NewVerifier(cps []Checkpoint, keys Keys) *Verifier {
 	return v
 }
 
+// Report adds a problem found outside the rows and checkpoints (say, a
+// value of another storage type).
+func (v *Verifier) Report(p Problem) { v.r.add(p) }
+
 // Row checks the next row. Rows come grouped by chain ID (rows with no
 // chain first), in ascending position within each chain.
 func (v *Verifier) Row(e domain.AuditEntry) {
@@ -175,6 +193,11 @@ func (v *Verifier) Row(e domain.AuditEntry) {
 	if v.offline && v.last == 0 && v.next == 1 && c.Seq > 1 {
 		v.next, v.prev = c.Seq, c.PrevHash
 		v.starts++
+	}
+	if v.closedAt >= 0 && c.Seq > v.closedAt {
+		v.r.add(Problem{Kind: Inserted, RowID: e.ID, ChainID: c.ID, Seq: c.Seq,
+			Message: fmt.Sprintf("row %s follows position %d, where chain %s was closed when its writer stopped: it was inserted", e.ID, v.closedAt, c.ID)})
+		return
 	}
 	switch {
 	case c.Seq < v.next:
@@ -214,6 +237,12 @@ func (v *Verifier) beginChain(id string) {
 	v.r.Chains++
 	v.next, v.prev, v.last = 1, Genesis(id), 0
 	v.cps = v.seals[id]
+	v.closedAt = -1
+	for _, cp := range v.cps {
+		if cp.Kind == KindClose {
+			v.closedAt = cp.ChainSeq
+		}
+	}
 	if p, ok := v.purges[id]; ok {
 		v.next, v.prev, v.last = p.ChainSeq+1, p.HeadHash, p.ChainSeq
 		for len(v.cps) > 0 && v.cps[0].ChainSeq <= p.ChainSeq {
@@ -246,6 +275,9 @@ func (v *Verifier) endChain() {
 // gone) and returns the report.
 func (v *Verifier) Finish() Report {
 	v.endChain()
+	if v.r.Checkpoints == 0 && v.r.Rows > 0 && !v.offline {
+		v.r.add(Problem{Kind: Deleted, Message: "the trail has rows but no checkpoint: the checkpoints were deleted"})
+	}
 	ids := make([]string, 0, len(v.seals))
 	for id := range v.seals {
 		ids = append(ids, id)

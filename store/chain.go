@@ -31,7 +31,7 @@ import (
 // moved, and once more on Close.
 
 // legacyChain holds the rows written before chaining existed.
-const legacyChain = "chn_legacy"
+const legacyChain = auditchain.LegacyChain
 
 // lockCheckpoints serialises checkpoint numbering (and legacy chaining and
 // purges) across replicas.
@@ -119,14 +119,14 @@ func (cs *chains) release(c *chain) {
 }
 
 // unsealed lists the chains whose committed head is past their last
-// checkpoint, with that head.
-func (cs *chains) unsealed() ([]*chain, []chainHead) {
+// checkpoint (all: every chain with rows), with that head.
+func (cs *chains) unsealed(all bool) ([]*chain, []chainHead) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	var list []*chain
 	var heads []chainHead
 	for _, c := range cs.all {
-		if h := c.committed.Load(); h.seq > c.sealed {
+		if h := c.committed.Load(); h.seq > c.sealed || (all && h.seq > 0) {
 			list = append(list, c)
 			heads = append(heads, *h)
 		} else if c.retired.Load() {
@@ -181,53 +181,138 @@ func CheckpointKeys(secrets ...secret.Secret) (auditchain.Keys, error) {
 	return keys, nil
 }
 
+// ErrCheckpoints says the checkpoints in the database are not what this
+// process wrote or can vouch for: nothing is signed over them.
+var ErrCheckpoints = errors.New("the audit checkpoints were tampered with")
+
 // addCheckpoints appends checkpoints for heads (one per chain in ids)
-// under the checkpoint lock, signing each and linking it to the last.
-func (s *Store) addCheckpoints(ctx context.Context, tx *txn, kind string, ids []string, heads []chainHead) error {
+// under the checkpoint lock, signing each and linking it to the last. It
+// signs nothing over a last checkpoint it cannot vouch for: one whose MAC
+// does not check under the keys this process has, one older than a
+// checkpoint this process has already seen, or none at all unless legacy
+// (the upgrade's first checkpoint). It returns the last one written.
+func (s *Store) addCheckpoints(ctx context.Context, tx *txn, todo []pendingCheckpoint, legacy bool) (auditchain.Checkpoint, error) {
 	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockCheckpoints)); err != nil {
-		return fmt.Errorf("lock checkpoints: %w", err)
+		return auditchain.Checkpoint{}, fmt.Errorf("lock checkpoints: %w", err)
 	}
-	last := auditchain.Checkpoint{}
-	err := tx.QueryRowContext(ctx, `SELECT seq, mac FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&last.Seq, &last.MAC)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("read last checkpoint: %w", err)
+	var last auditchain.Checkpoint
+	var at int64
+	err := tx.QueryRowContext(ctx, `SELECT seq, kind, chain_id, chain_seq, head_hash, created_at, key_id, prev_mac, mac
+		FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&last.Seq, &last.Kind, &last.ChainID, &last.ChainSeq,
+		&last.HeadHash, &at, &last.KeyID, &last.PrevMAC, &last.MAC)
+	last.CreatedAt = fromMillis(at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if !legacy {
+			return last, fmt.Errorf("%w: there are none, though the upgrade writes the first (run kavach audit verify)", ErrCheckpoints)
+		}
+	case err != nil:
+		return last, fmt.Errorf("read last checkpoint: %w", err)
+	default:
+		if err := s.vouch(last); err != nil {
+			return last, err
+		}
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	for i, id := range ids {
-		cp := auditchain.Checkpoint{Seq: last.Seq + 1, Kind: kind, ChainID: id, ChainSeq: heads[i].seq,
-			HeadHash: heads[i].hash, CreatedAt: now, PrevMAC: last.MAC}
+	for _, p := range todo {
+		cp := auditchain.Checkpoint{Seq: last.Seq + 1, Kind: p.kind, ChainID: p.chain, ChainSeq: p.head.seq,
+			HeadHash: p.head.hash, CreatedAt: now, PrevMAC: last.MAC}
 		cp.Sign(s.cpKey.id, s.cpKey.key)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, kind, chain_id, chain_seq, head_hash, created_at, key_id, prev_mac, mac)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, cp.Seq, cp.Kind, cp.ChainID, cp.ChainSeq, cp.HeadHash, toMillis(cp.CreatedAt),
 			cp.KeyID, cp.PrevMAC, cp.MAC); err != nil {
-			return fmt.Errorf("write checkpoint: %w", err)
+			return last, fmt.Errorf("write checkpoint: %w", err)
 		}
 		last = cp
 	}
+	return last, nil
+}
+
+// pendingCheckpoint is a checkpoint to write: its kind, chain and head.
+type pendingCheckpoint struct {
+	kind, chain string
+	head        chainHead
+}
+
+// vouch checks the last checkpoint in the database before anything is
+// signed over it.
+func (s *Store) vouch(last auditchain.Checkpoint) error {
+	s.cpMu.Lock()
+	seen := s.lastCP
+	s.cpMu.Unlock()
+	switch {
+	case last.Seq < seen.Seq, last.Seq == seen.Seq && last.MAC != seen.MAC:
+		return fmt.Errorf("%w: this process saw checkpoint %d, the database now ends at %d", ErrCheckpoints, seen.Seq, last.Seq)
+	case last.KeyID == "":
+		// Unsigned: the sidecar ran without a secret (verify refuses an
+		// unsigned checkpoint after a signed one).
+		if !auditchain.CheckMAC(last, nil) {
+			return fmt.Errorf("%w: checkpoint %d does not match its hash", ErrCheckpoints, last.Seq)
+		}
+	default:
+		key, ok := s.cpKeys[last.KeyID]
+		if !ok {
+			return fmt.Errorf("%w: checkpoint %d is signed with key %s, which is not this sidecar's secret's", ErrCheckpoints, last.Seq, last.KeyID)
+		}
+		if !auditchain.CheckMAC(last, key) {
+			return fmt.Errorf("%w: checkpoint %d does not match its signature", ErrCheckpoints, last.Seq)
+		}
+	}
+	s.noteCheckpoint(last)
 	return nil
+}
+
+// noteCheckpoint remembers the newest checkpoint this process has seen or
+// written, so that one deleted later is noticed.
+func (s *Store) noteCheckpoint(c auditchain.Checkpoint) {
+	s.cpMu.Lock()
+	if c.Seq > s.lastCP.Seq {
+		s.lastCP = c
+	}
+	s.cpMu.Unlock()
 }
 
 // Seal checkpoints every chain of this process that moved since its last
 // checkpoint. The sealer calls it periodically; Close once more.
-func (s *Store) Seal(ctx context.Context) error { return s.seal(ctx, auditchain.KindSeal) }
+func (s *Store) Seal(ctx context.Context) error { return s.seal(ctx, false) }
 
-func (s *Store) seal(ctx context.Context, kind string) error {
+// seal checkpoints the chains that moved; closing, every chain with rows,
+// as closed (rows after a close are not this process's), except retired
+// chains, whose rows after their head are in doubt.
+func (s *Store) seal(ctx context.Context, closing bool) error {
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
-	list, heads := s.chains.unsealed()
+	list, heads := s.chains.unsealed(closing)
 	if len(list) == 0 {
 		return nil
 	}
-	ids := make([]string, len(list))
+	todo := make([]pendingCheckpoint, len(list))
 	for i, c := range list {
-		ids[i] = c.id
+		todo[i] = pendingCheckpoint{kind: auditchain.KindSeal, chain: c.id, head: heads[i]}
+		if closing && !c.retired.Load() {
+			todo[i].kind = auditchain.KindClose
+		}
 	}
-	if err := s.withTx(ctx, func(tx *txn) error { return s.addCheckpoints(ctx, tx, kind, ids, heads) }); err != nil {
+	var last auditchain.Checkpoint
+	err := s.withTx(ctx, func(tx *txn) error {
+		var err error
+		last, err = s.addCheckpoints(ctx, tx, todo, false)
+		return err
+	})
+	if err != nil {
 		return err
 	}
+	s.noteCheckpoint(last)
 	for i, c := range list {
 		c.sealed = heads[i].seq
 	}
+	// An anchor outside the database: the newest checkpoint's number and
+	// MAC (not a secret; it proves nothing without the key).
+	level := slog.LevelDebug
+	if closing {
+		level = slog.LevelInfo
+	}
+	s.logger().Log(ctx, level, "audit checkpoint", "seq", last.Seq, "mac", last.MAC, "chains", len(list))
 	return nil
 }
 
@@ -245,7 +330,7 @@ func (s *Store) sealer(interval, retention time.Duration, log *slog.Logger, stop
 		}
 		ctx, cancel := s.withTimeout(context.Background())
 		if err := s.Seal(ctx); err != nil {
-			log.Warn("audit checkpoint failed; retrying at the next interval", "error", err)
+			log.Error("audit checkpoint failed; retrying at the next interval", "error", err)
 		}
 		if retention > 0 && !s.now().Before(nextPurge) {
 			n, err := s.PurgeAudit(ctx, s.now().Add(-retention))
@@ -265,51 +350,166 @@ func (s *Store) sealer(interval, retention time.Duration, log *slog.Logger, stop
 // of one chain one purge transaction deletes at most.
 const (
 	purgeEvery = time.Hour
-	purgeBatch = 5000
+	purgeBatch = 20000
 )
 
-// PurgeAudit deletes the audit rows older than before: for each chain, the
-// positions up to its last row older than before, in transactions that
-// each leave a purge checkpoint, so that verification still passes. It
-// returns how many rows it deleted.
+// PurgeAudit deletes the audit rows older than before: for each chain, a
+// prefix of positions whose rows are all older than before and all sealed
+// by a checkpoint, in transactions that each leave a purge checkpoint, so
+// that verification still passes. Before deleting, it checks the prefix
+// against the chain's checkpoints: rows rewritten (say, made to look old)
+// are never purged, and the error says so. It returns how many rows it
+// deleted.
 func (s *Store) PurgeAudit(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for {
-		var n int64
-		err := s.withTx(ctx, func(tx *txn) error {
-			if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockCheckpoints)); err != nil {
-				return fmt.Errorf("lock checkpoints: %w", err)
-			}
-			var id string
-			var first, upTo int64
-			err := tx.QueryRowContext(ctx, `SELECT chain_id, MIN(chain_seq), MAX(chain_seq) FROM audit_log
-				WHERE chain_id <> '' AND created_at < ? GROUP BY chain_id ORDER BY chain_id LIMIT 1`, toMillis(before)).Scan(&id, &first, &upTo)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("find rows to purge: %w", err)
-			}
-			upTo = min(upTo, first+purgeBatch-1)
-			var head string
-			if err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_log WHERE chain_id = ? AND chain_seq = ? ORDER BY id LIMIT 1`,
-				id, upTo).Scan(&head); err != nil {
-				return fmt.Errorf("read purge head: %w", err)
-			}
-			res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE chain_id = ? AND chain_seq <= ?`, id, upTo)
-			if err != nil {
-				return fmt.Errorf("purge audit rows: %w", err)
-			}
-			if n, err = res.RowsAffected(); err != nil {
-				return fmt.Errorf("purge audit rows: %w", err)
-			}
-			return s.addCheckpoints(ctx, tx, auditchain.KindPurge, []string{id}, []chainHead{{seq: upTo, hash: head}})
-		})
-		if err != nil || n == 0 {
-			return total, err
-		}
-		total += n
+	var chains []string
+	err := scanStrings(ctx, s.r, &chains, `SELECT DISTINCT chain_id FROM audit_log WHERE chain_id <> '' AND created_at < ? ORDER BY chain_id`,
+		toMillis(before))
+	if err != nil {
+		return 0, fmt.Errorf("find rows to purge: %w", err)
 	}
+	var total int64
+	for _, id := range chains {
+		for {
+			var n int64
+			var last auditchain.Checkpoint
+			err := s.withTx(ctx, func(tx *txn) error {
+				var err error
+				n, last, err = s.purgeChain(ctx, tx, id, before)
+				return err
+			})
+			if err != nil {
+				return total, err
+			}
+			if n == 0 {
+				break
+			}
+			s.noteCheckpoint(last)
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// purgeChain deletes one batch of chain id's old, sealed prefix in tx.
+func (s *Store) purgeChain(ctx context.Context, tx *txn, id string, before time.Time) (int64, auditchain.Checkpoint, error) {
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockCheckpoints)); err != nil {
+		return 0, auditchain.Checkpoint{}, fmt.Errorf("lock checkpoints: %w", err)
+	}
+	cps, err := s.chainCheckpoints(ctx, tx, id)
+	if err != nil {
+		return 0, auditchain.Checkpoint{}, err
+	}
+	// Where the chain starts now, and the last position a checkpoint seals.
+	start, prev, sealed := int64(0), auditchain.Genesis(id), int64(0)
+	for _, c := range cps {
+		if c.Kind == auditchain.KindPurge && c.ChainSeq > start {
+			start, prev = c.ChainSeq, c.HeadHash
+		} else if c.Kind != auditchain.KindPurge {
+			sealed = max(sealed, c.ChainSeq)
+		}
+	}
+	// The prefix: up to the first row that is not old, and no further than
+	// a checkpoint seals.
+	var rows []domain.AuditEntry
+	err = scanAuditRows(ctx, tx, func(e domain.AuditEntry) { rows = append(rows, e) },
+		`SELECT `+auditColumns+` FROM audit_log WHERE chain_id = ? AND chain_seq > ? AND chain_seq <= ? ORDER BY chain_seq, id LIMIT ?`,
+		id, start, sealed, purgeBatch)
+	if err != nil {
+		return 0, auditchain.Checkpoint{}, fmt.Errorf("read rows to purge: %w", err)
+	}
+	upTo, head, lastRead, link := start, prev, start, prev
+	for _, e := range rows {
+		if e.Chain.Seq != lastRead+1 || e.Chain.PrevHash != link || auditchain.Hash(e) != e.Chain.Hash {
+			return 0, auditchain.Checkpoint{}, fmt.Errorf("%w: chain %s does not verify at position %d (row %s): nothing purged (run kavach audit verify)",
+				ErrCheckpoints, id, e.Chain.Seq, e.ID)
+		}
+		lastRead, link = e.Chain.Seq, e.Chain.Hash
+	}
+	// Every checkpoint among the rows read must match them (else the rows
+	// were rewritten and re-hashed), and only a prefix a checkpoint vouches
+	// for, whose rows are all old, is deleted.
+	vouched := start
+	for _, c := range cps {
+		if c.Kind == auditchain.KindPurge || c.ChainSeq <= start || c.ChainSeq > lastRead {
+			continue
+		}
+		if !sealsRow(rows, c) {
+			return 0, auditchain.Checkpoint{}, fmt.Errorf("%w: checkpoint %d does not match chain %s: nothing purged (run kavach audit verify)",
+				ErrCheckpoints, c.Seq, id)
+		}
+		vouched = max(vouched, c.ChainSeq)
+	}
+	for _, e := range rows {
+		if e.Chain.Seq > vouched || !e.Timestamp.Before(before) {
+			break
+		}
+		upTo, head = e.Chain.Seq, e.Chain.Hash
+	}
+	if upTo == start {
+		return 0, auditchain.Checkpoint{}, nil
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE chain_id = ? AND chain_seq <= ?`, id, upTo)
+	if err != nil {
+		return 0, auditchain.Checkpoint{}, fmt.Errorf("purge audit rows: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, auditchain.Checkpoint{}, fmt.Errorf("purge audit rows: %w", err)
+	}
+	last, err := s.addCheckpoints(ctx, tx, []pendingCheckpoint{{kind: auditchain.KindPurge, chain: id, head: chainHead{seq: upTo, hash: head}}}, false)
+	return n, last, err
+}
+
+// sealsRow reports whether checkpoint c's head is the hash of the row at
+// its position among rows.
+func sealsRow(rows []domain.AuditEntry, c auditchain.Checkpoint) bool {
+	for _, e := range rows {
+		if e.Chain.Seq == c.ChainSeq {
+			return e.Chain.Hash == c.HeadHash
+		}
+	}
+	return false
+}
+
+// chainCheckpoints returns the checkpoints of one chain.
+func (s *Store) chainCheckpoints(ctx context.Context, q querier, id string) ([]auditchain.Checkpoint, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, kind, chain_id, chain_seq, head_hash, created_at, key_id, prev_mac, mac
+		FROM audit_checkpoints WHERE chain_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	return scanCheckpoints(rows)
+}
+
+func scanCheckpoints(rows *sql.Rows) ([]auditchain.Checkpoint, error) {
+	var out []auditchain.Checkpoint
+	for rows.Next() {
+		var c auditchain.Checkpoint
+		var at int64
+		if err := rows.Scan(&c.Seq, &c.Kind, &c.ChainID, &c.ChainSeq, &c.HeadHash, &at, &c.KeyID, &c.PrevMAC, &c.MAC); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		c.CreatedAt = fromMillis(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func scanStrings(ctx context.Context, q querier, out *[]string, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return rows.Err()
 }
 
 // legacyBatch is how many rows one legacy-chaining transaction chains.
@@ -320,6 +520,7 @@ const legacyBatch = 1000
 // are never taken in. It ends with a checkpoint of the legacy chain (at
 // position 0 when there were no rows), which closes that door.
 func (s *Store) chainLegacy(ctx context.Context) error {
+	var last auditchain.Checkpoint
 	for {
 		done := false
 		err := s.withTx(ctx, func(tx *txn) error {
@@ -333,6 +534,15 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 			if n > 0 {
 				done = true
 				return nil
+			}
+			// No checkpoint, yet rows of live chains: the checkpoints were
+			// deleted. Chaining now would vouch for whatever is there.
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log WHERE chain_id <> '' AND chain_id <> ?`,
+				legacyChain).Scan(&n); err != nil {
+				return fmt.Errorf("count chained rows: %w", err)
+			}
+			if n > 0 {
+				return fmt.Errorf("%w: none is left, yet %d rows are chained; nothing will be signed (run kavach audit verify)", ErrCheckpoints, n)
 			}
 			c := &chain{id: legacyChain, head: chainHead{hash: auditchain.Genesis(legacyChain)}}
 			err := tx.QueryRowContext(ctx, `SELECT chain_seq, hash FROM audit_log WHERE chain_id = ? ORDER BY chain_seq DESC LIMIT 1`,
@@ -358,9 +568,13 @@ func (s *Store) chainLegacy(ctx context.Context) error {
 				return nil
 			}
 			done = true
-			return s.addCheckpoints(ctx, tx, auditchain.KindClose, []string{legacyChain}, []chainHead{c.head})
+			last, err = s.addCheckpoints(ctx, tx, []pendingCheckpoint{{kind: auditchain.KindClose, chain: legacyChain, head: c.head}}, true)
+			return err
 		})
 		if err != nil || done {
+			if err == nil && last.Seq > 0 {
+				s.noteCheckpoint(last)
+			}
 			return err
 		}
 	}
@@ -374,17 +588,7 @@ func (s *Store) AuditCheckpoints(ctx context.Context) ([]auditchain.Checkpoint, 
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	defer rows.Close()
-	var out []auditchain.Checkpoint
-	for rows.Next() {
-		var c auditchain.Checkpoint
-		var at int64
-		if err := rows.Scan(&c.Seq, &c.Kind, &c.ChainID, &c.ChainSeq, &c.HeadHash, &at, &c.KeyID, &c.PrevMAC, &c.MAC); err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
-		c.CreatedAt = fromMillis(at)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCheckpoints(rows)
 }
 
 // VerifyAudit walks every chain and checkpoint and reports what does not
@@ -397,6 +601,27 @@ func (s *Store) VerifyAudit(ctx context.Context, keys auditchain.Keys) (auditcha
 		return auditchain.Report{}, err
 	}
 	v := auditchain.NewVerifier(cps, keys)
+	if s.dialect.name() == "sqlite" {
+		// SQLite keeps any value in any column: a value stored as a BLOB
+		// reads back as the same string (so its hash holds) but escapes
+		// every filter that compares text, and would stall the walk below.
+		var odd []string
+		err := scanStrings(ctx, s.r, &odd, `SELECT id FROM audit_log WHERE typeof(id) <> 'text' OR typeof(chain_id) <> 'text'
+			OR typeof(agent_id) <> 'text' OR typeof(owner_id) <> 'text' OR typeof(action) <> 'text' OR typeof(resource) <> 'text'
+			OR typeof(result) <> 'text' OR typeof(code) <> 'text' OR typeof(kind) <> 'text' OR typeof(actor_id) <> 'text'
+			OR typeof(created_at) <> 'integer' OR typeof(chain_seq) <> 'integer' LIMIT 100`)
+		if err != nil {
+			return auditchain.Report{}, fmt.Errorf("check column types: %w", err)
+		}
+		for _, id := range odd {
+			v.Report(auditchain.Problem{Kind: auditchain.Changed, RowID: string(id),
+				Message: fmt.Sprintf("row %s holds a value stored as another type, which hides it from queries: it was changed", id)})
+		}
+		if len(odd) > 0 {
+			// The walk below cannot page past such values.
+			return v.Finish(), nil
+		}
+	}
 	var after struct {
 		chain string
 		seq   int64
@@ -411,6 +636,7 @@ func (s *Store) VerifyAudit(ctx context.Context, keys auditchain.Keys) (auditcha
 			args = append(args, after.chain, after.seq, after.id)
 		}
 		n := 0
+		prev := after
 		err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) {
 			v.Row(e)
 			after.chain, after.seq, after.id = e.Chain.ID, e.Chain.Seq, e.ID
@@ -421,6 +647,9 @@ func (s *Store) VerifyAudit(ctx context.Context, keys auditchain.Keys) (auditcha
 		}
 		if n < exportPage {
 			return v.Finish(), nil
+		}
+		if !first && after == prev {
+			return auditchain.Report{}, fmt.Errorf("read audit rows: the walk did not advance past chain %s position %d", after.chain, after.seq)
 		}
 		first = false
 	}

@@ -24,6 +24,7 @@ func chainTests() []storeTest {
 		{name: "RollbackKeepsTheChain", opens: testRollbackKeepsTheChain},
 		{name: "RetentionPurgesVerifiably", opens: testRetentionPurgesVerifiably},
 		{name: "RetentionRunsInTheBackground", opens: testRetentionRunsInTheBackground},
+		{name: "RetentionAndCloseResistTampering", opens: testRetentionAndCloseResistTampering},
 		{name: "LegacyRowsChainedOnce", opens: testLegacyRowsChainedOnce},
 		{name: "ReplicasChainApart", opens: testReplicasChainApart, replicas: true},
 	}
@@ -175,6 +176,16 @@ func testTamperingIsFound(t *testing.T, b backend) {
 			exec(t, s, `UPDATE audit_log SET result = 'denied' WHERE id = ?`, ids[3])
 			return ids[3]
 		}, auditchain.Changed},
+		{"ValueStoredAsAnotherType", func(t *testing.T, s *Store, ids []string) string {
+			// SQLite: a BLOB reads back as the same string, so the hash holds,
+			// but the row escapes filters. (PostgreSQL's types refuse it.)
+			if s.dialect.name() == "sqlite" {
+				exec(t, s, `UPDATE audit_log SET agent_id = CAST(agent_id AS BLOB) WHERE id = ?`, ids[5])
+			} else {
+				exec(t, s, `UPDATE audit_log SET agent_id = 'agt_other' WHERE id = ?`, ids[5])
+			}
+			return ids[5]
+		}, auditchain.Changed},
 		{"ArgumentsEdited", func(t *testing.T, s *Store, ids []string) string {
 			exec(t, s, `UPDATE audit_log SET arguments = '{"q":"x"}' WHERE id = ?`, ids[7])
 			return ids[7]
@@ -238,6 +249,29 @@ func testTamperingIsFound(t *testing.T, b backend) {
 			}
 			return ""
 		}, auditchain.Forged},
+		{"CheckpointsWiped", func(t *testing.T, s *Store, _ []string) string {
+			exec(t, s, `DELETE FROM audit_checkpoints`)
+			// Neither the upgrade nor the sealer signs over the gap.
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			writeTrail(t, s, 1)
+			if err := s.Seal(t.Context()); !errors.Is(err, ErrCheckpoints) {
+				t.Errorf("Seal over wiped checkpoints = %v; want ErrCheckpoints", err)
+			}
+			return ""
+		}, auditchain.Deleted},
+		{"NewestCheckpointsDeleted", func(t *testing.T, s *Store, _ []string) string {
+			exec(t, s, `DELETE FROM audit_checkpoints WHERE seq > 2`)
+			writeTrail(t, s, 1)
+			if err := s.Seal(t.Context()); !errors.Is(err, ErrCheckpoints) {
+				t.Errorf("Seal after the newest checkpoints were deleted = %v; want ErrCheckpoints", err)
+			}
+			// What verify sees: the chains sealed only by the deleted
+			// checkpoints are now unsealed; a row is changed to show it.
+			exec(t, s, `UPDATE audit_log SET reason = 'x' WHERE id = (SELECT MIN(id) FROM audit_log WHERE chain_id <> 'chn_legacy')`)
+			return ""
+		}, auditchain.Changed},
 		{"CheckpointDeleted", func(t *testing.T, s *Store, _ []string) string {
 			exec(t, s, `DELETE FROM audit_checkpoints WHERE seq = 2`)
 			return ""
@@ -381,6 +415,54 @@ func testRetentionRunsInTheBackground(t *testing.T, b backend) {
 	}
 	if r := verify(t, s, chainKeys(t, testSecret)); !r.OK() || r.Purged == 0 {
 		t.Fatalf("after background retention: %+v", r)
+	}
+}
+
+// Retention never deletes rows that were rewritten to look old, and a row
+// appended to a chain after its writer closed it is found.
+func testRetentionAndCloseResistTampering(t *testing.T, b backend) {
+	c := newClock()
+	url := b.url(t)
+	s := openStore(t, Options{URL: url, Secret: testSecret, Now: c.Now})
+	ctx := t.Context()
+	recent := writeTrail(t, s, 10)
+	if err := s.Seal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE audit_log SET created_at = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeAudit(ctx, c.Now().Add(-time.Hour)); n != 0 || !errors.Is(err, ErrCheckpoints) {
+		t.Fatalf("PurgeAudit of rows made to look old = %d, %v; want nothing and ErrCheckpoints", n, err)
+	}
+	if b.name == "sqlite-memory" {
+		return
+	}
+	s2 := openStore(t, Options{URL: url, Secret: testSecret})
+	writeTrail(t, s2, 3)
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Undo the first tampering, then append a well-linked row to a closed chain.
+	var chainID string
+	if err := s.r.QueryRowContext(ctx, `SELECT chain_id FROM audit_checkpoints WHERE kind = 'close' AND chain_id <> 'chn_legacy' ORDER BY seq DESC LIMIT 1`).Scan(&chainID); err != nil {
+		t.Fatal(err)
+	}
+	var rows []domain.AuditEntry
+	if err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { rows = append(rows, e) },
+		`SELECT `+auditColumns+` FROM audit_log WHERE chain_id = ? ORDER BY chain_seq`, chainID); err != nil || len(rows) == 0 {
+		t.Fatal(err)
+	}
+	forged := rows[len(rows)-1]
+	forged.ID = "aud_forged_after_close"
+	auditchain.Link(&forged, chainID, forged.Chain.Seq+1, forged.Chain.Hash)
+	if err := insertAuditRow(ctx, s.w, forged); err != nil {
+		t.Fatal(err)
+	}
+	_ = recent
+	s3 := openStore(t, Options{URL: url, Verify: true})
+	if r := verify(t, s3, chainKeys(t, testSecret)); !namesRow(r, "aud_forged_after_close") {
+		t.Fatalf("a row appended after a close: %+v", r)
 	}
 }
 

@@ -53,6 +53,8 @@ type Options struct {
 	Now func() time.Time
 	// Secret signs audit checkpoints; without one they are unsigned.
 	Secret secret.Secret
+	// PreviousSecret vouches for checkpoints signed before a rotation.
+	PreviousSecret secret.Secret
 	// SealInterval is how often chains that moved are checkpointed
 	// (default DefaultSealInterval).
 	SealInterval time.Duration
@@ -93,6 +95,12 @@ type Store struct {
 	chains *chains
 	cpKey  checkpointKey
 	sealMu sync.Mutex
+	// cpKeys vouch for checkpoints before anything is signed over them;
+	// lastCP is the newest checkpoint this process has seen or written.
+	cpKeys auditchain.Keys
+	log    *slog.Logger
+	cpMu   sync.Mutex
+	lastCP auditchain.Checkpoint
 	// stopSealer and sealerDone stop the sealer (nil when none runs).
 	stopSealer, sealerDone chan struct{}
 	sealerOnce             sync.Once
@@ -120,8 +128,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.chains = &chains{s: s, all: map[string]*chain{}}
+	s.log = opts.Logger
 	var err error
 	if s.cpKey, err = newCheckpointKey(opts.Secret); err != nil {
+		return nil, err
+	}
+	if s.cpKeys, err = CheckpointKeys(opts.Secret, opts.PreviousSecret); err != nil {
 		return nil, err
 	}
 	c, err := s.dialect.open(ctx)
@@ -141,6 +153,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if err := s.Migrate(ctx); err != nil {
 			_ = s.Close()
 			return nil, err
+		}
+	} else if !opts.Verify {
+		// The schema is someone else's, but chaining the rows from before
+		// chaining is data: do it when the schema allows.
+		if err := s.chainLegacy(ctx); err != nil {
+			s.logger().Warn("could not chain the audit rows written before chaining", "error", err)
 		}
 	}
 	var v sql.NullInt64
@@ -186,7 +204,7 @@ func (s *Store) Close() error {
 			<-s.sealerDone
 			// The last checkpoint covers every row this process wrote.
 			ctx, cancel := s.withTimeout(context.Background())
-			if cerr := s.seal(ctx, auditchain.KindClose); cerr != nil {
+			if cerr := s.seal(ctx, true); cerr != nil {
 				err = fmt.Errorf("close audit chains: %w", cerr)
 			}
 			cancel()
@@ -296,3 +314,10 @@ func timePtr(n sql.NullInt64) *time.Time {
 
 // Path is the SQLite database file; "" for :memory: and PostgreSQL.
 func (s *Store) Path() string { return s.path }
+
+func (s *Store) logger() *slog.Logger {
+	if s.log != nil {
+		return s.log
+	}
+	return slog.Default()
+}

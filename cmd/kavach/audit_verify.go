@@ -36,6 +36,7 @@ func auditVerifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "a JSON export (kavach audit export --format json) to check instead of the database"},
 			&cli.BoolFlag{Name: "partial", Usage: "with --file: the export was filtered, so rows missing between its rows are expected"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.BoolFlag{Name: "no-secret", Usage: "accept signed checkpoints without checking their signatures (no secret at hand): structure only"},
 			&cli.StringFlag{Name: "retired-secrets", Usage: "a file of secrets retired by earlier rotations, one per line, whose checkpoints are still in the trail"},
 		},
 		Action: auditVerify,
@@ -88,6 +89,10 @@ func auditVerify(c *cli.Context) error {
 	}
 	if !report.OK() {
 		return cli.Exit("", verifyTampered)
+	}
+	if report.Unchecked > 0 && !c.Bool("no-secret") {
+		return cli.Exit("the checkpoints are signed, but no secret was given, so their signatures were not checked: "+
+			"set KAVACH_SECRET (or pass --no-secret to accept a check of the structure only)", verifyTampered)
 	}
 	return nil
 }
