@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 		a.svc.UseAccessTokens(a.oauth, cfg.MCP.Scopes)
 	}
-	a.server, err = sidecar.New(a.svc, sidecar.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Version: opts.Version,
+	a.server, err = sidecar.New(a.svc, sidecar.Options{MaxBodyBytes: cfg.BodyLimit(), Version: opts.Version,
 		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts})
 	if err != nil {
 		return nil, err

@@ -207,3 +207,22 @@ func Sign(r io.Reader, w io.Writer, key, alg, keyID string) error {
 	}
 	return nil
 }
+
+// Inspect summarises a bundle without checking its signature: its
+// revision, the agents, delegations and approvals its data holds, its
+// modules, and whether it is signed.
+func Inspect(r io.Reader) (Info, error) {
+	b, err := opabundle.NewReader(r).WithSkipBundleVerification(true).WithRegoVersion(ast.RegoV1).Read()
+	if err != nil {
+		return Info{}, fmt.Errorf("read bundle: %w", err)
+	}
+	info := Info{Revision: b.Manifest.Revision, Modules: len(b.Modules), Signed: len(b.Signatures.Signatures) > 0}
+	if kv, ok := b.Data["kavach"].(map[string]any); ok {
+		count := func(key string) int {
+			m, _ := kv[key].(map[string]any)
+			return len(m)
+		}
+		info.Agents, info.Delegations, info.Approvals = count("agents"), count("delegations"), count("approvals")
+	}
+	return info, nil
+}

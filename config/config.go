@@ -127,7 +127,7 @@ type Approval struct {
 // Server configures the listeners.
 type Server struct {
 	Address      string `yaml:"address"`
-	MaxBodyBytes int64  `yaml:"maxBodyBytes"`
+	MaxBodyBytes *int64 `yaml:"maxBodyBytes"`
 	// PublicAddress, if set, is a second listener serving only the OAuth
 	// endpoints MCP clients and browsers must reach (metadata, register,
 	// authorize, token, revoke, introspect, JWKS), never the admin API.
@@ -264,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.SocketGroup != "" && !strings.HasPrefix(c.Server.Address, "unix://") {
 		return fmt.Errorf("server.socketGroup is set but server.address %q is not a unix:// socket", c.Server.Address)
+	}
+	if m := c.Server.MaxBodyBytes; m != nil && (*m < 1024 || *m > 64<<20) {
+		return fmt.Errorf("server.maxBodyBytes must be from 1024 to 67108864 bytes (leave it out for the default, 1048576), not %d", *m)
 	}
 	for _, h := range c.Server.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ *,") {
@@ -466,4 +469,12 @@ func (c Config) Secrets() (current, previous secret.Secret) {
 	current, _ = secret.New(c.Secret)
 	previous, _ = secret.New(c.PreviousSecret)
 	return current, previous
+}
+
+// BodyLimit is server.maxBodyBytes, or 0 (the sidecar's default) when unset.
+func (c Config) BodyLimit() int64 {
+	if c.Server.MaxBodyBytes == nil {
+		return 0
+	}
+	return *c.Server.MaxBodyBytes
 }

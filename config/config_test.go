@@ -140,6 +140,8 @@ func TestMCPSection(t *testing.T) {
 		// Without a resource, every authorization request would be refused.
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n", "mcp.allowedResources is required"},
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  signingSecret: short\n", "at least 32"},
+		{"server:\n  maxBodyBytes: -1\n", "server.maxBodyBytes must be from 1024 to 67108864"},
+		{"server:\n  maxBodyBytes: 0\n", "server.maxBodyBytes must be from 1024 to 67108864"},
 		{"audit:\n  retentionDays: -1\n", "audit.retentionDays must be from 1 to 36500"},
 		{"secret: tooshort\n", "secret (KAVACH_SECRET): the secret is 8 characters; at least 32"},
 		{"previousSecret: " + strings.Repeat("p", 32) + "\n", "secret (KAVACH_SECRET) is not"},

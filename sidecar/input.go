@@ -2,6 +2,9 @@ package sidecar
 
 import (
 	"net/http"
+	"slices"
+	"sort"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -44,4 +47,63 @@ func bad(s string) bool {
 		}
 	}
 	return false
+}
+
+// queryParams are the query parameters each API route reads. A route
+// listed here refuses any other parameter (400 invalid_parameter naming
+// it), so a typo such as ?agentid= or ?owner= is not silently ignored and
+// answered with everyone's rows. Routes not listed (OAuth, probes,
+// metrics) take what their specifications say.
+var queryParams = map[string][]string{
+	"agents.create": nil, "agents.get": nil, "agents.update": nil, "agents.rotate": nil, "agents.revoke": nil,
+	"agents.effective_permissions": nil, "delegations.create": nil, "delegations.get": nil, "delegations.revoke": nil,
+	"approvals.get": nil, "approvals.approve": nil, "approvals.deny": nil, "keys.create": nil, "keys.get": nil,
+	"keys.revoke": nil, "policies.get": nil, "bundle.get": nil,
+	"authorize":          {"explain"},
+	"agents.list":        {"ownerId", "status", "limit", "cursor"},
+	"agents.delegations": {"limit", "cursor"},
+	"approvals.list":     {"status", "ownerId", "agentId", "limit", "cursor"},
+	"keys.list":          {"limit", "cursor"},
+	"audit.query":        {"agentId", "userId", "result", "since", "until", "kind", "action", "limit", "cursor"},
+	// An export has no row cap: limit and cursor are accepted and ignored.
+	"audit.export": {"agentId", "userId", "result", "since", "until", "kind", "action", "format", "limit", "cursor"},
+}
+
+// queryHints name the parameter meant for names other APIs (KavachOS) use.
+var queryHints = map[string]string{"userId": "ownerId", "owner": "ownerId", "user": "userId", "agent": "agentId"}
+
+// checkQuery refuses a query parameter the route does not read.
+func checkQuery(route string, r *http.Request) error {
+	allowed, checked := queryParams[route]
+	if !checked || r.URL.RawQuery == "" {
+		return nil
+	}
+	names := make([]string, 0, len(r.URL.Query()))
+	for name := range r.URL.Query() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if slices.Contains(allowed, name) {
+			continue
+		}
+		if len(allowed) == 0 {
+			return apperr.New(apperr.Invalid, "invalid_parameter", "unknown query parameter %q: this route takes none", name)
+		}
+		hint := ""
+		for _, a := range allowed {
+			if strings.EqualFold(a, name) {
+				hint = a
+			}
+		}
+		if h, ok := queryHints[name]; ok && slices.Contains(allowed, h) {
+			hint = h
+		}
+		if hint != "" {
+			return apperr.New(apperr.Invalid, "invalid_parameter", "unknown query parameter %q: did you mean %q? (this route takes %s)",
+				name, hint, strings.Join(allowed, ", "))
+		}
+		return apperr.New(apperr.Invalid, "invalid_parameter", "unknown query parameter %q (this route takes %s)", name, strings.Join(allowed, ", "))
+	}
+	return nil
 }

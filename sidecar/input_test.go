@@ -362,3 +362,28 @@ func auditRow(t *testing.T, e *env, agentID, id string) api.AuditEntry {
 	t.Fatalf("no audit row %s", id)
 	return api.AuditEntry{}
 }
+
+// A query parameter a route does not read is refused, naming it, with a
+// hint when the name is a near miss.
+func TestUnknownQueryParametersAre400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, service.Options{})
+	for _, tc := range []struct{ path, want string }{
+		{"/v1/audit?agentid=x", `did you mean "agentId"`},
+		{"/v1/agents?owner=alice", `did you mean "ownerId"`},
+		{"/v1/agents?userId=alice", `did you mean "ownerId"`},
+		{"/v1/agents?sincee=1", `unknown query parameter "sincee"`},
+		{"/v1/keys/key_x?verbose=1", "this route takes none"},
+	} {
+		status, raw := e.do(t, "GET", tc.path, "")
+		var eb api.ErrorBody
+		_ = json.Unmarshal(raw, &eb)
+		body := eb.Error.Code + ": " + eb.Error.Message
+		if status != 400 || eb.Error.Code != "invalid_parameter" || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s = %d %s; want 400 invalid_parameter with %q", tc.path, status, body, tc.want)
+		}
+	}
+	if status, body := e.do(t, "GET", "/v1/audit?agentId=agt_x&limit=5", ""); status != 200 {
+		t.Errorf("known parameters: %d %s", status, body)
+	}
+}

@@ -17,6 +17,10 @@ func (s *Server) guarded(route string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
+		if err := checkQuery(route, r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if err := s.checkBody(r, route); err != nil {
 			s.fail(w, r, err)
 			return

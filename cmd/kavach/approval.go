@@ -47,7 +47,8 @@ func approvalCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "get", ArgsUsage: "APPROVAL_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Name: "get", Usage: "show one approval request: who asks for what, its status and expiry", ArgsUsage: "APPROVAL_ID",
+				Flags: []cli.Flag{serverFlag, apiKeyFlag},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "APPROVAL_ID")
 					if err != nil {
@@ -60,8 +61,10 @@ func approvalCommand() *cli.Command {
 					return printJSON(a)
 				},
 			},
-			{Name: "approve", ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(true)},
-			{Name: "deny", ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(false)},
+			{Name: "approve", Usage: "approve a pending request (its agent may then make the call once); needs an approver or admin key",
+				ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(true)},
+			{Name: "deny", Usage: "deny a pending request; needs an approver or admin key",
+				ArgsUsage: "APPROVAL_ID", Flags: resolveFlags, Action: resolve(false)},
 		},
 	}
 }

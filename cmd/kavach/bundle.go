@@ -72,7 +72,11 @@ func buildBundle(c *cli.Context) error {
 		if err := apiClientFor(c, srv).Bundle(c.Context, &raw); err != nil {
 			return err
 		}
-		info.Revision = "from " + srv
+		got, err := bundle.Inspect(bytes.NewReader(raw.Bytes()))
+		if err != nil {
+			return err
+		}
+		info = got
 		if key != "" {
 			var signed bytes.Buffer
 			if err := bundle.Sign(&raw, &signed, key, c.String("signing-alg"), c.String("key-id")); err != nil {
