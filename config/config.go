@@ -241,7 +241,7 @@ func Parse(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, err
+		return c, keyErrors(b, err)
 	}
 	return c, nil
 }

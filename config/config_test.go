@@ -221,3 +221,18 @@ func TestDatabaseTimeout(t *testing.T) {
 		}
 	}
 }
+
+// Errors name the key path and what it takes, never a Go type.
+func TestParseErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"server:\n  adress: x\n", "line 2: server.adress is not a known key"},
+		{"agents:\n  maxPerUser: ten\n", "line 2: agents.maxPerUser: cannot read !!str `ten` into int (it takes a whole number)"},
+		{"mcp:\n  enabled: maybe\n", "mcp.enabled"},
+		{"mcp:\n  preRegisteredClients:\n    - clientId: a\n      redirectUri: x\n", "mcp.preRegisteredClients[0].redirectUri is not a known key"},
+	} {
+		_, err := Parse([]byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "config.") {
+			t.Errorf("Parse(%q) = %v; want %q", tc.doc, err, tc.want)
+		}
+	}
+}
