@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ func newSQLiteDialect(opts Options) *sqliteDialect {
 func (*sqliteDialect) name() string { return "sqlite" }
 
 func (d *sqliteDialect) open(context.Context) (conns, error) {
+	if err := checkSQLitePath(d.path); err != nil {
+		return conns{}, err
+	}
 	w, err := sql.Open("sqlite", sqliteDSN(d.url, false, d.busy))
 	if err != nil {
 		return conns{}, fmt.Errorf("open %s: %w", d.url, err)
@@ -221,4 +225,41 @@ func subFS(fsys embed.FS, dir string) fs.FS {
 		panic(fmt.Sprintf("migrations %s: %v", dir, err))
 	}
 	return sub
+}
+
+// checkSQLitePath says why a database file cannot be opened, in words,
+// before SQLite would say "unable to open database file (14)" whatever the
+// cause: a missing directory, a directory in the file's place, or one
+// where the file cannot be created.
+func checkSQLitePath(path string) error {
+	if path == "" {
+		return nil
+	}
+	path, _, _ = strings.Cut(path, "?") // a file: URI's parameters
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("database %s: the directory %s does not exist: create it, or give another path", path, dir)
+	case err != nil:
+		return fmt.Errorf("database %s: %w", path, err)
+	case !st.IsDir():
+		return fmt.Errorf("database %s: %s is not a directory", path, dir)
+	}
+	st, err = os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return fmt.Errorf("database %s is a directory: give a file path, such as %s", path, filepath.Join(path, "kavach.db"))
+	case errors.Is(err, fs.ErrNotExist):
+		// It will be created: the directory must take a new file.
+		f, cerr := os.CreateTemp(dir, ".kavach-probe-*")
+		if cerr != nil {
+			return fmt.Errorf("database %s cannot be created: %w", path, cerr)
+		}
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	case err != nil:
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	return nil
 }

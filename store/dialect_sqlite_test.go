@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +50,19 @@ func TestSQLiteMemoryHasNoFileAndNoListener(t *testing.T) {
 	s.Listen(ctx, func() { notified = true }, func(error) { failed = true })
 	if ctx.Err() != nil || notified || failed {
 		t.Errorf("Listen on :memory: = returned at ctx end %v, notified %v, failed %v; want at once, neither", ctx.Err() != nil, notified, failed)
+	}
+}
+
+// Opening a database where none can be says why, in words.
+func TestSQLiteOpenErrorsSayWhy(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing", "kavach.db"), "does not exist: create it"},
+		{dir, "is a directory: give a file path"},
+	} {
+		_, err := Open(t.Context(), Options{URL: tc.path})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%s) = %v; want %q", tc.path, err, tc.want)
+		}
 	}
 }
