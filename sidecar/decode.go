@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	json "github.com/go-json-experiment/json"
@@ -101,7 +102,7 @@ func decodeError(err error) error {
 		}
 		return invalidJSON("invalid_json", "the body is not valid JSON (%s): %v", where, syn.Err)
 	case errors.Is(err, json.ErrUnknownName) && errors.As(err, &sem):
-		return invalidJSON("unknown_field", "unknown field %s (names are case-sensitive)", fieldName(string(sem.JSONPointer)))
+		return invalidJSON("unknown_field", "unknown field %s (names are case-sensitive)%s", fieldName(string(sem.JSONPointer)), unknownFieldHint(sem))
 	case errors.As(err, &sem):
 		field := fieldName(string(sem.JSONPointer))
 		if field == `""` {
@@ -116,6 +117,34 @@ func decodeError(err error) error {
 		return invalidJSON("invalid_field", "field %s: %v", field, sem.Err)
 	}
 	return invalidJSON("invalid_json", "%v", err)
+}
+
+// kavachosNames are KavachOS's names for fields Kavach names otherwise.
+var kavachosNames = map[string]string{"userId": "ownerId", "args": "arguments", "fromAgentId": "fromAgent",
+	"toAgentId": "toAgent", "agentID": "agentId", "expires": "expiresAt", "expiresIn": "expiresAt"}
+
+// unknownFieldHint suggests the field meant: KavachOS's name for it, or
+// the same name in another case.
+func unknownFieldHint(sem *json.SemanticError) string {
+	ptr := string(sem.JSONPointer)
+	name := ptr[strings.LastIndex(ptr, "/")+1:]
+	if h, ok := kavachosNames[name]; ok {
+		return fmt.Sprintf("; did you mean %q? (KavachOS calls it %q)", h, name)
+	}
+	t := sem.GoType
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice) {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if tag != "" && tag != name && strings.EqualFold(tag, name) {
+			return fmt.Sprintf("; did you mean %q?", tag)
+		}
+	}
+	return ""
 }
 
 // fieldName turns a JSON pointer (/context/ip) into a quoted dotted name.

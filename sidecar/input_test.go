@@ -387,3 +387,22 @@ func TestUnknownQueryParametersAre400(t *testing.T) {
 		t.Errorf("known parameters: %d %s", status, body)
 	}
 }
+
+// An unknown field names the one meant: KavachOS's names, or another case.
+func TestUnknownFieldsHintTheFieldMeant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, service.Options{})
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/agents", `{"userId":"u","name":"n","permissions":[]}`, `did you mean "ownerId"? (KavachOS calls it "userId")`},
+		{"/v1/authorize", `{"agentId":"agt_x","action":"read","resource":"r:x","args":{}}`, `did you mean "arguments"?`},
+		{"/v1/delegations", `{"fromAgentId":"a","toAgent":"b","permissions":[],"expiresAt":"2030-01-01T00:00:00Z"}`, `did you mean "fromAgent"?`},
+		{"/v1/agents", `{"ownerid":"u","name":"n","permissions":[]}`, `did you mean "ownerId"?`},
+	} {
+		status, raw := e.do(t, "POST", tc.path, tc.body)
+		var eb api.ErrorBody
+		_ = json.Unmarshal(raw, &eb)
+		if status != 400 || eb.Error.Code != "unknown_field" || !strings.Contains(eb.Error.Message, tc.want) {
+			t.Errorf("POST %s %s = %d %s; want unknown_field with %q", tc.path, tc.body, status, raw, tc.want)
+		}
+	}
+}
