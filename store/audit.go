@@ -165,21 +165,10 @@ func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]domain.AuditEn
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	cond, args := f.where()
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id DESC LIMIT ?`,
-		append(args, f.Limit+1)...)
-	if err != nil {
-		return nil, "", fmt.Errorf("audit query: %w", err)
-	}
-	defer rows.Close()
 	entries := []domain.AuditEntry{}
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		entries = append(entries, e)
-	}
-	if err := rows.Err(); err != nil {
+	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { entries = append(entries, e) },
+		`SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit+1)...)
+	if err != nil {
 		return nil, "", fmt.Errorf("audit query: %w", err)
 	}
 	next := ""
@@ -229,20 +218,10 @@ func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]d
 		}
 		args = append(args, after)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id LIMIT ?`, append(args, exportPage)...)
-	if err != nil {
-		return nil, fmt.Errorf("audit export: %w", err)
-	}
-	defer rows.Close()
 	page := make([]domain.AuditEntry, 0, exportPage)
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, e)
-	}
-	if err := rows.Err(); err != nil {
+	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { page = append(page, e) },
+		`SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id LIMIT ?`, append(args, exportPage)...)
+	if err != nil {
 		return nil, fmt.Errorf("audit export: %w", err)
 	}
 	return page, nil
