@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -225,7 +226,7 @@ func compareStep(file string, step docStep, got string, wantN, gotN *normaliser)
 	}
 	wv, err := jsonValues(want)
 	if err != nil {
-		return fmt.Sprintf("%s:%d: the README's JSON does not parse: %v; the block printed\n%s", file, step.want.line, err, got)
+		return fmt.Sprintf("%s:%d: the document's JSON does not parse: %v; the block printed\n%s", file, step.want.line, err, got)
 	}
 	gv, err := jsonValues(got)
 	if err != nil {
@@ -313,15 +314,36 @@ func readerEnv(dir string) []string {
 // the README shows.
 func TestReadmeQuickstart(t *testing.T) {
 	t.Parallel()
+	testWalkthrough(t, "../README.md", "curl", 10)
+}
+
+// TestDocsWalkthroughs runs the reference's examples the same way: each
+// walkthrough on a fresh sidecar.
+func TestDocsWalkthroughs(t *testing.T) {
+	t.Parallel()
+	for _, w := range []struct{ file, name string }{
+		{"../docs/policies.md", "policies"},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			t.Parallel()
+			testWalkthrough(t, w.file, w.name, 5)
+		})
+	}
+}
+
+// testWalkthrough runs the walkthrough name of file on a sidecar started
+// as a reader would start it, and fails on every block whose output
+// differs from the file's.
+func testWalkthrough(t *testing.T, file, name string, minSteps int) {
+	t.Helper()
 	for _, tool := range []string{"curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the README's quickstart needs %s: install it (apt-get install -y %s)", tool, tool)
+			t.Fatalf("the walkthroughs need %s: install it (apt-get install -y %s)", tool, tool)
 		}
 	}
-	const file = "../README.md"
-	steps := walkthrough(t, file, "curl")
-	if len(steps) < 10 {
-		t.Fatalf("the curl walkthrough has %d steps; the README's quickstart has more", len(steps))
+	steps := walkthrough(t, file, name)
+	if len(steps) < minSteps {
+		t.Fatalf("%s: the walkthrough %q has %d steps; want at least %d", file, name, len(steps), minSteps)
 	}
 	dir := t.TempDir()
 	env := readerEnv(dir)
@@ -329,12 +351,63 @@ func TestReadmeQuickstart(t *testing.T) {
 	got := runWalkthrough(t, dir, env, steps, func(cmd string) string {
 		return strings.ReplaceAll(cmd, "localhost:7400", addr)
 	})
+	if *updateDocs {
+		rewriteOutputs(t, file, steps, got)
+		return
+	}
 	wantN, gotN := newNormaliser(), newNormaliser()
 	for i, s := range steps {
 		if diff := compareStep(file, s, got[i], wantN, gotN); diff != "" {
 			t.Errorf("step %d:\n%s", i+1, diff)
 		}
 	}
+}
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite the walkthroughs' output blocks with what the commands print now (then read the diff)")
+
+// rewriteOutputs replaces each output block of file with what its command
+// printed: JSON values one per line when short, indented when not.
+func rewriteOutputs(t *testing.T, file string, steps []docStep, got []string) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for i := len(steps) - 1; i >= 0; i-- {
+		w := steps[i].want
+		if w == nil {
+			continue
+		}
+		out := strings.TrimSpace(got[i])
+		if w.lang == "json" {
+			var parts []string
+			dec := json.NewDecoder(strings.NewReader(out))
+			for {
+				var v json.RawMessage
+				if err := dec.Decode(&v); err != nil {
+					break
+				}
+				var b bytes.Buffer
+				if len(v) > 100 || bytes.ContainsRune(v, '\n') {
+					_ = json.Indent(&b, v, "", "  ")
+				} else {
+					b.Write(v)
+				}
+				parts = append(parts, b.String())
+			}
+			out = strings.Join(parts, "\n")
+		}
+		n := strings.Count(w.body, "\n") + 1
+		if w.body == "" {
+			n = 0
+		}
+		lines = slices.Replace(lines, w.line, w.line+n, strings.Split(out, "\n")...)
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644); err != nil { //nolint:gosec // G306: documentation
+		t.Fatal(err)
+	}
+	t.Logf("%s: output blocks rewritten; read the diff", file)
 }
 
 // TestReadmeGoExample holds the README's Go code to the example program
