@@ -323,10 +323,11 @@ func TestDocsWalkthroughs(t *testing.T) {
 	t.Parallel()
 	for _, w := range []struct{ file, name string }{
 		{"../docs/policies.md", "policies"},
+		{"../docs/operations.md", "operations"},
 	} {
 		t.Run(w.name, func(t *testing.T) {
 			t.Parallel()
-			testWalkthrough(t, w.file, w.name, 5)
+			testWalkthrough(t, w.file, w.name, 1)
 		})
 	}
 }
