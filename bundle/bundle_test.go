@@ -40,7 +40,7 @@ func fixture(t *testing.T) *store.Store {
 	}
 	b, _ := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "sub", Permissions: []api.Permission{}})
 	exp := time.Now().Add(time.Hour)
-	if _, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: &exp,
+	if _, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: api.NewTimePtr(&exp),
 		Permissions: []api.Permission{{Resource: "mcp:github:*", Actions: []string{"read"}}}}); err != nil {
 		t.Fatal(err)
 	}
