@@ -247,3 +247,40 @@ func TestTimestampsAreFixedWidth(t *testing.T) {
 		}
 	}
 }
+
+// The MCP authorization server's JSON writes times as the rest of the API:
+// a pending consent's expiry, a verified token's.
+func TestOAuthTimestampsAreFixedWidth(t *testing.T) {
+	t.Parallel()
+	s, issuer := mcpSidecar(t, deployScope)
+	clientID, handle := consentRequest(t, issuer)
+	r := guardCall(t, s, http.MethodGet, "/v1/oauth/requests/"+handle, "Bearer "+adminKey, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET the consent request = %d %s", r.status, r.body)
+	}
+	requireTimes(t, "consent request", timesIn(t, "consent request", r.body), "expiresAt")
+
+	var approved struct {
+		RedirectURL string `json:"redirectUrl"`
+	}
+	r = guardCall(t, s, http.MethodPost, "/v1/oauth/requests/"+handle+"/approve", "Bearer "+adminKey, map[string]any{"userId": "mcp-user"})
+	if err := json.Unmarshal(r.body, &approved); r.status != http.StatusOK || err != nil {
+		t.Fatalf("consent = %d %s; want 200", r.status, r.body)
+	}
+	back, _ := url.Parse(approved.RedirectURL)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	body := form(t, http.DefaultClient, issuer+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {clientID},
+		"code": {back.Query().Get("code")}, "redirect_uri": {"http://127.0.0.1:4567/cb"}, "code_verifier": {attackVerifier},
+		"resource": {mcpResource}}, http.StatusOK)
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("token response %s: %v", body, err)
+	}
+	r = guardCall(t, s, http.MethodPost, "/v1/oauth/verify", "Bearer "+adminKey,
+		map[string]any{"token": tok.AccessToken, "resource": mcpResource, "scopes": []string{"tools:deploy"}})
+	if r.status != http.StatusOK {
+		t.Fatalf("verify = %d %s", r.status, r.body)
+	}
+	requireTimes(t, "verify", timesIn(t, "verify", r.body), "expiresAt")
+}
