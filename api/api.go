@@ -4,7 +4,6 @@ package api
 
 import (
 	"encoding/json"
-	"time"
 )
 
 // Agent is an agent as the API returns it; the token never appears.
@@ -16,10 +15,10 @@ type Agent struct {
 	Status      string         `json:"status"`
 	Permissions []Permission   `json:"permissions"`
 	Metadata    map[string]any `json:"metadata"`
-	ExpiresAt   *time.Time     `json:"expiresAt"`
-	CreatedAt   time.Time      `json:"createdAt"`
-	UpdatedAt   time.Time      `json:"updatedAt"`
-	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
+	ExpiresAt   *Time          `json:"expiresAt"`
+	CreatedAt   Time           `json:"createdAt"`
+	UpdatedAt   Time           `json:"updatedAt"`
+	RevokedAt   *Time          `json:"revokedAt,omitempty"`
 }
 
 // Permission grants actions on a resource pattern. Constraints is the JSON
@@ -48,7 +47,7 @@ type AuditEntry struct {
 	UserAgent  string          `json:"userAgent,omitempty"`
 	DurationUS int64           `json:"durationUs"`
 	ApprovalID string          `json:"approvalId,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
+	Timestamp  Time            `json:"timestamp"`
 	Actor      Actor           `json:"actor"`
 	Changes    json.RawMessage `json:"changes,omitempty"`
 	// The row's place in the tamper-evident trail: its chain, position
@@ -70,16 +69,16 @@ type Actor struct {
 
 // Delegation is a delegation as the API returns it.
 type Delegation struct {
-	ID          string     `json:"id"`
-	FromAgent   string     `json:"fromAgent"`
-	ToAgent     string     `json:"toAgent"`
-	Permissions []Grant    `json:"permissions"`
-	Depth       int        `json:"depth"`
-	MaxDepth    int        `json:"maxDepth"`
-	Status      string     `json:"status"`
-	ExpiresAt   time.Time  `json:"expiresAt"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+	ID          string  `json:"id"`
+	FromAgent   string  `json:"fromAgent"`
+	ToAgent     string  `json:"toAgent"`
+	Permissions []Grant `json:"permissions"`
+	Depth       int     `json:"depth"`
+	MaxDepth    int     `json:"maxDepth"`
+	Status      string  `json:"status"`
+	ExpiresAt   Time    `json:"expiresAt"`
+	CreatedAt   Time    `json:"createdAt"`
+	RevokedAt   *Time   `json:"revokedAt,omitempty"`
 }
 
 // Grant is a permission a delegation gives: Inherited lists the constraint
@@ -118,14 +117,14 @@ type Approval struct {
 	Resource        string          `json:"resource"`
 	Arguments       json.RawMessage `json:"arguments,omitempty"`
 	Status          string          `json:"status"`
-	ExpiresAt       time.Time       `json:"expiresAt"`
-	CreatedAt       time.Time       `json:"createdAt"`
-	RespondedAt     *time.Time      `json:"respondedAt,omitempty"`
+	ExpiresAt       Time            `json:"expiresAt"`
+	CreatedAt       Time            `json:"createdAt"`
+	RespondedAt     *Time           `json:"respondedAt,omitempty"`
 	RespondedBy     string          `json:"respondedBy,omitempty"`
 	RespondedByName string          `json:"respondedByName,omitempty"`
 	OnBehalfOf      string          `json:"onBehalfOf,omitempty"`
 	Note            string          `json:"note,omitempty"`
-	UsedAt          *time.Time      `json:"usedAt,omitempty"`
+	UsedAt          *Time           `json:"usedAt,omitempty"`
 }
 
 // AgentWithToken is returned by create and rotate: the only time the token
@@ -141,7 +140,7 @@ type CreateAgentRequest struct {
 	Name        string         `json:"name"`
 	Type        string         `json:"type,omitempty"`
 	Permissions []Permission   `json:"permissions"` // null or absent: agents.defaultPermissions
-	ExpiresAt   *time.Time     `json:"expiresAt,omitempty"`
+	ExpiresAt   *Time          `json:"expiresAt,omitempty"`
 	Metadata    map[string]any `json:"metadata,omitempty"`
 }
 
@@ -190,7 +189,7 @@ type DelegateRequest struct {
 	FromAgent   string       `json:"fromAgent"`
 	ToAgent     string       `json:"toAgent"`
 	Permissions []Permission `json:"permissions"`
-	ExpiresAt   *time.Time   `json:"expiresAt"`
+	ExpiresAt   *Time        `json:"expiresAt"`
 	MaxDepth    *int         `json:"maxDepth,omitempty"`
 }
 
@@ -205,14 +204,14 @@ type DelegationList struct {
 // Source is "own" or "delegation"; delegated entries name their delegation
 // and list the constraint sets that apply (their own and inherited ones).
 type EffectivePermission struct {
-	Resource     string     `json:"resource"`
-	Actions      []string   `json:"actions"`
-	Constraints  any        `json:"constraints,omitempty"`
-	Source       string     `json:"source"`
-	DelegationID string     `json:"delegationId,omitempty"`
-	FromAgent    string     `json:"fromAgent,omitempty"`
-	Depth        int        `json:"depth,omitempty"`
-	ExpiresAt    *time.Time `json:"expiresAt,omitempty"`
+	Resource     string   `json:"resource"`
+	Actions      []string `json:"actions"`
+	Constraints  any      `json:"constraints,omitempty"`
+	Source       string   `json:"source"`
+	DelegationID string   `json:"delegationId,omitempty"`
+	FromAgent    string   `json:"fromAgent,omitempty"`
+	Depth        int      `json:"depth,omitempty"`
+	ExpiresAt    *Time    `json:"expiresAt,omitempty"`
 }
 
 // EffectivePermissions is the body of GET /v1/agents/{id}/effective-permissions.
@@ -233,21 +232,21 @@ type ResolveApprovalRequest struct {
 
 // APIKey is an API key as the API returns it: never its secret.
 type APIKey struct { //nolint:revive // exported: api.APIKey is a published name (clients, docs); renaming it would break them
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Roles     []string   `json:"roles"`
-	Status    string     `json:"status"`
-	CreatedBy string     `json:"createdBy,omitempty"`
-	ExpiresAt *time.Time `json:"expiresAt"`
-	CreatedAt time.Time  `json:"createdAt"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	Status    string   `json:"status"`
+	CreatedBy string   `json:"createdBy,omitempty"`
+	ExpiresAt *Time    `json:"expiresAt"`
+	CreatedAt Time     `json:"createdAt"`
+	RevokedAt *Time    `json:"revokedAt,omitempty"`
 }
 
 // CreateKeyRequest is the body of POST /v1/keys.
 type CreateKeyRequest struct {
-	Name      string     `json:"name"`
-	Roles     []string   `json:"roles"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	ExpiresAt *Time    `json:"expiresAt,omitempty"`
 }
 
 // KeyWithSecret is returned by POST /v1/keys: the only time the key is
@@ -342,10 +341,10 @@ type SyncStatus struct {
 type PolicyList struct {
 	// Revision is a hash of every module's name and text.
 	Revision        string         `json:"revision"`
-	LoadedAt        time.Time      `json:"loadedAt"`
+	LoadedAt        Time           `json:"loadedAt"`
 	Modules         []PolicyModule `json:"modules"`
 	ExtensionsPath  string         `json:"extensionsPath,omitempty"`
-	LastReloadAt    *time.Time     `json:"lastReloadAt,omitempty"`
+	LastReloadAt    *Time          `json:"lastReloadAt,omitempty"`
 	LastReloadError string         `json:"lastReloadError,omitempty"`
 	API             AccessPolicy   `json:"api"`
 }
@@ -383,13 +382,13 @@ type VerifyRequest struct {
 // VerifyResponse describes a valid token (Active), or an anonymous request
 // admitted because mcp.enforceAuth is off.
 type VerifyResponse struct {
-	Active    bool       `json:"active"`
-	AgentID   string     `json:"agentId,omitempty"`
-	Subject   string     `json:"sub,omitempty"`
-	ClientID  string     `json:"clientId,omitempty"`
-	Scopes    []string   `json:"scopes,omitempty"`
-	Audience  []string   `json:"aud,omitempty"`
-	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	Active    bool     `json:"active"`
+	AgentID   string   `json:"agentId,omitempty"`
+	Subject   string   `json:"sub,omitempty"`
+	ClientID  string   `json:"clientId,omitempty"`
+	Scopes    []string `json:"scopes,omitempty"`
+	Audience  []string `json:"aud,omitempty"`
+	ExpiresAt *Time    `json:"expiresAt,omitempty"`
 }
 
 // KeySet is a JSON Web Key Set (RFC 7517), as POST /v1/oauth/keys/rotate

@@ -72,7 +72,7 @@ type App struct {
 func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
 	a := &App{cfg: cfg, opts: opts, log: opts.Logger}
 	if a.log == nil {
-		a.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		a.log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: LogTimes}))
 	}
 	if a.opts.Stdout == nil {
 		a.opts.Stdout = os.Stdout

@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/policies"
 )
@@ -78,7 +79,7 @@ func Build(ctx context.Context, src engine.Source, opts Options, w io.Writer) (I
 			Revision: strconv.FormatInt(opts.Revision, 10),
 			Roots:    &[]string{Root},
 			Metadata: map[string]any{"kavach": map[string]any{
-				"createdAt": now.UTC().Format(time.RFC3339), "agents": counts.Agents,
+				"createdAt": api.FormatTime(now), "agents": counts.Agents,
 				"delegations": counts.Delegations, "approvals": counts.Approvals,
 			}},
 		},

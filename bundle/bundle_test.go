@@ -40,7 +40,7 @@ func fixture(t *testing.T) *store.Store {
 	}
 	b, _ := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "sub", Permissions: []api.Permission{}})
 	exp := time.Now().Add(time.Hour)
-	if _, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: &exp,
+	if _, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: api.NewTimePtr(&exp),
 		Permissions: []api.Permission{{Resource: "mcp:github:*", Actions: []string{"read"}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,8 @@ func TestBuildContainsPoliciesDataAndManifest(t *testing.T) {
 	t.Parallel()
 	st := fixture(t)
 	var buf bytes.Buffer
-	info, err := bundle.Build(t.Context(), st, bundle.Options{Revision: 42,
+	now := time.Date(2026, 11, 24, 0, 42, 29, 300_000_000, time.FixedZone("IST", 5*3600+1800))
+	info, err := bundle.Build(t.Context(), st, bundle.Options{Revision: 42, Now: now,
 		Extensions: map[string]string{"freeze.rego": "package kavach.ext\n\ndeny contains {\"code\": \"x\", \"reason\": \"y\"} if false\n"}}, &buf)
 	if err != nil {
 		t.Fatal(err)
@@ -114,9 +115,18 @@ func TestBuildContainsPoliciesDataAndManifest(t *testing.T) {
 	var manifest struct {
 		Revision string   `json:"revision"`
 		Roots    []string `json:"roots"`
+		Metadata struct {
+			Kavach struct {
+				CreatedAt string `json:"createdAt"`
+			} `json:"kavach"`
+		} `json:"metadata"`
 	}
 	if err := json.Unmarshal(f["/.manifest"], &manifest); err != nil || manifest.Revision != "42" || len(manifest.Roots) != 1 || manifest.Roots[0] != "kavach" {
 		t.Errorf(".manifest = %s, %v", f["/.manifest"], err)
+	}
+	// Fixed-width, in UTC, as every time Kavach writes (api.TimeFormat).
+	if got, want := manifest.Metadata.Kavach.CreatedAt, "2026-11-23T19:12:29.300Z"; got != want {
+		t.Errorf(".manifest createdAt = %q; want %q", got, want)
 	}
 	for _, want := range []string{"/data.json", "/policies/authz/authz.rego", "/policies/delegation/delegation.rego", "/policies/resources/resources.rego", "/extensions/freeze.rego"} {
 		if _, ok := f[want]; !ok {

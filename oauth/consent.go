@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -19,13 +19,13 @@ import (
 
 // PendingRequest is what the app shows the human for consent.
 type PendingRequest struct {
-	ClientID    string    `json:"clientId"`
-	ClientName  string    `json:"clientName"`
-	RedirectURI string    `json:"redirectUri"`
-	Scopes      []string  `json:"scopes"`
-	Resource    string    `json:"resource"`
-	Status      string    `json:"status"`
-	ExpiresAt   time.Time `json:"expiresAt"`
+	ClientID    string   `json:"clientId"`
+	ClientName  string   `json:"clientName"`
+	RedirectURI string   `json:"redirectUri"`
+	Scopes      []string `json:"scopes"`
+	Resource    string   `json:"resource"`
+	Status      string   `json:"status"`
+	ExpiresAt   api.Time `json:"expiresAt"`
 }
 
 func (s *Server) pending(ctx context.Context, handle string) (store.OAuthRequest, error) {
@@ -50,7 +50,7 @@ func (s *Server) Request(ctx context.Context, handle string) (PendingRequest, er
 		return PendingRequest{}, fmt.Errorf("oauth: request's client: %w", err)
 	}
 	return PendingRequest{ClientID: c.ID, ClientName: c.Name, RedirectURI: r.RedirectURI, Scopes: r.Scopes,
-		Resource: r.Resource, Status: r.Status, ExpiresAt: r.ExpiresAt}, nil
+		Resource: r.Resource, Status: r.Status, ExpiresAt: api.NewTime(r.ExpiresAt)}, nil
 }
 
 func decideError(err error) error {

@@ -45,7 +45,7 @@ func routeCalls(t *testing.T, e *oauthEnv, self api.AgentWithToken) map[string]f
 		to := agent()
 		exp := time.Now().Add(time.Hour).UTC()
 		d, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: shared.ID, ToAgent: to.ID,
-			Permissions: []api.Permission{perm("mcp:github:issues", "read")}, ExpiresAt: &exp})
+			Permissions: []api.Permission{perm("mcp:github:issues", "read")}, ExpiresAt: api.NewTimePtr(&exp)})
 		if err != nil {
 			t.Fatalf("Delegate = %v", err)
 		}

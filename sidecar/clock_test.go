@@ -54,7 +54,7 @@ func TestApprovalExpires(t *testing.T) {
 		t.Fatalf("first call = %+v, %v", res, err)
 	}
 	appr, _ := e.cl.GetApproval(ctx, res.ApprovalID)
-	if got := appr.ExpiresAt.Sub(appr.CreatedAt); got != time.Minute {
+	if got := appr.ExpiresAt.Sub(appr.CreatedAt.Time); got != time.Minute {
 		t.Errorf("approval lifetime = %v; want approval.ttl (1m)", got)
 	}
 	e.clock.Add(2 * time.Minute)
@@ -91,7 +91,7 @@ func TestDelegationExpires(t *testing.T) {
 	orch := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "orch", Permissions: []api.Permission{{Resource: "docs:*", Actions: []string{"read"}}}})
 	sub := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "sub", Permissions: []api.Permission{}})
 	exp := e.clock.Now().Add(time.Hour)
-	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: orch.ID, ToAgent: sub.ID, ExpiresAt: &exp,
+	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: orch.ID, ToAgent: sub.ID, ExpiresAt: api.NewTimePtr(&exp),
 		Permissions: []api.Permission{{Resource: "docs:a", Actions: []string{"read"}}}}); err != nil {
 		t.Fatal(err)
 	}

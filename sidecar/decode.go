@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
 )
 
@@ -108,7 +110,7 @@ func decodeError(err error) error {
 		if field == `""` {
 			return invalidJSON("invalid_json", "the body must be a JSON object")
 		}
-		if sem.GoType != nil && sem.GoType.String() == "time.Time" {
+		if sem.GoType != nil && (sem.GoType == reflect.TypeFor[api.Time]() || sem.GoType == reflect.TypeFor[time.Time]()) {
 			return invalidJSON("invalid_field", "field %s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", field)
 		}
 		if sem.JSONKind != 0 && sem.GoType != nil {

@@ -62,7 +62,7 @@ func TestChangesOfStateAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour).UTC()
-	d, err := ops.Delegate(ctx, api.DelegateRequest{FromAgent: from.ID, ToAgent: to.ID, Permissions: []api.Permission{perm("mcp:github:repos", "read")}, ExpiresAt: &exp})
+	d, err := ops.Delegate(ctx, api.DelegateRequest{FromAgent: from.ID, ToAgent: to.ID, Permissions: []api.Permission{perm("mcp:github:repos", "read")}, ExpiresAt: api.NewTimePtr(&exp)})
 	if err != nil {
 		t.Fatal(err)
 	}

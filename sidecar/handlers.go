@@ -253,7 +253,7 @@ func newCSVEncoder(w io.Writer) *csvEncoder {
 func (c *csvEncoder) begin() error { return c.cw.Write(CSVHeader) }
 
 func (c *csvEncoder) row(e api.AuditEntry) error {
-	return c.cw.Write([]string{e.ID, e.Timestamp.Format(time.RFC3339Nano), cell(e.AgentID), cell(e.OwnerID),
+	return c.cw.Write([]string{e.ID, api.FormatTime(e.Timestamp.Time), cell(e.AgentID), cell(e.OwnerID),
 		cell(e.Action), cell(e.Resource), cell(string(e.Arguments)), e.Result, e.Code, cell(e.Reason), e.IP,
 		cell(e.UserAgent), strconv.FormatInt(e.DurationUS, 10), e.ApprovalID,
 		e.Kind, e.Actor.Type, cell(e.Actor.ID), cell(e.Actor.Name), cell(e.Actor.OnBehalfOf), cell(string(e.Changes)),
@@ -325,8 +325,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // the API itself (policies/api).
 func (s *Server) policies(w http.ResponseWriter, _ *http.Request) {
 	st := s.svc.Policies()
-	out := api.PolicyList{Revision: st.Revision, LoadedAt: st.LoadedAt, Modules: make([]api.PolicyModule, len(st.Modules)),
-		ExtensionsPath: st.ExtensionsPath, LastReloadAt: st.LastReloadAt, LastReloadError: st.LastReloadError,
+	out := api.PolicyList{Revision: st.Revision, LoadedAt: api.NewTime(st.LoadedAt), Modules: make([]api.PolicyModule, len(st.Modules)),
+		ExtensionsPath: st.ExtensionsPath, LastReloadAt: api.NewTimePtr(st.LastReloadAt), LastReloadError: st.LastReloadError,
 		API: api.AccessPolicy{Modules: []api.AccessPolicyModule{}, Roles: s.access.Roles()}}
 	for i, m := range st.Modules {
 		out.Modules[i] = api.PolicyModule{File: m.File, Package: m.Package, Source: m.Source, SHA256: m.SHA256}

@@ -95,7 +95,7 @@ func TestExpiredKeyIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, service.Options{})
 	exp := e.clock.Now().Add(time.Hour)
-	k, err := e.cl.CreateKey(t.Context(), api.CreateKeyRequest{Name: "short", Roles: []string{"auditor"}, ExpiresAt: &exp})
+	k, err := e.cl.CreateKey(t.Context(), api.CreateKeyRequest{Name: "short", Roles: []string{"auditor"}, ExpiresAt: api.NewTimePtr(&exp)})
 	if err != nil {
 		t.Fatal(err)
 	}

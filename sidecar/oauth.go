@@ -133,7 +133,7 @@ func (s *Server) oauthVerify(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		as.Challenge(w, req.Resource, err)
 	default:
-		exp := c.ExpiresAt.UTC()
+		exp := api.NewTime(c.ExpiresAt)
 		writeJSON(w, http.StatusOK, api.VerifyResponse{Active: true, AgentID: c.AgentID, Subject: c.Subject, ClientID: c.ClientID,
 			Scopes: c.Scopes, Audience: c.Audience, ExpiresAt: &exp})
 	}

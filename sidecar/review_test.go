@@ -66,7 +66,7 @@ func TestExpiryTooFarIsRejected(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, service.Options{})
 	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
-	_, err := e.cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n", ExpiresAt: &far})
+	_, err := e.cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n", ExpiresAt: api.NewTimePtr(&far)})
 	if ce := asClientError(err); ce == nil || ce.Status != 422 || ce.Code != "invalid_expiry" {
 		t.Errorf("expiresAt in 2300 = %v; want 422 invalid_expiry", err)
 	}
@@ -78,7 +78,7 @@ func TestRevivingAnExpiredAgentRespectsMaxPerUser(t *testing.T) {
 	e := newEnv(t, service.Options{MaxPerUser: 1})
 	ctx := t.Context()
 	soon := e.clock.Now().Add(time.Minute)
-	old := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "old", ExpiresAt: &soon})
+	old := e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "old", ExpiresAt: api.NewTimePtr(&soon)})
 	e.clock.Add(2 * time.Minute)
 	e.create(t, api.CreateAgentRequest{OwnerID: "u", Name: "new"})
 	later, _ := json.Marshal(e.clock.Now().Add(time.Hour))
@@ -216,12 +216,12 @@ func TestQuotaIsNotMultipliedByDelegationOrReset(t *testing.T) {
 	c := e.create(t, api.CreateAgentRequest{OwnerID: "alice", Name: "c", Permissions: []api.Permission{}})
 	exp := e.clock.Now().Add(time.Hour)
 	depth := 2
-	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: &exp, MaxDepth: &depth,
+	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: b.ID, ExpiresAt: api.NewTimePtr(&exp), MaxDepth: &depth,
 		Permissions: []api.Permission{{Resource: "api:x", Actions: []string{"call"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: b.ID, ToAgent: c.ID, ExpiresAt: &exp, MaxDepth: &depth,
+		if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: b.ID, ToAgent: c.ID, ExpiresAt: api.NewTimePtr(&exp), MaxDepth: &depth,
 			Permissions: []api.Permission{{Resource: "api:x", Actions: []string{"call"}}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestInheritedApprovalGoesToTheDelegatorsOwner(t *testing.T) {
 		{Resource: "db:prod", Actions: []string{"drop"}, Constraints: map[string]any{"requireApproval": true}}}})
 	m := e.create(t, api.CreateAgentRequest{OwnerID: "mallory", Name: "m", Permissions: []api.Permission{}})
 	exp := e.clock.Now().Add(time.Hour)
-	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: m.ID, ExpiresAt: &exp,
+	if _, err := e.cl.Delegate(ctx, api.DelegateRequest{FromAgent: a.ID, ToAgent: m.ID, ExpiresAt: api.NewTimePtr(&exp),
 		Permissions: []api.Permission{{Resource: "db:prod", Actions: []string{"drop"}}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -418,7 +419,7 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (doma
 // token hash.
 func agentFields(a domain.Agent) map[string]any {
 	return map[string]any{"name": a.Name, "ownerId": a.OwnerID, "type": a.Type, "status": a.Status,
-		"permissions": a.Permissions, "metadata": a.Metadata, "expiresAt": a.ExpiresAt}
+		"permissions": a.Permissions, "metadata": a.Metadata, "expiresAt": api.NewTimePtr(a.ExpiresAt)}
 }
 
 // changedFields keeps, of two snapshots, the fields that differ.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -184,7 +185,7 @@ func (s *Store) ResolveApproval(ctx context.Context, id, status, note string) (d
 		}
 		switch {
 		case a.Status == domain.ApprovalExpired:
-			return fmt.Errorf("approval %q expired at %s: %w", id, a.ExpiresAt.Format(time.RFC3339), ErrExpired)
+			return fmt.Errorf("approval %q expired at %s: %w", id, api.FormatTime(a.ExpiresAt), ErrExpired)
 		case a.Status != domain.ApprovalPending:
 			return fmt.Errorf("approval %q is %s, not pending: %w", id, a.Status, ErrConflict)
 		}

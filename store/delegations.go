@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -34,7 +35,7 @@ func (s *Store) CreateDelegation(ctx context.Context, d domain.Delegation) (doma
 			return err
 		}
 		if err := s.insertEvent(ctx, tx, Event{Action: "delegation.create", Target: d.ID, AgentID: d.ToAgent,
-			Reason: "delegation from " + d.FromAgent + " to " + d.ToAgent, Changes: map[string]any{"after": d}}); err != nil {
+			Reason: "delegation from " + d.FromAgent + " to " + d.ToAgent, Changes: map[string]any{"after": eventDelegation(d)}}); err != nil {
 			return err
 		}
 		// The receiver's list of incoming delegations changed too.
@@ -44,6 +45,20 @@ func (s *Store) CreateDelegation(ctx context.Context, d domain.Delegation) (doma
 		return domain.Delegation{}, err
 	}
 	return d, nil
+}
+
+// delegationEvent is a delegation as its audit event shows it: its times
+// as the API writes them (api.TimeFormat), shadowing the domain's.
+type delegationEvent struct {
+	domain.Delegation
+	ExpiresAt api.Time  `json:"expiresAt"`
+	CreatedAt api.Time  `json:"createdAt"`
+	RevokedAt *api.Time `json:"revokedAt,omitempty"`
+}
+
+func eventDelegation(d domain.Delegation) delegationEvent {
+	return delegationEvent{Delegation: d, ExpiresAt: api.NewTime(d.ExpiresAt), CreatedAt: api.NewTime(d.CreatedAt),
+		RevokedAt: api.NewTimePtr(d.RevokedAt)}
 }
 
 // GetDelegation returns one delegation, or ErrNotFound.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/kavach-dev/kavach/api"
 )
 
 // ErrUnavailable is a database that cannot serve the call now: locked by
@@ -67,7 +69,7 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("database writes fail (%s) since %s", e.Reason, e.Since.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("database writes fail (%s) since %s", e.Reason, api.FormatTime(e.Since))
 }
 
 func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }

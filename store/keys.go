@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -82,7 +83,7 @@ func (s *Store) insertKey(ctx context.Context, tx *txn, k domain.APIKey) (domain
 		return domain.APIKey{}, fmt.Errorf("insert key: %w", err)
 	}
 	if err := s.insertEvent(ctx, tx, Event{Action: "key.create", Target: k.ID, Reason: "API key " + k.Name + " created",
-		Changes: map[string]any{"after": map[string]any{"name": k.Name, "roles": k.Roles, "expiresAt": k.ExpiresAt}}}); err != nil {
+		Changes: map[string]any{"after": map[string]any{"name": k.Name, "roles": k.Roles, "expiresAt": api.NewTimePtr(k.ExpiresAt)}}}); err != nil {
 		return domain.APIKey{}, err
 	}
 	if err := s.recordChange(ctx, tx, ChangeKey, k.ID); err != nil {

@@ -509,7 +509,7 @@ func TestBadCredentialsAreRefusedWithStableCodes(t *testing.T) {
 
 	newKey := func(name string, expires *time.Time) api.KeyWithSecret {
 		t.Helper()
-		k, err := admin.CreateKey(ctx, api.CreateKeyRequest{Name: name, Roles: []string{"auditor", "decider"}, ExpiresAt: expires})
+		k, err := admin.CreateKey(ctx, api.CreateKeyRequest{Name: name, Roles: []string{"auditor", "decider"}, ExpiresAt: api.NewTimePtr(expires)})
 		if err != nil {
 			t.Fatal(err)
 		}

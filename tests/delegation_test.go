@@ -13,7 +13,7 @@ import (
 func delegate(t *testing.T, cl *client.Client, from, to string, maxDepth int, perms ...api.Permission) (api.Delegation, error) {
 	t.Helper()
 	exp := time.Now().Add(time.Hour).UTC()
-	return cl.Delegate(t.Context(), api.DelegateRequest{FromAgent: from, ToAgent: to, Permissions: perms, ExpiresAt: &exp, MaxDepth: &maxDepth})
+	return cl.Delegate(t.Context(), api.DelegateRequest{FromAgent: from, ToAgent: to, Permissions: perms, ExpiresAt: api.NewTimePtr(&exp), MaxDepth: &maxDepth})
 }
 
 func perm(resource string, actions ...string) api.Permission {
@@ -112,7 +112,7 @@ func TestDelegationChains(t *testing.T) {
 		}
 	}
 	past := time.Now().Add(-time.Minute)
-	if _, err := cl.Delegate(ctx, api.DelegateRequest{FromAgent: orch.ID, ToAgent: leaf.ID, Permissions: []api.Permission{perm("mcp:github:issues", "read")}, ExpiresAt: &past}); apiCode(err) != "invalid_expiry" {
+	if _, err := cl.Delegate(ctx, api.DelegateRequest{FromAgent: orch.ID, ToAgent: leaf.ID, Permissions: []api.Permission{perm("mcp:github:issues", "read")}, ExpiresAt: api.NewTimePtr(&past)}); apiCode(err) != "invalid_expiry" {
 		t.Errorf("expiry in the past: %v; want invalid_expiry", err)
 	}
 	revokedAgent := mustCreate(t, cl)

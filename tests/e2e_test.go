@@ -214,7 +214,7 @@ agents:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ExpiresAt == nil || a.ExpiresAt.Sub(a.CreatedAt).Hours() != 7*24 || len(a.Permissions) != 1 {
+	if a.ExpiresAt == nil || a.ExpiresAt.Sub(a.CreatedAt.Time).Hours() != 7*24 || len(a.Permissions) != 1 {
 		t.Errorf("agent = %+v; want a 7d expiry and the default permissions", a)
 	}
 	_, err = cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "u", Name: "n2"})

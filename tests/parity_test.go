@@ -168,7 +168,7 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 		req := api.CreateAgentRequest{OwnerID: fmt.Sprint("user-", i%5), Name: fmt.Sprint("agent-", i), Permissions: perms}
 		if i%10 == 9 {
 			exp := g.now.Add(time.Minute) // expired by the time requests run
-			req.ExpiresAt = &exp
+			req.ExpiresAt = api.NewTimePtr(&exp)
 		}
 		a, err := svc.CreateAgent(ctx, req)
 		if err != nil {
@@ -196,7 +196,7 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 			exp = g.now.Add(2 * time.Minute) // expired when requests run
 		}
 		depth := 1 + g.rng.IntN(3)
-		d, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: from, ToAgent: to, ExpiresAt: &exp, MaxDepth: &depth,
+		d, err := svc.Delegate(ctx, api.DelegateRequest{FromAgent: from, ToAgent: to, ExpiresAt: api.NewTimePtr(&exp), MaxDepth: &depth,
 			Permissions: []api.Permission{{Resource: p.Resource, Actions: p.Actions}}})
 		if err == nil {
 			delegations = append(delegations, d.ID)

@@ -130,7 +130,7 @@ func createAgent(c *cli.Context) error {
 		if err != nil || d <= 0 {
 			return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 24h or 90m", s), 2)
 		}
-		t := time.Now().Add(d).UTC()
+		t := api.NewTime(time.Now().Add(d))
 		req.ExpiresAt = &t
 	}
 	if s := c.String("metadata"); s != "" {

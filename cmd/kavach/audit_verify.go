@@ -147,7 +147,7 @@ func readExport(path string) ([]domain.AuditEntry, error) {
 		rows = append(rows, domain.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID,
 			Action: e.Action, Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code,
 			Reason: e.Reason, IP: e.IP, UserAgent: e.UserAgent, DurationUS: e.DurationUS, ApprovalID: e.ApprovalID,
-			Timestamp: e.Timestamp, Actor: domain.Actor(e.Actor), Changes: e.Changes,
+			Timestamp: e.Timestamp.Time, Actor: domain.Actor(e.Actor), Changes: e.Changes,
 			Chain: domain.ChainLink{ID: e.ChainID, Seq: e.ChainSeq, PrevHash: e.PrevHash, Hash: e.Hash}})
 	}
 	return rows, nil

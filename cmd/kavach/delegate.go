@@ -31,7 +31,7 @@ func delegateCommand() *cli.Command {
 			if err != nil || d <= 0 {
 				return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 1h", c.String("expires-in")), 2)
 			}
-			expires := time.Now().Add(d).UTC()
+			expires := api.NewTime(time.Now().Add(d))
 			depth := c.Int("max-depth")
 			out, err := apiClient(c).Delegate(c.Context, api.DelegateRequest{FromAgent: c.String("from"), ToAgent: c.String("to"),
 				Permissions: perms, ExpiresAt: &expires, MaxDepth: &depth})

@@ -27,7 +27,7 @@ func keysCommand() *cli.Command {
 				Action: func(c *cli.Context) error {
 					req := api.CreateKeyRequest{Name: c.String("name"), Roles: c.StringSlice("role")}
 					if d := c.Duration("expires-in"); d > 0 {
-						t := time.Now().Add(d).UTC()
+						t := api.NewTime(time.Now().Add(d))
 						req.ExpiresAt = &t
 					}
 					k, err := apiClient(c).CreateKey(c.Context, req)

@@ -104,7 +104,7 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by config; empty is info
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l, ReplaceAttr: app.LogTimes}))
 }
 
 func serve(c *cli.Context) error {

@@ -105,7 +105,7 @@ func (s *Agents) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (a
 		return api.AgentWithToken{}, err
 	}
 	now := s.now()
-	expires := req.ExpiresAt
+	expires := req.ExpiresAt.Std()
 	if expires == nil && s.opts.TokenExpiry > 0 {
 		t := now.Add(s.opts.TokenExpiry).UTC()
 		expires = &t

@@ -220,7 +220,7 @@ func (s *Credentials) authenticateKey(ctx context.Context, bearer string, fresh 
 	case k.RevokedAt != nil:
 		return Principal{}, core.Unauthorized("key_revoked", "the API key %s was revoked", k.ID)
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return Principal{}, core.Unauthorized("key_expired", "the API key %s expired at %s", k.ID, k.ExpiresAt.Format(time.RFC3339))
+		return Principal{}, core.Unauthorized("key_expired", "the API key %s expired at %s", k.ID, api.FormatTime(*k.ExpiresAt))
 	}
 	return Principal{Actor: domain.Actor{Type: domain.ActorKey, ID: k.ID, Name: k.Name}, Roles: k.Roles}, nil
 }
@@ -269,11 +269,11 @@ func (s *Credentials) CreateKey(ctx context.Context, req api.CreateKeyRequest) (
 			return api.KeyWithSecret{}, core.Unprocessable("invalid_role", "role %q is given twice", r)
 		}
 	}
-	if err := core.CheckExpiry(req.ExpiresAt, s.now()); err != nil {
+	if err := core.CheckExpiry(req.ExpiresAt.Std(), s.now()); err != nil {
 		return api.KeyWithSecret{}, err
 	}
 	secret, hash := newKey()
-	k, err := s.store.CreateKey(ctx, domain.APIKey{Name: req.Name, Roles: req.Roles, ExpiresAt: req.ExpiresAt, Hash: hash})
+	k, err := s.store.CreateKey(ctx, domain.APIKey{Name: req.Name, Roles: req.Roles, ExpiresAt: req.ExpiresAt.Std(), Hash: hash})
 	if err != nil {
 		return api.KeyWithSecret{}, err
 	}

@@ -257,7 +257,7 @@ func (s *Decisions) auditEntry(ctx context.Context, d engine.Decision, req api.A
 			return entry, use, err
 		}
 		entry.ApprovalID = a.ID
-		entry.Reason = fmt.Sprintf("%s (approval %s, expires %s)", d.Reason, a.ID, a.ExpiresAt.Format(time.RFC3339))
+		entry.Reason = fmt.Sprintf("%s (approval %s, expires %s)", d.Reason, a.ID, api.FormatTime(a.ExpiresAt))
 	}
 	return entry, use, nil
 }

@@ -65,7 +65,7 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 		return api.Delegation{}, core.Invalid("missing_field", "expiresAt is required: a delegation always ends")
 	}
 	now := s.now()
-	if err := core.CheckExpiry(req.ExpiresAt, now); err != nil {
+	if err := core.CheckExpiry(req.ExpiresAt.Std(), now); err != nil {
 		return api.Delegation{}, err
 	}
 	maxDepth := 1
@@ -102,7 +102,7 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 			return engine.Changes{}, core.Unprocessable(verdict.Code, "%s", verdict.Reason)
 		}
 		d = domain.Delegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Depth: verdict.Depth,
-			MaxDepth: verdict.MaxDepth, ExpiresAt: *req.ExpiresAt}
+			MaxDepth: verdict.MaxDepth, ExpiresAt: req.ExpiresAt.Time}
 		for _, g := range verdict.Grants {
 			grant := domain.Grant{Resource: g.Resource, Actions: g.Actions, Constraints: g.Constraints, Inherited: g.Inherited,
 				Chain: []domain.Link{}, CoveredBy: g.CoveredBy}
@@ -217,7 +217,7 @@ func (s *Delegations) EffectivePermissions(ctx context.Context, agentID string) 
 	for i, p := range perms {
 		out[i] = p.EffectivePermission
 		if p.ExpiresAt != 0 {
-			t := time.Unix(0, p.ExpiresAt).UTC()
+			t := api.NewTime(time.Unix(0, p.ExpiresAt))
 			out[i].ExpiresAt = &t
 		}
 	}

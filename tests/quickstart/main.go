@@ -81,7 +81,7 @@ func run(ctx context.Context, kavach *client.Client, csvOut string) error {
 	if err != nil {
 		return err
 	}
-	expires := time.Now().Add(time.Hour)
+	expires := api.NewTime(time.Now().Add(time.Hour))
 	maxDepth := 2
 	if _, err := kavach.Delegate(ctx, api.DelegateRequest{
 		FromAgent:   agent.ID,

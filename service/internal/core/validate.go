@@ -243,10 +243,10 @@ func CheckExpiry(t *time.Time, now time.Time) error {
 		return nil
 	}
 	if !t.After(now) {
-		return Unprocessable("invalid_expiry", "expiresAt %s is not in the future", t.Format(time.RFC3339))
+		return Unprocessable("invalid_expiry", "expiresAt %s is not in the future", api.FormatTime(*t))
 	}
 	if !t.Before(MaxExpiry()) {
-		return Unprocessable("invalid_expiry", "expiresAt %s is too far away: it must be before %s", t.Format(time.RFC3339), MaxExpiry().Format(time.RFC3339))
+		return Unprocessable("invalid_expiry", "expiresAt %s is too far away: it must be before %s", api.FormatTime(*t), api.FormatTime(MaxExpiry()))
 	}
 	return nil
 }

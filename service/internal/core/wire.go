@@ -11,8 +11,8 @@ import (
 // APIAgent is an agent as the API shows it (never its token hash).
 func APIAgent(a domain.Agent) api.Agent {
 	return api.Agent{ID: a.ID, OwnerID: a.OwnerID, Name: a.Name, Type: a.Type, Status: a.Status,
-		Permissions: APIPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: a.ExpiresAt,
-		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, RevokedAt: a.RevokedAt}
+		Permissions: APIPermissions(a.Permissions), Metadata: a.Metadata, ExpiresAt: api.NewTimePtr(a.ExpiresAt),
+		CreatedAt: api.NewTime(a.CreatedAt), UpdatedAt: api.NewTime(a.UpdatedAt), RevokedAt: api.NewTimePtr(a.RevokedAt)}
 }
 
 // APIAgents maps APIAgent over a list.
@@ -44,8 +44,8 @@ func APIDelegation(d domain.Delegation) api.Delegation {
 		}
 	}
 	return api.Delegation{ID: d.ID, FromAgent: d.FromAgent, ToAgent: d.ToAgent, Permissions: grants,
-		Depth: d.Depth, MaxDepth: d.MaxDepth, Status: d.Status, ExpiresAt: d.ExpiresAt,
-		CreatedAt: d.CreatedAt, RevokedAt: d.RevokedAt}
+		Depth: d.Depth, MaxDepth: d.MaxDepth, Status: d.Status, ExpiresAt: api.NewTime(d.ExpiresAt),
+		CreatedAt: api.NewTime(d.CreatedAt), RevokedAt: api.NewTimePtr(d.RevokedAt)}
 }
 
 // APIDelegations maps APIDelegation over a list.
@@ -54,9 +54,9 @@ func APIDelegations(list []domain.Delegation) []api.Delegation { return mapAll(l
 // APIApproval is an approval request as the API shows it.
 func APIApproval(a domain.Approval) api.Approval {
 	return api.Approval{ID: a.ID, AgentID: a.AgentID, OwnerID: a.OwnerID, Action: a.Action, Resource: a.Resource,
-		Arguments: a.Arguments, Status: a.Status, ExpiresAt: a.ExpiresAt, CreatedAt: a.CreatedAt,
-		RespondedAt: a.RespondedAt, RespondedBy: a.RespondedBy, RespondedByName: a.RespondedByName,
-		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: a.UsedAt}
+		Arguments: a.Arguments, Status: a.Status, ExpiresAt: api.NewTime(a.ExpiresAt), CreatedAt: api.NewTime(a.CreatedAt),
+		RespondedAt: api.NewTimePtr(a.RespondedAt), RespondedBy: a.RespondedBy, RespondedByName: a.RespondedByName,
+		OnBehalfOf: a.OnBehalfOf, Note: a.Note, UsedAt: api.NewTimePtr(a.UsedAt)}
 }
 
 // APIApprovals maps APIApproval over a list.
@@ -67,14 +67,14 @@ func APIAuditEntry(e domain.AuditEntry) api.AuditEntry {
 	return api.AuditEntry{ID: e.ID, Kind: e.Kind, AgentID: e.AgentID, OwnerID: e.OwnerID, Action: e.Action,
 		Resource: e.Resource, Arguments: e.Arguments, Result: e.Result, Code: e.Code, Reason: e.Reason,
 		IP: e.IP, UserAgent: e.UserAgent, DurationUS: e.DurationUS, ApprovalID: e.ApprovalID,
-		Timestamp: e.Timestamp, Actor: api.Actor(e.Actor), Changes: e.Changes,
+		Timestamp: api.NewTime(e.Timestamp), Actor: api.Actor(e.Actor), Changes: e.Changes,
 		ChainID: e.Chain.ID, ChainSeq: e.Chain.Seq, PrevHash: e.Chain.PrevHash, Hash: e.Chain.Hash}
 }
 
 // APIKey is an API key as the API shows it (never its hash).
 func APIKey(k domain.APIKey) api.APIKey {
 	return api.APIKey{ID: k.ID, Name: k.Name, Roles: k.Roles, Status: k.Status, CreatedBy: k.CreatedBy,
-		ExpiresAt: k.ExpiresAt, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+		ExpiresAt: api.NewTimePtr(k.ExpiresAt), CreatedAt: api.NewTime(k.CreatedAt), RevokedAt: api.NewTimePtr(k.RevokedAt)}
 }
 
 // APIKeys maps APIKey over a list.
