@@ -88,7 +88,7 @@ func TestDurationKeys(t *testing.T) {
 		},
 		"database.pollInterval": {
 			"1s": seconds(time.Second), "500ms": seconds(500 * time.Millisecond), "10ms": seconds(10 * time.Millisecond),
-			"1m": seconds(time.Minute),
+			"1m":  seconds(time.Minute),
 			"300": {err: noUnit}, `"300"`: {err: noUnit}, "5m": {err: outOfRange}, "7d": {err: outOfRange}, "0": {err: outOfRange},
 			"-1s": {err: outOfRange}, "5x": {err: notDuration}, "9ms": {err: outOfRange},
 		},
