@@ -177,13 +177,13 @@ func parseDuration(s string, plainUnit time.Duration) (d time.Duration, plain, o
 	}
 	for s != "" {
 		i := 0
-		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		for i < len(s) && numeric(s[i]) {
 			i++
 		}
 		num := s[:i]
 		s = s[i:]
 		j := 0
-		for j < len(s) && !(s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
+		for j < len(s) && !numeric(s[j]) {
 			j++
 		}
 		unit, known := units[s[:j]]
@@ -226,6 +226,9 @@ func component(whole, frac string, unit time.Duration) (time.Duration, bool) {
 	}
 	return d, d >= 0
 }
+
+// numeric reports whether c belongs to a number: a digit or the point.
+func numeric(c byte) bool { return c >= '0' && c <= '9' || c == '.' }
 
 func isDigits(s string) bool {
 	if s == "" {

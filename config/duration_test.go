@@ -55,52 +55,52 @@ func TestDurationKeys(t *testing.T) {
 		d   time.Duration
 		err string // ok, or what the message says after the key path
 	}
-	seconds := func(d time.Duration) want { return want{d: d} }
+	is := func(d time.Duration) want { return want{d: d} }
 	cases := map[string]map[string]want{
 		"approval.ttl": {
-			"300": seconds(5 * time.Minute), `"300"`: seconds(5 * time.Minute), "5m": seconds(5 * time.Minute),
-			"1h30m": seconds(90 * time.Minute), "7d": seconds(7 * Day), "1w": seconds(7 * Day), "1": seconds(time.Second),
+			"300": is(5 * time.Minute), `"300"`: is(5 * time.Minute), "5m": is(5 * time.Minute),
+			"1h30m": is(90 * time.Minute), "7d": is(7 * Day), "1w": is(7 * Day), "1": is(time.Second),
 			"5x": {err: notDuration}, "-5m": {err: outOfRange}, "-300": {err: outOfRange}, "0": {err: outOfRange}, "0s": {err: outOfRange},
 			"8d": {err: outOfRange}, "604801": {err: outOfRange}, "1500ms": {err: notWhole}, "1.5": {err: notDuration},
 			"{s: 1}": {err: notScalar}, "99999999999999999999": {err: outOfRange}, "9999999999999999h": {err: outOfRange},
 		},
 		"mcp.accessTokenTtl": {
-			"3600": seconds(time.Hour), `"3600"`: seconds(time.Hour), "5m": seconds(5 * time.Minute), "1h30m": seconds(90 * time.Minute),
-			"7d": seconds(7 * Day), "366d": seconds(366 * Day),
+			"3600": is(time.Hour), `"3600"`: is(time.Hour), "5m": is(5 * time.Minute), "1h30m": is(90 * time.Minute),
+			"7d": is(7 * Day), "366d": is(366 * Day),
 			"5x": {err: notDuration}, "-1": {err: outOfRange}, "0": {err: outOfRange}, "367d": {err: outOfRange}, "500ms": {err: outOfRange},
 		},
 		"mcp.refreshTokenTtl": {
-			"604800": seconds(7 * Day), `"604800"`: seconds(7 * Day), "5m": seconds(5 * time.Minute), "1h30m": seconds(90 * time.Minute),
-			"7d": seconds(7 * Day), "2w": seconds(14 * Day),
+			"604800": is(7 * Day), `"604800"`: is(7 * Day), "5m": is(5 * time.Minute), "1h30m": is(90 * time.Minute),
+			"7d": is(7 * Day), "2w": is(14 * Day),
 			"5x": {err: notDuration}, "-7d": {err: outOfRange}, "0": {err: outOfRange}, "31622401": {err: outOfRange},
 		},
 		"mcp.codeTtl": {
-			"600": seconds(10 * time.Minute), `"600"`: seconds(10 * time.Minute), "5m": seconds(5 * time.Minute),
-			"1h30m": seconds(90 * time.Minute), "7d": seconds(7 * Day),
+			"600": is(10 * time.Minute), `"600"`: is(10 * time.Minute), "5m": is(5 * time.Minute),
+			"1h30m": is(90 * time.Minute), "7d": is(7 * Day),
 			"5x": {err: notDuration}, "-1": {err: outOfRange}, "0": {err: outOfRange}, "53w": {err: outOfRange}, "1.5s": {err: notWhole},
 		},
 		"database.timeout": {
-			"5s": seconds(5 * time.Second), "500ms": seconds(500 * time.Millisecond), "1m": seconds(time.Minute),
-			"100ms": seconds(100 * time.Millisecond), "1.5s": seconds(1500 * time.Millisecond), `"2s"`: seconds(2 * time.Second),
+			"5s": is(5 * time.Second), "500ms": is(500 * time.Millisecond), "1m": is(time.Minute),
+			"100ms": is(100 * time.Millisecond), "1.5s": is(1500 * time.Millisecond), `"2s"`: is(2 * time.Second),
 			"300": {err: noUnit}, `"300"`: {err: noUnit}, "5m": {err: outOfRange}, "1h30m": {err: outOfRange}, "7d": {err: outOfRange},
 			"99ms": {err: outOfRange}, "0": {err: outOfRange}, "-1s": {err: outOfRange}, "5x": {err: notDuration}, "soon": {err: notDuration},
 			"100500us": {err: notWhole},
 		},
 		"database.pollInterval": {
-			"1s": seconds(time.Second), "500ms": seconds(500 * time.Millisecond), "10ms": seconds(10 * time.Millisecond),
-			"1m":  seconds(time.Minute),
+			"1s": is(time.Second), "500ms": is(500 * time.Millisecond), "10ms": is(10 * time.Millisecond),
+			"1m":  is(time.Minute),
 			"300": {err: noUnit}, `"300"`: {err: noUnit}, "5m": {err: outOfRange}, "7d": {err: outOfRange}, "0": {err: outOfRange},
 			"-1s": {err: outOfRange}, "5x": {err: notDuration}, "9ms": {err: outOfRange},
 		},
 		"agents.tokenExpiry": {
-			"5m": seconds(5 * time.Minute), "1h30m": seconds(90 * time.Minute), "7d": seconds(7 * Day), "2w": seconds(14 * Day),
-			"45s": seconds(45 * time.Second), "24h": seconds(24 * time.Hour), "36500d": seconds(36500 * Day), "1.5h": seconds(90 * time.Minute),
+			"5m": is(5 * time.Minute), "1h30m": is(90 * time.Minute), "7d": is(7 * Day), "2w": is(14 * Day),
+			"45s": is(45 * time.Second), "24h": is(24 * time.Hour), "36500d": is(36500 * Day), "1.5h": is(90 * time.Minute),
 			"300": {err: noUnit}, `"300"`: {err: noUnit}, "0": {err: outOfRange}, "36501d": {err: outOfRange}, "5x": {err: notDuration},
 			"1y": {err: notDuration}, "-1h": {err: outOfRange}, "1.5s": {err: notWhole}, `" 7d"`: {err: notDuration}, "d": {err: notDuration},
 		},
 		"audit.retentionDays": {
-			"30": seconds(30 * Day), `"30"`: seconds(30 * Day), "90d": seconds(90 * Day), "12w": seconds(84 * Day),
-			"36h": seconds(36 * time.Hour), "0": seconds(0), "36500": seconds(36500 * Day),
+			"30": is(30 * Day), `"30"`: is(30 * Day), "90d": is(90 * Day), "12w": is(84 * Day),
+			"36h": is(36 * time.Hour), "0": is(0), "36500": is(36500 * Day),
 			"5m": {err: outOfRange}, "1h30m": {err: outOfRange}, "36501": {err: outOfRange}, "-1": {err: outOfRange}, "5x": {err: notDuration},
 		},
 	}
