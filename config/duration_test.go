@@ -199,3 +199,28 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDuration reads arbitrary text as a duration: never a panic; what it
+// takes is within the rule and reads back the same once formatted; what it
+// refuses, it refuses by the rule's name.
+func FuzzDuration(f *testing.F) {
+	for _, seed := range []string{"300", "5m", "1h30m", "7d", "2w", "1.5h", ".5s", "500ms", "1µs", "-5m", "0", "5x", "99999999999999999999", "9999999999999999h", "1h-5m", "5."} {
+		f.Add(seed)
+	}
+	r := Rule{Name: "x", Plain: time.Second, Min: time.Nanosecond, Max: MaxExpiry}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := r.Parse(s)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "x: ") {
+				t.Fatalf("Parse(%q) error %q does not start with the name", s, err)
+			}
+			return
+		}
+		if s != "" && (d < r.Min || d > r.Max) {
+			t.Fatalf("Parse(%q) = %v: out of the rule's range", s, d)
+		}
+		if back, err := r.Parse(FormatDuration(d)); d != 0 && (err != nil || back != d) {
+			t.Fatalf("Parse(FormatDuration(%v)) = %v, %v", d, back, err)
+		}
+	})
+}
