@@ -201,17 +201,31 @@ type DelegationList struct {
 }
 
 // EffectivePermission is one entry of GET /v1/agents/{id}/effective-permissions.
-// Source is "own" or "delegation"; delegated entries name their delegation
-// and list the constraint sets that apply (their own and inherited ones).
+// Source is "own" or "delegation"; delegated entries name their delegation.
+// Constraints is the entry's own constraint set, the object a Permission
+// holds (for a delegated entry, what its delegation gave). A delegated
+// entry is also bound by the sets it inherits up the chain, listed in
+// InheritedConstraints: every set must hold, each rate limit counting on
+// its own, so they are not merged into one object.
 type EffectivePermission struct {
-	Resource     string   `json:"resource"`
-	Actions      []string `json:"actions"`
-	Constraints  any      `json:"constraints,omitempty"`
-	Source       string   `json:"source"`
-	DelegationID string   `json:"delegationId,omitempty"`
-	FromAgent    string   `json:"fromAgent,omitempty"`
-	Depth        int      `json:"depth,omitempty"`
-	ExpiresAt    *Time    `json:"expiresAt,omitempty"`
+	Resource             string          `json:"resource"`
+	Actions              []string        `json:"actions"`
+	Constraints          map[string]any  `json:"constraints,omitempty"`
+	InheritedConstraints []ConstraintSet `json:"inheritedConstraints,omitempty"`
+	Source               string          `json:"source"`
+	DelegationID         string          `json:"delegationId,omitempty"`
+	FromAgent            string          `json:"fromAgent,omitempty"`
+	Depth                int             `json:"depth,omitempty"`
+	ExpiresAt            *Time           `json:"expiresAt,omitempty"`
+}
+
+// ConstraintSet is a constraint set a delegated permission inherits, and
+// where it comes from: From is the root delegator's agent ID for the
+// constraints of its own permission the chain hangs from (as they are now),
+// or the ID of a delegation up the chain for those its permission carried.
+type ConstraintSet struct {
+	From        string         `json:"from"`
+	Constraints map[string]any `json:"constraints"`
 }
 
 // EffectivePermissions is the body of GET /v1/agents/{id}/effective-permissions.

@@ -25,7 +25,7 @@ var wireTypes = []any{
 	api.Agent{}, api.Permission{}, api.AuditEntry{}, api.Actor{}, api.Delegation{}, api.Grant{},
 	api.Inherited{}, api.Link{}, api.Approval{}, api.AgentWithToken{}, api.CreateAgentRequest{},
 	api.UpdateAgentRequest{}, api.AuthorizeRequest{}, api.RequestContext{}, api.AuthorizeResponse{},
-	api.DelegateRequest{}, api.DelegationList{}, api.EffectivePermission{}, api.EffectivePermissions{},
+	api.DelegateRequest{}, api.DelegationList{}, api.EffectivePermission{}, api.EffectivePermissions{}, api.ConstraintSet{},
 	api.ResolveApprovalRequest{}, api.APIKey{}, api.CreateKeyRequest{}, api.KeyWithSecret{}, api.KeyList{},
 	api.ApprovalList{}, api.AgentList{}, api.AuditPage{}, api.ErrorBody{}, api.Error{}, api.Health{},
 	api.SyncStatus{}, api.PolicyList{}, api.PolicyModule{}, api.AccessPolicy{}, api.AccessPolicyModule{},

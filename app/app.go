@@ -106,9 +106,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("policies/api: %w", err)
 	}
-	expiry, _ := config.ParseExpiry(cfg.Agents.TokenExpiry)  // validated by config
-	poll, _ := time.ParseDuration(cfg.Database.PollInterval) // validated by config; "" is 0: the default
-
 	if sidecar.AuthOff {
 		a.log.Warn("this build has authentication OFF (-tags kavach_noauth): every route is open; it exists only to measure what authentication costs")
 	}
@@ -123,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	}
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
 		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
-		Secret: current, PreviousSecret: previous, Retention: time.Duration(cfg.Audit.RetentionDays) * 24 * time.Hour, Logger: a.log,
+		Secret: current, PreviousSecret: previous, Retention: cfg.Retention(), Logger: a.log,
 		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
 	if err != nil {
 		return nil, err
@@ -145,10 +142,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		return nil, configErr("policies: %v", err)
 	}
 	a.svc, err = service.New(a.store, eng, service.Options{
-		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: expiry, MaxMetadataBytes: cfg.MaxMetadataBytes(),
+		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: cfg.TokenExpiry(), MaxMetadataBytes: cfg.MaxMetadataBytes(),
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
-		ApprovalTTL: time.Duration(cfg.Approval.TTL) * time.Second, WebhookURL: cfg.Approval.WebhookURL,
-		PollInterval: poll, ExtensionsPath: cfg.Policies.Extensions,
+		ApprovalTTL: cfg.ApprovalTTL(), WebhookURL: cfg.Approval.WebhookURL,
+		PollInterval: cfg.PollInterval(), ExtensionsPath: cfg.Policies.Extensions,
 		AdminKey: opts.AdminKey, Roles: pol.Roles(),
 	})
 	if err != nil {

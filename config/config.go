@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +43,8 @@ type Config struct {
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
-// seeds' mcp section. Times are in seconds, as in the seeds.
+// seeds' mcp section. Its TTLs are durations; a plain number counts
+// seconds, as in the seeds (3600, or 1h).
 type MCP struct {
 	Enabled bool `yaml:"enabled"`
 	// Issuer is echoed byte for byte in metadata, tokens and redirects:
@@ -55,10 +55,10 @@ type MCP struct {
 	// SigningSecret (32+ characters) selects HS256; without it tokens are
 	// ES256-signed with a key pair generated and kept in the database.
 	// KAVACH_MCP_SIGNING_SECRET overrides it, to keep it out of the file.
-	SigningSecret   string `yaml:"signingSecret"`
-	AccessTokenTTL  int    `yaml:"accessTokenTtl"`
-	RefreshTokenTTL int    `yaml:"refreshTokenTtl"`
-	CodeTTL         int    `yaml:"codeTtl"`
+	SigningSecret   string   `yaml:"signingSecret"`
+	AccessTokenTTL  Duration `yaml:"accessTokenTtl"`
+	RefreshTokenTTL Duration `yaml:"refreshTokenTtl"`
+	CodeTTL         Duration `yaml:"codeTtl"`
 	// EnforceAuth makes POST /v1/oauth/verify refuse requests without a
 	// token (401 with a challenge) instead of reporting them anonymous.
 	EnforceAuth bool `yaml:"enforceAuth"`
@@ -82,14 +82,26 @@ type MCPClient struct {
 	GrantTypes   []string `yaml:"grantTypes"`
 }
 
-// OAuth is the authorization server configuration the mcp section gives.
+// The rules of the mcp TTLs: seconds, as in the seeds, up to a year.
+var (
+	accessTokenTTLRule = Rule{Name: "mcp.accessTokenTtl", Plain: time.Second, Min: time.Second, Max: 366 * Day, Step: time.Second,
+		Unset: "the default, " + FormatDuration(oauth.DefaultAccessTokenTTL)}
+	refreshTokenTTLRule = Rule{Name: "mcp.refreshTokenTtl", Plain: time.Second, Min: time.Second, Max: 366 * Day, Step: time.Second,
+		Unset: "the default, " + FormatDuration(oauth.DefaultRefreshTokenTTL)}
+	codeTTLRule = Rule{Name: "mcp.codeTtl", Plain: time.Second, Min: time.Second, Max: 366 * Day, Step: time.Second,
+		Unset: "the default, " + FormatDuration(oauth.DefaultCodeTTL)}
+)
+
+// OAuth is the authorization server configuration the mcp section gives;
+// call after Validate (an unset TTL is 0: oauth's default).
 func (m MCP) OAuth() oauth.Config {
+	access, _ := accessTokenTTLRule.Parse(string(m.AccessTokenTTL))
+	refresh, _ := refreshTokenTTLRule.Parse(string(m.RefreshTokenTTL))
+	code, _ := codeTTLRule.Parse(string(m.CodeTTL))
 	c := oauth.Config{
 		Issuer: m.Issuer, BaseURL: m.BaseURL, SigningSecret: m.SigningSecret,
-		AccessTokenTTL:  time.Duration(m.AccessTokenTTL) * time.Second,
-		RefreshTokenTTL: time.Duration(m.RefreshTokenTTL) * time.Second,
-		CodeTTL:         time.Duration(m.CodeTTL) * time.Second,
-		EnforceAuth:     m.EnforceAuth, Scopes: m.Scopes, AllowedResources: m.AllowedResources,
+		AccessTokenTTL: access, RefreshTokenTTL: refresh, CodeTTL: code,
+		EnforceAuth: m.EnforceAuth, Scopes: m.Scopes, AllowedResources: m.AllowedResources,
 		LoginPage: m.LoginPage, ConsentPage: m.ConsentPage,
 	}
 	for _, cl := range m.PreRegisteredClients {
@@ -104,10 +116,21 @@ type Audit struct {
 	// Mode is "sync" (default: a decision is answered after its audit row
 	// commits) or "async" (answered at once; a crash loses queued rows).
 	Mode string `yaml:"mode"`
-	// RetentionDays deletes audit rows older than this many days, through
-	// purges that leave a signed checkpoint (kavach audit verify still
-	// passes); 0, the default, keeps every row.
-	RetentionDays int `yaml:"retentionDays"`
+	// RetentionDays deletes audit rows older than this, through purges
+	// that leave a signed checkpoint (kavach audit verify still passes): a
+	// duration, where a plain number counts days (30, or 90d, 12w); 0, the
+	// default, keeps every row.
+	RetentionDays Duration `yaml:"retentionDays"`
+}
+
+var retentionRule = Rule{Name: "audit.retentionDays", Plain: Day, Min: Day, Max: 36500 * Day, Step: time.Second,
+	Examples: "90d, 12w, 36h", Zero: "keeps every row (the default)"}
+
+// Retention is audit.retentionDays as a duration, 0 to keep every row;
+// call after Validate.
+func (c Config) Retention() time.Duration {
+	d, _ := retentionRule.Parse(string(c.Audit.RetentionDays))
+	return d
 }
 
 // Policies configures user policy extensions.
@@ -119,9 +142,21 @@ type Policies struct {
 
 // Approval configures human approval requests.
 type Approval struct {
-	// TTL in seconds (the seeds' unit); default 300.
-	TTL        int    `yaml:"ttl"`
-	WebhookURL string `yaml:"webhookUrl"`
+	// TTL is how long a request stays open, and usable once approved: a
+	// duration, where a plain number counts seconds (the seeds' unit: 300,
+	// or 5m); default 5m.
+	TTL        Duration `yaml:"ttl"`
+	WebhookURL string   `yaml:"webhookUrl"`
+}
+
+var approvalTTLRule = Rule{Name: "approval.ttl", Plain: time.Second, Min: time.Second, Max: 7 * Day, Step: time.Second,
+	Unset: "the default, 5m"}
+
+// ApprovalTTL is approval.ttl, 0 when unset (the service's default); call
+// after Validate.
+func (c Config) ApprovalTTL() time.Duration {
+	d, _ := approvalTTLRule.Parse(string(c.Approval.TTL))
+	return d
 }
 
 // Server configures the listeners.
@@ -159,12 +194,13 @@ type Database struct {
 	// pg_stat_activity (default "kavach").
 	ApplicationName string `yaml:"applicationName"`
 	// PollInterval bounds how long another replica's write can take to
-	// arrive when no notification does (default 1s), e.g. "500ms".
-	PollInterval string `yaml:"pollInterval"`
+	// arrive when no notification does (default 1s, from 10ms to 1m), e.g.
+	// "500ms": a duration with a unit.
+	PollInterval Duration `yaml:"pollInterval"`
 	// Timeout bounds every database call (default 5s, from 100ms to 1m):
 	// past it, a decision is 503 audit_unavailable. SQLite waits half as
-	// long for a lock another process holds.
-	Timeout string `yaml:"timeout"`
+	// long for a lock another process holds. A duration with a unit.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Bounds of database.timeout.
@@ -174,13 +210,29 @@ const (
 	MaxDatabaseTimeout     = time.Minute
 )
 
+// The rules of the database durations: Go's, with a unit (a plain number
+// was never taken here, and could be read as milliseconds).
+var (
+	timeoutRule = Rule{Name: "database.timeout (--database-timeout, KAVACH_DATABASE_TIMEOUT)", Min: MinDatabaseTimeout,
+		Max: MaxDatabaseTimeout, Step: time.Millisecond, Examples: "500ms, 5s, 1m", Unset: "the default, 5s"}
+	pollIntervalRule = Rule{Name: "database.pollInterval", Min: 10 * time.Millisecond, Max: time.Minute, Step: time.Millisecond,
+		Examples: "500ms, 1s, 10s", Unset: "the default, 1s"}
+)
+
 // DatabaseTimeout is database.timeout as a duration (the default when
 // unset); call after Validate.
 func (c Config) DatabaseTimeout() time.Duration {
-	d, err := time.ParseDuration(c.Database.Timeout)
+	d, err := timeoutRule.Parse(string(c.Database.Timeout))
 	if err != nil || d <= 0 {
 		return DefaultDatabaseTimeout
 	}
+	return d
+}
+
+// PollInterval is database.pollInterval, 0 when unset (the service's
+// default); call after Validate.
+func (c Config) PollInterval() time.Duration {
+	d, _ := pollIntervalRule.Parse(string(c.Database.PollInterval))
 	return d
 }
 
@@ -190,7 +242,9 @@ type Agents struct {
 	MaxPerUser         *int             `yaml:"maxPerUser"`
 	DefaultPermissions []api.Permission `yaml:"defaultPermissions"`
 	AuditAll           *bool            `yaml:"auditAll"`
-	TokenExpiry        string           `yaml:"tokenExpiry"`
+	// TokenExpiry is the default lifetime of a new agent, a duration with
+	// a unit as in the seeds (30m, 24h, 7d); unset, none.
+	TokenExpiry Duration `yaml:"tokenExpiry"`
 	// MaxMetadataBytes caps an agent's metadata, as JSON; 0 means
 	// DefaultMaxMetadataBytes.
 	MaxMetadataBytes int `yaml:"maxMetadataBytes"`
@@ -301,17 +355,11 @@ func (c *Config) Validate() error {
 	if c.Database.MaxConns < 0 {
 		return fmt.Errorf("database.maxConns must be positive, not %d", c.Database.MaxConns)
 	}
-	if c.Database.PollInterval != "" {
-		d, err := time.ParseDuration(c.Database.PollInterval)
-		if err != nil || d < 10*time.Millisecond || d > time.Minute {
-			return fmt.Errorf("database.pollInterval %q must be a duration from 10ms to 1m", c.Database.PollInterval)
-		}
+	if _, err := pollIntervalRule.Parse(string(c.Database.PollInterval)); err != nil {
+		return err
 	}
-	if c.Database.Timeout != "" {
-		d, err := time.ParseDuration(c.Database.Timeout)
-		if err != nil || d < MinDatabaseTimeout || d > MaxDatabaseTimeout {
-			return fmt.Errorf("database.timeout (--database-timeout, KAVACH_DATABASE_TIMEOUT) %q must be a duration from 100ms to 1m, such as 5s", c.Database.Timeout)
-		}
+	if _, err := timeoutRule.Parse(string(c.Database.Timeout)); err != nil {
+		return err
 	}
 	if c.Agents.Enabled != nil && !*c.Agents.Enabled {
 		return errors.New("agents.enabled: false is not supported: agents are the sidecar's purpose")
@@ -325,8 +373,8 @@ func (c *Config) Validate() error {
 	if m := c.Agents.MaxMetadataBytes; m < 0 || m > 1<<20 {
 		return fmt.Errorf("agents.maxMetadataBytes must be from 1 to 1048576 bytes (0: the default, %d), not %d", DefaultMaxMetadataBytes, m)
 	}
-	if _, err := ParseExpiry(c.Agents.TokenExpiry); err != nil {
-		return fmt.Errorf("agents.tokenExpiry: %w", err)
+	if _, err := tokenExpiryRule.Parse(string(c.Agents.TokenExpiry)); err != nil {
+		return err
 	}
 	// YAML decodes numbers as int, JSON (the API) as float64: normalise the
 	// default permissions through JSON so both validate and store alike.
@@ -341,8 +389,8 @@ func (c *Config) Validate() error {
 		}
 		c.Agents.DefaultPermissions = perms
 	}
-	if c.Approval.TTL < 0 || c.Approval.TTL > 7*24*3600 {
-		return fmt.Errorf("approval.ttl must be seconds from 1 to 604800 (7 days), not %d", c.Approval.TTL)
+	if _, err := approvalTTLRule.Parse(string(c.Approval.TTL)); err != nil {
+		return err
 	}
 	if u := c.Approval.WebhookURL; u != "" {
 		parsed, err := url.Parse(u)
@@ -355,8 +403,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("audit.mode %q is not one of sync, async", c.Audit.Mode)
 	}
-	if d := c.Audit.RetentionDays; d < 0 || d > 36500 {
-		return fmt.Errorf("audit.retentionDays must be from 1 to 36500 days (0 keeps every row), not %d", d)
+	if _, err := retentionRule.Parse(string(c.Audit.RetentionDays)); err != nil {
+		return err
 	}
 	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
 		return errors.New("server.tlsCert and server.tlsKey go together: give both or neither")
@@ -376,9 +424,12 @@ func (c *Config) Validate() error {
 
 func (c *Config) validateMCP() error {
 	m := &c.MCP
-	for name, v := range map[string]int{"accessTokenTtl": m.AccessTokenTTL, "refreshTokenTtl": m.RefreshTokenTTL, "codeTtl": m.CodeTTL} {
-		if v < 0 || v > 366*24*3600 {
-			return fmt.Errorf("mcp.%s must be seconds from 1 to 31622400 (a year), not %d", name, v)
+	for _, k := range []struct {
+		rule Rule
+		v    Duration
+	}{{accessTokenTTLRule, m.AccessTokenTTL}, {refreshTokenTTLRule, m.RefreshTokenTTL}, {codeTTLRule, m.CodeTTL}} {
+		if _, err := k.rule.Parse(string(k.v)); err != nil {
+			return err
 		}
 	}
 	// Through JSON, as for defaultPermissions: YAML numbers become float64.
@@ -420,25 +471,18 @@ func (c Config) MaxPerUser() int {
 	return *c.Agents.MaxPerUser
 }
 
-var expiryPattern = regexp.MustCompile(`^([0-9]+)(s|m|h|d|w)$`)
+// MaxExpiry is the longest lifetime an agent or key can be given: 100
+// years.
+const MaxExpiry = 36500 * Day
 
-// ParseExpiry parses durations such as "30m", "24h", "7d" and "2w". The
-// empty string means no expiry (0).
-func ParseExpiry(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	m := expiryPattern.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("invalid duration %q: use a whole number and one unit of s, m, h, d or w (30m, 24h, 7d)", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
-	const maxExpiry = 100 * 365 * 24 * time.Hour
-	if err != nil || n == 0 || n > int64(maxExpiry/unit) {
-		return 0, fmt.Errorf("invalid duration %q: must be more than zero and at most 100 years", s)
-	}
-	return time.Duration(n) * unit, nil
+var tokenExpiryRule = Rule{Name: "agents.tokenExpiry", Min: time.Second, Max: MaxExpiry, Step: time.Second,
+	Examples: "30m, 24h, 7d", Unset: "no expiry"}
+
+// TokenExpiry is agents.tokenExpiry, 0 when unset (no expiry); call after
+// Validate.
+func (c Config) TokenExpiry() time.Duration {
+	d, _ := tokenExpiryRule.Parse(string(c.Agents.TokenExpiry))
+	return d
 }
 
 // libpqKeywords is the start of a libpq keyword/value connection string

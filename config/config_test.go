@@ -8,39 +8,6 @@ import (
 	"time"
 )
 
-func TestParseExpiry(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, true},
-		{"30m", 30 * time.Minute, true},
-		{"24h", 24 * time.Hour, true},
-		{"7d", 7 * 24 * time.Hour, true},
-		{"2w", 14 * 24 * time.Hour, true},
-		{"45s", 45 * time.Second, true},
-		{"7x", 0, false},
-		{"0h", 0, false},
-		{"-1h", 0, false},
-		{"1.5h", 0, false},
-		{"1h30m", 0, false},
-		{"d", 0, false},
-		{"99999999999999999999d", 0, false},
-		{"36501d", 0, false},
-		{" 7d", 0, false},
-	} {
-		got, err := ParseExpiry(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseExpiry(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-		if err != nil && !strings.Contains(err.Error(), tt.in) {
-			t.Errorf("ParseExpiry(%q) error %q does not name the value", tt.in, err)
-		}
-	}
-}
-
 func TestDefaultsListenOnLoopback(t *testing.T) {
 	t.Parallel()
 	c := Default()
@@ -142,7 +109,7 @@ func TestMCPSection(t *testing.T) {
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  signingSecret: short\n", "at least 32"},
 		{"server:\n  maxBodyBytes: -1\n", "server.maxBodyBytes must be from 1024 to 67108864"},
 		{"server:\n  maxBodyBytes: 0\n", "server.maxBodyBytes must be from 1024 to 67108864"},
-		{"audit:\n  retentionDays: -1\n", "audit.retentionDays must be from 1 to 36500"},
+		{"audit:\n  retentionDays: -1\n", `audit.retentionDays: "-1" is out of range: use from 1d to 36500d (1 to 36500 days)`},
 		{"secret: tooshort\n", "secret (KAVACH_SECRET): the secret is 8 characters; at least 32"},
 		{"previousSecret: " + strings.Repeat("p", 32) + "\n", "secret (KAVACH_SECRET) is not"},
 		{"mcp:\n  enabled: true\n  issuer: https://a.example\n  loginPage: /l\n  allowedResources: [https://m.example/mcp]\n  codeTtl: -1\n", "codeTtl"},
@@ -211,7 +178,7 @@ func TestDatabaseTimeout(t *testing.T) {
 	for v, want := range map[string]time.Duration{"100ms": 100 * time.Millisecond, "2s": 2 * time.Second, "1m": time.Minute,
 		"99ms": 0, "61s": 0, "0s": 0, "-1s": 0, "5": 0, "soon": 0} {
 		c := Default()
-		c.Database.Timeout = v
+		c.Database.Timeout = Duration(v)
 		err := c.Validate()
 		switch {
 		case want == 0 && (err == nil || !strings.Contains(err.Error(), "database.timeout")):
@@ -228,6 +195,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"server:\n  adress: x\n", "line 2: server.adress is not a known key"},
 		{"agents:\n  maxPerUser: ten\n", "line 2: agents.maxPerUser: cannot read !!str `ten` into int (it takes a whole number)"},
 		{"mcp:\n  enabled: maybe\n", "mcp.enabled"},
+		// A list where a value belongs names the key, not the list's item.
+		{"agents:\n  maxPerUser: [1]\n", "line 2: agents.maxPerUser: cannot read !!seq into int"},
+		{"approval:\n  ttl:\n    - 5m\n", "line 3: approval.ttl: cannot read a list into a duration"},
 		{"mcp:\n  preRegisteredClients:\n    - clientId: a\n      redirectUri: x\n", "mcp.preRegisteredClients[0].redirectUri is not a known key"},
 	} {
 		_, err := Parse([]byte(tc.doc))

@@ -22,6 +22,8 @@ func FuzzConfig(f *testing.F) {
 		"agents:\n  maxPerUser: 0\n  tokenExpiry: 7d\n  defaultPermissions:\n    - resource: mcp:github:*\n      actions: [read]\n      constraints: {maxCallsPerHour: 5, timeWindow: {start: '09:00', end: '17:00'}}\n",
 		"agents:\n  maxMetadataBytes: 2048\n",
 		"approval:\n  ttl: 300\n  webhookUrl: https://example.com/hook\n",
+		"approval:\n  ttl: 1h30m\naudit:\n  retentionDays: 12w\ndatabase:\n  timeout: 1.5s\n  pollInterval: 500ms\n",
+		"approval:\n  ttl: [5m]\naudit:\n  retentionDays: {d: 1}\nagents:\n  tokenExpiry: -7d\n",
 		"audit:\n  mode: async\n",
 		"log:\n  level: debug\n",
 		"secret: 0123456789abcdef0123456789abcdef\npreviousSecret: fedcba9876543210fedcba9876543210\n",

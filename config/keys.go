@@ -16,6 +16,9 @@ var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 // notFound matches the decoder's "field X not found in type config.T".
 var notFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 
+// collection matches an error about a list or mapping given for a value.
+var collection = regexp.MustCompile(`^cannot (unmarshal !!(seq|map) into|read a (list|mapping) into) `)
+
 // keyErrors rewrites the decoder's errors to name the key path
 // (server.maxBodyBytes) instead of a Go type, and what the key takes.
 func keyErrors(b []byte, err error) error {
@@ -36,6 +39,13 @@ func keyErrors(b []byte, err error) error {
 		}
 		line, _ := strconv.Atoi(m[1])
 		path := keyAt(&doc, line, "")
+		if collection.MatchString(m[2]) {
+			// A list or mapping where a value belongs: name the key it is
+			// the value of, not a key or item inside it.
+			if p := valueKeyAt(&doc, line, ""); p != "" {
+				path = p
+			}
+		}
 		switch f := notFound.FindStringSubmatch(m[2]); {
 		case f != nil && path != "":
 			msgs = append(msgs, fmt.Sprintf("line %d: %s is not a known key (check its spelling and case)", line, path))
@@ -53,6 +63,8 @@ func takes(msg string) string {
 	switch {
 	case strings.HasSuffix(msg, "into int"), strings.HasSuffix(msg, "into int64"):
 		return " (it takes a whole number)"
+	case strings.HasSuffix(msg, "into a duration"):
+		return " (it takes a duration: a number with a unit, such as 90s, 5m, 1h30m or 7d)"
 	case strings.HasSuffix(msg, "into bool"):
 		return " (it takes true or false)"
 	case strings.HasSuffix(msg, "into string"):
@@ -96,6 +108,40 @@ func keyAt(n *yaml.Node, line int, prefix string) string {
 			}
 			if c.Line == line && c.Kind == yaml.ScalarNode {
 				return fmt.Sprintf("%s[%d]", prefix, i)
+			}
+		}
+	}
+	return ""
+}
+
+// valueKeyAt returns the dotted path of the deepest key whose value is a
+// list or mapping starting on line, "" if none.
+func valueKeyAt(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p := valueKeyAt(c, line, prefix); p != "" {
+				return p
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			if p := valueKeyAt(v, line, path); p != "" {
+				return p
+			}
+			if v.Line == line && (v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode) {
+				return path
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p := valueKeyAt(c, line, fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
+				return p
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,7 +27,7 @@ func agentCommand() *cli.Command {
 					&cli.StringSliceFlag{Name: "permission", Aliases: []string{"p"},
 						Usage: "RESOURCE=ACTION[,ACTION…], e.g. 'mcp:github:*=read'; repeatable"},
 					&cli.StringFlag{Name: "permissions-json", Usage: `permissions as JSON, e.g. '[{"resource":"mcp:*","actions":["read"]}]'`},
-					&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 24h or 90m (default agents.tokenExpiry)"},
+					&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 90m, 24h or 7d (default agents.tokenExpiry)"},
 					&cli.StringFlag{Name: "metadata", Usage: "metadata as a JSON object"},
 				},
 				Action: createAgent,
@@ -125,13 +124,12 @@ func createAgent(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	req.Permissions = perms
-	if s := c.String("expires-in"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 24h or 90m", s), 2)
-		}
-		t := api.NewTime(time.Now().Add(d))
-		req.ExpiresAt = &t
+	at, ok, err := expiresIn(c)
+	if err != nil {
+		return err
+	}
+	if ok {
+		req.ExpiresAt = &at
 	}
 	if s := c.String("metadata"); s != "" {
 		if err := json.Unmarshal([]byte(s), &req.Metadata); err != nil {

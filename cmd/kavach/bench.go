@@ -28,8 +28,8 @@ func benchCommand() *cli.Command {
 			serverFlag, apiKeyFlag,
 			&cli.IntFlag{Name: "agents", Value: 50, Usage: "agents to create for the mix"},
 			&cli.IntFlag{Name: "concurrency", Value: 32},
-			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second},
-			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second},
+			&cli.StringFlag{Name: "duration", Value: "10s", Usage: "how long each target is measured (100ms to 24h)"},
+			&cli.StringFlag{Name: "warmup", Value: "2s", Usage: "how long each target is driven first, unmeasured (0: none)"},
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
@@ -60,6 +60,14 @@ func benchCommand() *cli.Command {
 
 func runBench(c *cli.Context) error {
 	ctx := c.Context
+	duration, err := benchDuration(c, "duration")
+	if err != nil {
+		return err
+	}
+	warmup, err := benchDuration(c, "warmup")
+	if err != nil {
+		return err
+	}
 	cl := apiClient(c)
 	server := strings.TrimRight(c.String("server"), "/")
 	main, mix, revoke, err := sidecarTarget(ctx, cl, "kavach sidecar", server, c.Int("agents"))
@@ -125,7 +133,7 @@ func runBench(c *cli.Context) error {
 		defer stop()
 		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
 	}
-	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup")}
+	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: duration, Warmup: warmup}
 	fmt.Printf("mix: %d requests over %d agents (allowed, denied, wildcard, by token); concurrency %d; %s per target after %s warm-up\n",
 		len(mix), c.Int("agents"), opts.Concurrency, opts.Duration, opts.Warmup)
 	var results []loadgen.Result

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"time"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/kavach-dev/kavach/api"
@@ -19,7 +16,7 @@ func delegateCommand() *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "receiving agent ID", Required: true},
 			&cli.StringSliceFlag{Name: "permission", Aliases: []string{"p"}, Usage: "RESOURCE=ACTION[,ACTION…]; repeatable"},
 			&cli.StringFlag{Name: "permissions-json", Usage: "permissions as JSON, with constraints"},
-			&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 1h or 30m", Required: true},
+			&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 30m, 1h or 7d", Required: true},
 			&cli.IntFlag{Name: "max-depth", Usage: "how deep the chain below may grow (1: no re-delegation)", Value: 1},
 		},
 		Action: func(c *cli.Context) error {
@@ -27,11 +24,13 @@ func delegateCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			d, err := time.ParseDuration(c.String("expires-in"))
-			if err != nil || d <= 0 {
-				return cli.Exit(fmt.Sprintf("--expires-in %q: use a positive duration such as 1h", c.String("expires-in")), 2)
+			expires, ok, err := expiresIn(c)
+			if err != nil {
+				return err
 			}
-			expires := api.NewTime(time.Now().Add(d))
+			if !ok {
+				return cli.Exit("--expires-in is required: a delegation always ends (30m, 1h, 7d)", 2)
+			}
 			depth := c.Int("max-depth")
 			out, err := apiClient(c).Delegate(c.Context, api.DelegateRequest{FromAgent: c.String("from"), ToAgent: c.String("to"),
 				Permissions: perms, ExpiresAt: &expires, MaxDepth: &depth})

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,14 +20,17 @@ func keysCommand() *cli.Command {
 				Flags: []cli.Flag{serverFlag, apiKeyFlag,
 					&cli.StringFlag{Name: "name", Required: true, Usage: "what the key is for (my-app, prometheus, alice)"},
 					&cli.StringSliceFlag{Name: "role", Required: true, Usage: "admin, approver, auditor, decider or metrics (repeatable)"},
-					&cli.DurationFlag{Name: "expires-in", Usage: "lifetime, e.g. 720h; none by default"},
+					&cli.StringFlag{Name: "expires-in", Usage: "lifetime such as 30d or 2160h; none by default"},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the key"},
 				},
 				Action: func(c *cli.Context) error {
 					req := api.CreateKeyRequest{Name: c.String("name"), Roles: c.StringSlice("role")}
-					if d := c.Duration("expires-in"); d > 0 {
-						t := api.NewTime(time.Now().Add(d))
-						req.ExpiresAt = &t
+					at, ok, err := expiresIn(c)
+					if err != nil {
+						return err
+					}
+					if ok {
+						req.ExpiresAt = &at
 					}
 					k, err := apiClient(c).CreateKey(c.Context, req)
 					if err != nil {

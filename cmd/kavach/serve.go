@@ -56,7 +56,7 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 		cfg.Database.URL = v
 	}
 	if v := c.String("database-timeout"); v != "" {
-		cfg.Database.Timeout = v
+		cfg.Database.Timeout = config.Duration(v)
 	}
 	if c.IsSet("skip-migrations") {
 		cfg.Database.SkipMigrations = c.Bool("skip-migrations")

@@ -82,15 +82,42 @@ _describe(c) := object.union(
 	c.source == "own"
 }
 
-_describe(c) := {
-	"resource": c.perm.resource,
-	"actions": c.perm.actions,
-	"constraints": _constraint_sets(c),
-	"source": "delegation",
-	"delegationId": c.source,
-	"fromAgent": data.kavach.delegations[c.source].fromAgent,
-	"depth": data.kavach.delegations[c.source].depth,
-	"expiresAt": data.kavach.delegations[c.source].expiresAt,
-} if {
+# A delegated entry has the one shape of constraints too: its own set, as
+# the delegation gave it, in constraints; every other set that must hold as
+# well, in inheritedConstraints. The sets cannot be merged into one object
+# without changing what they mean (each rate limit counts under its own
+# key; two IP allowlists or argument pattern lists must each be met).
+_describe(c) := object.union_n([
+	{
+		"resource": c.perm.resource,
+		"actions": c.perm.actions,
+		"source": "delegation",
+		"delegationId": c.source,
+		"fromAgent": data.kavach.delegations[c.source].fromAgent,
+		"depth": data.kavach.delegations[c.source].depth,
+		"expiresAt": data.kavach.delegations[c.source].expiresAt,
+	},
+	{"constraints": c.perm.constraints | count(object.get(c.perm, "constraints", {})) > 0},
+	{"inheritedConstraints": sets | sets := _inherited_sets(c); count(sets) > 0},
+]) if {
 	c.source != "own"
 }
+
+# The constraint sets a delegated permission carries besides its own, root
+# first, each with where it comes from: the root delegator's own
+# permission, as it is now ("from" the agent), then the permission each
+# delegation up the chain gave ("from" the delegation). Delegations never
+# change, so these are the sets _constraint_sets checks: the inherited
+# snapshot holds the same sets, without their origin.
+_inherited_sets(c) := array.concat(
+	[{"from": _root_delegator(c), "constraints": r.constraints} |
+		some r in _root_permissions(c)
+		count(object.get(r, "constraints", {})) > 0
+	],
+	[{"from": id, "constraints": p.constraints} |
+		some k, [id, i] in c.links
+		k < count(c.links) - 1
+		p := data.kavach.delegations[id].permissions[i]
+		count(object.get(p, "constraints", {})) > 0
+	],
+)

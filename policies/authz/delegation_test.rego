@@ -141,7 +141,7 @@ test_effective_permissions if {
 	eff[0].delegationId == "d2"
 	eff[0].fromAgent == "worker"
 	eff[0].depth == 2
-	eff[0].constraints == [{"key": "d1#0", "constraints": {"maxCallsPerHour": 2}}]
+	not eff[0].constraints
 
 	own := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
 		with data.kavach.agents as _dagents
@@ -162,4 +162,101 @@ test_effective_permissions if {
 	expired := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
 		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"expiresAt": 1})})
 	expired == []
+}
+
+# orch (own o1, an IP allowlist) -> worker (d1: a rate limit) -> helper (d2:
+# nothing of its own) -> leaf (d3: an approval), as the delegation policy
+# would store it: each grant's inherited snapshot holds the sets above it.
+_eagents := {
+	"orch": {"ownerId": "u", "status": "active", "permissions": [{
+		"key": "o1", "resource": "mcp:github:*", "actions": ["read", "comment"],
+		"constraints": {"ipAllowlist": ["10.0.0.0/8"]},
+	}]},
+	"worker": {"ownerId": "u", "status": "active", "permissions": [], "incoming": ["d1"]},
+	"helper": {"ownerId": "u", "status": "active", "permissions": [], "incoming": ["d2"]},
+	"leaf": {"ownerId": "u", "status": "active", "permissions": [], "incoming": ["d3"]},
+}
+
+_edelegations := {
+	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 3, "permissions": [{
+		"key": "k1", "resource": "mcp:github:issues", "actions": ["read", "comment"], "constraints": {"maxCallsPerHour": 2},
+		"chain": [], "inherited": [], "coveredBy": "o1",
+	}]},
+	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 5000, "depth": 2, "maxDepth": 3, "permissions": [{
+		"key": "k2", "resource": "mcp:github:issues", "actions": ["read"],
+		"chain": [["d1", 0]], "inherited": [{"key": "k1", "constraints": {"maxCallsPerHour": 2}}], "coveredBy": "k1",
+	}]},
+	"d3": {"id": "d3", "fromAgent": "helper", "toAgent": "leaf", "status": "active", "expiresAt": 5000, "depth": 3, "maxDepth": 3, "permissions": [{
+		"key": "k2", "resource": "mcp:github:issues", "actions": ["read"], "constraints": {"requireApproval": true},
+		"chain": [["d1", 0], ["d2", 0]], "inherited": [{"key": "k1", "constraints": {"maxCallsPerHour": 2}}], "coveredBy": "k2",
+	}]},
+}
+
+_effective(agent) := eff if {
+	eff := authz.effective_permissions with input as {"agentId": agent, "now": _t}
+		with data.kavach.agents as _eagents
+		with data.kavach.delegations as _edelegations
+}
+
+# constraints is always one object, the entry's own set, as for an own
+# permission; the sets it inherits are listed beside it, root first, each
+# with where it comes from.
+test_effective_permissions_constraints_shape if {
+	[own] := _effective("orch")
+	own.constraints == {"ipAllowlist": ["10.0.0.0/8"]}
+	not own.inheritedConstraints
+
+	[w] := _effective("worker")
+	w.constraints == {"maxCallsPerHour": 2}
+	w.inheritedConstraints == [{"from": "orch", "constraints": {"ipAllowlist": ["10.0.0.0/8"]}}]
+
+	[h] := _effective("helper")
+	not h.constraints
+	h.inheritedConstraints == [
+		{"from": "orch", "constraints": {"ipAllowlist": ["10.0.0.0/8"]}},
+		{"from": "d1", "constraints": {"maxCallsPerHour": 2}},
+	]
+
+	[l] := _effective("leaf")
+	l.constraints == {"requireApproval": true}
+	l.inheritedConstraints == h.inheritedConstraints
+
+	# Without any constraint along the chain, neither field.
+	bare := authz.effective_permissions with input as {"agentId": "helper", "now": _t}
+		with data.kavach.agents as _dagents
+		with data.kavach.delegations as object.union(_ddelegations, {"d2": object.union(_ddelegations.d2, {"permissions": [object.union(_ddelegations.d2.permissions[0], {"inherited": []})]})})
+	not bare[0].constraints
+	not bare[0].inheritedConstraints
+}
+
+# What effective permissions show is what decisions check: the entry's own
+# set and its inherited ones are the constraint sets of the permission.
+test_effective_permissions_show_the_sets_decisions_check if {
+	_shows_what_decisions_check("worker")
+	_shows_what_decisions_check("helper")
+	_shows_what_decisions_check("leaf")
+
+	# And the decisions themselves: the root's allowlist, d1's limit (under
+	# its own key) and leaf's approval all apply to leaf.
+	d := authz.decision with input as {"agentId": "leaf", "action": "read", "resource": "mcp:github:issues", "now": _t, "ip": "192.0.2.1"}
+		with data.kavach.agents as _eagents
+		with data.kavach.delegations as _edelegations
+	d.code == "ip_not_allowed"
+	d2 := authz.decision with input as {"agentId": "leaf", "action": "read", "resource": "mcp:github:issues", "now": _t, "ip": "10.1.2.3", "calls": {"k1": 2}}
+		with data.kavach.agents as _eagents
+		with data.kavach.delegations as _edelegations
+	d2.code == "rate_limited"
+	d3 := authz.decision with input as {"agentId": "leaf", "action": "read", "resource": "mcp:github:issues", "now": _t, "ip": "10.1.2.3"}
+		with data.kavach.agents as _eagents
+		with data.kavach.delegations as _edelegations
+	d3.code == "approval_required"
+}
+
+_shows_what_decisions_check(agent) if {
+	[e] := _effective(agent)
+	g := _edelegations[e.delegationId].permissions[0]
+	c := {"perm": g, "source": e.delegationId, "links": array.concat(g.chain, [[e.delegationId, 0]])}
+	checked := authz._constraint_sets(c) with data.kavach.agents as _eagents with data.kavach.delegations as _edelegations
+	shown := array.concat([s | s := e.constraints], [s.constraints | some s in object.get(e, "inheritedConstraints", [])])
+	sort([s.constraints | some s in checked]) == sort(shown)
 }
