@@ -32,6 +32,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
 			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
+			&cli.StringFlag{Name: "diagnostic-addr", Usage: "TCP listener serving only /health, /ready and /metrics, without a credential, for probes and Prometheus (e.g. 0.0.0.0:9400)", EnvVars: []string{"KAVACH_DIAGNOSTIC_ADDR"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert", EnvVars: []string{"KAVACH_TLS_KEY"}},
 			&cli.StringFlag{Name: "socket-group", Usage: "group (name or ID) of the Unix socket, with --addr unix:///path", EnvVars: []string{"KAVACH_SOCKET_GROUP"}},
@@ -82,7 +83,7 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 			}
 		}
 	}
-	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert,
+	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "diagnostic-addr": &cfg.Server.DiagnosticAddress, "tls-cert": &cfg.Server.TLSCert,
 		"tls-key": &cfg.Server.TLSKey, "socket-group": &cfg.Server.SocketGroup, "admin-key-file": &cfg.Server.AdminKeyFile} {
 		if v := c.String(flag); v != "" {
 			*dst = v
