@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -22,10 +23,29 @@ var databaseTimeoutFlag = &cli.StringFlag{Name: "database-timeout", Usage: "boun
 
 var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
 
+// serveEnv are the settings serve reads from the environment only, never
+// from a flag (which ps and shell history would show): its help lists them.
+var serveEnv = [][2]string{
+	{"KAVACH_ADMIN_KEY", "an admin credential (32+ characters), accepted as given and never stored; with it, no bootstrap key is made"},
+	{"KAVACH_SECRET", "overrides secret (32+ characters): signs audit checkpoints, encrypts private keys at rest"},
+	{"KAVACH_SECRET_PREVIOUS", "overrides previousSecret: the secret before a rotation"},
+	{"KAVACH_MCP_SIGNING_SECRET", "overrides mcp.signingSecret"},
+}
+
+func serveDescription() string {
+	var b strings.Builder
+	b.WriteString("Settings come from the config file (-c), then flags and their environment variables. Read from the environment only:\n")
+	for _, e := range serveEnv {
+		fmt.Fprintf(&b, "\n   $%s\n      %s", e[0], e[1])
+	}
+	return b.String()
+}
+
 func serveCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "run the sidecar",
+		Name:        "serve",
+		Usage:       "run the sidecar",
+		Description: serveDescription(),
 		Flags: []cli.Flag{
 			configFlag, databaseFlag, databaseTimeoutFlag, skipMigrationsFlag,
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
