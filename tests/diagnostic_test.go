@@ -138,3 +138,21 @@ func TestDiagnosticAddressRefused(t *testing.T) {
 		}
 	}
 }
+
+// A diagnostic port another process holds stops the whole sidecar (exit
+// 1, naming the listener): it never runs without the listener its probes
+// reach.
+func TestDiagnosticPortTaken(t *testing.T) {
+	t.Parallel()
+	var lc net.ListenConfig
+	taken, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, stderr, code := cli(t, nil, "serve", "--addr", "127.0.0.1:0", "--database", filepath.Join(t.TempDir(), "kavach.db"),
+		"--diagnostic-addr", taken.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "serve diagnostic: listen on "+taken.Addr().String()) {
+		t.Errorf("kavach serve --diagnostic-addr %s (taken) = exit %d:\n%s\nwant exit 1 naming the diagnostic listener", taken.Addr(), code, stderr)
+	}
+}
