@@ -27,7 +27,7 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix",
+		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix; the agents and key it creates are revoked afterwards",
 		Flags: []cli.Flag{
 			serverFlag, apiKeyFlag,
 			&cli.IntFlag{Name: "agents", Value: 50, Usage: "agents to create for the mix"},
