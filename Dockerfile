@@ -17,10 +17,16 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/kavach
 VOLUME /var/lib/kavach
 ENV KAVACH_DATABASE_URL=/var/lib/kavach/kavach.db
 USER 65532:65532
-# As a sidecar it listens on the pod's loopback (127.0.0.1:7400), reachable
-# by every container of the pod; KAVACH_ADDR=unix:///var/run/kavach/kavach.sock
-# narrows that to those that mount the socket (deploy/pod.yaml). Give the
-# admin credential with KAVACH_ADMIN_KEY: the root filesystem is read-only.
-EXPOSE 7400
+# The API listens on loopback (127.0.0.1:7400): reachable from inside the
+# container, or by every container of its pod, never from outside, so no
+# API port is exposed. KAVACH_ADDR=unix:///var/run/kavach/kavach.sock
+# narrows it to the containers that mount the socket (deploy/pod.yaml).
+# What is reached from outside is the diagnostic listener, port 9400 on
+# every address (IPv4 and IPv6): GET /health, /ready and /metrics without a
+# credential, and nothing else, for the kubelet's probes and Prometheus.
+# KAVACH_DIAGNOSTIC_ADDR= (empty) turns it off. Give the admin credential
+# with KAVACH_ADMIN_KEY: the root filesystem is read-only.
+ENV KAVACH_DIAGNOSTIC_ADDR=:9400
+EXPOSE 9400
 ENTRYPOINT ["/usr/local/bin/kavach"]
 CMD ["serve"]

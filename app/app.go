@@ -65,6 +65,7 @@ type App struct {
 	server *sidecar.Server
 	api    sidecar.Listener
 	public sidecar.Listener // Addr "" when there is no public listener
+	diag   sidecar.Listener // Addr "" when there is no diagnostic listener
 }
 
 // New builds a sidecar from a validated configuration. On error nothing is
@@ -181,6 +182,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if a.public.Addr == "" {
 		a.api.Certificate = cert
 	}
+	// Plain HTTP always: the kubelet's probes and Prometheus on the pod
+	// network, with nothing secret to carry.
+	a.diag = sidecar.Listener{Addr: cfg.Server.DiagnosticAddress, Handler: a.server.DiagnosticHandler()}
 	return a, nil
 }
 
@@ -190,8 +194,8 @@ var errStopped = errors.New("stopped")
 // Run serves until ctx ends or a part fails, then waits for every part
 // before it returns. The API listener comes first, so /health answers
 // while the data loads (/ready says when decisions are trustworthy); then,
-// in one errgroup, the loader and change-feed follower, the OAuth purge
-// and the public listener. A failed load stops the sidecar, so an
+// in one errgroup, the loader and change-feed follower, the OAuth purge,
+// the public listener and the diagnostic listener. A failed load stops the sidecar, so an
 // orchestrator restarts it rather than route to a sidecar never ready.
 func (a *App) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -228,6 +232,17 @@ func (a *App) Run(ctx context.Context) error {
 					})
 					if err != nil {
 						return fail(fmt.Errorf("serve public: %w", err))
+					}
+					return stopped(ctx)
+				})
+			}
+			if a.diag.Addr != "" {
+				g.Go(func() error {
+					err := a.server.ListenAndServe(ctx, a.diag, func(addr net.Addr) {
+						a.log.Info("listening for diagnostics", "addr", addr.String(), "paths", "/health /ready /metrics")
+					})
+					if err != nil {
+						return fail(fmt.Errorf("serve diagnostic: %w", err))
 					}
 					return stopped(ctx)
 				})

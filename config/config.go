@@ -167,6 +167,10 @@ type Server struct {
 	// endpoints MCP clients and browsers must reach (metadata, register,
 	// authorize, token, revoke, introspect, JWKS), never the admin API.
 	PublicAddress string `yaml:"publicAddress"`
+	// DiagnosticAddress, if set, is a TCP listener serving only /health,
+	// /ready and /metrics, without a credential: for the kubelet's probes
+	// and Prometheus when the API is on loopback or a Unix socket.
+	DiagnosticAddress string `yaml:"diagnosticAddress"`
 	// TLSCert and TLSKey (PEM files) make the public listener, or the main
 	// one when there is no public listener, serve HTTPS.
 	TLSCert string `yaml:"tlsCert"`
@@ -321,6 +325,9 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Server.MaxBodyBytes; m != nil && (*m < 1024 || *m > 64<<20) {
 		return fmt.Errorf("server.maxBodyBytes must be from 1024 to 67108864 bytes (leave it out for the default, 1048576), not %d", *m)
+	}
+	if err := c.Server.checkDiagnosticAddress(); err != nil {
+		return err
 	}
 	for _, h := range c.Server.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ *,") {

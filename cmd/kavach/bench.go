@@ -5,15 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
@@ -23,7 +27,7 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix",
+		Usage: "drive a running sidecar (and, side by side, stock OPA with the same bundle and a floor server) with a decision mix; the agents and key it creates are revoked afterwards",
 		Flags: []cli.Flag{
 			serverFlag, apiKeyFlag,
 			&cli.IntFlag{Name: "agents", Value: 50, Usage: "agents to create for the mix"},
@@ -70,11 +74,11 @@ func runBench(c *cli.Context) error {
 	}
 	cl := apiClient(c)
 	server := strings.TrimRight(c.String("server"), "/")
-	main, mix, revoke, err := sidecarTarget(ctx, cl, "kavach sidecar", server, c.Int("agents"))
+	main, mix, cleanup, err := sidecarTarget(ctx, cl, "kavach sidecar", server, c.Int("agents"))
 	if err != nil {
 		return err
 	}
-	defer revoke()
+	defer cleanup()
 	targets := []loadgen.Target{main}
 	mixes := [][]loadgen.Request{mix}
 	// Other sidecars (a build with -tags kavach_noauth, say), each on a
@@ -85,11 +89,11 @@ func runBench(c *cli.Context) error {
 			return cli.Exit("--compare takes NAME=URL", 2)
 		}
 		url = strings.TrimRight(url, "/")
-		t, m, revoke, err := sidecarTarget(ctx, apiClientFor(c, url), name, url, c.Int("agents"))
+		t, m, cleanup, err := sidecarTarget(ctx, apiClientFor(c, url), name, url, c.Int("agents"))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		defer revoke()
+		defer cleanup()
 		targets, mixes = append(targets, t), append(mixes, m)
 	}
 	if bin := c.String("opa-binary"); bin != "" {
@@ -149,17 +153,40 @@ func runBench(c *cli.Context) error {
 }
 
 // sidecarTarget prepares a sidecar for the bench: n agents and the mix
-// over them, and a decider key (revoked when ctx ends) for the decisions
-// asked by agent ID, as an app asks them.
-func sidecarTarget(ctx context.Context, cl *client.Client, name, url string, n int) (loadgen.Target, []loadgen.Request, func(), error) {
+// over them, and a decider key for the decisions asked by agent ID, as an
+// app asks them. cleanup revokes every agent created and the key, even once
+// ctx has ended; on an error, what was created is revoked already.
+func sidecarTarget(ctx context.Context, cl *client.Client, name, url string, n int) (_ loadgen.Target, _ []loadgen.Request, _ func(), err error) {
+	var agents []string
+	var keyID string
+	cleanup := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		revokeAgents(ctx, os.Stderr, cl, name, agents)
+		if keyID != "" {
+			if _, err := cl.RevokeKey(ctx, keyID); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: revoke the bench's key %s: %v\n", name, keyID, err)
+			}
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	owner := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	mix, err := benchMix(ctx, n, func(i int) (api.AgentWithToken, error) {
-		return cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i), Name: "bench",
+		a, err := cl.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: fmt.Sprintf("%s-%d", owner, i), Name: "bench",
 			Permissions: []api.Permission{
 				{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
 				{Resource: "mcp:github:*", Actions: []string{"read"}},
 				{Resource: "admin:*:delete", Actions: []string{"*"}},
 				{Resource: "docs:public", Actions: []string{"read"}},
 			}})
+		if err == nil {
+			agents = append(agents, a.ID)
+		}
+		return a, err
 	})
 	if err != nil {
 		return loadgen.Target{}, nil, nil, err
@@ -168,12 +195,49 @@ func sidecarTarget(ctx context.Context, cl *client.Client, name, url string, n i
 	if err != nil {
 		return loadgen.Target{}, nil, nil, fmt.Errorf("create the bench's decider key: %w", err)
 	}
-	revoke := func() {
-		if _, err := cl.RevokeKey(context.WithoutCancel(ctx), key.ID); err != nil {
-			fmt.Fprintln(os.Stderr, "revoke the bench's key:", err)
-		}
+	keyID = key.ID
+	return loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: url, Key: key.Key}, mix, cleanup, nil
+}
+
+// cleanupTimeout bounds the revocations after a run, so a sidecar gone
+// away does not hold the bench.
+const cleanupTimeout = time.Minute
+
+// revokeParallel bounds the revocations in flight.
+const revokeParallel = 8
+
+// revokeAgents revokes the bench's agents, revokeParallel at a time, so no
+// agent it made keeps a live token after the run. Failures are reported to
+// w (the first few in full) and counted.
+func revokeAgents(ctx context.Context, w io.Writer, cl *client.Client, name string, ids []string) int {
+	var mu sync.Mutex
+	var failed []string
+	var g errgroup.Group
+	g.SetLimit(revokeParallel)
+	for _, id := range ids {
+		g.Go(func() error {
+			if _, err := cl.RevokeAgent(ctx, id); err != nil {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("%s: %v", id, err))
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	return loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: url, Key: key.Key}, mix, revoke, nil
+	_ = g.Wait()
+	if len(failed) == 0 {
+		return 0
+	}
+	sort.Strings(failed)
+	fmt.Fprintf(w, "%s: %d of the bench's %d agents were not revoked; revoke them with kavach agent revoke:\n", name, len(failed), len(ids))
+	const shown = 5
+	for _, f := range failed[:min(shown, len(failed))] {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+	if len(failed) > shown {
+		fmt.Fprintf(w, "  … and %d more\n", len(failed)-shown)
+	}
+	return len(failed)
 }
 
 // benchMix creates agents and builds the request mix over them.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -22,16 +23,36 @@ var databaseTimeoutFlag = &cli.StringFlag{Name: "database-timeout", Usage: "boun
 
 var skipMigrationsFlag = &cli.BoolFlag{Name: "skip-migrations", Usage: "do not create or upgrade the schema", EnvVars: []string{"KAVACH_SKIP_MIGRATIONS"}}
 
+// serveEnv are the settings serve reads from the environment only, never
+// from a flag (which ps and shell history would show): its help lists them.
+var serveEnv = [][2]string{
+	{"KAVACH_ADMIN_KEY", "an admin credential (32+ characters), accepted as given and never stored; with it, no bootstrap key is made"},
+	{"KAVACH_SECRET", "overrides secret (32+ characters): signs audit checkpoints, encrypts private keys at rest"},
+	{"KAVACH_SECRET_PREVIOUS", "overrides previousSecret: the secret before a rotation"},
+	{"KAVACH_MCP_SIGNING_SECRET", "overrides mcp.signingSecret"},
+}
+
+func serveDescription() string {
+	var b strings.Builder
+	b.WriteString("Settings come from the config file (-c), then flags and their environment variables. Read from the environment only:\n")
+	for _, e := range serveEnv {
+		fmt.Fprintf(&b, "\n   $%s\n      %s", e[0], e[1])
+	}
+	return b.String()
+}
+
 func serveCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "run the sidecar",
+		Name:        "serve",
+		Usage:       "run the sidecar",
+		Description: serveDescription(),
 		Flags: []cli.Flag{
 			configFlag, databaseFlag, databaseTimeoutFlag, skipMigrationsFlag,
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
 			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
+			&cli.StringFlag{Name: "diagnostic-addr", Usage: "TCP listener serving only /health, /ready and /metrics, without a credential, for probes and Prometheus (e.g. 0.0.0.0:9400)", EnvVars: []string{"KAVACH_DIAGNOSTIC_ADDR"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert", EnvVars: []string{"KAVACH_TLS_KEY"}},
 			&cli.StringFlag{Name: "socket-group", Usage: "group (name or ID) of the Unix socket, with --addr unix:///path", EnvVars: []string{"KAVACH_SOCKET_GROUP"}},
@@ -82,7 +103,7 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 			}
 		}
 	}
-	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "tls-cert": &cfg.Server.TLSCert,
+	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "diagnostic-addr": &cfg.Server.DiagnosticAddress, "tls-cert": &cfg.Server.TLSCert,
 		"tls-key": &cfg.Server.TLSKey, "socket-group": &cfg.Server.SocketGroup, "admin-key-file": &cfg.Server.AdminKeyFile} {
 		if v := c.String(flag); v != "" {
 			*dst = v

@@ -1,0 +1,54 @@
+package tests
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kavach-dev/kavach/client"
+)
+
+// kavach bench leaves nothing live behind: after a short run against the
+// real sidecar, every agent it created is revoked (no agent of a bench-*
+// owner is left active) and so is its decider key.
+func TestBenchRevokesWhatItCreated(t *testing.T) {
+	t.Parallel()
+	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
+	const agents = 12
+	out, stderr, code := cli(t, nil, "bench", "--server", s.URL, "--agents", "12", "--concurrency", "2",
+		"--duration", "300ms", "--warmup", "0s")
+	if code != 0 {
+		t.Fatalf("kavach bench = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	if strings.Contains(stderr, "not revoked") || strings.Contains(stderr, "revoke the bench's key") {
+		t.Errorf("kavach bench reported failed revocations:\n%s", stderr)
+	}
+	cl := s.adminClient()
+	all, err := cl.ListAllAgents(t.Context(), client.AgentFilter{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, a := range all.Agents {
+		if !strings.HasPrefix(a.OwnerID, "bench-") {
+			continue
+		}
+		if a.Status != "revoked" {
+			t.Errorf("bench agent %s (owner %s) is %s after the run; want revoked", a.ID, a.OwnerID, a.Status)
+		} else {
+			revoked++
+		}
+	}
+	if revoked != agents {
+		t.Errorf("%d revoked bench agents after the run; want the %d it created", revoked, agents)
+	}
+	keys, err := cl.ListAllKeys(t.Context(), client.Page{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys.Keys {
+		if k.Name == "kavach-bench" && k.Status != "revoked" {
+			t.Errorf("the bench's key %s is %s after the run; want revoked", k.ID, k.Status)
+		}
+	}
+}
