@@ -36,8 +36,8 @@ func TestOAuthKeyRotationWithCLI(t *testing.T) {
 	var rotated struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &rotated) != nil || len(rotated.Keys) != 2 {
-		t.Fatalf("oauth rotate-key: exit %d, %q %q; want the two published keys", code, out, errOut)
+	if code != 0 || json.Unmarshal([]byte(out), &rotated) != nil || len(rotated.Keys) != 2 || !strings.HasPrefix(out, "{\n  \"") {
+		t.Fatalf("oauth rotate-key: exit %d, %q %q; want the two published keys, indented as every JSON answer", code, out, errOut)
 	}
 	after := jwks()
 	if len(after) != 2 || (after[0]["kid"] != before[0]["kid"] && after[1]["kid"] != before[0]["kid"]) {
