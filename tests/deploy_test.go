@@ -495,3 +495,26 @@ func TestDeployManifests(t *testing.T) {
 		t.Error("a Dockerfile setting an unknown KAVACH_ variable passes the check; want it refused")
 	}
 }
+
+// TestDockerignoreKeepsTheContextClean: the image's build context holds the
+// sources only, never the history, a local database, a built binary or a
+// key (Docker reads .dockerignore patterns from the context's root).
+func TestDockerignoreKeepsTheContextClean(t *testing.T) {
+	t.Parallel()
+	var patterns []string
+	for _, l := range strings.Split(readRepoFile(t, ".dockerignore"), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, l)
+		}
+	}
+	for _, p := range []string{".git", "*.db", "*.db-wal", "kavach", "admin-key", "*.pem", ".env"} {
+		if !slices.Contains(patterns, p) {
+			t.Errorf(".dockerignore does not exclude %s", p)
+		}
+	}
+	for _, p := range patterns {
+		if p == "cmd" || p == "*.go" || p == "go.mod" || p == "policies" {
+			t.Errorf(".dockerignore excludes %s, which the build needs", p)
+		}
+	}
+}
