@@ -34,6 +34,10 @@ type Agent struct {
 	UpdatedAt   time.Time      `json:"updatedAt"`
 	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
 	TokenHash   string         `json:"-"`
+	// Trust is the agent's trust level and score as the policy sees them
+	// (data.kavach.agents[id].trust). Zero until the trust scorer has
+	// computed one; the engine then uses the initial score's level.
+	Trust Trust `json:"-"`
 	// Incoming lists the delegations to this agent (single-agent reads only;
 	// bulk loads derive it from the delegations).
 	Incoming []string `json:"-"`
