@@ -35,8 +35,10 @@ type Agent struct {
 	RevokedAt   *time.Time     `json:"revokedAt,omitempty"`
 	TokenHash   string         `json:"-"`
 	// Trust is the agent's trust level and score as the policy sees them
-	// (data.kavach.agents[id].trust). Zero until the trust scorer has
-	// computed one; the engine then uses the initial score's level.
+	// (data.kavach.agents[id].trust). The store always fills it: the stored
+	// trust, else the initial score's level under the configured thresholds
+	// (store.Options). An Agent built by hand with no Level gets
+	// DefaultTrustThresholds.Level(InitialTrustScore) from the engine.
 	Trust Trust `json:"-"`
 	// Incoming lists the delegations to this agent (single-agent reads only;
 	// bulk loads derive it from the delegations).
