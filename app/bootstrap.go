@@ -30,6 +30,9 @@ func (a *App) bootstrapAdminKey(ctx context.Context) error {
 		file = client.AdminKeyFile()
 	}
 	terminal := a.opts.Terminal
+	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() {
+		return configErr("the admin key file %q is not a file (%s): give KAVACH_ADMIN_KEY_FILE (--admin-key-file) a file path", file, fi.Mode().Type())
+	}
 	if werr := canWrite(file); werr != nil && !terminal {
 		return configErr("no admin credential: set KAVACH_ADMIN_KEY (32+ characters), or let the first start write "+
 			"its admin key to KAVACH_ADMIN_KEY_FILE (%q: %v)", file, werr)
@@ -42,10 +45,14 @@ func (a *App) bootstrapAdminKey(ctx context.Context) error {
 		return nil // another replica made it meanwhile
 	}
 	written := ""
-	if err := writeSecretFile(file, secret); err != nil {
+	if kept, err := writeSecretFile(file, secret); err != nil {
 		log.Error("bootstrap admin key not written to its file", "file", file, "error", err)
 	} else {
 		written = file
+		if kept != "" {
+			log.Warn("an admin key file was already there (another database's key): kept it", "file", file, "kept", kept)
+			fmt.Fprintf(out, "The admin key file %s held another database's key: it is kept as %s.\n", file, kept)
+		}
 	}
 	log.Info("bootstrap admin key created", "key", k.ID, "file", written)
 	switch {
@@ -82,21 +89,26 @@ func canWrite(path string) error {
 
 // writeSecretFile writes secret to a new file only its owner can read. A
 // file already there (another database's key) is kept beside it as
-// <path>.old-<unix time>, never lost.
-func writeSecretFile(path, secret string) error {
+// <path>.old-<unix time>, never lost, and kept names it. Anything at path
+// that is not a regular file (a directory, say) is left alone: an error.
+func writeSecretFile(path, secret string) (kept string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+		return "", err
 	}
-	if _, err := os.Lstat(path); err == nil {
-		if err := os.Rename(path, fmt.Sprintf("%s.old-%d", path, time.Now().Unix())); err != nil {
-			return err
+	if fi, err := os.Lstat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return "", fmt.Errorf("%s is not a file (%s)", path, fi.Mode().Type())
+		}
+		kept = fmt.Sprintf("%s.old-%d", path, time.Now().Unix())
+		if err := os.Rename(path, kept); err != nil {
+			return "", err
 		}
 	}
 	tmp := path + ".tmp"
 	_ = os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G304: beside the admin key file the operator configured
 	if err != nil {
-		return err
+		return kept, err
 	}
 	_, err = f.WriteString(secret + "\n")
 	if cerr := f.Close(); err == nil {
@@ -108,5 +120,5 @@ func writeSecretFile(path, secret string) error {
 	if err != nil {
 		_ = os.Remove(tmp)
 	}
-	return err
+	return kept, err
 }

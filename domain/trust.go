@@ -61,7 +61,7 @@ func (t TrustThresholds) Level(score int) string {
 
 // Validate checks that the thresholds rise strictly within 1–100.
 func (t TrustThresholds) Validate() error {
-	if !(0 < t.Limited && t.Limited < t.Standard && t.Standard < t.Trusted && t.Trusted < t.Elevated && t.Elevated <= 100) {
+	if t.Limited < 1 || t.Standard <= t.Limited || t.Trusted <= t.Standard || t.Elevated <= t.Trusted || t.Elevated > 100 {
 		return fmt.Errorf("trust thresholds must rise strictly within 1–100 (limited < standard < trusted < elevated), not %d, %d, %d, %d",
 			t.Limited, t.Standard, t.Trusted, t.Elevated)
 	}

@@ -149,6 +149,24 @@ func TestNoWayToShowTheKeyStopsTheSidecar(t *testing.T) {
 	}
 }
 
+// An admin key file path that names a directory (the database's, say) is
+// a mistake to report, never a directory to move aside.
+func TestAdminKeyFileThatIsADirectoryStopsTheSidecar(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "kavach.db")
+	_, errOut, code := cli(t, []string{"KAVACH_ADMIN_KEY=", "KAVACH_ADMIN_KEY_FILE=" + dir}, "serve", "--addr", "127.0.0.1:0", "--database", db)
+	if code != 2 || !strings.Contains(errOut, "not a file") {
+		t.Errorf("serve with KAVACH_ADMIN_KEY_FILE a directory = exit %d %q; want 2 saying it is not a file", code, errOut)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("the directory given as the key file is gone: %v", err)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Errorf("the database beside it is gone: %v", err)
+	}
+}
+
 func TestShortAdminKeyStopsTheSidecar(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

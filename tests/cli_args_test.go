@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,6 +62,18 @@ func TestCLIFirstHourPapercuts(t *testing.T) {
 	out, errOut, code = cli(t, nil, "approval", "approve", ap.ApprovalID, "--by", "alice", "--server", s.URL)
 	if got := decodeJSON[api.Approval](t, out); code != 0 || got.Status != "approved" || got.OnBehalfOf != "alice" {
 		t.Errorf("approval approve ID --by alice: exit %d, %s %s; want approved on behalf of alice", code, out, errOut)
+	}
+	for _, args := range [][]string{{"authorise"}, {"agent", "lst"}, {"keys", "create", "--adr", "x"}, {"keys", "create", "--name", "a"}} {
+		if _, errOut, code := cli(t, nil, args...); code != 2 || errOut == "" {
+			t.Errorf("kavach %s: exit %d, %q; want 2 (a usage error, never 3: denied)", strings.Join(args, " "), code, errOut)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "kavach.db")
+	for _, args := range [][]string{{"audit", "verify"}, {"bundle", "build", "-o", filepath.Join(t.TempDir(), "b.tar.gz")}} {
+		_, errOut, code := cli(t, nil, append(args, "--database", missing)...)
+		if _, err := os.Stat(missing); code != 2 || !strings.Contains(errOut, "no database at") || err == nil {
+			t.Errorf("kavach %s on a missing database: exit %d, %q, created: %v; want exit 2 and nothing created", strings.Join(args, " "), code, errOut, err == nil)
+		}
 	}
 	for _, sub := range []string{"get", "approve", "deny"} {
 		out, _, code := cli(t, nil, "approval", sub, "--help")

@@ -463,7 +463,7 @@ func TestReadmeGoExample(t *testing.T) {
 	}
 	run := func(token string, args ...string) (string, int) {
 		cmd := exec.CommandContext(t.Context(), prog, args...)
-		cmd.Env = append(cleanEnv(), "KAVACH_SERVER="+s.URL, "KAVACH_API_KEY="+app.Key, "AGENT_TOKEN="+token)
+		cmd.Env = append(cleanEnv(), "KAVACH_SERVER="+s.URL, "KAVACH_API_KEY="+app.Key, "KAVACH_AGENT_TOKEN="+token)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if err != nil && !errors.As(err, &exit) {

@@ -70,6 +70,9 @@ func auditVerify(c *cli.Context) error {
 		}
 		report, what = auditchain.VerifyRows(rows, nil, nil, c.Bool("partial")), path
 	} else {
+		if err := existingDatabase(cfg.Database.URL); err != nil {
+			return cli.Exit(err.Error(), verifyUsage)
+		}
 		st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL, MaxConns: 2, Verify: true})
 		if err != nil {
 			return cli.Exit(err.Error(), verifyUsage)

@@ -89,6 +89,9 @@ func buildBundle(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err.Error(), 2)
 		}
+		if err := existingDatabase(cfg.Database.URL); err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
 		st, err := store.Open(c.Context, store.Options{URL: cfg.Database.URL, MaxConns: 2, Secret: currentSecret(cfg), Timeout: cfg.DatabaseTimeout(), SkipMigrations: cfg.Database.SkipMigrations})
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	_ "time/tzdata" // time zones for timeWindow constraints, also on distroless
 
@@ -26,6 +27,7 @@ func main() {
 	defer stop()
 	app := newApp()
 	if err := app.RunContext(ctx, interspersed(app, os.Args)); err != nil {
+		err = usageExit(err)
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(os.Stderr, "kavach:", msg)
 		}
@@ -38,7 +40,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "kavach",
 		Usage:   "authorization sidecar for AI agents",
 		Version: version,
@@ -50,7 +52,22 @@ func newApp() *cli.App {
 			serveCommand(), keysCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
 			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
 		},
+		OnUsageError: usageError,
 	}
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = usageError
+			walk(c.Subcommands)
+		}
+	}
+	walk(app.Commands)
+	return app
+}
+
+// usageError makes a bad flag or flag value exit 2, as a usage error.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return cli.Exit(err.Error(), 2)
 }
 
 // serverFlag is shared by the admin commands, which talk to a running sidecar.
@@ -109,4 +126,23 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// usageExit turns urfave/cli's answers to an unknown subcommand (exit 3,
+// "No help topic for 'lst'") and to a missing required flag (exit 1) into
+// usage errors, exit 2: 3 means denied (kavach authorize), and a script
+// that misspells a command must not read a denial.
+func usageExit(err error) error {
+	if m := err.Error(); strings.HasPrefix(m, "Required flag") || strings.HasPrefix(m, "Required flags") {
+		return cli.Exit(m, 2) // urfave/cli's missing required flags: a usage error too
+	}
+	var ec cli.ExitCoder
+	if !errors.As(err, &ec) || ec.ExitCode() != 3 {
+		return err
+	}
+	name, ok := strings.CutPrefix(err.Error(), "No help topic for ")
+	if !ok {
+		return err
+	}
+	return cli.Exit(fmt.Sprintf("unknown command %s: see kavach --help", name), 2)
 }

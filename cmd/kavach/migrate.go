@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,4 +35,17 @@ func migrateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// existingDatabase refuses a SQLite path where no database is, for the
+// commands that read one (audit verify, bundle build): opening it would
+// create an empty database and report on nothing, as if all were well.
+func existingDatabase(url string) error {
+	if store.IsPostgres(url) || url == ":memory:" || strings.HasPrefix(url, "file:") {
+		return nil
+	}
+	if _, err := os.Stat(url); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no database at %s: give the sidecar's with --database (or KAVACH_DATABASE_URL)", url)
+	}
+	return nil
 }

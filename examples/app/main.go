@@ -3,7 +3,7 @@
 // only when the sidecar allows it. Anything else (a denial, a sidecar that
 // cannot answer) stops the call: fail closed.
 //
-//	KAVACH_API_KEY=kvk_… AGENT_TOKEN=kv_… go run ./examples/app comment mcp:github:issues '{"issue":42}'
+//	KAVACH_API_KEY=kvk_… KAVACH_AGENT_TOKEN=kv_… go run ./examples/app comment mcp:github:issues '{"issue":42}'
 package main
 
 import (
@@ -44,9 +44,13 @@ func main() {
 	if server == "" {
 		server = "http://127.0.0.1:7400"
 	}
+	if os.Getenv("KAVACH_API_KEY") == "" { // without it the agent's token would be the only credential
+		fmt.Fprintln(os.Stderr, "KAVACH_API_KEY is not set: the app needs its own decider key")
+		os.Exit(2)
+	}
 	kv := client.New(server).WithAPIKey(os.Getenv("KAVACH_API_KEY"))
 	action, resource, args := os.Args[1], os.Args[2], json.RawMessage(os.Args[3])
-	if err := guard(context.Background(), kv, os.Getenv("AGENT_TOKEN"), action, resource, args); err != nil {
+	if err := guard(context.Background(), kv, os.Getenv("KAVACH_AGENT_TOKEN"), action, resource, args); err != nil {
 		fmt.Println("refused:", err)
 		os.Exit(1)
 	}
