@@ -17,14 +17,16 @@ package kavach.authz
 
 import data.kavach.resources
 
-# One ordered chain, the common cases early. The first four denials depend
+# One ordered chain, the common cases early. The first five denials depend
 # on the agent's record alone and are decided before any permission or
 # extension is looked at: they hold until the data changes (an expired
-# agent stays expired). Without extensions, an allow by an own permission
-# without constraints (the first stored) and a call no permission matches
-# depend on nothing but the data either: they hold until the agent expires
-# (the cached branches require its expiresAt, which synced data always
-# has). Extensions may depend on anything, so with them loaded these
+# agent stays expired; a suspended one until the write that resumes it).
+# The states an admin or containment sets (revoked, suspended) come before
+# the one the clock brings (expired). Without extensions, an allow by an own
+# permission without constraints (the first stored) and a call no permission
+# matches depend on nothing but the data either: they hold until the agent
+# expires (the cached branches require its expiresAt, which synced data
+# always has). Extensions may depend on anything, so with them loaded these
 # decisions come from the general branches, which are never cached. Every
 # literal here is written out in place: a value handed through one more
 # rule or function costs allocations on every decision.
@@ -53,6 +55,12 @@ decision := _deny(
 	not _agent
 } else := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
 	_agent.status == "revoked"
+} else := _deny(
+	"agent_suspended",
+	sprintf("agent %q is suspended until an admin resumes it", [agent_id]),
+	{"until": null},
+) if {
+	_agent.status == "suspended"
 } else := _deny("agent_expired", sprintf("agent %q expired", [agent_id]), {"until": null}) if {
 	is_number(_agent.expiresAt)
 	_now >= _agent.expiresAt
@@ -273,7 +281,10 @@ _allow(c) := {
 	"consumes": count(_consumes(c)) > 0,
 }
 
-_allow_reason(c) := sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)])
+_allow_reason(c) := sprintf(
+	"permission %q allows %q on %q%s%s",
+	[c.perm.resource, input.action, input.resource, _via(c), _trust_note(c)],
+)
 
 _via(c) := "" if c.source == "own"
 

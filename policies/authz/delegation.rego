@@ -1,19 +1,25 @@
 package kavach.authz
 
 # A delegated permission counts only while every link of its chain is active
-# and unexpired, every delegator along it is active and unexpired, and the
-# root delegator still holds the very permission the chain was cut from.
-_chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
+# and unexpired, every delegator along it is active (neither revoked nor
+# suspended) and unexpired, and the root delegator still holds the very
+# permission the chain was cut from.
+_chain_failure(c) := _fail(7, "delegation_revoked", sprintf(
 	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
 	[c.perm.resource, _revoked_links(c)[0]],
 )) if {
 	count(_revoked_links(c)) > 0
-} else := _fail(6, "delegation_expired", sprintf(
+} else := _fail(7, "delegation_revoked", sprintf(
+	"permission %q was delegated through %s, whose delegator is suspended",
+	[c.perm.resource, _suspended_links(c)[0]],
+)) if {
+	count(_suspended_links(c)) > 0
+} else := _fail(7, "delegation_expired", sprintf(
 	"permission %q was delegated through %s, which has expired or whose delegator has expired",
 	[c.perm.resource, _expired_links(c)[0]],
 )) if {
 	count(_expired_links(c)) > 0
-} else := _fail(6, "delegation_revoked", sprintf(
+} else := _fail(7, "delegation_revoked", sprintf(
 	"permission %q was delegated through %s, but the delegator no longer holds the permission it was delegated from",
 	[c.perm.resource, c.links[0][0]],
 )) if {
@@ -41,7 +47,12 @@ _link_revoked(id) if data.kavach.delegations[id].status != "active"
 
 _link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent]
 
-_link_revoked(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status != "active"
+_link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent].status in {"active", "suspended"}
+
+# A suspended delegator's delegations stop counting until it is resumed.
+_suspended_links(c) := [id | some [id, _] in c.links; _link_suspended(id)]
+
+_link_suspended(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status == "suspended"
 
 _link_expired(id) if _now >= data.kavach.delegations[id].expiresAt
 
