@@ -23,6 +23,11 @@ func TestDecide(t *testing.T) {
 	expired.ExpiresAt = &past
 	revoked := testAgent("agt_revoked", "h-revoked", domain.Permission{Resource: "*", Actions: []string{"*"}})
 	revoked.Status = domain.StatusRevoked
+	suspended := testAgent("agt_suspended", "h-suspended", domain.Permission{Resource: "*", Actions: []string{"*"}})
+	suspended.Status = domain.StatusSuspended
+	earning := testAgent("agt_earning", "h-earning",
+		domain.Permission{Resource: "mcp:deploy:*", Actions: []string{"execute"}, Constraints: domain.Constraints{RequireApprovalBelow: domain.TrustStandard}},
+		domain.Permission{Resource: "mcp:db:*", Actions: []string{"drop"}, Constraints: domain.Constraints{MinTrustLevel: domain.TrustTrusted}})
 	n, err := e.Load(ctx, memSource{agents: []domain.Agent{
 		testAgent("agt_reader", "h-reader",
 			domain.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
@@ -30,10 +35,10 @@ func TestDecide(t *testing.T) {
 		testAgent("agt_deploy", "h-deploy",
 			domain.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
 				Constraints: domain.Constraints{RequireApproval: &yes}}),
-		expired, revoked,
+		expired, revoked, suspended, earning,
 	}})
-	if err != nil || n.Agents != 4 {
-		t.Fatalf("Load = %d, %v; want 4, nil", n, err)
+	if err != nil || n.Agents != 6 {
+		t.Fatalf("Load = %d, %v; want 6, nil", n, err)
 	}
 	tests := []struct {
 		name string
@@ -50,6 +55,11 @@ func TestDecide(t *testing.T) {
 		{"expired by token", Input{TokenHash: "h-expired", Action: "read", Resource: "x"}, CodeAgentExpired},
 		{"revoked", Input{AgentID: "agt_revoked", Action: "read", Resource: "x"}, CodeAgentRevoked},
 		{"approval required", Input{AgentID: "agt_deploy", Action: "execute", Resource: "mcp:deploy:production"}, CodeApprovalRequired},
+		{"suspended", Input{AgentID: "agt_suspended", Action: "read", Resource: "x"}, CodeAgentSuspended},
+		{"suspended by token", Input{TokenHash: "h-suspended", Action: "read", Resource: "x"}, CodeAgentSuspended},
+		// An agent with no trust yet is at the initial score's level, limited.
+		{"approval below a level", Input{AgentID: "agt_earning", Action: "execute", Resource: "mcp:deploy:production"}, CodeApprovalRequired},
+		{"trust insufficient", Input{AgentID: "agt_earning", Action: "drop", Resource: "mcp:db:main"}, CodeTrustInsufficient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
