@@ -53,14 +53,8 @@ decision := _deny(
 	not _agent
 } else := _deny("agent_not_found", sprintf("agent %q does not exist", [input.agentId]), {"until": null}) if {
 	not _agent
-} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
-	_agent.status == "revoked"
-} else := _deny(
-	"agent_suspended",
-	sprintf("agent %q is suspended until an admin resumes it", [agent_id]),
-	{"until": null},
-) if {
-	_agent.status == "suspended"
+} else := _held_back if {
+	_agent.status != "active"
 } else := _deny("agent_expired", sprintf("agent %q expired", [agent_id]), {"until": null}) if {
 	is_number(_agent.expiresAt)
 	_now >= _agent.expiresAt
@@ -100,6 +94,17 @@ decision := _deny(
 	sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
 	false,
 )
+
+# An agent revoked, or suspended: one test on the common path for both.
+_held_back := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
+	_agent.status == "revoked"
+} else := _deny(
+	"agent_suspended",
+	sprintf("agent %q is suspended until an admin resumes it", [agent_id]),
+	{"until": null},
+) if {
+	_agent.status == "suspended"
+}
 
 # METADATA
 # description: |
@@ -281,10 +286,7 @@ _allow(c) := {
 	"consumes": count(_consumes(c)) > 0,
 }
 
-_allow_reason(c) := sprintf(
-	"permission %q allows %q on %q%s%s",
-	[c.perm.resource, input.action, input.resource, _via(c), _trust_note(c)],
-)
+_allow_reason(c) := sprintf("permission %q allows %q on %q%s", [c.perm.resource, input.action, input.resource, _via(c)])
 
 _via(c) := "" if c.source == "own"
 

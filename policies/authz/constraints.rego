@@ -29,7 +29,8 @@ _constraint_failure(c) := _fail(6, "trust_insufficient", sprintf(
 	[c.perm.resource, _trust_desc, _unmet_trust(c)[0]],
 )) if {
 	some s in _constraint_sets(c)
-	not _trust_met(s.constraints)
+	level := s.constraints.minTrustLevel
+	not _meets(level)
 } else := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
 	some s in _constraint_sets(c)
 	not _ip_allowed(s.constraints)
@@ -56,10 +57,6 @@ _constraint_failure(c) := _fail(6, "trust_insufficient", sprintf(
 # --- minTrustLevel: the calling agent's own level must rank at least as high.
 # For a delegated permission that is the delegate's level (the agent making
 # the call), never the delegator's.
-
-_trust_met(cs) if not cs.minTrustLevel
-
-_trust_met(cs) if _meets(cs.minTrustLevel)
 
 _unmet_trust(c) := [s.constraints.minTrustLevel |
 	some s in _constraint_sets(c)
@@ -262,9 +259,10 @@ _approval_levels(c) := [s.constraints.requireApproval |
 	not _meets(s.constraints.requireApproval)
 ]
 
-# What trust decided in favour of a permission that holds, for reasons: the
-# minimum levels the agent meets, the approvals its level waives. "" when
-# trust decided nothing.
+# What trust decided in favour of a permission that holds, for explanations:
+# the minimum levels the agent meets, the approvals its level waives. ""
+# when trust decided nothing. (An allow's reason leaves it out: it would cost
+# every constrained allow a pass over its constraint sets.)
 _trust_note(c) := "" if {
 	count(_trust_notes(c)) == 0
 } else := sprintf("; %s %s", [_trust_desc, concat(" and ", _trust_notes(c))])

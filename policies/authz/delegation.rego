@@ -4,16 +4,8 @@ package kavach.authz
 # and unexpired, every delegator along it is active (neither revoked nor
 # suspended) and unexpired, and the root delegator still holds the very
 # permission the chain was cut from.
-_chain_failure(c) := _fail(7, "delegation_revoked", sprintf(
-	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
-	[c.perm.resource, _revoked_links(c)[0]],
-)) if {
+_chain_failure(c) := _fail(7, "delegation_revoked", _revoked_reason(c.perm.resource, _revoked_links(c)[0])) if {
 	count(_revoked_links(c)) > 0
-} else := _fail(7, "delegation_revoked", sprintf(
-	"permission %q was delegated through %s, whose delegator is suspended",
-	[c.perm.resource, _suspended_links(c)[0]],
-)) if {
-	count(_suspended_links(c)) > 0
 } else := _fail(7, "delegation_expired", sprintf(
 	"permission %q was delegated through %s, which has expired or whose delegator has expired",
 	[c.perm.resource, _expired_links(c)[0]],
@@ -47,12 +39,22 @@ _link_revoked(id) if data.kavach.delegations[id].status != "active"
 
 _link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent]
 
-_link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent].status in {"active", "suspended"}
+# A delegator revoked or suspended: a suspended one's delegations stop
+# counting until it is resumed.
+_link_revoked(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status != "active"
 
-# A suspended delegator's delegations stop counting until it is resumed.
-_suspended_links(c) := [id | some [id, _] in c.links; _link_suspended(id)]
-
-_link_suspended(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status == "suspended"
+# The first broken link decides the reason; only a suspended delegator's is
+# told apart, since resuming it restores the chain.
+_revoked_reason(resource, id) := sprintf(
+	"permission %q was delegated through %s, whose delegator is suspended",
+	[resource, id],
+) if {
+	data.kavach.delegations[id].status == "active"
+	data.kavach.agents[data.kavach.delegations[id].fromAgent].status == "suspended"
+} else := sprintf(
+	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
+	[resource, id],
+)
 
 _link_expired(id) if _now >= data.kavach.delegations[id].expiresAt
 

@@ -334,7 +334,12 @@ test_delegated_trust_constraints_check_the_delegates_level if {
 	# level (trusted), though its delegator is untrusted.
 	w := _tdcall("worker", {})
 	w.allowed
-	w.reason == `permission "mcp:github:issues" allows "read" on "mcp:github:issues" (delegated by d1); agent trust level trusted (score 88) meets the required standard and is high enough to skip approval (required below trusted)`
+	w.consumes == false
+	e := authz.explanation with input as {"agentId": "worker", "action": "read", "resource": "mcp:github:issues", "now": _t}
+		with data.kavach.agents as _tagents
+		with data.kavach.delegations as _tdelegations
+	e.considered[0].result == "allowed"
+	e.considered[0].reason == "the permission matches and all its constraints hold; agent trust level trusted (score 88) meets the required standard and is high enough to skip approval (required below trusted)"
 
 	# helper (standard) meets the root's minimum, but d1's approval level,
 	# inherited as given, asks a human (the root delegator's owner).
