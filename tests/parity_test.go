@@ -61,7 +61,7 @@ func TestParityWithStockOPA(t *testing.T) {
 	}
 	const n = 3000
 	codes := map[string]int{}
-	mismatches, waived, cutOff := 0, 0, 0
+	mismatches, explained, waived, cutOff := 0, 0, 0, 0
 	for i := range n {
 		in := g.request(i)
 		ours, err := eng.DecisionDocument(ctx, in)
@@ -72,7 +72,7 @@ func TestParityWithStockOPA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		theirs := queryOPA(t, opaURL, doc)
+		theirs := queryOPA(t, opaURL, "decision", doc)
 		if !sameJSON(t, ours, theirs) {
 			mismatches++
 			if mismatches <= 5 {
@@ -82,14 +82,33 @@ func TestParityWithStockOPA(t *testing.T) {
 				t.Errorf("request %d differs\ninput: %s\nsidecar: %s\nopa:     %s", i, in, a, b)
 			}
 		}
-		if m, ok := ours.(map[string]any); ok {
-			codes[fmt.Sprint(m["code"])]++
-			r, _ := m["reason"].(string)
-			if m["code"] == "allowed" && strings.Contains(r, "high enough to skip approval") {
-				waived++
+		code := codeOf(ours)
+		codes[code]++
+		if m, _ := ours.(map[string]any); strings.Contains(fmt.Sprint(m["reason"]), "whose delegator is suspended") {
+			cutOff++
+		}
+		if i%5 == 0 || code == "allowed" || code == "trust_insufficient" || strings.HasPrefix(code, "approval_") {
+			// Explanations too: every fifth request and those trust may
+			// have decided.
+			explained++
+			raw, err := eng.Explain(ctx, in)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if strings.Contains(r, "whose delegator is suspended") {
-				cutOff++
+			var ex any
+			if err := json.Unmarshal(raw, &ex); err != nil {
+				t.Fatal(err)
+			}
+			if theirs := queryOPA(t, opaURL, "explanation", doc); !sameJSON(t, ex, theirs) {
+				mismatches++
+				if mismatches <= 5 {
+					in, _ := json.Marshal(doc)
+					b, _ := json.Marshal(theirs)
+					t.Errorf("request %d: explanations differ\ninput: %s\nsidecar: %s\nopa:     %s", i, in, raw, b)
+				}
+			}
+			if strings.Contains(string(raw), "high enough to skip approval") {
+				waived++
 			}
 		}
 	}
@@ -102,9 +121,9 @@ func TestParityWithStockOPA(t *testing.T) {
 	for _, k := range keys {
 		fmt.Fprintf(&dist, " %s=%d", k, codes[k])
 	}
-	t.Logf("parity: %d requests over %d agents, %d delegations, %d approvals (bundle revision %s): %d mismatches; codes:%s; "+
-		"allowed with approval waived by trust: %d; cut off by a suspended delegator: %d",
-		n, info.Agents, info.Delegations, info.Approvals, info.Revision, mismatches, dist.String(), waived, cutOff)
+	t.Logf("parity: %d requests (%d explained) over %d agents, %d delegations, %d approvals (bundle revision %s): %d mismatches; codes:%s; "+
+		"explained with an approval waived by trust: %d; cut off by a suspended delegator: %d",
+		n, explained, info.Agents, info.Delegations, info.Approvals, info.Revision, mismatches, dist.String(), waived, cutOff)
 	if len(codes) < 12 {
 		t.Errorf("the generated requests reach only %d decision codes; the generator should exercise more branches", len(codes))
 	}
@@ -114,7 +133,7 @@ func TestParityWithStockOPA(t *testing.T) {
 		}
 	}
 	if waived == 0 || cutOff == 0 {
-		t.Errorf("generated requests allowed with approval waived by trust: %d, cut off by a suspended delegator: %d; the generator should reach both",
+		t.Errorf("generated requests explained with an approval waived by trust: %d, cut off by a suspended delegator: %d; the generator should reach both",
 			waived, cutOff)
 	}
 }
@@ -430,10 +449,18 @@ func startOPA(t *testing.T, dir, bundlePath string) string {
 	}
 }
 
-func queryOPA(t *testing.T, url string, input any) any {
+// codeOf is a decision document's code.
+func codeOf(doc any) string {
+	m, _ := doc.(map[string]any)
+	return fmt.Sprint(m["code"])
+}
+
+// queryOPA asks stock OPA for data.kavach.authz.<rule> (decision or
+// explanation).
+func queryOPA(t *testing.T, url, rule string, input any) any {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"input": input})
-	resp, err := http.Post(url+"/v1/data/kavach/authz/decision", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(url+"/v1/data/kavach/authz/"+rule, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
