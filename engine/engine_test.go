@@ -122,3 +122,29 @@ func TestLargestRateLimitDecides(t *testing.T) {
 		}
 	}
 }
+
+// The delegation check carries trust constraints through to the grants it
+// returns, typed as they were given (the service stores those).
+func TestCheckDelegationKeepsTrustConstraints(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load(ctx, memSource{agents: []domain.Agent{
+		testAgent("orch", "h1", domain.Permission{Resource: "mcp:*", Actions: []string{"read"},
+			Constraints: domain.Constraints{MinTrustLevel: domain.TrustLimited}}),
+		testAgent("worker", "h2"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	want := domain.Constraints{MinTrustLevel: domain.TrustStandard, RequireApprovalBelow: domain.TrustTrusted}
+	v, err := e.CheckDelegation(ctx, DelegationRequest{FromAgent: "orch", ToAgent: "worker", MaxDepth: 1,
+		Permissions: []domain.Permission{{Resource: "mcp:github:*", Actions: []string{"read"}, Constraints: want}}}, time.Now())
+	if err != nil || !v.OK || len(v.Grants) != 1 {
+		t.Fatalf("CheckDelegation = %+v, %v; want one grant", v, err)
+	}
+	if got := v.Grants[0].Constraints; got.MinTrustLevel != want.MinTrustLevel || got.RequireApprovalBelow != want.RequireApprovalBelow || got.RequireApproval != nil {
+		t.Errorf("grant constraints = %+v; want %+v", got, want)
+	}
+}
