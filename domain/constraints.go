@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,14 @@ type Constraints struct {
 	// RequireApproval asks a human to approve each call. A stored false is
 	// kept as false, not dropped.
 	RequireApproval *bool `json:"requireApproval,omitempty"`
+	// RequireApprovalBelow, a trust level, asks for approval only while the
+	// calling agent's level ranks below it: agents earn autonomy. It is
+	// requireApproval written with a level name instead of true; at most one
+	// of RequireApproval and RequireApprovalBelow is set.
+	RequireApprovalBelow string `json:"-"`
+	// MinTrustLevel, a trust level, refuses calls while the calling agent's
+	// level ranks below it (trust_insufficient).
+	MinTrustLevel string `json:"minTrustLevel,omitempty"`
 	// MaxCallsPerHour limits calls in a sliding hour; 0 means no limit.
 	MaxCallsPerHour int64 `json:"maxCallsPerHour,omitempty"`
 	// TimeWindow limits calls to a time of day and days of the week.
@@ -45,7 +54,7 @@ type TimeWindow struct {
 
 // IsZero reports whether c constrains nothing.
 func (c Constraints) IsZero() bool {
-	return c.RequireApproval == nil && c.MaxCallsPerHour == 0 && c.TimeWindow == nil &&
+	return c.RequireApproval == nil && c.RequireApprovalBelow == "" && c.MinTrustLevel == "" && c.MaxCallsPerHour == 0 && c.TimeWindow == nil &&
 		c.IPAllowlist == nil && c.AllowedArgPatterns == nil && len(c.Unknown) == 0
 }
 
@@ -61,6 +70,12 @@ func (c Constraints) Map() map[string]any {
 	}
 	if c.RequireApproval != nil {
 		m["requireApproval"] = *c.RequireApproval
+	}
+	if c.RequireApprovalBelow != "" {
+		m["requireApproval"] = c.RequireApprovalBelow
+	}
+	if c.MinTrustLevel != "" {
+		m["minTrustLevel"] = c.MinTrustLevel
 	}
 	if c.MaxCallsPerHour != 0 {
 		m["maxCallsPerHour"] = c.MaxCallsPerHour
@@ -101,11 +116,21 @@ func ParseConstraints(m map[string]any) (Constraints, error) {
 		var err error
 		switch k {
 		case "requireApproval":
-			b, ok := v.(bool)
-			if !ok {
-				err = errors.New("must be true or false")
+			switch x := v.(type) {
+			case bool:
+				c.RequireApproval = &x
+			case string:
+				c.RequireApprovalBelow, err = trustLevel(x)
+			default:
+				err = fmt.Errorf("must be true, false or a trust level (%s)", trustLevelNames)
 			}
-			c.RequireApproval = &b
+		case "minTrustLevel":
+			s, ok := v.(string)
+			if !ok {
+				err = fmt.Errorf("must be a trust level (%s)", trustLevelNames)
+				break
+			}
+			c.MinTrustLevel, err = trustLevel(s)
 		case "maxCallsPerHour":
 			f, ok := number(v)
 			if !ok || f < 1 || f > MaxCallsPerHour || f != float64(int64(f)) {
@@ -132,13 +157,24 @@ func ParseConstraints(m map[string]any) (Constraints, error) {
 				return nil
 			})
 		default:
-			return Constraints{}, fmt.Errorf("unknown constraint %q (known: requireApproval, maxCallsPerHour, timeWindow, ipAllowlist, allowedArgPatterns)", k)
+			return Constraints{}, fmt.Errorf("unknown constraint %q (known: requireApproval, minTrustLevel, maxCallsPerHour, timeWindow, ipAllowlist, allowedArgPatterns)", k)
 		}
 		if err != nil {
 			return Constraints{}, fmt.Errorf("constraint %s: %w", k, err)
 		}
 	}
 	return c, nil
+}
+
+// trustLevelNames lists the levels for messages, lowest first.
+var trustLevelNames = strings.Join(TrustLevels, ", ")
+
+// trustLevel returns s if it names a trust level.
+func trustLevel(s string) (string, error) {
+	if TrustRank(s) < 0 {
+		return "", fmt.Errorf("%q is not a trust level (%s)", s, trustLevelNames)
+	}
+	return s, nil
 }
 
 // number accepts the numbers JSON and YAML decoders produce.
@@ -251,9 +287,15 @@ func (c *Constraints) UnmarshalJSON(b []byte) error {
 		var ok bool
 		switch k {
 		case "requireApproval":
-			var yes bool
-			yes, ok = v.(bool)
-			out.RequireApproval = &yes
+			switch x := v.(type) {
+			case bool:
+				out.RequireApproval, ok = &x, true
+			case string:
+				out.RequireApprovalBelow, ok = x, x != ""
+			}
+		case "minTrustLevel":
+			out.MinTrustLevel, ok = v.(string)
+			ok = ok && out.MinTrustLevel != ""
 		case "maxCallsPerHour":
 			var f float64
 			f, ok = number(v)

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -47,6 +48,50 @@ func FuzzMaxCallsPerHour(f *testing.F) {
 		var back Constraints
 		if err := json.Unmarshal(b, &back); err != nil || back.MaxCallsPerHour != c.MaxCallsPerHour {
 			t.Fatalf("%s: read back %d, %v", lit, back.MaxCallsPerHour, err)
+		}
+	})
+}
+
+// FuzzTrustConstraints: any JSON value the API may receive as minTrustLevel
+// or requireApproval is accepted exactly when it names a trust level (or,
+// for requireApproval, is true or false), and then it survives the trip the
+// constraint makes: the map the engine reads, the JSON stored, the JSON read
+// back.
+func FuzzTrustConstraints(f *testing.F) {
+	for _, s := range []string{`"untrusted"`, `"limited"`, `"standard"`, `"trusted"`, `"elevated"`, `"Elevated"`, `" trusted"`,
+		`"trusted\u0000"`, `""`, `true`, `false`, `null`, `0`, `50`, `["standard"]`, `{"level":"standard"}`, `"sovereign"`} {
+		f.Add("minTrustLevel", s)
+		f.Add("requireApproval", s)
+	}
+	f.Fuzz(func(t *testing.T, name, lit string) {
+		if name != "minTrustLevel" && name != "requireApproval" {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(`{"`+name+`":`+lit+`}`), &m) != nil {
+			return // not a JSON value: the decoder refuses it first
+		}
+		v := m[name]
+		s, isString := v.(string)
+		_, isBool := v.(bool)
+		want := isString && TrustRank(s) >= 0 || name == "requireApproval" && isBool
+		c, err := ParseConstraints(m)
+		if (err == nil) != want {
+			t.Fatalf("%s: %s: err %v; want accepted %v", name, lit, err, want)
+		}
+		if err != nil {
+			return
+		}
+		if got := c.Map(); !reflect.DeepEqual(got, m) {
+			t.Fatalf("%s: %s: engine map holds %#v", name, lit, got)
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Constraints
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, c) {
+			t.Fatalf("%s: %s: stored as %s, read back %+v, %v; want %+v", name, lit, b, back, err, c)
 		}
 	})
 }

@@ -43,7 +43,13 @@ func TestParseConstraints(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"requireAproval": true}, `unknown constraint "requireAproval"`},
-		{map[string]any{"requireApproval": "yes"}, "requireApproval: must be true or false"},
+		{map[string]any{"requireApproval": "yes"}, `requireApproval: "yes" is not a trust level (untrusted, limited, standard, trusted, elevated)`},
+		{map[string]any{"requireApproval": float64(1)}, "requireApproval: must be true, false or a trust level (untrusted, limited, standard, trusted, elevated)"},
+		{map[string]any{"requireApproval": "Trusted"}, `"Trusted" is not a trust level`},
+		{map[string]any{"minTrustLevel": "high"}, `minTrustLevel: "high" is not a trust level (untrusted, limited, standard, trusted, elevated)`},
+		{map[string]any{"minTrustLevel": ""}, `minTrustLevel: "" is not a trust level`},
+		{map[string]any{"minTrustLevel": true}, "minTrustLevel: must be a trust level (untrusted, limited, standard, trusted, elevated)"},
+		{map[string]any{"minTrustLevel": float64(60)}, "minTrustLevel: must be a trust level"},
 		{map[string]any{"maxCallsPerHour": 1.5}, "whole number from 1 to 1000000"},
 		{map[string]any{"maxCallsPerHour": float64(0)}, "whole number"},
 		{map[string]any{"maxCallsPerHour": float64(1_000_001)}, "whole number"},
@@ -56,6 +62,56 @@ func TestParseConstraints(t *testing.T) {
 	} {
 		if _, err := ParseConstraints(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConstraints(%v) = %v; want an error with %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// The trust constraints: minTrustLevel and requireApproval with a level
+// name parse to their typed fields and map back to the names they were
+// written with; requireApproval true and false keep their meaning.
+func TestParseTrustConstraints(t *testing.T) {
+	t.Parallel()
+	for _, level := range TrustLevels {
+		in := map[string]any{"minTrustLevel": level, "requireApproval": level}
+		c, err := ParseConstraints(in)
+		if err != nil {
+			t.Fatalf("ParseConstraints(%v) = %v", in, err)
+		}
+		if c.MinTrustLevel != level || c.RequireApprovalBelow != level || c.RequireApproval != nil || c.IsZero() {
+			t.Fatalf("ParseConstraints(%v) = %+v", in, c)
+		}
+		if got := c.Map(); !reflect.DeepEqual(got, in) {
+			t.Fatalf("Map = %#v; want %#v", got, in)
+		}
+	}
+	for _, yes := range []bool{true, false} {
+		c, err := ParseConstraints(map[string]any{"requireApproval": yes})
+		if err != nil || c.RequireApproval == nil || *c.RequireApproval != yes || c.RequireApprovalBelow != "" {
+			t.Fatalf("ParseConstraints(requireApproval: %v) = %+v, %v", yes, c, err)
+		}
+	}
+	// Stored and read back, as the database and the delegation verdict
+	// carry them.
+	var p Permission
+	stored := `{"resource":"a","actions":["x"],"constraints":{"minTrustLevel":"trusted","requireApproval":"elevated"}}`
+	if err := json.Unmarshal([]byte(stored), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Constraints.MinTrustLevel != TrustTrusted || p.Constraints.RequireApprovalBelow != TrustElevated || p.Constraints.RequireApproval != nil {
+		t.Fatalf("decoded %+v", p.Constraints)
+	}
+	if b, _ := json.Marshal(p); string(b) != stored {
+		t.Fatalf("encoded %s; want %s", b, stored)
+	}
+	// A level this version does not know (a newer replica's) still loads,
+	// as it was stored: the policy treats a name it cannot rank as unmet.
+	if err := json.Unmarshal([]byte(`{"constraints":{"minTrustLevel":"sovereign"}}`), &p); err != nil || p.Constraints.MinTrustLevel != "sovereign" {
+		t.Fatalf("a stored unknown level reads as %+v, %v", p.Constraints, err)
+	}
+	for _, bad := range []string{`{"minTrustLevel":1}`, `{"minTrustLevel":""}`, `{"requireApproval":""}`, `{"requireApproval":null}`} {
+		var c Constraints
+		if err := json.Unmarshal([]byte(bad), &c); err == nil {
+			t.Errorf("stored constraints %s were accepted as %+v", bad, c)
 		}
 	}
 }
@@ -100,7 +156,7 @@ func TestConstraintsJSON(t *testing.T) {
 	if _, err := ParseConstraints(map[string]any{"futureLimit": 1.0}); err == nil {
 		t.Fatal("ParseConstraints accepted an unknown constraint")
 	}
-	if err := json.Unmarshal([]byte(`{"constraints":{"requireApproval":"yes"}}`), &q); err == nil {
+	if err := json.Unmarshal([]byte(`{"constraints":{"requireApproval":5}}`), &q); err == nil {
 		t.Fatal("a stored constraint of the wrong JSON type was accepted")
 	}
 }

@@ -216,3 +216,71 @@ func TestDecideReadsConsumes(t *testing.T) {
 		}
 	}
 }
+
+// A suspended agent's denial is cached like a revoked one's, until the data
+// changes: the write that resumes it is answered at once. A level change is
+// a write too, so what trust decides never outlives the level it saw.
+func TestDecisionCacheFollowsSuspensionAndTrust(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
+	agent := domain.Agent{ID: "a", OwnerID: "u", Status: domain.StatusSuspended, TokenHash: "h",
+		Trust: domain.Trust{Score: 52, Level: domain.TrustLimited, ComputedAt: now}, Permissions: []domain.Permission{
+			{Resource: "docs:*", Actions: []string{"read"}},
+			{Resource: "deploy:*", Actions: []string{"ship"}, Constraints: domain.Constraints{RequireApprovalBelow: domain.TrustTrusted}},
+			{Resource: "prod:*", Actions: []string{"drop"}, Constraints: domain.Constraints{MinTrustLevel: domain.TrustStandard}},
+		}}
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func() {
+		t.Helper()
+		if err := e.Apply(ctx, Changes{Agents: []domain.Agent{agent}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide := func(in Input) Decision {
+		t.Helper()
+		in.AgentID, in.Now = "a", now
+		d, err := e.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	write()
+	for range 2 { // the second round is served from the cache
+		if d := decide(Input{Action: "read", Resource: "docs:x"}); d.Code != CodeAgentSuspended {
+			t.Fatalf("read while suspended = %s; want agent_suspended", d.Code)
+		}
+	}
+	if d, _ := e.Decide(ctx, Input{TokenHash: "h", Action: "read", Resource: "docs:x", Now: now}); d.Code != CodeAgentSuspended {
+		t.Fatalf("read by token while suspended = %s; want agent_suspended", d.Code)
+	}
+	agent.Status = domain.StatusActive // resumed
+	write()
+	for _, tt := range []struct {
+		action, resource, code string
+		consumes               bool
+	}{
+		{"read", "docs:x", CodeAllowed, false},
+		{"ship", "deploy:x", CodeApprovalRequired, true},
+		{"drop", "prod:x", CodeTrustInsufficient, false},
+	} {
+		if d := decide(Input{Action: tt.action, Resource: tt.resource}); d.Code != tt.code || d.Consumes != tt.consumes {
+			t.Errorf("resumed, limited: Decide(%s %s) = %s consumes=%v; want %s consumes=%v", tt.action, tt.resource, d.Code, d.Consumes, tt.code, tt.consumes)
+		}
+	}
+	agent.Trust = domain.Trust{Score: 83, Level: domain.TrustTrusted, ComputedAt: now}
+	write()
+	for _, tt := range []struct{ action, resource string }{{"ship", "deploy:x"}, {"drop", "prod:x"}} {
+		if d := decide(Input{Action: tt.action, Resource: tt.resource}); d.Code != CodeAllowed || d.Consumes {
+			t.Errorf("trusted: Decide(%s %s) = %s consumes=%v; want allowed, consuming nothing", tt.action, tt.resource, d.Code, d.Consumes)
+		}
+	}
+	agent.Trust = domain.Trust{Score: 38, Level: domain.TrustUntrusted, ComputedAt: now}
+	write()
+	if d := decide(Input{Action: "drop", Resource: "prod:x"}); d.Code != CodeTrustInsufficient {
+		t.Errorf("untrusted again: drop = %s; want trust_insufficient", d.Code)
+	}
+}

@@ -2,11 +2,14 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/kavach-dev/kavach/domain"
@@ -86,4 +89,42 @@ func contains(list []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// An agent's document carries its trust as {level, score} (the level the
+// policy ranks, the score reasons quote) and its stored status; an agent
+// with no level yet has the initial score's level under the default
+// thresholds, and an expired one is active (the policy sees its expiresAt).
+func TestAgentDocumentTrustAndStatus(t *testing.T) {
+	now := time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
+	src := memSource{agents: []domain.Agent{
+		{ID: "a", OwnerID: "u", Status: domain.StatusActive, TokenHash: "h1", Trust: domain.Trust{Score: 52, Level: domain.TrustLimited, ComputedAt: now}},
+		{ID: "b", OwnerID: "u", Status: domain.StatusSuspended, TokenHash: "h2", Trust: domain.Trust{Score: 88, Level: domain.TrustTrusted, ComputedAt: now}},
+		{ID: "c", OwnerID: "u", Status: domain.StatusExpired, TokenHash: "h3"},
+		{ID: "d", OwnerID: "u", Status: domain.StatusRevoked, TokenHash: "h4", Trust: domain.Trust{Score: 52, Level: domain.TrustLimited}},
+	}}
+	docs, _, err := Documents(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ast.JSON(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := v.(map[string]any)["agents"].(map[string]any)
+	for id, want := range map[string]string{
+		"a": `active {"level":"limited","score":52}`,
+		"b": `suspended {"level":"trusted","score":88}`,
+		"c": `active {"level":"limited","score":50}`,
+		"d": `revoked {"level":"limited","score":52}`,
+	} {
+		doc := agents[id].(map[string]any)
+		trust, _ := json.Marshal(doc["trust"])
+		if got := fmt.Sprintf("%v %s", doc["status"], trust); got != want {
+			t.Errorf("agent %s: status and trust %s; want %s", id, got, want)
+		}
+	}
+	if domain.DefaultTrustThresholds.Level(domain.InitialTrustScore) != domain.TrustLimited {
+		t.Fatal("the initial score is no longer limited: the test's expectation is stale")
+	}
 }

@@ -35,11 +35,15 @@ const (
 	CodeAllowed          = "allowed"
 	CodeAgentNotFound    = "agent_not_found"
 	CodeAgentRevoked     = "agent_revoked"
+	CodeAgentSuspended   = "agent_suspended"
 	CodeAgentExpired     = "agent_expired"
 	CodeInvalidToken     = "invalid_token"
 	CodeNoPermission     = "no_permission"
 	CodeApprovalRequired = "approval_required"
 	CodeRateLimited      = "rate_limited"
+	// CodeTrustInsufficient: a permission's minTrustLevel ranks above the
+	// calling agent's trust level.
+	CodeTrustInsufficient = "trust_insufficient"
 )
 
 // Input is what the caller knows about one request. Exactly one of AgentID

@@ -23,6 +23,11 @@ func TestDecide(t *testing.T) {
 	expired.ExpiresAt = &past
 	revoked := testAgent("agt_revoked", "h-revoked", domain.Permission{Resource: "*", Actions: []string{"*"}})
 	revoked.Status = domain.StatusRevoked
+	suspended := testAgent("agt_suspended", "h-suspended", domain.Permission{Resource: "*", Actions: []string{"*"}})
+	suspended.Status = domain.StatusSuspended
+	earning := testAgent("agt_earning", "h-earning",
+		domain.Permission{Resource: "mcp:deploy:*", Actions: []string{"execute"}, Constraints: domain.Constraints{RequireApprovalBelow: domain.TrustStandard}},
+		domain.Permission{Resource: "mcp:db:*", Actions: []string{"drop"}, Constraints: domain.Constraints{MinTrustLevel: domain.TrustTrusted}})
 	n, err := e.Load(ctx, memSource{agents: []domain.Agent{
 		testAgent("agt_reader", "h-reader",
 			domain.Permission{Resource: "mcp:github:*", Actions: []string{"read"}},
@@ -30,10 +35,10 @@ func TestDecide(t *testing.T) {
 		testAgent("agt_deploy", "h-deploy",
 			domain.Permission{Resource: "mcp:deploy:production", Actions: []string{"execute"},
 				Constraints: domain.Constraints{RequireApproval: &yes}}),
-		expired, revoked,
+		expired, revoked, suspended, earning,
 	}})
-	if err != nil || n.Agents != 4 {
-		t.Fatalf("Load = %d, %v; want 4, nil", n, err)
+	if err != nil || n.Agents != 6 {
+		t.Fatalf("Load = %d, %v; want 6, nil", n, err)
 	}
 	tests := []struct {
 		name string
@@ -50,6 +55,11 @@ func TestDecide(t *testing.T) {
 		{"expired by token", Input{TokenHash: "h-expired", Action: "read", Resource: "x"}, CodeAgentExpired},
 		{"revoked", Input{AgentID: "agt_revoked", Action: "read", Resource: "x"}, CodeAgentRevoked},
 		{"approval required", Input{AgentID: "agt_deploy", Action: "execute", Resource: "mcp:deploy:production"}, CodeApprovalRequired},
+		{"suspended", Input{AgentID: "agt_suspended", Action: "read", Resource: "x"}, CodeAgentSuspended},
+		{"suspended by token", Input{TokenHash: "h-suspended", Action: "read", Resource: "x"}, CodeAgentSuspended},
+		// An agent with no trust yet is at the initial score's level, limited.
+		{"approval below a level", Input{AgentID: "agt_earning", Action: "execute", Resource: "mcp:deploy:production"}, CodeApprovalRequired},
+		{"trust insufficient", Input{AgentID: "agt_earning", Action: "drop", Resource: "mcp:db:main"}, CodeTrustInsufficient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,5 +120,31 @@ func TestLargestRateLimitDecides(t *testing.T) {
 				t.Errorf("max %d, %d calls: Decide = %s (%s), %v; want %s", max, calls, d.Code, d.Reason, err, want)
 			}
 		}
+	}
+}
+
+// The delegation check carries trust constraints through to the grants it
+// returns, typed as they were given (the service stores those).
+func TestCheckDelegationKeepsTrustConstraints(t *testing.T) {
+	ctx := t.Context()
+	e, err := New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load(ctx, memSource{agents: []domain.Agent{
+		testAgent("orch", "h1", domain.Permission{Resource: "mcp:*", Actions: []string{"read"},
+			Constraints: domain.Constraints{MinTrustLevel: domain.TrustLimited}}),
+		testAgent("worker", "h2"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	want := domain.Constraints{MinTrustLevel: domain.TrustStandard, RequireApprovalBelow: domain.TrustTrusted}
+	v, err := e.CheckDelegation(ctx, DelegationRequest{FromAgent: "orch", ToAgent: "worker", MaxDepth: 1,
+		Permissions: []domain.Permission{{Resource: "mcp:github:*", Actions: []string{"read"}, Constraints: want}}}, time.Now())
+	if err != nil || !v.OK || len(v.Grants) != 1 {
+		t.Fatalf("CheckDelegation = %+v, %v; want one grant", v, err)
+	}
+	if got := v.Grants[0].Constraints; got.MinTrustLevel != want.MinTrustLevel || got.RequireApprovalBelow != want.RequireApprovalBelow || got.RequireApproval != nil {
+		t.Errorf("grant constraints = %+v; want %+v", got, want)
 	}
 }

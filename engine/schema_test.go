@@ -70,13 +70,19 @@ func TestDataMatchesSchema(t *testing.T) {
 				{Resource: "*", Actions: []string{"*"}},
 				{Resource: "admin:*:delete", Actions: []string{"purge", "read"}, Constraints: domain.Constraints{TimeWindow: &domain.TimeWindow{Start: "22:00", End: "02:00"}}},
 			}},
-			{ID: "worker", OwnerID: "u1", Status: domain.StatusActive, TokenHash: "h2", Incoming: []string{"d1"}},
-			{ID: "helper", OwnerID: "u2", Status: domain.StatusRevoked, TokenHash: "h3", Incoming: []string{"d2"}},
+			{ID: "worker", OwnerID: "u1", Status: domain.StatusActive, TokenHash: "h2", Incoming: []string{"d1"},
+				Trust: domain.Trust{Score: 97, Level: domain.TrustElevated, ComputedAt: now}},
+			{ID: "helper", OwnerID: "u2", Status: domain.StatusRevoked, TokenHash: "h3", Incoming: []string{"d2"},
+				Trust: domain.Trust{Score: 0, Level: domain.TrustUntrusted, ComputedAt: now}},
+			{ID: "paused", OwnerID: "u2", Status: domain.StatusSuspended, TokenHash: "h4", Trust: domain.Trust{Score: 61, Level: domain.TrustStandard},
+				Permissions: []domain.Permission{{Resource: "db:*", Actions: []string{"drop"},
+					Constraints: domain.Constraints{MinTrustLevel: domain.TrustTrusted, RequireApprovalBelow: domain.TrustElevated}}}},
+			{ID: "lapsed", OwnerID: "u2", Status: domain.StatusExpired, TokenHash: "h5", ExpiresAt: &now},
 		},
 		delegations: []domain.Delegation{
 			{ID: "d1", FromAgent: "orch", ToAgent: "worker", Status: domain.StatusActive, ExpiresAt: exp, Depth: 1, MaxDepth: 3,
 				Permissions: []domain.Grant{{Resource: "mcp:github:*", Actions: []string{"read"}, CoveredBy: orchKey, Chain: []domain.Link{},
-					Constraints: domain.Constraints{MaxCallsPerHour: 2}}}},
+					Constraints: domain.Constraints{MaxCallsPerHour: 2, MinTrustLevel: domain.TrustLimited, RequireApprovalBelow: domain.TrustTrusted}}}},
 			{ID: "d2", FromAgent: "worker", ToAgent: "helper", Status: domain.StatusRevoked, ExpiresAt: now, Depth: 2, MaxDepth: 3,
 				Permissions: []domain.Grant{{Resource: "mcp:github:repos", Actions: []string{"read"}, CoveredBy: PermissionKey("mcp:github:*", []string{"read"}),
 					Chain:     []domain.Link{{DelegationID: "d1", Index: 0}},
@@ -111,7 +117,16 @@ func TestDataMatchesSchema(t *testing.T) {
 	if len(data) != 4 {
 		t.Errorf("data.kavach has %d documents; schemas/data describes 4", len(data))
 	}
-	// The check can fail: a misspelt field does not match.
+	// The check can fail: a level that is none, a misspelt field do not match.
+	paused := data["agents"].(map[string]any)["paused"].(map[string]any)
+	paused["trust"] = map[string]any{"level": "sovereign", "score": 61}
+	if check.errors(t, data["agents"], filepath.Join("data", "agents.json")) == nil {
+		t.Error("an agent with an unknown trust level matches schemas/data/agents.json")
+	}
+	delete(paused, "trust")
+	if check.errors(t, data["agents"], filepath.Join("data", "agents.json")) == nil {
+		t.Error("an agent without trust matches schemas/data/agents.json")
+	}
 	agent := data["agents"].(map[string]any)["orch"].(map[string]any)
 	agent["ownerID"] = agent["ownerId"]
 	if check.errors(t, data["agents"], filepath.Join("data", "agents.json")) == nil {

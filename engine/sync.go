@@ -176,10 +176,16 @@ func stringOf(v any) string {
 type docBuilder struct {
 	strings map[string]*ast.Term
 	lists   map[string]*ast.Term
+	trusts  map[trustKey]*ast.Term
+}
+
+type trustKey struct {
+	level string
+	score int
 }
 
 func newDocBuilder() *docBuilder {
-	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}}
+	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{}}
 }
 
 func (b *docBuilder) str(s string) *ast.Term {
@@ -195,11 +201,14 @@ func nanoTerm(t time.Time) *ast.Term {
 	return ast.NewTerm(ast.Number(strconv.FormatInt(t.UnixNano(), 10)))
 }
 
-// agent is data.kavach.agents[id].
+// agent is data.kavach.agents[id]. Its status is revoked, suspended or
+// active: an expired agent is an active one whose expiresAt has passed,
+// which the policy sees for itself.
 func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
 	status := domain.StatusActive
-	if a.Status == domain.StatusRevoked {
-		status = domain.StatusRevoked
+	switch a.Status {
+	case domain.StatusRevoked, domain.StatusSuspended:
+		status = a.Status
 	}
 	expires := ast.NullTerm()
 	if a.ExpiresAt != nil {
@@ -218,6 +227,7 @@ func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
 		ast.Item(b.str("permissions"), ast.ArrayTerm(perms...)),
 		ast.Item(b.str("byAction"), byAction),
 		ast.Item(b.str("anyAction"), anyAction),
+		ast.Item(b.str("trust"), b.trust(a.Trust)),
 	)
 	if len(incoming) > 0 {
 		doc.Insert(b.str("incoming"), ast.ArrayTerm(incoming...))
@@ -256,6 +266,27 @@ func (b *docBuilder) actionIndex(perms []domain.Permission) (byAction, anyAction
 		index.Insert(b.str(a), b.ints(slices.Compact(is)))
 	}
 	return ast.NewTerm(index), b.ints(wildcard)
+}
+
+// trust is the agent's trust as the policy reads it: {"level", "score"}.
+// An agent with no level yet (one built by hand) has the initial score's
+// level under the default thresholds. The documents repeat across agents
+// and are never mutated, so they are shared.
+func (b *docBuilder) trust(t domain.Trust) *ast.Term {
+	k := trustKey{t.Level, t.Score}
+	if k.level == "" {
+		k.score = domain.InitialTrustScore
+		k.level = domain.DefaultTrustThresholds.Level(k.score)
+	}
+	if term, ok := b.trusts[k]; ok {
+		return term
+	}
+	term := ast.ObjectTerm(
+		ast.Item(b.str("level"), b.str(k.level)),
+		ast.Item(b.str("score"), ast.InternedTerm(k.score)),
+	)
+	b.trusts[k] = term
+	return term
 }
 
 func (b *docBuilder) ints(is []int) *ast.Term {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +31,8 @@ import (
 )
 
 // TestParityWithStockOPA builds a bundle from generated data (random
-// agents, wildcard resources, constraints, delegation chains, approvals),
+// agents at every trust level, suspended ones among them, wildcard
+// resources, constraints, trust constraints, delegation chains, approvals),
 // loads it into stock `opa run --server`, and requires the sidecar's
 // decision document to equal OPA's for thousands of generated requests,
 // with the same facts (time, call counts, IP, arguments) as input to both.
@@ -41,7 +43,7 @@ func TestParityWithStockOPA(t *testing.T) {
 	g := newWorld(t, 42)
 	bundlePath := filepath.Join(dir, "kavach.tar.gz")
 	var buf bytes.Buffer
-	info, err := bundle.Build(ctx, g.st, bundle.Options{Revision: 1, Extensions: g.extensions}, &buf)
+	info, err := bundle.Build(ctx, g.src, bundle.Options{Revision: 1, Extensions: g.extensions}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +56,12 @@ func TestParityWithStockOPA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eng.Load(ctx, g.st); err != nil {
+	if _, err := eng.Load(ctx, g.src); err != nil {
 		t.Fatal(err)
 	}
 	const n = 3000
 	codes := map[string]int{}
-	mismatches := 0
+	mismatches, explained, waived, cutOff := 0, 0, 0, 0
 	for i := range n {
 		in := g.request(i)
 		ours, err := eng.DecisionDocument(ctx, in)
@@ -70,7 +72,7 @@ func TestParityWithStockOPA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		theirs := queryOPA(t, opaURL, doc)
+		theirs := queryOPA(t, opaURL, "decision", doc)
 		if !sameJSON(t, ours, theirs) {
 			mismatches++
 			if mismatches <= 5 {
@@ -80,8 +82,34 @@ func TestParityWithStockOPA(t *testing.T) {
 				t.Errorf("request %d differs\ninput: %s\nsidecar: %s\nopa:     %s", i, in, a, b)
 			}
 		}
-		if m, ok := ours.(map[string]any); ok {
-			codes[fmt.Sprint(m["code"])]++
+		code := codeOf(ours)
+		codes[code]++
+		if m, _ := ours.(map[string]any); strings.Contains(fmt.Sprint(m["reason"]), "whose delegator is suspended") {
+			cutOff++
+		}
+		if i%5 == 0 || code == "allowed" || code == "trust_insufficient" || strings.HasPrefix(code, "approval_") {
+			// Explanations too: every fifth request and those trust may
+			// have decided.
+			explained++
+			raw, err := eng.Explain(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ex any
+			if err := json.Unmarshal(raw, &ex); err != nil {
+				t.Fatal(err)
+			}
+			if theirs := queryOPA(t, opaURL, "explanation", doc); !sameJSON(t, ex, theirs) {
+				mismatches++
+				if mismatches <= 5 {
+					in, _ := json.Marshal(doc)
+					b, _ := json.Marshal(theirs)
+					t.Errorf("request %d: explanations differ\ninput: %s\nsidecar: %s\nopa:     %s", i, in, raw, b)
+				}
+			}
+			if strings.Contains(string(raw), "high enough to skip approval") {
+				waived++
+			}
 		}
 	}
 	keys := make([]string, 0, len(codes))
@@ -93,16 +121,27 @@ func TestParityWithStockOPA(t *testing.T) {
 	for _, k := range keys {
 		fmt.Fprintf(&dist, " %s=%d", k, codes[k])
 	}
-	t.Logf("parity: %d requests over %d agents, %d delegations, %d approvals (bundle revision %s): %d mismatches; codes:%s",
-		n, info.Agents, info.Delegations, info.Approvals, info.Revision, mismatches, dist.String())
+	t.Logf("parity: %d requests (%d explained) over %d agents, %d delegations, %d approvals (bundle revision %s): %d mismatches; codes:%s; "+
+		"explained with an approval waived by trust: %d; cut off by a suspended delegator: %d",
+		n, explained, info.Agents, info.Delegations, info.Approvals, info.Revision, mismatches, dist.String(), waived, cutOff)
 	if len(codes) < 12 {
 		t.Errorf("the generated requests reach only %d decision codes; the generator should exercise more branches", len(codes))
+	}
+	for _, c := range []string{"agent_suspended", "trust_insufficient", "approval_required", "delegation_revoked"} {
+		if codes[c] == 0 {
+			t.Errorf("no generated request was decided %s; the generator should reach it", c)
+		}
+	}
+	if waived == 0 || cutOff == 0 {
+		t.Errorf("generated requests explained with an approval waived by trust: %d, cut off by a suspended delegator: %d; the generator should reach both",
+			waived, cutOff)
 	}
 }
 
 // world is generated data and a generator of requests over it.
 type world struct {
 	st         *store.Store
+	src        trustedSource
 	rng        *rand.Rand
 	now        time.Time
 	agents     []string
@@ -131,6 +170,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	g.st = st
+	g.src = trustedSource{Store: st, trust: map[string]domain.Trust{}, suspended: map[string]bool{}}
 	g.extensions = map[string]string{"freeze.rego": `package kavach.ext
 
 deny contains {"code": "change_freeze", "reason": "no drops on production during the freeze"} if {
@@ -176,6 +216,13 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 		}
 		g.agents = append(g.agents, a.ID)
 		g.tokens = append(g.tokens, a.Token)
+		// Every level, at a score the default thresholds put there; every
+		// seventh agent keeps the store's own trust (or the initial level).
+		if i%7 != 3 {
+			level := g.rng.IntN(len(domain.TrustLevels))
+			score := []int{0, 40, 60, 80, 95}[level] + g.rng.IntN([]int{40, 20, 20, 15, 6}[level])
+			g.src.trust[a.ID] = domain.Trust{Score: score, Level: domain.DefaultTrustThresholds.Level(score), ComputedAt: g.now}
+		}
 		if i%13 == 12 {
 			if _, err := svc.RevokeAgent(ctx, a.ID); err != nil {
 				t.Fatal(err)
@@ -209,6 +256,13 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 			}
 		}
 	}
+	// Suspended after delegating, as containment would: their own calls
+	// and the chains they delegate through stop counting.
+	for i, id := range g.agents {
+		if i%9 == 4 {
+			g.src.suspended[id] = true
+		}
+	}
 	// Approval requests in every state.
 	for i := range 30 {
 		a, err := st.CreateApproval(ctx, domain.Approval{AgentID: pick(g.agents), OwnerID: "user-0", Action: pick(parityActions),
@@ -235,7 +289,8 @@ deny contains {"code": "change_freeze", "reason": "no drops on production during
 
 func (g *world) constraints() map[string]any {
 	c := map[string]any{}
-	switch g.rng.IntN(6) {
+	level := func() string { return domain.TrustLevels[g.rng.IntN(len(domain.TrustLevels))] }
+	switch g.rng.IntN(9) {
 	case 0:
 		c["maxCallsPerHour"] = float64(1 + g.rng.IntN(5))
 	case 1:
@@ -258,8 +313,40 @@ func (g *world) constraints() map[string]any {
 	case 5:
 		c["maxCallsPerHour"] = float64(2)
 		c["requireApproval"] = true
+	case 6:
+		c["minTrustLevel"] = level()
+	case 7:
+		c["requireApproval"] = level()
+	case 8:
+		c["minTrustLevel"] = level()
+		c["requireApproval"] = level()
+		if g.rng.IntN(2) == 0 {
+			c["ipAllowlist"] = []any{"10.0.0.0/8"}
+		}
 	}
 	return c
+}
+
+// trustedSource is the store with trust levels and suspensions laid over
+// its agents, as the policy data would carry them once the trust scorer or
+// containment has set them: the parity test needs every level and some
+// suspended agents whatever the store's own scores say.
+type trustedSource struct {
+	*store.Store
+	trust     map[string]domain.Trust
+	suspended map[string]bool
+}
+
+func (s trustedSource) EachAgent(ctx context.Context, fn func(domain.Agent) error) error {
+	return s.Store.EachAgent(ctx, func(a domain.Agent) error {
+		if t, ok := s.trust[a.ID]; ok {
+			a.Trust = t
+		}
+		if s.suspended[a.ID] && a.Status != domain.StatusRevoked {
+			a.Status = domain.StatusSuspended
+		}
+		return fn(a)
+	})
 }
 
 func (g *world) request(_ int) engine.Input {
@@ -362,10 +449,18 @@ func startOPA(t *testing.T, dir, bundlePath string) string {
 	}
 }
 
-func queryOPA(t *testing.T, url string, input any) any {
+// codeOf is a decision document's code.
+func codeOf(doc any) string {
+	m, _ := doc.(map[string]any)
+	return fmt.Sprint(m["code"])
+}
+
+// queryOPA asks stock OPA for data.kavach.authz.<rule> (decision or
+// explanation).
+func queryOPA(t *testing.T, url, rule string, input any) any {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"input": input})
-	resp, err := http.Post(url+"/v1/data/kavach/authz/decision", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(url+"/v1/data/kavach/authz/"+rule, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,14 +17,16 @@ package kavach.authz
 
 import data.kavach.resources
 
-# One ordered chain, the common cases early. The first four denials depend
+# One ordered chain, the common cases early. The first five denials depend
 # on the agent's record alone and are decided before any permission or
 # extension is looked at: they hold until the data changes (an expired
-# agent stays expired). Without extensions, an allow by an own permission
-# without constraints (the first stored) and a call no permission matches
-# depend on nothing but the data either: they hold until the agent expires
-# (the cached branches require its expiresAt, which synced data always
-# has). Extensions may depend on anything, so with them loaded these
+# agent stays expired; a suspended one until the write that resumes it).
+# The states an admin or containment sets (revoked, suspended) come before
+# the one the clock brings (expired). Without extensions, an allow by an own
+# permission without constraints (the first stored) and a call no permission
+# matches depend on nothing but the data either: they hold until the agent
+# expires (the cached branches require its expiresAt, which synced data
+# always has). Extensions may depend on anything, so with them loaded these
 # decisions come from the general branches, which are never cached. Every
 # literal here is written out in place: a value handed through one more
 # rule or function costs allocations on every decision.
@@ -51,8 +53,8 @@ decision := _deny(
 	not _agent
 } else := _deny("agent_not_found", sprintf("agent %q does not exist", [input.agentId]), {"until": null}) if {
 	not _agent
-} else := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
-	_agent.status == "revoked"
+} else := _held_back if {
+	_agent.status != "active"
 } else := _deny("agent_expired", sprintf("agent %q expired", [agent_id]), {"until": null}) if {
 	is_number(_agent.expiresAt)
 	_now >= _agent.expiresAt
@@ -92,6 +94,17 @@ decision := _deny(
 	sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
 	false,
 )
+
+# An agent revoked, or suspended: one test on the common path for both.
+_held_back := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
+	_agent.status == "revoked"
+} else := _deny(
+	"agent_suspended",
+	sprintf("agent %q is suspended until an admin resumes it", [agent_id]),
+	{"until": null},
+) if {
+	_agent.status == "suspended"
+}
 
 # METADATA
 # description: |

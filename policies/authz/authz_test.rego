@@ -23,6 +23,18 @@ _agents := {
 		"status": "revoked",
 		"permissions": [{"resource": "*", "actions": ["*"]}],
 	},
+	"agt_suspended": {
+		"ownerId": "user-1",
+		"status": "suspended",
+		"expiresAt": null,
+		"permissions": [{"resource": "*", "actions": ["*"]}],
+	},
+	"agt_suspended_expired": {
+		"ownerId": "user-1",
+		"status": "suspended",
+		"expiresAt": 1000,
+		"permissions": [{"resource": "*", "actions": ["*"]}],
+	},
 	"agt_expiring": {
 		"ownerId": "user-1",
 		"status": "active",
@@ -39,7 +51,7 @@ _agents := {
 	},
 }
 
-_tokens := {"hash-reader": "agt_reader", "hash-revoked": "agt_revoked", "hash-dangling": "agt_gone"}
+_tokens := {"hash-reader": "agt_reader", "hash-revoked": "agt_revoked", "hash-suspended": "agt_suspended", "hash-dangling": "agt_gone"}
 
 _decide(inp) := d if {
 	d := authz.decision with input as inp
@@ -94,6 +106,30 @@ test_agent_id_wins_over_token if _code({"agentId": "agt_nope", "tokenHash": "has
 test_revoked_by_id if _code({"agentId": "agt_revoked", "action": "read", "resource": "x", "now": 1}) == "agent_revoked"
 
 test_revoked_by_token if _code({"tokenHash": "hash-revoked", "action": "read", "resource": "x", "now": 1}) == "agent_revoked"
+
+test_suspended_by_id if {
+	d := _decide({"agentId": "agt_suspended", "action": "read", "resource": "x", "now": 1})
+	not d.allowed
+	d.code == "agent_suspended"
+	d.reason == `agent "agt_suspended" is suspended until an admin resumes it`
+	d.agentId == "agt_suspended"
+	d.ownerId == "user-1"
+}
+
+test_suspended_by_token if {
+	d := _decide({"tokenHash": "hash-suspended", "action": "read", "resource": "x", "now": 1})
+	d.code == "agent_suspended"
+	d.agentId == "agt_suspended"
+}
+
+# Revoked before suspended before expired: the states an admin or
+# containment sets come before the one the clock brings.
+test_suspended_comes_before_expired_after_revoked if {
+	_code({"agentId": "agt_suspended_expired", "action": "read", "resource": "x", "now": 5000}) == "agent_suspended"
+	revoked := authz.decision with input as {"agentId": "agt_revoked", "action": "read", "resource": "x", "now": 1}
+		with data.kavach.agents as {"agt_revoked": object.union(_agents.agt_revoked, {"expiresAt": 0})}
+	revoked.code == "agent_revoked"
+}
 
 test_expired_at_and_after_expiry if {
 	_code({"agentId": "agt_expiring", "action": "read", "resource": "x", "now": 1000}) == "agent_expired"

@@ -21,6 +21,15 @@ _cagents := {
 		"permissions": [{"key": "k1", "resource": "docs:*", "actions": ["read"]}],
 	},
 	"revoked": {"ownerId": "u", "status": "revoked", "expiresAt": null, "permissions": []},
+	"suspended": {"ownerId": "u", "status": "suspended", "expiresAt": null, "permissions": []},
+	"earning": {
+		"ownerId": "u", "status": "active", "expiresAt": null, "trust": {"level": "standard", "score": 70},
+		"permissions": [
+			{"key": "k5", "resource": "deploy:*", "actions": ["ship"], "constraints": {"requireApproval": "trusted"}},
+			{"key": "k6", "resource": "prod:*", "actions": ["drop"], "constraints": {"minTrustLevel": "standard"}},
+			{"key": "k7", "resource": "vault:*", "actions": ["open"], "constraints": {"minTrustLevel": "elevated"}},
+		],
+	},
 	"expired": {"ownerId": "u", "status": "active", "expiresAt": 1000, "permissions": []},
 	"sub": {"ownerId": "u", "status": "active", "expiresAt": null, "permissions": [], "incoming": ["d1"]},
 }
@@ -60,6 +69,7 @@ test_denials_about_the_agent_hold_until_the_data_changes if {
 		{"tokenHash": "nope", "action": "read", "resource": "docs:x"},
 		{"agentId": "nobody", "action": "read", "resource": "docs:x"},
 		{"agentId": "revoked", "action": "read", "resource": "docs:x"},
+		{"agentId": "suspended", "action": "read", "resource": "docs:x"},
 		{"agentId": "expired", "action": "read", "resource": "docs:x"},
 	] {
 		d := _cplain(inp)
@@ -150,4 +160,26 @@ test_other_failures_neither_consume_nor_cache if {
 		d.consumes == false
 		d.cache == false
 	}
+}
+
+# A decision trust decides is evaluated every time: a level change is a
+# data write, but an uncached decision does not even depend on that.
+# Approval a level asks for consumes, as under true; waived, nothing does.
+test_decisions_trust_decides_are_not_cached if {
+	every c in [
+		[{"agentId": "earning", "action": "ship", "resource": "deploy:x"}, "approval_required", true],
+		[{"agentId": "earning", "action": "drop", "resource": "prod:x"}, "allowed", false],
+		[{"agentId": "earning", "action": "open", "resource": "vault:x"}, "trust_insufficient", false],
+	] {
+		d := _cplain(c[0])
+		d.code == c[1]
+		d.consumes == c[2]
+		d.cache == false
+	}
+	waived := authz.decision with input as {"agentId": "earning", "action": "ship", "resource": "deploy:x", "now": 2000}
+		with data.kavach.agents as {"earning": object.union(_cagents.earning, {"trust": {"level": "trusted", "score": 81}})}
+		with data.kavach.ext as {}
+	waived.allowed
+	waived.consumes == false
+	waived.cache == false
 }

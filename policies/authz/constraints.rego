@@ -1,6 +1,8 @@
 package kavach.authz
 
-# Failures rank by how close they are to an allow (lower is closer).
+# Failures rank by how close they are to an allow (lower is closer): a
+# permission's checks run from the farthest (its delegation chain, then its
+# trust) to the closest (rate limits, then approval).
 _fail(rank, code, reason) := {"rank": rank, "code": code, "reason": reason}
 
 # The constraint sets that apply to a permission, each with the key its
@@ -19,9 +21,17 @@ _constraint_sets(c) := array.flatten([
 ])
 
 # Checked in this order; the first failure is the permission's failure.
-# Rate limits and approvals come last, so a call denied for another reason
-# neither asks a human nor consumes quota.
-_constraint_failure(c) := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
+# Trust first: the agent has not earned the permission yet, whatever the
+# request. Rate limits and approvals come last, so a call denied for another
+# reason neither asks a human nor consumes quota.
+_constraint_failure(c) := _fail(6, "trust_insufficient", sprintf(
+	"permission %q: %s is below the required %s",
+	[c.perm.resource, _trust_desc, _unmet_trust(c)[0]],
+)) if {
+	some s in _constraint_sets(c)
+	level := s.constraints.minTrustLevel
+	not _meets(level)
+} else := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
 	some s in _constraint_sets(c)
 	not _ip_allowed(s.constraints)
 } else := _fail(4, "outside_time_window", sprintf(
@@ -43,6 +53,33 @@ _constraint_failure(c) := _fail(5, "ip_not_allowed", _ip_reason(c)) if {
 } else := _approval_failure(c) if {
 	_needs_approval(c)
 }
+
+# --- minTrustLevel: the calling agent's own level must rank at least as high.
+# For a delegated permission that is the delegate's level (the agent making
+# the call), never the delegator's.
+
+_unmet_trust(c) := [s.constraints.minTrustLevel |
+	some s in _constraint_sets(c)
+	not _meets(s.constraints.minTrustLevel)
+]
+
+# Trust levels, lowest first; a level's rank is its position.
+_trust_ranks := {"untrusted": 0, "limited": 1, "standard": 2, "trusted": 3, "elevated": 4}
+
+# The agent's rank, from the level the data holds (the sync writes it for
+# every agent). An agent without one, or with a name this policy does not
+# know, meets no level: a trust constraint then denies, or asks a human.
+default _trust_rank := -1
+
+_trust_rank := _trust_ranks[_agent.trust.level]
+
+# A level that is no level is never met.
+_meets(level) if _trust_rank >= _trust_ranks[level]
+
+# What reasons say of the agent's trust.
+default _trust_desc := "agent trust level unknown"
+
+_trust_desc := sprintf("agent trust level %s (score %d)", [_agent.trust.level, _agent.trust.score])
 
 # --- ipAllowlist: entries are CIDR prefixes (exact addresses are synced as /32 or /128).
 
@@ -147,12 +184,29 @@ _exceeded(c) := [l |
 _calls(key) := object.get(object.get(input, "calls", {}), key, 0)
 
 # --- requireApproval: an approved, unexpired, unused request for this agent,
-# action and resource, passed as input.approvalId.
+# action and resource, passed as input.approvalId. true asks every time; a
+# level name asks only while the calling agent's level ranks below it, so an
+# agent earns autonomy as its trust grows.
 
 _needs_approval(c) if {
 	some s in _constraint_sets(c)
-	s.constraints.requireApproval == true
+	_approval_needed(s.constraints.requireApproval)
 }
+
+_approval_needed(true) := true
+
+_approval_needed(level) if {
+	is_string(level)
+	not _meets(level)
+}
+
+# The levels at which this permission's approval is waived because the
+# agent's level reaches them (empty when none is): reasons say so.
+_approval_waived(c) := [s.constraints.requireApproval |
+	some s in _constraint_sets(c)
+	is_string(s.constraints.requireApproval)
+	_meets(s.constraints.requireApproval)
+]
 
 # The human to ask: the owner of the agent whose own permission the call
 # exercises (for a delegated permission, the first delegator's owner).
@@ -166,8 +220,8 @@ _approval := data.kavach.approvals[input.approvalId]
 
 _approval_failure(c) := object.union(
 	_fail(1, "approval_required", sprintf(
-		"permission %q requires human approval; an approval request was created",
-		[c.perm.resource],
+		"permission %q requires human approval%s; an approval request was created",
+		[c.perm.resource, _approval_why(c)],
 	)),
 	{"extra": {"approvalRequired": true, "approvalOwner": _approval_owner(c), "consumes": true}},
 ) if {
@@ -191,6 +245,38 @@ _approval_failure(c) := object.union(
 } else := _approval_fail("approval_used", sprintf("approval %q has already been used", [input.approvalId])) if {
 	_approval.status != "approved"
 }
+
+# Why approval is needed, when trust decides it: "" when the permission asks
+# every time.
+_approval_why(c) := "" if {
+	some s in _constraint_sets(c)
+	s.constraints.requireApproval == true
+} else := sprintf(" while the agent's trust level is below %s (%s)", [_approval_levels(c)[0], _trust_desc])
+
+_approval_levels(c) := [s.constraints.requireApproval |
+	some s in _constraint_sets(c)
+	is_string(s.constraints.requireApproval)
+	not _meets(s.constraints.requireApproval)
+]
+
+# What trust decided in favour of a permission that holds, for explanations:
+# the minimum levels the agent meets, the approvals its level waives. ""
+# when trust decided nothing. (An allow's reason leaves it out: it would cost
+# every constrained allow a pass over its constraint sets.)
+_trust_note(c) := "" if {
+	count(_trust_notes(c)) == 0
+} else := sprintf("; %s %s", [_trust_desc, concat(" and ", _trust_notes(c))])
+
+_trust_notes(c) := array.concat(
+	[sprintf("meets the required %s", [l]) |
+		some s in _constraint_sets(c)
+		l := s.constraints.minTrustLevel
+	],
+	[sprintf("is high enough to skip approval (required below %s)", [l]) |
+		not _needs_approval(c)
+		some l in _approval_waived(c)
+	],
+)
 
 # Approval failures come after the rate limits, which a first evaluation
 # checks without the call counts: a decision that ends on one consumes (see

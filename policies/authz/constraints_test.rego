@@ -173,3 +173,161 @@ test_approval_mismatch if {
 	not theirs.allowed
 	_with_approval("apr_theirs_pending").code == "approval_mismatch"
 }
+
+# --- Trust: minTrustLevel and requireApproval with a level, against the
+# calling agent's level as the data holds it.
+
+_trusted_agent(level, score, perms) := {"a": {"ownerId": "u", "status": "active", "permissions": perms, "trust": {"level": level, "score": score}}}
+
+_tcall(level, score, perms, extra) := d if {
+	d := authz.decision with input as object.union({"agentId": "a", "action": "call", "resource": "r:x", "now": _wed_1030}, extra)
+		with data.kavach.agents as _trusted_agent(level, score, perms)
+		with data.kavach.delegations as {}
+		with data.kavach.approvals as _approvals
+}
+
+_texplain(level, score, perms) := e if {
+	e := authz.explanation with input as {"agentId": "a", "action": "call", "resource": "r:x", "now": _wed_1030}
+		with data.kavach.agents as _trusted_agent(level, score, perms)
+		with data.kavach.delegations as {}
+		with data.kavach.approvals as _approvals
+}
+
+test_min_trust_level_denies_below_and_allows_at_or_above if {
+	p := [_perm({"minTrustLevel": "standard"})]
+	d := _tcall("limited", 52, p, {})
+	not d.allowed
+	d.code == "trust_insufficient"
+	d.reason == `permission "r:*": agent trust level limited (score 52) is below the required standard`
+	d.cache == false
+	d.consumes == false
+	_tcall("untrusted", 10, p, {}).code == "trust_insufficient"
+	every level in ["standard", "trusted", "elevated"] {
+		a := _tcall(level, 90, p, {})
+		a.allowed
+		a.reason == `permission "r:*" allows "call" on "r:x"`
+		a.cache == false
+	}
+}
+
+# The lowest level is met by every agent that has a level.
+test_min_trust_level_untrusted_is_always_met if _tcall("untrusted", 0, [_perm({"minTrustLevel": "untrusted"})], {}).allowed
+
+# Data without a trust level (written by hand), or with a name the policy
+# does not know, meets no level: trust constraints deny, or ask a human.
+test_unknown_trust_meets_no_level if {
+	p := [_perm({"minTrustLevel": "untrusted"})]
+	d := _call(p, {})
+	d.code == "trust_insufficient"
+	d.reason == `permission "r:*": agent trust level unknown is below the required untrusted`
+	_tcall("sovereign", 99, p, {}).code == "trust_insufficient"
+	_tcall("elevated", 99, [_perm({"minTrustLevel": "sovereign"})], {}).code == "trust_insufficient"
+	_call([_perm({"requireApproval": "limited"})], {}).code == "approval_required"
+	_tcall("elevated", 99, [_perm({"requireApproval": "sovereign"})], {}).code == "approval_required"
+}
+
+# A call refused for trust neither asks a human nor uses quota; trust is
+# checked before every other constraint.
+test_trust_is_checked_first if {
+	p := [_perm({"minTrustLevel": "trusted", "ipAllowlist": ["10.0.0.0/8"], "requireApproval": true, "maxCallsPerHour": 1})]
+	every extra in [{}, {"ip": "8.8.8.8"}, {"ip": "10.0.0.1", "calls": {"k1": 1}}, {"ip": "10.0.0.1"}] {
+		d := _tcall("standard", 70, p, extra)
+		d.code == "trust_insufficient"
+		not d.approvalRequired
+		d.consumes == false
+	}
+	_tcall("trusted", 85, p, {"ip": "8.8.8.8"}).code == "ip_not_allowed"
+	_tcall("trusted", 85, p, {"ip": "10.0.0.1", "calls": {"k1": 1}}).code == "rate_limited"
+	_tcall("trusted", 85, p, {"ip": "10.0.0.1"}).code == "approval_required"
+}
+
+# Among several matching permissions, a failure the request could fix (an
+# IP address) is closer to an allow than trust the agent has yet to earn.
+test_trust_failure_ranks_below_request_failures if {
+	p := [_perm({"minTrustLevel": "elevated"}), object.union(_perm({"ipAllowlist": ["10.0.0.0/8"]}), {"key": "k2"})]
+	_tcall("limited", 50, p, {"ip": "8.8.8.8"}).code == "ip_not_allowed"
+	_tcall("limited", 50, p, {"ip": "10.0.0.1"}).allowed
+	_tcall("limited", 50, [_perm({"minTrustLevel": "elevated"})], {"ip": "8.8.8.8"}).code == "trust_insufficient"
+}
+
+# requireApproval with a level asks a human only while the agent's level
+# ranks below it: agents earn autonomy. true asks always, false never.
+test_require_approval_below_a_level if {
+	p := [_perm({"requireApproval": "trusted"})]
+	every level in ["untrusted", "limited", "standard"] {
+		d := _tcall(level, 70, p, {})
+		d.code == "approval_required"
+		d.approvalRequired
+		d.consumes == true
+		d.reason == sprintf(
+			`permission "r:*" requires human approval while the agent's trust level is below trusted (agent trust level %s (score 70)); an approval request was created`,
+			[level],
+		)
+	}
+	every level in ["trusted", "elevated"] {
+		d := _tcall(level, 96, p, {})
+		d.allowed
+		d.consumes == false
+		not d.permission.approvalId
+	}
+
+	# Below the level, an approval works as it does under true, and is used.
+	ok := _tcall("standard", 70, p, {"approvalId": "apr_ok"})
+	ok.allowed
+	ok.permission.approvalId == "apr_ok"
+	ok.consumes == true
+	_tcall("standard", 70, p, {"approvalId": "apr_pending"}).code == "approval_pending"
+
+	# At the level, an approval it is sent is ignored, not used up.
+	skip := _tcall("trusted", 85, p, {"approvalId": "apr_ok"})
+	skip.allowed
+	not skip.permission.approvalId
+	skip.consumes == false
+
+	# true and false keep their meaning, whatever the level.
+	_tcall("elevated", 100, [_perm({"requireApproval": true})], {}).code == "approval_required"
+	_tcall("untrusted", 0, [_perm({"requireApproval": false})], {}).allowed
+}
+
+# An approval true is asked for whatever the level, and the reasons say
+# nothing of trust then.
+test_require_approval_true_wins_over_a_met_level if {
+	p := [_perm({"requireApproval": true, "minTrustLevel": "trusted"})]
+	d := _tcall("elevated", 99, p, {})
+	d.code == "approval_required"
+	d.reason == `permission "r:*" requires human approval; an approval request was created`
+	e := _texplain("elevated", 99, p)
+	e.considered[0].result == "approval_required"
+	e.considered[0].reason == d.reason
+	a := _tcall("elevated", 99, p, {"approvalId": "apr_ok"})
+	a.allowed
+	a.permission.approvalId == "apr_ok"
+}
+
+# A permission that consumes nothing is preferred: one whose approval the
+# agent's level waives is such a permission.
+test_waived_approval_is_preferred_to_a_rate_limit if {
+	p := [_perm({"maxCallsPerHour": 5}), object.union(_perm({"requireApproval": "standard"}), {"key": "k2"})]
+	d := _tcall("standard", 65, p, {})
+	d.permission.key == "k2"
+	d.consumes == false
+	_tcall("limited", 45, p, {}).permission.key == "k1"
+}
+
+test_explanation_names_trust_when_it_decides if {
+	low := _texplain("limited", 52, [_perm({"minTrustLevel": "standard"})])
+	low.considered[0].result == "trust_insufficient"
+	low.considered[0].reason == `permission "r:*": agent trust level limited (score 52) is below the required standard`
+
+	high := _texplain("trusted", 85, [_perm({"minTrustLevel": "standard", "requireApproval": "trusted"})])
+	high.considered[0].result == "allowed"
+	high.considered[0].reason == "the permission matches and all its constraints hold; agent trust level trusted (score 85) meets the required standard and is high enough to skip approval (required below trusted)"
+
+	ask := _texplain("standard", 70, [_perm({"requireApproval": "trusted"})])
+	ask.considered[0].result == "approval_required"
+	contains(ask.considered[0].reason, "below trusted (agent trust level standard (score 70))")
+
+	# Trust that decides nothing is not mentioned.
+	plain := _texplain("trusted", 85, [_perm({"maxCallsPerHour": 5})])
+	plain.considered[0].reason == "the permission matches and all its constraints hold"
+}

@@ -1,19 +1,17 @@
 package kavach.authz
 
 # A delegated permission counts only while every link of its chain is active
-# and unexpired, every delegator along it is active and unexpired, and the
-# root delegator still holds the very permission the chain was cut from.
-_chain_failure(c) := _fail(6, "delegation_revoked", sprintf(
-	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
-	[c.perm.resource, _revoked_links(c)[0]],
-)) if {
+# and unexpired, every delegator along it is active (neither revoked nor
+# suspended) and unexpired, and the root delegator still holds the very
+# permission the chain was cut from.
+_chain_failure(c) := _fail(7, "delegation_revoked", _revoked_reason(c.perm.resource, _revoked_links(c)[0])) if {
 	count(_revoked_links(c)) > 0
-} else := _fail(6, "delegation_expired", sprintf(
+} else := _fail(7, "delegation_expired", sprintf(
 	"permission %q was delegated through %s, which has expired or whose delegator has expired",
 	[c.perm.resource, _expired_links(c)[0]],
 )) if {
 	count(_expired_links(c)) > 0
-} else := _fail(6, "delegation_revoked", sprintf(
+} else := _fail(7, "delegation_revoked", sprintf(
 	"permission %q was delegated through %s, but the delegator no longer holds the permission it was delegated from",
 	[c.perm.resource, c.links[0][0]],
 )) if {
@@ -41,7 +39,22 @@ _link_revoked(id) if data.kavach.delegations[id].status != "active"
 
 _link_revoked(id) if not data.kavach.agents[data.kavach.delegations[id].fromAgent]
 
+# A delegator revoked or suspended: a suspended one's delegations stop
+# counting until it is resumed.
 _link_revoked(id) if data.kavach.agents[data.kavach.delegations[id].fromAgent].status != "active"
+
+# The first broken link decides the reason; only a suspended delegator's is
+# told apart, since resuming it restores the chain.
+_revoked_reason(resource, id) := sprintf(
+	"permission %q was delegated through %s, whose delegator is suspended",
+	[resource, id],
+) if {
+	data.kavach.delegations[id].status == "active"
+	data.kavach.agents[data.kavach.delegations[id].fromAgent].status == "suspended"
+} else := sprintf(
+	"permission %q was delegated through %s, which is revoked or whose delegator is revoked",
+	[resource, id],
+)
 
 _link_expired(id) if _now >= data.kavach.delegations[id].expiresAt
 

@@ -92,6 +92,30 @@ test_revoked_delegator_cuts_off_downstream if {
 	_dcall("helper", "read", "mcp:github:issues", o2).code == "delegation_revoked"
 }
 
+# A suspended delegator's delegations stop counting, as a revoked one's do,
+# and count again once it is resumed (its status active again).
+test_suspended_delegator_cuts_off_downstream if {
+	o := {"agents": {"orch": object.union(_dagents.orch, {"status": "suspended"})}}
+	d := _dcall("helper", "read", "mcp:github:issues", o)
+	d.code == "delegation_revoked"
+	d.reason == `permission "mcp:github:issues" was delegated through d1, whose delegator is suspended`
+	_dcall("worker", "read", "mcp:github:issues", o).code == "delegation_revoked"
+	o2 := {"agents": {"worker": object.union(_dagents.worker, {"status": "suspended"})}}
+	w := _dcall("helper", "read", "mcp:github:issues", o2)
+	w.code == "delegation_revoked"
+	contains(w.reason, "through d2, whose delegator is suspended")
+
+	# The suspended agent itself is denied before its permissions are looked at.
+	_dcall("worker", "read", "mcp:github:issues", o2).code == "agent_suspended"
+
+	# A link that is revoked outright says so first.
+	o3 := {
+		"agents": {"orch": object.union(_dagents.orch, {"status": "suspended"})},
+		"delegations": {"d1": object.union(_ddelegations.d1, {"status": "revoked"})},
+	}
+	contains(_dcall("helper", "read", "mcp:github:issues", o3).reason, "which is revoked")
+}
+
 test_missing_link_or_delegator_is_revoked if {
 	o := {"delegations": {"d1": object.union(_ddelegations.d1, {"fromAgent": "ghost"})}}
 	_dcall("helper", "read", "mcp:github:issues", o).code == "delegation_revoked"
@@ -158,6 +182,14 @@ test_effective_permissions if {
 	revoked := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
 		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"status": "revoked"})})
 	revoked == []
+
+	suspended := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
+		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"status": "suspended"})})
+	suspended == []
+	downstream := authz.effective_permissions with input as {"agentId": "helper", "now": _t}
+		with data.kavach.agents as object.union(_dagents, {"worker": object.union(_dagents.worker, {"status": "suspended"})})
+		with data.kavach.delegations as _ddelegations
+	downstream == []
 
 	expired := authz.effective_permissions with input as {"agentId": "orch", "now": _t}
 		with data.kavach.agents as object.union(_dagents, {"orch": object.union(_dagents.orch, {"expiresAt": 1})})
@@ -259,4 +291,82 @@ _shows_what_decisions_check(agent) if {
 	checked := authz._constraint_sets(c) with data.kavach.agents as _eagents with data.kavach.delegations as _edelegations
 	shown := array.concat([s | s := e.constraints], [s.constraints | some s in object.get(e, "inheritedConstraints", [])])
 	sort([s.constraints | some s in checked]) == sort(shown)
+}
+
+# Trust constraints are inherited like the others: from the root
+# delegator's own permission (live) and from the grants up the chain (as
+# given), the child's own on top. What they check is the trust of the agent
+# making the call, the delegate, never the delegator's.
+_tagents := {
+	"orch": {"ownerId": "u", "status": "active", "trust": {"level": "untrusted", "score": 5}, "permissions": [{
+		"key": "o1", "resource": "mcp:github:*", "actions": ["read", "comment"],
+		"constraints": {"minTrustLevel": "standard"},
+	}]},
+	"worker": {"ownerId": "u", "status": "active", "trust": {"level": "trusted", "score": 88}, "permissions": [], "incoming": ["d1"]},
+	"helper": {"ownerId": "u", "status": "active", "trust": {"level": "standard", "score": 66}, "permissions": [], "incoming": ["d2"]},
+}
+
+_tdelegations := {
+	"d1": {"id": "d1", "fromAgent": "orch", "toAgent": "worker", "status": "active", "expiresAt": 5000, "depth": 1, "maxDepth": 3, "permissions": [{
+		"key": "k1", "resource": "mcp:github:issues", "actions": ["read", "comment"], "constraints": {"requireApproval": "trusted"},
+		"chain": [], "inherited": [], "coveredBy": "o1",
+	}]},
+	"d2": {"id": "d2", "fromAgent": "worker", "toAgent": "helper", "status": "active", "expiresAt": 5000, "depth": 2, "maxDepth": 3, "permissions": [{
+		"key": "k2", "resource": "mcp:github:issues", "actions": ["read"],
+		"chain": [["d1", 0]], "inherited": [{"key": "k1", "constraints": {"requireApproval": "trusted"}}], "coveredBy": "k1",
+	}]},
+}
+
+_tdcall(agent, trusts) := d if {
+	agents := {id: a |
+		some id, a in _tagents
+		not trusts[id]
+	}
+	changed := {id: object.union(_tagents[id], {"trust": t}) | some id, t in trusts}
+	d := authz.decision with input as {"agentId": agent, "action": "read", "resource": "mcp:github:issues", "now": _t}
+		with data.kavach.agents as object.union(agents, changed)
+		with data.kavach.delegations as _tdelegations
+		with data.kavach.approvals as {}
+}
+
+test_delegated_trust_constraints_check_the_delegates_level if {
+	# worker (trusted) meets the root's minimum (standard) and d1's approval
+	# level (trusted), though its delegator is untrusted.
+	w := _tdcall("worker", {})
+	w.allowed
+	w.consumes == false
+	e := authz.explanation with input as {"agentId": "worker", "action": "read", "resource": "mcp:github:issues", "now": _t}
+		with data.kavach.agents as _tagents
+		with data.kavach.delegations as _tdelegations
+	e.considered[0].result == "allowed"
+	e.considered[0].reason == "the permission matches and all its constraints hold; agent trust level trusted (score 88) meets the required standard and is high enough to skip approval (required below trusted)"
+
+	# helper (standard) meets the root's minimum, but d1's approval level,
+	# inherited as given, asks a human (the root delegator's owner).
+	h := _tdcall("helper", {})
+	h.code == "approval_required"
+	h.approvalOwner == "u"
+	contains(h.reason, "below trusted (agent trust level standard (score 66))")
+
+	# helper at limited: the root's own minimum, applied live, refuses first.
+	l := _tdcall("helper", {"helper": {"level": "limited", "score": 41}})
+	l.code == "trust_insufficient"
+	l.reason == `permission "mcp:github:issues": agent trust level limited (score 41) is below the required standard`
+
+	# The delegate's rise is what counts: helper at elevated needs no approval.
+	_tdcall("helper", {"helper": {"level": "elevated", "score": 97}}).allowed
+
+	# The delegator's trust does not: worker stays allowed with orch elevated or untrusted.
+	_tdcall("worker", {"orch": {"level": "elevated", "score": 99}}).allowed
+}
+
+test_delegated_trust_constraints_in_effective_permissions if {
+	[h] := authz.effective_permissions with input as {"agentId": "helper", "now": _t}
+		with data.kavach.agents as _tagents
+		with data.kavach.delegations as _tdelegations
+	not h.constraints
+	h.inheritedConstraints == [
+		{"from": "orch", "constraints": {"minTrustLevel": "standard"}},
+		{"from": "d1", "constraints": {"requireApproval": "trusted"}},
+	]
 }

@@ -42,7 +42,10 @@ _verdict(c) := {"result": "out_of_scope", "reason": "the access token's scopes d
 	not resources.match(c.perm.resource, input.resource)
 } else := {"result": f.code, "reason": f.reason} if {
 	f := _failure(c)
-} else := {"result": "allowed", "reason": "the permission matches and all its constraints hold"}
+} else := {
+	"result": "allowed",
+	"reason": sprintf("the permission matches and all its constraints hold%s", [_trust_note(c)]),
+}
 
 _in_scope(c) if {
 	c.source == "own"

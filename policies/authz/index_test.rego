@@ -76,6 +76,36 @@ _agents := {
 		"anyAction": [],
 		"incoming": ["dlg_2"],
 	},
+	"agt_synced_suspended": {
+		"ownerId": "user-1",
+		"status": "suspended",
+		"expiresAt": null,
+		"permissions": [{"key": "p_1", "resource": "*", "glob": "**", "actions": ["read"]}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
+		"trust": {"level": "untrusted", "score": 12},
+	},
+	# Trust constraints, own and delegated, at the agent's level.
+	"agt_earning": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [
+			{
+				"key": "p_8", "resource": "mcp:deploy:*", "glob": "mcp:deploy:?**", "actions": ["execute"],
+				"constraints": {"requireApproval": "trusted"},
+			},
+			{
+				"key": "p_9", "resource": "mcp:db:*", "glob": "mcp:db:?**", "actions": ["*"],
+				"constraints": {"minTrustLevel": "standard"},
+			},
+			{"key": "p_10", "resource": "mcp:db:reports", "glob": "mcp:db:reports", "actions": ["read"]},
+		],
+		"byAction": {"execute": [0, 1], "read": [1, 2]},
+		"anyAction": [1],
+		"incoming": ["dlg_3"],
+		"trust": {"level": "standard", "score": 64},
+	},
 	"agt_synced_revoked": {
 		"ownerId": "user-1",
 		"status": "revoked",
@@ -102,9 +132,17 @@ _delegations := {
 			"coveredBy": "p_2", "inherited": [], "chain": [],
 		}],
 	},
+	"dlg_3": {
+		"id": "dlg_3", "fromAgent": "agt_synced", "toAgent": "agt_earning", "status": "active",
+		"expiresAt": 10000, "depth": 1, "maxDepth": 2,
+		"permissions": [{
+			"key": "p_3", "resource": "admin:*:delete", "glob": "admin:?*:delete", "actions": ["purge"],
+			"constraints": {"minTrustLevel": "trusted"}, "coveredBy": "p_3", "inherited": [], "chain": [],
+		}],
+	},
 }
 
-_tokens := {"hash-synced": "agt_synced", "hash-gone": "agt_missing"}
+_tokens := {"hash-synced": "agt_synced", "hash-gone": "agt_missing", "hash-suspended": "agt_synced_suspended", "hash-earning": "agt_earning"}
 
 _freeze := {{"code": "change_freeze", "reason": "frozen"}}
 
@@ -163,6 +201,15 @@ _requests := [
 	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "scopeKeys": ["p_6"]},
 	{"agentId": "agt_dup", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_2"]},
 	{"tokenHash": "hash-synced", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_1"]},
+	# Suspended; trust constraints at the agent's level.
+	{"agentId": "agt_synced_suspended", "action": "read", "resource": "x"},
+	{"tokenHash": "hash-suspended", "action": "read", "resource": "x"},
+	{"agentId": "agt_earning", "action": "execute", "resource": "mcp:deploy:prod"},
+	{"agentId": "agt_earning", "action": "execute", "resource": "mcp:db:main"},
+	{"agentId": "agt_earning", "action": "read", "resource": "mcp:db:reports"},
+	{"agentId": "agt_earning", "action": "purge", "resource": "admin:x:delete"},
+	{"tokenHash": "hash-earning", "action": "drop", "resource": "mcp:db:main"},
+	{"agentId": "agt_earning", "action": "execute", "resource": "mcp:deploy:prod", "scopeKeys": ["p_8"]},
 	# Extension denials (ext: data.kavach.ext.deny), well-formed or not.
 	{"agentId": "agt_synced", "action": "read", "resource": "mcp:github:issues", "ext": _freeze},
 	{"agentId": "agt_synced", "action": "write", "resource": "mcp:github:issues", "ext": _freeze},
@@ -170,6 +217,8 @@ _requests := [
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos", "ext": _freeze},
 	{"agentId": "agt_mixed", "action": "read", "resource": "mcp:jira:issues", "ext": _freeze, "scopeKeys": ["p_6"]},
 	{"agentId": "agt_synced_expired", "action": "read", "resource": "x", "ext": _freeze},
+	{"agentId": "agt_synced_suspended", "action": "read", "resource": "x", "ext": _freeze},
+	{"agentId": "agt_earning", "action": "execute", "resource": "mcp:db:main", "ext": _freeze},
 ]
 
 # A request's "now" defaults to 2000; its "ext" (not input) is the
@@ -222,6 +271,19 @@ test_denials_unchanged if {
 	_decide({"agentId": "agt_synced", "action": "post", "resource": "mcp:slack:random", "ip": "192.0.2.1"}, _agents).code == "ip_not_allowed"
 	_decide({"agentId": "agt_synced_expired", "action": "read", "resource": "x"}, _agents).code == "agent_expired"
 	_decide({"agentId": "agt_synced_revoked", "action": "read", "resource": "x"}, _agents).code == "agent_revoked"
+	_decide({"agentId": "agt_synced_suspended", "action": "read", "resource": "x"}, _agents).code == "agent_suspended"
+}
+
+# Trust constraints apply on synced data as on any: the agent's level
+# (standard) meets p_9's minimum but not the approval level of p_8, nor the
+# minimum of the delegated grant.
+test_trust_constraints_on_synced_data if {
+	_decide({"agentId": "agt_earning", "action": "execute", "resource": "mcp:deploy:prod"}, _agents).code == "approval_required"
+	_decide({"agentId": "agt_earning", "action": "execute", "resource": "mcp:db:main"}, _agents).allowed
+	_decide({"agentId": "agt_earning", "action": "purge", "resource": "admin:x:delete"}, _agents).code == "trust_insufficient"
+	d := _decide({"agentId": "agt_earning", "action": "read", "resource": "mcp:db:reports"}, _agents)
+	d.permission.key == "p_10"
+	d.cache == {"until": null}
 }
 
 test_extension_denials_bypass_shortcut if {

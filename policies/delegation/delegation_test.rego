@@ -116,3 +116,37 @@ test_redelegation_snapshots_the_chain_constraints if {
 		{"key": "d2#0", "constraints": {"requireApproval": true}},
 	]
 }
+
+# A chain whose delegator is suspended is broken as a revoked one is: what
+# it carries cannot be passed on. (Delegating from or to a suspended agent
+# is refused before the policy is asked: 409 agent_suspended.)
+test_chain_of_a_suspended_delegator_cannot_be_redelegated if {
+	c := delegation.check with input as {"now": 1000, "maxDepth": 3, "fromAgent": "worker", "toAgent": "leaf", "permissions": [{"resource": "mcp:github:issues", "actions": ["comment"]}]}
+		with data.kavach.agents as object.union(_agents, {"orch": object.union(_agents.orch, {"status": "suspended"})})
+		with data.kavach.delegations as _delegations
+	c.code == "delegation_escalation"
+}
+
+# Trust constraints are delegated and inherited like the others: a child
+# may add them, and a re-delegation snapshots those up the chain.
+test_trust_constraints_are_delegated_and_inherited if {
+	c := _check({"fromAgent": "orch", "toAgent": "leaf", "permissions": [{
+		"resource": "mcp:github:issues", "actions": ["read"],
+		"constraints": {"minTrustLevel": "standard", "requireApproval": "trusted"},
+	}]})
+	c.ok
+	c.grants[0].constraints == {"minTrustLevel": "standard", "requireApproval": "trusted"}
+
+	deeper := {
+		"d1": object.union(_delegations.d1, {"maxDepth": 3}),
+		"d2": object.union(_delegations.d2, {"maxDepth": 3, "permissions": [object.union(_delegations.d2.permissions[0], {"constraints": {"requireApproval": "elevated"}})]}),
+	}
+	r := delegation.check with input as {"now": 1000, "maxDepth": 3, "fromAgent": "helper", "toAgent": "leaf", "permissions": [{"resource": "mcp:github:issues", "actions": ["comment"]}]}
+		with data.kavach.agents as _agents
+		with data.kavach.delegations as deeper
+	r.ok
+	r.grants[0].inherited == [
+		{"key": "d1#0", "constraints": {"maxCallsPerHour": 5}},
+		{"key": "d2#0", "constraints": {"requireApproval": "elevated"}},
+	]
+}
