@@ -57,17 +57,6 @@ type Trust struct {
 	Window Duration `yaml:"window"`
 }
 
-// Anomaly types.
-const (
-	AnomalyHighFrequency  = "high_frequency"
-	AnomalyHighDenialRate = "high_denial_rate"
-	AnomalyOffHours       = "off_hours"
-	AnomalyProbing        = "probing"
-)
-
-// AnomalyTypes are the types detected, for anomaly.suspendOn.
-var AnomalyTypes = []string{AnomalyHighFrequency, AnomalyHighDenialRate, AnomalyOffHours, AnomalyProbing}
-
 // Defaults of the anomaly and trust sections.
 const (
 	DefaultHighFrequencyThreshold  = 500
@@ -118,8 +107,8 @@ func (c *Config) validateAnomaly() error {
 		}
 	}
 	for i, t := range a.SuspendOn {
-		if !slices.Contains(AnomalyTypes, t) {
-			return fmt.Errorf("anomaly.suspendOn[%d]: %q is not an anomaly type (%s)", i, t, strings.Join(AnomalyTypes, ", "))
+		if !slices.Contains(domain.AnomalyTypes, t) {
+			return fmt.Errorf("anomaly.suspendOn[%d]: %q is not an anomaly type (%s)", i, t, strings.Join(domain.AnomalyTypes, ", "))
 		}
 	}
 	if _, err := trustWindowRule.Parse(string(c.Trust.Window)); err != nil {
