@@ -377,18 +377,15 @@ func (s *Store) insertAnomaly(ctx context.Context, tx *txn, agentID, owner strin
 	}
 	an := domain.Anomaly{ID: s.ids.next("anm_", now), AgentID: agentID, Type: f.Type, Severity: f.Severity,
 		Window: fromMillis(window), DetectedAt: now, Description: f.Description, Evidence: raw}
-	rows, err := tx.QueryContext(ctx, `INSERT INTO anomalies (id, agent_id, type, severity, window_start, detected_at, description, evidence)
+	var id string
+	err = tx.QueryRowContext(ctx, `INSERT INTO anomalies (id, agent_id, type, severity, window_start, detected_at, description, evidence)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, type, window_start) DO NOTHING RETURNING id`,
-		an.ID, an.AgentID, an.Type, an.Severity, window, toMillis(now), an.Description, string(raw))
+		an.ID, an.AgentID, an.Type, an.Severity, window, toMillis(now), an.Description, string(raw)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Anomaly{}, false, nil // another replica stored it first
+	}
 	if err != nil {
 		return domain.Anomaly{}, false, fmt.Errorf("insert anomaly: %w", err)
-	}
-	inserted := rows.Next()
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return domain.Anomaly{}, false, fmt.Errorf("insert anomaly: %w", err)
-	}
-	if !inserted {
-		return domain.Anomaly{}, false, nil // another replica stored it first
 	}
 	err = s.insertEvent(ctx, tx, Event{Action: "anomaly.detected", Target: an.ID, AgentID: agentID, OwnerID: owner,
 		Reason: an.Description, Changes: map[string]any{"after": map[string]any{"type": an.Type, "severity": an.Severity,

@@ -217,7 +217,7 @@ func testEvidenceNamesTheAuditRows(t *testing.T, s *Store, c *clock) {
 	c.Add(2 * time.Hour)
 	hour := c.Now().Truncate(time.Hour)
 	r := hourly(1000, time.Hour)
-	r.Detect = func(t AgentTotals) []Finding {
+	r.Detect = func(AgentTotals) []Finding {
 		return []Finding{
 			{Type: domain.AnomalyHighDenialRate, Severity: domain.SeverityHigh, Window: hour, Hour: hour, Source: EvidenceDenials},
 			{Type: domain.AnomalyHighFrequency, Severity: domain.SeverityMedium, Window: hour, Hour: hour, Source: EvidenceCalls},
