@@ -64,6 +64,10 @@ func ReadExtensions(path string) (map[string]string, error) { return policy.Read
 // CheckScopes validates the permissions of the configured MCP scopes.
 func CheckScopes(scopes map[string][]api.Permission) error { return grants.CheckScopes(scopes) }
 
+// DecisionTap is the store's decision tap (store.Options.DecisionTap) that
+// anomaly detection needs.
+const DecisionTap = anomalies.TapSize
+
 // DefaultApprovalTTL is the seeds' default approval lifetime.
 const DefaultApprovalTTL = 300 * time.Second
 

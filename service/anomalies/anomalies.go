@@ -37,7 +37,9 @@ type Store interface {
 	PruneAnomalyCounters(ctx context.Context, before time.Time) (int64, error)
 }
 
-// Options are the anomaly and trust sections of the configuration.
+// Options are the anomaly and trust sections of the configuration; zero
+// values take config's defaults (500 calls, 50%, 10 calls, 5 resources,
+// KavachOS's thresholds, 7 days).
 type Options struct {
 	// Enabled runs detection and trust scoring; off, Run only counts
 	// agents by level.
@@ -119,6 +121,17 @@ func New(st Store, rep *replica.Replica, opts Options, now func() time.Time, log
 	}
 	if opts.Thresholds == (domain.TrustThresholds{}) {
 		opts.Thresholds = domain.DefaultTrustThresholds
+	}
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&opts.HighFrequency, 500}, {&opts.DenialRate, 50}, {&opts.MinCalls, 10}, {&opts.Probing, 5}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if opts.Window <= 0 {
+		opts.Window = 7 * 24 * time.Hour
 	}
 	s := &Anomalies{store: st, rep: rep, opts: opts, now: now, log: log, detected: map[string]*atomic.Uint64{}}
 	for _, t := range domain.AnomalyTypes {
