@@ -24,6 +24,7 @@ func anomalyTests() []storeTest {
 		{name: "SuspendOnAndResume", fn: testSuspendOnAndResume},
 		{name: "TrustLevelChangeReachesTheAgent", fn: testTrustLevelChangeReachesTheAgent},
 		{name: "InitialTrustFollowsTheThresholds", opens: testInitialTrustFollowsTheThresholds},
+		{name: "TrustIsRecomputedWhenItMayMove", fn: testTrustIsRecomputedWhenItMayMove},
 		{name: "DenialsAndAnomaliesLeaveTheWindow", fn: testDenialsAndAnomaliesLeaveTheWindow},
 		{name: "ListAnomaliesFiltersAndPages", fn: testListAnomaliesFiltersAndPages},
 		{name: "UnknownAgentsAreSkippedAndCountersPruned", fn: testUnknownAgentsAreSkippedAndCountersPruned},
@@ -542,5 +543,44 @@ func testReplicasFoldIntoTheSameCounters(t *testing.T, b backend) {
 	}
 	if len(found) != 1 {
 		t.Errorf("anomalies stored = %+v; want one (60 calls > 40), whichever replica crossed", found)
+	}
+}
+
+func testTrustIsRecomputedWhenItMayMove(t *testing.T, s *Store, c *clock) {
+	ctx := t.Context()
+	a := contractAgents(t, s, "u", 1)[0]
+	r := hourly(1000, time.Hour)
+	computed := func() (time.Time, int64) {
+		t.Helper()
+		rec, ok, err := s.GetTrust(ctx, a.ID)
+		if err != nil || !ok {
+			t.Fatalf("GetTrust = %v, %v", ok, err)
+		}
+		return rec.ComputedAt, rec.Factors.AllowedCalls
+	}
+	fold(t, s, r, activity(a.ID, c.Now(), 98, 0)) // never computed: computed now
+	first, calls := computed()
+	if !first.Equal(c.Now()) || calls != 98 {
+		t.Fatalf("trust computed at %s with %d calls; want now, 98", first, calls)
+	}
+	c.Add(time.Second)
+	fold(t, s, r, activity(a.ID, c.Now(), 1, 0)) // 99 allowed calls: nothing that scores moved
+	if at, _ := computed(); !at.Equal(first) {
+		t.Errorf("trust recomputed at %s for an allowed call that changes nothing; want it left at %s", at, first)
+	}
+	c.Add(time.Second)
+	fold(t, s, r, activity(a.ID, c.Now(), 1, 0)) // the 100th: +1
+	if at, calls := computed(); !at.Equal(c.Now()) || calls != 100 {
+		t.Errorf("trust at the 100th allowed call computed at %s with %d calls; want now, 100", at, calls)
+	}
+	c.Add(time.Second)
+	fold(t, s, r, activity(a.ID, c.Now(), 1, 1)) // a denial
+	if at, _ := computed(); !at.Equal(c.Now()) {
+		t.Errorf("trust after a denial computed at %s; want now", at)
+	}
+	c.Add(TrustRefresh)
+	fold(t, s, r, activity(a.ID, c.Now(), 1, 0)) // stale
+	if at, calls := computed(); !at.Equal(c.Now()) || calls != 101 {
+		t.Errorf("stale trust computed at %s with %d calls; want now, 101", at, calls)
 	}
 }

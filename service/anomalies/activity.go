@@ -58,10 +58,19 @@ func (s *Anomalies) activity(rows []store.CommittedDecision) []store.AgentActivi
 		case !r.Approval:
 			h.Denials++
 		}
-		if r.Denied && r.Code == probeCode {
+		if r.Denied && r.Code == probeCode && !s.known[knownKey{r.AgentID, domain.AnomalyProbing, hk.hour}] {
 			seen := probed[hk]
 			if seen == nil {
-				seen = map[string]bool{}
+				// The resources this replica recorded already in the hour
+				// need no new row.
+				seen = s.probed[hk.hour][r.AgentID]
+				if seen == nil {
+					seen = map[string]bool{}
+					if s.probed[hk.hour] == nil {
+						s.probed[hk.hour] = map[string]map[string]bool{}
+					}
+					s.probed[hk.hour][r.AgentID] = seen
+				}
 				probed[hk] = seen
 			}
 			if !seen[r.Resource] && len(seen) < s.opts.Probing+maxProbesPerFold {
@@ -84,6 +93,12 @@ func (s *Anomalies) activity(rows []store.CommittedDecision) []store.AgentActivi
 			f.Counts = map[string]any{"calls": countOf(f) + 1, "expectedHours": s.expected(), "timezone": s.opts.Location.String()}
 			f.Description = fmt.Sprintf("%d call(s) outside the expected hours %s, the last at %s", countOf(f),
 				s.expected(), r.At.In(s.opts.Location).Format("2006-01-02 15:04 MST"))
+		}
+	}
+	// Forget the resources of hours past: no fold counts them again.
+	for hour := range s.probed {
+		if hour < s.now().Add(-2*time.Hour).UnixMilli() {
+			delete(s.probed, hour)
 		}
 	}
 	for _, dk := range offOrder {

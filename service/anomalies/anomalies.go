@@ -107,7 +107,18 @@ type Anomalies struct {
 	buf     []store.CommittedDecision
 	pending []store.AgentActivity
 	dropped uint64
-	mu      sync.Mutex
+	// known are the anomalies stored (by agent, type and window start),
+	// which detection need not propose again.
+	known map[knownKey]bool
+	// probed are the resources this replica recorded as probed, by hour
+	// (Unix ms) and agent.
+	probed map[int64]map[string]map[string]bool
+	mu     sync.Mutex
+}
+
+type knownKey struct {
+	agent, typ string
+	window     int64
 }
 
 // New returns detection and trust over st, syncing the engine through rep
@@ -133,7 +144,8 @@ func New(st Store, rep *replica.Replica, opts Options, now func() time.Time, log
 	if opts.Window <= 0 {
 		opts.Window = 7 * 24 * time.Hour
 	}
-	s := &Anomalies{store: st, rep: rep, opts: opts, now: now, log: log, detected: map[string]*atomic.Uint64{}}
+	s := &Anomalies{store: st, rep: rep, opts: opts, now: now, log: log, detected: map[string]*atomic.Uint64{}, known: map[knownKey]bool{},
+		probed: map[int64]map[string]map[string]bool{}}
 	for _, t := range domain.AnomalyTypes {
 		s.detected[t] = &atomic.Uint64{}
 	}
@@ -194,6 +206,9 @@ func (s *Anomalies) Fold(ctx context.Context) {
 		s.dropped = dropped
 	}
 	acts := merge(s.pending, s.activity(rows))
+	for i := range acts {
+		acts[i].Findings = s.unknown(acts[i].AgentID, acts[i].Findings)
+	}
 	s.buf = rows[:0]
 	s.pending = nil
 	s.apply(ctx, acts)
@@ -205,7 +220,9 @@ func (s *Anomalies) apply(ctx context.Context, acts []store.AgentActivity) {
 	if len(acts) == 0 {
 		return
 	}
+	start := time.Now()
 	res, err := s.store.Fold(ctx, acts, s.rules())
+	s.log.Debug("anomaly fold", "agents", len(acts), "duration", time.Since(start).String())
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("anomaly detection could not fold the audit stream; retrying", "error", err)
 	}
@@ -213,6 +230,9 @@ func (s *Anomalies) apply(ctx context.Context, acts []store.AgentActivity) {
 	var changed []string
 	for _, r := range res {
 		done[r.AgentID] = true
+		for _, k := range r.Stored {
+			s.known[knownKey{r.AgentID, k.Type, k.Window.UnixMilli()}] = true
+		}
 		for _, a := range r.Anomalies {
 			s.detected[a.Type].Add(1)
 			s.log.Info("anomaly detected", "anomaly", a.ID, "agent", a.AgentID, "type", a.Type, "severity", a.Severity,
@@ -279,8 +299,28 @@ func (s *Anomalies) sweep(ctx context.Context) {
 	s.apply(ctx, acts)
 }
 
-// prune deletes counters no trust window or detection needs any more.
+// unknown are the findings of an agent not known to be stored already.
+func (s *Anomalies) unknown(agent string, fs []store.Finding) []store.Finding {
+	out := fs[:0]
+	for _, f := range fs {
+		if !s.known[knownKey{agent, f.Type, f.Window.UnixMilli()}] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// prune deletes counters no trust window or detection needs any more, and
+// forgets the anomalies of windows long past.
 func (s *Anomalies) prune(ctx context.Context) {
+	s.mu.Lock()
+	old := s.now().Add(-48 * time.Hour).UnixMilli()
+	for k := range s.known {
+		if k.window < old {
+			delete(s.known, k)
+		}
+	}
+	s.mu.Unlock()
 	before := s.now().Add(-s.opts.Window - 2*time.Hour)
 	if _, err := s.store.PruneAnomalyCounters(ctx, before); err != nil && ctx.Err() == nil {
 		s.log.Warn("pruning anomaly counters failed", "error", err)
@@ -380,7 +420,8 @@ func (s *Anomalies) AgentTrust(ctx context.Context, id string) (api.Trust, error
 
 // rules are what a fold applies.
 func (s *Anomalies) rules() store.FoldRules {
-	return store.FoldRules{Detect: s.detect, Window: s.opts.Window, SuspendOn: s.opts.SuspendOn,
+	detect := func(t store.AgentTotals) []store.Finding { return s.unknown(t.AgentID, s.detect(t)) }
+	return store.FoldRules{Detect: detect, Window: s.opts.Window, SuspendOn: s.opts.SuspendOn,
 		Score: func(in store.TrustInput) (int, string, domain.TrustFactors) {
 			score, f := Score(in)
 			return score, s.opts.Thresholds.Level(score), f
