@@ -160,7 +160,9 @@ const TrustRefresh = time.Minute
 // are skipped. A chunk of agents is one transaction of a few statements
 // whatever its size (rows of every agent in one statement), its agents
 // locked first in ID order, so that replicas folding at once take turns.
-// On an error, the results of the chunks committed before are returned.
+// acts name each agent once (merge an agent's activity first: a repeated
+// agent's later activity is ignored). On an error, the results of the
+// chunks committed before are returned.
 func (s *Store) Fold(ctx context.Context, acts []AgentActivity, r FoldRules) ([]FoldResult, error) {
 	acts = slices.Clone(acts)
 	slices.SortFunc(acts, func(a, b AgentActivity) int { return strings.Compare(a.AgentID, b.AgentID) })
