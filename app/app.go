@@ -122,7 +122,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
 		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
 		Secret: current, PreviousSecret: previous, Retention: cfg.Retention(), Logger: a.log,
-		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) }})
+		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) },
+		TrustThresholds:   cfg.TrustThresholds(), DecisionTap: decisionTap(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
 		ApprovalTTL: cfg.ApprovalTTL(), WebhookURL: cfg.Approval.WebhookURL,
 		PollInterval: cfg.PollInterval(), ExtensionsPath: cfg.Policies.Extensions,
-		AdminKey: opts.AdminKey, Roles: pol.Roles(),
+		AdminKey: opts.AdminKey, Roles: pol.Roles(), Anomalies: anomalyOptions(cfg),
 	})
 	if err != nil {
 		return nil, &ConfigError{Err: err}
@@ -288,4 +289,22 @@ func purgeOAuth(ctx context.Context, as *oauth.Server, log *slog.Logger) {
 		case <-t.C:
 		}
 	}
+}
+
+// decisionTap is the store's tap of committed decisions: anomaly
+// detection's, none when it is off.
+func decisionTap(cfg config.Config) int {
+	if !cfg.AnomalyEnabled() {
+		return 0
+	}
+	return service.DecisionTap
+}
+
+// anomalyOptions are the anomaly and trust sections as the service takes
+// them.
+func anomalyOptions(cfg config.Config) service.AnomalyOptions {
+	r := cfg.AnomalyRules()
+	return service.AnomalyOptions{Enabled: cfg.AnomalyEnabled(), HighFrequency: r.HighFrequency, DenialRate: r.DenialRate,
+		MinCalls: r.MinCalls, Probing: r.Probing, ExpectedHours: r.ExpectedHours, Location: r.Location, SuspendOn: r.SuspendOn,
+		Thresholds: cfg.TrustThresholds(), Window: cfg.TrustWindow()}
 }

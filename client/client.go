@@ -519,3 +519,49 @@ func (c *Client) RevokeKey(ctx context.Context, id string) (api.APIKey, error) {
 	var out api.APIKey
 	return out, c.do(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(id)+"/revoke", nil, "", &out)
 }
+
+// ResumeAgent lifts an agent's suspension (admin only).
+func (c *Client) ResumeAgent(ctx context.Context, id string) (api.Agent, error) {
+	var out api.Agent
+	return out, c.do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/resume", nil, "", &out)
+}
+
+// AgentTrust reads an agent's trust score, level and factors.
+func (c *Client) AgentTrust(ctx context.Context, id string) (api.Trust, error) {
+	var out api.Trust
+	return out, c.do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(id)+"/trust", nil, "", &out)
+}
+
+// AnomalyFilter selects anomalies by agent, type and detection time (all
+// optional; Since is an RFC 3339 time), a page at a time (Limit, Cursor:
+// see Page).
+type AnomalyFilter struct {
+	AgentID, Type, Since string
+	Limit                int
+	Cursor               string
+}
+
+// ListAnomalies reads one page of anomalies, newest first; NextCursor
+// continues.
+func (c *Client) ListAnomalies(ctx context.Context, f AnomalyFilter) (api.AnomalyList, error) {
+	q := Page{Limit: f.Limit, Cursor: f.Cursor}.set(url.Values{})
+	for k, v := range map[string]string{"agentId": f.AgentID, "type": f.Type, "since": f.Since} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var out api.AnomalyList
+	return out, c.do(ctx, http.MethodGet, "/v1/anomalies"+query(q), nil, "", &out)
+}
+
+// ListAllAnomalies reads every matching anomaly from f.Cursor on, f.Limit
+// per page, or only the first upTo (0: all); NextCursor continues after
+// them ("" when none are left).
+func (c *Client) ListAllAnomalies(ctx context.Context, f AnomalyFilter, upTo int) (api.AnomalyList, error) {
+	as, next, err := listAll(Page{Limit: f.Limit, Cursor: f.Cursor}, upTo, func(p Page) ([]api.Anomaly, string, error) {
+		f.Limit, f.Cursor = p.Limit, p.Cursor
+		l, err := c.ListAnomalies(ctx, f)
+		return l.Anomalies, l.NextCursor, err
+	})
+	return api.AnomalyList{Anomalies: as, NextCursor: next}, err
+}

@@ -40,6 +40,8 @@ type Config struct {
 	Audit          Audit    `yaml:"audit"`
 	Log            Log      `yaml:"log"`
 	MCP            MCP      `yaml:"mcp"`
+	Anomaly        Anomaly  `yaml:"anomaly"`
+	Trust          Trust    `yaml:"trust"`
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
@@ -420,6 +422,9 @@ func (c *Config) Validate() error {
 		if err := c.validateMCP(); err != nil {
 			return err
 		}
+	}
+	if err := c.validateAnomaly(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -20,6 +20,7 @@ import (
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/service/agents"
+	"github.com/kavach-dev/kavach/service/anomalies"
 	"github.com/kavach-dev/kavach/service/approvals"
 	"github.com/kavach-dev/kavach/service/audit"
 	"github.com/kavach-dev/kavach/service/credentials"
@@ -40,6 +41,10 @@ type (
 	Refusal = audit.Refusal
 	// AuditQuery selects audit rows.
 	AuditQuery = audit.Query
+	// AnomalyQuery selects anomalies.
+	AnomalyQuery = anomalies.Query
+	// AnomalyOptions configure anomaly detection and trust scoring.
+	AnomalyOptions = anomalies.Options
 	// PageQuery holds the paging parameters of a list (limit, cursor).
 	PageQuery = core.PageQuery
 )
@@ -58,6 +63,10 @@ func ReadExtensions(path string) (map[string]string, error) { return policy.Read
 
 // CheckScopes validates the permissions of the configured MCP scopes.
 func CheckScopes(scopes map[string][]api.Permission) error { return grants.CheckScopes(scopes) }
+
+// DecisionTap is the store's decision tap (store.Options.DecisionTap) that
+// anomaly detection needs.
+const DecisionTap = anomalies.TapSize
 
 // DefaultApprovalTTL is the seeds' default approval lifetime.
 const DefaultApprovalTTL = 300 * time.Second
@@ -95,6 +104,8 @@ type Options struct {
 	// Roles are the roles an API key may hold: those the API policy
 	// declares (access.Policy.Roles).
 	Roles []string
+	// Anomalies configures anomaly detection and trust scoring.
+	Anomalies anomalies.Options
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -111,6 +122,7 @@ type Service struct {
 	*grants.Grants
 	*audit.Audit
 	*policy.Policy
+	*anomalies.Anomalies
 
 	store *store.Store
 	now   func() time.Time
@@ -156,6 +168,7 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 		return id, err
 	}, s.now, s.log)
 	s.Policy = policy.New(st, eng, opts.ExtensionsPath, s.now, s.log)
+	s.Anomalies = anomalies.New(st, s.Replica, opts.Anomalies, s.now, s.log)
 	return s, nil
 }
 
@@ -165,8 +178,8 @@ const changeRetention = 24 * time.Hour
 
 // Run does background work until ctx ends: it follows the change feed,
 // writes refused calls' rows, delivers approval webhooks, reloads changed
-// extensions, and prunes rate-limit events older than the window and old
-// feed entries.
+// extensions, detects anomalies and scores trust, and prunes rate-limit
+// events older than the window and old feed entries.
 //
 // It returns only when everything it started has stopped, so the store
 // can be closed after it.
@@ -178,6 +191,7 @@ func (s *Service) Run(ctx context.Context) {
 	wg.Go(func() { s.Audit.Run(ctx) })
 	wg.Go(func() { s.Policy.Run(ctx) })
 	wg.Go(func() { s.probeWrites(ctx) })
+	wg.Go(func() { s.Anomalies.Run(ctx) })
 	tick := time.NewTicker(5 * time.Minute)
 	defer tick.Stop()
 	for {

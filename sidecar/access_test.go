@@ -80,6 +80,9 @@ func routeCalls(t *testing.T, e *oauthEnv, self api.AgentWithToken) map[string]f
 		},
 		"agents.rotate":                post(func() string { return "/v1/agents/" + agent().ID + "/rotate" }, ""),
 		"agents.revoke":                post(func() string { return "/v1/agents/" + agent().ID + "/revoke" }, ""),
+		"agents.resume":                post(func() string { return "/v1/agents/" + agent().ID + "/resume" }, ""),
+		"agents.trust":                 get("/v1/agents/" + shared.ID + "/trust"),
+		"anomalies.list":               get("/v1/anomalies"),
 		"agents.delegations":           get("/v1/agents/" + shared.ID + "/delegations"),
 		"agents.effective_permissions": get("/v1/agents/" + self.ID + "/effective-permissions"),
 		"authorize":                    nil, // depends on the caller: see below

@@ -88,6 +88,35 @@ func (s *Server) revokeAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a)
 }
 
+func (s *Server) resumeAgent(w http.ResponseWriter, r *http.Request) {
+	a, err := s.svc.ResumeAgent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) agentTrust(w http.ResponseWriter, r *http.Request) {
+	t, err := s.svc.AgentTrust(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) listAnomalies(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	list, err := s.svc.ListAnomalies(r.Context(), service.AnomalyQuery{AgentID: q.Get("agentId"), Type: q.Get("type"),
+		Since: q.Get("since"), Page: pageQuery(r)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	var req api.AuthorizeRequest
 	if err := decode(r, &req); err != nil {

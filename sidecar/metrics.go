@@ -105,7 +105,26 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	}
 	fmt.Fprintf(w, "# HELP kavach_ready 1 once data is loaded into OPA, while database writes succeed (GET /ready).\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
 	fmt.Fprintf(w, "# HELP kavach_database_writable 1 while writes to the database succeed.\n# TYPE kavach_database_writable gauge\nkavach_database_writable %d\n", writable)
+	detected := s.svc.Detected()
+	fmt.Fprintf(w, "# HELP kavach_anomalies_total Anomalies this replica detected and stored, by type.\n# TYPE kavach_anomalies_total counter\n")
+	for _, t := range sortedKeys(detected) {
+		fmt.Fprintf(w, "kavach_anomalies_total{type=%q} %d\n", t, detected[t])
+	}
+	levels := s.svc.AgentsByTrustLevel()
+	fmt.Fprintf(w, "# HELP kavach_agents_by_trust_level Agents not revoked, by the trust level the policy sees (counted every 30s).\n# TYPE kavach_agents_by_trust_level gauge\n")
+	for _, l := range sortedKeys(levels) {
+		fmt.Fprintf(w, "kavach_agents_by_trust_level{level=%q} %d\n", l, levels[l])
+	}
 	sync := s.svc.Sync()
 	fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
 	fmt.Fprintf(w, "# HELP kavach_sync_lag Changes read from the feed and not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -240,6 +240,7 @@ func TestBadPagingParametersAre400(t *testing.T) {
 		"/v1/approvals?":                       "apr_",
 		"/v1/keys?":                            "key_",
 		"/v1/audit?":                           "aud_",
+		"/v1/anomalies?":                       "anm_",
 	}
 	for path, prefix := range lists {
 		for _, q := range []string{"limit=0", "limit=-1", "limit=1001", "limit=abc", "limit=1.5", "limit=1e3", "limit=0x10",

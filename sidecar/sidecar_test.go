@@ -84,7 +84,11 @@ func newServiceAt(t testing.TB, path string, opts service.Options) (*service.Ser
 	t.Helper()
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC()}
-	st, err := store.Open(ctx, store.Options{URL: path, Now: c.Now})
+	so := store.Options{URL: path, Now: c.Now}
+	if opts.Anomalies.Enabled {
+		so.DecisionTap = service.DecisionTap
+	}
+	st, err := store.Open(ctx, so)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,13 @@ type AgentFilter struct {
 
 const agentColumns = `id, owner_id, name, type, status, token_hash, metadata, expires_at, created_at, updated_at, revoked_at`
 
+// agentSelect reads an agent (agents a) with its suspension and the trust
+// the policy sees (agent_trust t, joined by agentFrom).
+const agentSelect = `a.id, a.owner_id, a.name, a.type, a.status, a.token_hash, a.metadata, a.expires_at, a.created_at, a.updated_at,
+	a.revoked_at, a.suspended_at, t.level_score, t.level, t.level_at`
+
+const agentFrom = ` FROM agents a LEFT JOIN agent_trust t ON t.agent_id = a.id`
+
 // CreateAgent inserts a new agent and its permissions. When maxActive > 0 and
 // the owner already has that many active agents, it returns ErrLimitReached;
 // the count and the insert share one transaction.
@@ -129,7 +136,7 @@ func (s *Store) GetAgent(ctx context.Context, id string) (domain.Agent, error) {
 func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (domain.Agent, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	a, err := s.scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE token_hash = ?`, hash))
+	a, err := s.scanAgent(s.r.QueryRowContext(ctx, `SELECT `+agentSelect+agentFrom+` WHERE a.token_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Agent{}, fmt.Errorf("agent by token: %w", ErrNotFound)
 	}
@@ -145,7 +152,7 @@ type querier interface {
 }
 
 func (s *Store) getAgent(ctx context.Context, q querier, id string) (domain.Agent, error) {
-	a, err := s.scanAgent(q.QueryRowContext(ctx, `SELECT `+agentColumns+` FROM agents WHERE id = ?`, id))
+	a, err := s.scanAgent(q.QueryRowContext(ctx, `SELECT `+agentSelect+agentFrom+` WHERE a.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
 	}
@@ -207,16 +214,18 @@ func decodePermission(resource, actions string, constraints sql.NullString) (dom
 	return p, nil
 }
 
-// agentRow holds the agents columns in agentColumns order.
+// agentRow holds the columns of agentSelect, in its order.
 type agentRow struct {
 	id, owner, name, typ, status, hash, meta string
-	expires, revoked                         sql.NullInt64
+	expires, revoked, suspended              sql.NullInt64
 	created, updated                         int64
+	trustScore, trustAt                      sql.NullInt64
+	trustLevel                               sql.NullString
 }
 
 func (r *agentRow) dest() []any {
 	return []any{&r.id, &r.owner, &r.name, &r.typ, &r.status, &r.hash, &r.meta,
-		&r.expires, &r.created, &r.updated, &r.revoked}
+		&r.expires, &r.created, &r.updated, &r.revoked, &r.suspended, &r.trustScore, &r.trustLevel, &r.trustAt}
 }
 
 func (s *Store) scanAgent(row scanner) (domain.Agent, error) {
@@ -234,8 +243,19 @@ func (s *Store) toAgent(r agentRow) (domain.Agent, error) {
 	}
 	a.ExpiresAt, a.RevokedAt = timePtr(r.expires), timePtr(r.revoked)
 	a.CreatedAt, a.UpdatedAt = fromMillis(r.created), fromMillis(r.updated)
-	if a.Status == domain.StatusActive && a.ExpiresAt != nil && !s.now().Before(*a.ExpiresAt) {
+	switch {
+	case a.Status != domain.StatusActive:
+	case a.ExpiresAt != nil && !s.now().Before(*a.ExpiresAt):
 		a.Status = domain.StatusExpired
+	case r.suspended.Valid:
+		a.Status = domain.StatusSuspended
+	}
+	// The trust the policy sees: as of the last change of level, or the
+	// initial score's level when none was ever computed.
+	if r.trustLevel.Valid {
+		a.Trust = domain.Trust{Score: int(r.trustScore.Int64), Level: r.trustLevel.String, ComputedAt: fromMillis(r.trustAt.Int64)}
+	} else {
+		a.Trust = domain.Trust{Score: domain.InitialTrustScore, Level: s.thresholds.Level(domain.InitialTrustScore), ComputedAt: a.CreatedAt}
 	}
 	return a, nil
 }
@@ -257,7 +277,10 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, p Page) ([]domain
 	switch f.Status {
 	case "":
 	case domain.StatusActive:
-		where = append(where, "a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > ?)")
+		where = append(where, "a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > ?) AND a.suspended_at IS NULL")
+		args = append(args, now)
+	case domain.StatusSuspended:
+		where = append(where, "a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > ?) AND a.suspended_at IS NOT NULL")
 		args = append(args, now)
 	case domain.StatusExpired:
 		where = append(where, "a.status = 'active' AND a.expires_at <= ?")
@@ -275,7 +298,7 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, p Page) ([]domain
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	src := `(SELECT ` + agentColumns + ` FROM agents a` + cond + ` ORDER BY a.id LIMIT ?)`
+	src := `(SELECT ` + agentColumns + `, suspended_at FROM agents a` + cond + ` ORDER BY a.id LIMIT ?)`
 	agents := []domain.Agent{}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -304,9 +327,9 @@ func (s *Store) EachAgent(ctx context.Context, fn func(domain.Agent) error) erro
 // scanAgents streams the agents of src (a table, or a subquery of agents
 // rows) joined with their permissions, in ID order.
 func (s *Store) scanAgents(ctx context.Context, src string, args []any, fn func(domain.Agent) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.owner_id, a.name, a.type, a.status, a.token_hash, a.metadata,
-		a.expires_at, a.created_at, a.updated_at, a.revoked_at, p.resource, p.actions, p.constraints
-		FROM `+src+` a LEFT JOIN permissions p ON p.agent_id = a.id ORDER BY a.id, p.position`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+agentSelect+`, p.resource, p.actions, p.constraints
+		FROM `+src+` a LEFT JOIN agent_trust t ON t.agent_id = a.id LEFT JOIN permissions p ON p.agent_id = a.id
+		ORDER BY a.id, p.position`, args...)
 	if err != nil {
 		return fmt.Errorf("list agents: %w", err)
 	}

@@ -116,6 +116,7 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 		return domain.AuditEntry{}, err
 	}
 	s.writes.succeeded()
+	s.tap.add(e)
 	return e, nil
 }
 

@@ -57,6 +57,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"ChangeFeed", changeFeedTests()},
 		{"OAuth", oauthTests()},
 		{"Chain", chainTests()},
+		{"Anomalies", anomalyTests()},
 	} {
 		t.Run(concern.name, func(t *testing.T) {
 			t.Parallel()

@@ -188,10 +188,14 @@ func (b *batcher) flush(batch []*auditReq) {
 			refused, err := b.write([]*auditReq{r})
 			if err == nil && refused[r] == nil {
 				b.count(1)
+				b.s.tap.add(r.e)
 			}
 			b.finish(r, errors.Join(err, refused[r]))
 		}
 		return
+	}
+	if err == nil {
+		b.s.tap.addBatch(batch, refused)
 	}
 	n := 0
 	for _, r := range batch {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/auditchain"
+	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/secret"
 )
 
@@ -66,6 +67,14 @@ type Options struct {
 	Verify bool
 	// Logger hears the sealer's failures; nil means slog's default.
 	Logger *slog.Logger
+	// TrustThresholds give the level of an agent whose trust was never
+	// computed (domain.InitialTrustScore's); zero means
+	// domain.DefaultTrustThresholds.
+	TrustThresholds domain.TrustThresholds
+	// DecisionTap, if positive, keeps up to that many committed decision
+	// rows for DrainDecisions (anomaly detection); beyond it, rows are
+	// counted as dropped, never waited for. 0 keeps none.
+	DecisionTap int
 }
 
 // Store is the SQLite- or PostgreSQL-backed store. It is safe for
@@ -101,6 +110,10 @@ type Store struct {
 	log    *slog.Logger
 	cpMu   sync.Mutex
 	lastCP auditchain.Checkpoint
+	// thresholds give an agent without computed trust its level.
+	thresholds domain.TrustThresholds
+	// tap holds committed decision rows for anomaly detection (nil: off).
+	tap *decisionTap
 	// stopSealer and sealerDone stop the sealer (nil when none runs).
 	stopSealer, sealerDone chan struct{}
 	sealerOnce             sync.Once
@@ -123,7 +136,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	s := &Store{now: opts.Now, dialect: dialectFor(opts), timeout: opts.Timeout}
+	s := &Store{now: opts.Now, dialect: dialectFor(opts), timeout: opts.Timeout, thresholds: opts.TrustThresholds}
+	if s.thresholds == (domain.TrustThresholds{}) {
+		s.thresholds = domain.DefaultTrustThresholds
+	}
+	if opts.DecisionTap > 0 {
+		s.tap = &decisionTap{max: opts.DecisionTap}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

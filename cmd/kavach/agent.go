@@ -36,7 +36,7 @@ func agentCommand() *cli.Command {
 				Name:  "list",
 				Usage: "list agents",
 				Flags: append([]cli.Flag{serverFlag, apiKeyFlag, &cli.StringFlag{Name: "owner"},
-					&cli.StringFlag{Name: "status", Usage: "active, revoked or expired"}}, listFlags()...),
+					&cli.StringFlag{Name: "status", Usage: "active, suspended, revoked or expired"}}, listFlags()...),
 				Action: func(c *cli.Context) error {
 					p, upTo, err := listPage(c)
 					if err != nil {
@@ -86,6 +86,36 @@ func agentCommand() *cli.Command {
 						return err
 					}
 					a, err := apiClient(c).RotateAgent(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(a)
+				},
+			},
+			{
+				Name: "trust", Usage: "an agent's trust score, level and the factors behind them", ArgsUsage: "AGENT_ID",
+				Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					t, err := apiClient(c).AgentTrust(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(t)
+				},
+			},
+			{
+				Name: "resume", Usage: "lift a suspension (anomaly.suspendOn): the agent is active again; needs an admin key",
+				ArgsUsage: "AGENT_ID", Flags: []cli.Flag{serverFlag, apiKeyFlag},
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "AGENT_ID")
+					if err != nil {
+						return err
+					}
+					a, err := apiClient(c).ResumeAgent(c.Context, id)
 					if err != nil {
 						return err
 					}

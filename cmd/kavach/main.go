@@ -50,7 +50,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(), keysCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
-			approvalCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
+			approvalCommand(), anomaliesCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
 		},
 		OnUsageError: usageError,
 	}

@@ -52,6 +52,13 @@ _cases := [
 	["oauth.verify", ["decider"], true],
 	["oauth.keys.rotate", ["approver"], false],
 	["delegations.create", ["decider"], false],
+	["anomalies.list", ["auditor"], true],
+	["anomalies.list", ["decider"], false],
+	["anomalies.list", ["approver"], false],
+	["agents.trust", ["auditor"], true],
+	["agents.trust", ["decider"], true],
+	["agents.trust", ["approver"], false],
+	["agents.resume", ["auditor", "approver", "decider", "metrics"], false],
 	# a key may do what any one of its roles may
 	["approvals.approve", ["decider", "approver"], true],
 	# a key without roles may do nothing

@@ -1,5 +1,5 @@
 // Package agents is the agent lifecycle: create, read, list, update,
-// rotate and revoke.
+// rotate, revoke, and resume after a suspension.
 package agents
 
 import (
@@ -24,6 +24,7 @@ type Store interface {
 	UpdateAgent(ctx context.Context, id string, u store.AgentUpdate) (domain.Agent, error)
 	RotateToken(ctx context.Context, id, tokenHash string) (domain.Agent, error)
 	RevokeAgent(ctx context.Context, id string) (domain.Agent, error)
+	ResumeAgent(ctx context.Context, id string) (domain.Agent, error)
 }
 
 // Options are the seeds' agents options.
@@ -137,9 +138,9 @@ func (s *Agents) GetAgent(ctx context.Context, id string) (api.Agent, error) {
 // and status.
 func (s *Agents) ListAgents(ctx context.Context, ownerID, status string, q core.PageQuery) (api.AgentList, error) {
 	switch status {
-	case "", domain.StatusActive, domain.StatusRevoked, domain.StatusExpired:
+	case "", domain.StatusActive, domain.StatusSuspended, domain.StatusRevoked, domain.StatusExpired:
 	default:
-		return api.AgentList{}, core.Invalid("invalid_status", "status %q is not one of active, revoked, expired", status)
+		return api.AgentList{}, core.Invalid("invalid_status", "status %q is not one of active, suspended, revoked, expired", status)
 	}
 	p, err := q.Page("agt_")
 	if err != nil {
@@ -216,6 +217,18 @@ func (s *Agents) RevokeAgent(ctx context.Context, id string) (api.Agent, error) 
 	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) { return s.store.RevokeAgent(ctx, id) })
 	if err == nil {
 		s.log.Info("agent revoked", "agent", a.ID)
+	}
+	return core.APIAgent(a), err
+}
+
+// ResumeAgent lifts a suspension (anomaly.suspendOn): the agent is active
+// again from the moment this returns. An agent not suspended is returned
+// unchanged; a revoked one is 409 agent_revoked. A suspended agent may be
+// updated, rotated and revoked like any other before it is resumed.
+func (s *Agents) ResumeAgent(ctx context.Context, id string) (api.Agent, error) {
+	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) { return s.store.ResumeAgent(ctx, id) })
+	if err == nil {
+		s.log.Info("agent resumed", "agent", a.ID, "status", a.Status)
 	}
 	return core.APIAgent(a), err
 }

@@ -1,0 +1,58 @@
+-- Anomaly detection and trust scoring. Timestamps are Unix milliseconds (UTC).
+
+-- A suspended agent (anomaly.suspendOn) keeps status 'active' with
+-- suspended_at set: it reads as "suspended" until an admin resumes it.
+ALTER TABLE agents ADD COLUMN suspended_at INTEGER;
+
+-- What each agent did in each hour (hour: the hour's start), folded from the
+-- committed decision rows by every replica: they add to the same row.
+CREATE TABLE anomaly_counters (
+    agent_id TEXT NOT NULL,
+    hour     INTEGER NOT NULL,
+    calls    INTEGER NOT NULL,
+    denials  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, hour)
+);
+CREATE INDEX anomaly_counters_hour ON anomaly_counters (hour);
+
+-- The distinct resources an agent was denied no_permission in an hour, with
+-- the first audit row that asked for each (probing's evidence).
+CREATE TABLE anomaly_probes (
+    agent_id TEXT NOT NULL,
+    hour     INTEGER NOT NULL,
+    resource TEXT NOT NULL,
+    audit_id TEXT NOT NULL,
+    PRIMARY KEY (agent_id, hour, resource)
+);
+CREATE INDEX anomaly_probes_hour ON anomaly_probes (hour);
+
+-- One anomaly per agent, type and window (window_start: the hour's start, or
+-- the day's for off_hours). evidence is a JSON object.
+CREATE TABLE anomalies (
+    id           TEXT PRIMARY KEY,
+    agent_id     TEXT NOT NULL REFERENCES agents (id),
+    type         TEXT NOT NULL,
+    severity     TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high')),
+    window_start INTEGER NOT NULL,
+    detected_at  INTEGER NOT NULL,
+    description  TEXT NOT NULL,
+    evidence     TEXT NOT NULL,
+    UNIQUE (agent_id, type, window_start)
+);
+CREATE INDEX anomalies_agent_id ON anomalies (agent_id, id);
+CREATE INDEX anomalies_type_id ON anomalies (type, id);
+
+-- Each agent's latest trust (score, level, factors as JSON, computed_at),
+-- the running total of its allowed calls, and the score and time of its
+-- last level change: what the policy sees (level_score, level_at).
+CREATE TABLE agent_trust (
+    agent_id      TEXT PRIMARY KEY REFERENCES agents (id),
+    score         INTEGER NOT NULL,
+    level         TEXT NOT NULL,
+    factors       TEXT NOT NULL,
+    computed_at   INTEGER NOT NULL,
+    allowed_calls INTEGER NOT NULL,
+    level_score   INTEGER NOT NULL,
+    level_at      INTEGER NOT NULL
+);
+CREATE INDEX agent_trust_computed ON agent_trust (computed_at);
