@@ -85,24 +85,6 @@ func docsAgent(t *testing.T, cl *client.Client, name string) api.AgentWithToken 
 	return a
 }
 
-// policyKnowsSuspension reports whether the decision policy the sidecar
-// serves denies suspended agents with agent_suspended: the Rego side of
-// containment, which lands separately from detection. Until it does, a
-// suspension is checked by the agent's status alone.
-func policyKnowsSuspension(t *testing.T, cl *client.Client) bool {
-	t.Helper()
-	pl, err := cl.Policies(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range pl.Modules {
-		if strings.Contains(m.Source, `"agent_suspended"`) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestAnomalyDetectionOnSQLite(t *testing.T) {
 	t.Parallel()
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"), "--config", anomalyConfig(t,
@@ -179,18 +161,14 @@ func TestAnomalyDetectionOnSQLite(t *testing.T) {
 		t.Errorf("the clean agent's anomalies = %+v, %v; want none", clean2.Anomalies, err)
 	}
 
-	// Containment: suspended (the status, and the decision once the
-	// policy knows suspension), then resumed by an admin.
+	// Containment: suspended (the status and the decision), then resumed
+	// by an admin.
 	a, err := cl.GetAgent(ctx, prober.ID)
 	if err != nil || a.Status != "suspended" {
 		t.Fatalf("GetAgent(prober) = %s, %v; want suspended", a.Status, err)
 	}
-	if policyKnowsSuspension(t, cl) {
-		if res := readCall(t, cl, prober.ID, "docs:x"); res.Allowed || res.Code != "agent_suspended" {
-			t.Errorf("decision for the suspended agent = %+v; want denied agent_suspended", res)
-		}
-	} else {
-		t.Log("the decision policy does not know suspension yet: the suspension is checked by status only")
+	if res := readCall(t, cl, prober.ID, "docs:x"); res.Allowed || res.Code != "agent_suspended" {
+		t.Errorf("decision for the suspended agent = %+v; want denied agent_suspended", res)
 	}
 	auditor := client.New(s.URL).WithAPIKey(s.mintKey(t, "auditor", "auditor").Key)
 	if _, err := auditor.ResumeAgent(ctx, prober.ID); err == nil || !strings.Contains(err.Error(), "403") {
@@ -317,12 +295,10 @@ func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
 		ag, err := cb.GetAgent(ctx, prober.ID)
 		return err == nil && ag.Status == "suspended"
 	})
-	if policyKnowsSuspension(t, cb) {
-		took := pollUntil(t, "B denies the suspended agent", detectionBound, func() bool {
-			return readCall(t, cb, prober.ID, "docs:x").Code == "agent_suspended"
-		})
-		t.Logf("postgres: B denied the suspended agent %v after seeing the suspension", took)
-	}
+	took = pollUntil(t, "B denies the suspended agent", detectionBound, func() bool {
+		return readCall(t, cb, prober.ID, "docs:x").Code == "agent_suspended"
+	})
+	t.Logf("postgres: B denied the suspended agent %v after seeing the suspension", took)
 	if _, err := cb.ResumeAgent(ctx, prober.ID); err != nil {
 		t.Fatal(err)
 	}
