@@ -80,47 +80,27 @@ func takes(msg string) string {
 // keyAt returns the dotted path of the mapping key on line (or whose
 // value starts on it), "" if none.
 func keyAt(n *yaml.Node, line int, prefix string) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if p := keyAt(c, line, prefix); p != "" {
-				return p
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			path := k.Value
-			if prefix != "" {
-				path = prefix + "." + k.Value
-			}
-			if p := keyAt(v, line, path); p != "" {
-				return p
-			}
-			if k.Line == line || (v.Line == line && v.Kind == yaml.ScalarNode) {
-				return path
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if p := keyAt(c, line, fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
-				return p
-			}
-			if c.Line == line && c.Kind == yaml.ScalarNode {
-				return fmt.Sprintf("%s[%d]", prefix, i)
-			}
-		}
-	}
-	return ""
+	return deepestKey(n, prefix, func(k, v *yaml.Node) bool {
+		return (k != nil && k.Line == line) || (v.Line == line && v.Kind == yaml.ScalarNode)
+	})
 }
 
 // valueKeyAt returns the dotted path of the deepest key whose value is a
 // list or mapping starting on line, "" if none.
 func valueKeyAt(n *yaml.Node, line int, prefix string) string {
+	return deepestKey(n, prefix, func(k, v *yaml.Node) bool {
+		return k != nil && v.Line == line && (v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode)
+	})
+}
+
+// deepestKey walks n depth first and returns the dotted path (items as
+// [i]) of the deepest entry match accepts: a mapping's key k and value v,
+// or a list item v with k nil.
+func deepestKey(n *yaml.Node, prefix string, match func(k, v *yaml.Node) bool) string {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if p := valueKeyAt(c, line, prefix); p != "" {
+			if p := deepestKey(c, prefix, match); p != "" {
 				return p
 			}
 		}
@@ -131,17 +111,21 @@ func valueKeyAt(n *yaml.Node, line int, prefix string) string {
 			if prefix != "" {
 				path = prefix + "." + k.Value
 			}
-			if p := valueKeyAt(v, line, path); p != "" {
+			if p := deepestKey(v, path, match); p != "" {
 				return p
 			}
-			if v.Line == line && (v.Kind == yaml.MappingNode || v.Kind == yaml.SequenceNode) {
+			if match(k, v) {
 				return path
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if p := valueKeyAt(c, line, fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
+			path := fmt.Sprintf("%s[%d]", prefix, i)
+			if p := deepestKey(c, path, match); p != "" {
 				return p
+			}
+			if match(nil, c) {
+				return path
 			}
 		}
 	}

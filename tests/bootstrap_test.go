@@ -25,19 +25,7 @@ func serveBare(t *testing.T, dir string, env ...string) (url string, stdout func
 	cmd.Env = append(append(cleanEnv(), "KAVACH_ADMIN_KEY_FILE="+filepath.Join(dir, "admin-key")), env...)
 	var out, errb syncBuf
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	})
+	done := startProcess(t, cmd)
 	url = "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -57,6 +45,26 @@ func serveBare(t *testing.T, dir string, env ...string) (url string, stdout func
 			t.Fatalf("kavach serve not ready within 60s: %s", errb.String())
 		}
 	}
+}
+
+// startProcess starts cmd, stops it with SIGTERM at cleanup (killing it
+// after 30 s), and returns a channel closed when it has exited.
+func startProcess(t *testing.T, cmd *exec.Cmd) <-chan struct{} {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	return done
 }
 
 var keyPattern = regexp.MustCompile(`kvk_[A-Za-z0-9_-]{43}`)
