@@ -173,6 +173,18 @@ type Page struct {
 	Cursor string
 }
 
+// filtered is the query of a list page with its filters; empty filters are
+// left out.
+func (p Page) filtered(filters map[string]string) url.Values {
+	q := url.Values{}
+	for k, v := range filters {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return p.set(q)
+}
+
 func (p Page) set(q url.Values) url.Values {
 	if p.Limit != 0 {
 		q.Set("limit", strconv.Itoa(p.Limit))
@@ -295,17 +307,8 @@ type AuditFilter struct {
 }
 
 func (f AuditFilter) values() url.Values {
-	q := url.Values{}
-	for k, v := range map[string]string{"agentId": f.AgentID, "userId": f.UserID, "result": f.Result,
-		"since": f.Since, "until": f.Until, "cursor": f.Cursor, "kind": f.Kind, "action": f.Action} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if f.Limit > 0 {
-		q.Set("limit", fmt.Sprint(f.Limit))
-	}
-	return q
+	return Page{Limit: max(f.Limit, 0), Cursor: f.Cursor}.filtered(map[string]string{"agentId": f.AgentID, "userId": f.UserID,
+		"result": f.Result, "since": f.Since, "until": f.Until, "kind": f.Kind, "action": f.Action})
 }
 
 // QueryAudit reads one page of audit entries.
@@ -390,12 +393,7 @@ type ApprovalFilter struct {
 // ListApprovals reads one page of approval requests, newest first;
 // NextCursor continues.
 func (c *Client) ListApprovals(ctx context.Context, f ApprovalFilter) (api.ApprovalList, error) {
-	q := Page{Limit: f.Limit, Cursor: f.Cursor}.set(url.Values{})
-	for k, v := range map[string]string{"status": f.Status, "ownerId": f.OwnerID, "agentId": f.AgentID} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := Page{Limit: f.Limit, Cursor: f.Cursor}.filtered(map[string]string{"status": f.Status, "ownerId": f.OwnerID, "agentId": f.AgentID})
 	var out api.ApprovalList
 	return out, c.do(ctx, http.MethodGet, "/v1/approvals"+query(q), nil, "", &out)
 }
@@ -544,12 +542,7 @@ type AnomalyFilter struct {
 // ListAnomalies reads one page of anomalies, newest first; NextCursor
 // continues.
 func (c *Client) ListAnomalies(ctx context.Context, f AnomalyFilter) (api.AnomalyList, error) {
-	q := Page{Limit: f.Limit, Cursor: f.Cursor}.set(url.Values{})
-	for k, v := range map[string]string{"agentId": f.AgentID, "type": f.Type, "since": f.Since} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := Page{Limit: f.Limit, Cursor: f.Cursor}.filtered(map[string]string{"agentId": f.AgentID, "type": f.Type, "since": f.Since})
 	var out api.AnomalyList
 	return out, c.do(ctx, http.MethodGet, "/v1/anomalies"+query(q), nil, "", &out)
 }
