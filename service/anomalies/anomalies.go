@@ -431,10 +431,13 @@ func (s *Anomalies) rules() store.FoldRules {
 // Score is KavachOS's trust formula: 50, +1 per 100 allowed calls (at
 // most +25), -5 per denial and -10 per anomaly (those in the window), +5
 // once the agent is more than 7 days old or +10 once more than 30, clamped
-// to 0-100.
+// to 0-100. One change: the allowed-calls bonus grows by at most one a day
+// of the agent's age, so trust is earned over time and cannot be farmed
+// with a burst of cheap calls (2,500 of them took 1.5 s).
 func Score(in store.TrustInput) (int, domain.TrustFactors) {
 	f := domain.TrustFactors{Base: domain.InitialTrustScore, AllowedCalls: in.AllowedCalls, Denials: in.Denials, Anomalies: in.Anomalies}
-	f.AllowedBonus = int(min(25, in.AllowedCalls/100))
+	days := int64(max(in.Now.Sub(in.CreatedAt), 0) / (24 * time.Hour))
+	f.AllowedBonus = int(min(25, in.AllowedCalls/100, days))
 	// Past 100 denials or anomalies the score is 0 whatever else: the
 	// caps only keep the arithmetic small.
 	f.DenialPenalty = 5 * int(min(in.Denials, 1000))

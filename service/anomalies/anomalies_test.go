@@ -25,8 +25,10 @@ func TestScoreIsKavachOSFormula(t *testing.T) {
 	}{
 		{name: "fresh", want: 50},
 		{name: "99 allowed calls earn nothing yet", allowed: 99, want: 50},
-		{name: "+1 per 100 allowed calls", allowed: 1234, want: 62, wantAllowed: 12},
-		{name: "at most +25", allowed: 1_000_000, want: 75, wantAllowed: 25},
+		{name: "+1 per 100 allowed calls", allowed: 1234, age: 20 * day, want: 67, wantAllowed: 12, wantAge: 5, wantAgeDays: 20},
+		{name: "at most +25", allowed: 1_000_000, age: 26 * day, want: 80, wantAllowed: 25, wantAge: 5, wantAgeDays: 26},
+		{name: "at most +1 a day of age: no farming", allowed: 1_000_000, age: 3*day + time.Hour, want: 53, wantAllowed: 3, wantAgeDays: 3},
+		{name: "a fresh agent earns nothing from calls", allowed: 2600, want: 50},
 		{name: "-5 per denial", denials: 3, want: 35, wantDenialPen: 15},
 		{name: "-10 per anomaly", anoms: 2, want: 30, wantAnomPen: 20},
 		{name: "clamped at 0", denials: 5, anoms: 4, want: 0, wantDenialPen: 25, wantAnomPen: 40},
