@@ -165,7 +165,7 @@ func TestSQLiteExclusiveLockIsUnavailableNeverAnAllow(t *testing.T) {
 	reqs := decisionsOf(faultAgents(t, e))
 	checkDecisionsAllowed(t, e, reqs)
 
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)") // wait out a fold or batch in flight
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func withinTimeout(t *testing.T, what string, took time.Duration) {
 // returns the function that releases it.
 func holdExclusive(t *testing.T, path string) (release func()) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)") // wait out a fold or batch in flight
 	if err != nil {
 		t.Fatal(err)
 	}

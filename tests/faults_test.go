@@ -47,7 +47,7 @@ func TestHeldExclusiveLock(t *testing.T) {
 		}
 	}
 
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)") // wait out a fold or batch in flight
 	if err != nil {
 		t.Fatal(err)
 	}
