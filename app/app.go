@@ -123,7 +123,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
 		Secret: current, PreviousSecret: previous, Retention: cfg.Retention(), Logger: a.log,
 		OnAsyncAuditError: func(err error) { a.log.Error("audit row lost (audit.mode async)", "error", err) },
-		TrustThresholds:   cfg.TrustThresholds(), DecisionTap: decisionTap(cfg)})
+		TrustThresholds:   cfg.TrustThresholds(), DecisionTap: decisionTap(cfg),
+		Subscriptions: subscriptions(cfg), DecisionEvents: cfg.Events.Decisions})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	a.svc, err = service.New(a.store, eng, service.Options{
 		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: cfg.TokenExpiry(), MaxMetadataBytes: cfg.MaxMetadataBytes(),
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
-		ApprovalTTL: cfg.ApprovalTTL(), WebhookURL: cfg.Approval.WebhookURL,
+		ApprovalTTL: cfg.ApprovalTTL(), Events: eventOptions(cfg),
 		PollInterval: cfg.PollInterval(), ExtensionsPath: cfg.Policies.Extensions,
 		AdminKey: opts.AdminKey, Roles: pol.Roles(), Anomalies: anomalyOptions(cfg),
 	})
@@ -307,4 +308,23 @@ func anomalyOptions(cfg config.Config) service.AnomalyOptions {
 	return service.AnomalyOptions{Enabled: cfg.AnomalyEnabled(), HighFrequency: r.HighFrequency, DenialRate: r.DenialRate,
 		MinCalls: r.MinCalls, Probing: r.Probing, ExpectedHours: r.ExpectedHours, Location: r.Location, SuspendOn: r.SuspendOn,
 		Thresholds: cfg.TrustThresholds(), Window: cfg.TrustWindow()}
+}
+
+// subscriptions are the webhook endpoints as the store queues deliveries
+// for them.
+func subscriptions(cfg config.Config) []store.Subscription {
+	var out []store.Subscription
+	for _, ep := range cfg.WebhookEndpoints() {
+		out = append(out, store.Subscription{Endpoint: ep.ID, Types: ep.Events})
+	}
+	return out
+}
+
+// eventOptions configure webhook delivery.
+func eventOptions(cfg config.Config) service.EventOptions {
+	o := service.EventOptions{Retention: cfg.EventRetention()}
+	for _, ep := range cfg.WebhookEndpoints() {
+		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Key: ep.Key, Legacy: ep.Legacy})
+	}
+	return o
 }

@@ -42,6 +42,9 @@ type Config struct {
 	MCP            MCP      `yaml:"mcp"`
 	Anomaly        Anomaly  `yaml:"anomaly"`
 	Trust          Trust    `yaml:"trust"`
+	// Webhooks receive events, signed (Standard Webhooks).
+	Webhooks []Webhook `yaml:"webhooks"`
+	Events   Events    `yaml:"events"`
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
@@ -422,6 +425,9 @@ func (c *Config) Validate() error {
 		if err := c.validateMCP(); err != nil {
 			return err
 		}
+	}
+	if err := c.validateWebhooks(); err != nil {
+		return err
 	}
 	if err := c.validateAnomaly(); err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"github.com/kavach-dev/kavach/service/credentials"
 	"github.com/kavach-dev/kavach/service/decisions"
 	"github.com/kavach-dev/kavach/service/delegations"
+	"github.com/kavach-dev/kavach/service/events"
 	"github.com/kavach-dev/kavach/service/grants"
 	"github.com/kavach-dev/kavach/service/internal/core"
 	"github.com/kavach-dev/kavach/service/policy"
@@ -45,6 +46,15 @@ type (
 	AnomalyQuery = anomalies.Query
 	// AnomalyOptions configure anomaly detection and trust scoring.
 	AnomalyOptions = anomalies.Options
+	// DeliveryQuery selects webhook deliveries; FeedQuery the live feed.
+	DeliveryQuery = events.DeliveryQuery
+	FeedQuery     = events.FeedQuery
+	// Feed is an open live feed.
+	Feed = events.Feed
+	// WebhookEndpoint is one webhook endpoint.
+	WebhookEndpoint = events.Endpoint
+	// EventOptions configure webhook delivery.
+	EventOptions = events.Options
 	// PageQuery holds the paging parameters of a list (limit, cursor).
 	PageQuery = core.PageQuery
 )
@@ -63,6 +73,9 @@ func ReadExtensions(path string) (map[string]string, error) { return policy.Read
 
 // CheckScopes validates the permissions of the configured MCP scopes.
 func CheckScopes(scopes map[string][]api.Permission) error { return grants.CheckScopes(scopes) }
+
+// FeedBatch is the most events one read of a feed returns.
+const FeedBatch = events.FeedBatch
 
 // DecisionTap is the store's decision tap (store.Options.DecisionTap) that
 // anomaly detection needs.
@@ -86,8 +99,8 @@ type Options struct {
 	// ApprovalTTL is how long an approval request stays open and, once
 	// approved, usable; 0 means DefaultApprovalTTL.
 	ApprovalTTL time.Duration
-	// WebhookURL, if set, receives a POST for every new approval request.
-	WebhookURL string
+	// Events configures webhook delivery and the event feed.
+	Events events.Options
 	// PollInterval bounds how stale this replica's view of other replicas'
 	// writes can get when no notification arrives; 0 means 1s.
 	PollInterval time.Duration
@@ -123,6 +136,7 @@ type Service struct {
 	*audit.Audit
 	*policy.Policy
 	*anomalies.Anomalies
+	*events.Events
 
 	store *store.Store
 	now   func() time.Time
@@ -160,7 +174,7 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 	s.Agents = agents.New(st, s.Replica, agents.Options{MaxPerUser: opts.MaxPerUser, TokenExpiry: opts.TokenExpiry, MaxMetadataBytes: opts.MaxMetadataBytes,
 		DefaultPermissions: defaults}, s.now, s.log)
 	s.Delegations = delegations.New(st, eng, s.Replica, s.now, s.log)
-	s.Approvals = approvals.New(st, s.Replica, opts.ApprovalTTL, opts.WebhookURL, s.now, s.log)
+	s.Approvals = approvals.New(st, s.Replica, opts.ApprovalTTL, s.now, s.log)
 	s.Decisions = decisions.New(st, eng, s.Replica, s.Approvals, s.Credentials, s.now, s.log)
 	s.Grants = grants.New(st, s.Replica, opts.MaxPerUser, s.now, s.log)
 	s.Audit = audit.New(st, func(ctx context.Context, token string) (string, error) {
@@ -169,6 +183,7 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 	}, s.now, s.log)
 	s.Policy = policy.New(st, eng, opts.ExtensionsPath, s.now, s.log)
 	s.Anomalies = anomalies.New(st, s.Replica, opts.Anomalies, s.now, s.log)
+	s.Events = events.New(st, opts.Events, s.now, s.log)
 	return s, nil
 }
 
@@ -177,7 +192,7 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 const changeRetention = 24 * time.Hour
 
 // Run does background work until ctx ends: it follows the change feed,
-// writes refused calls' rows, delivers approval webhooks, reloads changed
+// writes refused calls' rows, delivers webhooks, reloads changed
 // extensions, detects anomalies and scores trust, and prunes rate-limit
 // events older than the window and old feed entries.
 //
@@ -186,7 +201,7 @@ const changeRetention = 24 * time.Hour
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { s.Approvals.Run(ctx) })
+	wg.Go(func() { s.Events.Run(ctx) })
 	wg.Go(func() { s.Follow(ctx) })
 	wg.Go(func() { s.Audit.Run(ctx) })
 	wg.Go(func() { s.Policy.Run(ctx) })

@@ -83,6 +83,8 @@ func routeCalls(t *testing.T, e *oauthEnv, self api.AgentWithToken) map[string]f
 		"agents.resume":                post(func() string { return "/v1/agents/" + agent().ID + "/resume" }, ""),
 		"agents.trust":                 get("/v1/agents/" + shared.ID + "/trust"),
 		"anomalies.list":               get("/v1/anomalies"),
+		"events.stream":                get("/v1/events"),
+		"webhooks.deliveries":          get("/v1/webhooks/deliveries"),
 		"agents.delegations":           get("/v1/agents/" + shared.ID + "/delegations"),
 		"agents.effective_permissions": get("/v1/agents/" + self.ID + "/effective-permissions"),
 		"authorize":                    nil, // depends on the caller: see below

@@ -115,6 +115,18 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	for _, l := range sortedKeys(levels) {
 		fmt.Fprintf(w, "kavach_agents_by_trust_level{level=%q} %d\n", l, levels[l])
 	}
+	wh := s.svc.WebhookStats()
+	fmt.Fprintf(w, "# HELP kavach_webhook_attempts_total Webhook delivery attempts this replica made, by endpoint and outcome (delivered; retried: failed, will retry; failed: given up).\n# TYPE kavach_webhook_attempts_total counter\n")
+	for _, ep := range sortedKeys(wh.Attempts) {
+		for _, outcome := range []string{"delivered", "retried", "failed"} {
+			fmt.Fprintf(w, "kavach_webhook_attempts_total{endpoint=%q,outcome=%q} %d\n", ep, outcome, wh.Attempts[ep][outcome])
+		}
+	}
+	fmt.Fprintf(w, "# HELP kavach_webhook_deliveries Webhook deliveries in the database (all replicas'), by state, counted every 10s.\n# TYPE kavach_webhook_deliveries gauge\n")
+	for _, st := range sortedKeys(wh.Queue) {
+		fmt.Fprintf(w, "kavach_webhook_deliveries{state=%q} %d\n", st, wh.Queue[st])
+	}
+	fmt.Fprintf(w, "# HELP kavach_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery (0: none pending).\n# TYPE kavach_webhook_oldest_pending_seconds gauge\nkavach_webhook_oldest_pending_seconds %g\n", wh.OldestPending.Seconds())
 	sync := s.svc.Sync()
 	fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
 	fmt.Fprintf(w, "# HELP kavach_sync_lag Changes read from the feed and not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)

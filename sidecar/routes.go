@@ -69,6 +69,8 @@ func (s *Server) routeTable() []Route {
 		{"audit.query", "GET /v1/audit", s.queryAudit},
 		{"audit.export", "GET /v1/audit/export", s.exportAudit},
 		{"anomalies.list", "GET /v1/anomalies", s.listAnomalies},
+		{"events.stream", "GET /v1/events", s.events},
+		{"webhooks.deliveries", "GET /v1/webhooks/deliveries", s.listDeliveries},
 		{"health", "GET /health", s.health},
 		{"ready", "GET /ready", s.ready},
 		{"metrics", "GET /metrics", s.metrics},

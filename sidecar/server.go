@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kavach-dev/kavach/access"
@@ -58,6 +60,11 @@ type Server struct {
 	// exports holds a token per running export.
 	exports chan struct{}
 	m       *metrics
+	// streams counts open event streams; stopping is closed when a
+	// listener shuts down, which ends them.
+	streams      atomic.Int64
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // New returns the API handler. It fails if a route has no entry in the API
@@ -67,7 +74,7 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), exports: make(chan struct{}, maxExports),
-		m: newMetrics(), access: opts.Access}
+		m: newMetrics(), access: opts.Access, stopping: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -239,6 +246,9 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Event streams never end on their own: end them, so that shutting
+	// down waits only for calls in flight.
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -57,6 +57,9 @@ func (s *Store) CreateApproval(ctx context.Context, a domain.Approval) (domain.A
 		if err != nil {
 			return fmt.Errorf("insert approval: %w", err)
 		}
+		if err := s.emitApprovalRequested(ctx, tx, a); err != nil {
+			return err
+		}
 		return s.recordChange(ctx, tx, ChangeApproval, a.ID)
 	})
 	if err != nil {

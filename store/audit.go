@@ -110,7 +110,10 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 				return fmt.Errorf("record call: %w", err)
 			}
 		}
-		return s.appendAudit(ctx, tx, &e)
+		if err := s.appendAudit(ctx, tx, &e); err != nil {
+			return err
+		}
+		return s.emitDecision(ctx, tx, e)
 	})
 	if err != nil {
 		return domain.AuditEntry{}, err

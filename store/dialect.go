@@ -47,6 +47,11 @@ type dialect interface {
 	// the engine already runs write transactions one at a time (SQLite's
 	// immediate transactions), so no row lock is needed and none is taken.
 	lockRow() string
+	// skipLocked is the suffix of a SELECT that locks the rows it reads
+	// and skips those another transaction holds (" FOR UPDATE SKIP LOCKED"
+	// on PostgreSQL and MySQL 8 / MariaDB 10.6+), so replicas claiming work
+	// from one queue do not wait on each other; "" as for lockRow.
+	skipLocked() string
 	// advisoryLock takes the named lock until tx ends (commit or
 	// rollback), waiting for another transaction, on any replica, that
 	// holds it; a no-op where write transactions already run one at a
@@ -151,6 +156,9 @@ type txn struct {
 	// transaction only.
 	chain  *chain
 	leased bool
+	// deliveries is set when the transaction queued webhook deliveries:
+	// the delivery worker is told on commit.
+	deliveries bool
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -105,6 +105,8 @@ func (*postgresDialect) rebind(query string) string {
 
 func (*postgresDialect) lockRow() string { return " FOR UPDATE" }
 
+func (*postgresDialect) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
 // advisoryLock takes a transaction-scoped advisory lock: the bigint form
 // for a lock of its own, the (int, int) form with the key hashed for a
 // key within a namespace. The two forms never collide.

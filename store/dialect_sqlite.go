@@ -130,6 +130,8 @@ func (*sqliteDialect) rebind(query string) string { return query }
 // lockRow is "": the immediate transaction already holds the write lock.
 func (*sqliteDialect) lockRow() string { return "" }
 
+func (*sqliteDialect) skipLocked() string { return "" }
+
 // advisoryLock does nothing: the immediate transaction already holds the
 // write lock, which no other transaction, of any process, can share.
 func (*sqliteDialect) advisoryLock(context.Context, *txn, lockName) error { return nil }

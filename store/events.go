@@ -48,7 +48,10 @@ func (s *Store) insertEvent(ctx context.Context, tx *txn, e Event) error {
 	if err != nil {
 		return err
 	}
-	return s.appendAudit(ctx, tx, &row)
+	if err := s.appendAudit(ctx, tx, &row); err != nil {
+		return err
+	}
+	return s.emitChange(ctx, tx, row)
 }
 
 func (s *Store) eventRow(ctx context.Context, e Event) (domain.AuditEntry, error) {

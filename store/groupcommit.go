@@ -319,6 +319,9 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 			if _, err := stmt.ExecContext(ctx, auditArgs(r.e)...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
+			if err := b.s.emitDecision(ctx, tx, r.e); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

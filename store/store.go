@@ -75,6 +75,13 @@ type Options struct {
 	// rows for DrainDecisions (anomaly detection); beyond it, rows are
 	// counted as dropped, never waited for. 0 keeps none.
 	DecisionTap int
+	// Subscriptions are the webhook endpoints and the event types each
+	// receives: their deliveries are queued with each event.
+	Subscriptions []Subscription
+	// DecisionEvents are the decision event types (authorize.allowed,
+	// authorize.denied) recorded though no endpoint subscribes to them,
+	// for GET /v1/events.
+	DecisionEvents []string
 }
 
 // Store is the SQLite- or PostgreSQL-backed store. It is safe for
@@ -112,6 +119,8 @@ type Store struct {
 	lastCP auditchain.Checkpoint
 	// thresholds give an agent without computed trust its level.
 	thresholds domain.TrustThresholds
+	// sinks say which events are recorded and who receives them.
+	sinks *eventSinks
 	// tap holds committed decision rows for anomaly detection (nil: off).
 	tap *decisionTap
 	// stopSealer and sealerDone stop the sealer (nil when none runs).
@@ -140,6 +149,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.thresholds == (domain.TrustThresholds{}) {
 		s.thresholds = domain.DefaultTrustThresholds
 	}
+	s.sinks = newEventSinks(opts.Subscriptions, opts.DecisionEvents)
 	if opts.DecisionTap > 0 {
 		s.tap = &decisionTap{max: opts.DecisionTap}
 	}
@@ -303,6 +313,9 @@ func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) error {
 // settle ends the audit chain tx appended to, if any (chain.settle), and
 // returns a leased chain.
 func (s *Store) settle(t *txn, committed, doubt bool) {
+	if committed && t.deliveries {
+		s.nudgeDeliveries()
+	}
 	if t.chain == nil {
 		return
 	}

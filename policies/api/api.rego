@@ -63,6 +63,8 @@ grants := {
 	"audit.query": {"auditor"},
 	"audit.export": {"auditor"},
 	"anomalies.list": {"auditor"},
+	"events.stream": {"auditor"},
+	"webhooks.deliveries": set(),
 	"metrics": {"metrics"},
 	"oauth.requests.get": {"approver"},
 	"oauth.requests.approve": {"approver"},

@@ -1,5 +1,5 @@
 // Package approvals is human approval: requests opened by decisions that
-// need one, their resolution, and the webhook that announces them.
+// need one and their resolution.
 package approvals
 
 import (
@@ -29,30 +29,19 @@ type Store interface {
 
 // Approvals is safe for concurrent use.
 type Approvals struct {
-	store   Store
-	rep     *replica.Replica
-	ttl     time.Duration
-	webhook *webhook // nil: no webhook
-	now     func() time.Time
-	log     *slog.Logger
+	store Store
+	rep   *replica.Replica
+	ttl   time.Duration
+	now   func() time.Time
+	log   *slog.Logger
 }
 
 // New returns approvals over st, written through rep. A request stays
-// open, and once approved usable, for ttl; webhookURL, if set, receives a
-// POST for every new request.
-func New(st Store, rep *replica.Replica, ttl time.Duration, webhookURL string, now func() time.Time, log *slog.Logger) *Approvals {
-	a := &Approvals{store: st, rep: rep, ttl: ttl, now: now, log: log}
-	if webhookURL != "" {
-		a.webhook = newWebhook(webhookURL, log)
-	}
-	return a
-}
-
-// Run delivers webhooks until ctx ends.
-func (s *Approvals) Run(ctx context.Context) {
-	if s.webhook != nil {
-		s.webhook.run(ctx)
-	}
+// open, and once approved usable, for ttl. The store records each new
+// request as an approval.requested event (approval.webhookUrl and the
+// webhooks subscribed to it receive it).
+func New(st Store, rep *replica.Replica, ttl time.Duration, now func() time.Time, log *slog.Logger) *Approvals {
+	return &Approvals{store: st, rep: rep, ttl: ttl, now: now, log: log}
 }
 
 // Request opens an approval request for a call that needs one, or
@@ -89,9 +78,6 @@ func (s *Approvals) Request(ctx context.Context, d engine.Decision, req api.Auth
 		return a, err
 	}
 	s.log.Info("approval requested", "approval", a.ID, "agent", a.AgentID, "action", a.Action, "resource", a.Resource)
-	if s.webhook != nil {
-		s.webhook.enqueue(a)
-	}
 	return a, nil
 }
 

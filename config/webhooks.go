@@ -1,0 +1,186 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// Webhook is one endpoint that receives events, signed as the Standard
+// Webhooks specification says (standardwebhooks.com).
+type Webhook struct {
+	// URL receives a POST per event: http(s).
+	URL string `yaml:"url"`
+	// Secret signs each delivery: whsec_ and the base64 of 24 to 64
+	// random bytes. SecretEnv names an environment variable holding it
+	// instead, to keep it out of the file; one of the two is required.
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secretEnv"`
+	// Events are the event types the endpoint receives.
+	Events []string `yaml:"events"`
+}
+
+// Events configures the event record behind webhooks and GET /v1/events.
+type Events struct {
+	// Retention is how long events, and settled deliveries, are kept
+	// (default 7d). A pending delivery is kept until it settles.
+	Retention Duration `yaml:"retention"`
+	// Decisions are the decision event types (authorize.denied,
+	// authorize.allowed) recorded for GET /v1/events though no webhook
+	// subscribes to them (a subscription records its types anyway).
+	// Default none: they come at the rate of decisions.
+	Decisions []string `yaml:"decisions"`
+}
+
+// DefaultEventRetention is how long events are kept by default.
+const DefaultEventRetention = 7 * Day
+
+// MaxWebhooks bounds the endpoints: each event is one row per endpoint.
+const MaxWebhooks = 32
+
+var eventRetentionRule = Rule{Name: "events.retention", Min: time.Hour, Max: 366 * Day, Step: time.Hour,
+	Examples: "24h, 7d, 4w", Unset: "the default, 7d"}
+
+// WebhookEndpoint is a webhook with its secret decoded and its ID: what
+// the delivery worker needs.
+type WebhookEndpoint struct {
+	// ID names the endpoint in deliveries and metrics without showing
+	// its URL (which may hold a token): wh_ and a hash of the URL.
+	ID  string
+	URL string
+	// Key is the signing key (the secret's decoded bytes); nil signs
+	// nothing (approval.webhookUrl, which had no secret).
+	Key    []byte
+	Events []string
+	// Legacy marks approval.webhookUrl: its body also carries the request
+	// as "approval", as before.
+	Legacy bool
+}
+
+// EndpointID is the ID of the endpoint at rawURL.
+func EndpointID(rawURL string) string {
+	h := sha256.Sum256([]byte(rawURL))
+	return "wh_" + hex.EncodeToString(h[:6])
+}
+
+// ParseWebhookSecret decodes a whsec_ secret into its key bytes.
+func ParseWebhookSecret(s string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil, fmt.Errorf("must start with whsec_ (whsec_ and the base64 of 24 to 64 random bytes; `openssl rand -base64 32` makes one)")
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("the part after whsec_ is not standard base64")
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return nil, fmt.Errorf("decodes to %d bytes; the Standard Webhooks specification asks for 24 to 64", len(key))
+	}
+	return key, nil
+}
+
+func validHTTPURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" && p.User == nil
+}
+
+func (c *Config) validateWebhooks() error {
+	if len(c.Webhooks) > MaxWebhooks {
+		return fmt.Errorf("webhooks: %d endpoints; at most %d", len(c.Webhooks), MaxWebhooks)
+	}
+	seen := map[string]int{}
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		if !validHTTPURL(w.URL) {
+			return fmt.Errorf("%s.url must be an http(s) URL without user:password (put a token in the path or query if the receiver needs one)", key)
+		}
+		if j, dup := seen[w.URL]; dup {
+			return fmt.Errorf("%s.url is the URL of webhooks[%d] too: list the endpoint once, with every event it receives", key, j)
+		}
+		seen[w.URL] = i
+		if c.Approval.WebhookURL == w.URL {
+			return fmt.Errorf("%s.url is also approval.webhookUrl: subscribe it to approval.requested here and drop approval.webhookUrl", key)
+		}
+		if _, err := c.webhookKey(i); err != nil {
+			return err
+		}
+		if len(w.Events) == 0 {
+			return fmt.Errorf("%s.events is empty: list the event types the endpoint receives (%s)", key, strings.Join(domain.EventTypes, ", "))
+		}
+		for j, t := range w.Events {
+			if !slices.Contains(domain.EventTypes, t) {
+				return fmt.Errorf("%s.events[%d]: %q is not an event type (%s)", key, j, t, strings.Join(domain.EventTypes, ", "))
+			}
+			if slices.Index(w.Events, t) != j {
+				return fmt.Errorf("%s.events[%d]: %q is listed twice", key, j, t)
+			}
+		}
+	}
+	if _, err := eventRetentionRule.Parse(string(c.Events.Retention)); err != nil {
+		return err
+	}
+	for i, t := range c.Events.Decisions {
+		if !domain.IsDecisionEvent(t) {
+			return fmt.Errorf("events.decisions[%d]: %q is not a decision event type (authorize.denied, authorize.allowed)", i, t)
+		}
+	}
+	return nil
+}
+
+// webhookKey is the signing key of webhooks[i], from secret or secretEnv.
+func (c *Config) webhookKey(i int) ([]byte, error) {
+	w := c.Webhooks[i]
+	key := fmt.Sprintf("webhooks[%d]", i)
+	switch {
+	case w.Secret != "" && w.SecretEnv != "":
+		return nil, fmt.Errorf("%s: set secret or secretEnv, not both", key)
+	case w.SecretEnv != "":
+		v := os.Getenv(w.SecretEnv)
+		if v == "" {
+			return nil, fmt.Errorf("%s.secretEnv: the environment variable %s is not set", key, w.SecretEnv)
+		}
+		b, err := ParseWebhookSecret(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s.secretEnv: %s %w", key, w.SecretEnv, err)
+		}
+		return b, nil
+	case w.Secret != "":
+		b, err := ParseWebhookSecret(w.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("%s.secret %w", key, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%s: a secret is required (secret: whsec_…, or secretEnv naming a variable that holds it): receivers verify each delivery with it", key)
+}
+
+// WebhookEndpoints are the webhooks, and approval.webhookUrl as a
+// subscription to approval.requested; call after Validate.
+func (c Config) WebhookEndpoints() []WebhookEndpoint {
+	var out []WebhookEndpoint
+	for i, w := range c.Webhooks {
+		k, _ := c.webhookKey(i)
+		out = append(out, WebhookEndpoint{ID: EndpointID(w.URL), URL: w.URL, Key: k, Events: slices.Clone(w.Events)})
+	}
+	if u := c.Approval.WebhookURL; u != "" {
+		out = append(out, WebhookEndpoint{ID: EndpointID(u), URL: u, Events: []string{domain.EventApprovalRequested}, Legacy: true})
+	}
+	return out
+}
+
+// EventRetention is events.retention (default 7d); call after Validate.
+func (c Config) EventRetention() time.Duration {
+	d, _ := eventRetentionRule.Parse(string(c.Events.Retention))
+	if d == 0 {
+		return DefaultEventRetention
+	}
+	return d
+}

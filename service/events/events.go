@@ -1,0 +1,500 @@
+// Package events delivers recorded events to webhook endpoints, signed as
+// the Standard Webhooks specification says, and reads them back for the
+// live feed (GET /v1/events). The store writes each event, and a pending
+// delivery per subscribed endpoint, in the transaction of the change it
+// reports; this package only leases due deliveries, attempts them and
+// records the outcome, so a restart or a crash loses nothing and replicas
+// sharing a database deliver each event under its one id.
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	mathrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/store"
+)
+
+// Store is what delivery and the feed read and write.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
+	RecordAttempts(ctx context.Context, owner string, attempts []store.Attempt) (int, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p store.Page) ([]domain.WebhookDelivery, string, error)
+	DeliveryCounts(ctx context.Context) (map[string]int64, time.Time, error)
+	Deliveries() <-chan struct{}
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+	EventsSince(ctx context.Context, after int64, f store.EventFilter, limit int) ([]domain.Event, error)
+	LatestEvent(ctx context.Context) (int64, error)
+}
+
+// Endpoint is one webhook endpoint.
+type Endpoint struct {
+	// ID names it in deliveries and metrics (config.EndpointID).
+	ID  string
+	URL string
+	// Key signs deliveries (the whsec_ secret's bytes); nil: unsigned
+	// (approval.webhookUrl, which never had a secret).
+	Key []byte
+	// Legacy adds the approval request as "approval" to the body, as
+	// approval.webhookUrl's receivers read it.
+	Legacy bool
+}
+
+// Options configure delivery.
+type Options struct {
+	Endpoints []Endpoint
+	// Retention is how long events and settled deliveries are kept.
+	Retention time.Duration
+	// Client sends the deliveries; nil: one with a 10 s timeout that
+	// follows no redirect.
+	Client *http.Client
+	// FirstRetry is the wait after the first failed attempt (default
+	// 2 s); each later wait doubles, up to MaxBackoff (1 h).
+	FirstRetry time.Duration
+	// GiveUpAfter is how long after the event delivery is retried
+	// (default 24 h); then it is failed.
+	GiveUpAfter time.Duration
+}
+
+// Delivery bounds.
+const (
+	// DefaultFirstRetry is the wait after a first failed attempt.
+	DefaultFirstRetry = 2 * time.Second
+	// MaxBackoff caps the wait between attempts.
+	MaxBackoff = time.Hour
+	// DefaultGiveUpAfter is how long an event is retried.
+	DefaultGiveUpAfter = 24 * time.Hour
+	// attemptTimeout bounds one attempt; lease outlives a batch of them.
+	attemptTimeout = 10 * time.Second
+	lease          = 2 * time.Minute
+	claimBatch     = 64
+	parallel       = 16
+	pollInterval   = time.Second
+	countInterval  = 10 * time.Second
+	// maxErrorLen bounds what a failed attempt records of the receiver.
+	maxErrorLen = 200
+)
+
+// Events delivers webhooks and serves the feed; safe for concurrent use.
+type Events struct {
+	store     Store
+	endpoints map[string]Endpoint
+	opts      Options
+	// owner names this process's leases, so that an attempt's outcome is
+	// recorded only while this replica still holds the row.
+	owner string
+	http  *http.Client
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	counts map[string]*counters // by endpoint ID
+	queue  map[string]int64     // deliveries by state, counted every 10 s
+	oldest time.Time            // creation of the oldest pending delivery
+}
+
+type counters struct{ delivered, retried, failed atomic.Uint64 }
+
+// New returns the delivery worker and feed over st.
+func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events {
+	if opts.FirstRetry <= 0 {
+		opts.FirstRetry = DefaultFirstRetry
+	}
+	if opts.GiveUpAfter <= 0 {
+		opts.GiveUpAfter = DefaultGiveUpAfter
+	}
+	c := opts.Client
+	if c == nil {
+		c = &http.Client{
+			Timeout: attemptTimeout,
+			// A redirect is an answer, not a delivery: the receiver must
+			// be configured at its real URL.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: parallel,
+				IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
+		}
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	e := &Events{store: st, endpoints: map[string]Endpoint{}, opts: opts, owner: "rep_" + hex.EncodeToString(b), http: c,
+		now: now, log: log, counts: map[string]*counters{}}
+	for _, ep := range opts.Endpoints {
+		e.endpoints[ep.ID] = ep
+		e.counts[ep.ID] = &counters{}
+	}
+	return e
+}
+
+// Run delivers due webhooks until ctx ends: at once when this replica
+// commits one, and every second for those of other replicas and retries.
+// It also counts the queue for /metrics and prunes old events.
+func (e *Events) Run(ctx context.Context) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	var counted, pruned time.Time
+	for {
+		// Always: deliveries queued for an endpoint since removed from
+		// the configuration are settled as failed.
+		e.drain(ctx)
+		if now := e.now(); now.Sub(counted) >= countInterval {
+			counted = now
+			e.count(ctx)
+		}
+		if now := e.now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			if n, err := e.store.PruneEvents(ctx, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
+				e.log.Warn("pruning events failed", "error", err)
+			} else if n > 0 {
+				e.log.Debug("pruned events", "rows", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-e.store.Deliveries():
+		}
+	}
+}
+
+// drain attempts due deliveries, a leased batch at a time, until none is
+// due.
+func (e *Events) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch, err := e.store.ClaimDeliveries(ctx, e.owner, lease, claimBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("claiming webhook deliveries failed; retrying in a second", "error", err)
+			}
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		results := make([]store.Attempt, len(batch))
+		sem := make(chan struct{}, parallel)
+		var wg sync.WaitGroup
+		for i, d := range batch {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				results[i] = e.attempt(ctx, d)
+			})
+		}
+		wg.Wait()
+		// The outcomes are recorded even as ctx ends: an attempt made is
+		// not made again for want of writing it down.
+		rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		n, err := e.store.RecordAttempts(rec, e.owner, results)
+		cancel()
+		if err != nil {
+			e.log.Warn("recording webhook attempts failed; the deliveries will be attempted again when their lease ends", "error", err)
+			return
+		}
+		if n < len(results) {
+			e.log.Warn("webhook deliveries were taken over by another replica after their lease ran out", "rows", len(results)-n)
+		}
+		if len(batch) < claimBatch {
+			return
+		}
+	}
+}
+
+// attempt delivers d once and says what came of it.
+func (e *Events) attempt(ctx context.Context, d domain.WebhookDelivery) store.Attempt {
+	ep, ok := e.endpoints[d.Endpoint]
+	now := e.now()
+	out := store.Attempt{ID: d.ID, At: now}
+	if !ok {
+		out.Failed, out.Error = true, "endpoint no longer configured"
+		e.log.Warn("webhook delivery dropped: its endpoint is no longer configured", "endpoint", d.Endpoint, "event", d.Event.ID, "type", d.Event.Type)
+		return out
+	}
+	c := e.counts[ep.ID]
+	status, err := e.post(ctx, ep, d.Event, now)
+	out.Status = status
+	switch {
+	case err == nil:
+		c.delivered.Add(1)
+		e.log.Debug("webhook delivered", "endpoint", ep.ID, "event", d.Event.ID, "type", d.Event.Type, "attempt", d.Attempts+1)
+		return out
+	case status == http.StatusGone:
+		// Standard Webhooks: 410 asks the sender to stop.
+		out.Failed, out.Error = true, err.Error()
+	default:
+		out.Error = err.Error()
+		wait := Backoff(e.opts.FirstRetry, d.Attempts+1)
+		if next := now.Add(wait); next.Sub(d.CreatedAt) <= e.opts.GiveUpAfter {
+			out.Next = next
+			c.retried.Add(1)
+			e.log.Warn("webhook delivery failed; retrying", "endpoint", ep.ID, "host", hostOf(ep.URL), "event", d.Event.ID,
+				"type", d.Event.Type, "attempt", d.Attempts+1, "retry_in", wait.Round(time.Second).String(), "error", out.Error)
+			return out
+		}
+		out.Failed = true
+	}
+	c.failed.Add(1)
+	e.log.Error("webhook delivery failed; giving up", "endpoint", ep.ID, "host", hostOf(ep.URL), "event", d.Event.ID,
+		"type", d.Event.Type, "attempts", d.Attempts+1, "error", out.Error)
+	return out
+}
+
+// Backoff is the wait before attempt n+1 after n failed ones: first, then
+// doubling, capped at MaxBackoff, within ±20% so that endpoints coming back
+// are not hit by every retry at once.
+func Backoff(first time.Duration, failed int) time.Duration {
+	d := float64(first) * math.Pow(2, float64(max(failed-1, 0)))
+	d = min(d, float64(MaxBackoff))
+	return time.Duration(d * (0.8 + 0.4*mathrand.Float64())) //nolint:gosec // G404: jitter, not a secret
+}
+
+// Body is the payload of a delivery: {"type", "timestamp", "data"}, and
+// for an approval.webhookUrl endpoint the request as "approval" too.
+func Body(ev domain.Event, legacy bool) ([]byte, error) {
+	p := struct {
+		Type      string          `json:"type"`
+		Timestamp api.Time        `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+		Approval  json.RawMessage `json:"approval,omitempty"`
+	}{Type: ev.Type, Timestamp: api.NewTime(ev.Time), Data: ev.Data}
+	if legacy && ev.Type == domain.EventApprovalRequested {
+		var d struct {
+			Approval json.RawMessage `json:"approval"`
+		}
+		if err := json.Unmarshal(ev.Data, &d); err == nil {
+			p.Approval = d.Approval
+		}
+	}
+	return json.Marshal(p)
+}
+
+// Sign is the webhook-signature of a delivery: "v1," and the base64 of
+// HMAC-SHA256 over "id.timestamp.body" with key.
+func Sign(key []byte, id string, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + strconv.FormatInt(ts, 10) + "."))
+	m.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// post makes one attempt: the status the receiver answered (0 for none)
+// and, unless 2xx, why it failed. Errors never carry the URL, whose path
+// or query may hold the receiver's token.
+func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now time.Time) (int, error) {
+	body, err := Body(ev, ep.Legacy)
+	if err != nil {
+		return 0, fmt.Errorf("encode: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, errors.New("invalid webhook URL")
+	}
+	ts := now.Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "kavach-webhook")
+	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	if ep.Key != nil {
+		req.Header.Set("webhook-signature", Sign(ep.Key, ev.ID, ts, body))
+	}
+	resp, err := e.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return 0, fmt.Errorf("%s %s: %w", ue.Op, req.URL.Host, ue.Err)
+		}
+		return 0, errors.New("request failed")
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// count refreshes the queue counts /metrics reports.
+func (e *Events) count(ctx context.Context) {
+	q, oldest, err := e.store.DeliveryCounts(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Debug("counting webhook deliveries failed", "error", err)
+		}
+		return
+	}
+	e.mu.Lock()
+	e.queue, e.oldest = q, oldest
+	e.mu.Unlock()
+}
+
+// Stats are the delivery counters for /metrics.
+type Stats struct {
+	// Attempts counts this replica's attempts by endpoint and outcome
+	// (delivered, retried, failed).
+	Attempts map[string]map[string]uint64
+	// Queue counts deliveries in the database by state (every replica's),
+	// as of the last count; OldestPending is the age of the oldest
+	// pending one (0 when none).
+	Queue         map[string]int64
+	OldestPending time.Duration
+}
+
+// WebhookStats returns the delivery counters.
+func (e *Events) WebhookStats() Stats {
+	s := Stats{Attempts: map[string]map[string]uint64{}, Queue: map[string]int64{}}
+	for id, c := range e.counts {
+		s.Attempts[id] = map[string]uint64{"delivered": c.delivered.Load(), "retried": c.retried.Load(), "failed": c.failed.Load()}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, v := range e.queue {
+		s.Queue[k] = v
+	}
+	if !e.oldest.IsZero() {
+		s.OldestPending = max(e.now().Sub(e.oldest), 0)
+	}
+	return s
+}
+
+// DeliveryQuery selects deliveries: raw query parameters.
+type DeliveryQuery struct {
+	State, Type, Endpoint string
+	Page                  core.PageQuery
+}
+
+var deliveryStates = []string{domain.DeliveryPending, domain.DeliveryDelivered, domain.DeliveryFailed}
+
+// ListDeliveries returns a page of deliveries, newest first.
+func (e *Events) ListDeliveries(ctx context.Context, q DeliveryQuery) (api.WebhookDeliveryList, error) {
+	if q.State != "" && !slices.Contains(deliveryStates, q.State) {
+		return api.WebhookDeliveryList{}, core.Invalid("invalid_parameter", "state %q is not one of pending, delivered, failed", q.State)
+	}
+	if q.Type != "" && !slices.Contains(domain.EventTypes, q.Type) {
+		return api.WebhookDeliveryList{}, core.Invalid("invalid_parameter", "type %q is not an event type", q.Type)
+	}
+	p, err := q.Page.Page("whd_")
+	if err != nil {
+		return api.WebhookDeliveryList{}, err
+	}
+	list, next, err := e.store.ListDeliveries(ctx, store.DeliveryFilter{State: q.State, Type: q.Type, Endpoint: q.Endpoint}, p)
+	if err != nil {
+		return api.WebhookDeliveryList{}, err
+	}
+	out := api.WebhookDeliveryList{Deliveries: make([]api.WebhookDelivery, len(list)), NextCursor: next}
+	for i, d := range list {
+		w := api.WebhookDelivery{ID: d.ID, EventID: d.Event.ID, Type: d.Event.Type, Endpoint: d.Endpoint, State: d.State,
+			Attempts: d.Attempts, CreatedAt: api.NewTime(d.CreatedAt), LastAttemptAt: api.NewTimePtr(d.LastAttemptAt),
+			LastStatus: d.LastStatus, LastError: d.LastError, DeliveredAt: api.NewTimePtr(d.DeliveredAt)}
+		if ep, ok := e.endpoints[d.Endpoint]; ok {
+			w.URL = hostOf(ep.URL)
+		}
+		if d.State == domain.DeliveryPending {
+			w.NextAttemptAt = api.NewTimePtr(&d.NextAttemptAt)
+		}
+		out.Deliveries[i] = w
+	}
+	return out, nil
+}
+
+// FeedQuery selects the live feed: raw query parameters and the
+// Last-Event-ID header.
+type FeedQuery struct {
+	// Types is a comma-separated list of event types (empty: all).
+	Types   string
+	AgentID string
+	// After is the seq to resume after (Last-Event-ID, or the after
+	// parameter); empty starts with the next event committed.
+	After string
+}
+
+// Feed is a checked FeedQuery.
+type Feed struct {
+	Filter store.EventFilter
+	After  int64
+}
+
+// OpenFeed checks q and returns where the feed starts.
+func (e *Events) OpenFeed(ctx context.Context, q FeedQuery) (Feed, error) {
+	var f Feed
+	if q.Types != "" {
+		for _, t := range strings.Split(q.Types, ",") {
+			t = strings.TrimSpace(t)
+			if !slices.Contains(domain.EventTypes, t) {
+				return Feed{}, core.Invalid("invalid_parameter", "types: %q is not an event type (%s)", t, strings.Join(domain.EventTypes, ", "))
+			}
+			if !slices.Contains(f.Filter.Types, t) {
+				f.Filter.Types = append(f.Filter.Types, t)
+			}
+		}
+	}
+	if q.AgentID != "" {
+		if err := core.CheckID("agentId", q.AgentID); err != nil {
+			return Feed{}, err
+		}
+		f.Filter.AgentID = q.AgentID
+	}
+	if q.After == "" {
+		seq, err := e.store.LatestEvent(ctx)
+		if err != nil {
+			return Feed{}, err
+		}
+		f.After = seq
+		return f, nil
+	}
+	n, err := strconv.ParseInt(q.After, 10, 64)
+	if err != nil || n < 0 {
+		return Feed{}, core.Invalid("invalid_parameter", "Last-Event-ID (or after) must be the seq of an event, a whole number, not %q", q.After)
+	}
+	f.After = n
+	return f, nil
+}
+
+// FeedBatch is the most events Next returns at once.
+const FeedBatch = 500
+
+// Next returns the events after f.After, oldest first, and moves f past
+// them.
+func (e *Events) Next(ctx context.Context, f *Feed) ([]api.Event, error) {
+	list, err := e.store.EventsSince(ctx, f.After, f.Filter, FeedBatch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Event, len(list))
+	for i, ev := range list {
+		out[i] = api.Event{Seq: ev.Seq, ID: ev.ID, Type: ev.Type, Timestamp: api.NewTime(ev.Time), Data: ev.Data}
+		f.After = ev.Seq
+	}
+	return out, nil
+}

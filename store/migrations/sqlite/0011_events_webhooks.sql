@@ -1,0 +1,39 @@
+-- Lifecycle events and the webhook outbox. Timestamps are Unix milliseconds (UTC).
+
+-- Every event (agent.created, authorize.denied, …), written in the
+-- transaction of the change it reports. seq numbers them in commit order:
+-- GET /v1/events resumes after a seq (Last-Event-ID). id is the webhook-id
+-- every endpoint receives it under; data is the payload's "data" (JSON).
+CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    type       TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX events_created ON events (created_at);
+
+-- One row per event and subscribed endpoint (the outbox), written with the
+-- event. A replica delivers a row only while it holds its lease
+-- (lease_owner, lease_until), so replicas take turns and each delivery
+-- goes out under the event's one id.
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    event_seq       INTEGER NOT NULL,
+    endpoint        TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_owner     TEXT NOT NULL,
+    lease_until     INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    last_status     INTEGER,
+    last_error      TEXT NOT NULL,
+    delivered_at    INTEGER,
+    UNIQUE (event_seq, endpoint)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+CREATE INDEX webhook_deliveries_state_id ON webhook_deliveries (state, id);

@@ -1,0 +1,524 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// Events and the webhook outbox. An event is written in the transaction of
+// the change it reports, with one delivery row per endpoint subscribed to
+// its type: a change that commits has its event and its deliveries, and
+// one that rolls back has neither, whatever happens to the process after.
+// Delivery workers (service/webhooks) lease due rows, on any replica, and
+// record what came of each attempt.
+
+// lockEvents serialises event numbering across replicas, as lockChanges
+// does for the change feed: seq is then handed out in commit order, so a
+// reader resuming after a seq misses nothing committed later.
+const lockEvents = 7400003
+
+// Subscription is one webhook endpoint as the store sees it: its ID and
+// the event types it receives.
+type Subscription struct {
+	Endpoint string
+	Types    []string
+}
+
+// eventSinks are what the store records: the subscriptions, and which
+// decision events (authorize.*) are recorded though nothing subscribes.
+type eventSinks struct {
+	subs []Subscription
+	// decisions holds the decision event types recorded.
+	decisions map[string]bool
+	// nudge hears, without blocking, that deliveries were committed.
+	nudge chan struct{}
+}
+
+func newEventSinks(subs []Subscription, decisions []string) *eventSinks {
+	e := &eventSinks{subs: subs, decisions: map[string]bool{}, nudge: make(chan struct{}, 1)}
+	for _, t := range decisions {
+		e.decisions[t] = true
+	}
+	for _, s := range subs {
+		for _, t := range s.Types {
+			if domain.IsDecisionEvent(t) {
+				e.decisions[t] = true
+			}
+		}
+	}
+	return e
+}
+
+// records reports whether events of type typ are recorded: every lifecycle
+// event, and decision events something asks for.
+func (e *eventSinks) records(typ string) bool {
+	return !domain.IsDecisionEvent(typ) || e.decisions[typ]
+}
+
+// Deliveries returns a channel that receives, without blocking the writer,
+// after a transaction with webhook deliveries commits on this replica.
+func (s *Store) Deliveries() <-chan struct{} { return s.sinks.nudge }
+
+// RecordsDecisions reports whether decisions of result ("allowed",
+// "denied") are recorded as authorize.* events.
+func (s *Store) RecordsDecisions(result string) bool {
+	return s.sinks.decisions["authorize."+result]
+}
+
+// eventTypes maps the audit event actions that report a change to the
+// event type announcing it.
+var eventTypes = map[string]string{
+	"agent.create":      domain.EventAgentCreated,
+	"agent.update":      domain.EventAgentUpdated,
+	"agent.rotate":      domain.EventAgentRotated,
+	"agent.revoke":      domain.EventAgentRevoked,
+	"agent.suspend":     domain.EventAgentSuspended,
+	"agent.resume":      domain.EventAgentResumed,
+	"agent.trust":       domain.EventAgentTrustChanged,
+	"delegation.create": domain.EventDelegationCreated,
+	"delegation.revoke": domain.EventDelegationRevoked,
+	"approval.approve":  domain.EventApprovalResolved,
+	"approval.deny":     domain.EventApprovalResolved,
+	"anomaly.detected":  domain.EventAnomalyDetected,
+	"key.create":        domain.EventKeyCreated,
+	"key.revoke":        domain.EventKeyRevoked,
+}
+
+// emitChange records the event an audited change announces, if its action
+// announces one. The data names the target, the agent and owner, the
+// actor and the audit row; changes are the audit row's (never a secret).
+func (s *Store) emitChange(ctx context.Context, tx *txn, row domain.AuditEntry) error {
+	typ, ok := eventTypes[row.Action]
+	if !ok || row.Result != domain.ResultAllowed {
+		return nil
+	}
+	data := map[string]any{"id": row.Resource, "auditId": row.ID, "actor": actorData(row.Actor), "reason": row.Reason}
+	if row.AgentID != "" {
+		data["agentId"] = row.AgentID
+	}
+	if row.OwnerID != "" {
+		data["ownerId"] = row.OwnerID
+	}
+	if len(row.Changes) > 0 {
+		data["changes"] = json.RawMessage(row.Changes)
+	}
+	if typ == domain.EventApprovalResolved {
+		data["approvalId"] = row.Resource
+		data["status"] = map[string]string{"approval.approve": domain.ApprovalApproved, "approval.deny": domain.ApprovalDenied}[row.Action]
+	}
+	return s.emit(ctx, tx, typ, row.AgentID, row.Timestamp, data)
+}
+
+// emitDecision records authorize.allowed or authorize.denied for a
+// committed decision row, when that type is recorded. Arguments are left
+// out: the audit row has them, for those allowed to read it.
+func (s *Store) emitDecision(ctx context.Context, tx *txn, row domain.AuditEntry) error {
+	typ := domain.EventAuthorizeDenied
+	if row.Result == domain.ResultAllowed {
+		typ = domain.EventAuthorizeAllowed
+	}
+	if row.Kind != domain.KindDecision || !s.sinks.decisions[typ] {
+		return nil
+	}
+	data := map[string]any{"agentId": row.AgentID, "ownerId": row.OwnerID, "action": row.Action, "resource": row.Resource,
+		"allowed": row.Result == domain.ResultAllowed, "code": row.Code, "reason": row.Reason, "auditId": row.ID,
+		"actor": actorData(row.Actor)}
+	if row.ApprovalID != "" {
+		data["approvalId"] = row.ApprovalID
+	}
+	return s.emit(ctx, tx, typ, row.AgentID, row.Timestamp, data)
+}
+
+// emitApprovalRequested records approval.requested for a new request. The
+// request is in "approval" too, in the API's shape, as the approval
+// webhook of earlier versions sent it.
+func (s *Store) emitApprovalRequested(ctx context.Context, tx *txn, a domain.Approval) error {
+	appr := map[string]any{"id": a.ID, "agentId": a.AgentID, "ownerId": a.OwnerID, "action": a.Action, "resource": a.Resource,
+		"status": domain.ApprovalPending, "expiresAt": api.NewTime(a.ExpiresAt), "createdAt": api.NewTime(a.CreatedAt)}
+	if len(a.Arguments) > 0 {
+		appr["arguments"] = json.RawMessage(a.Arguments)
+	}
+	data := map[string]any{"approvalId": a.ID, "agentId": a.AgentID, "ownerId": a.OwnerID, "action": a.Action,
+		"resource": a.Resource, "expiresAt": api.NewTime(a.ExpiresAt), "approval": appr}
+	return s.emit(ctx, tx, domain.EventApprovalRequested, a.AgentID, a.CreatedAt, data)
+}
+
+func actorData(a domain.Actor) map[string]string {
+	out := map[string]string{"type": a.Type}
+	if a.ID != "" {
+		out["id"] = a.ID
+	}
+	if a.Name != "" {
+		out["name"] = a.Name
+	}
+	if a.OnBehalfOf != "" {
+		out["onBehalfOf"] = a.OnBehalfOf
+	}
+	return out
+}
+
+// emit writes one event, and a pending delivery for each endpoint
+// subscribed to its type, inside tx.
+func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.Time, data any) error {
+	if !s.sinks.records(typ) {
+		return nil
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", typ, err)
+	}
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockEvents)); err != nil {
+		return fmt.Errorf("lock events: %w", err)
+	}
+	now := s.now()
+	var seq int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES (?, ?, ?, ?, ?) RETURNING seq`,
+		s.ids.next("msg_", now), typ, agentID, toMillis(at), string(body)).Scan(&seq)
+	if err != nil {
+		return fmt.Errorf("record event %s: %w", typ, err)
+	}
+	for _, sub := range s.sinks.subs {
+		if !contains(sub.Types, typ) {
+			continue
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_seq, endpoint, state, attempts, created_at,
+			next_attempt_at, lease_owner, lease_until, last_error) VALUES (?, ?, ?, 'pending', 0, ?, ?, '', 0, '')`,
+			s.ids.next("whd_", now), seq, sub.Endpoint, toMillis(now), toMillis(now))
+		if err != nil {
+			return fmt.Errorf("queue webhook delivery: %w", err)
+		}
+		tx.deliveries = true
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// nudgeDeliveries tells the delivery worker, without waiting, that rows
+// were committed.
+func (s *Store) nudgeDeliveries() {
+	select {
+	case s.sinks.nudge <- struct{}{}:
+	default:
+	}
+}
+
+const eventColumns = `seq, id, type, agent_id, created_at, data`
+
+func scanEvent(row scanner) (domain.Event, error) {
+	var e domain.Event
+	var at int64
+	var data string
+	if err := row.Scan(&e.Seq, &e.ID, &e.Type, &e.AgentID, &at, &data); err != nil {
+		return domain.Event{}, err
+	}
+	e.Time, e.Data = fromMillis(at), json.RawMessage(data)
+	return e, nil
+}
+
+// EventFilter selects events: of these types (none: all) and of one agent.
+type EventFilter struct {
+	Types   []string
+	AgentID string
+}
+
+// EventsSince returns up to limit events after seq, oldest first.
+func (s *Store) EventsSince(ctx context.Context, after int64, f EventFilter, limit int) ([]domain.Event, error) {
+	where, args := []string{"seq > ?"}, []any{after}
+	if len(f.Types) > 0 {
+		where = append(where, "type IN (?"+strings.Repeat(", ?", len(f.Types)-1)+")")
+		for _, t := range f.Types {
+			args = append(args, t)
+		}
+	}
+	if f.AgentID != "" {
+		where, args = append(where, "agent_id = ?"), append(args, f.AgentID)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY seq LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	out := []domain.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LatestEvent returns the newest event's seq (0 if none).
+func (s *Store) LatestEvent(ctx context.Context) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var seq int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read events: %w", err)
+	}
+	return seq, nil
+}
+
+// EventSeq returns the seq of the event with ID id, or ErrNotFound.
+func (s *Store) EventSeq(ctx context.Context, id string) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var seq int64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM events WHERE id = ?`, id).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("event %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read events: %w", err)
+	}
+	return seq, nil
+}
+
+const deliveryColumns = `d.id, d.endpoint, d.state, d.attempts, d.created_at, d.next_attempt_at, d.last_attempt_at,
+	d.last_status, d.last_error, d.delivered_at, e.seq, e.id, e.type, e.agent_id, e.created_at, e.data`
+
+func scanDelivery(row scanner) (domain.WebhookDelivery, error) {
+	var d domain.WebhookDelivery
+	var created, next, eventAt int64
+	var lastAt, delivered, status sql.NullInt64
+	var data string
+	err := row.Scan(&d.ID, &d.Endpoint, &d.State, &d.Attempts, &created, &next, &lastAt, &status, &d.LastError, &delivered,
+		&d.Event.Seq, &d.Event.ID, &d.Event.Type, &d.Event.AgentID, &eventAt, &data)
+	if err != nil {
+		return domain.WebhookDelivery{}, err
+	}
+	d.CreatedAt, d.NextAttemptAt, d.LastAttemptAt, d.DeliveredAt = fromMillis(created), fromMillis(next), timePtr(lastAt), timePtr(delivered)
+	d.LastStatus = int(status.Int64)
+	d.Event.Time, d.Event.Data = fromMillis(eventAt), json.RawMessage(data)
+	return d, nil
+}
+
+// ClaimDeliveries leases up to limit pending deliveries that are due, to
+// owner until now+lease, and returns them with their events. A row another
+// replica holds a live lease on is skipped; one whose lease ran out (its
+// holder died mid-attempt) is taken over, so it may be delivered twice,
+// under the same id: at least once.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error) {
+	now := s.now()
+	var out []domain.WebhookDelivery
+	err := s.withTx(ctx, func(tx *txn) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+			AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+s.dialect.skipLocked(), toMillis(now), toMillis(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim webhook deliveries: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("claim webhook deliveries: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("claim webhook deliveries: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN `+in,
+			append([]any{owner, toMillis(now.Add(lease))}, ids...)...); err != nil {
+			return fmt.Errorf("claim webhook deliveries: %w", err)
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq
+			WHERE d.id IN `+in+` ORDER BY d.next_attempt_at`, ids...)
+		if err != nil {
+			return fmt.Errorf("claim webhook deliveries: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return fmt.Errorf("claim webhook deliveries: %w", err)
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Attempt is what came of one delivery attempt.
+type Attempt struct {
+	// ID is the delivery's.
+	ID string
+	At time.Time
+	// Status is the receiver's HTTP status; 0 when none answered.
+	Status int
+	Error  string
+	// Next is when to try again; zero for delivered, or for given up
+	// (with Failed).
+	Next   time.Time
+	Failed bool
+}
+
+// RecordAttempts stores the outcomes of attempts on deliveries owner
+// leased, in one transaction, and returns how many it stored: a delivery
+// whose lease owner no longer held (it ran out, and another replica took
+// the row over) is left as that replica has it.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, attempts []Attempt) (int, error) {
+	var n int
+	err := s.withTx(ctx, func(tx *txn) error {
+		n = 0
+		for _, a := range attempts {
+			state, next, delivered := domain.DeliveryPending, toMillis(a.Next), sql.NullInt64{}
+			switch {
+			case a.Failed:
+				state, next = domain.DeliveryFailed, toMillis(a.At)
+			case a.Next.IsZero():
+				state, next, delivered = domain.DeliveryDelivered, toMillis(a.At), sql.NullInt64{Int64: toMillis(a.At), Valid: true}
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?,
+				last_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?, lease_owner = '', lease_until = 0
+				WHERE id = ? AND lease_owner = ? AND state = 'pending'`,
+				state, next, toMillis(a.At), sql.NullInt64{Int64: int64(a.Status), Valid: a.Status != 0}, truncate(a.Error, 200),
+				delivered, a.ID, owner)
+			if err != nil {
+				return fmt.Errorf("record webhook attempt: %w", err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("record webhook attempt: %w", err)
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	return n, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// DeliveryFilter selects deliveries.
+type DeliveryFilter struct {
+	State, Type, Endpoint string
+}
+
+// ListDeliveries returns a page of deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, p Page) ([]domain.WebhookDelivery, string, error) {
+	if err := p.check("list webhook deliveries"); err != nil {
+		return nil, "", err
+	}
+	var where []string
+	var args []any
+	if f.State != "" {
+		where, args = append(where, "d.state = ?"), append(args, f.State)
+	}
+	if f.Type != "" {
+		where, args = append(where, "e.type = ?"), append(args, f.Type)
+	}
+	if f.Endpoint != "" {
+		where, args = append(where, "d.endpoint = ?"), append(args, f.Endpoint)
+	}
+	if p.Cursor != "" {
+		where, args = append(where, "d.id < ?"), append(args, p.Cursor)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq`+
+		cond+` ORDER BY d.id DESC LIMIT ?`, append(args, p.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	list := []domain.WebhookDelivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list webhook deliveries: %w", err)
+		}
+		list = append(list, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list webhook deliveries: %w", err)
+	}
+	list, next := cutPage(list, p.Limit, func(d domain.WebhookDelivery) string { return d.ID })
+	return list, next, nil
+}
+
+// DeliveryCounts returns how many deliveries are in each state, and the
+// creation time of the oldest pending one (zero when none is).
+func (s *Store) DeliveryCounts(ctx context.Context) (map[string]int64, time.Time, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*), MIN(created_at) FROM webhook_deliveries GROUP BY state`)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{domain.DeliveryPending: 0, domain.DeliveryDelivered: 0, domain.DeliveryFailed: 0}
+	var oldest time.Time
+	for rows.Next() {
+		var state string
+		var n, first int64
+		if err := rows.Scan(&state, &n, &first); err != nil {
+			return nil, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
+		}
+		out[state] = n
+		if state == domain.DeliveryPending {
+			oldest = fromMillis(first)
+		}
+	}
+	return out, oldest, rows.Err()
+}
+
+// PruneEvents deletes events created before the given time, and the
+// deliveries of events settled (delivered or failed) before it. A pending
+// delivery keeps its event.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.withTx(ctx, func(tx *txn) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < ?`, toMillis(before)); err != nil {
+			return fmt.Errorf("prune webhook deliveries: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE created_at < ? AND seq < (SELECT COALESCE(MAX(seq), 0) FROM events)
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq)`, toMillis(before))
+		if err != nil {
+			return fmt.Errorf("prune events: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
