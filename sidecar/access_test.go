@@ -83,7 +83,7 @@ func routeCalls(t *testing.T, e *oauthEnv, self api.AgentWithToken) map[string]f
 		"agents.resume":                post(func() string { return "/v1/agents/" + agent().ID + "/resume" }, ""),
 		"agents.trust":                 get("/v1/agents/" + shared.ID + "/trust"),
 		"anomalies.list":               get("/v1/anomalies"),
-		"events.stream":                get("/v1/events"),
+		"events.stream":                get("/v1/events?follow=false"),
 		"webhooks.deliveries":          get("/v1/webhooks/deliveries"),
 		"agents.delegations":           get("/v1/agents/" + shared.ID + "/delegations"),
 		"agents.effective_permissions": get("/v1/agents/" + self.ID + "/effective-permissions"),

@@ -37,11 +37,21 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 // "event: <type>" and "data: <the event as JSON>". A client that
 // reconnects with Last-Event-ID (or ?after=) gets what it missed, as far
 // back as events.retention; without either it starts with the next event.
+// With ?follow=false the stream ends once it has caught up (for scripts).
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after := q.Get("after")
 	if last := strings.TrimSpace(r.Header.Get("Last-Event-ID")); last != "" {
 		after = last
+	}
+	follow := true
+	switch q.Get("follow") {
+	case "", "true":
+	case "false":
+		follow = false
+	default:
+		s.fail(w, r, apperr.New(apperr.Invalid, "invalid_parameter", "follow must be true or false"))
+		return
 	}
 	feed, err := s.svc.OpenFeed(r.Context(), service.FeedQuery{Types: q.Get("types"), AgentID: q.Get("agentId"), After: after})
 	if err != nil {
@@ -99,6 +109,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(list) == service.FeedBatch {
 			continue
+		}
+		if !follow {
+			return
 		}
 		select {
 		case <-r.Context().Done():

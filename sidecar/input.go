@@ -65,7 +65,7 @@ var queryParams = map[string][]string{
 	"approvals.list":      {"status", "ownerId", "agentId", "limit", "cursor"},
 	"keys.list":           {"limit", "cursor"},
 	"anomalies.list":      {"agentId", "type", "since", "limit", "cursor"},
-	"events.stream":       {"types", "agentId", "after"},
+	"events.stream":       {"types", "agentId", "after", "follow"},
 	"webhooks.deliveries": {"state", "type", "endpoint", "limit", "cursor"},
 	"audit.query":         {"agentId", "userId", "result", "since", "until", "kind", "action", "limit", "cursor"},
 	// An export has no row cap: limit and cursor are accepted and ignored.

@@ -21,11 +21,6 @@ import (
 // Delivery workers (service/webhooks) lease due rows, on any replica, and
 // record what came of each attempt.
 
-// lockEvents serialises event numbering across replicas, as lockChanges
-// does for the change feed: seq is then handed out in commit order, so a
-// reader resuming after a seq misses nothing committed later.
-const lockEvents = 7400003
-
 // Subscription is one webhook endpoint as the store sees it: its ID and
 // the event types it receives.
 type Subscription struct {
@@ -176,7 +171,11 @@ func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", typ, err)
 	}
-	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockEvents)); err != nil {
+	// The change feed's lock numbers events too (one lock, so that no two
+	// transactions take two in opposite orders): seq is then handed out in
+	// commit order, and a reader resuming after a seq misses nothing
+	// committed later. A transaction may take it more than once.
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockChanges)); err != nil {
 		return fmt.Errorf("lock events: %w", err)
 	}
 	now := s.now()
