@@ -58,6 +58,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"OAuth", oauthTests()},
 		{"Chain", chainTests()},
 		{"Anomalies", anomalyTests()},
+		{"Outbox", outboxTests()},
 	} {
 		t.Run(concern.name, func(t *testing.T) {
 			t.Parallel()
