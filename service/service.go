@@ -46,9 +46,10 @@ type (
 	AnomalyQuery = anomalies.Query
 	// AnomalyOptions configure anomaly detection and trust scoring.
 	AnomalyOptions = anomalies.Options
-	// DeliveryQuery selects webhook deliveries; FeedQuery the live feed.
+	// DeliveryQuery selects webhook deliveries.
 	DeliveryQuery = events.DeliveryQuery
-	FeedQuery     = events.FeedQuery
+	// FeedQuery selects the live feed.
+	FeedQuery = events.FeedQuery
 	// Feed is an open live feed.
 	Feed = events.Feed
 	// WebhookEndpoint is one webhook endpoint.

@@ -323,22 +323,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Du
 	var out []domain.WebhookDelivery
 	err := s.withTx(ctx, func(tx *txn) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-			AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+s.dialect.skipLocked(), toMillis(now), toMillis(now), limit)
+		ids, err := dueDeliveries(ctx, tx, s.dialect.skipLocked(), now, limit)
 		if err != nil {
-			return fmt.Errorf("claim webhook deliveries: %w", err)
-		}
-		var ids []any
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				_ = rows.Close()
-				return fmt.Errorf("claim webhook deliveries: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("claim webhook deliveries: %w", err)
+			return err
 		}
 		if len(ids) == 0 {
 			return nil
@@ -348,7 +335,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Du
 			append([]any{owner, toMillis(now.Add(lease))}, ids...)...); err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq
+		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq
 			WHERE d.id IN `+in+` ORDER BY d.next_attempt_at`, ids...)
 		if err != nil {
 			return fmt.Errorf("claim webhook deliveries: %w", err)
@@ -364,6 +351,29 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Du
 		return rows.Err()
 	})
 	return out, err
+}
+
+// dueDeliveries returns the IDs of up to limit pending deliveries due at
+// now whose lease ran out, locked (suffix) for the claiming transaction.
+func dueDeliveries(ctx context.Context, tx *txn, suffix string, now time.Time, limit int) ([]any, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+		AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+suffix, toMillis(now), toMillis(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("claim webhook deliveries: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim webhook deliveries: %w", err)
+	}
+	return ids, nil
 }
 
 // Attempt is what came of one delivery attempt.

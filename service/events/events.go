@@ -93,8 +93,6 @@ const (
 	parallel       = 16
 	pollInterval   = time.Second
 	countInterval  = 10 * time.Second
-	// maxErrorLen bounds what a failed attempt records of the receiver.
-	maxErrorLen = 200
 )
 
 // Events delivers webhooks and serves the feed; safe for concurrent use.
