@@ -20,6 +20,12 @@ const (
 	// clients see it alive.
 	feedPoll      = 250 * time.Millisecond
 	feedHeartbeat = 15 * time.Second
+	// feedRecheck is how often an open stream checks its credential
+	// again: a key revoked or expired meanwhile ends the stream.
+	feedRecheck = 5 * time.Second
+	// feedWriteTimeout bounds each write: a client that stops reading is
+	// dropped, not waited for.
+	feedWriteTimeout = 30 * time.Second
 )
 
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
@@ -77,8 +83,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(feedPoll)
 	defer tick.Stop()
-	idle := time.Now()
+	idle, checked := time.Now(), time.Now()
 	for {
+		if time.Since(checked) >= feedRecheck {
+			checked = time.Now()
+			if !s.stillAuthenticated(r) {
+				return
+			}
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
 		list, err := s.svc.Next(r.Context(), &feed)
 		if err != nil {
 			if r.Context().Err() == nil {
@@ -121,4 +134,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// stillAuthenticated checks the request's credential again, from the
+// database: false once it was revoked or expired (or cannot be checked).
+func (s *Server) stillAuthenticated(r *http.Request) bool {
+	if AuthOff {
+		return true
+	}
+	cred, err := bearer(r)
+	if err != nil || cred == "" {
+		return false
+	}
+	_, err = s.svc.Authenticate(r.Context(), cred, true)
+	return err == nil
 }

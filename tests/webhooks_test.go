@@ -580,6 +580,22 @@ func TestEventStream(t *testing.T) {
 		t.Errorf("resumed events = %v; want the three creations and the revocation", types)
 	}
 
+	// A key revoked while its stream is open ends the stream.
+	doomed := s.mintKey(t, "doomed", "auditor")
+	ended := make(chan error, 1)
+	go func() {
+		ended <- client.New(s.URL).WithAPIKey(doomed.Key).StreamEvents(ctx, client.EventStream{}, func(api.Event) error { return nil })
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := cl.RevokeKey(ctx, doomed.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Error("the stream of a revoked key is still open after 30s")
+	}
+
 	// ?follow=false ends once caught up: a script's snapshot.
 	resp, err := keyed(adminKey).Get(s.URL + "/v1/events?after=0&follow=false&types=agent.revoked")
 	if err != nil {
