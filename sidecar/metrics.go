@@ -122,10 +122,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprintf(w, "kavach_webhook_attempts_total{endpoint=%q,outcome=%q} %d\n", ep, outcome, wh.Attempts[ep][outcome])
 		}
 	}
-	fmt.Fprintf(w, "# HELP kavach_webhook_deliveries Webhook deliveries in the database (all replicas'), by state, counted every 10s.\n# TYPE kavach_webhook_deliveries gauge\n")
-	for _, st := range sortedKeys(wh.Queue) {
-		fmt.Fprintf(w, "kavach_webhook_deliveries{state=%q} %d\n", st, wh.Queue[st])
-	}
+	fmt.Fprintf(w, "# HELP kavach_webhook_deliveries_pending Webhook deliveries pending in the database (all replicas'), counted every 10s.\n# TYPE kavach_webhook_deliveries_pending gauge\nkavach_webhook_deliveries_pending %d\n", wh.Pending)
 	fmt.Fprintf(w, "# HELP kavach_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery (0: none pending).\n# TYPE kavach_webhook_oldest_pending_seconds gauge\nkavach_webhook_oldest_pending_seconds %g\n", wh.OldestPending.Seconds())
 	sync := s.svc.Sync()
 	fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)

@@ -34,7 +34,7 @@ const (
 // transactions run one at a time), so that sequence numbers are handed out
 // in commit order, and then has the dialect tell listeners, on commit.
 func (s *Store) recordChange(ctx context.Context, tx *txn, kind, id string) error {
-	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockChanges)); err != nil {
+	if err := s.lockFeed(ctx, tx); err != nil {
 		return fmt.Errorf("lock change feed: %w", err)
 	}
 	var seq int64
@@ -46,6 +46,19 @@ func (s *Store) recordChange(ctx context.Context, tx *txn, kind, id string) erro
 	if err := s.dialect.notifyChange(ctx, tx, seq); err != nil {
 		return fmt.Errorf("notify change: %w", err)
 	}
+	return nil
+}
+
+// lockFeed takes the change feed's lock, which numbers the feed and the
+// events, until tx ends; once per transaction.
+func (s *Store) lockFeed(ctx context.Context, tx *txn) error {
+	if tx.feedLocked {
+		return nil
+	}
+	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockChanges)); err != nil {
+		return err
+	}
+	tx.feedLocked = true
 	return nil
 }
 

@@ -159,6 +159,9 @@ type txn struct {
 	// deliveries is set when the transaction queued webhook deliveries:
 	// the delivery worker is told on commit.
 	deliveries bool
+	// feedLocked is set once the transaction holds the change feed's lock
+	// (it is held until the end: taking it again is a wasted round trip).
+	feedLocked bool
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -175,7 +175,7 @@ func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.
 	// transactions take two in opposite orders): seq is then handed out in
 	// commit order, and a reader resuming after a seq misses nothing
 	// committed later. A transaction may take it more than once.
-	if err := s.dialect.advisoryLock(ctx, tx, globalLock(lockChanges)); err != nil {
+	if err := s.lockFeed(ctx, tx); err != nil {
 		return fmt.Errorf("lock events: %w", err)
 	}
 	now := s.now()
@@ -279,21 +279,6 @@ func (s *Store) LatestEvent(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// EventSeq returns the seq of the event with ID id, or ErrNotFound.
-func (s *Store) EventSeq(ctx context.Context, id string) (int64, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var seq int64
-	err := s.r.QueryRowContext(ctx, `SELECT seq FROM events WHERE id = ?`, id).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("event %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read events: %w", err)
-	}
-	return seq, nil
-}
-
 const deliveryColumns = `d.id, d.endpoint, d.state, d.attempts, d.created_at, d.next_attempt_at, d.last_attempt_at,
 	d.last_status, d.last_error, d.delivered_at, e.seq, e.id, e.type, e.agent_id, e.created_at, e.data`
 
@@ -320,8 +305,21 @@ func scanDelivery(row scanner) (domain.WebhookDelivery, error) {
 // under the same id: at least once.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error) {
 	now := s.now()
+	// Most polls find nothing due: ask a reader first, and take the writer
+	// (SQLite's only one, which the audit rows need) only when there is.
+	probe, cancel := s.withTimeout(ctx)
+	var one int
+	err := s.r.QueryRowContext(probe, `SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+		AND lease_until <= ? LIMIT 1`, toMillis(now), toMillis(now)).Scan(&one)
+	cancel()
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim webhook deliveries: %w", err)
+	}
 	var out []domain.WebhookDelivery
-	err := s.withTx(ctx, func(tx *txn) error {
+	err = s.withTx(ctx, func(tx *txn) error {
 		out = nil
 		ids, err := dueDeliveries(ctx, tx, s.dialect.skipLocked(), now, limit)
 		if err != nil {
@@ -486,30 +484,21 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, p Page) ([
 	return list, next, nil
 }
 
-// DeliveryCounts returns how many deliveries are in each state, and the
-// creation time of the oldest pending one (zero when none is).
-func (s *Store) DeliveryCounts(ctx context.Context) (map[string]int64, time.Time, error) {
+// PendingDeliveries returns how many deliveries are pending, on every
+// replica, and when the oldest of them was created (zero when none is).
+func (s *Store) PendingDeliveries(ctx context.Context) (int64, time.Time, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*), MIN(created_at) FROM webhook_deliveries GROUP BY state`)
+	var n int64
+	var first sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE state = 'pending'`).Scan(&n, &first)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
+		return 0, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int64{domain.DeliveryPending: 0, domain.DeliveryDelivered: 0, domain.DeliveryFailed: 0}
-	var oldest time.Time
-	for rows.Next() {
-		var state string
-		var n, first int64
-		if err := rows.Scan(&state, &n, &first); err != nil {
-			return nil, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
-		}
-		out[state] = n
-		if state == domain.DeliveryPending {
-			oldest = fromMillis(first)
-		}
+	if !first.Valid {
+		return n, time.Time{}, nil
 	}
-	return out, oldest, rows.Err()
+	return n, fromMillis(first.Int64), nil
 }
 
 // PruneEvents deletes events created before the given time, and the

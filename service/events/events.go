@@ -42,7 +42,7 @@ type Store interface {
 	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
 	RecordAttempts(ctx context.Context, owner string, attempts []store.Attempt) (int, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p store.Page) ([]domain.WebhookDelivery, string, error)
-	DeliveryCounts(ctx context.Context) (map[string]int64, time.Time, error)
+	PendingDeliveries(ctx context.Context) (int64, time.Time, error)
 	Deliveries() <-chan struct{}
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 	EventsSince(ctx context.Context, after int64, f store.EventFilter, limit int) ([]domain.Event, error)
@@ -108,10 +108,10 @@ type Events struct {
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	counts map[string]*counters // by endpoint ID
-	queue  map[string]int64     // deliveries by state, counted every 10 s
-	oldest time.Time            // creation of the oldest pending delivery
+	mu      sync.Mutex
+	counts  map[string]*counters // by endpoint ID
+	pending int64                // pending deliveries, counted every 10 s
+	oldest  time.Time            // creation of the oldest pending delivery
 }
 
 type counters struct{ delivered, retried, failed atomic.Uint64 }
@@ -354,7 +354,7 @@ func hostOf(raw string) string {
 
 // count refreshes the queue counts /metrics reports.
 func (e *Events) count(ctx context.Context) {
-	q, oldest, err := e.store.DeliveryCounts(ctx)
+	n, oldest, err := e.store.PendingDeliveries(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Debug("counting webhook deliveries failed", "error", err)
@@ -362,7 +362,7 @@ func (e *Events) count(ctx context.Context) {
 		return
 	}
 	e.mu.Lock()
-	e.queue, e.oldest = q, oldest
+	e.pending, e.oldest = n, oldest
 	e.mu.Unlock()
 }
 
@@ -371,24 +371,22 @@ type Stats struct {
 	// Attempts counts this replica's attempts by endpoint and outcome
 	// (delivered, retried, failed).
 	Attempts map[string]map[string]uint64
-	// Queue counts deliveries in the database by state (every replica's),
-	// as of the last count; OldestPending is the age of the oldest
-	// pending one (0 when none).
-	Queue         map[string]int64
+	// Pending counts the pending deliveries in the database (every
+	// replica's), as of the last count; OldestPending is the age of the
+	// oldest of them (0 when none is).
+	Pending       int64
 	OldestPending time.Duration
 }
 
 // WebhookStats returns the delivery counters.
 func (e *Events) WebhookStats() Stats {
-	s := Stats{Attempts: map[string]map[string]uint64{}, Queue: map[string]int64{}}
+	s := Stats{Attempts: map[string]map[string]uint64{}}
 	for id, c := range e.counts {
 		s.Attempts[id] = map[string]uint64{"delivered": c.delivered.Load(), "retried": c.retried.Load(), "failed": c.failed.Load()}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, v := range e.queue {
-		s.Queue[k] = v
-	}
+	s.Pending = e.pending
 	if !e.oldest.IsZero() {
 		s.OldestPending = max(e.now().Sub(e.oldest), 0)
 	}
