@@ -123,7 +123,10 @@ type Engine struct {
 // compiled is one generation of policies and the queries prepared on them.
 type compiled struct {
 	decide, effective, delegation, explain rego.PreparedEvalQuery
-	policies                               Policies
+	// denyAgent and denyDelegation are the extensions' validation rules
+	// (validate.go); nil when no extension defines them.
+	denyAgent, denyDelegation *rego.PreparedEvalQuery
+	policies                  Policies
 	// sources are the extensions' texts, for bundles of what is served.
 	sources map[string]string
 }
@@ -146,7 +149,8 @@ type Module struct {
 }
 
 // ExtensionPackage is where extensions live; only its deny set is
-// consulted, and only to deny.
+// consulted, and only to deny (and, for writes of agents and delegations,
+// its validation rules: validate.go).
 const ExtensionPackage = "kavach.ext"
 
 var (
@@ -272,6 +276,12 @@ func (e *Engine) compile(ctx context.Context, extensions map[string]string) (*co
 		sources: maps.Clone(extensions)}
 	if len(extensions) > 0 {
 		if err := e.smoke(ctx, compiler); err != nil {
+			return nil, err
+		}
+		if c.denyAgent, c.denyDelegation, err = e.validationRules(ctx, compiler); err != nil {
+			return nil, err
+		}
+		if err := smokeValidation(ctx, c); err != nil {
 			return nil, err
 		}
 	}

@@ -172,12 +172,13 @@ func New(st *store.Store, eng *engine.Engine, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.Replica = replica.New(st, eng, s.Credentials, opts.PollInterval, s.now, s.log)
-	s.Agents = agents.New(st, s.Replica, agents.Options{MaxPerUser: opts.MaxPerUser, TokenExpiry: opts.TokenExpiry, MaxMetadataBytes: opts.MaxMetadataBytes,
+	validate := policy.NewValidator(eng, st, s.now, s.log)
+	s.Agents = agents.New(st, s.Replica, validate, agents.Options{MaxPerUser: opts.MaxPerUser, TokenExpiry: opts.TokenExpiry, MaxMetadataBytes: opts.MaxMetadataBytes,
 		DefaultPermissions: defaults}, s.now, s.log)
-	s.Delegations = delegations.New(st, eng, s.Replica, s.now, s.log)
+	s.Delegations = delegations.New(st, eng, s.Replica, validate, s.now, s.log)
 	s.Approvals = approvals.New(st, s.Replica, opts.ApprovalTTL, s.now, s.log)
 	s.Decisions = decisions.New(st, eng, s.Replica, s.Approvals, s.Credentials, s.now, s.log)
-	s.Grants = grants.New(st, s.Replica, opts.MaxPerUser, s.now, s.log)
+	s.Grants = grants.New(st, s.Replica, validate, opts.MaxPerUser, s.now, s.log)
 	s.Audit = audit.New(st, func(ctx context.Context, token string) (string, error) {
 		id, _, err := s.AgentOfAccessToken(ctx, token)
 		return id, err

@@ -24,6 +24,10 @@ type AgentUpdate struct {
 	// MaxActive caps the owner's active agents when the update revives an
 	// expired agent; 0 means no cap.
 	MaxActive int
+	// Check, if set, sees the agent as the update leaves it, inside the
+	// transaction: an error rolls the update back (nothing is written, no
+	// event) and is returned as is.
+	Check func(domain.Agent) error
 }
 
 // AgentFilter selects agents; empty fields match all.
@@ -430,6 +434,11 @@ func (s *Store) UpdateAgent(ctx context.Context, id string, u AgentUpdate) (doma
 		}
 		if out, err = s.getAgent(ctx, tx, id); err != nil {
 			return err
+		}
+		if u.Check != nil {
+			if err := u.Check(out); err != nil {
+				return err
+			}
 		}
 		was, is := changedFields(before, agentFields(out))
 		return s.insertEvent(ctx, tx, Event{Action: "agent.update", Target: id, AgentID: id, OwnerID: out.OwnerID,

@@ -12,6 +12,7 @@ import (
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/service/policy"
 	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -45,20 +46,23 @@ type Options struct {
 type Agents struct {
 	store Store
 	rep   *replica.Replica
-	opts  Options
-	now   func() time.Time
-	log   *slog.Logger
+	// validate puts every create and update to the extensions' deny_agent.
+	validate *policy.Validator
+	opts     Options
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // DefaultMaxMetadataBytes is the metadata cap when none is configured.
 const DefaultMaxMetadataBytes = 16 << 10
 
-// New returns the agent lifecycle over st, writing through rep.
-func New(st Store, rep *replica.Replica, opts Options, now func() time.Time, log *slog.Logger) *Agents {
+// New returns the agent lifecycle over st, writing through rep, every
+// create and update checked by v.
+func New(st Store, rep *replica.Replica, v *policy.Validator, opts Options, now func() time.Time, log *slog.Logger) *Agents {
 	if opts.MaxMetadataBytes <= 0 {
 		opts.MaxMetadataBytes = DefaultMaxMetadataBytes
 	}
-	return &Agents{store: st, rep: rep, opts: opts, now: now, log: log}
+	return &Agents{store: st, rep: rep, validate: v, opts: opts, now: now, log: log}
 }
 
 // checkMetadata bounds an agent's metadata, so that reading agents (one,
@@ -114,12 +118,15 @@ func (s *Agents) CreateAgent(ctx context.Context, req api.CreateAgentRequest) (a
 	if err := core.CheckExpiry(expires, now); err != nil {
 		return api.AgentWithToken{}, err
 	}
+	proposed := domain.Agent{OwnerID: req.OwnerID, Name: req.Name, Type: req.Type,
+		Permissions: perms, ExpiresAt: expires, Metadata: req.Metadata, CreatedAt: now}
+	if err := s.validate.NewAgent(ctx, proposed); err != nil {
+		return api.AgentWithToken{}, s.validate.Audit(ctx, err)
+	}
 	token, hash := core.NewToken()
+	proposed.TokenHash = hash
 	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
-		return s.store.CreateAgent(ctx, domain.Agent{
-			OwnerID: req.OwnerID, Name: req.Name, Type: req.Type,
-			Permissions: perms, ExpiresAt: expires, Metadata: req.Metadata, TokenHash: hash, CreatedAt: now,
-		}, s.opts.MaxPerUser)
+		return s.store.CreateAgent(ctx, proposed, s.opts.MaxPerUser)
 	})
 	if err != nil {
 		return api.AgentWithToken{}, err
@@ -192,12 +199,13 @@ func (s *Agents) UpdateAgent(ctx context.Context, id string, req api.UpdateAgent
 		}
 		u.Metadata = req.Metadata
 	}
-	if u == (store.AgentUpdate{}) {
+	if u.Name == nil && u.Permissions == nil && u.ExpiresAt == nil && !u.ClearExpiry && u.Metadata == nil {
 		return api.Agent{}, core.Invalid("missing_field", "nothing to update: give name, permissions, expiresAt or metadata")
 	}
 	u.MaxActive = s.opts.MaxPerUser
+	s.validate.OnUpdate(ctx, &u)
 	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) { return s.store.UpdateAgent(ctx, id, u) })
-	return core.APIAgent(a), err
+	return core.APIAgent(a), s.validate.Audit(ctx, err)
 }
 
 // RotateAgent issues a new token; the old one is refused from the moment

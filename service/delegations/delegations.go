@@ -14,6 +14,7 @@ import (
 	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/service/policy"
 	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -32,21 +33,24 @@ type Delegations struct {
 	store  Store
 	engine *engine.Engine
 	rep    *replica.Replica
-	now    func() time.Time
-	log    *slog.Logger
+	// validate puts every new delegation to the extensions' deny_delegation.
+	validate *policy.Validator
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // New returns delegations over st, checked by eng's delegation policy and
-// written through rep.
-func New(st Store, eng *engine.Engine, rep *replica.Replica, now func() time.Time, log *slog.Logger) *Delegations {
-	return &Delegations{store: st, engine: eng, rep: rep, now: now, log: log}
+// then by v, and written through rep.
+func New(st Store, eng *engine.Engine, rep *replica.Replica, v *policy.Validator, now func() time.Time, log *slog.Logger) *Delegations {
+	return &Delegations{store: st, engine: eng, rep: rep, validate: v, now: now, log: log}
 }
 
 const maxDelegationDepth = 16
 
 // Delegate lets one agent pass a subset of its permissions to another. The
 // policy (kavach.delegation) rejects escalation, cycles and chains deeper
-// than their smallest maxDepth; nothing is written unless it agrees.
+// than their smallest maxDepth, then the extensions' deny_delegation may
+// refuse what it accepts; nothing is written unless both agree.
 func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (api.Delegation, error) {
 	if err := core.CheckID("fromAgent", req.FromAgent); err != nil {
 		return api.Delegation{}, err
@@ -81,7 +85,8 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 	}
 	var d domain.Delegation
 	err = s.rep.Update(ctx, func() (engine.Changes, error) {
-		for _, id := range []string{req.FromAgent, req.ToAgent} {
+		var ends [2]domain.Agent // from, to
+		for i, id := range []string{req.FromAgent, req.ToAgent} {
 			a, err := s.store.GetAgent(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				return engine.Changes{}, core.NotFound("agent_not_found", "agent %q does not exist", id)
@@ -92,6 +97,7 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 			if a.Status != domain.StatusActive {
 				return engine.Changes{}, core.Conflict("agent_"+a.Status, "agent %q is %s", id, a.Status)
 			}
+			ends[i] = a
 		}
 		verdict, err := s.engine.CheckDelegation(ctx, engine.DelegationRequest{FromAgent: req.FromAgent, ToAgent: req.ToAgent,
 			Permissions: perms, MaxDepth: maxDepth}, now)
@@ -100,6 +106,11 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 		}
 		if !verdict.OK {
 			return engine.Changes{}, core.Unprocessable(verdict.Code, "%s", verdict.Reason)
+		}
+		proposed := engine.ProposedDelegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Permissions: core.APIPermissions(perms),
+			ExpiresAt: api.NewTime(req.ExpiresAt.Time), MaxDepth: verdict.MaxDepth, Depth: verdict.Depth}
+		if err := s.validate.Delegation(ctx, proposed, ends[0], ends[1]); err != nil {
+			return engine.Changes{}, err
 		}
 		d = domain.Delegation{FromAgent: req.FromAgent, ToAgent: req.ToAgent, Depth: verdict.Depth,
 			MaxDepth: verdict.MaxDepth, ExpiresAt: req.ExpiresAt.Time}
@@ -127,7 +138,7 @@ func (s *Delegations) Delegate(ctx context.Context, req api.DelegateRequest) (ap
 		return engine.Changes{Agents: []domain.Agent{to}, Delegations: []domain.Delegation{d}}, nil
 	})
 	if err != nil {
-		return api.Delegation{}, err
+		return api.Delegation{}, s.validate.Audit(ctx, err)
 	}
 	s.log.Info("delegation created", "delegation", d.ID, "from", d.FromAgent, "to", d.ToAgent, "depth", d.Depth)
 	return core.APIDelegation(d), nil

@@ -17,6 +17,7 @@ import (
 	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service/internal/core"
+	"github.com/kavach-dev/kavach/service/policy"
 	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -32,6 +33,9 @@ type Store interface {
 type Grants struct {
 	store Store
 	rep   *replica.Replica
+	// validate puts the agents grants create and update to the extensions'
+	// deny_agent.
+	validate *policy.Validator
 	// maxPerUser caps an owner's active agents (agents.maxPerUser).
 	maxPerUser int
 	// grantMu serialises the creation of grant agents.
@@ -42,9 +46,9 @@ type Grants struct {
 
 var _ oauth.Agents = (*Grants)(nil)
 
-// New returns grant agents over st, written through rep.
-func New(st Store, rep *replica.Replica, maxPerUser int, now func() time.Time, log *slog.Logger) *Grants {
-	return &Grants{store: st, rep: rep, maxPerUser: maxPerUser, now: now, log: log}
+// New returns grant agents over st, written through rep and checked by v.
+func New(st Store, rep *replica.Replica, v *policy.Validator, maxPerUser int, now func() time.Time, log *slog.Logger) *Grants {
+	return &Grants{store: st, rep: rep, validate: v, maxPerUser: maxPerUser, now: now, log: log}
 }
 
 // grantClientKey marks a grant's agent, in its metadata, with the OAuth
@@ -79,11 +83,11 @@ func (s *Grants) GrantAgent(ctx context.Context, clientID, clientName, userID st
 		if err := core.CheckPermissionSet(merged); err != nil {
 			return "", err
 		}
-		_, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
-			return s.store.UpdateAgent(ctx, held.ID, store.AgentUpdate{Permissions: &merged, MaxActive: s.maxPerUser})
-		})
+		u := store.AgentUpdate{Permissions: &merged, MaxActive: s.maxPerUser}
+		s.validate.OnUpdate(ctx, &u)
+		_, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) { return s.store.UpdateAgent(ctx, held.ID, u) })
 		if err != nil {
-			return "", core.StoreError(err)
+			return "", s.validate.Audit(ctx, core.StoreError(err))
 		}
 		s.log.Info("oauth grant agent updated", "agent", held.ID, "owner", userID, "client", clientID)
 		return held.ID, nil
@@ -97,13 +101,13 @@ func (s *Grants) GrantAgent(ctx context.Context, clientID, clientName, userID st
 	}
 	// The agent acts only through OAuth access tokens: its own token is
 	// never shown to anyone.
-	_, hash := core.NewToken()
-	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) {
-		return s.store.CreateAgent(ctx, domain.Agent{
-			OwnerID: userID, Name: name, Type: "delegated", Permissions: perms,
-			Metadata: map[string]any{grantClientKey: clientID}, TokenHash: hash, CreatedAt: s.now(),
-		}, s.maxPerUser)
-	})
+	proposed := domain.Agent{OwnerID: userID, Name: name, Type: "delegated", Permissions: perms,
+		Metadata: map[string]any{grantClientKey: clientID}, CreatedAt: s.now()}
+	if err := s.validate.NewAgent(ctx, proposed); err != nil {
+		return "", s.validate.Audit(ctx, err)
+	}
+	_, proposed.TokenHash = core.NewToken()
+	a, err := s.rep.WriteAgent(ctx, func() (domain.Agent, error) { return s.store.CreateAgent(ctx, proposed, s.maxPerUser) })
 	if err != nil {
 		return "", core.StoreError(err)
 	}
