@@ -42,6 +42,9 @@ type Config struct {
 	MCP            MCP      `yaml:"mcp"`
 	Anomaly        Anomaly  `yaml:"anomaly"`
 	Trust          Trust    `yaml:"trust"`
+
+	// Telemetry is OpenTelemetry tracing (telemetry.go).
+	Telemetry Telemetry `yaml:"telemetry"`
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
@@ -424,6 +427,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateAnomaly(); err != nil {
+		return err
+	}
+	if err := c.validateTelemetry(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

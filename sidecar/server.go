@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
@@ -42,6 +44,9 @@ type Options struct {
 	// request's Host may carry on TCP listeners; others are refused with
 	// 421, against DNS rebinding.
 	AllowedHosts []string
+	// Tracer, when set, starts a span per request (trace.go); nil: no
+	// tracing, at no cost.
+	Tracer trace.TracerProvider
 }
 
 // Server serves the sidecar API.
@@ -215,6 +220,7 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 			h = s.hostGuard(h)
 		}
 	}
+	h = s.traced(h)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

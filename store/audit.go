@@ -54,12 +54,15 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		r := &auditReq{e: e, err: make(chan error, 1)}
+		ctx, span := startCommit(ctx)
+		r := &auditReq{e: e, err: make(chan error, 1), span: span}
 		if !s.audit.async {
 			r.gone = ctx.Done()
 			r.until, _ = ctx.Deadline()
 		}
-		if err := s.audit.enqueue(ctx, r); err != nil {
+		err := s.audit.enqueue(ctx, r)
+		endCommit(span, r, err)
+		if err != nil {
 			return domain.AuditEntry{}, err
 		}
 		return e, nil
