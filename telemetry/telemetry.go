@@ -160,17 +160,17 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 func CheckEndpoint(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return errors.New("not a URL")
+		return errors.New("not a URL (the value is not repeated here: it may hold a credential)")
 	}
 	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q is not an http(s) URL, such as http://otel-collector:4318", s)
-	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%q has no host", s)
 	case u.User != nil:
 		return errors.New("the URL carries user information: put credentials in OTEL_EXPORTER_OTLP_HEADERS instead")
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return fmt.Errorf("%q has a query or a fragment: give a base URL", s)
+		return errors.New("the URL has a query or a fragment: give a base URL, such as http://otel-collector:4318")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q is not an http(s) URL, such as http://otel-collector:4318", u.Redacted())
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q has no host", u.Redacted())
 	}
 	return nil
 }
