@@ -46,15 +46,11 @@ func (s *Server) traced(h http.Handler) http.Handler {
 		if !ok {
 			method = "_OTHER"
 		}
-		name, attrs := "HTTP", make([]attribute.KeyValue, 0, 6)
+		name, attrs := "HTTP", make([]attribute.KeyValue, 1, 3)
 		if ok {
 			name = method
 		}
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		attrs = append(attrs, attribute.String("http.request.method", method), attribute.String("url.scheme", scheme))
+		attrs[0] = attribute.String("http.request.method", method)
 		if _, path, found := strings.Cut(pattern, " "); found {
 			name += " " + path
 			attrs = append(attrs, attribute.String("http.route", path), attribute.String("kavach.route", route))

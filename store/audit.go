@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -54,14 +56,13 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		ctx, span := startCommit(ctx)
-		r := &auditReq{e: e, err: make(chan error, 1), span: span}
+		r := &auditReq{e: e, err: make(chan error, 1), span: trace.SpanFromContext(ctx)}
 		if !s.audit.async {
 			r.gone = ctx.Done()
 			r.until, _ = ctx.Deadline()
 		}
 		err := s.audit.enqueue(ctx, r)
-		endCommit(span, r, err)
+		linkBatch(r)
 		if err != nil {
 			return domain.AuditEntry{}, err
 		}

@@ -49,8 +49,8 @@ type auditReq struct {
 	// until (sync mode; nil and zero in async mode, where nobody waits).
 	gone  <-chan struct{}
 	until time.Time
-	// span is the caller's while it waits (kavach.audit.commit), batch
-	// the span context of the batch that wrote the row (trace.go).
+	// span is the caller's (its decision's), batch the span context of
+	// the batch that wrote the row (trace.go).
 	span  trace.Span
 	batch atomic.Pointer[trace.SpanContext]
 }

@@ -20,9 +20,8 @@ import (
 
 // Span names (docs/telemetry.md).
 const (
-	spanTx          = "kavach.store.tx"
-	spanAuditCommit = "kavach.audit.commit"
-	spanAuditBatch  = "kavach.audit.batch"
+	spanTx         = "kavach.store.tx"
+	spanAuditBatch = "kavach.audit.batch"
 )
 
 // startStatement starts the span of one statement: its operation (SELECT,
@@ -95,7 +94,7 @@ func dbSystem(d dialect) string {
 // startBatch starts the span of a group-commit batch when a request it
 // serves is traced: a root span linked to each request's span (a batch
 // serves many requests, and belongs to none), whose context each request's
-// kavach.audit.commit span links back to. It returns nil otherwise.
+// span links back to (linkBatch). It returns nil otherwise.
 func startBatch(batch []*auditReq) trace.Span {
 	traced := false
 	for _, r := range batch {
@@ -149,19 +148,13 @@ func (t *txn) within(ctx context.Context) context.Context {
 	return trace.ContextWithSpan(ctx, t.span)
 }
 
-// startCommit starts the span of a request's wait for its audit row.
-func startCommit(ctx context.Context) (context.Context, trace.Span) {
-	return telemetry.Start(ctx, spanAuditCommit)
-}
-
-// endCommit ends that span, linked to the batch that committed the row.
-func endCommit(span trace.Span, r *auditReq, err error) {
-	if !span.IsRecording() {
+// linkBatch links the span of the request that asked for r (its
+// decision's) to the batch that wrote the row, if traced.
+func linkBatch(r *auditReq) {
+	if !r.span.IsRecording() {
 		return
 	}
 	if sc := r.batch.Load(); sc != nil {
-		span.AddLink(trace.Link{SpanContext: *sc})
+		r.span.AddLink(trace.Link{SpanContext: *sc})
 	}
-	fail(span, err)
-	span.End()
 }

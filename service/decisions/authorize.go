@@ -219,8 +219,6 @@ func (s *Decisions) decideWithCounts(ctx context.Context, in *engine.Input, agen
 // a user extension) is a denial, audited like any other: fail closed, and
 // keep the one-row-per-decision promise.
 func (s *Decisions) decide(ctx context.Context, in engine.Input) (engine.Decision, error) {
-	ctx, span := telemetry.Start(ctx, spanPolicy)
-	defer span.End()
 	d, err := s.engine.Decide(ctx, in)
 	if err == nil {
 		return d, nil
