@@ -26,6 +26,7 @@ import (
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/telemetry"
 )
 
 // ConfigError is a setting that stops the sidecar before it starts: the
@@ -66,6 +67,8 @@ type App struct {
 	api    sidecar.Listener
 	public sidecar.Listener // Addr "" when there is no public listener
 	diag   sidecar.Listener // Addr "" when there is no diagnostic listener
+	// tracing is OpenTelemetry's provider, off unless configured.
+	tracing *telemetry.Tracing
 }
 
 // New builds a sidecar from a validated configuration. On error nothing is
@@ -103,6 +106,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if k := opts.AdminKey; k != "" && len(k) < service.MinAdminKeyLen {
 		return nil, configErr("KAVACH_ADMIN_KEY must be at least %d characters", service.MinAdminKeyLen)
 	}
+	if a.tracing, a.log, err = startTracing(ctx, cfg, opts.Version, a.log); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.stopTracing()
+		}
+	}()
 	pol, err := access.New(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policies/api: %w", err)
@@ -154,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
+	a.svc.TraceArguments(cfg.Telemetry.IncludeArguments)
 	if opts.AdminKey == "" {
 		if err := a.bootstrapAdminKey(ctx); err != nil {
 			return nil, err
@@ -175,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		a.svc.UseAccessTokens(a.oauth, cfg.MCP.Scopes)
 	}
 	a.server, err = sidecar.New(a.svc, sidecar.Options{MaxBodyBytes: cfg.BodyLimit(), Version: opts.Version,
-		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts})
+		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts, Tracer: a.tracing.Provider()})
 	if err != nil {
 		return nil, err
 	}
@@ -272,8 +284,13 @@ func stopped(ctx context.Context) error {
 	return errStopped
 }
 
-// Close releases the store; call it after Run returns.
-func (a *App) Close() error { return a.store.Close() }
+// Close releases the store, then exports the spans still queued (the
+// store's last audit batches among them); call it after Run returns.
+func (a *App) Close() error {
+	err := a.store.Close()
+	a.stopTracing()
+	return err
+}
 
 // purgeOAuth deletes expired OAuth requests, codes and tokens hourly; any
 // replica may, and more than one doing so is harmless.

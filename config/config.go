@@ -45,6 +45,9 @@ type Config struct {
 	// Webhooks receive events, signed (Standard Webhooks).
 	Webhooks []Webhook `yaml:"webhooks"`
 	Events   Events    `yaml:"events"`
+
+	// Telemetry is OpenTelemetry tracing (telemetry.go).
+	Telemetry Telemetry `yaml:"telemetry"`
 }
 
 // MCP configures the OAuth 2.1 authorization server for MCP clients: the
@@ -430,6 +433,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateAnomaly(); err != nil {
+		return err
+	}
+	if err := c.validateTelemetry(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

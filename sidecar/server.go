@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kavach-dev/kavach/access"
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
@@ -44,6 +46,9 @@ type Options struct {
 	// request's Host may carry on TCP listeners; others are refused with
 	// 421, against DNS rebinding.
 	AllowedHosts []string
+	// Tracer, when set, starts a span per request (trace.go); nil: no
+	// tracing, at no cost.
+	Tracer trace.TracerProvider
 }
 
 // Server serves the sidecar API.
@@ -222,6 +227,7 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 			h = s.hostGuard(h)
 		}
 	}
+	h = s.traced(h)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

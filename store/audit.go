@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -54,12 +56,14 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	}
 	if use.ApprovalID == "" && len(use.Rates) == 0 {
 		// Nothing consumed: the row joins the group commit.
-		r := &auditReq{e: e, err: make(chan error, 1)}
+		r := &auditReq{e: e, err: make(chan error, 1), span: trace.SpanFromContext(ctx)}
 		if !s.audit.async {
 			r.gone = ctx.Done()
 			r.until, _ = ctx.Deadline()
 		}
-		if err := s.audit.enqueue(ctx, r); err != nil {
+		err := s.audit.enqueue(ctx, r)
+		linkBatch(r)
+		if err != nil {
 			return domain.AuditEntry{}, err
 		}
 		return e, nil

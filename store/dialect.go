@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // dialect is everything the store does differently on each SQL engine. The
@@ -132,16 +134,27 @@ type db struct {
 	d dialect
 }
 
+// Each statement is traced when ctx's span records (trace.go).
+
 func (d db) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.DB.ExecContext(ctx, d.d.rebind(query), args...)
+	ctx, span := startStatement(ctx, d.d, query)
+	res, err := d.DB.ExecContext(ctx, d.d.rebind(query), args...)
+	endStatement(span, err)
+	return res, err
 }
 
 func (d db) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.DB.QueryContext(ctx, d.d.rebind(query), args...)
+	ctx, span := startStatement(ctx, d.d, query)
+	rows, err := d.DB.QueryContext(ctx, d.d.rebind(query), args...) //nolint:sqlclosecheck // the caller's to close
+	endStatement(span, err)
+	return rows, err
 }
 
 func (d db) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.DB.QueryRowContext(ctx, d.d.rebind(query), args...)
+	ctx, span := startStatement(ctx, d.d, query)
+	row := d.DB.QueryRowContext(ctx, d.d.rebind(query), args...)
+	endStatement(span, row.Err())
+	return row
 }
 
 func (d db) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -162,18 +175,29 @@ type txn struct {
 	// feedLocked is set once the transaction holds the change feed's lock
 	// (it is held until the end: taking it again is a wasted round trip).
 	feedLocked bool
+	// span is the transaction's, when traced (trace.go).
+	span trace.Span
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.d.rebind(query), args...)
+	ctx, span := startStatement(t.within(ctx), t.d, query)
+	res, err := t.Tx.ExecContext(ctx, t.d.rebind(query), args...)
+	endStatement(span, err)
+	return res, err
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.d.rebind(query), args...)
+	ctx, span := startStatement(t.within(ctx), t.d, query)
+	rows, err := t.Tx.QueryContext(ctx, t.d.rebind(query), args...) //nolint:sqlclosecheck // the caller's to close
+	endStatement(span, err)
+	return rows, err
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.d.rebind(query), args...)
+	ctx, span := startStatement(t.within(ctx), t.d, query)
+	row := t.Tx.QueryRowContext(ctx, t.d.rebind(query), args...)
+	endStatement(span, row.Err())
+	return row
 }
 
 func (t *txn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kavach-dev/kavach/domain"
 )
 
@@ -47,6 +49,10 @@ type auditReq struct {
 	// until (sync mode; nil and zero in async mode, where nobody waits).
 	gone  <-chan struct{}
 	until time.Time
+	// span is the caller's (its decision's), batch the span context of
+	// the batch that wrote the row (trace.go).
+	span  trace.Span
+	batch atomic.Pointer[trace.SpanContext]
 }
 
 type batcher struct {
@@ -66,6 +72,8 @@ type batcher struct {
 	// appending takes no lock).
 	insert *sql.Stmt
 	chain  *chain
+	// span is the batch being written's, when traced (trace.go).
+	span trace.Span
 
 	rows, batches, failures, sizeSum atomic.Uint64
 	sizes                            [10]atomic.Uint64
@@ -177,6 +185,8 @@ func (b *batcher) flush(batch []*auditReq) {
 	if len(batch) == 0 {
 		return
 	}
+	b.span = startBatch(batch)
+	defer endBatch(b)
 	refused, err := b.write(batch)
 	if err == nil {
 		b.s.writes.succeeded()
@@ -276,7 +286,7 @@ func (b *batcher) finish(r *auditReq, err error) {
 // with an API key revoked by then (on any replica): those are refused with
 // ErrKeyRevoked and not written.
 func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
-	ctx, cancel := context.WithDeadline(context.Background(), b.deadline(batch))
+	ctx, cancel := context.WithDeadline(batchContext(b.span), b.deadline(batch))
 	defer cancel()
 	if b.insert == nil {
 		// Prepared once on the writer (outside a transaction, which would

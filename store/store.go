@@ -291,12 +291,14 @@ func (s *Store) inTx(ctx context.Context, fn func(*txn) error) error {
 }
 
 // txOn runs fn in a transaction on h.
-func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) error {
+func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) (err error) {
+	ctx, span := startTx(ctx, s.dialect)
+	defer func() { endTx(span, err) }()
 	tx, err := h.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	t := &txn{Tx: tx, d: s.dialect}
+	t := &txn{Tx: tx, d: s.dialect, span: span}
 	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		s.settle(t, false, false)

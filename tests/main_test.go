@@ -214,13 +214,13 @@ func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-// cleanEnv is the test's environment without KAVACH_ variables, so a
-// developer's own settings cannot leak into a test; the bootstrap key file
-// goes to a directory of the test run's, never the developer's home.
+// cleanEnv is the test's environment without KAVACH_ and OTEL_ variables,
+// so a developer's own settings cannot leak into a test; the bootstrap key
+// file goes to a directory of the test run's, never the developer's home.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KAVACH_") {
+		if !strings.HasPrefix(kv, "KAVACH_") && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}

@@ -40,26 +40,36 @@ func benchCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "compare", Usage: "NAME=URL: another sidecar (on a database of its own), measured with the same mix (e.g. a build with -tags kavach_noauth)"},
 		},
 		Subcommands: []*cli.Command{{
-			Name:  "floor",
-			Usage: "run the floor server: every request gets a fixed decision body",
-			Flags: []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
-			Action: func(c *cli.Context) error {
-				var lc net.ListenConfig
-				ln, err := lc.Listen(c.Context, "tcp", c.String("addr"))
-				if err != nil {
-					return err
-				}
-				fmt.Println("listening", ln.Addr().String())
-				srv := &http.Server{Handler: loadgen.FloorHandler(), ReadHeaderTimeout: 5 * time.Second}
-				go func() { <-c.Done(); _ = srv.Close() }()
-				if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-					return err
-				}
-				return nil
-			},
+			Name:   "floor",
+			Usage:  "run the floor server: every request gets a fixed decision body",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
+			Action: func(c *cli.Context) error { return serveFixed(c, loadgen.FloorHandler()) },
+		}, {
+			Name: "sink",
+			Usage: "run a sink: every POST gets 200 with an empty body, so it can receive OTLP/HTTP exports " +
+				"(telemetry.otlpEndpoint) or webhooks in a benchmark",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
+			Action: func(c *cli.Context) error { return serveFixed(c, loadgen.SinkHandler()) },
 		}},
 		Action: runBench,
 	}
+}
+
+// serveFixed serves h on --addr until interrupted, announcing the address
+// it listens on.
+func serveFixed(c *cli.Context, h http.Handler) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(c.Context, "tcp", c.String("addr"))
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening", ln.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-c.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		return err
+	}
+	return nil
 }
 
 func runBench(c *cli.Context) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/kavach-dev/kavach/service/internal/core"
 	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/telemetry"
 )
 
 // Store is what decisions read and write.
@@ -41,6 +42,8 @@ type Decisions struct {
 	creds     *credentials.Credentials
 	now       func() time.Time
 	log       *slog.Logger
+	// traceArguments puts arguments on decision spans (TraceArguments).
+	traceArguments bool
 
 	// agentLocks serialise, per agent, the decisions that consume something
 	// (rate-limit quota, an approval): count, decide and record happen as one
@@ -67,9 +70,13 @@ const maxUserAgentLen = 512
 // unavailable (locked, read-only, unreachable, slower than the store's
 // timeout) it fails with 503 audit_unavailable: no answer, never an allow.
 func (s *Decisions) Authorize(ctx context.Context, req api.AuthorizeRequest, bearer string, explain bool) (api.AuthorizeResponse, error) {
+	ctx, span := telemetry.Start(ctx, spanDecision)
+	defer span.End()
 	res, err := s.authorize(ctx, req, bearer, explain)
 	if err != nil {
-		return api.AuthorizeResponse{}, auditUnavailable(err)
+		err = auditUnavailable(err)
+		traceFailure(span, err)
+		return api.AuthorizeResponse{}, err
 	}
 	return res, nil
 }
@@ -178,6 +185,7 @@ func (s *Decisions) authorize(ctx context.Context, req api.AuthorizeRequest, bea
 				return api.AuthorizeResponse{}, err
 			}
 		}
+		s.traceDecision(ctx, entry)
 		res := api.AuthorizeResponse{Allowed: d.Allowed, Code: d.Code, Reason: entry.Reason, AuditID: entry.ID}
 		if d.ApprovalRequired {
 			res.ApprovalID = entry.ApprovalID

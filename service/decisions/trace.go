@@ -1,0 +1,60 @@
+package decisions
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kavach-dev/kavach/apperr"
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// spanDecision is the name of a decision's span (docs/telemetry.md). Its
+// children are the database calls the decision makes; the policy's
+// evaluation, in memory, is not a span of its own: at a few microseconds,
+// a span would weigh as much as what it measures.
+const spanDecision = "kavach.decision"
+
+// TraceArguments records each decision's arguments on its span; off by
+// default, since arguments may hold what the app would not export. Call
+// before serving.
+func (s *Decisions) TraceArguments(on bool) { s.traceArguments = on }
+
+// traceDecision describes the decision on the span ctx carries: who, what,
+// and what was answered. Never the token, nor the caller's key.
+func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(
+		attribute.String("kavach.agent.id", e.AgentID),
+		attribute.String("kavach.action", e.Action),
+		attribute.String("kavach.resource", e.Resource),
+		attribute.String("kavach.decision.result", e.Result),
+		attribute.String("kavach.decision.code", e.Code),
+		attribute.String("kavach.audit.id", e.ID),
+	)
+	if e.ApprovalID != "" {
+		span.SetAttributes(attribute.String("kavach.approval.id", e.ApprovalID))
+	}
+	if s.traceArguments && len(e.Arguments) > 0 {
+		span.SetAttributes(attribute.String("kavach.arguments", string(e.Arguments)))
+	}
+}
+
+// traceFailure marks the span of a request that got no decision with the
+// error's stable code, never its message.
+func traceFailure(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	code := "internal"
+	if e, ok := apperr.As(err); ok {
+		code = e.Code
+	}
+	span.SetAttributes(attribute.String("kavach.error.code", code))
+	span.SetStatus(codes.Error, code)
+}
