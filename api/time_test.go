@@ -29,7 +29,7 @@ var wireTypes = []any{
 	api.ResolveApprovalRequest{}, api.APIKey{}, api.CreateKeyRequest{}, api.KeyWithSecret{}, api.KeyList{},
 	api.ApprovalList{}, api.AgentList{}, api.AuditPage{}, api.ErrorBody{}, api.Error{}, api.Health{},
 	api.SyncStatus{}, api.PolicyList{}, api.PolicyModule{}, api.AccessPolicy{}, api.AccessPolicyModule{},
-	api.VerifyRequest{}, api.VerifyResponse{}, api.KeySet{}, api.Time{}, api.Anomaly{}, api.AnomalyList{}, api.Trust{},
+	api.VerifyRequest{}, api.VerifyResponse{}, api.KeySet{}, api.Time{}, api.Anomaly{}, api.AnomalyList{}, api.Trust{}, api.Event{}, api.WebhookDelivery{}, api.WebhookDeliveryList{},
 	api.TrustFactors{},
 }
 
@@ -188,8 +188,8 @@ func TestEveryTimeFieldIsFixedWidth(t *testing.T) {
 	}
 	// Agent (4), AuditEntry, Delegation (3), Approval (4), AgentWithToken (4),
 	// the three requests, EffectivePermission, APIKey (3), KeyWithSecret (3),
-	// PolicyList (2), VerifyResponse, Anomaly, Trust.
-	if want := 31; found != want {
+	// PolicyList (2), VerifyResponse, Anomaly, Trust, Event, WebhookDelivery (4).
+	if want := 36; found != want {
 		t.Errorf("found %d time fields; want %d (update the count when adding one)", found, want)
 	}
 }
