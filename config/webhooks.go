@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,10 @@ import (
 // Webhook is one endpoint that receives events, signed as the Standard
 // Webhooks specification says (standardwebhooks.com).
 type Webhook struct {
+	// ID names the endpoint in deliveries, metrics and logs (wh_<id>);
+	// by default a hash of the URL. Name it when the URL holds a token,
+	// and to keep its pending deliveries when the URL changes.
+	ID string `yaml:"id"`
 	// URL receives a POST per event: http(s).
 	URL string `yaml:"url"`
 	// Secret signs each delivery: whsec_ and the base64 of 24 to 64
@@ -71,6 +76,14 @@ func EndpointID(rawURL string) string {
 	return "wh_" + hex.EncodeToString(h[:6])
 }
 
+// endpointID is webhooks[i]'s ID: wh_ and its id, or a hash of its URL.
+func (c Config) endpointID(i int) string {
+	if id := c.Webhooks[i].ID; id != "" {
+		return "wh_" + id
+	}
+	return EndpointID(c.Webhooks[i].URL)
+}
+
 // ParseWebhookSecret decodes a whsec_ secret into its key bytes.
 func ParseWebhookSecret(s string) ([]byte, error) {
 	b64, ok := strings.CutPrefix(s, "whsec_")
@@ -89,24 +102,48 @@ func ParseWebhookSecret(s string) ([]byte, error) {
 
 func validHTTPURL(u string) bool {
 	p, err := url.Parse(u)
-	return err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" && p.User == nil
+	return err == nil && (p.Scheme == "https" || p.Scheme == "http") && p.Host != "" && p.User == nil && p.Fragment == ""
 }
+
+// sameEndpoint is u as far as it names a receiver: scheme and host in
+// lower case, without a default port, so two spellings of one URL are
+// seen as one.
+func sameEndpoint(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	host := strings.ToLower(p.Hostname())
+	if port := p.Port(); port != "" && (p.Scheme != "https" || port != "443") && (p.Scheme != "http" || port != "80") {
+		host += ":" + port
+	}
+	return strings.ToLower(p.Scheme) + "://" + host + p.EscapedPath() + "?" + p.RawQuery
+}
+
+var endpointIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 func (c *Config) validateWebhooks() error {
 	if len(c.Webhooks) > MaxWebhooks {
 		return fmt.Errorf("webhooks: %d endpoints; at most %d", len(c.Webhooks), MaxWebhooks)
 	}
-	seen := map[string]int{}
+	seen, ids := map[string]int{}, map[string]int{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		if !validHTTPURL(w.URL) {
-			return fmt.Errorf("%s.url must be an http(s) URL without user:password (put a token in the path or query if the receiver needs one)", key)
+			return fmt.Errorf("%s.url must be an http(s) URL without user:password or #fragment (put a token in the path or query if the receiver needs one)", key)
 		}
-		if j, dup := seen[w.URL]; dup {
+		if j, dup := seen[sameEndpoint(w.URL)]; dup {
 			return fmt.Errorf("%s.url is the URL of webhooks[%d] too: list the endpoint once, with every event it receives", key, j)
 		}
-		seen[w.URL] = i
-		if c.Approval.WebhookURL == w.URL {
+		seen[sameEndpoint(w.URL)] = i
+		if w.ID != "" && !endpointIDPattern.MatchString(w.ID) {
+			return fmt.Errorf("%s.id must be 1 to 63 lower-case letters, digits, - and _, starting with a letter or digit", key)
+		}
+		if j, dup := ids[c.endpointID(i)]; dup {
+			return fmt.Errorf("%s.id is the id of webhooks[%d] too", key, j)
+		}
+		ids[c.endpointID(i)] = i
+		if c.Approval.WebhookURL != "" && sameEndpoint(c.Approval.WebhookURL) == sameEndpoint(w.URL) {
 			return fmt.Errorf("%s.url is also approval.webhookUrl: subscribe it to approval.requested here and drop approval.webhookUrl", key)
 		}
 		if _, err := c.webhookKey(i); err != nil {
@@ -168,7 +205,7 @@ func (c Config) WebhookEndpoints() []WebhookEndpoint {
 	var out []WebhookEndpoint
 	for i, w := range c.Webhooks {
 		k, _ := c.webhookKey(i)
-		out = append(out, WebhookEndpoint{ID: EndpointID(w.URL), URL: w.URL, Key: k, Events: slices.Clone(w.Events)})
+		out = append(out, WebhookEndpoint{ID: c.endpointID(i), URL: w.URL, Key: k, Events: slices.Clone(w.Events)})
 	}
 	if u := c.Approval.WebhookURL; u != "" {
 		out = append(out, WebhookEndpoint{ID: EndpointID(u), URL: u, Events: []string{domain.EventApprovalRequested}, Legacy: true})

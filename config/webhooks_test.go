@@ -14,7 +14,8 @@ webhooks:
   - url: https://hooks.example.com/kavach?token=abc
     secret: ` + goodSecret + `
     events: [agent.created, authorize.denied]
-  - url: http://127.0.0.1:9000/b
+  - id: pager
+    url: http://127.0.0.1:9000/b
     secretEnv: HOOK_SECRET
     events: [approval.requested]
 approval:
@@ -31,7 +32,7 @@ events:
 	}
 	eps := c.WebhookEndpoints()
 	if len(eps) != 3 || len(eps[0].Key) != 24 || len(eps[1].Key) != 24 || eps[2].Key != nil || !eps[2].Legacy ||
-		eps[2].Events[0] != "approval.requested" || !strings.HasPrefix(eps[0].ID, "wh_") || eps[0].ID == eps[1].ID {
+		eps[2].Events[0] != "approval.requested" || !strings.HasPrefix(eps[0].ID, "wh_") || eps[1].ID != "wh_pager" {
 		t.Errorf("WebhookEndpoints = %+v", eps)
 	}
 	if c.EventRetention().Hours() != 72 {
@@ -60,6 +61,13 @@ func TestWebhooksRefuseBadValues(t *testing.T) {
 		{hook("url: https://x\n    secret: " + goodSecret + "\n    events: [agent.created]\n  - url: https://x\n    secret: " + goodSecret + "\n    events: [key.created]"),
 			"webhooks[1].url is the URL of webhooks[0] too"},
 		{hook("url: https://x\n    secret: "+goodSecret+"\n    events: [agent.created]") + "\napproval:\n  webhookUrl: https://x", "also approval.webhookUrl"},
+		{hook("url: https://x#f\n    secret: " + goodSecret + "\n    events: [agent.created]"), "#fragment"},
+		{hook("url: https://Hooks.example.com:443/a\n    secret: " + goodSecret + "\n    events: [agent.created]\n  - url: https://hooks.example.com/a\n    secret: " + goodSecret + "\n    events: [key.created]"),
+			"webhooks[1].url is the URL of webhooks[0] too"},
+		{hook("id: Bad Name\n    url: https://x\n    secret: " + goodSecret + "\n    events: [agent.created]"), "webhooks[0].id must be"},
+		{hook("id: a\n    url: https://x\n    secret: " + goodSecret + "\n    events: [agent.created]\n  - id: a\n    url: https://y\n    secret: " + goodSecret + "\n    events: [key.created]"),
+			"webhooks[1].id is the id of webhooks[0] too"},
+		{"approval:\n  webhookUrl: ftp://h/?token=SECRET123", "approval.webhookUrl must be an http(s) URL"},
 		{"events:\n  retention: 10m", "events.retention"},
 		{"events:\n  decisions: [agent.created]", `events.decisions[0]: "agent.created" is not a decision event type`},
 	} {

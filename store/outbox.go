@@ -237,9 +237,13 @@ type EventFilter struct {
 	AgentID string
 }
 
-// EventsSince returns up to limit events after seq, oldest first.
-func (s *Store) EventsSince(ctx context.Context, after int64, f EventFilter, limit int) ([]domain.Event, error) {
+// EventsSince returns up to limit events after seq after, up to upTo (0:
+// no bound), oldest first.
+func (s *Store) EventsSince(ctx context.Context, after, upTo int64, f EventFilter, limit int) ([]domain.Event, error) {
 	where, args := []string{"seq > ?"}, []any{after}
+	if upTo > 0 {
+		where, args = append(where, "seq <= ?"), append(args, upTo)
+	}
 	if len(f.Types) > 0 {
 		where = append(where, "type IN (?"+strings.Repeat(", ?", len(f.Types)-1)+")")
 		for _, t := range f.Types {
@@ -298,19 +302,19 @@ func scanDelivery(row scanner) (domain.WebhookDelivery, error) {
 	return d, nil
 }
 
-// ClaimDeliveries leases up to limit pending deliveries that are due, to
-// owner until now+lease, and returns them with their events. A row another
+// ClaimDeliveries leases up to limit pending deliveries to endpoint that
+// are due, to owner until now+lease, and returns them with their events. A row another
 // replica holds a live lease on is skipped; one whose lease ran out (its
 // holder died mid-attempt) is taken over, so it may be delivered twice,
 // under the same id: at least once.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error) {
+func (s *Store) ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error) {
 	now := s.now()
 	// Most polls find nothing due: ask a reader first, and take the writer
 	// (SQLite's only one, which the audit rows need) only when there is.
 	probe, cancel := s.withTimeout(ctx)
 	var one int
 	err := s.r.QueryRowContext(probe, `SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-		AND lease_until <= ? LIMIT 1`, toMillis(now), toMillis(now)).Scan(&one)
+		AND lease_until <= ? AND endpoint = ? LIMIT 1`, toMillis(now), toMillis(now), endpoint).Scan(&one)
 	cancel()
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -321,7 +325,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Du
 	var out []domain.WebhookDelivery
 	err = s.withTx(ctx, func(tx *txn) error {
 		out = nil
-		ids, err := dueDeliveries(ctx, tx, s.dialect.skipLocked(), now, limit)
+		ids, err := dueDeliveries(ctx, tx, s.dialect.skipLocked(), endpoint, now, limit)
 		if err != nil {
 			return err
 		}
@@ -353,9 +357,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, lease time.Du
 
 // dueDeliveries returns the IDs of up to limit pending deliveries due at
 // now whose lease ran out, locked (suffix) for the claiming transaction.
-func dueDeliveries(ctx context.Context, tx *txn, suffix string, now time.Time, limit int) ([]any, error) {
+func dueDeliveries(ctx context.Context, tx *txn, suffix, endpoint string, now time.Time, limit int) ([]any, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-		AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+suffix, toMillis(now), toMillis(now), limit)
+		AND lease_until <= ? AND endpoint = ? ORDER BY next_attempt_at LIMIT ?`+suffix, toMillis(now), toMillis(now), endpoint, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim webhook deliveries: %w", err)
 	}
@@ -386,6 +390,9 @@ type Attempt struct {
 	// (with Failed).
 	Next   time.Time
 	Failed bool
+	// Release gives the lease back without counting an attempt (one cut
+	// short by a shutdown): the delivery is due again at once.
+	Release bool
 }
 
 // RecordAttempts stores the outcomes of attempts on deliveries owner
@@ -397,6 +404,16 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, attempts []Att
 	err := s.withTx(ctx, func(tx *txn) error {
 		n = 0
 		for _, a := range attempts {
+			if a.Release {
+				res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET lease_owner = '', lease_until = 0
+					WHERE id = ? AND lease_owner = ? AND state = 'pending'`, a.ID, owner)
+				if err != nil {
+					return fmt.Errorf("release webhook delivery: %w", err)
+				}
+				k, _ := res.RowsAffected()
+				n += int(k)
+				continue
+			}
 			state, next, delivered := domain.DeliveryPending, toMillis(a.Next), sql.NullInt64{}
 			switch {
 			case a.Failed:
@@ -501,22 +518,64 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, time.Time, error)
 	return n, fromMillis(first.Int64), nil
 }
 
-// PruneEvents deletes events created before the given time, and the
-// deliveries of events settled (delivered or failed) before it. A pending
-// delivery keeps its event.
+// pruneBatch is how many rows one pruning statement deletes, and
+// pruneTimeout how long it may take: pruning a large backlog is many
+// short transactions, never one that outlasts database.timeout.
+const (
+	pruneBatch   = 5000
+	pruneTimeout = 30 * time.Second
+)
+
+// PruneEvents deletes the deliveries of events settled (delivered or
+// failed) before the given time, then the events created before it; a
+// pending delivery keeps its event, and the newest event is kept so that
+// numbering never goes back. It works in batches and returns the events
+// deleted. Its failures do not count against the database's health.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.withTx(ctx, func(tx *txn) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < ?`, toMillis(before)); err != nil {
-			return fmt.Errorf("prune webhook deliveries: %w", err)
+	cut := toMillis(before)
+	var total int64
+	for _, stmt := range []struct{ what, sql string }{
+		{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+			WHERE state <> 'pending' AND created_at < ? LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
+		{"events", `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?
+			AND seq < (SELECT COALESCE(MAX(seq), 0) FROM events)
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq) LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
+	} {
+		for ctx.Err() == nil {
+			bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+			res, err := s.w.ExecContext(bctx, stmt.sql, cut)
+			cancel()
+			if err != nil {
+				return total, fmt.Errorf("prune %s: %w", stmt.what, err)
+			}
+			n, _ := res.RowsAffected()
+			if stmt.what == "events" {
+				total += n
+			}
+			if n < pruneBatch {
+				break
+			}
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE created_at < ? AND seq < (SELECT COALESCE(MAX(seq), 0) FROM events)
-			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq)`, toMillis(before))
-		if err != nil {
-			return fmt.Errorf("prune events: %w", err)
+	}
+	return total, ctx.Err()
+}
+
+// FailOrphanDeliveries settles as failed the pending deliveries created
+// before the given time to endpoints not in known.
+func (s *Store) FailOrphanDeliveries(ctx context.Context, known []string, before time.Time) (int64, error) {
+	cond, args := "", []any{toMillis(s.now()), toMillis(before)}
+	if len(known) > 0 {
+		cond = " AND endpoint NOT IN (?" + strings.Repeat(", ?", len(known)-1) + ")"
+		for _, k := range known {
+			args = append(args, k)
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = ?,
+		last_error = 'endpoint no longer configured' WHERE state = 'pending' AND created_at < ?`+cond, args...)
+	if err != nil {
+		return 0, fmt.Errorf("settle orphaned webhook deliveries: %w", err)
+	}
+	return res.RowsAffected()
 }

@@ -48,7 +48,7 @@ func testEventsAndDeliveries(t *testing.T, b backend) {
 			t.Fatal(err)
 		}
 	}
-	evs, err := s.EventsSince(ctx, 0, EventFilter{}, 100)
+	evs, err := s.EventsSince(ctx, 0, 0, EventFilter{}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func testEventsAndDeliveries(t *testing.T, b backend) {
 	if data["agentId"] != a.ID || data["code"] != "c" || data["allowed"] != false {
 		t.Errorf("authorize.denied data = %v", data)
 	}
-	only, err := s.EventsSince(ctx, evs[0].Seq, EventFilter{Types: []string{domain.EventAgentRevoked}}, 100)
+	only, err := s.EventsSince(ctx, evs[0].Seq, evs[2].Seq, EventFilter{Types: []string{domain.EventAgentRevoked}}, 100)
 	if err != nil || len(only) != 1 || only[0].Type != domain.EventAgentRevoked {
 		t.Errorf("EventsSince(after the first, revoked only) = %s, %v", js(t, only), err)
 	}
@@ -104,7 +104,7 @@ func testEventsAndDeliveries(t *testing.T, b backend) {
 	if _, err := s2.InsertAudit(ctx, domain.AuditEntry{AgentID: "agt_x", Action: "read", Resource: "r", Result: domain.ResultAllowed, Code: "allowed", Reason: "r"}, Consumption{}); err != nil {
 		t.Fatal(err)
 	}
-	evs2, _ := s2.EventsSince(ctx, 0, EventFilter{}, 10)
+	evs2, _ := s2.EventsSince(ctx, 0, 0, EventFilter{}, 10)
 	ds2, _, _ := s2.ListDeliveries(ctx, DeliveryFilter{}, Page{Limit: 10})
 	if len(evs2) != 1 || evs2[0].Type != domain.EventAuthorizeAllowed || len(ds2) != 0 {
 		t.Errorf("events %s, deliveries %s; want one authorize.allowed and no delivery", js(t, evs2), js(t, ds2))
@@ -123,7 +123,7 @@ func testClaimsAreExclusive(t *testing.T, b backend) {
 	for i, s := range stores {
 		wg.Go(func() {
 			for {
-				ds, err := s.ClaimDeliveries(t.Context(), "owner-"+string(rune('a'+i)), time.Minute, 4)
+				ds, err := s.ClaimDeliveries(t.Context(), "owner-"+string(rune('a'+i)), "wh_a", time.Minute, 4)
 				if err != nil {
 					t.Error(err)
 					return
@@ -155,11 +155,14 @@ func testAttemptsAndPrune(t *testing.T, b backend) {
 	s := outboxStore(t, b.url(t), c)
 	ctx := t.Context()
 	agents := contractAgents(t, s, "u", 3)
-	ds, err := s.ClaimDeliveries(ctx, "me", time.Minute, 10)
+	if other, _ := s.ClaimDeliveries(ctx, "me", "wh_b", time.Minute, 10); len(other) != 0 {
+		t.Errorf("claimed %d deliveries of another endpoint", len(other))
+	}
+	ds, err := s.ClaimDeliveries(ctx, "me", "wh_a", time.Minute, 10)
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("ClaimDeliveries = %d, %v; want 3", len(ds), err)
 	}
-	if again, _ := s.ClaimDeliveries(ctx, "other", time.Minute, 10); len(again) != 0 {
+	if again, _ := s.ClaimDeliveries(ctx, "other", "wh_a", time.Minute, 10); len(again) != 0 {
 		t.Errorf("claimed %d deliveries under a live lease", len(again))
 	}
 	// Another owner cannot record an attempt on a lease it does not hold.
@@ -189,31 +192,48 @@ func testAttemptsAndPrune(t *testing.T, b backend) {
 		t.Errorf("failed = %s (error %d bytes)", d.State, len(d.LastError))
 	}
 	// Not due yet; due after the wait.
-	if due, _ := s.ClaimDeliveries(ctx, "me", time.Minute, 10); len(due) != 0 {
+	if due, _ := s.ClaimDeliveries(ctx, "me", "wh_a", time.Minute, 10); len(due) != 0 {
 		t.Errorf("claimed %d before the retry is due", len(due))
 	}
 	c.Add(2 * time.Second)
-	if due, _ := s.ClaimDeliveries(ctx, "me", time.Minute, 10); len(due) != 1 || due[0].ID != ds[1].ID {
+	if due, _ := s.ClaimDeliveries(ctx, "me", "wh_a", time.Minute, 10); len(due) != 1 || due[0].ID != ds[1].ID {
 		t.Errorf("claimed %s once due; want the retry", js(t, due))
 	}
 	pending, oldest, err := s.PendingDeliveries(ctx)
 	if err != nil || pending != 1 || !oldest.Equal(ds[1].CreatedAt) {
 		t.Errorf("PendingDeliveries = %d, %v, %v; want 1, %v", pending, oldest, err, ds[1].CreatedAt)
 	}
-	// A lease that ran out is taken over by another replica.
+	// A lease that ran out is taken over by another replica; released, a
+	// delivery is due again at once, its attempts uncounted.
 	c.Add(2 * time.Minute)
-	if taken, _ := s.ClaimDeliveries(ctx, "other", time.Minute, 10); len(taken) != 1 {
-		t.Errorf("claimed %d after the lease ran out; want the one", len(taken))
+	taken, _ := s.ClaimDeliveries(ctx, "other", "wh_a", time.Minute, 10)
+	if len(taken) != 1 {
+		t.Fatalf("claimed %d after the lease ran out; want the one", len(taken))
 	}
-	// Pruning after retention drops settled deliveries and their events,
-	// keeps the pending one's event and the newest event.
+	if n, err := s.RecordAttempts(ctx, "other", []Attempt{{ID: taken[0].ID, Release: true}}); n != 1 || err != nil {
+		t.Errorf("RecordAttempts(release) = %d, %v", n, err)
+	}
+	again, _ := s.ClaimDeliveries(ctx, "me", "wh_a", time.Minute, 10)
+	if len(again) != 1 || again[0].Attempts != 1 {
+		t.Errorf("after a release: claimed %s; want the delivery with its one attempt", js(t, again))
+	}
+	// An endpoint gone from every configuration: its old pending
+	// deliveries are given up; a known endpoint's are not.
+	if n, err := s.FailOrphanDeliveries(ctx, []string{"wh_a"}, c.Now()); n != 0 || err != nil {
+		t.Errorf("FailOrphanDeliveries(wh_a known) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.FailOrphanDeliveries(ctx, []string{"wh_b"}, c.Now()); n != 1 || err != nil {
+		t.Errorf("FailOrphanDeliveries(wh_a gone) = %d, %v; want 1", n, err)
+	}
+	// Pruning after retention drops settled deliveries and their events
+	// and keeps the newest event.
 	c.Add(8 * 24 * time.Hour)
 	if _, err := s.PruneEvents(ctx, c.Now().Add(-7*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	left, _, _ := s.ListDeliveries(ctx, DeliveryFilter{}, Page{Limit: 10})
-	evs, _ := s.EventsSince(ctx, 0, EventFilter{}, 10)
-	if len(left) != 1 || left[0].ID != ds[1].ID || len(evs) != 2 {
-		t.Errorf("after pruning: deliveries %s, %d events; want the pending one and its event and the newest (agents %d)", js(t, left), len(evs), len(agents))
+	evs, _ := s.EventsSince(ctx, 0, 0, EventFilter{}, 10)
+	if len(left) != 0 || len(evs) != 1 || evs[0].AgentID != agents[2].ID {
+		t.Errorf("after pruning: deliveries %s, events %s; want none and the newest", js(t, left), js(t, evs))
 	}
 }

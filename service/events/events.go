@@ -39,13 +39,14 @@ import (
 
 // Store is what delivery and the feed read and write.
 type Store interface {
-	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
+	ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
+	FailOrphanDeliveries(ctx context.Context, known []string, before time.Time) (int64, error)
 	RecordAttempts(ctx context.Context, owner string, attempts []store.Attempt) (int, error)
 	ListDeliveries(ctx context.Context, f store.DeliveryFilter, p store.Page) ([]domain.WebhookDelivery, string, error)
 	PendingDeliveries(ctx context.Context) (int64, time.Time, error)
 	Deliveries() <-chan struct{}
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
-	EventsSince(ctx context.Context, after int64, f store.EventFilter, limit int) ([]domain.Event, error)
+	EventsSince(ctx context.Context, after, upTo int64, f store.EventFilter, limit int) ([]domain.Event, error)
 	LatestEvent(ctx context.Context) (int64, error)
 }
 
@@ -88,9 +89,10 @@ const (
 	DefaultGiveUpAfter = 24 * time.Hour
 	// attemptTimeout bounds one attempt; lease outlives a batch of them.
 	attemptTimeout = 10 * time.Second
-	lease          = 2 * time.Minute
+	lease          = 30 * time.Second
 	claimBatch     = 64
 	parallel       = 16
+	perEndpoint    = 8
 	pollInterval   = time.Second
 	gather         = 100 * time.Millisecond
 	countInterval  = 10 * time.Second
@@ -100,7 +102,9 @@ const (
 type Events struct {
 	store     Store
 	endpoints map[string]Endpoint
-	opts      Options
+	// endpointIDs are the endpoints' IDs, in configuration order.
+	endpointIDs []string
+	opts        Options
 	// owner names this process's leases, so that an attempt's outcome is
 	// recorded only while this replica still holds the row.
 	owner string
@@ -141,6 +145,7 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 		now: now, log: log, counts: map[string]*counters{}}
 	for _, ep := range opts.Endpoints {
 		e.endpoints[ep.ID] = ep
+		e.endpointIDs = append(e.endpointIDs, ep.ID)
 		e.counts[ep.ID] = &counters{}
 	}
 	return e
@@ -148,97 +153,169 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 
 // Run delivers due webhooks until ctx ends: at once when this replica
 // commits one, and every second for those of other replicas and retries.
-// It also counts the queue for /metrics and prunes old events.
+// Up to 16 attempts run at once, at most 8 to one endpoint, so a receiver
+// that hangs slows only its own deliveries; outcomes are recorded in
+// batches. It also counts the queue for /metrics and prunes old events.
 func (e *Events) Run(ctx context.Context) {
+	results := make(chan store.Attempt, 4*parallel)
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); e.record(ctx, results) }()
+	d := &dispatcher{e: e, results: results, perEndpoint: map[string]int{}, freed: make(chan struct{}, parallel)}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var counted, pruned time.Time
 	for {
-		// Always: deliveries queued for an endpoint since removed from
-		// the configuration are settled as failed.
-		e.drain(ctx)
+		d.dispatch(ctx)
 		if now := e.now(); now.Sub(counted) >= countInterval {
 			counted = now
 			e.count(ctx)
 		}
 		if now := e.now(); now.Sub(pruned) >= time.Hour {
 			pruned = now
-			if n, err := e.store.PruneEvents(ctx, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
-				e.log.Warn("pruning events failed", "error", err)
-			} else if n > 0 {
-				e.log.Debug("pruned events", "rows", n)
-			}
+			e.prune(ctx, now)
 		}
 		select {
 		case <-ctx.Done():
+			d.wg.Wait()
+			close(results)
+			<-recorded
 			return
 		case <-tick.C:
+		case <-d.freed:
 		case <-e.store.Deliveries():
 			// Under load every audit batch commits deliveries: gather them
 			// for a moment, so that claiming and recording them costs a
 			// few transactions a second, not two per batch.
 			select {
 			case <-ctx.Done():
-				return
 			case <-time.After(gather):
 			}
 		}
 	}
 }
 
-// drain attempts due deliveries, a leased batch at a time, until none is
-// due.
-func (e *Events) drain(ctx context.Context) {
-	for ctx.Err() == nil {
-		batch, err := e.store.ClaimDeliveries(ctx, e.owner, lease, claimBatch)
+// dispatcher starts attempts within the bounds; used by Run's goroutine
+// only, but for the counts, which attempts release.
+type dispatcher struct {
+	e       *Events
+	results chan<- store.Attempt
+	freed   chan struct{}
+	wg      sync.WaitGroup
+
+	mu          sync.Mutex
+	total       int
+	perEndpoint map[string]int
+}
+
+// dispatch claims due deliveries for every endpoint with room and starts
+// their attempts.
+func (d *dispatcher) dispatch(ctx context.Context) {
+	for _, id := range d.e.endpointIDs {
+		if ctx.Err() != nil {
+			return
+		}
+		d.mu.Lock()
+		room := min(parallel-d.total, perEndpoint-d.perEndpoint[id])
+		d.mu.Unlock()
+		if room <= 0 {
+			continue
+		}
+		batch, err := d.e.store.ClaimDeliveries(ctx, d.e.owner, id, lease, room)
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("claiming webhook deliveries failed; retrying in a second", "error", err)
+				d.e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", id, "error", err)
 			}
 			return
 		}
-		if len(batch) == 0 {
-			return
-		}
-		results := make([]store.Attempt, len(batch))
-		sem := make(chan struct{}, parallel)
-		var wg sync.WaitGroup
-		for i, d := range batch {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				results[i] = e.attempt(ctx, d)
+		for _, dl := range batch {
+			d.mu.Lock()
+			d.total++
+			d.perEndpoint[id]++
+			d.mu.Unlock()
+			d.wg.Go(func() {
+				r := d.e.attempt(ctx, dl)
+				d.mu.Lock()
+				d.total--
+				d.perEndpoint[id]--
+				d.mu.Unlock()
+				d.results <- r
+				select {
+				case d.freed <- struct{}{}:
+				default:
+				}
 			})
-		}
-		wg.Wait()
-		// The outcomes are recorded even as ctx ends: an attempt made is
-		// not made again for want of writing it down.
-		rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		n, err := e.store.RecordAttempts(rec, e.owner, results)
-		cancel()
-		if err != nil {
-			e.log.Warn("recording webhook attempts failed; the deliveries will be attempted again when their lease ends", "error", err)
-			return
-		}
-		if n < len(results) {
-			e.log.Warn("webhook deliveries were taken over by another replica after their lease ran out", "rows", len(results)-n)
-		}
-		if len(batch) < claimBatch {
-			return
 		}
 	}
 }
 
-// attempt delivers d once and says what came of it.
+// record writes attempts' outcomes in batches: what came within 100 ms, or
+// 64, per transaction. Once results is closed (Run ending) it writes what
+// is left, under a context of its own: an attempt made is not made again
+// for want of writing it down.
+func (e *Events) record(ctx context.Context, results <-chan store.Attempt) {
+	var batch []store.Attempt
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		n, err := e.store.RecordAttempts(rec, e.owner, batch)
+		cancel()
+		switch {
+		case err != nil:
+			e.log.Warn("recording webhook attempts failed; the deliveries will be attempted again when their lease ends", "error", err)
+		case n < len(batch):
+			e.log.Warn("webhook deliveries were taken over by another replica after their lease ran out", "rows", len(batch)-n)
+		}
+		batch = batch[:0]
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				flush()
+				return
+			}
+			if len(batch) == 0 {
+				timer.Reset(gather)
+			}
+			batch = append(batch, r)
+			if len(batch) >= claimBatch {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// prune drops events past retention, and settles as failed the deliveries
+// of endpoints no replica should still have (gone from this configuration,
+// and older than the give-up horizon, so that a rolling configuration
+// change does not fail another replica's deliveries).
+func (e *Events) prune(ctx context.Context, now time.Time) {
+	if n, err := e.store.PruneEvents(ctx, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
+		e.log.Warn("pruning events failed", "error", err)
+	} else if n > 0 {
+		e.log.Debug("pruned events", "rows", n)
+	}
+	n, err := e.store.FailOrphanDeliveries(ctx, e.endpointIDs, now.Add(-e.opts.GiveUpAfter))
+	if err != nil && ctx.Err() == nil {
+		e.log.Warn("settling the deliveries of removed webhook endpoints failed", "error", err)
+	} else if n > 0 {
+		e.log.Warn("webhook deliveries to endpoints no longer configured were given up", "rows", n)
+	}
+}
+
+// attempt delivers d once and says what came of it. An attempt cut short
+// because Run is ending only releases the lease: it is not counted.
 func (e *Events) attempt(ctx context.Context, d domain.WebhookDelivery) store.Attempt {
-	ep, ok := e.endpoints[d.Endpoint]
+	ep := e.endpoints[d.Endpoint]
 	now := e.now()
 	out := store.Attempt{ID: d.ID, At: now}
-	if !ok {
-		out.Failed, out.Error = true, "endpoint no longer configured"
-		e.log.Warn("webhook delivery dropped: its endpoint is no longer configured", "endpoint", d.Endpoint, "event", d.Event.ID, "type", d.Event.Type)
-		return out
-	}
 	c := e.counts[ep.ID]
 	status, err := e.post(ctx, ep, d.Event, now)
 	out.Status = status
@@ -247,6 +324,8 @@ func (e *Events) attempt(ctx context.Context, d domain.WebhookDelivery) store.At
 		c.delivered.Add(1)
 		e.log.Debug("webhook delivered", "endpoint", ep.ID, "event", d.Event.ID, "type", d.Event.Type, "attempt", d.Attempts+1)
 		return out
+	case ctx.Err() != nil:
+		return store.Attempt{ID: d.ID, Release: true}
 	case status == http.StatusGone:
 		// Standard Webhooks: 410 asks the sender to stop.
 		out.Failed, out.Error = true, err.Error()
@@ -482,6 +561,13 @@ func (e *Events) OpenFeed(ctx context.Context, q FeedQuery) (Feed, error) {
 	if err != nil || n < 0 {
 		return Feed{}, core.Invalid("invalid_parameter", "Last-Event-ID (or after) must be the seq of an event, a whole number, not %q", q.After)
 	}
+	latest, err := e.store.LatestEvent(ctx)
+	if err != nil {
+		return Feed{}, err
+	}
+	if n > latest {
+		return Feed{}, core.Invalid("invalid_parameter", "Last-Event-ID (or after) %d is beyond the newest event (%d): the database was replaced or restored; reconnect without it", n, latest)
+	}
 	f.After = n
 	return f, nil
 }
@@ -490,16 +576,32 @@ func (e *Events) OpenFeed(ctx context.Context, q FeedQuery) (Feed, error) {
 const FeedBatch = 500
 
 // Next returns the events after f.After, oldest first, and moves f past
-// them.
+// them: past every event committed so far when fewer than FeedBatch
+// match, so that a filtered feed never scans the same events twice.
 func (e *Events) Next(ctx context.Context, f *Feed) ([]api.Event, error) {
-	list, err := e.store.EventsSince(ctx, f.After, f.Filter, FeedBatch)
+	// Events are numbered in commit order under one lock: every event up
+	// to the newest visible one has committed, and none will appear
+	// below it.
+	latest, err := e.store.LatestEvent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if latest <= f.After {
+		return nil, nil
+	}
+	list, err := e.store.EventsSince(ctx, f.After, latest, f.Filter, FeedBatch)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]api.Event, len(list))
 	for i, ev := range list {
 		out[i] = api.Event{Seq: ev.Seq, ID: ev.ID, Type: ev.Type, Timestamp: api.NewTime(ev.Time), Data: ev.Data}
-		f.After = ev.Seq
+	}
+	switch {
+	case len(list) == FeedBatch:
+		f.After = list[len(list)-1].Seq
+	default:
+		f.After = latest
 	}
 	return out, nil
 }
