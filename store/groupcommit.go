@@ -315,6 +315,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 			return err
 		}
 		refused = nil
+		var evs []pendingEvent
 		stmt := tx.StmtContext(ctx, b.insert)
 		defer stmt.Close()
 		for _, r := range batch {
@@ -329,11 +330,11 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 			if _, err := stmt.ExecContext(ctx, auditArgs(r.e)...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
-			if err := b.s.emitDecision(ctx, tx, r.e); err != nil {
-				return err
+			if ev, ok := b.s.decisionEvent(r.e); ok {
+				evs = append(evs, ev)
 			}
 		}
-		return nil
+		return b.s.emitAll(ctx, tx, evs)
 	})
 	return refused, err
 }

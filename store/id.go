@@ -50,6 +50,14 @@ func (g *idGen) next(prefix string, now time.Time) string {
 	return prefix + encodeBase32(raw)
 }
 
+// idAt is the smallest ID next could make with prefix at t: every ID made
+// at t or later sorts after it, every one made before sorts before.
+func idAt(prefix string, t time.Time) string {
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], uint64(t.UnixMilli())<<16) //nolint:gosec // G115: times after 1970
+	return prefix + encodeBase32(raw)
+}
+
 // encodeBase32 writes 128 bits as 26 Crockford characters, most significant first.
 func encodeBase32(b [16]byte) string {
 	hi := binary.BigEndian.Uint64(b[:8])

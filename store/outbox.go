@@ -113,24 +113,43 @@ func (s *Store) emitChange(ctx context.Context, tx *txn, row domain.AuditEntry) 
 	return s.emit(ctx, tx, typ, row.AgentID, row.Timestamp, data)
 }
 
-// emitDecision records authorize.allowed or authorize.denied for a
-// committed decision row, when that type is recorded. Arguments are left
+// decisionData is the data of an authorize.* event. Arguments are left
 // out: the audit row has them, for those allowed to read it.
-func (s *Store) emitDecision(ctx context.Context, tx *txn, row domain.AuditEntry) error {
+type decisionData struct {
+	AgentID    string            `json:"agentId"`
+	OwnerID    string            `json:"ownerId"`
+	Action     string            `json:"action"`
+	Resource   string            `json:"resource"`
+	Allowed    bool              `json:"allowed"`
+	Code       string            `json:"code"`
+	Reason     string            `json:"reason"`
+	AuditID    string            `json:"auditId"`
+	ApprovalID string            `json:"approvalId,omitempty"`
+	Actor      map[string]string `json:"actor"`
+}
+
+// decisionEvent is the event a committed decision row announces, if its
+// type is recorded.
+func (s *Store) decisionEvent(row domain.AuditEntry) (pendingEvent, bool) {
 	typ := domain.EventAuthorizeDenied
 	if row.Result == domain.ResultAllowed {
 		typ = domain.EventAuthorizeAllowed
 	}
 	if row.Kind != domain.KindDecision || !s.sinks.decisions[typ] {
-		return nil
+		return pendingEvent{}, false
 	}
-	data := map[string]any{"agentId": row.AgentID, "ownerId": row.OwnerID, "action": row.Action, "resource": row.Resource,
-		"allowed": row.Result == domain.ResultAllowed, "code": row.Code, "reason": row.Reason, "auditId": row.ID,
-		"actor": actorData(row.Actor)}
-	if row.ApprovalID != "" {
-		data["approvalId"] = row.ApprovalID
+	return pendingEvent{typ: typ, agentID: row.AgentID, at: row.Timestamp, data: decisionData{AgentID: row.AgentID,
+		OwnerID: row.OwnerID, Action: row.Action, Resource: row.Resource, Allowed: row.Result == domain.ResultAllowed,
+		Code: row.Code, Reason: row.Reason, AuditID: row.ID, ApprovalID: row.ApprovalID, Actor: actorData(row.Actor)}}, true
+}
+
+// emitDecision records authorize.allowed or authorize.denied for a
+// decision row committed on its own, when that type is recorded.
+func (s *Store) emitDecision(ctx context.Context, tx *txn, row domain.AuditEntry) error {
+	if ev, ok := s.decisionEvent(row); ok {
+		return s.emitAll(ctx, tx, []pendingEvent{ev})
 	}
-	return s.emit(ctx, tx, typ, row.AgentID, row.Timestamp, data)
+	return nil
 }
 
 // emitApprovalRequested records approval.requested for a new request. The
@@ -161,43 +180,102 @@ func actorData(a domain.Actor) map[string]string {
 	return out
 }
 
+// pendingEvent is an event to write.
+type pendingEvent struct {
+	typ, agentID string
+	at           time.Time
+	data         any
+}
+
 // emit writes one event, and a pending delivery for each endpoint
 // subscribed to its type, inside tx.
 func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.Time, data any) error {
 	if !s.sinks.records(typ) {
 		return nil
 	}
-	body, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode event %s: %w", typ, err)
+	return s.emitAll(ctx, tx, []pendingEvent{{typ: typ, agentID: agentID, at: at, data: data}})
+}
+
+// emitRows is how many events, or deliveries, one INSERT writes.
+const emitRows = 100
+
+// emitAll writes events, and a pending delivery for each endpoint
+// subscribed to each one's type, inside tx: a multi-row INSERT per hundred
+// (a group-commit batch writes its decisions' events at once).
+func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error {
+	if len(evs) == 0 {
+		return nil
 	}
 	// The change feed's lock numbers events too (one lock, so that no two
 	// transactions take two in opposite orders): seq is then handed out in
 	// commit order, and a reader resuming after a seq misses nothing
-	// committed later. A transaction may take it more than once.
+	// committed later.
 	if err := s.lockFeed(ctx, tx); err != nil {
 		return fmt.Errorf("lock events: %w", err)
 	}
 	now := s.now()
-	var seq int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES (?, ?, ?, ?, ?) RETURNING seq`,
-		s.ids.next("msg_", now), typ, agentID, toMillis(at), string(body)).Scan(&seq)
-	if err != nil {
-		return fmt.Errorf("record event %s: %w", typ, err)
-	}
-	for _, sub := range s.sinks.subs {
-		if !contains(sub.Types, typ) {
-			continue
+	for len(evs) > 0 {
+		chunk := evs[:min(len(evs), emitRows)]
+		evs = evs[len(chunk):]
+		ids := make(map[string]int, len(chunk))
+		args := make([]any, 0, 5*len(chunk))
+		for i, ev := range chunk {
+			body, err := json.Marshal(ev.data)
+			if err != nil {
+				return fmt.Errorf("encode event %s: %w", ev.typ, err)
+			}
+			id := s.ids.next("msg_", now)
+			ids[id] = i
+			args = append(args, id, ev.typ, ev.agentID, toMillis(ev.at), string(body))
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_seq, endpoint, state, attempts, created_at,
-			next_attempt_at, lease_owner, lease_until, last_error) VALUES (?, ?, ?, 'pending', 0, ?, ?, '', 0, '')`,
-			s.ids.next("whd_", now), seq, sub.Endpoint, toMillis(now), toMillis(now))
+		rows, err := tx.QueryContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
+			values(5, len(chunk))+` RETURNING seq, id`, args...)
 		if err != nil {
-			return fmt.Errorf("queue webhook delivery: %w", err)
+			return fmt.Errorf("record events: %w", err)
 		}
-		tx.deliveries = true
+		seqs := make([]int64, len(chunk))
+		for rows.Next() {
+			var seq int64
+			var id string
+			if err := rows.Scan(&seq, &id); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("record events: %w", err)
+			}
+			seqs[ids[id]] = seq
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("record events: %w", err)
+		}
+		var dargs []any
+		for i, ev := range chunk {
+			for _, sub := range s.sinks.subs {
+				if contains(sub.Types, ev.typ) {
+					dargs = append(dargs, s.ids.next("whd_", now), seqs[i], sub.Endpoint, toMillis(now), toMillis(now))
+				}
+			}
+		}
+		for len(dargs) > 0 {
+			part := dargs[:min(len(dargs), 5*emitRows)]
+			dargs = dargs[len(part):]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_seq, endpoint, created_at, next_attempt_at,
+				state, attempts, lease_owner, lease_until, last_error) VALUES `+values(5, len(part)/5, "'pending', 0, '', 0, ''"), part...); err != nil {
+				return fmt.Errorf("queue webhook deliveries: %w", err)
+			}
+			tx.deliveries = true
+		}
 	}
 	return nil
+}
+
+// values is the VALUES list of rows rows of n placeholders each, followed
+// by the constants given.
+func values(n, rows int, constants ...string) string {
+	row := "(?" + strings.Repeat(", ?", n-1)
+	for _, c := range constants {
+		row += ", " + c
+	}
+	row += ")"
+	return row + strings.Repeat(", "+row, rows-1)
 }
 
 func contains(list []string, s string) bool {
@@ -532,18 +610,21 @@ const (
 // numbering never goes back. It works in batches and returns the events
 // deleted. Its failures do not count against the database's health.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	cut := toMillis(before)
 	var total int64
 	for _, stmt := range []struct{ what, sql string }{
 		{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
-			WHERE state <> 'pending' AND created_at < ? LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
+			WHERE state IN ('delivered', 'failed') AND id < ? LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
 		{"events", `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?
 			AND seq < (SELECT COALESCE(MAX(seq), 0) FROM events)
 			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq) LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
 	} {
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-			res, err := s.w.ExecContext(bctx, stmt.sql, cut)
+			arg := any(toMillis(before))
+			if stmt.what == "webhook deliveries" {
+				arg = idAt("whd_", before)
+			}
+			res, err := s.w.ExecContext(bctx, stmt.sql, arg)
 			cancel()
 			if err != nil {
 				return total, fmt.Errorf("prune %s: %w", stmt.what, err)

@@ -20,6 +20,7 @@ func outboxTests() []storeTest {
 		{name: "EventsAndDeliveries", opens: testEventsAndDeliveries},
 		{name: "ClaimsAreExclusive", opens: testClaimsAreExclusive, replicas: true},
 		{name: "AttemptsAndPrune", opens: testAttemptsAndPrune},
+		{name: "GroupCommittedDecisions", opens: testGroupCommittedDecisionEvents},
 	}
 }
 
@@ -235,5 +236,63 @@ func testAttemptsAndPrune(t *testing.T, b backend) {
 	evs, _ := s.EventsSince(ctx, 0, 0, EventFilter{}, 10)
 	if len(left) != 0 || len(evs) != 1 || evs[0].AgentID != agents[2].ID {
 		t.Errorf("after pruning: deliveries %s, events %s; want none and the newest", js(t, left), js(t, evs))
+	}
+}
+
+// Decisions committed together (group commit) write their events in
+// multi-row statements: every denied one gets its event and delivery.
+func testGroupCommittedDecisionEvents(t *testing.T, b backend) {
+	s := outboxStore(t, b.url(t), nil)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	const n = 250
+	audits := make(chan string, n)
+	for i := range n {
+		wg.Go(func() {
+			res := domain.ResultDenied
+			if i%5 == 0 {
+				res = domain.ResultAllowed
+			}
+			e, err := s.InsertAudit(ctx, domain.AuditEntry{AgentID: "agt_x", Action: "read", Resource: "r", Result: res, Code: "c", Reason: "r"}, Consumption{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res == domain.ResultDenied {
+				audits <- e.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(audits)
+	want := map[string]bool{}
+	for id := range audits {
+		want[id] = true
+	}
+	evs, err := s.EventsSince(ctx, 0, 0, EventFilter{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for _, e := range evs {
+		var d struct{ AuditID string }
+		_ = json.Unmarshal(e.Data, &d)
+		if e.Type != domain.EventAuthorizeDenied || !want[d.AuditID] || seen[e.Seq] {
+			t.Errorf("event %s", js(t, e))
+		}
+		seen[e.Seq] = true
+		delete(want, d.AuditID)
+	}
+	if len(want) != 0 || len(evs) != n*4/5 {
+		t.Errorf("%d events; %d denials without one", len(evs), len(want))
+	}
+	ds, _, err := s.ListDeliveries(ctx, DeliveryFilter{}, Page{Limit: 1000})
+	if err != nil || len(ds) != n*4/5 {
+		t.Errorf("%d deliveries, %v; want %d", len(ds), err, n*4/5)
+	}
+	for _, d := range ds {
+		if !seen[d.Event.Seq] || d.Endpoint != "wh_a" {
+			t.Errorf("delivery %s", js(t, d))
+		}
 	}
 }

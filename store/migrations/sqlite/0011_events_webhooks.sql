@@ -3,10 +3,11 @@
 -- Every event (agent.created, authorize.denied, …), written in the
 -- transaction of the change it reports. seq numbers them in commit order:
 -- GET /v1/events resumes after a seq (Last-Event-ID). id is the webhook-id
--- every endpoint receives it under; data is the payload's "data" (JSON).
+-- every endpoint receives it under (unique by construction: no index to
+-- keep up per event); data is the payload's "data" (JSON).
 CREATE TABLE events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    id         TEXT NOT NULL UNIQUE,
+    id         TEXT NOT NULL,
     type       TEXT NOT NULL,
     agent_id   TEXT NOT NULL,
     created_at INTEGER NOT NULL,
@@ -17,7 +18,8 @@ CREATE INDEX events_created ON events (created_at);
 -- One row per event and subscribed endpoint (the outbox), written with the
 -- event. A replica delivers a row only while it holds its lease
 -- (lease_owner, lease_until), so replicas take turns and each delivery
--- goes out under the event's one id.
+-- goes out under the event's one id. IDs sort by creation time: settled
+-- rows are pruned by (state, id).
 CREATE TABLE webhook_deliveries (
     id              TEXT PRIMARY KEY,
     event_seq       INTEGER NOT NULL,
@@ -35,5 +37,4 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (event_seq, endpoint)
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
 CREATE INDEX webhook_deliveries_state_id ON webhook_deliveries (state, id);
