@@ -604,41 +604,51 @@ const (
 	pruneTimeout = 30 * time.Second
 )
 
-// PruneEvents deletes the deliveries of events settled (delivered or
-// failed) before the given time, then the events created before it; a
-// pending delivery keeps its event, and the newest event is kept so that
-// numbering never goes back. It works in batches and returns the events
-// deleted. Its failures do not count against the database's health.
+// PruneEvents deletes the deliveries settled (delivered or failed) and
+// created before the given time, then the events created before it, up to
+// the event of the oldest pending delivery (which keeps its event) and
+// never the newest (so that numbering never goes back). It works in
+// batches and returns the events deleted. Its failures do not count
+// against the database's health.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for _, stmt := range []struct{ what, sql string }{
-		{"webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
-			WHERE state IN ('delivered', 'failed') AND id < ? LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
-		{"events", `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?
-			AND seq < (SELECT COALESCE(MAX(seq), 0) FROM events)
-			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = events.seq) LIMIT ` + fmt.Sprint(pruneBatch) + `)`},
-	} {
+	batch := func(what, query string, args ...any) (int64, error) {
+		var total int64
 		for ctx.Err() == nil {
 			bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-			arg := any(toMillis(before))
-			if stmt.what == "webhook deliveries" {
-				arg = idAt("whd_", before)
-			}
-			res, err := s.w.ExecContext(bctx, stmt.sql, arg)
+			res, err := s.w.ExecContext(bctx, query, args...)
 			cancel()
 			if err != nil {
-				return total, fmt.Errorf("prune %s: %w", stmt.what, err)
+				return total, fmt.Errorf("prune %s: %w", what, err)
 			}
 			n, _ := res.RowsAffected()
-			if stmt.what == "events" {
-				total += n
-			}
+			total += n
 			if n < pruneBatch {
 				break
 			}
 		}
+		return total, ctx.Err()
 	}
-	return total, ctx.Err()
+	limit := " LIMIT " + fmt.Sprint(pruneBatch)
+	if _, err := batch("webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+		WHERE id < ? AND state <> 'pending' ORDER BY id`+limit+`)`, idAt("whd_", before)); err != nil {
+		return 0, err
+	}
+	// Events are created in seq order (near enough: a transaction's
+	// clock), so the first one not old enough bounds those that are; the
+	// scan to it reads only rows about to go.
+	var bound sql.NullInt64
+	bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+	err := s.r.QueryRowContext(bctx, `SELECT MIN(b) FROM (
+			SELECT COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY seq LIMIT 1), (SELECT MAX(seq) FROM events)) AS b
+			UNION ALL SELECT MIN(event_seq) FROM webhook_deliveries WHERE state = 'pending') AS bounds`, toMillis(before)).Scan(&bound)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	if !bound.Valid {
+		return 0, nil // no events
+	}
+	return batch("events", `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? ORDER BY seq`+limit+`)`, bound.Int64)
 }
 
 // FailOrphanDeliveries settles as failed the pending deliveries created

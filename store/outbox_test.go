@@ -155,6 +155,9 @@ func testAttemptsAndPrune(t *testing.T, b backend) {
 	c := newClock()
 	s := outboxStore(t, b.url(t), c)
 	ctx := t.Context()
+	if n, err := s.PruneEvents(ctx, c.Now()); n != 0 || err != nil {
+		t.Errorf("PruneEvents(no events) = %d, %v", n, err)
+	}
 	agents := contractAgents(t, s, "u", 3)
 	if other, _ := s.ClaimDeliveries(ctx, "me", "wh_b", time.Minute, 10); len(other) != 0 {
 		t.Errorf("claimed %d deliveries of another endpoint", len(other))
@@ -226,16 +229,18 @@ func testAttemptsAndPrune(t *testing.T, b backend) {
 	if n, err := s.FailOrphanDeliveries(ctx, []string{"wh_b"}, c.Now()); n != 1 || err != nil {
 		t.Errorf("FailOrphanDeliveries(wh_a gone) = %d, %v; want 1", n, err)
 	}
-	// Pruning after retention drops settled deliveries and their events
-	// and keeps the newest event.
+	// Pruning after retention drops settled deliveries and their events;
+	// an old pending delivery keeps its event (and those after it).
+	late := contractAgents(t, s, "late", 1)[0]
 	c.Add(8 * 24 * time.Hour)
+	fresh := contractAgents(t, s, "fresh", 1)[0]
 	if _, err := s.PruneEvents(ctx, c.Now().Add(-7*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	left, _, _ := s.ListDeliveries(ctx, DeliveryFilter{}, Page{Limit: 10})
 	evs, _ := s.EventsSince(ctx, 0, 0, EventFilter{}, 10)
-	if len(left) != 0 || len(evs) != 1 || evs[0].AgentID != agents[2].ID {
-		t.Errorf("after pruning: deliveries %s, events %s; want none and the newest", js(t, left), js(t, evs))
+	if len(left) != 2 || len(evs) != 2 || evs[0].AgentID != late.ID || evs[1].AgentID != fresh.ID {
+		t.Errorf("after pruning: deliveries %s, events %s; want the two pending ones and their events (first agents %d)", js(t, left), js(t, evs), len(agents))
 	}
 }
 

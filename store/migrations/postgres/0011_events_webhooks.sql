@@ -1,10 +1,12 @@
 -- Lifecycle events and the webhook outbox. Timestamps are Unix milliseconds (UTC).
+-- Both tables take a row per denied decision when authorize.denied is
+-- subscribed: they keep as few indexes as their queries need.
 
 -- Every event (agent.created, authorize.denied, …), written in the
 -- transaction of the change it reports. seq numbers them in commit order:
--- GET /v1/events resumes after a seq (Last-Event-ID). id is the webhook-id
--- every endpoint receives it under (unique by construction: no index to
--- keep up per event); data is the payload's "data" (JSON).
+-- GET /v1/events resumes after a seq (Last-Event-ID). The newest event is
+-- never pruned, so a seq is never handed out twice. id is the webhook-id
+-- every endpoint receives it under; data is the payload's "data" (JSON).
 CREATE TABLE events (
     seq        BIGSERIAL PRIMARY KEY,
     id         TEXT COLLATE "C" NOT NULL,
@@ -13,13 +15,12 @@ CREATE TABLE events (
     created_at BIGINT NOT NULL,
     data       TEXT NOT NULL
 );
-CREATE INDEX events_created ON events (created_at);
 
 -- One row per event and subscribed endpoint (the outbox), written with the
 -- event. A replica delivers a row only while it holds its lease
 -- (lease_owner, lease_until), so replicas take turns and each delivery
 -- goes out under the event's one id. IDs sort by creation time: settled
--- rows are pruned by (state, id).
+-- rows are pruned by ID.
 CREATE TABLE webhook_deliveries (
     id              TEXT COLLATE "C" PRIMARY KEY,
     event_seq       BIGINT NOT NULL,
@@ -33,8 +34,7 @@ CREATE TABLE webhook_deliveries (
     last_attempt_at BIGINT,
     last_status     BIGINT,
     last_error      TEXT NOT NULL,
-    delivered_at    BIGINT,
-    UNIQUE (event_seq, endpoint)
+    delivered_at    BIGINT
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_state_id ON webhook_deliveries (state, id);
+CREATE INDEX webhook_deliveries_failed ON webhook_deliveries (id) WHERE state = 'failed';
