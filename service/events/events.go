@@ -89,10 +89,11 @@ const (
 	DefaultGiveUpAfter = 24 * time.Hour
 	// attemptTimeout bounds one attempt; lease outlives a batch of them.
 	attemptTimeout = 10 * time.Second
-	lease          = 30 * time.Second
-	claimBatch     = 64
-	parallel       = 16
+	claimBatch     = 32
 	perEndpoint    = 8
+	// lease outlives a claimed batch at its slowest: 32 attempts, 8 at
+	// once, each cut at 10 s.
+	lease = claimBatch / perEndpoint * attemptTimeout * 3 / 2
 	pollInterval   = time.Second
 	gather         = 100 * time.Millisecond
 	countInterval  = 10 * time.Second
@@ -135,7 +136,7 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 			// A redirect is an answer, not a delivery: the receiver must
 			// be configured at its real URL.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: parallel,
+			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: perEndpoint,
 				IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
 		}
 	}
@@ -153,19 +154,25 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 
 // Run delivers due webhooks until ctx ends: at once when this replica
 // commits one, and every second for those of other replicas and retries.
-// Up to 16 attempts run at once, at most 8 to one endpoint, so a receiver
-// that hangs slows only its own deliveries; outcomes are recorded in
-// batches. It also counts the queue for /metrics and prunes old events.
+// Each endpoint has a worker of its own that leases up to 32 due
+// deliveries at a time and attempts them 8 at once, so a receiver that
+// hangs slows only its own deliveries; outcomes are recorded in batches.
+// Run also counts the queue for /metrics and prunes old events.
 func (e *Events) Run(ctx context.Context) {
-	results := make(chan store.Attempt, 4*parallel)
+	results := make(chan store.Attempt, 4*claimBatch)
 	recorded := make(chan struct{})
 	go func() { defer close(recorded); e.record(ctx, results) }()
-	d := &dispatcher{e: e, results: results, perEndpoint: map[string]int{}, freed: make(chan struct{}, parallel)}
+	var workers sync.WaitGroup
+	wake := make([]chan struct{}, len(e.endpointIDs))
+	for i, id := range e.endpointIDs {
+		wake[i] = make(chan struct{}, 1)
+		wake[i] <- struct{}{} // what is due already
+		workers.Go(func() { e.deliver(ctx, id, wake[i], results) })
+	}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var counted, pruned time.Time
 	for {
-		d.dispatch(ctx)
 		if now := e.now(); now.Sub(counted) >= countInterval {
 			counted = now
 			e.count(ctx)
@@ -176,74 +183,60 @@ func (e *Events) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			d.wg.Wait()
+			workers.Wait()
 			close(results)
 			<-recorded
 			return
 		case <-tick.C:
-		case <-d.freed:
 		case <-e.store.Deliveries():
 			// Under load every audit batch commits deliveries: gather them
-			// for a moment, so that claiming and recording them costs a
-			// few transactions a second, not two per batch.
+			// for a moment, so that claiming them costs a few transactions
+			// a second, not one per batch.
 			select {
 			case <-ctx.Done():
+				continue
 			case <-time.After(gather):
+			}
+		}
+		for _, w := range wake {
+			select {
+			case w <- struct{}{}:
+			default:
 			}
 		}
 	}
 }
 
-// dispatcher starts attempts within the bounds; used by Run's goroutine
-// only, but for the counts, which attempts release.
-type dispatcher struct {
-	e       *Events
-	results chan<- store.Attempt
-	freed   chan struct{}
-	wg      sync.WaitGroup
-
-	mu          sync.Mutex
-	total       int
-	perEndpoint map[string]int
-}
-
-// dispatch claims due deliveries for every endpoint with room and starts
-// their attempts.
-func (d *dispatcher) dispatch(ctx context.Context) {
-	for _, id := range d.e.endpointIDs {
-		if ctx.Err() != nil {
+// deliver is endpoint's worker: it leases due deliveries and attempts them
+// until none is due, then waits to be woken.
+func (e *Events) deliver(ctx context.Context, endpoint string, wake <-chan struct{}, results chan<- store.Attempt) {
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-wake:
 		}
-		d.mu.Lock()
-		room := min(parallel-d.total, perEndpoint-d.perEndpoint[id])
-		d.mu.Unlock()
-		if room <= 0 {
-			continue
-		}
-		batch, err := d.e.store.ClaimDeliveries(ctx, d.e.owner, id, lease, room)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", id, "error", err)
-			}
-			return
-		}
-		for _, dl := range batch {
-			d.mu.Lock()
-			d.total++
-			d.perEndpoint[id]++
-			d.mu.Unlock()
-			d.wg.Go(func() {
-				r := d.e.attempt(ctx, dl)
-				d.mu.Lock()
-				d.total--
-				d.perEndpoint[id]--
-				d.mu.Unlock()
-				d.results <- r
-				select {
-				case d.freed <- struct{}{}:
-				default:
+		for ctx.Err() == nil {
+			batch, err := e.store.ClaimDeliveries(ctx, e.owner, endpoint, lease, claimBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", endpoint, "error", err)
 				}
-			})
+				break
+			}
+			sem := make(chan struct{}, perEndpoint)
+			var wg sync.WaitGroup
+			for _, d := range batch {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					results <- e.attempt(ctx, d)
+				})
+			}
+			wg.Wait()
+			if len(batch) < claimBatch {
+				break
+			}
 		}
 	}
 }
