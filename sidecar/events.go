@@ -72,6 +72,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.streams.Add(-1)
 	rc := http.NewResponseController(w)
+	// Shutting down ends the stream at once, even one blocked writing to a
+	// client that stopped reading.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-s.stopping:
+			_ = rc.SetWriteDeadline(time.Now())
+		case <-stop:
+		}
+	}()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

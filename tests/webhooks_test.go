@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -644,5 +646,48 @@ func TestEventStream(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("unknown type: %d; want 400", resp.StatusCode)
+	}
+}
+
+// Clients that stop reading their streams neither hold the sidecar's
+// shutdown nor its exit code (review finding: SIGTERM took 10 s, exit 1).
+func TestEventStreamSlowReadersDoNotHoldShutdown(t *testing.T) {
+	t.Parallel()
+	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
+	cl := s.adminClient()
+	big := strings.Repeat("x", 15<<10)
+	for i := range 300 {
+		if _, err := cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: fmt.Sprintf("o-%d", i), Name: "n",
+			Permissions: []api.Permission{perm("docs:*", "read")}, Metadata: map[string]any{"blob": big}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host := strings.TrimPrefix(s.URL, "http://")
+	for range 3 {
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+		c, err := d.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /v1/events?after=0 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", host, adminKey)
+		if line, _ := bufio.NewReader(c).ReadString('\n'); !strings.Contains(line, "200") {
+			t.Fatalf("stream: %q", line)
+		}
+	}
+	time.Sleep(2 * time.Second) // the handlers fill the socket buffers and block
+	began := time.Now()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no exit within 60 s of SIGTERM")
+	}
+	// Shutdown waits up to 10 s for calls in flight: the streams must not
+	// be among them.
+	if code, took := s.cmd.ProcessState.ExitCode(), time.Since(began); code != 0 || took > 8*time.Second {
+		t.Errorf("SIGTERM with 3 streams that stopped reading: exit %d after %s; want 0, before the 10 s shutdown bound", code, took.Round(100*time.Millisecond))
 	}
 }
