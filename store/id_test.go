@@ -75,7 +75,7 @@ func TestIDAtBoundsIDsByTime(t *testing.T) {
 	var g idGen
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 8_000_000, time.UTC)
 	before, at, after := g.next("whd_", t0.Add(-time.Millisecond)), g.next("whd_", t0), g.next("whd_", t0.Add(time.Millisecond))
-	if b := idAt("whd_", t0); !(before < b && b <= at && at < after) {
+	if b := idAt("whd_", t0); before >= b || b > at || at >= after {
 		t.Errorf("idAt = %s; want between %s and %s (made at the boundary: %s)", b, before, after, at)
 	}
 }

@@ -228,23 +228,9 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 			ids[id] = i
 			args = append(args, id, ev.typ, ev.agentID, toMillis(ev.at), string(body))
 		}
-		rows, err := tx.QueryContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
-			values(5, len(chunk))+` RETURNING seq, id`, args...)
+		seqs, err := insertEvents(ctx, tx, ids, args)
 		if err != nil {
-			return fmt.Errorf("record events: %w", err)
-		}
-		seqs := make([]int64, len(chunk))
-		for rows.Next() {
-			var seq int64
-			var id string
-			if err := rows.Scan(&seq, &id); err != nil {
-				_ = rows.Close()
-				return fmt.Errorf("record events: %w", err)
-			}
-			seqs[ids[id]] = seq
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("record events: %w", err)
+			return err
 		}
 		var dargs []any
 		for i, ev := range chunk {
@@ -265,6 +251,30 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 		}
 	}
 	return nil
+}
+
+// insertEvents inserts the events whose values args hold (five each) and
+// returns their seqs, in the order of ids (an event's ID → its index).
+func insertEvents(ctx context.Context, tx *txn, ids map[string]int, args []any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
+		values(5, len(ids))+` RETURNING seq, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	defer rows.Close()
+	seqs := make([]int64, len(ids))
+	for rows.Next() {
+		var seq int64
+		var id string
+		if err := rows.Scan(&seq, &id); err != nil {
+			return nil, fmt.Errorf("record events: %w", err)
+		}
+		seqs[ids[id]] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	return seqs, nil
 }
 
 // values is the VALUES list of rows rows of n placeholders each, followed

@@ -93,10 +93,10 @@ const (
 	perEndpoint    = 8
 	// lease outlives a claimed batch at its slowest: 32 attempts, 8 at
 	// once, each cut at 10 s.
-	lease = claimBatch / perEndpoint * attemptTimeout * 3 / 2
-	pollInterval   = time.Second
-	gather         = 100 * time.Millisecond
-	countInterval  = 10 * time.Second
+	lease         = claimBatch / perEndpoint * attemptTimeout * 3 / 2
+	pollInterval  = time.Second
+	gather        = 100 * time.Millisecond
+	countInterval = 10 * time.Second
 )
 
 // Events delivers webhooks and serves the feed; safe for concurrent use.
