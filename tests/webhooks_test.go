@@ -691,3 +691,47 @@ func TestEventStreamSlowReadersDoNotHoldShutdown(t *testing.T) {
 		t.Errorf("SIGTERM with 3 streams that stopped reading: exit %d after %s; want 0, before the 10 s shutdown bound", code, took.Round(100*time.Millisecond))
 	}
 }
+
+// During a rolling configuration change, a replica that does not know an
+// endpoint yet leaves its deliveries to the replicas that do (review
+// finding: it failed them for good).
+func TestWebhooksRollingConfigChange(t *testing.T) {
+	t.Parallel()
+	rcv := newHookReceiver(t)
+	rcv.fail = func(_ delivery, attempt int) int {
+		if attempt == 1 {
+			return http.StatusServiceUnavailable // one transient failure each, then fine
+		}
+		return 0
+	}
+	db := pgtest.URL(t)
+	dir := t.TempDir()
+	withHook, without := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	writeFile(t, withHook, fmt.Sprintf("webhooks:\n  - url: %s/hook\n    secret: %s\n    events: [agent.created]\n", rcv.srv.URL, secretA))
+	writeFile(t, without, "log:\n  level: info\n")
+	a := start(t, "--database", db, "--config", withHook)
+	start(t, "--database", db, "--config", without)
+	cl := a.adminClient()
+	for i := range 10 {
+		if _, err := cl.CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: fmt.Sprintf("o-%d", i), Name: "n",
+			Permissions: []api.Permission{perm("docs:*", "read")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the ten retried deliveries recorded", func() bool {
+		l, err := cl.ListAllWebhookDeliveries(t.Context(), client.DeliveryFilter{State: "delivered"}, 0)
+		return err == nil && len(l.Deliveries) == 10
+	})
+	l, err := cl.ListAllWebhookDeliveries(t.Context(), client.DeliveryFilter{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range l.Deliveries {
+		if d.State != "delivered" || d.Attempts != 2 {
+			t.Errorf("delivery %s: %s after %d attempts (%s); want delivered after 2", d.ID, d.State, d.Attempts, d.LastError)
+		}
+	}
+	if n := len(rcv.delivered("/hook")); n != 10 {
+		t.Errorf("the receiver accepted %d deliveries; want 10", n)
+	}
+}
