@@ -341,7 +341,7 @@ func subscriptions(cfg config.Config) []store.Subscription {
 func eventOptions(cfg config.Config) service.EventOptions {
 	o := service.EventOptions{Retention: cfg.EventRetention()}
 	for _, ep := range cfg.WebhookEndpoints() {
-		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Key: ep.Key, Legacy: ep.Legacy})
+		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Keys: ep.Keys, Legacy: ep.Legacy})
 	}
 	return o
 }

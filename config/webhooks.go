@@ -29,6 +29,11 @@ type Webhook struct {
 	// instead, to keep it out of the file; one of the two is required.
 	Secret    string `yaml:"secret"`
 	SecretEnv string `yaml:"secretEnv"`
+	// PreviousSecret (or PreviousSecretEnv), while a secret is rotated,
+	// signs each delivery too: webhook-signature then holds both
+	// signatures, and receivers still holding the old secret verify.
+	PreviousSecret    string `yaml:"previousSecret"`
+	PreviousSecretEnv string `yaml:"previousSecretEnv"`
 	// Events are the event types the endpoint receives.
 	Events []string `yaml:"events"`
 }
@@ -61,9 +66,10 @@ type WebhookEndpoint struct {
 	// its URL (which may hold a token): wh_ and a hash of the URL.
 	ID  string
 	URL string
-	// Key is the signing key (the secret's decoded bytes); nil signs
-	// nothing (approval.webhookUrl, which had no secret).
-	Key    []byte
+	// Keys are the signing keys (the secrets' decoded bytes: the current
+	// one, then the previous one while rotating); none signs nothing
+	// (approval.webhookUrl, which had no secret).
+	Keys   [][]byte
 	Events []string
 	// Legacy marks approval.webhookUrl: its body also carries the request
 	// as "approval", as before.
@@ -146,7 +152,7 @@ func (c *Config) validateWebhooks() error {
 		if c.Approval.WebhookURL != "" && sameEndpoint(c.Approval.WebhookURL) == sameEndpoint(w.URL) {
 			return fmt.Errorf("%s.url is also approval.webhookUrl: subscribe it to approval.requested here and drop approval.webhookUrl", key)
 		}
-		if _, err := c.webhookKey(i); err != nil {
+		if _, err := c.webhookKeys(i); err != nil {
 			return err
 		}
 		if len(w.Events) == 0 {
@@ -172,31 +178,49 @@ func (c *Config) validateWebhooks() error {
 	return nil
 }
 
-// webhookKey is the signing key of webhooks[i], from secret or secretEnv.
-func (c *Config) webhookKey(i int) ([]byte, error) {
+// webhookKeys are the signing keys of webhooks[i]: its secret, from secret
+// or secretEnv (required), then its previous secret, if set.
+func (c *Config) webhookKeys(i int) ([][]byte, error) {
 	w := c.Webhooks[i]
 	key := fmt.Sprintf("webhooks[%d]", i)
+	current, err := secretOf(key, "secret", w.Secret, w.SecretEnv)
+	if err != nil {
+		return nil, err
+	}
+	if current == nil {
+		return nil, fmt.Errorf("%s: a secret is required (secret: whsec_…, or secretEnv naming a variable that holds it): receivers verify each delivery with it", key)
+	}
+	previous, err := secretOf(key, "previousSecret", w.PreviousSecret, w.PreviousSecretEnv)
+	if err != nil || previous == nil {
+		return [][]byte{current}, err
+	}
+	return [][]byte{current, previous}, nil
+}
+
+// secretOf decodes the secret named name of webhook key, given as the
+// literal or in the environment variable env; nil when neither is set.
+func secretOf(key, name, literal, env string) ([]byte, error) {
 	switch {
-	case w.Secret != "" && w.SecretEnv != "":
-		return nil, fmt.Errorf("%s: set secret or secretEnv, not both", key)
-	case w.SecretEnv != "":
-		v := os.Getenv(w.SecretEnv)
+	case literal != "" && env != "":
+		return nil, fmt.Errorf("%s: set %s or %sEnv, not both", key, name, name)
+	case env != "":
+		v := os.Getenv(env)
 		if v == "" {
-			return nil, fmt.Errorf("%s.secretEnv: the environment variable %s is not set", key, w.SecretEnv)
+			return nil, fmt.Errorf("%s.%sEnv: the environment variable %s is not set", key, name, env)
 		}
 		b, err := ParseWebhookSecret(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s.secretEnv: %s %w", key, w.SecretEnv, err)
+			return nil, fmt.Errorf("%s.%sEnv: %s %w", key, name, env, err)
 		}
 		return b, nil
-	case w.Secret != "":
-		b, err := ParseWebhookSecret(w.Secret)
+	case literal != "":
+		b, err := ParseWebhookSecret(literal)
 		if err != nil {
-			return nil, fmt.Errorf("%s.secret %w", key, err)
+			return nil, fmt.Errorf("%s.%s %w", key, name, err)
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("%s: a secret is required (secret: whsec_…, or secretEnv naming a variable that holds it): receivers verify each delivery with it", key)
+	return nil, nil
 }
 
 // WebhookEndpoints are the webhooks, and approval.webhookUrl as a
@@ -204,8 +228,8 @@ func (c *Config) webhookKey(i int) ([]byte, error) {
 func (c Config) WebhookEndpoints() []WebhookEndpoint {
 	var out []WebhookEndpoint
 	for i, w := range c.Webhooks {
-		k, _ := c.webhookKey(i)
-		out = append(out, WebhookEndpoint{ID: c.endpointID(i), URL: w.URL, Key: k, Events: slices.Clone(w.Events)})
+		k, _ := c.webhookKeys(i)
+		out = append(out, WebhookEndpoint{ID: c.endpointID(i), URL: w.URL, Keys: k, Events: slices.Clone(w.Events)})
 	}
 	if u := c.Approval.WebhookURL; u != "" {
 		out = append(out, WebhookEndpoint{ID: EndpointID(u), URL: u, Events: []string{domain.EventApprovalRequested}, Legacy: true})

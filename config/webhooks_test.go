@@ -17,6 +17,7 @@ webhooks:
   - id: pager
     url: http://127.0.0.1:9000/b
     secretEnv: HOOK_SECRET
+    previousSecret: whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=
     events: [approval.requested]
 approval:
   webhookUrl: https://legacy.example.com/approvals
@@ -31,7 +32,8 @@ events:
 		t.Fatal(err)
 	}
 	eps := c.WebhookEndpoints()
-	if len(eps) != 3 || len(eps[0].Key) != 24 || len(eps[1].Key) != 24 || eps[2].Key != nil || !eps[2].Legacy ||
+	if len(eps) != 3 || len(eps[0].Keys) != 1 || len(eps[0].Keys[0]) != 24 || len(eps[1].Keys) != 2 || len(eps[1].Keys[1]) != 32 ||
+		eps[2].Keys != nil || !eps[2].Legacy ||
 		eps[2].Events[0] != "approval.requested" || !strings.HasPrefix(eps[0].ID, "wh_") || eps[1].ID != "wh_pager" {
 		t.Errorf("WebhookEndpoints = %+v", eps)
 	}
@@ -55,6 +57,8 @@ func TestWebhooksRefuseBadValues(t *testing.T) {
 		{hook("url: https://x\n    secret: whsec_YWJj\n    events: [agent.created]"), "decodes to 3 bytes"},
 		{hook("url: https://x\n    secretEnv: EMPTY_SECRET\n    events: [agent.created]"), "EMPTY_SECRET is not set"},
 		{hook("url: https://x\n    secret: " + goodSecret + "\n    secretEnv: X\n    events: [agent.created]"), "not both"},
+		{hook("url: https://x\n    secret: " + goodSecret + "\n    previousSecret: nope\n    events: [agent.created]"), "webhooks[0].previousSecret must start with whsec_"},
+		{hook("url: https://x\n    previousSecret: " + goodSecret + "\n    events: [agent.created]"), "webhooks[0]: a secret is required"},
 		{hook("url: https://x\n    secret: " + goodSecret), "webhooks[0].events is empty"},
 		{hook("url: https://x\n    secret: " + goodSecret + "\n    events: [agent.create]"), `webhooks[0].events[0]: "agent.create" is not an event type`},
 		{hook("url: https://x\n    secret: " + goodSecret + "\n    events: [agent.created, agent.created]"), "listed twice"},

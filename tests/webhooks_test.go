@@ -175,6 +175,7 @@ func TestWebhooksDeliverEverySubscribedEvent(t *testing.T) {
     events: [%[3]s]
   - url: %[1]s/flaky
     secretEnv: FLAKY_WEBHOOK_SECRET
+    previousSecret: %[2]s
     events: [agent.created]
 approval:
   webhookUrl: %[1]s/legacy
@@ -313,8 +314,12 @@ anomaly:
 		if d.Type != "agent.created" {
 			t.Errorf("/flaky got unsubscribed %s", d.Type)
 		}
+		// Rotating: signed with the new secret and the previous one.
 		if err := verify(secretB, d); err != nil {
 			t.Errorf("/flaky %s: %v", d.id, err)
+		}
+		if err := verify(secretA, d); err != nil || len(strings.Fields(d.sig)) != 2 {
+			t.Errorf("/flaky %s with the previous secret: %v (signature %q)", d.id, err, d.sig)
 		}
 	}
 	for _, ok := range rcv.delivered("/flaky") {

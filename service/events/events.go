@@ -55,9 +55,10 @@ type Endpoint struct {
 	// ID names it in deliveries and metrics (config.EndpointID).
 	ID  string
 	URL string
-	// Key signs deliveries (the whsec_ secret's bytes); nil: unsigned
-	// (approval.webhookUrl, which never had a secret).
-	Key []byte
+	// Keys sign deliveries (the whsec_ secrets' bytes: the current one,
+	// then the previous one while rotating: one signature each); none:
+	// unsigned (approval.webhookUrl, which never had a secret).
+	Keys [][]byte
 	// Legacy adds the approval request as "approval" to the body, as
 	// approval.webhookUrl's receivers read it.
 	Legacy bool
@@ -397,8 +398,12 @@ func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now tim
 	req.Header.Set("User-Agent", "kavach-webhook")
 	req.Header.Set("webhook-id", ev.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	if ep.Key != nil {
-		req.Header.Set("webhook-signature", Sign(ep.Key, ev.ID, ts, body))
+	if len(ep.Keys) > 0 {
+		sigs := make([]string, len(ep.Keys))
+		for i, k := range ep.Keys {
+			sigs[i] = Sign(k, ev.ID, ts, body)
+		}
+		req.Header.Set("webhook-signature", strings.Join(sigs, " "))
 	}
 	resp, err := e.http.Do(req)
 	if err != nil {
