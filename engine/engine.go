@@ -106,6 +106,26 @@ type Decision struct {
 	cacheUntil int64
 }
 
+// TrustLevel is the trust level the policy sees for agent id, "" when it
+// has none (an unknown agent). For tracing: a read of the data, no
+// evaluation.
+func (e *Engine) TrustLevel(ctx context.Context, id string) string {
+	if id == "" {
+		return ""
+	}
+	v, err := storage.ReadOne(ctx, e.data, storage.Path{"kavach", "agents", id, "trust", "level"})
+	if err != nil {
+		return ""
+	}
+	switch l := v.(type) {
+	case ast.String:
+		return string(l)
+	case string:
+		return l
+	}
+	return ""
+}
+
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
 // admits one writer and many readers, each decision reading a consistent
 // snapshot; the compiled policies are swapped whole when extensions reload.

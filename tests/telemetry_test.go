@@ -255,6 +255,10 @@ func TestTelemetryTraces(t *testing.T) {
 		if _, ok := a["kavach.arguments"]; ok {
 			t.Errorf("decision span has kavach.arguments without telemetry.includeArguments")
 		}
+		// A new agent's trust: the initial score's level.
+		if a["kavach.trust.level"] != "limited" {
+			t.Errorf("decision span kavach.trust.level = %q; want limited (a new agent)", a["kavach.trust.level"])
+		}
 	}
 	// The batch that committed each row is a trace of its own, linked to
 	// the decision, which links back to it.

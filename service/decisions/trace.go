@@ -37,6 +37,9 @@ func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
 		attribute.String("kavach.decision.code", e.Code),
 		attribute.String("kavach.audit.id", e.ID),
 	)
+	if level := s.engine.TrustLevel(ctx, e.AgentID); level != "" {
+		span.SetAttributes(attribute.String("kavach.trust.level", level))
+	}
 	if e.ApprovalID != "" {
 		span.SetAttributes(attribute.String("kavach.approval.id", e.ApprovalID))
 	}
