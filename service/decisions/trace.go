@@ -29,7 +29,10 @@ func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(
+	// One call with every attribute: each SetAttributes grows the span's
+	// attribute slice anew.
+	attrs := make([]attribute.KeyValue, 0, 9)
+	attrs = append(attrs,
 		attribute.String("kavach.agent.id", e.AgentID),
 		attribute.String("kavach.action", e.Action),
 		attribute.String("kavach.resource", e.Resource),
@@ -38,14 +41,15 @@ func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
 		attribute.String("kavach.audit.id", e.ID),
 	)
 	if level := s.engine.TrustLevel(ctx, e.AgentID); level != "" {
-		span.SetAttributes(attribute.String("kavach.trust.level", level))
+		attrs = append(attrs, attribute.String("kavach.trust.level", level))
 	}
 	if e.ApprovalID != "" {
-		span.SetAttributes(attribute.String("kavach.approval.id", e.ApprovalID))
+		attrs = append(attrs, attribute.String("kavach.approval.id", e.ApprovalID))
 	}
 	if s.traceArguments && len(e.Arguments) > 0 {
-		span.SetAttributes(attribute.String("kavach.arguments", string(e.Arguments)))
+		attrs = append(attrs, attribute.String("kavach.arguments", string(e.Arguments)))
 	}
+	span.SetAttributes(attrs...)
 }
 
 // traceFailure marks the span of a request that got no decision with the
