@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -62,12 +63,6 @@ func (e *eventSinks) records(typ string) bool {
 // Deliveries returns a channel that receives, without blocking the writer,
 // after a transaction with webhook deliveries commits on this replica.
 func (s *Store) Deliveries() <-chan struct{} { return s.sinks.nudge }
-
-// RecordsDecisions reports whether decisions of result ("allowed",
-// "denied") are recorded as authorize.* events.
-func (s *Store) RecordsDecisions(result string) bool {
-	return s.sinks.decisions["authorize."+result]
-}
 
 // eventTypes maps the audit event actions that report a change to the
 // event type announcing it.
@@ -235,7 +230,7 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 		var dargs []any
 		for i, ev := range chunk {
 			for _, sub := range s.sinks.subs {
-				if contains(sub.Types, ev.typ) {
+				if slices.Contains(sub.Types, ev.typ) {
 					dargs = append(dargs, s.ids.next("whd_", now), seqs[i], sub.Endpoint, toMillis(now), toMillis(now))
 				}
 			}
@@ -286,15 +281,6 @@ func values(n, rows int, constants ...string) string {
 	}
 	row += ")"
 	return row + strings.Repeat(", "+row, rows-1)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // nudgeDeliveries tells the delivery worker, without waiting, that rows
