@@ -125,6 +125,9 @@ type Approval struct {
 	OnBehalfOf      string          `json:"onBehalfOf,omitempty"`
 	Note            string          `json:"note,omitempty"`
 	UsedAt          *Time           `json:"usedAt,omitempty"`
+	// URL is the approval's signed link for its owner (server.publicUrl),
+	// while it is pending; only a caller who may decide it sees it.
+	URL string `json:"url,omitempty"`
 }
 
 // AgentWithToken is returned by create and rotate: the only time the token

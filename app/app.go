@@ -27,6 +27,7 @@ import (
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
 	"github.com/kavach-dev/kavach/telemetry"
+	"github.com/kavach-dev/kavach/webui"
 )
 
 // ConfigError is a setting that stops the sidecar before it starts: the
@@ -69,6 +70,8 @@ type App struct {
 	diag   sidecar.Listener // Addr "" when there is no diagnostic listener
 	// tracing is OpenTelemetry's provider, off unless configured.
 	tracing *telemetry.Tracing
+	// pages are the approval page and dashboard (webui).
+	pages *webui.Options
 }
 
 // New builds a sidecar from a validated configuration. On error nothing is
@@ -80,9 +83,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	}
 	if a.opts.Stdout == nil {
 		a.opts.Stdout = os.Stdout
-	}
-	if cfg.Server.PublicAddress != "" && !cfg.MCP.Enabled {
-		return nil, configErr("--public-addr serves the OAuth endpoints: it needs mcp.enabled")
 	}
 	if current, _ := cfg.Secrets(); cfg.MCP.Enabled && !current.Set() {
 		return nil, configErr("mcp.enabled needs a secret to seal the OAuth signing keys in the database: "+
@@ -186,8 +186,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 		a.svc.UseAccessTokens(a.oauth, cfg.MCP.Scopes)
 	}
+	if a.pages, err = a.pageOptions(pol); err != nil {
+		return nil, err
+	}
 	a.server, err = sidecar.New(a.svc, sidecar.Options{MaxBodyBytes: cfg.BodyLimit(), Version: opts.Version,
-		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts, Tracer: a.tracing.Provider()})
+		Logger: a.log, OAuth: a.oauth, Access: pol, AllowedHosts: cfg.Server.AllowedHosts, Tracer: a.tracing.Provider(),
+		Pages: a.pages, PagesOnPublic: cfg.Server.PublicAddress != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +204,36 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	// network, with nothing secret to carry.
 	a.diag = sidecar.Listener{Addr: cfg.Server.DiagnosticAddress, Handler: a.server.DiagnosticHandler()}
 	return a, nil
+}
+
+// pageOptions are the pages' options: links signed with a key derived
+// from the secret (none without one), CSRF tokens keyed likewise.
+func (a *App) pageOptions(pol *access.Policy) (*webui.Options, error) {
+	current, previous := a.cfg.Secrets()
+	links, err := webui.NewLinks(a.cfg.Server.PublicURL, current, previous)
+	if err != nil {
+		return nil, err
+	}
+	var csrf []byte
+	if current.Set() {
+		if csrf, err = current.Key("kavach ui csrf"); err != nil {
+			return nil, err
+		}
+	} else {
+		a.log.Warn("no secret (KAVACH_SECRET): approvals have no signed link, and the approval page refuses every link")
+	}
+	return &webui.Options{Service: a.svc, Access: pol, Links: links, CSRFKey: csrf, Logger: a.log}, nil
+}
+
+// pagesAt tells the links where the pages listen, when server.publicUrl
+// does not say.
+func (a *App) pagesAt(addr net.Addr, tls bool) {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	a.pages.Links.SetDefaultBase(scheme, addr)
+	a.log.Info("pages", "dashboard", a.pages.Links.Base()+"/ui/", "approvalLinks", a.pages.Links.Enabled())
 }
 
 // errStopped ends the group when a part stops on its own.
@@ -229,6 +263,9 @@ func (a *App) Run(ctx context.Context) error {
 		err := a.server.ListenAndServe(ctx, a.api, func(addr net.Addr) {
 			a.log.Info("listening", "addr", addr.String(), "tls", a.api.Certificate != nil,
 				"database", store.Redact(a.cfg.Database.URL), "version", a.opts.Version)
+			if a.public.Addr == "" {
+				a.pagesAt(addr, a.api.Certificate != nil)
+			}
 			g.Go(func() error {
 				if err := a.svc.Load(ctx); err != nil {
 					return fail(fmt.Errorf("load agents: %w", err))
@@ -242,7 +279,8 @@ func (a *App) Run(ctx context.Context) error {
 			if a.public.Addr != "" {
 				g.Go(func() error {
 					err := a.server.ListenAndServe(ctx, a.public, func(addr net.Addr) {
-						a.log.Info("listening for MCP clients", "addr", addr.String(), "tls", a.public.Certificate != nil)
+						a.log.Info("listening for MCP clients and the pages", "addr", addr.String(), "tls", a.public.Certificate != nil)
+						a.pagesAt(addr, a.public.Certificate != nil)
 					})
 					if err != nil {
 						return fail(fmt.Errorf("serve public: %w", err))

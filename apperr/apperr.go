@@ -1,13 +1,14 @@
 // Package apperr is the one error type the application layer (service,
 // oauth's consent API) and the HTTP edge share: a Kind the transport maps
 // to a status, a stable machine code and a message for humans. The HTTP
-// edge (sidecar.Server.fail) is the only place that turns a Kind into a
-// status; nothing else writes an error status.
+// edges (sidecar.Server.fail for the API, webui for the pages) turn a Kind
+// into a status with HTTPStatus; nothing else writes an error status.
 package apperr
 
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Kind classifies an error for the transport.
@@ -65,4 +66,28 @@ func As(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// statuses maps each kind of error to its HTTP status.
+var statuses = map[Kind]int{
+	Invalid:          http.StatusBadRequest,
+	Unauthorized:     http.StatusUnauthorized,
+	NotFound:         http.StatusNotFound,
+	Conflict:         http.StatusConflict,
+	Unprocessable:    http.StatusUnprocessableEntity,
+	Unavailable:      http.StatusServiceUnavailable,
+	Forbidden:        http.StatusForbidden,
+	Unsupported:      http.StatusUnsupportedMediaType,
+	TooLarge:         http.StatusRequestEntityTooLarge,
+	TooMany:          http.StatusTooManyRequests,
+	Misdirected:      http.StatusMisdirectedRequest,
+	MethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+// HTTPStatus is the HTTP status of an error of kind k.
+func HTTPStatus(k Kind) int {
+	if st, ok := statuses[k]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -174,6 +175,10 @@ type Server struct {
 	// endpoints MCP clients and browsers must reach (metadata, register,
 	// authorize, token, revoke, introspect, JWKS), never the admin API.
 	PublicAddress string `yaml:"publicAddress"`
+	// PublicURL is the base URL humans reach the pages at (approval links,
+	// the dashboard), e.g. https://kavach.example.com; unset, the address
+	// the pages' listener binds.
+	PublicURL string `yaml:"publicUrl"`
 	// DiagnosticAddress, if set, is a TCP listener serving only /health,
 	// /ready and /metrics, without a credential: for the kubelet's probes
 	// and Prometheus when the API is on loopback or a Unix socket.
@@ -332,6 +337,11 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Server.MaxBodyBytes; m != nil && (*m < 1024 || *m > 64<<20) {
 		return fmt.Errorf("server.maxBodyBytes must be from 1024 to 67108864 bytes (leave it out for the default, 1048576), not %d", *m)
+	}
+	if c.Server.PublicURL != "" {
+		if err := CheckPublicURL(c.Server.PublicURL); err != nil {
+			return fmt.Errorf("server.publicUrl (--public-url, KAVACH_PUBLIC_URL): %w", err)
+		}
 	}
 	if err := c.Server.checkDiagnosticAddress(); err != nil {
 		return err
@@ -542,4 +552,23 @@ func (c Config) BodyLimit() int64 {
 		return 0
 	}
 	return *c.Server.MaxBodyBytes
+}
+
+// CheckPublicURL accepts an http(s) base URL with a host and no user
+// information, query or fragment.
+func CheckPublicURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q is not an http(s) URL, such as https://kavach.example.com", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q has no host", s)
+	case u.User != nil:
+		return errors.New("the URL carries user information")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("%q has a query or a fragment: give a base URL", s)
+	}
+	return nil
 }

@@ -16,6 +16,10 @@ const (
 	ActorAgent     = "agent"     // an agent's own token or an MCP access token
 	ActorAnonymous = "anonymous" // no credential
 	ActorSystem    = "system"    // the sidecar itself (start-up, file watchers)
+	// ActorSignedLink is an approval's owner deciding through the signed
+	// link the approval was sent with (ID: the owner; Name: "via signed
+	// link").
+	ActorSignedLink = "signed_link"
 )
 
 // Actor is the authenticated caller behind an audit row. OnBehalfOf is a

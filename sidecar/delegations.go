@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/domain"
 )
 
 func (s *Server) delegate(w http.ResponseWriter, r *http.Request) {
@@ -68,11 +69,20 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
+// getApproval returns an approval, with its signed link (url) for a
+// caller who may decide it anyway: the link decides, so a read-only
+// credential never sees it.
 func (s *Server) getApproval(w http.ResponseWriter, r *http.Request) {
 	a, err := s.svc.GetApproval(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if s.opts.Pages != nil && a.Status == domain.ApprovalPending {
+		p := principalOf(r.Context())
+		if s.access.Decide("approvals.approve", principalType(p), p.Roles).Allow {
+			a.URL = s.opts.Pages.Links.URL(a.ID, a.OwnerID, a.ExpiresAt.Time)
+		}
 	}
 	writeJSON(w, http.StatusOK, a)
 }

@@ -3,11 +3,13 @@ package sidecar
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/apperr"
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/webui"
 )
 
 // oauthRouteTable serves the MCP authorization server: its public
@@ -39,12 +41,19 @@ func (s *Server) oauthRouteTable() []Route {
 // introspection, JWKS): what a listener outside the pod may expose. Nil
 // when MCP is off.
 func (s *Server) PublicHandler() http.Handler {
-	if s.opts.OAuth == nil {
+	pages := s.ui != nil && s.opts.PagesOnPublic
+	if s.opts.OAuth == nil && !pages {
 		return nil
 	}
 	mux := http.NewServeMux()
-	s.opts.OAuth.Register(mux)
+	if s.opts.OAuth != nil {
+		s.opts.OAuth.Register(mux)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pages && webui.Owns(r.URL.Path) {
+			s.servePage(&statusWriter{ResponseWriter: w, status: http.StatusOK}, r, time.Now())
+			return
+		}
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// As on the main listener: 405 with Allow for a wrong method.
 			rec := &headerRecorder{header: http.Header{}}

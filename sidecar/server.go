@@ -27,6 +27,7 @@ import (
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/store"
+	"github.com/kavach-dev/kavach/webui"
 )
 
 // DefaultMaxBodyBytes caps request bodies unless configured otherwise.
@@ -49,6 +50,11 @@ type Options struct {
 	// Tracer, when set, starts a span per request (trace.go); nil: no
 	// tracing, at no cost.
 	Tracer trace.TracerProvider
+	// Pages, when set, serves the approval page and the dashboard
+	// (webui) under /ui/: on the public listener when PagesOnPublic, else
+	// on the main one. Its Export is the API's audit export.
+	Pages         *webui.Options
+	PagesOnPublic bool
 }
 
 // Server serves the sidecar API.
@@ -70,6 +76,8 @@ type Server struct {
 	streams      atomic.Int64
 	stopping     chan struct{}
 	stoppingOnce sync.Once
+	// ui serves the pages; nil without Options.Pages.
+	ui *webui.UI
 }
 
 // New returns the API handler. It fails if a route has no entry in the API
@@ -97,6 +105,19 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 			}
 		}
 	}
+	if opts.Pages != nil {
+		if base := opts.Pages.Links.Base(); base != "" {
+			if pu, err := url.Parse(base); err == nil {
+				hosts = append(hosts, pu.Hostname())
+			}
+		}
+		po := *opts.Pages
+		po.Export = s.exportAudit
+		var err error
+		if s.ui, err = webui.New(po); err != nil {
+			return nil, fmt.Errorf("pages: %w", err)
+		}
+	}
 	s.hosts = newHostPolicy(hosts)
 	if err := s.register(); err != nil {
 		return nil, err
@@ -109,6 +130,10 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if s.ui != nil && !s.opts.PagesOnPublic && webui.Owns(r.URL.Path) {
+		s.servePage(sw, r, start)
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	route := s.byPattern[pattern]
 	if pattern == "" {
@@ -188,8 +213,20 @@ func (s *Server) hostGuard(h http.Handler) http.Handler {
 // handle: a secret, which the store keeps only as a hash.
 const oauthRequestsPath = "/v1/oauth/requests/"
 
+// servePage serves one of the pages (webui), logged as the API's calls
+// are, without the path of a signed link.
+func (s *Server) servePage(sw *statusWriter, r *http.Request, start time.Time) {
+	s.ui.ServeHTTP(sw, r)
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "page",
+		slog.String("method", r.Method), slog.String("path", loggedPath(r)),
+		slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+}
+
 // loggedPath is the request's path as logged: request handles are cut out.
 func loggedPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, webui.ApprovePath) {
+		return webui.ApprovePath + "{id}/{signature}"
+	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, oauthRequestsPath); ok {
 		_, action, _ := strings.Cut(rest, "/")
 		return strings.TrimSuffix(oauthRequestsPath+"{handle}/"+action, "/")
@@ -254,7 +291,12 @@ func (s *Server) ListenAndServe(ctx context.Context, l Listener, ready func(net.
 	defer cancel()
 	// Event streams never end on their own: end them, so that shutting
 	// down waits only for calls in flight.
-	s.stoppingOnce.Do(func() { close(s.stopping) })
+	s.stoppingOnce.Do(func() {
+		close(s.stopping)
+		if s.ui != nil {
+			s.ui.Stop()
+		}
+	})
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -306,29 +348,8 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, api.ErrorBody{Error: api.Error{Code: code, Message: msg}})
 }
 
-// statuses maps each kind of error to its HTTP status.
-var statuses = map[apperr.Kind]int{
-	apperr.Invalid:          http.StatusBadRequest,
-	apperr.Unauthorized:     http.StatusUnauthorized,
-	apperr.NotFound:         http.StatusNotFound,
-	apperr.Conflict:         http.StatusConflict,
-	apperr.Unprocessable:    http.StatusUnprocessableEntity,
-	apperr.Unavailable:      http.StatusServiceUnavailable,
-	apperr.Forbidden:        http.StatusForbidden,
-	apperr.Unsupported:      http.StatusUnsupportedMediaType,
-	apperr.TooLarge:         http.StatusRequestEntityTooLarge,
-	apperr.TooMany:          http.StatusTooManyRequests,
-	apperr.Misdirected:      http.StatusMisdirectedRequest,
-	apperr.MethodNotAllowed: http.StatusMethodNotAllowed,
-}
-
 // statusOf is the HTTP status of an error of kind k.
-func statusOf(k apperr.Kind) int {
-	if st, ok := statuses[k]; ok {
-		return st
-	}
-	return http.StatusInternalServerError
-}
+func statusOf(k apperr.Kind) int { return apperr.HTTPStatus(k) }
 
 // fail maps any error to its status and code: the one place that does.
 // Only its own kinds of error reach the client; anything else is logged

@@ -51,6 +51,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default " + config.DefaultAddress + ")", EnvVars: []string{"KAVACH_ADDR"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
+			&cli.StringFlag{Name: "public-url", Usage: "base URL humans reach the approval pages and dashboard at, e.g. https://kavach.example.com (server.publicUrl)", EnvVars: []string{"KAVACH_PUBLIC_URL"}},
 			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
 			&cli.StringFlag{Name: "diagnostic-addr", Usage: "TCP listener serving only /health, /ready and /metrics, without a credential, for probes and Prometheus (e.g. 0.0.0.0:9400)", EnvVars: []string{"KAVACH_DIAGNOSTIC_ADDR"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
@@ -103,7 +104,7 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 			}
 		}
 	}
-	for flag, dst := range map[string]*string{"public-addr": &cfg.Server.PublicAddress, "diagnostic-addr": &cfg.Server.DiagnosticAddress, "tls-cert": &cfg.Server.TLSCert,
+	for flag, dst := range map[string]*string{"public-url": &cfg.Server.PublicURL, "public-addr": &cfg.Server.PublicAddress, "diagnostic-addr": &cfg.Server.DiagnosticAddress, "tls-cert": &cfg.Server.TLSCert,
 		"tls-key": &cfg.Server.TLSKey, "socket-group": &cfg.Server.SocketGroup, "admin-key-file": &cfg.Server.AdminKeyFile} {
 		if v := c.String(flag); v != "" {
 			*dst = v
