@@ -1,0 +1,399 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/client"
+)
+
+// The pages, driven in a real headless Chromium (Debian's chromium
+// package; .ci/run installs it) against the real binary: the owner opens
+// an approval's signed link, sees what is asked and decides in one click;
+// the dashboard takes an API key and shows what its roles allow.
+// Screenshots of each page go to $KAVACH_ARTIFACTS (default
+// tests/artifacts, not committed); -update-screenshots also rewrites the
+// README's images in docs/images.
+
+var updateScreenshots = flag.Bool("update-screenshots", false, "rewrite the README's screenshots in docs/images")
+
+const browserSecret = "browser-test-secret-0123456789abcdef0123"
+
+// chromium finds the browser: a test machine without one skips, CI fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no Chromium on this CI machine: .ci/run installs Debian's chromium package")
+	}
+	t.Skip("no Chromium (apt-get install -y chromium): the browser tests need it")
+	return ""
+}
+
+// browser is one headless Chromium with its own profile (its own cookies).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // root in a container; the pages are our own
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1100, 800),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	browserCtx, cancel := chromedp.NewContext(alloc)
+	// The first call starts the browser, for as long as browserCtx lives
+	// (no timeout on it); the test's steps get a deadline of their own.
+	if err := chromedp.Do(browserCtx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start Chromium: %v", err)
+	}
+	ctx, cancelTimeout := context.WithTimeout(browserCtx, 3*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	// A script an argument smuggled in would open a dialog: fail on any.
+	err := chromedp.Listen(ctx, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			t.Errorf("a JavaScript dialog opened: %q (an argument ran as script)", d.Message)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("KAVACH_ARTIFACTS")
+	if dir == "" {
+		dir = "artifacts"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// shot keeps a screenshot of the page as an artifact, and as the README's
+// image readme (a name in docs/images) under -update-screenshots.
+func shot(t *testing.T, ctx context.Context, name, readme string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(artifactsDir(t), name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if *updateScreenshots && readme != "" {
+		jpg, err := chromedp.Run(ctx, chromedp.FullScreenshot(70))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "docs", "images", readme), jpg, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// text is the visible text of the page's main element.
+func text(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatalf("read the page: %v", err)
+	}
+	return s
+}
+
+func countIn(t *testing.T, ctx context.Context, selector string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(` + jsString(selector) + `).length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func jsString(s string) string { return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"` }
+
+// approvalFixture is an agent whose deploy:prod run needs approval.
+type approvalFixture struct {
+	s     *sidecar
+	agent api.AgentWithToken
+}
+
+func newApprovalFixture(t *testing.T) approvalFixture {
+	t.Helper()
+	s, err := startEnv(t, []string{"KAVACH_SECRET=" + browserSecret}, "--database", filepath.Join(t.TempDir(), "kavach.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.adminClient().CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "alice@example.com", Name: "deploy-bot",
+		Type: "autonomous", Permissions: []api.Permission{
+			{Resource: "deploy:prod", Actions: []string{"run"}, Constraints: map[string]any{"requireApproval": true}},
+			{Resource: "repo:kavach", Actions: []string{"read"}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return approvalFixture{s: s, agent: a}
+}
+
+// ask asks for a deploy with hostile arguments; it opens an approval.
+// With approvalID it retries under that approval, as an agent does once
+// its owner approved.
+func (f approvalFixture) ask(t *testing.T, service, approvalID string) api.AuthorizeResponse {
+	t.Helper()
+	args, _ := json.Marshal(map[string]any{"service": service, "note": `<script>alert("pwned")</script><img src=x onerror=alert(1)>`})
+	res, err := f.s.adminClient().Authorize(t.Context(), api.AuthorizeRequest{AgentID: f.agent.ID, Action: "run", Resource: "deploy:prod",
+		Arguments: args, ApprovalID: approvalID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (f approvalFixture) approval(t *testing.T, id string) api.Approval {
+	t.Helper()
+	a, err := f.s.adminClient().GetApproval(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestBrowserApprovalLink(t *testing.T) {
+	f := newApprovalFixture(t)
+	ctx := browser(t)
+	res := f.ask(t, "payments", "")
+	if res.Allowed || res.ApprovalID == "" {
+		t.Fatalf("the deploy = %+v, want an approval request", res)
+	}
+	link := f.approval(t, res.ApprovalID).URL
+	if !strings.HasPrefix(link, f.s.URL+"/ui/approve/"+res.ApprovalID+"/") {
+		t.Fatalf("url = %q, want a signed link under %s", link, f.s.URL)
+	}
+
+	// The owner opens the link: who asks for what, with the arguments as
+	// text (the script in them stays text), the reason and time left.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("button.approve"))); err != nil {
+		t.Fatal(err)
+	}
+	body := text(t, ctx)
+	for _, want := range []string{"deploy-bot", "autonomous", "alice@example.com", "run", "deploy:prod", `"service": "payments"`,
+		`<script>alert(\"pwned\")</script><img src=x onerror=alert(1)>`, "requires human approval", "Time left", "Trust"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the approval page does not show %q:\n%s", want, body)
+		}
+	}
+	if n := countIn(t, ctx, "main script, main img"); n != 0 {
+		t.Errorf("the arguments became %d elements", n)
+	}
+	shot(t, ctx, "approval-page", "approval-page.jpg")
+
+	// One click approves; the result page says so.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("button.approve")), chromedp.WaitVisible(chromedp.CSS("p.flash"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "Approved.") || !strings.Contains(body, "alice@example.com (via signed link)") {
+		t.Errorf("the result page:\n%s", body)
+	}
+	shot(t, ctx, "approval-approved", "")
+	a := f.approval(t, res.ApprovalID)
+	if a.Status != "approved" || a.OnBehalfOf != "alice@example.com" || a.RespondedByName != "via signed link" || a.URL != "" {
+		t.Errorf("the approval after the click = %+v", a)
+	}
+	// The approved call is allowed once.
+	if again := f.ask(t, "payments", res.ApprovalID); !again.Allowed {
+		t.Errorf("the approved deploy = %+v, want allowed", again)
+	}
+	if third := f.ask(t, "payments", res.ApprovalID); third.Allowed {
+		t.Errorf("a second deploy on one approval = %+v, want refused", third)
+	}
+	// The audit row names the owner, via the signed link.
+	page, err := f.s.adminClient().QueryAudit(t.Context(), client.AuditFilter{Action: "approval.approve"})
+	if err != nil || len(page.Entries) != 1 {
+		t.Fatalf("approval.approve rows = %+v, %v", page, err)
+	}
+	if act := page.Entries[0].Actor; act.Type != "signed_link" || act.ID != "alice@example.com" || act.Name != "via signed link" {
+		t.Errorf("the approval's audit actor = %+v", act)
+	}
+
+	// The same link again: no decision offered, and why.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "already decided") || countIn(t, ctx, "button.approve, button.deny") != 0 {
+		t.Errorf("the used link offers a decision or does not say why:\n%s", body)
+	}
+	shot(t, ctx, "approval-used", "")
+}
+
+func TestBrowserForgedLinkAndDeny(t *testing.T) {
+	f := newApprovalFixture(t)
+	ctx := browser(t)
+	res := f.ask(t, "billing", "")
+	link := f.approval(t, res.ApprovalID).URL
+
+	// A forged signature: refused, nothing offered, nothing changed.
+	sig := link[strings.LastIndex(link, "/")+1:]
+	flipped := "A"
+	if sig[0] == 'A' {
+		flipped = "B"
+	}
+	forged := strings.TrimSuffix(link, sig) + flipped + sig[1:]
+	if err := chromedp.Do(ctx, chromedp.Navigate(forged), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "not valid") || countIn(t, ctx, "button.approve, button.deny") != 0 {
+		t.Errorf("the forged link's page:\n%s", body)
+	}
+	shot(t, ctx, "approval-forged", "")
+	// Posting a decision to the forged link directly changes nothing.
+	resp, err := http.PostForm(forged, map[string][]string{"decision": {"approve"}, "csrf": {"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST to a forged link = %d, want 403", resp.StatusCode)
+	}
+	if a := f.approval(t, res.ApprovalID); a.Status != "pending" {
+		t.Fatalf("after the forged link the approval is %s", a.Status)
+	}
+
+	// Deny through the real link.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("button.deny")),
+		chromedp.Click(chromedp.CSS("button.deny")), chromedp.WaitVisible(chromedp.CSS("p.flash"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "Denied.") {
+		t.Errorf("the result page:\n%s", body)
+	}
+	if a := f.approval(t, res.ApprovalID); a.Status != "denied" || a.OnBehalfOf != "alice@example.com" {
+		t.Errorf("after Deny the approval = %+v", a)
+	}
+	if again := f.ask(t, "billing", res.ApprovalID); again.Allowed {
+		t.Errorf("the denied deploy = %+v, want refused", again)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if countIn(t, ctx, "button.approve, button.deny") != 0 {
+		t.Error("a denied approval's link still offers a decision")
+	}
+}
+
+// login logs the browser in with key; it expects to land on the dashboard.
+func login(t *testing.T, ctx context.Context, base, key string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.Submit(chromedp.CSS("#key")),
+		chromedp.WaitVisible(chromedp.CSS("#pending"))); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+}
+
+func TestBrowserDashboard(t *testing.T) {
+	f := newApprovalFixture(t)
+	res := f.ask(t, "search", "")
+	ctx := browser(t)
+
+	// No session: the login page; a wrong key is refused.
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.s.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#key"))); err != nil {
+		t.Fatal(err)
+	}
+	shot(t, ctx, "dashboard-login", "")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#key"), "kvk_not-a-real-key-at-all-0123456789abcdefghijk"),
+		chromedp.Submit(chromedp.CSS("#key")), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "not a valid API key") {
+		t.Errorf("a wrong key's page:\n%s", body)
+	}
+
+	// The admin key: agents and the pending approval, with its buttons.
+	login(t, ctx, f.s.URL, adminKey)
+	body := text(t, ctx)
+	for _, want := range []string{"Pending approvals", "deploy:prod", `"service": "search"`, "deploy-bot", "alice@example.com", "active"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the dashboard does not show %q:\n%s", want, body)
+		}
+	}
+	if countIn(t, ctx, "button.approve") != 1 {
+		t.Error("the admin sees no Approve button on the pending approval")
+	}
+	shot(t, ctx, "dashboard", "dashboard.jpg")
+	// The agent's page, the audit log and the live feed.
+	for _, p := range []struct{ path, wait, want, name string }{
+		{"/ui/agents/" + f.agent.ID, "#perms", "repo:kavach", "dashboard-agent"},
+		{"/ui/audit?agentId=" + f.agent.ID, "table", "requires human approval", "dashboard-audit"},
+		{"/ui/events", "#events", "agent.created", "dashboard-events"},
+	} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(f.s.URL+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait))); err != nil {
+			t.Fatalf("%s: %v", p.path, err)
+		}
+		if body := text(t, ctx); !strings.Contains(body, p.want) {
+			t.Errorf("%s does not show %q:\n%s", p.path, p.want, body)
+		}
+		shot(t, ctx, p.name, "")
+	}
+	// The feed follows live: a new agent appears without a reload.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//span[@id="feed-state"][text()="live"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.adminClient().CreateAgent(t.Context(), api.CreateAgentRequest{OwnerID: "bob", Name: "late-arrival"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//table[@id="events"]//pre[contains(., "late-arrival")]`))); err != nil {
+		t.Errorf("the live feed did not show the new agent: %v", err)
+	}
+
+	// Log out; an auditor reads but cannot approve, even by posting the
+	// form the page would not show.
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.s.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("button.link")),
+		chromedp.Click(chromedp.CSS("button.link")), chromedp.WaitVisible(chromedp.CSS("#key"))); err != nil {
+		t.Fatal(err)
+	}
+	auditor := f.s.mintKey(t, "eve-auditor", "auditor")
+	login(t, ctx, f.s.URL, auditor.Key)
+	if body := text(t, ctx); !strings.Contains(body, "deploy:prod") || !strings.Contains(body, "read only") {
+		t.Errorf("the auditor's dashboard:\n%s", body)
+	}
+	if countIn(t, ctx, "button.approve, button.deny") != 0 {
+		t.Error("the auditor's dashboard offers Approve or Deny")
+	}
+	shot(t, ctx, "dashboard-auditor", "")
+	forge := `(function(){var f=document.createElement("form");f.method="post";f.action="/ui/approvals/` + res.ApprovalID + `/approve";` +
+		`var c=document.createElement("input");c.name="csrf";c.value=document.querySelector("form.logout input[name=csrf]").value;f.appendChild(c);` +
+		`document.body.appendChild(f);f.submit();return true})()`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](forge)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
+		t.Fatal(err)
+	}
+	if body := text(t, ctx); !strings.Contains(body, "do not allow") {
+		t.Errorf("the auditor's approve:\n%s", body)
+	}
+	if a := f.approval(t, res.ApprovalID); a.Status != "pending" {
+		t.Errorf("after the auditor's attempt the approval is %s", a.Status)
+	}
+}
