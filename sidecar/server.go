@@ -113,6 +113,9 @@ func New(svc *service.Service, opts Options) (*Server, error) {
 		}
 		po := *opts.Pages
 		po.Export = s.exportAudit
+		if po.Access == nil {
+			po.Access = s.access
+		}
 		var err error
 		if s.ui, err = webui.New(po); err != nil {
 			return nil, fmt.Errorf("pages: %w", err)
