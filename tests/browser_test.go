@@ -92,7 +92,7 @@ func artifactsDir(t *testing.T) string {
 
 // shot keeps a screenshot of the page as an artifact, and as the README's
 // image readme (a name in docs/images) under -update-screenshots.
-func shot(t *testing.T, ctx context.Context, name, readme string) {
+func shot(ctx context.Context, t *testing.T, name, readme string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -113,7 +113,7 @@ func shot(t *testing.T, ctx context.Context, name, readme string) {
 }
 
 // text is the visible text of the page's main element.
-func text(t *testing.T, ctx context.Context) string {
+func text(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
 	if err != nil {
@@ -122,16 +122,18 @@ func text(t *testing.T, ctx context.Context) string {
 	return s
 }
 
-func countIn(t *testing.T, ctx context.Context, selector string) int {
+func countIn(ctx context.Context, t *testing.T, selector string) int {
 	t.Helper()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(` + jsString(selector) + `).length`))
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(selector)+`).length`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func jsString(s string) string { return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"` }
+func jsString(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
 
 // approvalFixture is an agent whose deploy:prod run needs approval.
 type approvalFixture struct {
@@ -196,26 +198,26 @@ func TestBrowserApprovalLink(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("button.approve"))); err != nil {
 		t.Fatal(err)
 	}
-	body := text(t, ctx)
+	body := text(ctx, t)
 	for _, want := range []string{"deploy-bot", "autonomous", "alice@example.com", "run", "deploy:prod", `"service": "payments"`,
 		`<script>alert(\"pwned\")</script><img src=x onerror=alert(1)>`, "requires human approval", "Time left", "Trust"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the approval page does not show %q:\n%s", want, body)
 		}
 	}
-	if n := countIn(t, ctx, "main script, main img"); n != 0 {
+	if n := countIn(ctx, t, "main script, main img"); n != 0 {
 		t.Errorf("the arguments became %d elements", n)
 	}
-	shot(t, ctx, "approval-page", "approval-page.jpg")
+	shot(ctx, t, "approval-page", "approval-page.jpg")
 
 	// One click approves; the result page says so.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("button.approve")), chromedp.WaitVisible(chromedp.CSS("p.flash"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "Approved.") || !strings.Contains(body, "alice@example.com (via signed link)") {
+	if body := text(ctx, t); !strings.Contains(body, "Approved.") || !strings.Contains(body, "alice@example.com (via signed link)") {
 		t.Errorf("the result page:\n%s", body)
 	}
-	shot(t, ctx, "approval-approved", "")
+	shot(ctx, t, "approval-approved", "")
 	a := f.approval(t, res.ApprovalID)
 	if a.Status != "approved" || a.OnBehalfOf != "alice@example.com" || a.RespondedByName != "via signed link" || a.URL != "" {
 		t.Errorf("the approval after the click = %+v", a)
@@ -240,10 +242,10 @@ func TestBrowserApprovalLink(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "already decided") || countIn(t, ctx, "button.approve, button.deny") != 0 {
+	if body := text(ctx, t); !strings.Contains(body, "already decided") || countIn(ctx, t, "button.approve, button.deny") != 0 {
 		t.Errorf("the used link offers a decision or does not say why:\n%s", body)
 	}
-	shot(t, ctx, "approval-used", "")
+	shot(ctx, t, "approval-used", "")
 }
 
 func TestBrowserForgedLinkAndDeny(t *testing.T) {
@@ -262,10 +264,10 @@ func TestBrowserForgedLinkAndDeny(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(forged), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "not valid") || countIn(t, ctx, "button.approve, button.deny") != 0 {
+	if body := text(ctx, t); !strings.Contains(body, "not valid") || countIn(ctx, t, "button.approve, button.deny") != 0 {
 		t.Errorf("the forged link's page:\n%s", body)
 	}
-	shot(t, ctx, "approval-forged", "")
+	shot(ctx, t, "approval-forged", "")
 	// Posting a decision to the forged link directly changes nothing.
 	resp, err := http.PostForm(forged, map[string][]string{"decision": {"approve"}, "csrf": {"x"}})
 	if err != nil {
@@ -284,7 +286,7 @@ func TestBrowserForgedLinkAndDeny(t *testing.T) {
 		chromedp.Click(chromedp.CSS("button.deny")), chromedp.WaitVisible(chromedp.CSS("p.flash"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "Denied.") {
+	if body := text(ctx, t); !strings.Contains(body, "Denied.") {
 		t.Errorf("the result page:\n%s", body)
 	}
 	if a := f.approval(t, res.ApprovalID); a.Status != "denied" || a.OnBehalfOf != "alice@example.com" {
@@ -296,13 +298,13 @@ func TestBrowserForgedLinkAndDeny(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
 		t.Fatal(err)
 	}
-	if countIn(t, ctx, "button.approve, button.deny") != 0 {
+	if countIn(ctx, t, "button.approve, button.deny") != 0 {
 		t.Error("a denied approval's link still offers a decision")
 	}
 }
 
 // login logs the browser in with key; it expects to land on the dashboard.
-func login(t *testing.T, ctx context.Context, base, key string) {
+func login(ctx context.Context, t *testing.T, base, key string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#key")),
 		chromedp.SendKeys(chromedp.CSS("#key"), key), chromedp.Submit(chromedp.CSS("#key")),
@@ -320,27 +322,27 @@ func TestBrowserDashboard(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(f.s.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#key"))); err != nil {
 		t.Fatal(err)
 	}
-	shot(t, ctx, "dashboard-login", "")
+	shot(ctx, t, "dashboard-login", "")
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#key"), "kvk_not-a-real-key-at-all-0123456789abcdefghijk"),
 		chromedp.Submit(chromedp.CSS("#key")), chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "not a valid API key") {
+	if body := text(ctx, t); !strings.Contains(body, "not a valid API key") {
 		t.Errorf("a wrong key's page:\n%s", body)
 	}
 
 	// The admin key: agents and the pending approval, with its buttons.
-	login(t, ctx, f.s.URL, adminKey)
-	body := text(t, ctx)
+	login(ctx, t, f.s.URL, adminKey)
+	body := text(ctx, t)
 	for _, want := range []string{"Pending approvals", "deploy:prod", `"service": "search"`, "deploy-bot", "alice@example.com", "active"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the dashboard does not show %q:\n%s", want, body)
 		}
 	}
-	if countIn(t, ctx, "button.approve") != 1 {
+	if countIn(ctx, t, "button.approve") != 1 {
 		t.Error("the admin sees no Approve button on the pending approval")
 	}
-	shot(t, ctx, "dashboard", "dashboard.jpg")
+	shot(ctx, t, "dashboard", "dashboard.jpg")
 	// The agent's page, the audit log and the live feed.
 	for _, p := range []struct{ path, wait, want, name string }{
 		{"/ui/agents/" + f.agent.ID, "#perms", "repo:kavach", "dashboard-agent"},
@@ -350,10 +352,10 @@ func TestBrowserDashboard(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(f.s.URL+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait))); err != nil {
 			t.Fatalf("%s: %v", p.path, err)
 		}
-		if body := text(t, ctx); !strings.Contains(body, p.want) {
+		if body := text(ctx, t); !strings.Contains(body, p.want) {
 			t.Errorf("%s does not show %q:\n%s", p.path, p.want, body)
 		}
-		shot(t, ctx, p.name, "")
+		shot(ctx, t, p.name, "")
 	}
 	// The feed follows live: a new agent appears without a reload.
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//span[@id="feed-state"][text()="live"]`))); err != nil {
@@ -373,14 +375,14 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditor := f.s.mintKey(t, "eve-auditor", "auditor")
-	login(t, ctx, f.s.URL, auditor.Key)
-	if body := text(t, ctx); !strings.Contains(body, "deploy:prod") || !strings.Contains(body, "read only") {
+	login(ctx, t, f.s.URL, auditor.Key)
+	if body := text(ctx, t); !strings.Contains(body, "deploy:prod") || !strings.Contains(body, "read only") {
 		t.Errorf("the auditor's dashboard:\n%s", body)
 	}
-	if countIn(t, ctx, "button.approve, button.deny") != 0 {
+	if countIn(ctx, t, "button.approve, button.deny") != 0 {
 		t.Error("the auditor's dashboard offers Approve or Deny")
 	}
-	shot(t, ctx, "dashboard-auditor", "")
+	shot(ctx, t, "dashboard-auditor", "")
 	forge := `(function(){var f=document.createElement("form");f.method="post";f.action="/ui/approvals/` + res.ApprovalID + `/approve";` +
 		`var c=document.createElement("input");c.name="csrf";c.value=document.querySelector("form.logout input[name=csrf]").value;f.appendChild(c);` +
 		`document.body.appendChild(f);f.submit();return true})()`
@@ -390,7 +392,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("p.error"))); err != nil {
 		t.Fatal(err)
 	}
-	if body := text(t, ctx); !strings.Contains(body, "do not allow") {
+	if body := text(ctx, t); !strings.Contains(body, "do not allow") {
 		t.Errorf("the auditor's approve:\n%s", body)
 	}
 	if a := f.approval(t, res.ApprovalID); a.Status != "pending" {

@@ -130,6 +130,7 @@ func preToken(key []byte, cookie string) string {
 // /ui/ only, Secure when the browser reached us over TLS (or the public URL
 // is HTTPS, behind a proxy that ends TLS).
 func (u *UI) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	//nolint:gosec // G124: Secure is set under TLS; plain HTTP on loopback (the default) must still keep the cookie
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/ui/", MaxAge: maxAge, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.HasPrefix(u.links.Base(), "https://")})
 }

@@ -57,17 +57,17 @@ type Options struct {
 
 // UI serves the pages. Safe for concurrent use.
 type UI struct {
-	svc           *service.Service
-	access        *access.Policy
-	links         *Links
-	csrfKey       []byte
-	log           *slog.Logger
-	now           func() time.Time
-	pages         map[string]*template.Template
-	sessions      *sessions
-	mux           *http.ServeMux
-	streams       chan struct{}
-	export        http.HandlerFunc
+	svc      *service.Service
+	access   *access.Policy
+	links    *Links
+	csrfKey  []byte
+	log      *slog.Logger
+	now      func() time.Time
+	pages    map[string]*template.Template
+	sessions *sessions
+	mux      *http.ServeMux
+	streams  chan struct{}
+	export   http.HandlerFunc
 	// stopping is closed on shutdown: the live feeds end.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -225,8 +225,6 @@ type current struct {
 	id string
 	session
 }
-
-type currentKey struct{}
 
 // authed runs h for a request with a live session whose key is still
 // good; others go to the login page (a GET) or get a 401 page.

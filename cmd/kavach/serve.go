@@ -52,7 +52,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"KAVACH_LOG_LEVEL"}},
 			policyDirFlag,
 			&cli.StringFlag{Name: "public-url", Usage: "base URL humans reach the approval pages and dashboard at, e.g. https://kavach.example.com (server.publicUrl)", EnvVars: []string{"KAVACH_PUBLIC_URL"}},
-			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the OAuth endpoints MCP clients reach (mcp.enabled)", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
+			&cli.StringFlag{Name: "public-addr", Usage: "second listener serving only the approval pages, the dashboard and (mcp.enabled) the OAuth endpoints, never the API", EnvVars: []string{"KAVACH_PUBLIC_ADDR"}},
 			&cli.StringFlag{Name: "diagnostic-addr", Usage: "TCP listener serving only /health, /ready and /metrics, without a credential, for probes and Prometheus (e.g. 0.0.0.0:9400)", EnvVars: []string{"KAVACH_DIAGNOSTIC_ADDR"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: serve HTTPS on the public listener, or on --addr if there is none", EnvVars: []string{"KAVACH_TLS_CERT"}},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert", EnvVars: []string{"KAVACH_TLS_KEY"}},
