@@ -70,7 +70,9 @@ type App struct {
 	diag   sidecar.Listener // Addr "" when there is no diagnostic listener
 	// tracing is OpenTelemetry's provider, off unless configured.
 	tracing *telemetry.Tracing
-	// pages are the approval page and dashboard (webui).
+	// links sign approval links; pages are the approval page and
+	// dashboard (webui).
+	links *webui.Links
 	pages *webui.Options
 }
 
@@ -130,6 +132,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		a.log.Warn("no secret (KAVACH_SECRET): audit checkpoints are unsigned, so someone who can write to the database " +
 			"could rewrite the trail and its checkpoints unseen; set a secret of 32+ characters")
 	}
+	if a.links, err = webui.NewLinks(cfg.Server.PublicURL, current, previous); err != nil {
+		return nil, err
+	}
 	a.store, err = store.Open(ctx, store.Options{URL: cfg.Database.URL, SkipMigrations: cfg.Database.SkipMigrations,
 		MaxConns: cfg.Database.MaxConns, ApplicationName: cfg.Database.ApplicationName, Timeout: cfg.DatabaseTimeout(), AuditAsync: async,
 		Secret: current, PreviousSecret: previous, Retention: cfg.Retention(), Logger: a.log,
@@ -158,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	a.svc, err = service.New(a.store, eng, service.Options{
 		MaxPerUser: cfg.MaxPerUser(), TokenExpiry: cfg.TokenExpiry(), MaxMetadataBytes: cfg.MaxMetadataBytes(),
 		DefaultPermissions: cfg.Agents.DefaultPermissions, Logger: a.log,
-		ApprovalTTL: cfg.ApprovalTTL(), Events: eventOptions(cfg),
+		ApprovalTTL: cfg.ApprovalTTL(), Events: eventOptions(cfg, a.links),
 		PollInterval: cfg.PollInterval(), ExtensionsPath: cfg.Policies.Extensions,
 		AdminKey: opts.AdminKey, Roles: pol.Roles(), Anomalies: anomalyOptions(cfg),
 	})
@@ -209,11 +214,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 // pageOptions are the pages' options: links signed with a key derived
 // from the secret (none without one), CSRF tokens keyed likewise.
 func (a *App) pageOptions(pol *access.Policy) (*webui.Options, error) {
-	current, previous := a.cfg.Secrets()
-	links, err := webui.NewLinks(a.cfg.Server.PublicURL, current, previous)
-	if err != nil {
-		return nil, err
-	}
+	current, _ := a.cfg.Secrets()
+	var err error
 	var csrf []byte
 	if current.Set() {
 		if csrf, err = current.Key("kavach ui csrf"); err != nil {
@@ -222,7 +224,7 @@ func (a *App) pageOptions(pol *access.Policy) (*webui.Options, error) {
 	} else {
 		a.log.Warn("no secret (KAVACH_SECRET): approvals have no signed link, and the approval page refuses every link")
 	}
-	return &webui.Options{Service: a.svc, Access: pol, Links: links, CSRFKey: csrf, Logger: a.log}, nil
+	return &webui.Options{Service: a.svc, Access: pol, Links: a.links, CSRFKey: csrf, Logger: a.log}, nil
 }
 
 // pagesAt tells the links where the pages listen, when server.publicUrl
@@ -376,8 +378,8 @@ func subscriptions(cfg config.Config) []store.Subscription {
 }
 
 // eventOptions configure webhook delivery.
-func eventOptions(cfg config.Config) service.EventOptions {
-	o := service.EventOptions{Retention: cfg.EventRetention()}
+func eventOptions(cfg config.Config, links *webui.Links) service.EventOptions {
+	o := service.EventOptions{Retention: cfg.EventRetention(), ApprovalURL: links.URL}
 	for _, ep := range cfg.WebhookEndpoints() {
 		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Keys: ep.Keys, Legacy: ep.Legacy})
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,15 +137,30 @@ func jsString(s string) string {
 	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
 }
 
-// approvalFixture is an agent whose deploy:prod run needs approval.
+// approvalFixture is an agent whose deploy:prod run needs approval, on
+// a sidecar whose approval.requested webhooks reach hooks (the owner's
+// pager, in life).
 type approvalFixture struct {
 	s     *sidecar
 	agent api.AgentWithToken
+	hooks chan []byte
 }
 
 func newApprovalFixture(t *testing.T) approvalFixture {
 	t.Helper()
-	s, err := startEnv(t, []string{"KAVACH_SECRET=" + browserSecret}, "--database", filepath.Join(t.TempDir(), "kavach.db"))
+	hooks := make(chan []byte, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case hooks <- b:
+		default:
+		}
+	}))
+	t.Cleanup(recv.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "kavach.yaml")
+	writeFile(t, cfg, "webhooks:\n  - url: "+recv.URL+"/pager\n    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n    events: [approval.requested]\n")
+	s, err := startEnv(t, []string{"KAVACH_SECRET=" + browserSecret}, "--database", filepath.Join(dir, "kavach.db"), "--config", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +172,34 @@ func newApprovalFixture(t *testing.T) approvalFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return approvalFixture{s: s, agent: a}
+	return approvalFixture{s: s, agent: a, hooks: hooks}
+}
+
+// webhookURL is the url the approval.requested webhook of approval id
+// carried.
+func (f approvalFixture) webhookURL(t *testing.T, id string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case b := <-f.hooks:
+			var p struct {
+				Type string
+				Data struct {
+					ApprovalID string `json:"approvalId"`
+					URL        string `json:"url"`
+				}
+			}
+			if err := json.Unmarshal(b, &p); err != nil {
+				t.Fatalf("webhook body %s: %v", b, err)
+			}
+			if p.Type == "approval.requested" && p.Data.ApprovalID == id {
+				return p.Data.URL
+			}
+		case <-deadline:
+			t.Fatalf("no approval.requested webhook for %s", id)
+		}
+	}
 }
 
 // ask asks for a deploy with hostile arguments; it opens an approval.
@@ -191,6 +235,20 @@ func TestBrowserApprovalLink(t *testing.T) {
 	link := f.approval(t, res.ApprovalID).URL
 	if !strings.HasPrefix(link, f.s.URL+"/ui/approve/"+res.ApprovalID+"/") {
 		t.Fatalf("url = %q, want a signed link under %s", link, f.s.URL)
+	}
+	// The owner's notification carries the same link.
+	if hook := f.webhookURL(t, res.ApprovalID); hook != link {
+		t.Errorf("the approval.requested webhook's url = %q, want %q", hook, link)
+	}
+	// The live feed, which auditors read, does not.
+	resp, err := keyed(adminKey).Get(f.s.URL + "/v1/events?after=0&follow=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(string(feed), res.ApprovalID) || strings.Contains(string(feed), "/ui/approve/") {
+		t.Errorf("GET /v1/events shows no approval, or its link:\n%s", feed)
 	}
 
 	// The owner opens the link: who asks for what, with the arguments as

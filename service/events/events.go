@@ -78,6 +78,9 @@ type Options struct {
 	// GiveUpAfter is how long after the event delivery is retried
 	// (default 24 h); then it is failed.
 	GiveUpAfter time.Duration
+	// ApprovalURL signs an approval's link for its owner (webui.Links),
+	// added as url to approval.requested webhooks; nil or "" adds none.
+	ApprovalURL func(id, owner string, expires time.Time) string
 }
 
 // Delivery bounds.
@@ -383,7 +386,7 @@ func Sign(key []byte, id string, ts int64, body []byte) string {
 // and, unless 2xx, why it failed. Errors never carry the URL, whose path
 // or query may hold the receiver's token.
 func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now time.Time) (int, error) {
-	body, err := Body(ev, ep.Legacy)
+	body, err := Body(e.withApprovalURL(ev), ep.Legacy)
 	if err != nil {
 		return 0, fmt.Errorf("encode: %w", err)
 	}
