@@ -149,7 +149,7 @@ type approvalFixture struct {
 func newApprovalFixture(t *testing.T) approvalFixture {
 	t.Helper()
 	hooks := make(chan []byte, 16)
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	recv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		select {
 		case hooks <- b:
