@@ -301,3 +301,31 @@ func TestPagesSessionEndsWithItsKey(t *testing.T) {
 		t.Errorf("after the key's revocation the dashboard = %d %s, want the login page", status, h.Get("Location"))
 	}
 }
+
+// With a public listener, the pages are served there and not on the API's
+// listener; the public listener still serves no API route.
+func TestPagesOnThePublicListener(t *testing.T) {
+	svc, _, c := newService(t, service.Options{})
+	sec, _ := secret.New(pagesSecret)
+	links, _ := webui.NewLinks("https://kavach.example.com", sec, secret.Secret{})
+	h := newServer(t, svc, sidecar.Options{Pages: &webui.Options{Service: svc, Links: links, Now: c.Now}, PagesOnPublic: true})
+	api := httptest.NewServer(h)
+	t.Cleanup(api.Close)
+	pub := httptest.NewServer(h.PublicHandler())
+	t.Cleanup(pub.Close)
+	cl := browserClient(t)
+	if status, body, _ := get(t, cl, pub.URL+"/ui/login"); status != http.StatusOK || !strings.Contains(body, `name="key"`) {
+		t.Errorf("public /ui/login = %d", status)
+	}
+	if status, _, _ := get(t, cl, api.URL+"/ui/login"); status == http.StatusOK {
+		t.Error("the API listener serves the pages beside a public listener")
+	}
+	if status, _, _ := get(t, cl, pub.URL+"/v1/agents"); status != http.StatusNotFound {
+		t.Errorf("public /v1/agents = %d, want 404", status)
+	}
+	// HTTPS public URL: the cookies are Secure.
+	_, _, hdr := get(t, browserClient(t), pub.URL+"/ui/login")
+	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.Contains(ck, "HttpOnly") || !strings.Contains(ck, "SameSite=Strict") {
+		t.Errorf("Set-Cookie = %q", ck)
+	}
+}

@@ -339,9 +339,19 @@ func TestBrowserForgedLinkAndDeny(t *testing.T) {
 		t.Fatalf("after the forged link the approval is %s", a.Status)
 	}
 
-	// Deny through the real link.
-	if err := chromedp.Do(ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("button.deny")),
-		chromedp.Click(chromedp.CSS("button.deny")), chromedp.WaitVisible(chromedp.CSS("p.flash"))); err != nil {
+	// Deny through the real link, on a phone-sized screen, from the
+	// keyboard: one column, nothing wider than the screen, the buttons in
+	// reach of Tab and Enter.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("button.deny"))); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 390 {
+		t.Errorf("on a 390 px screen the approval page is %d px wide (%v)", w, err)
+	}
+	shot(ctx, t, "approval-phone", "")
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("button.deny")), chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")), chromedp.EmulateReset()); err != nil {
 		t.Fatal(err)
 	}
 	if body := text(ctx, t); !strings.Contains(body, "Denied.") {
