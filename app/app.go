@@ -235,6 +235,10 @@ func (a *App) pagesAt(addr net.Addr, tls bool) {
 		scheme = "https"
 	}
 	a.pages.Links.SetDefaultBase(scheme, addr)
+	if a.pages.Links.Base() == "" {
+		a.log.Warn("the pages listen on a Unix socket and server.publicUrl is unset: approvals have no link; set server.publicUrl to where humans reach them")
+		return
+	}
 	a.log.Info("pages", "dashboard", a.pages.Links.Base()+"/ui/", "approvalLinks", a.pages.Links.Enabled())
 }
 

@@ -43,7 +43,7 @@ func (u *UI) linkApproval(w http.ResponseWriter, r *http.Request) (api.Approval,
 			return api.Approval{}, false
 		}
 		u.svc.RecordRefusal(service.Refusal{Actor: domain.Actor{Type: domain.ActorAnonymous}, Route: "ui.approve",
-			Status: http.StatusForbidden, Code: "invalid_link", Reason: r.Method + " " + ApprovePath + "{id}/{signature}: a link that is not valid for approval " + clip(id)})
+			Status: http.StatusForbidden, Code: "invalid_link", Reason: r.Method + " " + ApprovePath + "{id}/{signature}: a link that is not valid for approval " + named(id)})
 		u.errorPage(w, r, http.StatusForbidden, "This link is not valid",
 			"The link is not one Kavach signed for a pending approval, or it was altered. Nothing was changed.")
 		return api.Approval{}, false
@@ -56,11 +56,13 @@ func isNotFound(err error) bool {
 	return errors.As(err, &e) && e.Kind == apperr.NotFound
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+// named is an approval ID from a path for the audit row: a well-formed
+// ID as is, anything else (the caller's free text) not repeated.
+func named(id string) string {
+	if store.WellFormedID("apr_", id) {
+		return id
 	}
-	return s
+	return "(a malformed ID)"
 }
 
 // closed explains why a validly linked approval takes no decision.

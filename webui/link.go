@@ -93,9 +93,10 @@ func (l *Links) SetDefaultBase(scheme string, addr net.Addr) {
 	l.base.Store(&b)
 }
 
-// URL is the signed link of an approval; "" when links are off.
+// URL is the signed link of an approval; "" when links are off, or when
+// no base is known (a Unix socket, without server.publicUrl).
 func (l *Links) URL(id, owner string, expires time.Time) string {
-	if !l.Enabled() {
+	if !l.Enabled() || l.Base() == "" {
 		return ""
 	}
 	return l.Base() + ApprovePath + url.PathEscape(id) + "/" + sign(l.keys[0], id, owner, expires)

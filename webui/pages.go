@@ -19,7 +19,7 @@ func csrfEqual(want, got string) bool {
 
 // next is where to go after logging in: a page of ours, never elsewhere.
 func next(raw string) string {
-	if !strings.HasPrefix(raw, "/ui/") || strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
+	if !strings.HasPrefix(raw, "/ui/") || strings.Contains(raw, "..") || strings.ContainsAny(raw, "\\\r\n") {
 		return "/ui/"
 	}
 	return raw
