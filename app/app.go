@@ -285,7 +285,11 @@ func (a *App) Run(ctx context.Context) error {
 			if a.public.Addr != "" {
 				g.Go(func() error {
 					err := a.server.ListenAndServe(ctx, a.public, func(addr net.Addr) {
-						a.log.Info("listening for MCP clients and the pages", "addr", addr.String(), "tls", a.public.Certificate != nil)
+						msg := "listening for MCP clients"
+						if a.oauth == nil {
+							msg = "listening for browsers"
+						}
+						a.log.Info(msg, "addr", addr.String(), "tls", a.public.Certificate != nil, "pages", true)
 						a.pagesAt(addr, a.public.Certificate != nil)
 					})
 					if err != nil {
