@@ -39,6 +39,12 @@ import (
 
 // Store is what delivery and the feed read and write.
 type Store interface {
+	GetCursor(ctx context.Context, endpoint string) (store.Cursor, error)
+	StartCursor(ctx context.Context, endpoint string) error
+	LeaseCursor(ctx context.Context, owner, endpoint string, seq int64, lease time.Duration) (bool, error)
+	AdvanceCursor(ctx context.Context, owner, endpoint string, from, to int64, lease time.Duration, retries []store.Retry) (bool, error)
+	ReleaseCursor(ctx context.Context, owner, endpoint string) error
+	DropStaleCursors(ctx context.Context, known []string, before time.Time) (int64, error)
 	ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
 	FailOrphanDeliveries(ctx context.Context, known []string, before time.Time) (int64, error)
 	RecordAttempts(ctx context.Context, owner string, attempts []store.Attempt) (int, error)
@@ -55,6 +61,8 @@ type Endpoint struct {
 	// ID names it in deliveries and metrics (config.EndpointID).
 	ID  string
 	URL string
+	// Events are the event types it receives.
+	Events []string
 	// Keys sign deliveries (the whsec_ secrets' bytes: the current one,
 	// then the previous one while rotating: one signature each); none:
 	// unsigned (approval.webhookUrl, which never had a secret).
@@ -187,6 +195,7 @@ func (e *Events) Run(ctx context.Context) {
 			workers.Wait()
 			close(results)
 			<-recorded
+			e.release(ctx)
 			return
 		case <-tick.C:
 		case <-e.store.Deliveries():
@@ -208,8 +217,9 @@ func (e *Events) Run(ctx context.Context) {
 	}
 }
 
-// deliver is endpoint's worker: it leases due deliveries and attempts them
-// until none is due, then waits to be woken.
+// deliver is endpoint's worker: it makes the first attempts at the events
+// after the endpoint's cursor, then the due retries, then waits to be
+// woken.
 func (e *Events) deliver(ctx context.Context, endpoint string, wake <-chan struct{}, results chan<- store.Attempt) {
 	for {
 		select {
@@ -217,27 +227,165 @@ func (e *Events) deliver(ctx context.Context, endpoint string, wake <-chan struc
 			return
 		case <-wake:
 		}
-		for ctx.Err() == nil {
-			batch, err := e.store.ClaimDeliveries(ctx, e.owner, endpoint, lease, claimBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", endpoint, "error", err)
-				}
-				break
+		e.follow(ctx, e.endpoints[endpoint])
+		e.retry(ctx, endpoint, results)
+	}
+}
+
+// Cursor bounds.
+const (
+	// cursorBatch is the most events one pass over a cursor reads.
+	cursorBatch = 256
+	// cursorLease outlives a pass: attempts are started for launchFor at
+	// most, each is cut at attemptTimeout, then the cursor advances.
+	cursorLease = 30 * time.Second
+	launchFor   = cursorLease - 2*attemptTimeout
+	// cursorRefresh is how often an idle cursor's holder says it is still
+	// there (and moves it past the events it does not subscribe to).
+	cursorRefresh = time.Minute
+)
+
+// follow makes the first attempts at the events after ep's cursor, in
+// passes of up to cursorBatch, while this replica holds the cursor's lease:
+// each pass leases it if need be, POSTs the subscribed events 8 at a time,
+// and advances the cursor past those attempted, with a retry for each that
+// failed, in one transaction. Another replica holding a live lease follows
+// the cursor instead.
+func (e *Events) follow(ctx context.Context, ep Endpoint) {
+	for ctx.Err() == nil {
+		more, err := e.pass(ctx, ep)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("delivering webhooks from the cursor failed; retrying in a second", "endpoint", ep.ID, "error", err)
 			}
-			sem := make(chan struct{}, perEndpoint)
-			var wg sync.WaitGroup
-			for _, d := range batch {
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					results <- e.attempt(ctx, d)
-				})
+			return
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// pass is one pass of follow; it reports whether more events may wait.
+func (e *Events) pass(ctx context.Context, ep Endpoint) (bool, error) {
+	c, err := e.store.GetCursor(ctx, ep.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Dropped as stale by a replica that does not know the endpoint
+		// (none followed it for longer than retention): start afresh.
+		e.log.Warn("the webhook endpoint's cursor was missing; it starts at the newest event", "endpoint", ep.ID)
+		return false, e.store.StartCursor(ctx, ep.ID)
+	}
+	if err != nil {
+		return false, err
+	}
+	now := e.now()
+	if c.LeaseOwner != e.owner && c.LeaseUntil.After(now) {
+		return false, nil // another replica follows it
+	}
+	latest, err := e.store.LatestEvent(ctx)
+	if err != nil {
+		return false, err
+	}
+	var evs []domain.Event
+	if latest > c.Seq {
+		if evs, err = e.store.EventsSince(ctx, c.Seq, latest, store.EventFilter{Types: ep.Events}, cursorBatch); err != nil {
+			return false, err
+		}
+	}
+	if len(evs) == 0 && now.Sub(c.UpdatedAt) < cursorRefresh {
+		return false, nil
+	}
+	// The lease must outlast the pass; after an idle spell it is taken
+	// again (one transaction), else the last advance renewed it.
+	if c.LeaseOwner != e.owner || c.LeaseUntil.Sub(now) < launchFor+attemptTimeout+time.Second {
+		ok, err := e.store.LeaseCursor(ctx, e.owner, ep.ID, c.Seq, cursorLease)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	// Attempt the events in order, 8 at once, starting none after
+	// launchFor: those attempted are a prefix, which the cursor passes.
+	out := make([]store.Attempt, len(evs))
+	started := 0
+	deadline := now.Add(launchFor)
+	sem := make(chan struct{}, perEndpoint)
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		if ctx.Err() != nil || e.now().After(deadline) {
+			break
+		}
+		sem <- struct{}{}
+		started = i + 1
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i] = e.attempt(ctx, domain.WebhookDelivery{Endpoint: ep.ID, CreatedAt: ev.Time, Event: ev})
+		})
+	}
+	wg.Wait()
+	to, attempted := c.Seq, 0
+	var retries []store.Retry
+	for i := range started {
+		if out[i].Release {
+			break // cut by the shutdown: attempted again, under the same id
+		}
+		to, attempted = evs[i].Seq, i+1
+		if out[i].Error != "" || out[i].Failed {
+			retries = append(retries, store.Retry{Seq: evs[i].Seq, EventAt: evs[i].Time, Attempt: out[i]})
+		}
+	}
+	complete := attempted == len(evs)
+	if complete && len(evs) < cursorBatch {
+		to = latest // past the events of other types too
+	}
+	// What was attempted is recorded even as Run ends.
+	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	moved, err := e.store.AdvanceCursor(rec, e.owner, ep.ID, c.Seq, to, cursorLease, retries)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if !moved {
+		e.log.Warn("another replica took the webhook cursor over after its lease ran out; it sends those events again, under the same ids",
+			"endpoint", ep.ID, "events", started)
+		return false, nil
+	}
+	return complete && len(evs) == cursorBatch, nil
+}
+
+// retry leases endpoint's due retries and attempts them until none is due.
+func (e *Events) retry(ctx context.Context, endpoint string, results chan<- store.Attempt) {
+	for ctx.Err() == nil {
+		batch, err := e.store.ClaimDeliveries(ctx, e.owner, endpoint, lease, claimBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", endpoint, "error", err)
 			}
-			wg.Wait()
-			if len(batch) < claimBatch {
-				break
-			}
+			return
+		}
+		sem := make(chan struct{}, perEndpoint)
+		var wg sync.WaitGroup
+		for _, d := range batch {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				results <- e.attempt(ctx, d)
+			})
+		}
+		wg.Wait()
+		if len(batch) < claimBatch {
+			return
+		}
+	}
+}
+
+// release gives back this replica's leases on the cursors, so that another
+// replica (or the next process) follows them at once.
+func (e *Events) release(ctx context.Context) {
+	rel, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, id := range e.endpointIDs {
+		if err := e.store.ReleaseCursor(rel, e.owner, id); err != nil {
+			e.log.Debug("releasing the webhook cursor failed; its lease runs out", "endpoint", id, "error", err)
 		}
 	}
 }
@@ -286,10 +434,12 @@ func (e *Events) record(ctx context.Context, results <-chan store.Attempt) {
 	}
 }
 
-// prune drops events past retention, and settles as failed the deliveries
-// of endpoints no replica should still have (gone from this configuration,
+// prune drops events past retention, settles as failed the deliveries of
+// endpoints no replica should still have (gone from this configuration,
 // and older than the give-up horizon, so that a rolling configuration
-// change does not fail another replica's deliveries).
+// change does not fail another replica's deliveries), and drops the
+// cursors of endpoints gone from this configuration that no replica
+// followed within retention.
 func (e *Events) prune(ctx context.Context, now time.Time) {
 	if n, err := e.store.PruneEvents(ctx, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
 		e.log.Warn("pruning events failed", "error", err)
@@ -301,6 +451,11 @@ func (e *Events) prune(ctx context.Context, now time.Time) {
 		e.log.Warn("settling the deliveries of removed webhook endpoints failed", "error", err)
 	} else if n > 0 {
 		e.log.Warn("webhook deliveries to endpoints no longer configured were given up", "rows", n)
+	}
+	if n, err := e.store.DropStaleCursors(ctx, e.endpointIDs, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
+		e.log.Warn("dropping the cursors of removed webhook endpoints failed", "error", err)
+	} else if n > 0 {
+		e.log.Info("dropped the cursors of webhook endpoints no replica has followed within events.retention", "cursors", n)
 	}
 }
 
