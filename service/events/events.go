@@ -221,135 +221,17 @@ func (e *Events) Run(ctx context.Context) {
 // after the endpoint's cursor, then the due retries, then waits to be
 // woken.
 func (e *Events) deliver(ctx context.Context, endpoint string, wake <-chan struct{}, results chan<- store.Attempt) {
+	f := &follower{e: e, ep: e.endpoints[endpoint]}
 	for {
 		select {
 		case <-ctx.Done():
+			f.stop(ctx)
 			return
 		case <-wake:
 		}
-		e.follow(ctx, e.endpoints[endpoint])
+		f.follow(ctx)
 		e.retry(ctx, endpoint, results)
 	}
-}
-
-// Cursor bounds.
-const (
-	// cursorBatch is the most events one pass over a cursor reads.
-	cursorBatch = 256
-	// cursorLease outlives a pass: attempts are started for launchFor at
-	// most, each is cut at attemptTimeout, then the cursor advances.
-	cursorLease = 30 * time.Second
-	launchFor   = cursorLease - 2*attemptTimeout
-	// cursorRefresh is how often an idle cursor's holder says it is still
-	// there (and moves it past the events it does not subscribe to).
-	cursorRefresh = time.Minute
-)
-
-// follow makes the first attempts at the events after ep's cursor, in
-// passes of up to cursorBatch, while this replica holds the cursor's lease:
-// each pass leases it if need be, POSTs the subscribed events 8 at a time,
-// and advances the cursor past those attempted, with a retry for each that
-// failed, in one transaction. Another replica holding a live lease follows
-// the cursor instead.
-func (e *Events) follow(ctx context.Context, ep Endpoint) {
-	for ctx.Err() == nil {
-		more, err := e.pass(ctx, ep)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("delivering webhooks from the cursor failed; retrying in a second", "endpoint", ep.ID, "error", err)
-			}
-			return
-		}
-		if !more {
-			return
-		}
-	}
-}
-
-// pass is one pass of follow; it reports whether more events may wait.
-func (e *Events) pass(ctx context.Context, ep Endpoint) (bool, error) {
-	c, err := e.store.GetCursor(ctx, ep.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Dropped as stale by a replica that does not know the endpoint
-		// (none followed it for longer than retention): start afresh.
-		e.log.Warn("the webhook endpoint's cursor was missing; it starts at the newest event", "endpoint", ep.ID)
-		return false, e.store.StartCursor(ctx, ep.ID)
-	}
-	if err != nil {
-		return false, err
-	}
-	now := e.now()
-	if c.LeaseOwner != e.owner && c.LeaseUntil.After(now) {
-		return false, nil // another replica follows it
-	}
-	latest, err := e.store.LatestEvent(ctx)
-	if err != nil {
-		return false, err
-	}
-	var evs []domain.Event
-	if latest > c.Seq {
-		if evs, err = e.store.EventsSince(ctx, c.Seq, latest, store.EventFilter{Types: ep.Events}, cursorBatch); err != nil {
-			return false, err
-		}
-	}
-	if len(evs) == 0 && now.Sub(c.UpdatedAt) < cursorRefresh {
-		return false, nil
-	}
-	// The lease must outlast the pass; after an idle spell it is taken
-	// again (one transaction), else the last advance renewed it.
-	if c.LeaseOwner != e.owner || c.LeaseUntil.Sub(now) < launchFor+attemptTimeout+time.Second {
-		ok, err := e.store.LeaseCursor(ctx, e.owner, ep.ID, c.Seq, cursorLease)
-		if err != nil || !ok {
-			return false, err
-		}
-	}
-	// Attempt the events in order, 8 at once, starting none after
-	// launchFor: those attempted are a prefix, which the cursor passes.
-	out := make([]store.Attempt, len(evs))
-	started := 0
-	deadline := now.Add(launchFor)
-	sem := make(chan struct{}, perEndpoint)
-	var wg sync.WaitGroup
-	for i, ev := range evs {
-		if ctx.Err() != nil || e.now().After(deadline) {
-			break
-		}
-		sem <- struct{}{}
-		started = i + 1
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i] = e.attempt(ctx, domain.WebhookDelivery{Endpoint: ep.ID, CreatedAt: ev.Time, Event: ev})
-		})
-	}
-	wg.Wait()
-	to, attempted := c.Seq, 0
-	var retries []store.Retry
-	for i := range started {
-		if out[i].Release {
-			break // cut by the shutdown: attempted again, under the same id
-		}
-		to, attempted = evs[i].Seq, i+1
-		if out[i].Error != "" || out[i].Failed {
-			retries = append(retries, store.Retry{Seq: evs[i].Seq, EventAt: evs[i].Time, Attempt: out[i]})
-		}
-	}
-	complete := attempted == len(evs)
-	if complete && len(evs) < cursorBatch {
-		to = latest // past the events of other types too
-	}
-	// What was attempted is recorded even as Run ends.
-	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	moved, err := e.store.AdvanceCursor(rec, e.owner, ep.ID, c.Seq, to, cursorLease, retries)
-	cancel()
-	if err != nil {
-		return false, err
-	}
-	if !moved {
-		e.log.Warn("another replica took the webhook cursor over after its lease ran out; it sends those events again, under the same ids",
-			"endpoint", ep.ID, "events", started)
-		return false, nil
-	}
-	return complete && len(evs) == cursorBatch, nil
 }
 
 // retry leases endpoint's due retries and attempts them until none is due.
