@@ -234,6 +234,16 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 			// The endpoints' workers read it from their cursors.
 			tx.deliveries = tx.deliveries || s.sinks.subscribed(ev.typ)
 		}
+		if tx.insertEvent != nil {
+			// In process, a prepared statement per row costs less than
+			// parsing one of many rows.
+			for i := 0; i < len(args); i += 5 {
+				if _, err := tx.insertEvent.ExecContext(ctx, args[i:i+5]...); err != nil {
+					return fmt.Errorf("record events: %w", err)
+				}
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
 			values(5, len(chunk)), args...); err != nil {
 			return fmt.Errorf("record events: %w", err)
@@ -241,6 +251,10 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 	}
 	return nil
 }
+
+// eventInsert is the one-row INSERT of an event, prepared by the group
+// commit where the dialect is in process.
+const eventInsert = `INSERT INTO events (id, type, agent_id, created_at, data) VALUES (?, ?, ?, ?, ?)`
 
 // values is the VALUES list of rows rows of n placeholders each, followed
 // by the constants given.

@@ -390,19 +390,42 @@ func Backoff(first time.Duration, failed int) time.Duration {
 // Body is the payload of a delivery: {"type", "timestamp", "data"}, and
 // for an approval.webhookUrl endpoint the request as "approval" too.
 func Body(ev domain.Event, legacy bool) ([]byte, error) {
+	if legacy && ev.Type == domain.EventApprovalRequested {
+		return legacyBody(ev)
+	}
+	// Written by hand: json.Marshal would scan the data again to compact
+	// it, and the store wrote it with json.Marshal, compact already.
+	typ, err := json.Marshal(ev.Type)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(ev.Data) {
+		return nil, errors.New("event data is not JSON")
+	}
+	b := make([]byte, 0, len(ev.Data)+len(typ)+64)
+	b = append(b, `{"type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"timestamp":"`...)
+	b = append(b, api.FormatTime(ev.Time)...)
+	b = append(b, `","data":`...)
+	b = append(b, ev.Data...)
+	return append(b, '}'), nil
+}
+
+// legacyBody is Body for an approval.webhookUrl endpoint: the request as
+// "approval" too.
+func legacyBody(ev domain.Event) ([]byte, error) {
 	p := struct {
 		Type      string          `json:"type"`
 		Timestamp api.Time        `json:"timestamp"`
 		Data      json.RawMessage `json:"data"`
 		Approval  json.RawMessage `json:"approval,omitempty"`
 	}{Type: ev.Type, Timestamp: api.NewTime(ev.Time), Data: ev.Data}
-	if legacy && ev.Type == domain.EventApprovalRequested {
-		var d struct {
-			Approval json.RawMessage `json:"approval"`
-		}
-		if err := json.Unmarshal(ev.Data, &d); err == nil {
-			p.Approval = d.Approval
-		}
+	var d struct {
+		Approval json.RawMessage `json:"approval"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err == nil {
+		p.Approval = d.Approval
 	}
 	return json.Marshal(p)
 }
