@@ -1,8 +1,9 @@
 // Package events delivers recorded events to webhook endpoints, signed as
 // the Standard Webhooks specification says, and reads them back for the
-// live feed (GET /v1/events). The store writes each event, and a pending
-// delivery per subscribed endpoint, in the transaction of the change it
-// reports; this package only leases due deliveries, attempts them and
+// live feed (GET /v1/events). The store writes each event in the
+// transaction of the change it reports; this package follows each
+// endpoint's cursor over the events to make the first attempts (cursor.go),
+// and leases the retries of those that failed when due, attempts them and
 // records the outcome, so a restart or a crash loses nothing and replicas
 // sharing a database deliver each event under its one id.
 package events
@@ -161,11 +162,12 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 	return e
 }
 
-// Run delivers due webhooks until ctx ends: at once when this replica
-// commits one, and every second for those of other replicas and retries.
-// Each endpoint has a worker of its own that leases up to 32 due
-// deliveries at a time and attempts them 8 at once, so a receiver that
-// hangs slows only its own deliveries; outcomes are recorded in batches.
+// Run delivers webhooks until ctx ends: at once when this replica commits
+// an event an endpoint subscribes to, and every second for those of other
+// replicas and retries. Each endpoint has a worker of its own that follows
+// its cursor, then leases up to 32 due retries at a time, attempting 8 at
+// once, so a receiver that hangs slows only its own deliveries; retries'
+// outcomes are recorded in batches.
 // Run also counts the queue for /metrics and prunes old events.
 func (e *Events) Run(ctx context.Context) {
 	results := make(chan store.Attempt, 4*claimBatch)
