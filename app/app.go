@@ -375,8 +375,8 @@ func anomalyOptions(cfg config.Config) service.AnomalyOptions {
 		Thresholds: cfg.TrustThresholds(), Window: cfg.TrustWindow()}
 }
 
-// subscriptions are the webhook endpoints as the store queues deliveries
-// for them.
+// subscriptions are the webhook endpoints as the store keeps their
+// cursors.
 func subscriptions(cfg config.Config) []store.Subscription {
 	var out []store.Subscription
 	for _, ep := range cfg.WebhookEndpoints() {
@@ -389,7 +389,7 @@ func subscriptions(cfg config.Config) []store.Subscription {
 func eventOptions(cfg config.Config, links *webui.Links) service.EventOptions {
 	o := service.EventOptions{Retention: cfg.EventRetention(), ApprovalURL: links.URL}
 	for _, ep := range cfg.WebhookEndpoints() {
-		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Keys: ep.Keys, Legacy: ep.Legacy})
+		o.Endpoints = append(o.Endpoints, service.WebhookEndpoint{ID: ep.ID, URL: ep.URL, Events: ep.Events, Keys: ep.Keys, Legacy: ep.Legacy})
 	}
 	return o
 }

@@ -26,6 +26,10 @@ import (
 type dialect interface {
 	// name is the engine's short name ("sqlite", "postgres"), for messages.
 	name() string
+	// inProcess reports whether a statement costs no round trip to a
+	// server (SQLite): then executing a prepared one-row statement per row
+	// beats parsing one statement of many rows.
+	inProcess() bool
 
 	// open connects to the database. A dialect whose engine has a single
 	// writer (SQLite) returns a one-connection writer and a pool of
@@ -172,6 +176,9 @@ type txn struct {
 	// deliveries is set when the transaction queued webhook deliveries:
 	// the delivery worker is told on commit.
 	deliveries bool
+	// insertEvent, when set, is the prepared one-row INSERT of an event,
+	// which emitAll uses where the dialect is in process.
+	insertEvent *sql.Stmt
 	// feedLocked is set once the transaction holds the change feed's lock
 	// (it is held until the end: taking it again is a wasted round trip).
 	feedLocked bool

@@ -53,6 +53,8 @@ func newPostgresDialect(opts Options) *postgresDialect {
 
 func (*postgresDialect) name() string { return "postgres" }
 
+func (*postgresDialect) inProcess() bool { return false }
+
 func (d *postgresDialect) open(ctx context.Context) (conns, error) {
 	cfg, err := pgxpool.ParseConfig(d.url)
 	if err != nil {

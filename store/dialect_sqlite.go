@@ -46,6 +46,8 @@ func newSQLiteDialect(opts Options) *sqliteDialect {
 
 func (*sqliteDialect) name() string { return "sqlite" }
 
+func (*sqliteDialect) inProcess() bool { return true }
+
 func (d *sqliteDialect) open(context.Context) (conns, error) {
 	if err := checkSQLitePath(d.path); err != nil {
 		return conns{}, err

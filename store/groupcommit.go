@@ -71,7 +71,10 @@ type batcher struct {
 	// insert, and the audit chain this writer appends to (its own, so
 	// appending takes no lock).
 	insert *sql.Stmt
-	chain  *chain
+	// insertEvent is the prepared INSERT of one event, where the dialect
+	// is in process and decision events are recorded (nil otherwise).
+	insertEvent *sql.Stmt
+	chain       *chain
 	// span is the batch being written's, when traced (trace.go).
 	span trace.Span
 
@@ -298,6 +301,13 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		}
 		b.insert = st
 	}
+	if b.insertEvent == nil && len(b.s.sinks.decisions) > 0 && b.s.dialect.inProcess() {
+		st, err := b.s.w.PrepareContext(ctx, eventInsert)
+		if err != nil {
+			return nil, fmt.Errorf("prepare event insert: %w", err)
+		}
+		b.insertEvent = st
+	}
 	if b.chain == nil || b.chain.retired.Load() {
 		b.chain = b.s.chains.open()
 	}
@@ -318,6 +328,10 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		var evs []pendingEvent
 		stmt := tx.StmtContext(ctx, b.insert)
 		defer stmt.Close()
+		if b.insertEvent != nil {
+			tx.insertEvent = tx.StmtContext(ctx, b.insertEvent)
+			defer tx.insertEvent.Close()
+		}
 		for _, r := range batch {
 			if r.e.Actor.Type == domain.ActorKey && revoked[r.e.Actor.ID] {
 				if refused == nil {
@@ -379,6 +393,9 @@ func (b *batcher) close() {
 	<-b.done
 	if b.insert != nil {
 		_ = b.insert.Close()
+	}
+	if b.insertEvent != nil {
+		_ = b.insertEvent.Close()
 	}
 }
 

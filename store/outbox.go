@@ -16,11 +16,12 @@ import (
 )
 
 // Events and the webhook outbox. An event is written in the transaction of
-// the change it reports, with one delivery row per endpoint subscribed to
-// its type: a change that commits has its event and its deliveries, and
-// one that rolls back has neither, whatever happens to the process after.
-// Delivery workers (service/webhooks) lease due rows, on any replica, and
-// record what came of each attempt.
+// the change it reports: a change that commits has its event, and one that
+// rolls back has none, whatever happens to the process after. The events
+// table is the outbox: each endpoint's first attempts follow a cursor over
+// it (cursors.go), and an attempt that failed queues a retry row in
+// webhook_deliveries, which delivery workers (service/events) lease when
+// due, on any replica, and record what came of each attempt.
 
 // Subscription is one webhook endpoint as the store sees it: its ID and
 // the event types it receives.
@@ -60,8 +61,19 @@ func (e *eventSinks) records(typ string) bool {
 	return !domain.IsDecisionEvent(typ) || e.decisions[typ]
 }
 
+// subscribed reports whether an endpoint receives events of type typ.
+func (e *eventSinks) subscribed(typ string) bool {
+	for _, s := range e.subs {
+		if slices.Contains(s.Types, typ) {
+			return true
+		}
+	}
+	return false
+}
+
 // Deliveries returns a channel that receives, without blocking the writer,
-// after a transaction with webhook deliveries commits on this replica.
+// after a transaction with events some endpoint subscribes to commits on
+// this replica.
 func (s *Store) Deliveries() <-chan struct{} { return s.sinks.nudge }
 
 // eventTypes maps the audit event actions that report a change to the
@@ -182,8 +194,7 @@ type pendingEvent struct {
 	data         any
 }
 
-// emit writes one event, and a pending delivery for each endpoint
-// subscribed to its type, inside tx.
+// emit writes one event inside tx, if its type is recorded.
 func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.Time, data any) error {
 	if !s.sinks.records(typ) {
 		return nil
@@ -191,12 +202,13 @@ func (s *Store) emit(ctx context.Context, tx *txn, typ, agentID string, at time.
 	return s.emitAll(ctx, tx, []pendingEvent{{typ: typ, agentID: agentID, at: at, data: data}})
 }
 
-// emitRows is how many events, or deliveries, one INSERT writes.
+// emitRows is how many events, or retries, one INSERT writes.
 const emitRows = 100
 
-// emitAll writes events, and a pending delivery for each endpoint
-// subscribed to each one's type, inside tx: a multi-row INSERT per hundred
-// (a group-commit batch writes its decisions' events at once).
+// emitAll writes events inside tx: a multi-row INSERT per hundred (a
+// group-commit batch writes its decisions' events at once). No delivery
+// row is written: each endpoint's worker reads the events after its cursor
+// (cursors.go), and only a failed first attempt queues a row.
 func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error {
 	if len(evs) == 0 {
 		return nil
@@ -212,65 +224,37 @@ func (s *Store) emitAll(ctx context.Context, tx *txn, evs []pendingEvent) error 
 	for len(evs) > 0 {
 		chunk := evs[:min(len(evs), emitRows)]
 		evs = evs[len(chunk):]
-		ids := make(map[string]int, len(chunk))
 		args := make([]any, 0, 5*len(chunk))
-		for i, ev := range chunk {
+		for _, ev := range chunk {
 			body, err := json.Marshal(ev.data)
 			if err != nil {
 				return fmt.Errorf("encode event %s: %w", ev.typ, err)
 			}
-			id := s.ids.next("msg_", now)
-			ids[id] = i
-			args = append(args, id, ev.typ, ev.agentID, toMillis(ev.at), string(body))
+			args = append(args, s.ids.next("msg_", now), ev.typ, ev.agentID, toMillis(ev.at), string(body))
+			// The endpoints' workers read it from their cursors.
+			tx.deliveries = tx.deliveries || s.sinks.subscribed(ev.typ)
 		}
-		seqs, err := insertEvents(ctx, tx, ids, args)
-		if err != nil {
-			return err
-		}
-		var dargs []any
-		for i, ev := range chunk {
-			for _, sub := range s.sinks.subs {
-				if slices.Contains(sub.Types, ev.typ) {
-					dargs = append(dargs, s.ids.next("whd_", now), seqs[i], sub.Endpoint, toMillis(now), toMillis(now))
+		if tx.insertEvent != nil {
+			// In process, a prepared statement per row costs less than
+			// parsing one of many rows.
+			for i := 0; i < len(args); i += 5 {
+				if _, err := tx.insertEvent.ExecContext(ctx, args[i:i+5]...); err != nil {
+					return fmt.Errorf("record events: %w", err)
 				}
 			}
+			continue
 		}
-		for len(dargs) > 0 {
-			part := dargs[:min(len(dargs), 5*emitRows)]
-			dargs = dargs[len(part):]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_seq, endpoint, created_at, next_attempt_at,
-				state, attempts, lease_owner, lease_until, last_error) VALUES `+values(5, len(part)/5, "'pending', 0, '', 0, ''"), part...); err != nil {
-				return fmt.Errorf("queue webhook deliveries: %w", err)
-			}
-			tx.deliveries = true
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
+			values(5, len(chunk)), args...); err != nil {
+			return fmt.Errorf("record events: %w", err)
 		}
 	}
 	return nil
 }
 
-// insertEvents inserts the events whose values args hold (five each) and
-// returns their seqs, in the order of ids (an event's ID → its index).
-func insertEvents(ctx context.Context, tx *txn, ids map[string]int, args []any) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `INSERT INTO events (id, type, agent_id, created_at, data) VALUES `+
-		values(5, len(ids))+` RETURNING seq, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("record events: %w", err)
-	}
-	defer rows.Close()
-	seqs := make([]int64, len(ids))
-	for rows.Next() {
-		var seq int64
-		var id string
-		if err := rows.Scan(&seq, &id); err != nil {
-			return nil, fmt.Errorf("record events: %w", err)
-		}
-		seqs[ids[id]] = seq
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record events: %w", err)
-	}
-	return seqs, nil
-}
+// eventInsert is the one-row INSERT of an event, prepared by the group
+// commit where the dialect is in process.
+const eventInsert = `INSERT INTO events (id, type, agent_id, created_at, data) VALUES (?, ?, ?, ?, ?)`
 
 // values is the VALUES list of rows rows of n placeholders each, followed
 // by the constants given.
@@ -576,20 +560,44 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, p Page) ([
 }
 
 // PendingDeliveries returns how many deliveries are pending, on every
-// replica, and when the oldest of them was created (zero when none is).
+// replica, and when the oldest of them was created (zero when none is):
+// the retries pending, and the events subscribed to after each of this
+// replica's endpoints' cursors, not yet attempted.
 func (s *Store) PendingDeliveries(ctx context.Context) (int64, time.Time, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	var total int64
+	var oldest time.Time
+	add := func(n int64, first sql.NullInt64) {
+		total += n
+		if first.Valid && (oldest.IsZero() || fromMillis(first.Int64).Before(oldest)) {
+			oldest = fromMillis(first.Int64)
+		}
+	}
 	var n int64
 	var first sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE state = 'pending'`).Scan(&n, &first)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
 	}
-	if !first.Valid {
-		return n, time.Time{}, nil
+	add(n, first)
+	for _, sub := range s.sinks.subs {
+		if len(sub.Types) == 0 {
+			continue
+		}
+		args := []any{sub.Endpoint}
+		for _, t := range sub.Types {
+			args = append(args, t)
+		}
+		err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(e.created_at) FROM events e
+			WHERE e.seq > (SELECT seq FROM webhook_cursors WHERE endpoint = ?) AND e.type IN (?`+strings.Repeat(", ?", len(sub.Types)-1)+`)`,
+			args...).Scan(&n, &first)
+		if err != nil {
+			return 0, time.Time{}, fmt.Errorf("count webhook deliveries: %w", err)
+		}
+		add(n, first)
 	}
-	return n, fromMillis(first.Int64), nil
+	return total, oldest, nil
 }
 
 // pruneBatch is how many rows one pruning statement deletes, and
@@ -602,8 +610,11 @@ const (
 
 // PruneEvents deletes the deliveries settled (delivered or failed) and
 // created before the given time, then the events created before it, up to
-// the event of the oldest pending delivery (which keeps its event) and
-// never the newest (so that numbering never goes back). It works in
+// the event of the oldest pending delivery (which keeps its event), up to
+// the lowest webhook cursor a replica followed since that time (an
+// endpoint's events not yet attempted are kept; an endpoint gone longer
+// does not hold pruning back) and never the newest (so that numbering
+// never goes back). It works in
 // batches and returns the events deleted. Its failures do not count
 // against the database's health.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
@@ -636,7 +647,8 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
 	err := s.r.QueryRowContext(bctx, `SELECT MIN(b) FROM (
 			SELECT COALESCE((SELECT seq FROM events WHERE created_at >= ? ORDER BY seq LIMIT 1), (SELECT MAX(seq) FROM events)) AS b
-			UNION ALL SELECT MIN(event_seq) FROM webhook_deliveries WHERE state = 'pending') AS bounds`, toMillis(before)).Scan(&bound)
+			UNION ALL SELECT MIN(event_seq) FROM webhook_deliveries WHERE state = 'pending'
+			UNION ALL SELECT MIN(seq) + 1 FROM webhook_cursors WHERE updated_at >= ?) AS bounds`, toMillis(before), toMillis(before)).Scan(&bound)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("prune events: %w", err)

@@ -76,7 +76,8 @@ type Options struct {
 	// counted as dropped, never waited for. 0 keeps none.
 	DecisionTap int
 	// Subscriptions are the webhook endpoints and the event types each
-	// receives: their deliveries are queued with each event.
+	// receives: each gets a cursor at Open (startCursors), if it has none,
+	// and the decision events they subscribe to are recorded.
 	Subscriptions []Subscription
 	// DecisionEvents are the decision event types (authorize.allowed,
 	// authorize.denied) recorded though no endpoint subscribes to them,
@@ -193,6 +194,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	var v sql.NullInt64
 	if err := s.r.QueryRowContext(startCtx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err == nil {
 		s.schema = int(v.Int64)
+	}
+	if !opts.Verify {
+		if err := s.startCursors(startCtx); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	s.audit = newBatcher(s, opts.AuditAsync, opts.OnAsyncAuditError)
 	if opts.Verify {

@@ -1,8 +1,9 @@
 // Package events delivers recorded events to webhook endpoints, signed as
 // the Standard Webhooks specification says, and reads them back for the
-// live feed (GET /v1/events). The store writes each event, and a pending
-// delivery per subscribed endpoint, in the transaction of the change it
-// reports; this package only leases due deliveries, attempts them and
+// live feed (GET /v1/events). The store writes each event in the
+// transaction of the change it reports; this package follows each
+// endpoint's cursor over the events to make the first attempts (cursor.go),
+// and leases the retries of those that failed when due, attempts them and
 // records the outcome, so a restart or a crash loses nothing and replicas
 // sharing a database deliver each event under its one id.
 package events
@@ -39,6 +40,12 @@ import (
 
 // Store is what delivery and the feed read and write.
 type Store interface {
+	GetCursor(ctx context.Context, endpoint string) (store.Cursor, error)
+	StartCursor(ctx context.Context, endpoint string) error
+	LeaseCursor(ctx context.Context, owner, endpoint string, seq int64, lease time.Duration) (bool, error)
+	AdvanceCursor(ctx context.Context, owner, endpoint string, from, to int64, lease time.Duration, retries []store.Retry) (bool, error)
+	ReleaseCursor(ctx context.Context, owner, endpoint string) error
+	DropStaleCursors(ctx context.Context, known []string, before time.Time) (int64, error)
 	ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]domain.WebhookDelivery, error)
 	FailOrphanDeliveries(ctx context.Context, known []string, before time.Time) (int64, error)
 	RecordAttempts(ctx context.Context, owner string, attempts []store.Attempt) (int, error)
@@ -55,6 +62,8 @@ type Endpoint struct {
 	// ID names it in deliveries and metrics (config.EndpointID).
 	ID  string
 	URL string
+	// Events are the event types it receives.
+	Events []string
 	// Keys sign deliveries (the whsec_ secrets' bytes: the current one,
 	// then the previous one while rotating: one signature each); none:
 	// unsigned (approval.webhookUrl, which never had a secret).
@@ -156,11 +165,12 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 	return e
 }
 
-// Run delivers due webhooks until ctx ends: at once when this replica
-// commits one, and every second for those of other replicas and retries.
-// Each endpoint has a worker of its own that leases up to 32 due
-// deliveries at a time and attempts them 8 at once, so a receiver that
-// hangs slows only its own deliveries; outcomes are recorded in batches.
+// Run delivers webhooks until ctx ends: at once when this replica commits
+// an event an endpoint subscribes to, and every second for those of other
+// replicas and retries. Each endpoint has a worker of its own that follows
+// its cursor, then leases up to 32 due retries at a time, attempting 8 at
+// once, so a receiver that hangs slows only its own deliveries; retries'
+// outcomes are recorded in batches.
 // Run also counts the queue for /metrics and prunes old events.
 func (e *Events) Run(ctx context.Context) {
 	results := make(chan store.Attempt, 4*claimBatch)
@@ -190,6 +200,7 @@ func (e *Events) Run(ctx context.Context) {
 			workers.Wait()
 			close(results)
 			<-recorded
+			e.release(ctx)
 			return
 		case <-tick.C:
 		case <-e.store.Deliveries():
@@ -211,36 +222,57 @@ func (e *Events) Run(ctx context.Context) {
 	}
 }
 
-// deliver is endpoint's worker: it leases due deliveries and attempts them
-// until none is due, then waits to be woken.
+// deliver is endpoint's worker: it makes the first attempts at the events
+// after the endpoint's cursor, then the due retries, then waits to be
+// woken.
 func (e *Events) deliver(ctx context.Context, endpoint string, wake <-chan struct{}, results chan<- store.Attempt) {
+	f := &follower{e: e, ep: e.endpoints[endpoint]}
 	for {
 		select {
 		case <-ctx.Done():
+			f.stop(ctx)
 			return
 		case <-wake:
 		}
-		for ctx.Err() == nil {
-			batch, err := e.store.ClaimDeliveries(ctx, e.owner, endpoint, lease, claimBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", endpoint, "error", err)
-				}
-				break
+		f.follow(ctx)
+		e.retry(ctx, endpoint, results)
+	}
+}
+
+// retry leases endpoint's due retries and attempts them until none is due.
+func (e *Events) retry(ctx context.Context, endpoint string, results chan<- store.Attempt) {
+	for ctx.Err() == nil {
+		batch, err := e.store.ClaimDeliveries(ctx, e.owner, endpoint, lease, claimBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("claiming webhook deliveries failed; retrying in a second", "endpoint", endpoint, "error", err)
 			}
-			sem := make(chan struct{}, perEndpoint)
-			var wg sync.WaitGroup
-			for _, d := range batch {
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					results <- e.attempt(ctx, d)
-				})
-			}
-			wg.Wait()
-			if len(batch) < claimBatch {
-				break
-			}
+			return
+		}
+		sem := make(chan struct{}, perEndpoint)
+		var wg sync.WaitGroup
+		for _, d := range batch {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				results <- e.attempt(ctx, d)
+			})
+		}
+		wg.Wait()
+		if len(batch) < claimBatch {
+			return
+		}
+	}
+}
+
+// release gives back this replica's leases on the cursors, so that another
+// replica (or the next process) follows them at once.
+func (e *Events) release(ctx context.Context) {
+	rel, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, id := range e.endpointIDs {
+		if err := e.store.ReleaseCursor(rel, e.owner, id); err != nil {
+			e.log.Debug("releasing the webhook cursor failed; its lease runs out", "endpoint", id, "error", err)
 		}
 	}
 }
@@ -289,10 +321,12 @@ func (e *Events) record(ctx context.Context, results <-chan store.Attempt) {
 	}
 }
 
-// prune drops events past retention, and settles as failed the deliveries
-// of endpoints no replica should still have (gone from this configuration,
+// prune drops events past retention, settles as failed the deliveries of
+// endpoints no replica should still have (gone from this configuration,
 // and older than the give-up horizon, so that a rolling configuration
-// change does not fail another replica's deliveries).
+// change does not fail another replica's deliveries), and drops the
+// cursors of endpoints gone from this configuration that no replica
+// followed within retention.
 func (e *Events) prune(ctx context.Context, now time.Time) {
 	if n, err := e.store.PruneEvents(ctx, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
 		e.log.Warn("pruning events failed", "error", err)
@@ -304,6 +338,11 @@ func (e *Events) prune(ctx context.Context, now time.Time) {
 		e.log.Warn("settling the deliveries of removed webhook endpoints failed", "error", err)
 	} else if n > 0 {
 		e.log.Warn("webhook deliveries to endpoints no longer configured were given up", "rows", n)
+	}
+	if n, err := e.store.DropStaleCursors(ctx, e.endpointIDs, now.Add(-e.opts.Retention)); err != nil && ctx.Err() == nil {
+		e.log.Warn("dropping the cursors of removed webhook endpoints failed", "error", err)
+	} else if n > 0 {
+		e.log.Info("dropped the cursors of webhook endpoints no replica has followed within events.retention", "cursors", n)
 	}
 }
 
@@ -356,19 +395,42 @@ func Backoff(first time.Duration, failed int) time.Duration {
 // Body is the payload of a delivery: {"type", "timestamp", "data"}, and
 // for an approval.webhookUrl endpoint the request as "approval" too.
 func Body(ev domain.Event, legacy bool) ([]byte, error) {
+	if legacy && ev.Type == domain.EventApprovalRequested {
+		return legacyBody(ev)
+	}
+	// Written by hand: json.Marshal would scan the data again to compact
+	// it, and the store wrote it with json.Marshal, compact already.
+	typ, err := json.Marshal(ev.Type)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(ev.Data) {
+		return nil, errors.New("event data is not JSON")
+	}
+	b := make([]byte, 0, len(ev.Data)+len(typ)+64)
+	b = append(b, `{"type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"timestamp":"`...)
+	b = append(b, api.FormatTime(ev.Time)...)
+	b = append(b, `","data":`...)
+	b = append(b, ev.Data...)
+	return append(b, '}'), nil
+}
+
+// legacyBody is Body for an approval.webhookUrl endpoint: the request as
+// "approval" too.
+func legacyBody(ev domain.Event) ([]byte, error) {
 	p := struct {
 		Type      string          `json:"type"`
 		Timestamp api.Time        `json:"timestamp"`
 		Data      json.RawMessage `json:"data"`
 		Approval  json.RawMessage `json:"approval,omitempty"`
 	}{Type: ev.Type, Timestamp: api.NewTime(ev.Time), Data: ev.Data}
-	if legacy && ev.Type == domain.EventApprovalRequested {
-		var d struct {
-			Approval json.RawMessage `json:"approval"`
-		}
-		if err := json.Unmarshal(ev.Data, &d); err == nil {
-			p.Approval = d.Approval
-		}
+	var d struct {
+		Approval json.RawMessage `json:"approval"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err == nil {
+		p.Approval = d.Approval
 	}
 	return json.Marshal(p)
 }
