@@ -19,10 +19,32 @@ func csrfEqual(want, got string) bool {
 
 // next is where to go after logging in: a page of ours, never elsewhere.
 func next(raw string) string {
-	if !strings.HasPrefix(raw, "/ui/") || strings.Contains(raw, "..") || strings.ContainsAny(raw, "\\\r\n") {
+	if !ours(raw) {
 		return "/ui/"
 	}
 	return raw
+}
+
+// ours reports whether raw, as a redirect's Location, stays on a page of
+// ours. Its path must start with /ui/ and hold no '%': a browser reads
+// %2e%2e as "..", so /ui/%2e%2e/oauth/authorize would leave the pages
+// (for an OAuth client's redirect_uri, say). No '\' (a browser reads it
+// as '/'), no "..", no control character (a browser drops a tab or a
+// line break, which would join ". ." into "..").
+func ours(raw string) bool {
+	path := raw
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	if !strings.HasPrefix(path, "/ui/") || strings.Contains(path, "..") || strings.ContainsAny(path, "%\\") {
+		return false
+	}
+	for _, ch := range raw {
+		if ch < 0x20 || ch == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 type loginData struct{ Next string }
@@ -327,7 +349,7 @@ func (u *UI) resolve(w http.ResponseWriter, r *http.Request, c current) {
 		return
 	}
 	back := "/ui/"
-	if ret := r.PostFormValue("return"); strings.HasPrefix(ret, "/ui/agents/") && !strings.ContainsAny(ret, "?#\\\r\n") {
+	if ret := r.PostFormValue("return"); strings.HasPrefix(ret, "/ui/agents/") && ours(ret) && !strings.ContainsAny(ret, "?#") {
 		back = ret
 	}
 	http.Redirect(w, r, back+"?done="+map[string]string{"approve": "approved", "deny": "denied"}[op]+":"+url.QueryEscape(id), http.StatusSeeOther)
