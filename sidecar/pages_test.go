@@ -358,3 +358,20 @@ func TestPagesFailureLogsNoSignature(t *testing.T) {
 		t.Errorf("the log holds the link's signature:\n%s", log.String())
 	}
 }
+
+// The audit page's export and paging links keep its filters: "Export
+// these rows" must not export the whole log.
+func TestPagesAuditLinksKeepFilters(t *testing.T) {
+	e := newPagesEnv(t)
+	ap := e.pending(t)
+	c := browserClient(t)
+	_, login, _ := get(t, c, e.url+"/ui/login")
+	if status, _ := post(t, c, e.url+"/ui/login", url.Values{"key": {testAdminKey}, "csrf": {csrfOf(t, login)}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("login = %d", status)
+	}
+	_, page, _ := get(t, c, e.url+"/ui/audit?agentId="+ap.AgentID+"&action=run")
+	want := `href="/ui/audit/export?format=csv&amp;action=run&amp;agentId=` + ap.AgentID + `"`
+	if !strings.Contains(page, want) {
+		t.Errorf("the audit page has no %s:\n%s", want, page)
+	}
+}

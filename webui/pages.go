@@ -2,6 +2,7 @@ package webui
 
 import (
 	"crypto/hmac"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -356,9 +357,12 @@ func (u *UI) resolve(w http.ResponseWriter, r *http.Request, c current) {
 }
 
 type auditData struct {
-	Entries    []api.AuditEntry
-	Q          service.AuditQuery
-	Query      string // the filters, as a query string, for the export links
+	Entries []api.AuditEntry
+	Q       service.AuditQuery
+	// Query is the filters as a query string, for the export and paging
+	// links: url.Values.Encode escapes every value, and the template must
+	// not escape its '&' and '=' again (the links would drop the filters).
+	Query      template.URL
 	NextCursor string
 }
 
@@ -387,6 +391,7 @@ func (u *UI) auditPage(w http.ResponseWriter, r *http.Request, c current) {
 		}
 	}
 	v := u.base(c, "Audit log", "audit")
-	v.Data = auditData{Entries: page.Entries, Q: q, Query: filters.Encode(), NextCursor: page.NextCursor}
+	//nolint:gosec // G203: Encode escapes every key and value; nothing else is in it
+	v.Data = auditData{Entries: page.Entries, Q: q, Query: template.URL(filters.Encode()), NextCursor: page.NextCursor}
 	u.render(w, http.StatusOK, "audit", v)
 }
