@@ -1,8 +1,10 @@
 package sidecar_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -34,6 +36,12 @@ type pagesEnv struct {
 
 func newPagesEnv(t *testing.T) pagesEnv {
 	t.Helper()
+	return newPagesEnvLogged(t, nil)
+}
+
+// newPagesEnvLogged is newPagesEnv with the pages' log going to log.
+func newPagesEnvLogged(t *testing.T, log *slog.Logger) pagesEnv {
+	t.Helper()
 	svc, st, c := newService(t, service.Options{})
 	sec, err := secret.New(pagesSecret)
 	if err != nil {
@@ -45,7 +53,7 @@ func newPagesEnv(t *testing.T) pagesEnv {
 	}
 	key, _ := sec.Key("kavach ui csrf")
 	h := newServer(t, svc, sidecar.Options{MaxBodyBytes: 64 << 10,
-		Pages: &webui.Options{Service: svc, Links: links, CSRFKey: key, Now: c.Now}})
+		Pages: &webui.Options{Service: svc, Links: links, CSRFKey: key, Now: c.Now, Logger: log}})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
@@ -327,5 +335,43 @@ func TestPagesOnThePublicListener(t *testing.T) {
 	_, _, hdr := get(t, browserClient(t), pub.URL+"/ui/login")
 	if ck := hdr.Get("Set-Cookie"); !strings.Contains(ck, "Secure") || !strings.Contains(ck, "HttpOnly") || !strings.Contains(ck, "SameSite=Strict") {
 		t.Errorf("Set-Cookie = %q", ck)
+	}
+}
+
+// A link whose page fails (the database gone) is logged without its
+// signature: whoever reads the log must not be able to decide.
+func TestPagesFailureLogsNoSignature(t *testing.T) {
+	var log bytes.Buffer
+	e := newPagesEnvLogged(t, slog.New(slog.NewTextHandler(&log, nil)))
+	ap := e.pending(t)
+	sig := ap.URL[strings.LastIndex(ap.URL, "/")+1:]
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := get(t, browserClient(t), ap.URL); status != http.StatusInternalServerError || strings.Contains(body, sig) {
+		t.Fatalf("the link's page with the database closed = %d:\n%s", status, body)
+	}
+	if !strings.Contains(log.String(), "page failed") {
+		t.Fatalf("the failure was not logged:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), sig) {
+		t.Errorf("the log holds the link's signature:\n%s", log.String())
+	}
+}
+
+// The audit page's export and paging links keep its filters: "Export
+// these rows" must not export the whole log.
+func TestPagesAuditLinksKeepFilters(t *testing.T) {
+	e := newPagesEnv(t)
+	ap := e.pending(t)
+	c := browserClient(t)
+	_, login, _ := get(t, c, e.url+"/ui/login")
+	if status, _ := post(t, c, e.url+"/ui/login", url.Values{"key": {testAdminKey}, "csrf": {csrfOf(t, login)}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("login = %d", status)
+	}
+	_, page, _ := get(t, c, e.url+"/ui/audit?agentId="+ap.AgentID+"&action=run")
+	want := `href="/ui/audit/export?format=csv&amp;action=run&amp;agentId=` + ap.AgentID + `"`
+	if !strings.Contains(page, want) {
+		t.Errorf("the audit page has no %s:\n%s", want, page)
 	}
 }

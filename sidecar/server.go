@@ -227,8 +227,8 @@ func (s *Server) servePage(sw *statusWriter, r *http.Request, start time.Time) {
 
 // loggedPath is the request's path as logged: request handles are cut out.
 func loggedPath(r *http.Request) string {
-	if strings.HasPrefix(r.URL.Path, webui.ApprovePath) {
-		return webui.ApprovePath + "{id}/{signature}"
+	if webui.Owns(r.URL.Path) {
+		return webui.LoggedPath(r.URL.Path)
 	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, oauthRequestsPath); ok {
 		_, action, _ := strings.Cut(rest, "/")

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"crypto/hmac"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,10 +20,32 @@ func csrfEqual(want, got string) bool {
 
 // next is where to go after logging in: a page of ours, never elsewhere.
 func next(raw string) string {
-	if !strings.HasPrefix(raw, "/ui/") || strings.Contains(raw, "..") || strings.ContainsAny(raw, "\\\r\n") {
+	if !ours(raw) {
 		return "/ui/"
 	}
 	return raw
+}
+
+// ours reports whether raw, as a redirect's Location, stays on a page of
+// ours. Its path must start with /ui/ and hold no '%': a browser reads
+// %2e%2e as "..", so /ui/%2e%2e/oauth/authorize would leave the pages
+// (for an OAuth client's redirect_uri, say). No '\' (a browser reads it
+// as '/'), no "..", no control character (a browser drops a tab or a
+// line break, which would join ". ." into "..").
+func ours(raw string) bool {
+	path := raw
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	if !strings.HasPrefix(path, "/ui/") || strings.Contains(path, "..") || strings.ContainsAny(path, "%\\") {
+		return false
+	}
+	for _, ch := range raw {
+		if ch < 0x20 || ch == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 type loginData struct{ Next string }
@@ -327,16 +350,19 @@ func (u *UI) resolve(w http.ResponseWriter, r *http.Request, c current) {
 		return
 	}
 	back := "/ui/"
-	if ret := r.PostFormValue("return"); strings.HasPrefix(ret, "/ui/agents/") && !strings.ContainsAny(ret, "?#\\\r\n") {
+	if ret := r.PostFormValue("return"); strings.HasPrefix(ret, "/ui/agents/") && ours(ret) && !strings.ContainsAny(ret, "?#") {
 		back = ret
 	}
 	http.Redirect(w, r, back+"?done="+map[string]string{"approve": "approved", "deny": "denied"}[op]+":"+url.QueryEscape(id), http.StatusSeeOther)
 }
 
 type auditData struct {
-	Entries    []api.AuditEntry
-	Q          service.AuditQuery
-	Query      string // the filters, as a query string, for the export links
+	Entries []api.AuditEntry
+	Q       service.AuditQuery
+	// Query is the filters as a query string, for the export and paging
+	// links: url.Values.Encode escapes every value, and the template must
+	// not escape its '&' and '=' again (the links would drop the filters).
+	Query      template.URL
 	NextCursor string
 }
 
@@ -365,6 +391,7 @@ func (u *UI) auditPage(w http.ResponseWriter, r *http.Request, c current) {
 		}
 	}
 	v := u.base(c, "Audit log", "audit")
-	v.Data = auditData{Entries: page.Entries, Q: q, Query: filters.Encode(), NextCursor: page.NextCursor}
+	//nolint:gosec // G203: Encode escapes every key and value; nothing else is in it
+	v.Data = auditData{Entries: page.Entries, Q: q, Query: template.URL(filters.Encode()), NextCursor: page.NextCursor}
 	u.render(w, http.StatusOK, "audit", v)
 }

@@ -27,6 +27,10 @@ const (
 	sessionMax  = 12 * time.Hour
 	// maxSessions bounds memory; past it the oldest session goes.
 	maxSessions = 4096
+	// maxKeySessions bounds one key's sessions; past it that key's oldest
+	// goes. Without it, any key that may log in (a decider key an agent
+	// holds, say) could fill the table and push everyone else out.
+	maxKeySessions = 16
 )
 
 type session struct {
@@ -65,15 +69,18 @@ func (s *sessions) create(p service.Principal) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(now)
-	if len(s.m) >= maxSessions {
-		var oldestK string
-		var oldest time.Time
-		for k, v := range s.m {
-			if oldestK == "" || v.created.Before(oldest) {
-				oldestK, oldest = k, v.created
-			}
+	key := p.Actor.Type + "\x00" + p.Actor.ID
+	mine := 0
+	for _, v := range s.m {
+		if v.key() == key {
+			mine++
 		}
-		delete(s.m, oldestK)
+	}
+	switch {
+	case mine >= maxKeySessions:
+		s.dropOldest(func(v *session) bool { return v.key() == key })
+	case len(s.m) >= maxSessions:
+		s.dropOldest(func(*session) bool { return true })
 	}
 	s.m[hashID(id)] = &session{principal: p, csrf: randomToken(), created: now, lastSeen: now}
 	return id
@@ -103,6 +110,21 @@ func (s *sessions) end(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, hashID(id))
+}
+
+// key names the credential of a session: sessions are capped per key.
+func (v *session) key() string { return v.principal.Actor.Type + "\x00" + v.principal.Actor.ID }
+
+// dropOldest ends the oldest session that match selects; the caller holds mu.
+func (s *sessions) dropOldest(match func(*session) bool) {
+	var oldestK string
+	var oldest time.Time
+	for k, v := range s.m {
+		if match(v) && (oldestK == "" || v.created.Before(oldest)) {
+			oldestK, oldest = k, v.created
+		}
+	}
+	delete(s.m, oldestK)
 }
 
 // sweep drops expired sessions; the caller holds mu.

@@ -298,7 +298,7 @@ func (u *UI) failure(w http.ResponseWriter, r *http.Request, err error) {
 		u.errorPage(w, r, apperr.HTTPStatus(e.Kind), "Could not do that", e.Message)
 		return
 	}
-	u.log.Error("page failed", "path", r.URL.Path, "error", err)
+	u.log.Error("page failed", "path", LoggedPath(r.URL.Path), "error", err)
 	u.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "The sidecar could not complete this; see its log.")
 }
 
@@ -356,6 +356,15 @@ func left(now, t time.Time) string {
 		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// LoggedPath is a page's path as logs may write it: a signed link's
+// signature (a credential: whoever holds the link decides) cut out.
+func LoggedPath(path string) string {
+	if strings.HasPrefix(path, ApprovePath) {
+		return ApprovePath + "{id}/{signature}"
+	}
+	return path
 }
 
 func originOf(base string) string {
