@@ -47,7 +47,7 @@ func BenchmarkTracingCPU(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := `{"agentId":"` + a.ID + `","action":"read","resource":"docs:x"}`
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	receiver := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer receiver.Close()

@@ -53,7 +53,7 @@ func TestServerSpans(t *testing.T) {
 		sp := spans[0]
 		got := map[string]string{}
 		for _, a := range sp.Attributes() {
-			got[string(a.Key)] = a.Value.Emit()
+			got[string(a.Key)] = a.Value.String()
 		}
 		if sp.Name() != tc.name || !equalAttrs(got, tc.attrs) {
 			t.Errorf("%s %s: span %q %v; want %q %v", tc.method, tc.path, sp.Name(), got, tc.name, tc.attrs)

@@ -176,14 +176,15 @@ func beginMessage(b []byte, num protowire.Number) []byte {
 // start, moving the content on if its length takes more than one byte.
 func endMessage(b []byte, start int) []byte {
 	n := len(b) - start
-	k := protowire.SizeVarint(uint64(n))
+	size := uint64(n) //nolint:gosec // a length: never negative
+	k := protowire.SizeVarint(size)
 	if k > 1 {
 		for range k - 1 {
 			b = append(b, 0)
 		}
 		copy(b[start+k-1:], b[start:start+n])
 	}
-	protowire.AppendVarint(b[:start-1], uint64(n))
+	protowire.AppendVarint(b[:start-1], size)
 	return b
 }
 
@@ -308,7 +309,7 @@ func appendSpan(b []byte, num protowire.Number, s sdktrace.ReadOnlySpan) []byte 
 		b = protowire.AppendBytes(protowire.AppendTag(b, 4, protowire.BytesType), psid[:])
 	}
 	b = appendString(b, 5, s.Name())
-	b = appendUvarint(b, 6, uint64(spanKind(s.SpanKind())))
+	b = appendUvarint(b, 6, spanKind(s.SpanKind()))
 	b = appendFixed64(b, 7, unixNano(s.StartTime().UnixNano()))
 	b = appendFixed64(b, 8, unixNano(s.EndTime().UnixNano()))
 	b = appendKeyValues(b, 9, s.Attributes())
@@ -339,36 +340,39 @@ func appendSpan(b []byte, num protowire.Number, s sdktrace.ReadOnlySpan) []byte 
 	st := len(b)
 	status := s.Status()
 	b = appendString(b, 2, status.Description)
-	b = appendUvarint(b, 3, uint64(statusCode(status.Code)))
+	b = appendUvarint(b, 3, statusCode(status.Code))
 	b = endMessage(b, st)
 	b = protowire.AppendFixed32(protowire.AppendTag(b, 16, protowire.Fixed32Type), spanFlags(sc.TraceFlags(), parent))
 	return endMessage(b, start)
 }
 
-func spanKind(k trace.SpanKind) tracepb.Span_SpanKind {
+// spanKind is Span.kind, a SpanKind of trace.proto.
+func spanKind(k trace.SpanKind) uint64 {
 	switch k {
 	case trace.SpanKindInternal:
-		return tracepb.Span_SPAN_KIND_INTERNAL
+		return uint64(tracepb.Span_SPAN_KIND_INTERNAL)
 	case trace.SpanKindServer:
-		return tracepb.Span_SPAN_KIND_SERVER
+		return uint64(tracepb.Span_SPAN_KIND_SERVER)
 	case trace.SpanKindClient:
-		return tracepb.Span_SPAN_KIND_CLIENT
+		return uint64(tracepb.Span_SPAN_KIND_CLIENT)
 	case trace.SpanKindProducer:
-		return tracepb.Span_SPAN_KIND_PRODUCER
+		return uint64(tracepb.Span_SPAN_KIND_PRODUCER)
 	case trace.SpanKindConsumer:
-		return tracepb.Span_SPAN_KIND_CONSUMER
+		return uint64(tracepb.Span_SPAN_KIND_CONSUMER)
 	}
-	return tracepb.Span_SPAN_KIND_UNSPECIFIED
+	return uint64(tracepb.Span_SPAN_KIND_UNSPECIFIED)
 }
 
-func statusCode(c codes.Code) tracepb.Status_StatusCode {
+// statusCode is Status.code: trace.proto numbers Ok and Error the other
+// way round from the SDK's codes.
+func statusCode(c codes.Code) uint64 {
 	switch c {
 	case codes.Ok:
-		return tracepb.Status_STATUS_CODE_OK
+		return uint64(tracepb.Status_STATUS_CODE_OK)
 	case codes.Error:
-		return tracepb.Status_STATUS_CODE_ERROR
+		return uint64(tracepb.Status_STATUS_CODE_ERROR)
 	}
-	return tracepb.Status_STATUS_CODE_UNSET
+	return uint64(tracepb.Status_STATUS_CODE_UNSET)
 }
 
 // raw is a ResourceSpans whose fields are b, already encoded.

@@ -27,7 +27,7 @@ import (
 func exportedBy(t *testing.T, newExp func(url string) sdktrace.SpanExporter, spans []sdktrace.ReadOnlySpan) *coltracepb.ExportTraceServiceRequest {
 	t.Helper()
 	var body []byte
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		body, _ = io.ReadAll(r.Body)
 	}))
 	defer srv.Close()
