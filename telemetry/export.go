@@ -33,8 +33,10 @@ import (
 // protobuf marshals as they are: the same bytes on the wire, decoded by any
 // receiver as the SDK's exporter's would be (export_test.go checks this).
 //
-// The SDK's experimental self-observability (OTEL_GO_X_OBSERVABILITY)
-// would count no spans in these requests.
+// Only protobuf works so (unknown fields have no JSON form): New refuses
+// any OTEL_EXPORTER_OTLP_PROTOCOL but http/protobuf. The SDK's
+// experimental self-observability (OTEL_GO_X_OBSERVABILITY) would count
+// no spans in these requests.
 type exporter struct {
 	client otlptrace.Client
 	// mu guards buf: the batch span processor exports from one goroutine,
