@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,11 +108,26 @@ type Decision struct {
 }
 
 // TrustLevel is the trust level the policy sees for agent id, "" when it
-// has none (an unknown agent). For tracing: a read of the data, no
-// evaluation.
+// has none (an unknown agent). For tracing, once per traced decision: a
+// read of the data, remembered until the data's revision changes, so a
+// known agent's level costs a map lookup.
 func (e *Engine) TrustLevel(ctx context.Context, id string) string {
 	if id == "" {
 		return ""
+	}
+	// The revision is read before the data: a level read from data newer
+	// than its revision is only remembered for less long.
+	rev := e.revision.Load()
+	t := e.trust.Load()
+	if t == nil || t.revision != rev {
+		t = &trustLevels{revision: rev, levels: map[string]string{}}
+		e.trust.Store(t)
+	}
+	t.mu.RLock()
+	level, ok := t.levels[id]
+	t.mu.RUnlock()
+	if ok {
+		return level
 	}
 	v, err := storage.ReadOne(ctx, e.data, storage.Path{"kavach", "agents", id, "trust", "level"})
 	if err != nil {
@@ -119,11 +135,25 @@ func (e *Engine) TrustLevel(ctx context.Context, id string) string {
 	}
 	switch l := v.(type) {
 	case ast.String:
-		return string(l)
+		level = string(l)
 	case string:
-		return l
+		level = l
 	}
-	return ""
+	if level != "" {
+		// Only known agents: the map is bounded by the data, whatever IDs
+		// callers send.
+		t.mu.Lock()
+		t.levels[id] = level
+		t.mu.Unlock()
+	}
+	return level
+}
+
+// trustLevels are the agents' trust levels read at one data revision.
+type trustLevels struct {
+	revision uint64
+	mu       sync.RWMutex
+	levels   map[string]string
 }
 
 // Engine evaluates decisions. It is safe for concurrent use: OPA's store
@@ -136,6 +166,8 @@ type Engine struct {
 	// cached decisions are keyed by it.
 	revision atomic.Uint64
 	cache    *lru.Cache[cacheKey, cacheEntry]
+	// trust remembers trust levels for tracing (TrustLevel).
+	trust atomic.Pointer[trustLevels]
 	// NoCache turns the decision cache off (benchmarks of uncached cost).
 	NoCache bool
 }

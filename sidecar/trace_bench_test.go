@@ -25,8 +25,10 @@ func (discard) Shutdown(context.Context) error                             { ret
 // off (no tracer: the handler is the server itself, and the spans below it
 // are never started) against on, every request sampled, spans batched to
 // an exporter that drops them. Off must add no allocation: compare its
-// allocs/op with BenchmarkGuard/authorize-with-key. The HTTP comparison
-// with an OTLP receiver is kavach bench --compare (docs/telemetry.md).
+// allocs/op with BenchmarkGuard/authorize-with-key. The CPU per decision
+// under concurrent callers, spans sent over OTLP/HTTP, is
+// BenchmarkTracingCPU; the HTTP comparison with an OTLP receiver is
+// kavach bench --compare (docs/telemetry.md).
 //
 //	go test ./sidecar -run X -bench Tracing -benchmem
 func BenchmarkTracing(b *testing.B) {

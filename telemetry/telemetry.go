@@ -116,8 +116,9 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		return nil, err
 	}
 	// Headers (OTEL_EXPORTER_OTLP_HEADERS), compression, timeout and
-	// certificates come from the environment, read by the exporter.
-	exp, err := otlptracehttp.New(ctx, opts...)
+	// certificates come from the environment, read by the SDK's client
+	// (export.go).
+	exp, err := newExporter(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}

@@ -44,6 +44,9 @@ type Decisions struct {
 	log       *slog.Logger
 	// traceArguments puts arguments on decision spans (TraceArguments).
 	traceArguments bool
+	// spanAttrs are attribute slices reused from one decision span to the
+	// next (traceDecision).
+	spanAttrs sync.Pool
 
 	// agentLocks serialise, per agent, the decisions that consume something
 	// (rate-limit quota, an approval): count, decide and record happen as one

@@ -30,9 +30,12 @@ func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
 		return
 	}
 	// One call with every attribute: each SetAttributes grows the span's
-	// attribute slice anew.
-	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs,
+	// attribute slice anew. The SDK copies them, so the slice is reused.
+	buf, _ := s.spanAttrs.Get().(*[]attribute.KeyValue)
+	if buf == nil {
+		buf = new([]attribute.KeyValue)
+	}
+	attrs := append((*buf)[:0],
 		attribute.String("kavach.agent.id", e.AgentID),
 		attribute.String("kavach.action", e.Action),
 		attribute.String("kavach.resource", e.Resource),
@@ -50,6 +53,9 @@ func (s *Decisions) traceDecision(ctx context.Context, e domain.AuditEntry) {
 		attrs = append(attrs, attribute.String("kavach.arguments", string(e.Arguments)))
 	}
 	span.SetAttributes(attrs...)
+	clear(attrs) // no strings kept alive from the pool
+	*buf = attrs[:0]
+	s.spanAttrs.Put(buf)
 }
 
 // traceFailure marks the span of a request that got no decision with the
