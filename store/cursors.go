@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kavach-dev/kavach/domain"
@@ -159,13 +158,7 @@ func (s *Store) ReleaseCursor(ctx context.Context, owner, endpoint string) error
 // replica has followed since before: an endpoint configured again after
 // that starts afresh at the newest event, as a new one does.
 func (s *Store) DropStaleCursors(ctx context.Context, known []string, before time.Time) (int64, error) {
-	cond, args := "", []any{toMillis(before)}
-	if len(known) > 0 {
-		cond = " AND endpoint NOT IN (?" + strings.Repeat(", ?", len(known)-1) + ")"
-		for _, k := range known {
-			args = append(args, k)
-		}
-	}
+	cond, args := endpointNotIn(known, toMillis(before))
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	res, err := s.w.ExecContext(ctx, `DELETE FROM webhook_cursors WHERE updated_at < ?`+cond, args...)

@@ -662,13 +662,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 // FailOrphanDeliveries settles as failed the pending deliveries created
 // before the given time to endpoints not in known.
 func (s *Store) FailOrphanDeliveries(ctx context.Context, known []string, before time.Time) (int64, error) {
-	cond, args := "", []any{toMillis(s.now()), toMillis(before)}
-	if len(known) > 0 {
-		cond = " AND endpoint NOT IN (?" + strings.Repeat(", ?", len(known)-1) + ")"
-		for _, k := range known {
-			args = append(args, k)
-		}
-	}
+	cond, args := endpointNotIn(known, toMillis(s.now()), toMillis(before))
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	res, err := s.w.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = ?,
@@ -677,4 +671,16 @@ func (s *Store) FailOrphanDeliveries(ctx context.Context, known []string, before
 		return 0, fmt.Errorf("settle orphaned webhook deliveries: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// endpointNotIn is the condition " AND endpoint NOT IN (…)" over known
+// (nothing when known is empty), and args followed by its values.
+func endpointNotIn(known []string, args ...any) (string, []any) {
+	if len(known) == 0 {
+		return "", args
+	}
+	for _, k := range known {
+		args = append(args, k)
+	}
+	return " AND endpoint NOT IN (?" + strings.Repeat(", ?", len(known)-1) + ")", args
 }
