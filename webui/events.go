@@ -12,8 +12,11 @@ import (
 )
 
 const (
-	// maxUIStreams bounds the live feeds the pages hold open.
-	maxUIStreams = 16
+	// maxUIStreams bounds the live feeds the pages hold open, and
+	// maxStreamsPerKey those of one key's sessions, so that one auditor's
+	// tabs cannot take them all.
+	maxUIStreams     = 16
+	maxStreamsPerKey = 4
 	// recentEvents is how many events the feed page shows on load.
 	recentEvents = 50
 	uiFeedPoll   = 500 * time.Millisecond
@@ -90,14 +93,12 @@ func (u *UI) eventsStream(w http.ResponseWriter, r *http.Request, c current) {
 		u.failure(w, r, err)
 		return
 	}
-	select {
-	case u.streams <- struct{}{}:
-		defer func() { <-u.streams }()
-	default:
+	if !u.takeStream(c.principal.Actor.ID) {
 		w.Header().Set("Retry-After", "5")
 		u.errorPage(w, r, http.StatusServiceUnavailable, "Busy", "Too many live feeds are open; retry later.")
 		return
 	}
+	defer u.dropStream(c.principal.Actor.ID)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -138,5 +139,26 @@ func (u *UI) eventsStream(w http.ResponseWriter, r *http.Request, c current) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// takeStream books a live feed for key, within both bounds.
+func (u *UI) takeStream(key string) bool {
+	u.streamMu.Lock()
+	defer u.streamMu.Unlock()
+	if u.streamTotal >= maxUIStreams || u.streamsOf[key] >= maxStreamsPerKey {
+		return false
+	}
+	u.streamTotal++
+	u.streamsOf[key]++
+	return true
+}
+
+func (u *UI) dropStream(key string) {
+	u.streamMu.Lock()
+	defer u.streamMu.Unlock()
+	u.streamTotal--
+	if u.streamsOf[key]--; u.streamsOf[key] <= 0 {
+		delete(u.streamsOf, key)
 	}
 }

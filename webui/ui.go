@@ -66,8 +66,11 @@ type UI struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	mux      *http.ServeMux
-	streams  chan struct{}
-	export   http.HandlerFunc
+	// streamTotal and streamsOf (by key ID) count the open live feeds.
+	streamMu    sync.Mutex
+	streamTotal int
+	streamsOf   map[string]int
+	export      http.HandlerFunc
 	// stopping is closed on shutdown: the live feeds end.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -79,7 +82,7 @@ const maxFormBytes = 16 << 10
 // New parses the templates and returns the pages' handler.
 func New(o Options) (*UI, error) {
 	u := &UI{svc: o.Service, access: o.Access, links: o.Links, csrfKey: o.CSRFKey, log: o.Logger, now: o.Now,
-		mux: http.NewServeMux(), streams: make(chan struct{}, maxUIStreams),
+		mux: http.NewServeMux(), streamsOf: map[string]int{},
 		export: o.Export, stopping: make(chan struct{})}
 	if u.now == nil {
 		u.now = time.Now
