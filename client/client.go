@@ -428,20 +428,31 @@ func (c *Client) ResolveApproval(ctx context.Context, id string, approve bool, r
 
 // Bundle downloads an OPA bundle of the sidecar's policies and data.
 func (c *Client) Bundle(ctx context.Context, w io.Writer) error {
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/bundle", nil, "")
+	return c.copyGet(ctx, "/v1/bundle", "bundle", w)
+}
+
+// Metrics writes the sidecar's /metrics (Prometheus text format) to w; the
+// key needs role metrics or admin.
+func (c *Client) Metrics(ctx context.Context, w io.Writer) error {
+	return c.copyGet(ctx, "/metrics", "metrics", w)
+}
+
+// copyGet writes the body of GET path to w; what names it in errors.
+func (c *Client) copyGet(ctx context.Context, path, what string, w io.Writer) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return readError(resp)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -48,6 +48,18 @@ type Target struct {
 	Kind Kind
 	URL  string
 	Key  string
+	// Sample, when set, reads the target's own counters (a sidecar's
+	// /metrics): Run reads them around the measured phase and reports the
+	// target's CPU per decision, a figure that a busy machine's noise
+	// moves far less than throughput.
+	Sample func(context.Context) (Sample, error)
+}
+
+// Sample is what a target counted so far: its process's CPU time and the
+// decisions it made.
+type Sample struct {
+	CPUSeconds float64
+	Decisions  float64
 }
 
 // Result is one target's figures.
@@ -59,6 +71,9 @@ type Result struct {
 	Throughput float64
 	P50, P90   time.Duration
 	P99, Max   time.Duration
+	// CPUPerDecision is the target's CPU time over the measured phase
+	// divided by the decisions it made meanwhile; 0 when unknown.
+	CPUPerDecision time.Duration
 }
 
 // Options configures a run.
@@ -125,13 +140,18 @@ func Run(ctx context.Context, t Target, mix []Request, opts Options) (Result, er
 	if opts.Warmup > 0 {
 		phase(opts.Warmup, false)
 	}
+	before, sampled := sample(ctx, t)
 	lat, errs, took := phase(opts.Duration, true)
+	var cpu time.Duration
+	if after, ok := sample(ctx, t); ok && sampled && after.Decisions > before.Decisions {
+		cpu = time.Duration((after.CPUSeconds - before.CPUSeconds) / (after.Decisions - before.Decisions) * float64(time.Second))
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	res := Result{Target: t, Requests: len(all), Errors: int(errs), Duration: took}
+	res := Result{Target: t, Requests: len(all), Errors: int(errs), Duration: took, CPUPerDecision: cpu}
 	if len(all) > 0 {
 		pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
 		res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), all[len(all)-1]
@@ -202,6 +222,15 @@ func call(ctx context.Context, hc *http.Client, url string, kind Kind, p prepare
 	return true
 }
 
+// sample reads t's counters, if it has any.
+func sample(ctx context.Context, t Target) (Sample, bool) {
+	if t.Sample == nil {
+		return Sample{}, false
+	}
+	s, err := t.Sample(ctx)
+	return s, err == nil
+}
+
 // FloorHandler answers every request with a fixed decision: the least any
 // HTTP authorization sidecar can cost on this machine.
 func FloorHandler() http.Handler {
@@ -213,10 +242,16 @@ func FloorHandler() http.Handler {
 	})
 }
 
-// Format renders results as a table with ratios to the first target.
+// Format renders results as a table with ratios to the first target; with
+// CPU per decision (and its ratio) when some target reported it.
 func Format(results []Result) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%-22s %9s %7s %11s %9s %9s %9s %9s %13s %10s\n", "target", "requests", "errors", "req/s", "p50", "p90", "p99", "max", "req/s ratio", "p99 ratio")
+	cpu := slices.ContainsFunc(results, func(r Result) bool { return r.CPUPerDecision > 0 })
+	fmt.Fprintf(&b, "%-22s %9s %7s %11s %9s %9s %9s %9s %13s %10s", "target", "requests", "errors", "req/s", "p50", "p90", "p99", "max", "req/s ratio", "p99 ratio")
+	if cpu {
+		fmt.Fprintf(&b, " %13s %10s", "cpu/decision", "cpu ratio")
+	}
+	b.WriteString("\n")
 	base := results[0]
 	for _, r := range results {
 		ratio, p99 := 0.0, 0.0
@@ -226,8 +261,19 @@ func Format(results []Result) string {
 		if base.P99 > 0 {
 			p99 = float64(r.P99) / float64(base.P99)
 		}
-		fmt.Fprintf(&b, "%-22s %9d %7d %11.0f %9s %9s %9s %9s %13.2f %10.2f\n", r.Target.Name, r.Requests, r.Errors, r.Throughput,
+		fmt.Fprintf(&b, "%-22s %9d %7d %11.0f %9s %9s %9s %9s %13.2f %10.2f", r.Target.Name, r.Requests, r.Errors, r.Throughput,
 			round(r.P50), round(r.P90), round(r.P99), round(r.Max), ratio, p99)
+		if cpu {
+			switch {
+			case r.CPUPerDecision <= 0:
+				fmt.Fprintf(&b, " %13s %10s", "-", "-")
+			case base.CPUPerDecision <= 0:
+				fmt.Fprintf(&b, " %13s %10s", round(r.CPUPerDecision), "-")
+			default:
+				fmt.Fprintf(&b, " %13s %10.2f", round(r.CPUPerDecision), float64(r.CPUPerDecision)/float64(base.CPUPerDecision))
+			}
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

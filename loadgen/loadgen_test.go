@@ -1,9 +1,13 @@
 package loadgen
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,5 +38,40 @@ func TestRunMeasuresAndChecksAnswers(t *testing.T) {
 	}
 	if out := Format([]Result{{Target: Target{Name: "x"}, Throughput: 10, P99: time.Millisecond}}); out == "" {
 		t.Error("empty table")
+	}
+}
+
+// A target that counts reports its CPU per decision over the measured
+// phase, and the table gains the column and its ratio; one that does not
+// shows a dash.
+func TestRunReportsCPUPerDecision(t *testing.T) {
+	floor := httptest.NewServer(FloorHandler())
+	defer floor.Close()
+	var calls atomic.Int64
+	counted := Target{Name: "counted", Kind: Floor, URL: floor.URL, Sample: func(context.Context) (Sample, error) {
+		// 100 decisions and 5 ms of CPU more at every reading: 50 µs each.
+		n := float64(calls.Add(1))
+		return Sample{CPUSeconds: n * 0.005, Decisions: n * 100}, nil
+	}}
+	mix := []Request{{AgentID: "a", Action: "read", Resource: "x", Allowed: true}}
+	opts := Options{Concurrency: 2, Duration: 50 * time.Millisecond}
+	r, err := Run(t.Context(), counted, mix, opts)
+	if err != nil || r.CPUPerDecision != 50*time.Microsecond || calls.Load() != 2 {
+		t.Fatalf("Run = %+v, %v (%d readings); want 50µs from two readings", r, err, calls.Load())
+	}
+	plain, err := Run(t.Context(), Target{Name: "plain", Kind: Floor, URL: floor.URL}, mix, opts)
+	if err != nil || plain.CPUPerDecision != 0 {
+		t.Fatalf("a target without Sample = %+v, %v", plain, err)
+	}
+	double := r
+	double.Target.Name, double.CPUPerDecision = "double", 100*time.Microsecond
+	out := Format([]Result{r, plain, double})
+	for _, want := range []string{"cpu/decision", "cpu ratio", "50µs", "100µs", "2.00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^plain .* -\s+-$`).MatchString(out) {
+		t.Errorf("a target without CPU figures shows no dashes:\n%s", out)
 	}
 }

@@ -127,7 +127,7 @@ func TestDiagnosticListenerServesOnlyProbesAndMetrics(t *testing.T) {
 		t.Errorf("GET /metrics on the diagnostic listener: Content-Type %q; want the Prometheus text format", ct)
 	}
 	for _, name := range []string{"kavach_decisions_total", "kavach_authorize_duration_seconds_bucket", "kavach_api_refused_total",
-		"kavach_audit_rows_total", "kavach_audit_mode", "kavach_ready 1", "kavach_database_writable 1", "kavach_sync_lag"} {
+		"kavach_audit_rows_total", "kavach_audit_mode", "kavach_ready 1", "kavach_database_writable 1", "kavach_sync_lag", "process_cpu_seconds_total "} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("GET /metrics on the diagnostic listener lacks %q:\n%s", name, body)
 		}

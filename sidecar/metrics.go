@@ -66,6 +66,11 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# HELP kavach_decisions_total Authorization decisions, by result.\n# TYPE kavach_decisions_total counter\n")
 	fmt.Fprintf(w, "kavach_decisions_total{result=\"allowed\"} %d\nkavach_decisions_total{result=\"denied\"} %d\n", m.allowed.Load(), m.denied.Load())
 	m.authorize.write(w, "kavach_authorize_duration_seconds", "Time to answer POST /v1/authorize, audit commit included.")
+	if cpu, ok := processCPUSeconds(); ok {
+		// The name Prometheus's process collector uses, so dashboards built
+		// for it read it as they read any Go service's.
+		fmt.Fprintf(w, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", cpu)
+	}
 	fmt.Fprintf(w, "# HELP kavach_api_refused_total API calls refused for their credential (401) or its role (403), by status and code.\n# TYPE kavach_api_refused_total counter\n")
 	m.refusals.mu.Lock()
 	keys := make([][2]string, 0, len(m.refusals.n))

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -19,6 +20,11 @@ func TestBenchRevokesWhatItCreated(t *testing.T) {
 		"--duration", "300ms", "--warmup", "0s")
 	if code != 0 {
 		t.Fatalf("kavach bench = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	// The sidecar's CPU per decision, read from its /metrics around the
+	// measured phase, is a column of its own.
+	if !strings.Contains(out, "cpu/decision") || !regexp.MustCompile(`(?m)^kavach sidecar .* [0-9.]+(µs|ms)\s+1\.00$`).MatchString(out) {
+		t.Errorf("kavach bench printed no CPU per decision for the sidecar:\n%s", out)
 	}
 	if strings.Contains(stderr, "not revoked") || strings.Contains(stderr, "revoke the bench's key") {
 		t.Errorf("kavach bench reported failed revocations:\n%s", stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -206,7 +208,42 @@ func sidecarTarget(ctx context.Context, cl *client.Client, name, url string, n i
 		return loadgen.Target{}, nil, nil, fmt.Errorf("create the bench's decider key: %w", err)
 	}
 	keyID = key.ID
-	return loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: url, Key: key.Key}, mix, cleanup, nil
+	return loadgen.Target{Name: name, Kind: loadgen.Sidecar, URL: url, Key: key.Key, Sample: metricsSample(cl)}, mix, cleanup, nil
+}
+
+// metricsSample reads a sidecar's CPU time and decisions from its /metrics
+// (process_cpu_seconds_total, kavach_decisions_total), for the bench's CPU
+// per decision; an error (a key without role metrics or admin, a build
+// without the counter) leaves the column empty.
+func metricsSample(cl *client.Client) func(context.Context) (loadgen.Sample, error) {
+	return func(ctx context.Context) (loadgen.Sample, error) {
+		var b bytes.Buffer
+		if err := cl.Metrics(ctx, &b); err != nil {
+			return loadgen.Sample{}, err
+		}
+		var s loadgen.Sample
+		cpu := false
+		for line := range strings.Lines(b.String()) {
+			name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if !ok || strings.HasPrefix(name, "#") {
+				continue
+			}
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				continue
+			}
+			switch {
+			case name == "process_cpu_seconds_total":
+				s.CPUSeconds, cpu = v, true
+			case strings.HasPrefix(name, "kavach_decisions_total{"):
+				s.Decisions += v
+			}
+		}
+		if !cpu {
+			return loadgen.Sample{}, errors.New("no process_cpu_seconds_total in /metrics")
+		}
+		return s, nil
+	}
 }
 
 // cleanupTimeout bounds the revocations after a run, so a sidecar gone
