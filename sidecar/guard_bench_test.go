@@ -18,18 +18,9 @@ import (
 //
 //	go test ./sidecar -run X -bench Guard
 func BenchmarkGuard(b *testing.B) {
-	svc, _, _ := newServiceAt(b, b.TempDir()+"/kavach.db", service.Options{})
+	svc, k, body := benchDecider(b)
 	srv := newServer(b, svc, sidecar.Options{})
 	ctx := b.Context()
-	a, err := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	k, err := svc.CreateKey(ctx, api.CreateKeyRequest{Name: "app", Roles: []string{"decider"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := `{"agentId":"` + a.ID + `","action":"read","resource":"docs:x"}`
 	b.Run("authenticate-only", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := svc.Authenticate(ctx, k.Key, false); err != nil {
@@ -49,4 +40,22 @@ func BenchmarkGuard(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchDecider is the benchmarks' stack: a service on a fresh SQLite file,
+// an agent that may read docs:*, a decider key, and the body of an allowed
+// decision for that agent.
+func benchDecider(b *testing.B) (*service.Service, api.KeyWithSecret, string) {
+	b.Helper()
+	svc, _, _ := newServiceAt(b, b.TempDir()+"/kavach.db", service.Options{})
+	ctx := b.Context()
+	a, err := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, err := svc.CreateKey(ctx, api.CreateKeyRequest{Name: "app", Roles: []string{"decider"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc, k, `{"agentId":"` + a.ID + `","action":"read","resource":"docs:x"}`
 }

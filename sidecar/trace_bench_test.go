@@ -9,8 +9,6 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/kavach-dev/kavach/api"
-	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 )
 
@@ -32,17 +30,7 @@ func (discard) Shutdown(context.Context) error                             { ret
 //
 //	go test ./sidecar -run X -bench Tracing -benchmem
 func BenchmarkTracing(b *testing.B) {
-	svc, _, _ := newServiceAt(b, b.TempDir()+"/kavach.db", service.Options{})
-	ctx := b.Context()
-	a, err := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	k, err := svc.CreateKey(ctx, api.CreateKeyRequest{Name: "app", Roles: []string{"decider"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := `{"agentId":"` + a.ID + `","action":"read","resource":"docs:x"}`
+	svc, k, body := benchDecider(b)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	for _, tc := range []struct {

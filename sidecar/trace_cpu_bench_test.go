@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/kavach-dev/kavach/api"
-	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/telemetry"
 )
@@ -36,17 +34,8 @@ func cpuTime() int64 {
 //
 //	go test ./sidecar -run X -bench TracingCPU -benchmem -count 6
 func BenchmarkTracingCPU(b *testing.B) {
-	svc, _, _ := newServiceAt(b, b.TempDir()+"/kavach.db", service.Options{})
+	svc, k, body := benchDecider(b)
 	ctx := b.Context()
-	a, err := svc.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "n", Permissions: []api.Permission{perm("docs:*", "read")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	k, err := svc.CreateKey(ctx, api.CreateKeyRequest{Name: "app", Roles: []string{"decider"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := `{"agentId":"` + a.ID + `","action":"read","resource":"docs:x"}`
 	receiver := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
