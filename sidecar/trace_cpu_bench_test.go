@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -57,13 +56,7 @@ func BenchmarkTracingCPU(b *testing.B) {
 			start := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req := httptest.NewRequest(http.MethodPost, "/v1/authorize", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+k.Key)
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-					rec := httptest.NewRecorder()
-					h.ServeHTTP(rec, req)
-					if rec.Code != http.StatusOK {
+					if rec := tracedAuthorize(h, k.Key, body); rec.Code != http.StatusOK {
 						b.Errorf("authorize = %d %s", rec.Code, rec.Body)
 						return
 					}
