@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -182,6 +183,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 		}
 		oc := cfg.MCP.OAuth()
 		oc.Secret, oc.PreviousSecret = cfg.Secrets()
+		if key, timeout, ok := cfg.MCP.ClaimsKey(); ok {
+			hook := &claimsWebhook{url: cfg.MCP.ClaimsWebhook.URL, key: key, timeout: timeout, now: time.Now,
+				// A redirect is an answer, not a place to send the signed request.
+				http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+			oc.ClaimsHook = hook.claims
+		}
 		if a.oauth, err = oauth.New(ctx, oc, a.store, a.svc, oauth.Options{Logger: a.log}); err != nil {
 			if errors.Is(err, oauth.ErrKeyUnreadable) {
 				// The wrong secret, or a rotation without previousSecret.

@@ -5,13 +5,16 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,8 +73,19 @@ type MCP struct {
 	// EnforceAuth makes POST /v1/oauth/verify refuse requests without a
 	// token (401 with a challenge) instead of reporting them anonymous.
 	EnforceAuth bool `yaml:"enforceAuth"`
-	// Scopes maps each scope to the Kavach permissions it grants.
-	Scopes map[string][]api.Permission `yaml:"scopes"`
+	// Scopes maps each scope to the Kavach permissions it grants; or, in
+	// KavachOS's form, lists the scope names, and ScopePermissions gives
+	// each its permissions (a scope it leaves out grants none: tokens carry
+	// it for the MCP server's own checks).
+	Scopes           ScopeMap                    `yaml:"scopes"`
+	ScopePermissions map[string][]api.Permission `yaml:"scopePermissions"`
+	// AdditionalClaims are added to every access token, as KavachOS's
+	// getAdditionalClaims adds its result; a registered claim (iss, sub,
+	// aud, exp, scope, client_id, …) cannot be replaced.
+	AdditionalClaims map[string]any `yaml:"additionalClaims"`
+	// ClaimsWebhook asks the app for each token's claims (KavachOS's
+	// getAdditionalClaims with the user and scopes), after the static ones.
+	ClaimsWebhook *ClaimsWebhook `yaml:"claimsWebhook"`
 	// AllowedResources are the RFC 8707 resource URIs (MCP servers)
 	// tokens may be issued for.
 	AllowedResources     []string    `yaml:"allowedResources"`
@@ -80,14 +94,100 @@ type MCP struct {
 	PreRegisteredClients []MCPClient `yaml:"preRegisteredClients"`
 }
 
-// MCPClient is an OAuth client registered at startup.
+// MCPClient is an OAuth client registered at startup. It takes KavachOS's
+// field names too: clientName for name, and scope, the space-separated
+// scopes the client may ask for.
 type MCPClient struct {
 	ClientID string `yaml:"clientId"`
 	// ClientSecret makes a confidential client; none is a public one (PKCE).
 	ClientSecret string   `yaml:"clientSecret"`
 	Name         string   `yaml:"name"`
+	ClientName   string   `yaml:"clientName"`
 	RedirectURIs []string `yaml:"redirectUris"`
 	GrantTypes   []string `yaml:"grantTypes"`
+	// Scope limits the client to these scopes (space-separated) and is
+	// what it gets when it asks for none; empty, every scope.
+	Scope string `yaml:"scope"`
+}
+
+// ClaimsWebhook is mcp.claimsWebhook: a POST signed as webhooks are
+// (Standard Webhooks) for each access token issued, whose answer, a JSON
+// object, is added to the token's claims.
+type ClaimsWebhook struct {
+	URL string `yaml:"url"`
+	// Secret (whsec_…) or SecretEnv signs each request; one is required.
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secretEnv"`
+	// Timeout bounds each request (default 2s): the token request waits
+	// for it, and fails if it fails.
+	Timeout Duration `yaml:"timeout"`
+}
+
+var claimsTimeoutRule = Rule{Name: "mcp.claimsWebhook.timeout", Min: 10 * time.Millisecond, Max: 30 * time.Second,
+	Step: time.Millisecond, Examples: "500ms, 2s", Unset: "the default, 2s"}
+
+// DefaultClaimsTimeout bounds a claims webhook request by default.
+const DefaultClaimsTimeout = 2 * time.Second
+
+// ClaimsKey is the claims webhook's signing key and timeout; call after
+// Validate (ok false when there is no claims webhook).
+func (m MCP) ClaimsKey() (key []byte, timeout time.Duration, ok bool) {
+	w := m.ClaimsWebhook
+	if w == nil {
+		return nil, 0, false
+	}
+	key, _ = secretOf("mcp.claimsWebhook", "secret", w.Secret, w.SecretEnv)
+	timeout, _ = claimsTimeoutRule.Parse(string(w.Timeout))
+	return key, cmp.Or(timeout, DefaultClaimsTimeout), true
+}
+
+func (m MCP) validateClaimsWebhook() error {
+	w := m.ClaimsWebhook
+	if w == nil {
+		return nil
+	}
+	if !validHTTPURL(w.URL) {
+		return errors.New("mcp.claimsWebhook.url must be an http(s) URL without user:password or #fragment")
+	}
+	key, err := secretOf("mcp.claimsWebhook", "secret", w.Secret, w.SecretEnv)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		return errors.New("mcp.claimsWebhook: a secret is required (secret: whsec_…, or secretEnv naming a variable that holds it): the app verifies each request with it")
+	}
+	_, err = claimsTimeoutRule.Parse(string(w.Timeout))
+	return err
+}
+
+// ScopeMap is mcp.scopes: a mapping of each scope to its permissions, or
+// KavachOS's list of scope names (each then grants what
+// mcp.scopePermissions gives it, or nothing).
+type ScopeMap map[string][]api.Permission
+
+// UnmarshalYAML reads either form; a name listed twice is an error.
+func (m *ScopeMap) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		var grants map[string][]api.Permission
+		if err := n.Decode(&grants); err != nil {
+			return err
+		}
+		*m = grants
+		return nil
+	}
+	var names []string
+	if err := n.Decode(&names); err != nil {
+		return err
+	}
+	out := make(ScopeMap, len(names))
+	for _, name := range names {
+		if _, dup := out[name]; dup {
+			return fmt.Errorf("line %d: mcp.scopes lists %q twice", n.Line, name)
+		}
+		out[name] = []api.Permission{}
+	}
+	*m = out
+	return nil
 }
 
 // The rules of the mcp TTLs: seconds, as in the seeds, up to a year.
@@ -110,11 +210,12 @@ func (m MCP) OAuth() oauth.Config {
 		Issuer: m.Issuer, BaseURL: m.BaseURL, SigningSecret: m.SigningSecret,
 		AccessTokenTTL: access, RefreshTokenTTL: refresh, CodeTTL: code,
 		EnforceAuth: m.EnforceAuth, Scopes: m.Scopes, AllowedResources: m.AllowedResources,
-		LoginPage: m.LoginPage, ConsentPage: m.ConsentPage,
+		LoginPage: m.LoginPage, ConsentPage: m.ConsentPage, AdditionalClaims: m.AdditionalClaims,
 	}
 	for _, cl := range m.PreRegisteredClients {
 		c.PreRegisteredClients = append(c.PreRegisteredClients, oauth.Client{ID: cl.ClientID, Secret: cl.ClientSecret,
-			Name: cl.Name, RedirectURIs: cl.RedirectURIs, GrantTypes: cl.GrantTypes})
+			Name: cmp.Or(cl.Name, cl.ClientName), RedirectURIs: cl.RedirectURIs, GrantTypes: cl.GrantTypes,
+			Scopes: strings.Fields(cl.Scope)})
 	}
 	return c
 }
@@ -463,6 +564,17 @@ func (c *Config) validateMCP() error {
 			return err
 		}
 	}
+	if err := m.mergeScopePermissions(); err != nil {
+		return err
+	}
+	if err := m.validateClaimsWebhook(); err != nil {
+		return err
+	}
+	for i, cl := range m.PreRegisteredClients {
+		if cl.Name != "" && cl.ClientName != "" && cl.Name != cl.ClientName {
+			return fmt.Errorf("mcp.preRegisteredClients[%d]: name and clientName differ; give one", i)
+		}
+	}
 	// Through JSON, as for defaultPermissions: YAML numbers become float64.
 	if m.Scopes != nil {
 		b, err := json.Marshal(m.Scopes)
@@ -482,6 +594,22 @@ func (c *Config) validateMCP() error {
 	}
 	if err := m.OAuth().Validate(); err != nil {
 		return fmt.Errorf("mcp: %s", strings.TrimPrefix(err.Error(), "oauth: "))
+	}
+	return nil
+}
+
+// mergeScopePermissions gives the scopes KavachOS's list form names the
+// permissions mcp.scopePermissions holds for them.
+func (m *MCP) mergeScopePermissions() error {
+	for _, name := range slices.Sorted(maps.Keys(m.ScopePermissions)) {
+		granted, ok := m.Scopes[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("mcp.scopePermissions.%s: mcp.scopes has no scope %q", name, name)
+		case len(granted) > 0:
+			return fmt.Errorf("mcp.scopePermissions.%s: mcp.scopes gives %q permissions already; give them in one place", name, name)
+		}
+		m.Scopes[name] = m.ScopePermissions[name]
 	}
 	return nil
 }
@@ -506,12 +634,21 @@ func (c Config) MaxPerUser() int {
 // years.
 const MaxExpiry = 36500 * Day
 
-var tokenExpiryRule = Rule{Name: "agents.tokenExpiry", Min: time.Second, Max: MaxExpiry, Step: time.Second,
-	Examples: "30m, 24h, 7d", Unset: "no expiry"}
+// DefaultTokenExpiry is a new agent's lifetime when agents.tokenExpiry is
+// left out: KavachOS's default, so that code moved over keeps its agents'
+// lifetimes.
+const DefaultTokenExpiry = 24 * time.Hour
 
-// TokenExpiry is agents.tokenExpiry, 0 when unset (no expiry); call after
+var tokenExpiryRule = Rule{Name: "agents.tokenExpiry", Min: time.Second, Max: MaxExpiry, Step: time.Second,
+	Examples: "30m, 24h, 7d", Unset: "the default, 24h", Zero: "for no expiry"}
+
+// TokenExpiry is the default lifetime of a new agent: agents.tokenExpiry,
+// DefaultTokenExpiry when unset, 0 (none) when set to 0; call after
 // Validate.
 func (c Config) TokenExpiry() time.Duration {
+	if c.Agents.TokenExpiry == "" {
+		return DefaultTokenExpiry
+	}
 	d, _ := tokenExpiryRule.Parse(string(c.Agents.TokenExpiry))
 	return d
 }

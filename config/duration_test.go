@@ -95,7 +95,7 @@ func TestDurationKeys(t *testing.T) {
 		"agents.tokenExpiry": {
 			"5m": is(5 * time.Minute), "1h30m": is(90 * time.Minute), "7d": is(7 * Day), "2w": is(14 * Day),
 			"45s": is(45 * time.Second), "24h": is(24 * time.Hour), "36500d": is(36500 * Day), "1.5h": is(90 * time.Minute),
-			"300": {err: noUnit}, `"300"`: {err: noUnit}, "0": {err: outOfRange}, "36501d": {err: outOfRange}, "5x": {err: notDuration},
+			"300": {err: noUnit}, `"300"`: {err: noUnit}, "0": is(0), "0s": is(0), "36501d": {err: outOfRange}, "5x": {err: notDuration},
 			"1y": {err: notDuration}, "-1h": {err: outOfRange}, "1.5s": {err: notWhole}, `" 7d"`: {err: notDuration}, "d": {err: notDuration},
 		},
 		"audit.retentionDays": {
@@ -127,6 +127,8 @@ func TestDurationKeys(t *testing.T) {
 		switch k.path {
 		case "database.timeout":
 			want = DefaultDatabaseTimeout
+		case "agents.tokenExpiry":
+			want = DefaultTokenExpiry // KavachOS's
 		case "mcp.accessTokenTtl", "mcp.refreshTokenTtl", "mcp.codeTtl":
 			continue // mcp is off
 		}
@@ -150,7 +152,7 @@ func TestDurationMessages(t *testing.T) {
 		{"database:\n  timeout: 5\n", `database.timeout (--database-timeout, KAVACH_DATABASE_TIMEOUT): "5" has no unit: use a number with a unit (500ms, 5s, 1m)`},
 		{"database:\n  pollInterval: 2m\n", `database.pollInterval: "2m" is out of range: use from 10ms to 1m; leave it out for the default, 1s`},
 		{"agents:\n  tokenExpiry: 1y\n", `agents.tokenExpiry: "1y" is not a duration: use a number with a unit (30m, 24h, 7d)`},
-		{"agents:\n  tokenExpiry: 0\n", `agents.tokenExpiry: "0" is out of range: use from 1s to 36500d; leave it out for no expiry`},
+		{"agents:\n  tokenExpiry: -1h\n", `agents.tokenExpiry: "-1h" is out of range: use from 1s to 36500d; 0 for no expiry; leave it out for the default, 24h`},
 		{"audit:\n  retentionDays: 12h\n", `audit.retentionDays: "12h" is out of range: use from 1d to 36500d (1 to 36500 days); 0 keeps every row (the default)`},
 		{"audit:\n  retentionDays: x\n", `audit.retentionDays: "x" is not a duration: use days (30) or a number with a unit (90d, 12w, 36h)`},
 	} {

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/kavach-dev/kavach/store"
@@ -141,7 +142,7 @@ func (s *Server) authorize(ctx context.Context, q url.Values) (string, error) {
 	case !validChallenge(challenge):
 		return "", fail(errInvalidRequest("code_challenge must be a base64url SHA-256 (43 characters)"))
 	}
-	scopes, err := s.requestedScopes(q.Get("scope"))
+	scopes, err := s.requestedScopes(c, q.Get("scope"))
 	if err != nil {
 		return "", fail(asError(err))
 	}
@@ -169,10 +170,14 @@ func (s *Server) authorize(ctx context.Context, q url.Values) (string, error) {
 	return page + sep + "request=" + url.QueryEscape(handle), nil
 }
 
-// requestedScopes validates the scope parameter; omitted, it means every
-// configured scope (not offline_access).
-func (s *Server) requestedScopes(scope string) ([]string, error) {
+// requestedScopes validates the scope parameter against what client c may
+// ask for; omitted, it means the client's scopes if it has some, else
+// every configured scope (not offline_access).
+func (s *Server) requestedScopes(c store.OAuthClient, scope string) ([]string, error) {
 	if strings.TrimSpace(scope) == "" {
+		if len(c.Scopes) > 0 {
+			return slices.Clone(c.Scopes), nil
+		}
 		out := []string{}
 		for _, name := range s.cfg.scopesSupported() {
 			if name != ScopeOfflineAccess {
@@ -186,6 +191,9 @@ func (s *Server) requestedScopes(scope string) ([]string, error) {
 	for _, sc := range scopes {
 		if !contains(supported, sc) {
 			return nil, oauthErr(http.StatusBadRequest, CodeInvalidScope, "unknown scope %q", sc)
+		}
+		if len(c.Scopes) > 0 && !contains(c.Scopes, sc) {
+			return nil, oauthErr(http.StatusBadRequest, CodeInvalidScope, "the client may not ask for scope %q", sc)
 		}
 	}
 	return scopes, nil

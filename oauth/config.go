@@ -1,6 +1,8 @@
 package oauth
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -51,6 +53,9 @@ type Client struct {
 	RedirectURIs []string `json:"redirectUris"`
 	// GrantTypes defaults to authorization_code and refresh_token.
 	GrantTypes []string `json:"grantTypes,omitempty"`
+	// Scopes, if any, are the only scopes the client may ask for, and
+	// what it gets when it asks for none (KavachOS's client scope).
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Config is the authorization server's configuration (the seeds' mcp
@@ -88,7 +93,29 @@ type Config struct {
 	ConsentPage string
 	// PreRegisteredClients need no dynamic registration.
 	PreRegisteredClients []Client
+	// AdditionalClaims are added to every access token (KavachOS's
+	// getAdditionalClaims); they cannot replace a claim Kavach sets.
+	AdditionalClaims map[string]any
+	// ClaimsHook, if set, gives each access token further claims (the
+	// app's, through mcp.claimsWebhook); an error fails the token request.
+	ClaimsHook func(ctx context.Context, r ClaimsRequest) (map[string]any, error)
 }
+
+// ClaimsRequest is what ClaimsHook is told of the token being issued.
+type ClaimsRequest struct {
+	UserID   string   `json:"userId"`
+	ClientID string   `json:"clientId"`
+	AgentID  string   `json:"agentId"`
+	Scopes   []string `json:"scopes"`
+	Resource string   `json:"resource"`
+}
+
+// reservedClaims are the claims an access token carries of its own: the
+// registered ones (RFC 7519, RFC 9068) and Kavach's. AdditionalClaims may
+// not name them, so that no configuration can widen a token's audience,
+// scope or life, or name another agent.
+var reservedClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "kavach_agent",
+	"auth_time", "acr", "amr", "cnf", "act", "may_act", "azp", "typ"}
 
 // Validate reports the first configuration error.
 func (c Config) Validate() error {
@@ -152,6 +179,25 @@ func (c Config) Validate() error {
 			if g != GrantAuthorizationCode && g != GrantRefreshToken {
 				return fmt.Errorf("oauth: client %s: unsupported grant type %q", cl.ID, g)
 			}
+		}
+		for _, sc := range cl.Scopes {
+			if !contains(c.scopesSupported(), sc) {
+				return fmt.Errorf("oauth: client %s: scope %q is not among the configured scopes", cl.ID, sc)
+			}
+		}
+	}
+	return checkClaims(c.AdditionalClaims)
+}
+
+// checkClaims refuses additional claims that name a claim the server sets
+// or cannot be encoded.
+func checkClaims(claims map[string]any) error {
+	for name, v := range claims {
+		if name == "" || slices.Contains(reservedClaims, name) {
+			return fmt.Errorf("oauth: additional claim %q is one the server sets itself", name)
+		}
+		if _, err := json.Marshal(v); err != nil {
+			return fmt.Errorf("oauth: additional claim %q: %w", name, err)
 		}
 	}
 	return nil

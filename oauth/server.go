@@ -99,7 +99,8 @@ func New(ctx context.Context, cfg Config, st Storage, agents Agents, opts Option
 	}
 	s.basePath = strings.TrimSuffix(base.EscapedPath(), "/")
 	for _, c := range cfg.PreRegisteredClients {
-		oc := store.OAuthClient{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes, AuthMethod: AuthNone}
+		oc := store.OAuthClient{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, GrantTypes: c.GrantTypes, AuthMethod: AuthNone,
+			Scopes: c.Scopes}
 		if len(oc.GrantTypes) == 0 {
 			oc.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 		}

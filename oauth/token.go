@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -39,6 +41,30 @@ type accessClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope"`
 	Agent    string `json:"kavach_agent"`
+}
+
+// withExtra is an access token's claims with the configured additional
+// ones, which Validate keeps from naming any claim accessClaims sets.
+type withExtra struct {
+	*accessClaims
+	extra map[string]any
+}
+
+func (w withExtra) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(w.accessClaims)
+	if err != nil || len(w.extra) == 0 {
+		return b, err
+	}
+	var all map[string]any
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, v := range w.extra {
+		if _, set := all[k]; !set {
+			all[k] = v
+		}
+	}
+	return json.Marshal(all)
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -189,6 +215,37 @@ func (s *Server) refreshReplayed(ctx context.Context, grantID string) error {
 	return errInvalidGrant("the refresh token was already used; the grant is revoked")
 }
 
+// maxHookClaims bounds a claims webhook's answer: the claims ride in every
+// request the token is sent with.
+const maxHookClaims = 8 << 10
+
+// additionalClaims are the configured static claims and, after them, the
+// claims hook's for this token.
+func (s *Server) additionalClaims(ctx context.Context, c store.OAuthClient, g store.OAuthGrant, scopes []string) (map[string]any, error) {
+	if s.cfg.ClaimsHook == nil {
+		return s.cfg.AdditionalClaims, nil
+	}
+	fail := func(err error) error {
+		return &Error{Code: CodeServerError, Description: "the claims webhook failed", Status: http.StatusInternalServerError, Err: err}
+	}
+	got, err := s.cfg.ClaimsHook(ctx, ClaimsRequest{UserID: g.UserID, ClientID: c.ID, AgentID: g.AgentID, Scopes: scopes, Resource: g.Resource})
+	if err != nil {
+		return nil, fail(fmt.Errorf("oauth: claims webhook: %w", err))
+	}
+	if err := checkClaims(got); err != nil {
+		return nil, fail(fmt.Errorf("%w (from the claims webhook)", err))
+	}
+	if b, _ := json.Marshal(got); len(b) > maxHookClaims {
+		return nil, fail(fmt.Errorf("oauth: the claims webhook answered %d bytes of claims; at most %d", len(b), maxHookClaims))
+	}
+	out := maps.Clone(s.cfg.AdditionalClaims)
+	if out == nil {
+		out = map[string]any{}
+	}
+	maps.Copy(out, got)
+	return out, nil
+}
+
 // issue signs an access token for scopes of grant g and, if the grant has
 // offline_access and the client may refresh, makes a refresh token.
 func (s *Server) issue(ctx context.Context, c store.OAuthClient, g store.OAuthGrant, scopes []string) (TokenResponse, store.OAuthIssue, error) {
@@ -202,7 +259,15 @@ func (s *Server) issue(ctx context.Context, c store.OAuthClient, g store.OAuthGr
 		},
 		ClientID: c.ID, Scope: strings.Join(scopes, " "), Agent: g.AgentID,
 	}
-	signed, err := s.keys.sign(ctx, claims)
+	extra, err := s.additionalClaims(ctx, c, g, scopes)
+	if err != nil {
+		return TokenResponse{}, store.OAuthIssue{}, err
+	}
+	var signing jwt.Claims = &claims
+	if len(extra) > 0 {
+		signing = withExtra{&claims, extra}
+	}
+	signed, err := s.keys.sign(ctx, signing)
 	if err != nil {
 		return TokenResponse{}, store.OAuthIssue{}, fmt.Errorf("oauth: sign access token: %w", err)
 	}

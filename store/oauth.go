@@ -31,7 +31,10 @@ type OAuthClient struct {
 	RedirectURIs []string
 	GrantTypes   []string
 	AuthMethod   string
-	CreatedAt    time.Time
+	// Scopes limits a pre-registered client to these scopes; kept in
+	// memory with the configuration, never stored.
+	Scopes    []string
+	CreatedAt time.Time
 }
 
 // OAuthRequest is an authorization request waiting for the app's decision.

@@ -444,6 +444,38 @@ func Sign(key []byte, id string, ts int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
+// NewSignedRequest is a POST of the JSON body to rawURL with the Standard
+// Webhooks headers: webhook-id id, webhook-timestamp ts and, with keys, a
+// webhook-signature holding a signature by each.
+func NewSignedRequest(ctx context.Context, rawURL, id string, ts int64, body []byte, keys [][]byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, errors.New("invalid webhook URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "kavach-webhook")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	if len(keys) > 0 {
+		sigs := make([]string, len(keys))
+		for i, k := range keys {
+			sigs[i] = Sign(k, id, ts, body)
+		}
+		req.Header.Set("webhook-signature", strings.Join(sigs, " "))
+	}
+	return req, nil
+}
+
+// RequestError is err, from sending req, without req's URL: its path or
+// query may hold the receiver's token.
+func RequestError(req *http.Request, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, req.URL.Host, ue.Err)
+	}
+	return errors.New("request failed")
+}
+
 // post makes one attempt: the status the receiver answered (0 for none)
 // and, unless 2xx, why it failed. Errors never carry the URL, whose path
 // or query may hold the receiver's token.
@@ -454,29 +486,13 @@ func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	req, err := NewSignedRequest(ctx, ep.URL, ev.ID, now.Unix(), body, ep.Keys)
 	if err != nil {
-		return 0, errors.New("invalid webhook URL")
-	}
-	ts := now.Unix()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "kavach-webhook")
-	req.Header.Set("webhook-id", ev.ID)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	if len(ep.Keys) > 0 {
-		sigs := make([]string, len(ep.Keys))
-		for i, k := range ep.Keys {
-			sigs[i] = Sign(k, ev.ID, ts, body)
-		}
-		req.Header.Set("webhook-signature", strings.Join(sigs, " "))
+		return 0, err
 	}
 	resp, err := e.http.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return 0, fmt.Errorf("%s %s: %w", ue.Op, req.URL.Host, ue.Err)
-		}
-		return 0, errors.New("request failed")
+		return 0, RequestError(req, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
