@@ -82,9 +82,18 @@ func newService(t *testing.T, opts service.Options) (*service.Service, *store.St
 // are two replicas.
 func newServiceAt(t testing.TB, path string, opts service.Options) (*service.Service, *store.Store, *clock) {
 	t.Helper()
+	return newServiceWith(t, store.Options{URL: path}, opts)
+}
+
+// newServiceWith is newServiceAt over a store opened with so (its URL set;
+// its clock the test's unless so.Now is set).
+func newServiceWith(t testing.TB, so store.Options, opts service.Options) (*service.Service, *store.Store, *clock) {
+	t.Helper()
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC()}
-	so := store.Options{URL: path, Now: c.Now}
+	if so.Now == nil {
+		so.Now = c.Now
+	}
 	if opts.Anomalies.Enabled {
 		so.DecisionTap = service.DecisionTap
 	}

@@ -14,6 +14,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -78,9 +79,12 @@ type Options struct {
 	Endpoints []Endpoint
 	// Retention is how long events and settled deliveries are kept.
 	Retention time.Duration
-	// Client sends the deliveries; nil: one with a 10 s timeout that
-	// follows no redirect.
+	// Client sends the deliveries; nil: Kavach's own sender (kept-alive
+	// HTTP/1.1, each attempt cut at 10 s, no redirect followed), or
+	// net/http's client through a proxy.
 	Client *http.Client
+	// TLSConfig, if set, is the sender's (its trusted roots, say).
+	TLSConfig *tls.Config
 	// FirstRetry is the wait after the first failed attempt (default
 	// 2 s); each later wait doubles, up to MaxBackoff (1 h).
 	FirstRetry time.Duration
@@ -123,8 +127,10 @@ type Events struct {
 	// recorded only while this replica still holds the row.
 	owner string
 	http  *http.Client
-	now   func() time.Time
-	log   *slog.Logger
+	// send posts deliveries unless Options.Client was given.
+	send *sender
+	now  func() time.Time
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	counts  map[string]*counters // by endpoint ID
@@ -153,10 +159,14 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 				IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second},
 		}
 	}
+	var send *sender
+	if opts.Client == nil {
+		send = newSender(opts.TLSConfig, c)
+	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	e := &Events{store: st, endpoints: map[string]Endpoint{}, opts: opts, owner: "rep_" + hex.EncodeToString(b), http: c,
-		now: now, log: log, counts: map[string]*counters{}}
+		send: send, now: now, log: log, counts: map[string]*counters{}}
 	for _, ep := range opts.Endpoints {
 		e.endpoints[ep.ID] = ep
 		e.endpointIDs = append(e.endpointIDs, ep.ID)
@@ -173,6 +183,9 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 // outcomes are recorded in batches.
 // Run also counts the queue for /metrics and prunes old events.
 func (e *Events) Run(ctx context.Context) {
+	if e.send != nil {
+		defer e.send.close()
+	}
 	results := make(chan store.Attempt, 4*claimBatch)
 	recorded := make(chan struct{})
 	go func() { defer close(recorded); e.record(ctx, results) }()
@@ -490,15 +503,29 @@ func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now tim
 	if err != nil {
 		return 0, err
 	}
-	resp, err := e.http.Do(req)
+	var status int
+	if e.send != nil {
+		status, err = e.send.do(req)
+	} else {
+		status, err = sendWith(e.http, req)
+	}
 	if err != nil {
 		return 0, RequestError(req, err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("receiver answered %s", resp.Status)
+	if status < 200 || status >= 300 {
+		return status, fmt.Errorf("receiver answered %d %s", status, http.StatusText(status))
 	}
+	return status, nil
+}
+
+// sendWith sends req with c and returns the answer's status.
+func sendWith(c *http.Client, req *http.Request) (int, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+	_ = resp.Body.Close()
 	return resp.StatusCode, nil
 }
 

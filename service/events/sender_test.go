@@ -1,0 +1,148 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// conns counts the connections a test server accepted.
+func conns(ts *httptest.Server) *atomic.Int32 {
+	var n atomic.Int32
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	return &n
+}
+
+func signedPost(t *testing.T, ctx context.Context, url string, body string) *http.Request {
+	t.Helper()
+	req, err := NewSignedRequest(ctx, url, "msg_1", 1700000000, []byte(body), [][]byte{[]byte("0123456789abcdef01234567")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// The sender's POSTs reach the receiver whole, with the Standard Webhooks
+// headers, over one kept-alive connection per concurrent POST, in plain
+// HTTP and over TLS.
+func TestSenderKeepsConnectionsAlive(t *testing.T) {
+	t.Parallel()
+	for _, tlsOn := range []bool{false, true} {
+		var mu sync.Mutex
+		var got []string
+		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("webhook-id")+" "+
+				r.Header.Get("Content-Type")+" "+string(b))
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		n := conns(ts)
+		var cfg *tls.Config
+		if tlsOn {
+			ts.StartTLS()
+			cfg = &tls.Config{RootCAs: ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, MinVersion: tls.VersionTLS12}
+		} else {
+			ts.Start()
+		}
+		s := newSender(cfg, http.DefaultClient)
+		for i := range 20 {
+			status, err := s.do(signedPost(t, t.Context(), ts.URL+"/hook?x=1", `{"n":`+string(rune('0'+i%10))+`}`))
+			if err != nil || status != http.StatusNoContent {
+				t.Fatalf("tls %v: POST %d = %d, %v; want 204", tlsOn, i, status, err)
+			}
+		}
+		if n.Load() != 1 {
+			t.Errorf("tls %v: 20 POSTs one after the other opened %d connections; want 1", tlsOn, n.Load())
+		}
+		if len(got) != 20 || got[3] != `POST /hook?x=1 msg_1 application/json {"n":3}` {
+			t.Errorf("tls %v: receiver got %d requests, the 4th %q", tlsOn, len(got), got[3])
+		}
+		s.close()
+		ts.Close()
+	}
+}
+
+// A receiver that closes kept-alive connections is sent to again on a new
+// one; an answer it closes after, or one too long to read, is not reused.
+func TestSenderRecoversClosedConnections(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch calls.Add(1) {
+		case 2:
+			w.Header().Set("Connection", "close")
+		case 3:
+			_, _ = w.Write(bytes.Repeat([]byte("x"), maxAnswer+10))
+		}
+	}))
+	n := conns(ts)
+	ts.Start()
+	defer ts.Close()
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	post := func() {
+		t.Helper()
+		if status, err := s.do(signedPost(t, t.Context(), ts.URL, `{}`)); err != nil || status != http.StatusOK {
+			t.Fatalf("POST = %d, %v; want 200", status, err)
+		}
+	}
+	post()
+	post() // answered with Connection: close
+	post() // a long answer: the connection is dropped after it
+	post()
+	if n.Load() != 3 {
+		t.Errorf("connections = %d; want 3 (one closed by the receiver, one after a long answer)", n.Load())
+	}
+	// The receiver drops its idle connections (a restart, an idle
+	// timeout): the next POST goes out on a fresh one and succeeds.
+	ts.CloseClientConnections()
+	post()
+	if n.Load() != 4 || calls.Load() != 5 {
+		t.Errorf("after the receiver closed the idle connection: connections %d, calls %d; want 4 and 5", n.Load(), calls.Load())
+	}
+}
+
+// An attempt ends at its context's deadline, and a non-2xx answer is
+// returned as it is.
+func TestSenderDeadlineAndStatus(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			<-release
+		}
+		http.Error(w, "gone", http.StatusGone)
+	}))
+	defer ts.Close()
+	defer close(release)
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.do(signedPost(t, ctx, ts.URL+"/slow", `{}`)); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("slow receiver: err %v after %v; want a timeout at the deadline", err, time.Since(start))
+	}
+	if status, err := s.do(signedPost(t, t.Context(), ts.URL+"/fast", `{}`)); err != nil || status != http.StatusGone {
+		t.Errorf("POST = %d, %v; want 410", status, err)
+	}
+	if _, err := s.do(signedPost(t, t.Context(), "http://127.0.0.1:1/none", `{}`)); err == nil {
+		t.Error("POST to a closed port succeeded")
+	}
+}
