@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -35,16 +36,31 @@ type senderConn struct {
 	net.Conn
 	r *bufio.Reader
 	w *bufio.Writer
-	// got counts the bytes read from the connection.
-	got int64
+	// got counts the bytes read from the connection; left is how many
+	// more the answer being read may take.
+	got, left int64
 }
 
-// counted reads c's connection, counting what it reads.
+// errLongAnswer ends an answer longer than an answer's head and maxAnswer
+// of body: a receiver cannot make the sender hold more.
+var errLongAnswer = errors.New("the receiver's answer is too long")
+
+// maxAnswerHead bounds an answer's status line and headers.
+const maxAnswerHead = 64 << 10
+
+// counted reads c's connection, counting what it reads, within c.left.
 type counted struct{ c *senderConn }
 
 func (r counted) Read(p []byte) (int, error) {
+	if r.c.left <= 0 {
+		return 0, errLongAnswer
+	}
+	if int64(len(p)) > r.c.left {
+		p = p[:r.c.left]
+	}
 	n, err := r.c.Conn.Read(p)
 	r.c.got += int64(n)
+	r.c.left -= int64(n)
 	return n, err
 }
 
@@ -114,6 +130,8 @@ func (s *sender) roundTrip(c *senderConn, req *http.Request) (status int, keep b
 	if err := c.w.Flush(); err != nil {
 		return 0, false, err
 	}
+	// What is buffered of an earlier answer counts against this one.
+	c.left = maxAnswerHead + maxAnswer + 1 - int64(c.r.Buffered())
 	resp, err := http.ReadResponse(c.r, req)
 	if err != nil {
 		if ctx.Err() != nil {

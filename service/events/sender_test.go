@@ -146,3 +146,35 @@ func TestSenderDeadlineAndStatus(t *testing.T) {
 		t.Error("POST to a closed port succeeded")
 	}
 }
+
+// A receiver answering with endless headers gets an error, not the
+// sender's memory.
+func TestSenderBoundsTheAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer func() { _ = c.Close() }()
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\n"))
+		line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+		for range 10_000 { // 10 MB of headers
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	if _, err := s.do(signedPost(t, t.Context(), "http://"+ln.Addr().String()+"/", `{}`)); err == nil {
+		t.Error("an answer with 10 MB of headers was accepted")
+	}
+}
