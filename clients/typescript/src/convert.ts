@@ -134,14 +134,14 @@ export function auditEntry(e: WireAuditEntry): AuditEntry {
     action: e.action,
     resource: e.resource,
     parameters: isObject(e.arguments) ? e.arguments : {},
-    result: e.result,
+    result: e.result as AuditEntry['result'],
     durationMs: e.durationUs / 1000,
     timestamp: date(e.timestamp),
     kind: e.kind as AuditEntry['kind'],
     code: e.code,
     ownerId: e.ownerId,
     durationUs: e.durationUs,
-    actor: e.actor,
+    actor: e.actor as AuditEntry['actor'],
   };
   if (e.reason !== '') out.reason = e.reason;
   if (e.ip !== undefined) out.ip = e.ip;

@@ -184,7 +184,7 @@ export type AuditResult = 'allowed' | 'denied' | 'rate_limited';
 
 /** Who asked for a decision or made a change. */
 export interface AuditActor {
-  type: 'key' | 'admin_env' | 'agent' | 'anonymous' | 'system' | string;
+  type: 'key' | 'admin_env' | 'agent' | 'anonymous' | 'system';
   id?: string;
   name?: string;
   onBehalfOf?: string;
@@ -203,8 +203,11 @@ export interface AuditEntry {
   resource: string;
   /** The decision's arguments (Kavach's `arguments`); `{}` when none. */
   parameters: JsonObject;
-  /** `allowed` or `denied`; Kavach's events may carry other results (`ok`). */
-  result: AuditResult | string;
+  /**
+   * `allowed` or `denied` (events too: a change made, a call refused); never
+   * `rate_limited`, which Kavach writes as `denied` with code `rate_limited`.
+   */
+  result: AuditResult;
   reason?: string;
   /** `durationUs / 1000`. */
   durationMs: number;
