@@ -1,7 +1,7 @@
 /** `kavach.authorize` and `kavach.authorizeByToken`: decisions (POST /v1/authorize). */
 import * as convert from './convert.js';
 import type { Transport } from './http.js';
-import type { AuthorizeRequest, AuthorizeResult, JsonObject, RequestContext } from './types.js';
+import type { AuthorizeRequest, AuthorizeResult, RequestContext } from './types.js';
 import type { WireAuthorizeResponse } from './wire.js';
 
 /** The decision methods of a Kavach client. */
@@ -26,7 +26,7 @@ interface AuthorizeBody {
   agentId?: string;
   action: string;
   resource: string;
-  arguments?: JsonObject;
+  arguments?: Record<string, unknown>;
   context?: RequestContext;
   approvalId?: string;
 }

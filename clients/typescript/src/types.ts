@@ -16,14 +16,17 @@ export type AgentType = 'autonomous' | 'delegated' | 'service';
 /** The state of an agent; `suspended` is Kavach's (anomaly containment). */
 export type AgentStatus = 'active' | 'suspended' | 'revoked' | 'expired';
 
-/** The constraints a permission may carry; the sidecar checks them. */
+/** The constraints a permission may carry: KavachOS's, and Kavach's additions. The sidecar checks them. */
 export interface PermissionConstraints {
   maxCallsPerHour?: number;
   allowedArgPatterns?: string[];
-  requireApproval?: boolean;
-  timeWindow?: { start: string; end: string };
+  /** `true`, `false`, or (Kavach) a trust level below which approval is required. */
+  requireApproval?: boolean | TrustLevel;
+  /** Kavach adds `timezone` (default UTC) and `days` (`mon`…`sun`). */
+  timeWindow?: { start: string; end: string; timezone?: string; days?: string[] };
   ipAllowlist?: string[];
-  [key: string]: JsonValue | undefined;
+  /** Kavach: refused while the agent's trust level ranks below this. */
+  minTrustLevel?: TrustLevel;
 }
 
 /** Actions on a resource pattern, as KavachOS's `Permission`. */
@@ -62,7 +65,7 @@ export interface CreateAgentInput {
   /** Absent: the sidecar's `agents.defaultPermissions`. */
   permissions?: Permission[];
   expiresAt?: Date;
-  metadata?: JsonObject;
+  metadata?: Record<string, unknown>;
 }
 
 /** The body of `agent.update`: absent fields are unchanged, permissions replace. */
@@ -71,7 +74,7 @@ export interface UpdateAgentInput {
   permissions?: Permission[];
   /** `null` removes the expiry. */
   expiresAt?: Date | null;
-  metadata?: JsonObject;
+  metadata?: Record<string, unknown>;
 }
 
 /** The filter of `agent.list`. */
@@ -106,7 +109,8 @@ export interface RequestContext {
 export interface AuthorizeRequest {
   action: string;
   resource: string;
-  arguments?: JsonObject;
+  /** Any JSON object; written to the audit row and checked by `allowedArgPatterns`. */
+  arguments?: Record<string, unknown>;
   context?: RequestContext;
   /** KavachOS's older place for the caller's IP: sent as `context.ip`. */
   ip?: string;
