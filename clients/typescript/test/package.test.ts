@@ -19,7 +19,7 @@ it('package.json: ESM, types and import exports, node >=20, no dependencies', as
   for (const [name, version] of Object.entries(dev)) assert.match(version, /^\d+\.\d+\.\d+$/, `${name} is not pinned`);
 });
 
-it('the built client imports nothing but its own modules, and uses no Node global', async () => {
+it('the built client imports nothing but its own modules, uses no Node global and never logs', async () => {
   const dist = fileURLToPath(new URL('dist/', root));
   const files = (await readdir(dist)).filter((f) => f.endsWith('.js'));
   assert.ok(files.includes('index.js') && files.length > 5, files.join(' '));
@@ -30,6 +30,7 @@ it('the built client imports nothing but its own modules, and uses no Node globa
       assert.match(spec, /^\.\/[a-z]+\.js$/, `${f} imports ${spec}`);
     }
     assert.doesNotMatch(src, /\b(require\(|process\.|Buffer\b|__dirname)/, `${f} uses Node`);
+    assert.doesNotMatch(src, /\bconsole\./, `${f} logs`);
   }
   const types = await readFile(`${dist}index.d.ts`, 'utf8');
   assert.match(types, /createKavach/);
