@@ -39,8 +39,9 @@ describe('agent', () => {
       { resource: 'mcp:deploy:production', actions: ['execute'], constraints: { requireApproval: true, maxCallsPerHour: 5 } },
     ]);
     assert.deepEqual(a.metadata, { team: 'infra' });
-    assert.equal(a.expiresAt, null);
     assert.ok(a.createdAt instanceof Date && a.updatedAt instanceof Date);
+    // agents.tokenExpiry's default: 24 hours, as in KavachOS.
+    assert.equal(a.expiresAt?.getTime(), a.createdAt.getTime() + 24 * 3600_000);
     assert.ok(Math.abs(a.createdAt.getTime() - before) < 60_000, `createdAt ${a.createdAt.toISOString()}`);
     assert.equal(a.revokedAt, undefined);
   });
