@@ -200,6 +200,38 @@ func testPruneChanges(t *testing.T, s *Store, c *clock) {
 	}
 }
 
+// testPollsWithoutListening: where the engine has nothing to listen to
+// (MySQL), CanListen says so, Listen returns at once instead of holding the
+// follower, and the feed alone carries another replica's commits, in
+// order, to a follower that asks after the seq it applied.
+func testPollsWithoutListening(t *testing.T, follower, writer *Store) {
+	if follower.CanListen() {
+		t.Fatal("CanListen() = true on an engine without notifications; want false")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		follower.Listen(t.Context(), func() { t.Error("Listen notified on an engine without notifications") }, func(error) {})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen still running after 5s on an engine without notifications; want it to return at once")
+	}
+	applied, err := follower.LatestChange(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i := range 3 {
+		want = append(want, changeOf(t, writer, fmt.Sprint("p", i)))
+	}
+	got, err := follower.ChangesSince(t.Context(), applied, 10)
+	if err != nil || len(got) != 3 || got[0].Seq != want[0] || got[2].Seq != want[2] {
+		t.Fatalf("ChangesSince(%d) on the follower = %+v, %v; want the writer's seqs %v", applied, got, err, want)
+	}
+}
+
 // A replica listening hears the commits of another: once it listens, a
 // write on the other store is followed by a notification. (How it is
 // driven is the dialect's: LISTEN/NOTIFY, a watched file. A watched file
@@ -208,6 +240,10 @@ func testPruneChanges(t *testing.T, s *Store, c *clock) {
 // feed.)
 func testListenHearsAnotherReplica(t *testing.T, b backend) {
 	follower, writer := b.pair(t)
+	if b.polls {
+		testPollsWithoutListening(t, follower, writer)
+		return
+	}
 	if !follower.CanListen() {
 		t.Fatalf("CanListen() = false on a %s database shared by replicas; want true", b.name)
 	}

@@ -92,6 +92,28 @@ type dialect interface {
 	// timeout, 1290/1836 read-only, 2002/2003/2006/2013 connection.)
 	unavailable(err error) string
 
+	// lockMigrations takes, for the whole of Migrate, a lock that
+	// serialises migrations between processes where the transactions'
+	// advisoryLock cannot (MySQL: DDL commits implicitly, ending the
+	// transaction's locks), and returns its release; a no-op elsewhere.
+	lockMigrations(ctx context.Context, h *sql.DB) (release func(), err error)
+
+	// returning reports whether INSERT … RETURNING covers an upsert
+	// (PostgreSQL, SQLite); where it does not (MySQL) the store reads the
+	// rows back (upsertRows).
+	returning() bool
+	// upsert is insert (an INSERT … VALUES or INSERT … SELECT) resolving
+	// a conflict on the unique columns conflict ("a, b"): set "" skips the
+	// row, else set is the update, naming the proposed row's columns
+	// "excluded.c" (ON CONFLICT … DO NOTHING / DO UPDATE SET on PostgreSQL
+	// and SQLite; INSERT IGNORE / ON DUPLICATE KEY UPDATE on MySQL). A
+	// skipped row is not counted in RowsAffected.
+	upsert(insert, conflict, set string) string
+	// insertSeq runs a one-row INSERT into a table whose column seq is
+	// numbered by the engine, and returns the number (RETURNING seq, or
+	// MySQL's LAST_INSERT_ID()).
+	insertSeq(ctx context.Context, tx *txn, insert, seq string, args ...any) (int64, error)
+
 	// migrations are the engine's numbered migrations ("0001_init.sql",
 	// …) at the root of the returned tree, each applied with one Exec.
 	migrations() fs.FS
@@ -110,10 +132,34 @@ type conns struct {
 
 // dialectFor returns the dialect of the database opts.URL names.
 func dialectFor(opts Options) dialect {
-	if IsPostgres(opts.URL) {
+	switch {
+	case IsPostgres(opts.URL):
 		return newPostgresDialect(opts)
+	case IsMySQL(opts.URL):
+		return newMySQLDialect(opts)
 	}
 	return newSQLiteDialect(opts)
+}
+
+// standardSQL is what SQLite and PostgreSQL share, and MySQL does another
+// way: INSERT … RETURNING, ON CONFLICT, migrations that transactions lock.
+type standardSQL struct{}
+
+func (standardSQL) lockMigrations(context.Context, *sql.DB) (func(), error) { return func() {}, nil }
+
+func (standardSQL) returning() bool { return true }
+
+func (standardSQL) upsert(insert, conflict, set string) string {
+	if set == "" {
+		return insert + ` ON CONFLICT (` + conflict + `) DO NOTHING`
+	}
+	return insert + ` ON CONFLICT (` + conflict + `) DO UPDATE SET ` + set
+}
+
+func (standardSQL) insertSeq(ctx context.Context, tx *txn, insert, seq string, args ...any) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, insert+` RETURNING `+seq, args...).Scan(&n)
+	return n, err
 }
 
 // lockName names an advisory lock: a lock of its own (id), or a key within
@@ -209,4 +255,20 @@ func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *s
 
 func (t *txn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return t.Tx.PrepareContext(ctx, t.d.rebind(query))
+}
+
+// upsertRows runs insert (an INSERT with an upsert suffix) and returns the
+// rows it inserted or updated, columns cols of each: by RETURNING where
+// the dialect has it, else by the query reread builds, locking what it
+// reads (the rows are the transaction's own since the upsert, so the lock
+// is held already and the read sees them as written).
+func (s *Store) upsertRows(ctx context.Context, tx *txn, insert, cols string, reread func() (string, []any), args ...any) (*sql.Rows, error) {
+	if s.dialect.returning() {
+		return tx.QueryContext(ctx, insert+` RETURNING `+cols, args...)
+	}
+	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+		return nil, err
+	}
+	q, qargs := reread()
+	return tx.QueryContext(ctx, q+s.dialect.lockRow(), qargs...)
 }
