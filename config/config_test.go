@@ -137,7 +137,7 @@ func TestDatabaseURLMustBeAFileOrAServerURL(t *testing.T) {
 		"./kavach.db": true, "/var/lib/kavach/kavach.db": true, ":memory:": true, "file:kavach.db?_pragma=busy_timeout(5000)": true,
 		"data/my db.sqlite": true, "postgres://u:p@h:5432/db": true, "postgresql://h/db": true, "POSTGRES://h/db": true,
 		"host=db.internal user=kavach password=s3cret dbname=kavach": false,
-		"password=s3cret":                      false,
+		"password=s3cret":                        false,
 		"mysql://root:s3cret@127.0.0.1/kavach":   true,
 		"MySQL://root:s3cret@127.0.0.1/kavach":   true,
 		"mariadb://root:s3cret@127.0.0.1/kavach": false,
