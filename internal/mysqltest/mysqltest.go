@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -44,6 +46,62 @@ func URL(t testing.TB) string {
 // test database.
 func Exec(t testing.TB, statements ...string) {
 	t.Helper()
+	db := admin(t)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, s := range statements {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// KillConnections ends every session on the database of dbURL (a URL from
+// URL), as a server restart would, and returns how many it ended.
+func KillConnections(t testing.TB, dbURL string) int {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := admin(t)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?`, u.Path[1:])
+	if err != nil {
+		t.Fatalf("list connections: %v", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatalf("list connections: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatalf("list connections: %v", err)
+	}
+	killed := 0
+	for _, id := range ids {
+		_, err := db.ExecContext(ctx, `KILL `+strconv.FormatInt(id, 10))
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1094 { // ER_NO_SUCH_THREAD: it ended meanwhile
+			continue
+		}
+		if err != nil {
+			t.Fatalf("kill connection %d: %v", id, err)
+		}
+		killed++
+	}
+	return killed
+}
+
+// admin connects to the server as its administrator.
+func admin(t testing.TB) *sql.DB {
+	t.Helper()
 	u := server(t)
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr = "tcp", u.Host
@@ -55,17 +113,13 @@ func Exec(t testing.TB, statements ...string) {
 		t.Fatalf("MySQL at %s: %v", u.Redacted(), err)
 	}
 	db := sql.OpenDB(connector)
-	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
 		t.Fatalf("MySQL/MariaDB at %s is not reachable (start it with: service mariadb start): %v", u.Redacted(), err)
 	}
-	for _, s := range statements {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	return db
 }
 
 // server is ServerURL parsed, with a port.
