@@ -65,11 +65,18 @@ func KillConnections(t testing.TB, dbURL string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return killWhere(t, "DB = ?", u.Path[1:])
+}
+
+// killWhere ends the sessions of the server's process list that match
+// cond, and returns how many it ended.
+func killWhere(t testing.TB, cond string, args ...any) int {
+	t.Helper()
 	db := admin(t)
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?`, u.Path[1:])
+	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE `+cond, args...)
 	if err != nil {
 		t.Fatalf("list connections: %v", err)
 	}
@@ -139,4 +146,50 @@ func random() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// User is a login of a test's own on its database: the test can make the
+// database unreachable for it, as an outage would, without touching the
+// shared server or anyone else's connections.
+type User struct {
+	name string
+}
+
+// NewUser creates a user with every privilege on the database of dbURL (a
+// URL from URL) and returns it with the URL connecting as it. The user is
+// dropped when the test ends.
+func NewUser(t testing.TB, dbURL string) (*User, string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usr := &User{name: "kavach_u_" + random()}
+	Exec(t, "CREATE USER '"+usr.name+"'@'%' IDENTIFIED BY 'pw'",
+		"GRANT ALL ON "+u.Path[1:]+".* TO '"+usr.name+"'@'%'")
+	t.Cleanup(func() {
+		usr.kill(t)
+		Exec(t, "DROP USER IF EXISTS '"+usr.name+"'@'%'")
+	})
+	u.User = url.UserPassword(usr.name, "pw")
+	return usr, u.String()
+}
+
+// SetReachable refuses the user's connections (or lets them in again), as
+// a server that is down would: the account is locked and its open
+// connections are ended.
+func (u *User) SetReachable(t testing.TB, on bool) {
+	t.Helper()
+	if on {
+		Exec(t, "ALTER USER '"+u.name+"'@'%' ACCOUNT UNLOCK")
+		return
+	}
+	Exec(t, "ALTER USER '"+u.name+"'@'%' ACCOUNT LOCK")
+	u.kill(t)
+}
+
+// kill ends the user's open connections.
+func (u *User) kill(t testing.TB) {
+	t.Helper()
+	killWhere(t, "USER = ?", u.name)
 }
