@@ -10,21 +10,23 @@ import (
 
 // dialect is everything the store does differently on each SQL engine. The
 // store's methods write their SQL once, in the common subset (with "?"
-// placeholders, INSERT … RETURNING, LIMIT, CASE), and ask the dialect for
-// the rest: connecting, placeholders, locks, change notifications, error
-// codes and the migrations. sqliteDialect (dialect_sqlite.go) and
-// postgresDialect (dialect_postgres.go) implement it; dialectFor picks one
+// placeholders, LIMIT, CASE, batches chosen in derived tables), and ask
+// the dialect for the rest: connecting, placeholders, locks, upserts and
+// RETURNING, change notifications, error codes and the migrations.
+// sqliteDialect (dialect_sqlite.go), postgresDialect (dialect_postgres.go)
+// and mysqlDialect (dialect_mysql.go) implement it; dialectFor picks one
 // from the database URL.
 //
 // Another engine is another implementation, a case in dialectFor and its
-// own numbered migrations, and no change to the store's methods. What each
-// method means for MySQL (MariaDB 10.11), the next candidate, is noted
-// beside it; in short: "?" placeholders as they are, FOR UPDATE row locks,
+// own numbered migrations, and no change to the store's methods. MySQL
+// (MySQL 8, MariaDB 10.11), the third, is noted beside each method where
+// it differs; in short: "?" placeholders as they are, FOR UPDATE row locks,
 // no LISTEN (followers poll the change feed), error 1062 for a duplicate
-// key, and advisory locks that must end with the transaction, which
-// GET_LOCK alone does not.
+// key, advisory locks as rows of a table of locks (GET_LOCK would outlive
+// the transaction), no RETURNING and no ON CONFLICT.
 type dialect interface {
-	// name is the engine's short name ("sqlite", "postgres"), for messages.
+	// name is the engine's short name ("sqlite", "postgres", "mysql"), for
+	// messages.
 	name() string
 	// inProcess reports whether a statement costs no round trip to a
 	// server (SQLite): then executing a prepared one-row statement per row
@@ -36,7 +38,7 @@ type dialect interface {
 	// readers; others return one pool as both. The pragmas, busy timeouts,
 	// driver name and DSN are the dialect's business. (MySQL: one pool;
 	// the DSN turns multiStatements on, since a migration is one Exec of
-	// several statements.)
+	// several statements, and sessions run READ COMMITTED.)
 	open(ctx context.Context) (conns, error)
 	// close releases what open held besides the two handles (a pgx pool);
 	// the store closes the handles first.
@@ -62,9 +64,8 @@ type dialect interface {
 	// rollback), waiting for another transaction, on any replica, that
 	// holds it; a no-op where write transactions already run one at a
 	// time. (MySQL: GET_LOCK is held by the session, not the transaction,
-	// and would outlive it on a pooled connection; a MySQL dialect locks
-	// a row of a table of locks with SELECT … FOR UPDATE instead, or
-	// releases with RELEASE_LOCK when the transaction ends.)
+	// and would outlive it on a pooled connection; the MySQL dialect locks
+	// a row of a table of locks, kavach_locks, with an upsert instead.)
 	advisoryLock(ctx context.Context, tx *txn, l lockName) error
 
 	// notifyChange tells followers, on commit of tx, that the change feed
