@@ -295,14 +295,21 @@ func TestPostgresReadOnlyAndOutage(t *testing.T) {
 	waitProbe(t, s, "")
 	checkWritesWork(t, s, a.ID)
 
-	role.SetReachable(t, false)
+	checkOutage(t, s, a.ID, role)
+}
+
+// checkOutage makes the server refuse the store's login: writes fail as
+// unreachable, reads too, and everything works again once it is back.
+func checkOutage(t *testing.T, s *Store, agentID string, login interface{ SetReachable(testing.TB, bool) }) {
+	t.Helper()
+	login.SetReachable(t, false)
 	waitProbe(t, s, ReasonUnreachable)
-	checkWritesFail(t, s, a.ID, ReasonUnreachable)
-	checkFails(t, "GetAgent", func() error { _, err := s.GetAgent(t.Context(), a.ID); return err })
-	checkFails(t, "CountCalls", func() error { _, err := s.CountCalls(t.Context(), a.ID, "r", time.Time{}); return err })
-	role.SetReachable(t, true)
+	checkWritesFail(t, s, agentID, ReasonUnreachable)
+	checkFails(t, "GetAgent", func() error { _, err := s.GetAgent(t.Context(), agentID); return err })
+	checkFails(t, "CountCalls", func() error { _, err := s.CountCalls(t.Context(), agentID, "r", time.Time{}); return err })
+	login.SetReachable(t, true)
 	waitProbe(t, s, "")
-	checkWritesWork(t, s, a.ID)
+	checkWritesWork(t, s, agentID)
 }
 
 // MySQL locked (a row another session holds) and then refusing a user's
@@ -334,15 +341,7 @@ func TestMySQLLockedAndOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitProbe(t, s, "")
-
-	user.SetReachable(t, false)
-	waitProbe(t, s, ReasonUnreachable)
-	checkWritesFail(t, s, a.ID, ReasonUnreachable)
-	checkFails(t, "GetAgent", func() error { _, err := s.GetAgent(t.Context(), a.ID); return err })
-	checkFails(t, "CountCalls", func() error { _, err := s.CountCalls(t.Context(), a.ID, "r", time.Time{}); return err })
-	user.SetReachable(t, true)
-	waitProbe(t, s, "")
-	checkWritesWork(t, s, a.ID)
+	checkOutage(t, s, a.ID, user)
 }
 
 // waitProbe probes until Writable gives reason ("": writable), for at most

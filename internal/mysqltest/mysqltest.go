@@ -193,3 +193,18 @@ func (u *User) kill(t testing.TB) {
 	t.Helper()
 	killWhere(t, "USER = ?", u.name)
 }
+
+// DSN is go-sql-driver/mysql's DSN of dbURL (a URL from URL), for a test
+// that reads the database with database/sql itself.
+func DSN(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, u.Path[1:]
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	return cfg.FormatDSN()
+}
