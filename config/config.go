@@ -386,7 +386,7 @@ func (c *Config) Validate() error {
 		}
 	case "postgres", "mysql":
 		if urlProvider != c.Database.Provider {
-			return fmt.Errorf("database.provider %s needs database.url %s", c.Database.Provider, exampleURL[c.Database.Provider])
+			return fmt.Errorf("database.provider %s needs database.url %s", c.Database.Provider, exampleURL(c.Database.Provider))
 		}
 	default:
 		return fmt.Errorf("database.provider %q is not one of sqlite, postgres, mysql", c.Database.Provider)
@@ -532,9 +532,11 @@ func (c Config) TokenExpiry() time.Duration {
 }
 
 // exampleURL is the form of a server database's URL, for messages.
-var exampleURL = map[string]string{
-	"postgres": "postgres://user:password@host:5432/db",
-	"mysql":    "mysql://user:password@host:3306/db",
+func exampleURL(provider string) string {
+	if provider == "mysql" {
+		return "mysql://user:password@host:3306/db"
+	}
+	return "postgres://user:password@host:5432/db"
 }
 
 // isMySQLURL reports whether a database URL names MySQL (or MariaDB).

@@ -65,32 +65,18 @@ func KillConnections(t testing.TB, dbURL string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return killWhere(t, "DB = ?", u.Path[1:])
+	return killWhere(t, func(_, db string) bool { return db == u.Path[1:] })
 }
 
-// killWhere ends the sessions of the server's process list that match
-// cond, and returns how many it ended.
-func killWhere(t testing.TB, cond string, args ...any) int {
+// killWhere ends the sessions of the server's process list whose user
+// and database match, and returns how many it ended.
+func killWhere(t testing.TB, match func(user, db string) bool) int {
 	t.Helper()
 	db := admin(t)
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT ID FROM information_schema.PROCESSLIST WHERE `+cond, args...)
-	if err != nil {
-		t.Fatalf("list connections: %v", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatalf("list connections: %v", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		t.Fatalf("list connections: %v", err)
-	}
+	ids := sessions(ctx, t, db, match)
 	killed := 0
 	for _, id := range ids {
 		_, err := db.ExecContext(ctx, `KILL `+strconv.FormatInt(id, 10))
@@ -104,6 +90,32 @@ func killWhere(t testing.TB, cond string, args ...any) int {
 		killed++
 	}
 	return killed
+}
+
+// sessions are the IDs of the server's sessions whose user and database
+// match.
+func sessions(ctx context.Context, t testing.TB, db *sql.DB, match func(user, db string) bool) []int64 {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, `SELECT ID, USER, COALESCE(DB, '') FROM information_schema.PROCESSLIST`)
+	if err != nil {
+		t.Fatalf("list connections: %v", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var user, name string
+		if err := rows.Scan(&id, &user, &name); err != nil {
+			t.Fatalf("list connections: %v", err)
+		}
+		if match(user, name) {
+			ids = append(ids, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list connections: %v", err)
+	}
+	return ids
 }
 
 // admin connects to the server as its administrator.
@@ -191,7 +203,7 @@ func (u *User) SetReachable(t testing.TB, on bool) {
 // kill ends the user's open connections.
 func (u *User) kill(t testing.TB) {
 	t.Helper()
-	killWhere(t, "USER = ?", u.name)
+	killWhere(t, func(user, _ string) bool { return user == u.name })
 }
 
 // DSN is go-sql-driver/mysql's DSN of dbURL (a URL from URL), for a test
