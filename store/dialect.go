@@ -90,7 +90,8 @@ type dialect interface {
 	// from the driver's error codes, or "" when it is not such an error.
 	// It must not dereference its receiver: UnavailableReason asks every
 	// dialect about an error of unknown origin. (MySQL: 1205 lock wait
-	// timeout, 1290/1836 read-only, 2002/2003/2006/2013 connection.)
+	// timeout, 1290/1836 read-only, 1040/1045/1053 refused or shut down,
+	// and the driver's errors of a broken connection.)
 	unavailable(err error) string
 
 	// lockMigrations takes, for the whole of Migrate, a lock that
