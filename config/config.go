@@ -305,14 +305,15 @@ type Database struct {
 	Provider       string `yaml:"provider"`
 	URL            string `yaml:"url"`
 	SkipMigrations bool   `yaml:"skipMigrations"`
-	// MaxConns caps PostgreSQL connections per sidecar (default 16).
+	// MaxConns caps PostgreSQL or MySQL connections per sidecar (default 16).
 	MaxConns int `yaml:"maxConns"`
 	// ApplicationName names this sidecar's PostgreSQL connections in
 	// pg_stat_activity (default "kavach").
 	ApplicationName string `yaml:"applicationName"`
 	// PollInterval bounds how long another replica's write can take to
 	// arrive when no notification does (default 1s, from 10ms to 1m), e.g.
-	// "500ms": a duration with a unit.
+	// "500ms": a duration with a unit. On MySQL, where nothing notifies,
+	// it is the lag itself (default 200ms).
 	PollInterval Duration `yaml:"pollInterval"`
 	// Timeout bounds every database call (default 5s, from 100ms to 1m):
 	// past it, a decision is 503 audit_unavailable. SQLite waits half as
@@ -346,12 +347,21 @@ func (c Config) DatabaseTimeout() time.Duration {
 	return d
 }
 
-// PollInterval is database.pollInterval, 0 when unset (the service's
-// default); call after Validate.
+// PollInterval is database.pollInterval; unset, DefaultMySQLPollInterval
+// on MySQL, else 0 (the service's default); call after Validate.
 func (c Config) PollInterval() time.Duration {
 	d, _ := pollIntervalRule.Parse(string(c.Database.PollInterval))
+	if d == 0 && c.Database.Provider == "mysql" {
+		return DefaultMySQLPollInterval
+	}
 	return d
 }
+
+// DefaultMySQLPollInterval is database.pollInterval's default on MySQL,
+// which has no LISTEN: polling is how replicas hear of each other's
+// writes, so it bounds their lag (a feed read of no rows costs one
+// indexed lookup).
+const DefaultMySQLPollInterval = 200 * time.Millisecond
 
 // Agents configures the agent lifecycle.
 type Agents struct {
@@ -452,30 +462,35 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("server.allowedHosts: %q is not a host name", h)
 		}
 	}
-	if c.Database.URL == "" && c.Database.Provider != "postgres" {
+	if c.Database.URL == "" && c.Database.Provider != "postgres" && c.Database.Provider != "mysql" {
 		c.Database.URL = DefaultDatabase
 	}
 	if err := checkDatabaseURL(c.Database.URL); err != nil {
 		return err
 	}
-	pgURL := strings.HasPrefix(c.Database.URL, "postgres://") || strings.HasPrefix(c.Database.URL, "postgresql://")
+	// The provider the URL names: "sqlite" for a file path.
+	urlProvider := "sqlite"
+	switch {
+	case strings.HasPrefix(c.Database.URL, "postgres://") || strings.HasPrefix(c.Database.URL, "postgresql://"):
+		urlProvider = "postgres"
+	case isMySQLURL(c.Database.URL):
+		urlProvider = "mysql"
+	}
 	switch c.Database.Provider {
 	case "":
-		// Inferred from the URL, so that --database postgres://… just works.
-		c.Database.Provider = "sqlite"
-		if pgURL {
-			c.Database.Provider = "postgres"
-		}
+		// Inferred from the URL, so that --database postgres://… (or
+		// mysql://…) just works.
+		c.Database.Provider = urlProvider
 	case "sqlite":
-		if pgURL {
-			return fmt.Errorf("database.provider is sqlite but database.url is a PostgreSQL URL")
+		if urlProvider != "sqlite" {
+			return fmt.Errorf("database.provider is sqlite but database.url is a %s URL", urlProvider)
 		}
-	case "postgres":
-		if !pgURL {
-			return fmt.Errorf("database.provider postgres needs database.url postgres://user:password@host:5432/db")
+	case "postgres", "mysql":
+		if urlProvider != c.Database.Provider {
+			return fmt.Errorf("database.provider %s needs database.url %s", c.Database.Provider, exampleURL(c.Database.Provider))
 		}
 	default:
-		return fmt.Errorf("database.provider %q is not one of sqlite, postgres", c.Database.Provider)
+		return fmt.Errorf("database.provider %q is not one of sqlite, postgres, mysql", c.Database.Provider)
 	}
 	if c.Database.MaxConns < 0 {
 		return fmt.Errorf("database.maxConns must be positive, not %d", c.Database.MaxConns)
@@ -653,20 +668,34 @@ func (c Config) TokenExpiry() time.Duration {
 	return d
 }
 
+// exampleURL is the form of a server database's URL, for messages.
+func exampleURL(provider string) string {
+	if provider == "mysql" {
+		return "mysql://user:password@host:3306/db"
+	}
+	return "postgres://user:password@host:5432/db"
+}
+
+// isMySQLURL reports whether a database URL names MySQL (or MariaDB).
+func isMySQLURL(u string) bool {
+	scheme, _, ok := strings.Cut(u, "://")
+	return ok && strings.EqualFold(scheme, "mysql")
+}
+
 // libpqKeywords is the start of a libpq keyword/value connection string
 // (host=… password=…), which would otherwise be taken for a file name.
 var libpqKeywords = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
 
 // checkDatabaseURL refuses a database.url that is neither a SQLite file
-// path (or :memory:, or a file: URI) nor a postgres:// URL. The value is
-// never repeated: it may hold a password.
+// path (or :memory:, or a file: URI) nor a postgres:// or mysql:// URL.
+// The value is never repeated: it may hold a password.
 func checkDatabaseURL(u string) error {
 	if scheme, _, ok := strings.Cut(u, "://"); ok && !strings.ContainsAny(scheme, "/\\") {
 		switch strings.ToLower(scheme) {
-		case "postgres", "postgresql", "file":
+		case "postgres", "postgresql", "mysql", "file":
 			return nil
 		}
-		return fmt.Errorf("database.url (--database, KAVACH_DATABASE_URL) has the scheme %q: give a postgres:// URL or a SQLite file path", scheme)
+		return fmt.Errorf("database.url (--database, KAVACH_DATABASE_URL) has the scheme %q: give a postgres:// or mysql:// URL or a SQLite file path", scheme)
 	}
 	if libpqKeywords.MatchString(u) {
 		return errors.New("database.url (--database, KAVACH_DATABASE_URL) looks like a libpq connection string (key=value …), " +

@@ -128,18 +128,20 @@ func TestMCPSection(t *testing.T) {
 	}
 }
 
-// A database.url that is neither a SQLite file nor a postgres:// URL is a
-// configuration error that never repeats the value (it may hold a
-// password), not a SQLite file named after it.
-func TestDatabaseURLMustBeAFileOrAPostgresURL(t *testing.T) {
+// A database.url that is neither a SQLite file nor a postgres:// or
+// mysql:// URL is a configuration error that never repeats the value (it
+// may hold a password), not a SQLite file named after it.
+func TestDatabaseURLMustBeAFileOrAServerURL(t *testing.T) {
 	t.Parallel()
 	for url, ok := range map[string]bool{
 		"./kavach.db": true, "/var/lib/kavach/kavach.db": true, ":memory:": true, "file:kavach.db?_pragma=busy_timeout(5000)": true,
 		"data/my db.sqlite": true, "postgres://u:p@h:5432/db": true, "postgresql://h/db": true, "POSTGRES://h/db": true,
 		"host=db.internal user=kavach password=s3cret dbname=kavach": false,
-		"password=s3cret":                      false,
-		"mysql://root:s3cret@127.0.0.1/kavach": false,
-		"sqlserver://sa:s3cret@h":              false,
+		"password=s3cret":                        false,
+		"mysql://root:s3cret@127.0.0.1/kavach":   true,
+		"MySQL://root:s3cret@127.0.0.1/kavach":   true,
+		"mariadb://root:s3cret@127.0.0.1/kavach": false,
+		"sqlserver://sa:s3cret@h":                false,
 	} {
 		c := Default()
 		c.Database.URL = url
@@ -149,6 +151,61 @@ func TestDatabaseURLMustBeAFileOrAPostgresURL(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("database.url %q: the error repeats the password: %v", url, err)
+		}
+	}
+}
+
+// database.provider is inferred from database.url, and one that does not
+// match the URL is a start-up error that never repeats the URL.
+func TestDatabaseProvider(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		provider, url string
+		want          string // the provider after Validate; "" for an error
+	}{
+		{"", "", "sqlite"},
+		{"", "kavach.db", "sqlite"},
+		{"", "postgres://u:s3cret@h:5432/db", "postgres"},
+		{"", "mysql://u:s3cret@h:3306/db", "mysql"},
+		{"sqlite", "kavach.db", "sqlite"},
+		{"postgres", "postgres://u:s3cret@h/db", "postgres"},
+		{"mysql", "mysql://u:s3cret@h/db", "mysql"},
+		{"mysql", "", ""},
+		{"mysql", "kavach.db", ""},
+		{"mysql", "postgres://u:s3cret@h/db", ""},
+		{"postgres", "mysql://u:s3cret@h/db", ""},
+		{"sqlite", "mysql://u:s3cret@h/db", ""},
+		{"mariadb", "mysql://u:s3cret@h/db", ""},
+	} {
+		c := Default()
+		c.Database.Provider, c.Database.URL = tt.provider, tt.url
+		err := c.Validate()
+		if got := c.Database.Provider; (err == nil) != (tt.want != "") || err == nil && got != tt.want {
+			t.Errorf("provider %q, url %q: Validate = %v, provider %q; want %q", tt.provider, tt.url, err, got, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("provider %q, url %q: the error repeats the password: %v", tt.provider, tt.url, err)
+		}
+	}
+}
+
+// database.pollInterval defaults to the service's (0 here) but to 200ms on
+// MySQL, where polling is the only way replicas hear of each other.
+func TestPollIntervalDefault(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		url, poll string
+		want      time.Duration
+	}{
+		{"kavach.db", "", 0},
+		{"postgres://h/db", "", 0},
+		{"mysql://h/db", "", DefaultMySQLPollInterval},
+		{"mysql://h/db", "50ms", 50 * time.Millisecond},
+	} {
+		c := Default()
+		c.Database.URL, c.Database.PollInterval = tt.url, Duration(tt.poll)
+		if err := c.Validate(); err != nil || c.PollInterval() != tt.want {
+			t.Errorf("url %q, pollInterval %q: PollInterval() = %v, %v; want %v", tt.url, tt.poll, c.PollInterval(), err, tt.want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"context"
 	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
@@ -11,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/kavach-dev/kavach/internal/pgtest"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/secret"
 )
 
@@ -23,30 +20,14 @@ func storedKeys(t *testing.T, storeURL string) map[string]string {
 	t.Helper()
 	const q = `SELECT kid, private_key FROM oauth_keys`
 	out := map[string]string{}
-	if strings.HasPrefix(storeURL, "postgres://") {
-		conn, err := pgx.Connect(t.Context(), storeURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		rows, err := conn.Query(t.Context(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var kid, pk string
-			if err := rows.Scan(&kid, &pk); err != nil {
-				t.Fatal(err)
-			}
-			out[kid] = pk
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+	driver, dsn := "sqlite", storeURL
+	switch {
+	case strings.HasPrefix(storeURL, "postgres://"):
+		driver = "pgx"
+	case strings.HasPrefix(storeURL, "mysql://"):
+		driver, dsn = "mysql", mysqltest.DSN(t, storeURL)
 	}
-	db, err := sql.Open("sqlite", storeURL)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +55,10 @@ func storedKeys(t *testing.T, storeURL string) map[string]string {
 // DER nor its base64, and does not decode to a PKCS#8 key.
 func TestKeysSealedAtRest(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []string{"sqlite", "postgres"} {
+	for _, backend := range storeBackends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			storeURL := filepath.Join(t.TempDir(), "kavach.db")
-			if backend == "postgres" {
-				storeURL = pgtest.URL(t)
-			}
+			storeURL := storeURLOn(t, backend)
 			h := newHarnessOn(t, storeURL, "", nil)
 			if err := h.srv.RotateKey(t.Context()); err != nil { // a retired key and an active one
 				t.Fatal(err)

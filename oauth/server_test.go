@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -687,13 +688,10 @@ func TestRedirectKeepsItsQuery(t *testing.T) {
 // is refused afterwards. On SQLite and PostgreSQL.
 func TestConcurrentRedemption(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []string{"sqlite", "postgres"} {
+	for _, backend := range storeBackends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			storeURL := filepath.Join(t.TempDir(), "kavach.db")
-			if backend == "postgres" {
-				storeURL = pgtest.URL(t)
-			}
+			storeURL := storeURLOn(t, backend)
 			h := newHarnessOn(t, storeURL, "", nil)
 			const n = 6
 			race := func(form url.Values) (winner map[string]any) {
@@ -748,13 +746,10 @@ func TestConcurrentRedemption(t *testing.T) {
 // database (PostgreSQL refuses them in text) and not stored for display.
 func TestOddBytesAreRefused(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []string{"sqlite", "postgres"} {
+	for _, backend := range storeBackends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			storeURL := filepath.Join(t.TempDir(), "kavach.db")
-			if backend == "postgres" {
-				storeURL = pgtest.URL(t)
-			}
+			storeURL := storeURLOn(t, backend)
 			h := newHarnessOn(t, storeURL, "", nil)
 			for _, odd := range []string{"a\x00b", "\xff", "a\nb"} {
 				q := authorizeParams(odd, redirectCB, "tools:read")
@@ -818,4 +813,20 @@ func TestVerifierFormat(t *testing.T) {
 			t.Errorf("token with verifier %q (%d chars) = %d %v; want success %v", tt.verifier, len(tt.verifier), resp.StatusCode, m, tt.ok)
 		}
 	}
+}
+
+// storeBackends are the databases the tests of concurrent store writes
+// run on.
+var storeBackends = []string{"sqlite", "postgres", "mysql"}
+
+// storeURLOn is a fresh database of backend, for one test.
+func storeURLOn(t *testing.T, backend string) string {
+	t.Helper()
+	switch backend {
+	case "postgres":
+		return pgtest.URL(t)
+	case "mysql":
+		return mysqltest.URL(t)
+	}
+	return filepath.Join(t.TempDir(), "kavach.db")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
@@ -28,6 +29,7 @@ func TestHostileBytesInURLsAre400OnEveryBackend(t *testing.T) {
 	backends := map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "kavach.db") },
 		"postgres": func(t *testing.T) string { return pgtest.URL(t) },
+		"mysql":    func(t *testing.T) string { return mysqltest.URL(t) },
 	}
 	paths := []string{
 		"GET /v1/agents/%s", "PATCH /v1/agents/%s", "POST /v1/agents/%s/rotate", "POST /v1/agents/%s/revoke",
@@ -175,6 +177,7 @@ func TestHostileBytesInJSONBodiesAre400OnEveryBackend(t *testing.T) {
 	backends := map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "kavach.db") },
 		"postgres": func(t *testing.T) string { return pgtest.URL(t) },
+		"mysql":    func(t *testing.T) string { return mysqltest.URL(t) },
 	}
 	// Each body holds § once: where a hostile string goes. A and B are
 	// agents, APR a pending approval.

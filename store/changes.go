@@ -37,9 +37,8 @@ func (s *Store) recordChange(ctx context.Context, tx *txn, kind, id string) erro
 	if err := s.lockFeed(ctx, tx); err != nil {
 		return fmt.Errorf("lock change feed: %w", err)
 	}
-	var seq int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO changes (kind, entity_id, at) VALUES (?, ?, ?) RETURNING seq`,
-		kind, id, toMillis(s.now())).Scan(&seq)
+	seq, err := s.dialect.insertSeq(ctx, tx, `INSERT INTO changes (kind, entity_id, at) VALUES (?, ?, ?)`, "seq",
+		kind, id, toMillis(s.now()))
 	if err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
@@ -133,7 +132,10 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]Cha
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int64, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	res, err := s.w.ExecContext(ctx, `DELETE FROM changes WHERE at <= ? AND seq < (SELECT MAX(seq) FROM changes)`, toMillis(before))
+	// The newest seq through a derived table: MySQL refuses a DELETE
+	// whose subquery reads the table itself.
+	res, err := s.w.ExecContext(ctx, `DELETE FROM changes WHERE at <= ?
+		AND seq < (SELECT newest FROM (SELECT MAX(seq) AS newest FROM changes) AS feed)`, toMillis(before))
 	if err != nil {
 		s.writes.failed(err, s.now())
 		return 0, fmt.Errorf("prune change feed: %w", err)

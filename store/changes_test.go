@@ -19,6 +19,71 @@ func changeFeedTests() []storeTest {
 		{name: "ChangesSincePages", fn: testChangesSincePages},
 		{name: "PruneChanges", fn: testPruneChanges},
 		{name: "ListenHearsAnotherReplica", opens: testListenHearsAnotherReplica, replicas: true},
+		{name: "LateCommitIsNeverSkipped", opens: testLateCommitIsNeverSkipped, replicas: true},
+	}
+}
+
+// A change numbered first but committed last is never skipped by a reader
+// that resumes after the highest seq it has read: the feed's lock makes a
+// second writer wait for the first to commit before it takes a number.
+// Without the lock (an engine that hands out numbers at insert, as
+// sequences and AUTO_INCREMENT do), the second writer would commit seq
+// N+1, the reader would move past it, and seq N, committed later, would
+// be lost to it.
+func testLateCommitIsNeverSkipped(t *testing.T, b backend) {
+	first, second := b.pair(t)
+	ctx := t.Context()
+	numbered, release := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- first.withTx(ctx, func(tx *txn) error {
+			if err := first.recordChange(ctx, tx, ChangeAgent, "late"); err != nil {
+				return err
+			}
+			close(numbered)
+			<-release // commit only once the second writer has had its turn
+			return nil
+		})
+	}()
+	select {
+	case <-numbered:
+	case err := <-firstDone:
+		t.Fatalf("first writer: %v", err)
+	}
+	secondDone := make(chan error, 1)
+	go func() {
+		secondDone <- second.withTx(ctx, func(tx *txn) error { return second.recordChange(ctx, tx, ChangeAgent, "early") })
+	}()
+	// The second writer commits now where nothing makes it wait (then the
+	// reader below sees its seq first), or waits for the first's commit.
+	select {
+	case err := <-secondDone:
+		secondDone <- err
+	case <-time.After(300 * time.Millisecond):
+	}
+	seen := map[string]int64{}
+	read := func(after int64) int64 {
+		t.Helper()
+		got, err := second.ChangesSince(ctx, after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range got {
+			seen[c.EntityID], after = c.Seq, c.Seq
+		}
+		return after
+	}
+	applied := read(0)
+	close(release)
+	if err := <-firstDone; err != nil {
+		t.Fatalf("first writer: %v", err)
+	}
+	if err := <-secondDone; err != nil {
+		t.Fatalf("second writer: %v", err)
+	}
+	read(applied)
+	if _, ok := seen["late"]; !ok || len(seen) != 2 {
+		t.Errorf("a reader resuming after seq %d saw %v; want both changes, the one committed late included", applied, seen)
 	}
 }
 
@@ -200,6 +265,38 @@ func testPruneChanges(t *testing.T, s *Store, c *clock) {
 	}
 }
 
+// testPollsWithoutListening: where the engine has nothing to listen to
+// (MySQL), CanListen says so, Listen returns at once instead of holding the
+// follower, and the feed alone carries another replica's commits, in
+// order, to a follower that asks after the seq it applied.
+func testPollsWithoutListening(t *testing.T, follower, writer *Store) {
+	if follower.CanListen() {
+		t.Fatal("CanListen() = true on an engine without notifications; want false")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		follower.Listen(t.Context(), func() { t.Error("Listen notified on an engine without notifications") }, func(error) {})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen still running after 5s on an engine without notifications; want it to return at once")
+	}
+	applied, err := follower.LatestChange(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i := range 3 {
+		want = append(want, changeOf(t, writer, fmt.Sprint("p", i)))
+	}
+	got, err := follower.ChangesSince(t.Context(), applied, 10)
+	if err != nil || len(got) != 3 || got[0].Seq != want[0] || got[2].Seq != want[2] {
+		t.Fatalf("ChangesSince(%d) on the follower = %+v, %v; want the writer's seqs %v", applied, got, err, want)
+	}
+}
+
 // A replica listening hears the commits of another: once it listens, a
 // write on the other store is followed by a notification. (How it is
 // driven is the dialect's: LISTEN/NOTIFY, a watched file. A watched file
@@ -208,6 +305,10 @@ func testPruneChanges(t *testing.T, s *Store, c *clock) {
 // feed.)
 func testListenHearsAnotherReplica(t *testing.T, b backend) {
 	follower, writer := b.pair(t)
+	if b.polls {
+		testPollsWithoutListening(t, follower, writer)
+		return
+	}
 	if !follower.CanListen() {
 		t.Fatalf("CanListen() = false on a %s database shared by replicas; want true", b.name)
 	}

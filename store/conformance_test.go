@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -17,10 +18,11 @@ import (
 // organised by concern (as OpenFGA's storage test.RunAllTests). Each
 // concern lives in the test file beside its code (agents_test.go for
 // agents.go, …) as a list of storeTests; RunAllTests runs them all on one
-// backend, and TestSQLiteFile, TestSQLiteMemory and TestPostgres run it on
-// each. Every test opens its own database (a SQLite file in t.TempDir(), a
-// PostgreSQL schema from pgtest), so all run in parallel, and its own
-// clock, which moves only with c.Add.
+// backend, and TestSQLiteFile, TestSQLiteMemory, TestPostgres and
+// TestMySQL run it on each. Every test opens its own database (a SQLite
+// file in t.TempDir(), a PostgreSQL schema from pgtest, a MySQL database
+// from mysqltest), so all run in parallel, and its own clock, which moves
+// only with c.Add.
 
 func TestSQLiteFile(t *testing.T) {
 	t.Parallel()
@@ -36,6 +38,11 @@ func TestSQLiteMemory(t *testing.T) {
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	RunAllTests(t, backend{name: "postgres", shared: true, url: func(t *testing.T) string { return pgtest.URL(t) }})
+}
+
+func TestMySQL(t *testing.T) {
+	t.Parallel()
+	RunAllTests(t, backend{name: "mysql", shared: true, polls: true, url: func(t *testing.T) string { return mysqltest.URL(t) }})
 }
 
 // RunAllTests runs the storage contract on b, one subtest per concern and
@@ -99,6 +106,8 @@ type backend struct {
 	// shared: stores opened on one URL share the database, as replicas do
 	// (not so ":memory:", a database per store).
 	shared bool
+	// polls: the engine pushes no notifications (MySQL): replicas poll.
+	polls bool
 }
 
 // open opens a store on a fresh database, with a clock of its own.

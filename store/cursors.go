@@ -50,8 +50,8 @@ func (s *Store) startCursors(ctx context.Context) error {
 func (s *Store) StartCursor(ctx context.Context, endpoint string) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO webhook_cursors (endpoint, seq, lease_owner, lease_until, updated_at)
-		SELECT ?, COALESCE(MAX(seq), 0), '', 0, ? FROM events WHERE true ON CONFLICT (endpoint) DO NOTHING`, endpoint, toMillis(s.now())); err != nil {
+	if _, err := s.w.ExecContext(ctx, s.dialect.upsert(`INSERT INTO webhook_cursors (endpoint, seq, lease_owner, lease_until, updated_at)
+		SELECT ?, COALESCE(MAX(seq), 0), '', 0, ? FROM events WHERE true`, "endpoint", ""), endpoint, toMillis(s.now())); err != nil {
 		return fmt.Errorf("start webhook cursor: %w", err)
 	}
 	return nil
@@ -131,9 +131,9 @@ func (s *Store) AdvanceCursor(ctx context.Context, owner, endpoint string, from,
 				args = append(args, s.ids.next("whd_", now), r.Seq, endpoint, state, toMillis(r.EventAt), next, toMillis(r.At),
 					sql.NullInt64{Int64: int64(r.Status), Valid: r.Status != 0}, truncate(r.Error, 200))
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event_seq, endpoint, state, created_at,
+			if _, err := tx.ExecContext(ctx, s.dialect.upsert(`INSERT INTO webhook_deliveries (id, event_seq, endpoint, state, created_at,
 				next_attempt_at, last_attempt_at, last_status, last_error, attempts, lease_owner, lease_until)
-				VALUES `+values(9, len(part), "1", "''", "0")+` ON CONFLICT (event_seq, endpoint) DO NOTHING`, args...); err != nil {
+				VALUES `+values(9, len(part), "1", "''", "0"), "event_seq, endpoint", ""), args...); err != nil {
 				return fmt.Errorf("queue webhook retries: %w", err)
 			}
 		}

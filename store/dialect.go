@@ -10,21 +10,23 @@ import (
 
 // dialect is everything the store does differently on each SQL engine. The
 // store's methods write their SQL once, in the common subset (with "?"
-// placeholders, INSERT … RETURNING, LIMIT, CASE), and ask the dialect for
-// the rest: connecting, placeholders, locks, change notifications, error
-// codes and the migrations. sqliteDialect (dialect_sqlite.go) and
-// postgresDialect (dialect_postgres.go) implement it; dialectFor picks one
+// placeholders, LIMIT, CASE, batches chosen in derived tables), and ask
+// the dialect for the rest: connecting, placeholders, locks, upserts and
+// RETURNING, change notifications, error codes and the migrations.
+// sqliteDialect (dialect_sqlite.go), postgresDialect (dialect_postgres.go)
+// and mysqlDialect (dialect_mysql.go) implement it; dialectFor picks one
 // from the database URL.
 //
 // Another engine is another implementation, a case in dialectFor and its
-// own numbered migrations, and no change to the store's methods. What each
-// method means for MySQL (MariaDB 10.11), the next candidate, is noted
-// beside it; in short: "?" placeholders as they are, FOR UPDATE row locks,
+// own numbered migrations, and no change to the store's methods. MySQL
+// (MySQL 8, MariaDB 10.11), the third, is noted beside each method where
+// it differs; in short: "?" placeholders as they are, FOR UPDATE row locks,
 // no LISTEN (followers poll the change feed), error 1062 for a duplicate
-// key, and advisory locks that must end with the transaction, which
-// GET_LOCK alone does not.
+// key, advisory locks as rows of a table of locks (GET_LOCK would outlive
+// the transaction), no RETURNING and no ON CONFLICT.
 type dialect interface {
-	// name is the engine's short name ("sqlite", "postgres"), for messages.
+	// name is the engine's short name ("sqlite", "postgres", "mysql"), for
+	// messages.
 	name() string
 	// inProcess reports whether a statement costs no round trip to a
 	// server (SQLite): then executing a prepared one-row statement per row
@@ -36,7 +38,7 @@ type dialect interface {
 	// readers; others return one pool as both. The pragmas, busy timeouts,
 	// driver name and DSN are the dialect's business. (MySQL: one pool;
 	// the DSN turns multiStatements on, since a migration is one Exec of
-	// several statements.)
+	// several statements, and sessions run READ COMMITTED.)
 	open(ctx context.Context) (conns, error)
 	// close releases what open held besides the two handles (a pgx pool);
 	// the store closes the handles first.
@@ -62,9 +64,8 @@ type dialect interface {
 	// rollback), waiting for another transaction, on any replica, that
 	// holds it; a no-op where write transactions already run one at a
 	// time. (MySQL: GET_LOCK is held by the session, not the transaction,
-	// and would outlive it on a pooled connection; a MySQL dialect locks
-	// a row of a table of locks with SELECT … FOR UPDATE instead, or
-	// releases with RELEASE_LOCK when the transaction ends.)
+	// and would outlive it on a pooled connection; the MySQL dialect locks
+	// a row of a table of locks, kavach_locks, with an upsert instead.)
 	advisoryLock(ctx context.Context, tx *txn, l lockName) error
 
 	// notifyChange tells followers, on commit of tx, that the change feed
@@ -89,8 +90,31 @@ type dialect interface {
 	// from the driver's error codes, or "" when it is not such an error.
 	// It must not dereference its receiver: UnavailableReason asks every
 	// dialect about an error of unknown origin. (MySQL: 1205 lock wait
-	// timeout, 1290/1836 read-only, 2002/2003/2006/2013 connection.)
+	// timeout, 1290/1836 read-only, 1040/1045/1053 refused or shut down,
+	// and the driver's errors of a broken connection.)
 	unavailable(err error) string
+
+	// lockMigrations takes, for the whole of Migrate, a lock that
+	// serialises migrations between processes where the transactions'
+	// advisoryLock cannot (MySQL: DDL commits implicitly, ending the
+	// transaction's locks), and returns its release; a no-op elsewhere.
+	lockMigrations(ctx context.Context, h *sql.DB) (release func(), err error)
+
+	// returning reports whether INSERT … RETURNING covers an upsert
+	// (PostgreSQL, SQLite); where it does not (MySQL) the store reads the
+	// rows back (upsertRows).
+	returning() bool
+	// upsert is insert (an INSERT … VALUES or INSERT … SELECT) resolving
+	// a conflict on the unique columns conflict ("a, b"): set "" skips the
+	// row, else set is the update, naming the proposed row's columns
+	// "excluded.c" (ON CONFLICT … DO NOTHING / DO UPDATE SET on PostgreSQL
+	// and SQLite; INSERT IGNORE / ON DUPLICATE KEY UPDATE on MySQL). A
+	// skipped row is not counted in RowsAffected.
+	upsert(insert, conflict, set string) string
+	// insertSeq runs a one-row INSERT into a table whose column seq is
+	// numbered by the engine, and returns the number (RETURNING seq, or
+	// MySQL's LAST_INSERT_ID()).
+	insertSeq(ctx context.Context, tx *txn, insert, seq string, args ...any) (int64, error)
 
 	// migrations are the engine's numbered migrations ("0001_init.sql",
 	// …) at the root of the returned tree, each applied with one Exec.
@@ -110,10 +134,34 @@ type conns struct {
 
 // dialectFor returns the dialect of the database opts.URL names.
 func dialectFor(opts Options) dialect {
-	if IsPostgres(opts.URL) {
+	switch {
+	case IsPostgres(opts.URL):
 		return newPostgresDialect(opts)
+	case IsMySQL(opts.URL):
+		return newMySQLDialect(opts)
 	}
 	return newSQLiteDialect(opts)
+}
+
+// standardSQL is what SQLite and PostgreSQL share, and MySQL does another
+// way: INSERT … RETURNING, ON CONFLICT, migrations that transactions lock.
+type standardSQL struct{}
+
+func (standardSQL) lockMigrations(context.Context, *sql.DB) (func(), error) { return func() {}, nil }
+
+func (standardSQL) returning() bool { return true }
+
+func (standardSQL) upsert(insert, conflict, set string) string {
+	if set == "" {
+		return insert + ` ON CONFLICT (` + conflict + `) DO NOTHING`
+	}
+	return insert + ` ON CONFLICT (` + conflict + `) DO UPDATE SET ` + set
+}
+
+func (standardSQL) insertSeq(ctx context.Context, tx *txn, insert, seq string, args ...any) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, insert+` RETURNING `+seq, args...).Scan(&n)
+	return n, err
 }
 
 // lockName names an advisory lock: a lock of its own (id), or a key within
@@ -209,4 +257,20 @@ func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *s
 
 func (t *txn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return t.Tx.PrepareContext(ctx, t.d.rebind(query))
+}
+
+// upsertRows runs insert (an INSERT with an upsert suffix) and returns the
+// rows it inserted or updated, columns cols of each: by RETURNING where
+// the dialect has it, else by the query reread builds, locking what it
+// reads (the rows are the transaction's own since the upsert, so the lock
+// is held already and the read sees them as written).
+func (s *Store) upsertRows(ctx context.Context, tx *txn, insert, cols string, reread func() (string, []any), args ...any) (*sql.Rows, error) {
+	if s.dialect.returning() {
+		return tx.QueryContext(ctx, insert+` RETURNING `+cols, args...)
+	}
+	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+		return nil, err
+	}
+	q, qargs := reread()
+	return tx.QueryContext(ctx, q+s.dialect.lockRow(), qargs...)
 }

@@ -32,6 +32,7 @@ const notifyChannel = "kavach_changes"
 // a transaction-scoped advisory lock, and commits that grow the change
 // feed NOTIFY the replicas' listeners.
 type postgresDialect struct {
+	standardSQL
 	// url is kept for the LISTEN connection, which cannot be pooled.
 	url      string
 	app      string

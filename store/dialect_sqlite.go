@@ -27,6 +27,7 @@ var sqliteMigrations embed.FS
 // transactions run one at a time, across processes too: no row or
 // advisory lock is needed.
 type sqliteDialect struct {
+	standardSQL
 	url string
 	// path is the database file ("" for :memory:).
 	path string

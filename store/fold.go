@@ -316,10 +316,17 @@ func (s *Store) addCounters(ctx context.Context, tx *txn, agents []*foldAgent) e
 	if len(args) == 0 {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, `INSERT INTO anomaly_counters (agent_id, hour, calls, denials) VALUES `+placeholders(len(args)/4, 4)+`
-		ON CONFLICT (agent_id, hour) DO UPDATE SET calls = anomaly_counters.calls + excluded.calls,
-		denials = anomaly_counters.denials + excluded.denials
-		RETURNING agent_id, hour, calls, denials`, args...)
+	rows, err := s.upsertRows(ctx, tx, s.dialect.upsert(`INSERT INTO anomaly_counters (agent_id, hour, calls, denials) VALUES `+
+		placeholders(len(args)/4, 4), "agent_id, hour", `calls = anomaly_counters.calls + excluded.calls,
+		denials = anomaly_counters.denials + excluded.denials`), `agent_id, hour, calls, denials`,
+		func() (string, []any) {
+			keys := make([]any, 0, len(args)/2)
+			for i := 0; i < len(args); i += 4 {
+				keys = append(keys, args[i], args[i+1])
+			}
+			return `SELECT agent_id, hour, calls, denials FROM anomaly_counters WHERE (agent_id, hour) IN (` +
+				placeholders(len(keys)/2, 2) + `)`, keys
+		}, args...)
 	if err != nil {
 		return fmt.Errorf("count calls: %w", err)
 	}
@@ -358,8 +365,8 @@ func (s *Store) addProbes(ctx context.Context, tx *txn, agentID string, hour int
 	for _, p := range probes {
 		args = append(args, agentID, hour, p.Resource, p.AuditID)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO anomaly_probes (agent_id, hour, resource, audit_id) VALUES `+
-		placeholders(len(probes), 4)+` ON CONFLICT (agent_id, hour, resource) DO NOTHING`, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, s.dialect.upsert(`INSERT INTO anomaly_probes (agent_id, hour, resource, audit_id) VALUES `+
+		placeholders(len(probes), 4), "agent_id, hour, resource", ""), args...); err != nil {
 		return 0, fmt.Errorf("record probes: %w", err)
 	}
 	var n int64
@@ -397,15 +404,16 @@ func (s *Store) insertAnomaly(ctx context.Context, tx *txn, agentID, owner strin
 	}
 	an := domain.Anomaly{ID: s.ids.next("anm_", now), AgentID: agentID, Type: f.Type, Severity: f.Severity,
 		Window: fromMillis(window), DetectedAt: now, Description: f.Description, Evidence: raw}
-	var id string
-	err = tx.QueryRowContext(ctx, `INSERT INTO anomalies (id, agent_id, type, severity, window_start, detected_at, description, evidence)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, type, window_start) DO NOTHING RETURNING id`,
-		an.ID, an.AgentID, an.Type, an.Severity, window, toMillis(now), an.Description, string(raw)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Anomaly{}, false, nil // another replica stored it first
-	}
+	res, err := tx.ExecContext(ctx, s.dialect.upsert(`INSERT INTO anomalies (id, agent_id, type, severity, window_start, detected_at, description, evidence)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, "agent_id, type, window_start", ""),
+		an.ID, an.AgentID, an.Type, an.Severity, window, toMillis(now), an.Description, string(raw))
 	if err != nil {
 		return domain.Anomaly{}, false, fmt.Errorf("insert anomaly: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return domain.Anomaly{}, false, fmt.Errorf("insert anomaly: %w", err)
+	} else if n == 0 {
+		return domain.Anomaly{}, false, nil // another replica stored it first
 	}
 	err = s.insertEvent(ctx, tx, Event{Action: "anomaly.detected", Target: an.ID, AgentID: agentID, OwnerID: owner,
 		Reason: an.Description, Changes: map[string]any{"after": map[string]any{"type": an.Type, "severity": an.Severity,
@@ -495,10 +503,17 @@ func (s *Store) scoreFolded(ctx context.Context, tx *txn, agents []*foldAgent, r
 		// A new row's computed_at 0 makes it stale: it is scored at once.
 		args = append(args, a.act.AgentID, domain.InitialTrustScore, initial, "{}", 0, a.allowed, domain.InitialTrustScore, toMillis(a.created))
 	}
-	rows, err := tx.QueryContext(ctx, `INSERT INTO agent_trust (agent_id, score, level, factors, computed_at, allowed_calls, level_score, level_at)
-		VALUES `+placeholders(len(agents), 8)+`
-		ON CONFLICT (agent_id) DO UPDATE SET allowed_calls = agent_trust.allowed_calls + excluded.allowed_calls
-		RETURNING agent_id, allowed_calls, score, level, computed_at`, args...)
+	rows, err := s.upsertRows(ctx, tx, s.dialect.upsert(trustInsert+placeholders(len(agents), 8),
+		"agent_id", `allowed_calls = agent_trust.allowed_calls + excluded.allowed_calls`),
+		`agent_id, allowed_calls, score, level, computed_at`,
+		func() (string, []any) {
+			ids := make([]any, len(agents))
+			for i, a := range agents {
+				ids[i] = a.act.AgentID
+			}
+			return `SELECT agent_id, allowed_calls, score, level, computed_at FROM agent_trust WHERE agent_id IN ` +
+				placeholders(1, len(ids)), ids
+		}, args...)
 	if err != nil {
 		return fmt.Errorf("count allowed calls: %w", err)
 	}
@@ -556,17 +571,19 @@ func (s *Store) scoreFolded(ctx context.Context, tx *txn, agents []*foldAgent, r
 	// Every recomputed row at once: the rows exist (above), so this only
 	// updates; the policy's view (level_score, level_at) moves with the
 	// level only.
-	_, err = tx.ExecContext(ctx, `INSERT INTO agent_trust (agent_id, score, level, factors, computed_at, allowed_calls, level_score, level_at)
-		VALUES `+placeholders(len(stale), 8)+`
-		ON CONFLICT (agent_id) DO UPDATE SET score = excluded.score, factors = excluded.factors, computed_at = excluded.computed_at,
+	_, err = tx.ExecContext(ctx, s.dialect.upsert(trustInsert+placeholders(len(stale), 8), "agent_id", `score = excluded.score, factors = excluded.factors,
+		computed_at = excluded.computed_at,
 		level_score = CASE WHEN agent_trust.level = excluded.level THEN agent_trust.level_score ELSE excluded.level_score END,
 		level_at = CASE WHEN agent_trust.level = excluded.level THEN agent_trust.level_at ELSE excluded.level_at END,
-		level = excluded.level`, args...)
+		level = excluded.level`), args...)
 	if err != nil {
 		return fmt.Errorf("store trust: %w", err)
 	}
 	return nil
 }
+
+// trustInsert is the start of an INSERT of agent_trust rows.
+const trustInsert = `INSERT INTO agent_trust (agent_id, score, level, factors, computed_at, allowed_calls, level_score, level_at) VALUES `
 
 // windowCounts are the agents' denials (by the hour) and anomalies since
 // the given time.

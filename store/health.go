@@ -35,7 +35,7 @@ func IsUnavailable(err error) bool { return UnavailableReason(err) != "" }
 // UnavailableReason is why err says the database is unavailable, one of
 // the Reason constants, or "" when it does not. It reads error codes,
 // never messages: each dialect knows its engine's (SQLite result codes,
-// PostgreSQL SQLSTATEs and connection errors).
+// PostgreSQL SQLSTATEs, MySQL error numbers, and connection errors).
 func UnavailableReason(err error) string {
 	if err == nil {
 		return ""
@@ -51,7 +51,7 @@ func UnavailableReason(err error) string {
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone):
 		return ReasonUnreachable
 	}
-	for _, d := range []dialect{(*sqliteDialect)(nil), (*postgresDialect)(nil)} {
+	for _, d := range []dialect{(*sqliteDialect)(nil), (*postgresDialect)(nil), (*mysqlDialect)(nil)} {
 		if r := d.unavailable(err); r != "" {
 			return r
 		}

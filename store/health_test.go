@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kavach-dev/kavach/domain"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -66,6 +68,20 @@ func TestUnavailableReason(t *testing.T) {
 		{"53100 disk full", &pgconn.PgError{Code: "53100"}, ReasonDiskFull},
 		{"23505 unique violation", &pgconn.PgError{Code: "23505"}, ""},
 		{"40001 serialization", &pgconn.PgError{Code: "40001"}, ""},
+		{"MySQL 1205 lock wait timeout", &mysql.MySQLError{Number: 1205}, ReasonLocked},
+		{"MySQL 1290 --read-only", &mysql.MySQLError{Number: 1290}, ReasonReadOnly},
+		{"MySQL 1792 read-only transaction", &mysql.MySQLError{Number: 1792}, ReasonReadOnly},
+		{"MySQL 1836 read-only mode", &mysql.MySQLError{Number: 1836}, ReasonReadOnly},
+		{"MariaDB 1969 max_statement_time", &mysql.MySQLError{Number: 1969}, ReasonTimeout},
+		{"MySQL 3024 max_execution_time", &mysql.MySQLError{Number: 3024}, ReasonTimeout},
+		{"MySQL 1114 table full", &mysql.MySQLError{Number: 1114}, ReasonDiskFull},
+		{"MySQL 1040 too many connections", &mysql.MySQLError{Number: 1040}, ReasonUnreachable},
+		{"MySQL 1045 access denied", &mysql.MySQLError{Number: 1045}, ReasonUnreachable},
+		{"MariaDB 4151 account locked", &mysql.MySQLError{Number: 4151}, ReasonUnreachable},
+		{"MySQL 1053 shutdown", &mysql.MySQLError{Number: 1053}, ReasonUnreachable},
+		{"MySQL invalid connection", fmt.Errorf("exec: %w", mysql.ErrInvalidConn), ReasonUnreachable},
+		{"MySQL 1062 duplicate entry", &mysql.MySQLError{Number: 1062}, ""},
+		{"MySQL 1213 deadlock", &mysql.MySQLError{Number: 1213}, ""},
 		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, ReasonUnreachable},
 		{"connection dropped", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), ReasonUnreachable},
 	} {
@@ -279,14 +295,53 @@ func TestPostgresReadOnlyAndOutage(t *testing.T) {
 	waitProbe(t, s, "")
 	checkWritesWork(t, s, a.ID)
 
-	role.SetReachable(t, false)
+	checkOutage(t, s, a.ID, role)
+}
+
+// checkOutage makes the server refuse the store's login: writes fail as
+// unreachable, reads too, and everything works again once it is back.
+func checkOutage(t *testing.T, s *Store, agentID string, login interface{ SetReachable(testing.TB, bool) }) {
+	t.Helper()
+	login.SetReachable(t, false)
 	waitProbe(t, s, ReasonUnreachable)
-	checkWritesFail(t, s, a.ID, ReasonUnreachable)
-	checkFails(t, "GetAgent", func() error { _, err := s.GetAgent(t.Context(), a.ID); return err })
-	checkFails(t, "CountCalls", func() error { _, err := s.CountCalls(t.Context(), a.ID, "r", time.Time{}); return err })
-	role.SetReachable(t, true)
+	checkWritesFail(t, s, agentID, ReasonUnreachable)
+	checkFails(t, "GetAgent", func() error { _, err := s.GetAgent(t.Context(), agentID); return err })
+	checkFails(t, "CountCalls", func() error { _, err := s.CountCalls(t.Context(), agentID, "r", time.Time{}); return err })
+	login.SetReachable(t, true)
 	waitProbe(t, s, "")
+	checkWritesWork(t, s, agentID)
+}
+
+// MySQL locked (a row another session holds) and then refusing a user's
+// connections (the account locked, its sessions ended): writes fail with
+// the reason, reads too when it is down, and everything works again when
+// it is back. (Read-only cannot be set for one user or database without
+// touching the shared server: its error numbers are checked in
+// TestUnavailableReason.)
+func TestMySQLLockedAndOutage(t *testing.T) {
+	t.Parallel()
+	user, url := mysqltest.NewUser(t, mysqltest.URL(t))
+	s := openStore(t, Options{URL: url, Timeout: faultTimeout})
+	a := contractAgents(t, s, "owner", 1)[0]
 	checkWritesWork(t, s, a.ID)
+
+	// Another replica holds the probe's row: the probe waits out
+	// innodb_lock_wait_timeout (the store's timeout) or the deadline.
+	locker := openStore(t, Options{URL: url})
+	tx, err := locker.w.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(t.Context(), `SELECT at FROM write_probe WHERE id = 1 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	checkFails(t, "Probe", func() error { return s.Probe(t.Context()) })
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	waitProbe(t, s, "")
+	checkOutage(t, s, a.ID, user)
 }
 
 // waitProbe probes until Writable gives reason ("": writable), for at most

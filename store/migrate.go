@@ -52,6 +52,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.dialect.name(), err)
 	}
+	release, err := s.dialect.lockMigrations(ctx, s.w.DB)
+	if err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	defer release()
 	err = s.inTx(ctx, func(tx *txn) error {
 		if err := s.migrationLock(ctx, tx); err != nil {
 			return err

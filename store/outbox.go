@@ -635,9 +635,11 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 		}
 		return total, ctx.Err()
 	}
+	// A batch is chosen in a derived table: MySQL takes no LIMIT in an IN
+	// subquery, nor a subquery on the table a DELETE deletes from.
 	limit := " LIMIT " + fmt.Sprint(pruneBatch)
-	if _, err := batch("webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
-		WHERE id < ? AND state <> 'pending' ORDER BY id`+limit+`)`, idAt("whd_", before)); err != nil {
+	if _, err := batch("webhook deliveries", `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM (SELECT id FROM webhook_deliveries
+		WHERE id < ? AND state <> 'pending' ORDER BY id`+limit+`) AS batch)`, idAt("whd_", before)); err != nil {
 		return 0, err
 	}
 	// Events are created in seq order (near enough: a transaction's
@@ -656,7 +658,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 	if !bound.Valid {
 		return 0, nil // no events
 	}
-	return batch("events", `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? ORDER BY seq`+limit+`)`, bound.Int64)
+	return batch("events", `DELETE FROM events WHERE seq IN (SELECT seq FROM (SELECT seq FROM events WHERE seq < ? ORDER BY seq`+limit+`) AS batch)`, bound.Int64)
 }
 
 // FailOrphanDeliveries settles as failed the pending deliveries created

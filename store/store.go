@@ -1,7 +1,7 @@
 // Package store owns Kavach's persistent state (agents, permissions,
 // delegations, approvals, rate-limit events, the audit log and the change
-// feed) with the SQL and the versioned migrations that shape them, on SQLite
-// or PostgreSQL.
+// feed) with the SQL and the versioned migrations that shape them, on SQLite,
+// PostgreSQL or MySQL (MariaDB).
 package store
 
 import (
@@ -31,12 +31,13 @@ var (
 
 // Options configures Open.
 type Options struct {
-	// URL is a SQLite file path (or "file:" URI), ":memory:", or a
-	// postgres:// (postgresql://) connection URL.
+	// URL is a SQLite file path (or "file:" URI), ":memory:", a
+	// postgres:// (postgresql://) connection URL, or a mysql:// one
+	// (mysql://user:password@host:3306/db, MySQL 8 or MariaDB 10.11).
 	URL string
 	// SkipMigrations leaves the schema alone (managed externally).
 	SkipMigrations bool
-	// MaxConns caps PostgreSQL connections (default 16).
+	// MaxConns caps PostgreSQL or MySQL connections (default 16).
 	MaxConns int
 	// ApplicationName names PostgreSQL connections in pg_stat_activity
 	// (default "kavach"; the LISTEN connection adds "-listener").
@@ -96,7 +97,7 @@ type Store struct {
 	w, r, probe db
 	// dialect is all the store does differently per engine.
 	dialect dialect
-	// path is the SQLite file ("" for :memory: and PostgreSQL).
+	// path is the SQLite file ("" for :memory: and servers).
 	path string
 	ids  idGen
 	now  func() time.Time

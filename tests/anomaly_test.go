@@ -12,7 +12,9 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
+	"github.com/kavach-dev/kavach/store"
 )
 
 // Anomaly detection and trust against the real binary: each anomaly type
@@ -64,6 +66,26 @@ func pollUntil(t *testing.T, what string, bound time.Duration, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// waitInStep waits until replica b has applied every change committed to
+// db's feed so far (read from the database: a writer's own position moves
+// only when it polls).
+func waitInStep(t *testing.T, db string, b *client.Client) {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{URL: db, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := st.LatestChange(t.Context())
+	_ = st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "B applies the feed", detectionBound, func() bool {
+		hb, err := b.Health(t.Context())
+		return err == nil && hb.Sync != nil && hb.Sync.AppliedSeq >= seq
+	})
 }
 
 func readCall(t *testing.T, cl *client.Client, agent, resource string) api.AuthorizeResponse {
@@ -257,7 +279,14 @@ func TestOffHoursAndDisabledDetection(t *testing.T) {
 }
 
 func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
-	db := pgtest.URL(t)
+	testAnomaliesAcrossReplicas(t, pgtest.URL(t), "postgres")
+}
+
+func TestAnomaliesAcrossReplicasOnMySQL(t *testing.T) {
+	testAnomaliesAcrossReplicas(t, mysqltest.URL(t), "mysql")
+}
+
+func testAnomaliesAcrossReplicas(t *testing.T, db, engine string) {
 	cfg := anomalyConfig(t, "  highFrequencyThreshold: 30\n  suspendOn: [probing]\n")
 	a := start(t, "--database", db, "--config", cfg)
 	b := start(t, "--database", db, "--config", cfg)
@@ -267,6 +296,9 @@ func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
 	// 40 calls, alternating between the replicas: 20 each, under the
 	// threshold on either alone; the shared counters cross it.
 	split := docsAgent(t, ca, "split")
+	// B must have the agent before it is called, or it denies: within
+	// the propagation lag (a poll interval on MySQL, which has no LISTEN).
+	waitInStep(t, db, cb)
 	var crossed time.Time
 	for i := range 40 {
 		cl := ca
@@ -279,7 +311,7 @@ func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
 		}
 	}
 	an, took := waitAnomaly(t, cb, split.ID, "high_frequency", crossed, detectionBound)
-	t.Logf("postgres: high_frequency of calls split over two replicas listed on B %v after the crossing call", took)
+	t.Logf("%s: high_frequency of calls split over two replicas listed on B %v after the crossing call", engine, took)
 	if onA, err := ca.ListAnomalies(ctx, client.AnomalyFilter{AgentID: split.ID}); err != nil || len(onA.Anomalies) != 1 || onA.Anomalies[0].ID != an.ID {
 		t.Errorf("A lists %+v, %v; want the one anomaly B lists", onA.Anomalies, err)
 	}
@@ -290,7 +322,7 @@ func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
 		readCall(t, ca, prober.ID, fmt.Sprintf("secrets:vault-%d", i))
 	}
 	_, took = waitAnomaly(t, cb, prober.ID, "probing", time.Now(), detectionBound)
-	t.Logf("postgres: probing detected on A listed on B %v after the last probe", took)
+	t.Logf("%s: probing detected on A listed on B %v after the last probe", engine, took)
 	pollUntil(t, "B sees the prober suspended", detectionBound, func() bool {
 		ag, err := cb.GetAgent(ctx, prober.ID)
 		return err == nil && ag.Status == "suspended"
@@ -298,7 +330,7 @@ func TestAnomaliesAcrossReplicasOnPostgres(t *testing.T) {
 	took = pollUntil(t, "B denies the suspended agent", detectionBound, func() bool {
 		return readCall(t, cb, prober.ID, "docs:x").Code == "agent_suspended"
 	})
-	t.Logf("postgres: B denied the suspended agent %v after seeing the suspension", took)
+	t.Logf("%s: B denied the suspended agent %v after seeing the suspension", engine, took)
 	if _, err := cb.ResumeAgent(ctx, prober.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite", to tamper with the file
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -139,10 +140,23 @@ func TestAuditVerifyFindsTamperingOnSQLite(t *testing.T) {
 	}
 }
 
-// Two replicas write to one PostgreSQL database, each to chains of its own;
-// after both stop the trail verifies, and tampering is found.
+// Two replicas write to one PostgreSQL (or MySQL) database, each to chains
+// of its own; after both stop the trail verifies, and tampering is found.
 func TestAuditVerifyWithTwoReplicasOnPostgres(t *testing.T) {
 	db := pgtest.URL(t)
+	testAuditVerifyWithTwoReplicas(t, db, func(id string) { tamper(t, "pgx", db, `DELETE FROM audit_log WHERE id = $1`, id) })
+}
+
+func TestAuditVerifyWithTwoReplicasOnMySQL(t *testing.T) {
+	db := mysqltest.URL(t)
+	testAuditVerifyWithTwoReplicas(t, db, func(id string) {
+		tamper(t, "mysql", mysqltest.DSN(t, db), `DELETE FROM audit_log WHERE id = ?`, id)
+	})
+}
+
+// testAuditVerifyWithTwoReplicas runs two replicas on db; deleteRow
+// deletes an audit row behind their back.
+func testAuditVerifyWithTwoReplicas(t *testing.T, db string, deleteRow func(id string)) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf("secret: %q\n", chainSecret))
@@ -156,7 +170,7 @@ func TestAuditVerifyWithTwoReplicasOnPostgres(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "intact") {
 		t.Fatalf("verify of two replicas' trail exited %d:\n%s", code, out)
 	}
-	tamper(t, "pgx", db, `DELETE FROM audit_log WHERE id = $1`, denied[0])
+	deleteRow(denied[0])
 	out, code = verifyCLI(t, "--database", db)
 	if code != 1 || !strings.Contains(out, "deleted") {
 		t.Fatalf("verify after a deletion exited %d; want 1:\n%s", code, out)

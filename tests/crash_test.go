@@ -16,6 +16,7 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 	"github.com/kavach-dev/kavach/store"
 )
@@ -23,11 +24,14 @@ import (
 // SIGKILL in the middle of a load: every decision a client received has
 // its audit row, because a decision is answered only after its row commits.
 func TestNoAuditRowLostOnSIGKILL(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range []string{"sqlite", "postgres", "mysql"} {
 		t.Run(name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "kavach.db")
-			if name == "postgres" {
+			switch name {
+			case "postgres":
 				db = pgtest.URL(t)
+			case "mysql":
+				db = mysqltest.URL(t)
 			}
 			s := start(t, "--database", db)
 			cl := s.adminClient()

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -250,15 +251,18 @@ func truncate(b []byte) []byte {
 	return b
 }
 
-// Every hostile request gets a clean 4xx with a JSON error, on SQLite and
-// on PostgreSQL alike; none gets a 5xx, and nothing hostile is stored.
+// Every hostile request gets a clean 4xx with a JSON error, on SQLite,
+// PostgreSQL and MySQL alike; none gets a 5xx, and nothing hostile is stored.
 func TestHostileInputsOnEveryBackend(t *testing.T) {
-	for _, be := range []struct{ name, driver string }{{"sqlite", "sqlite"}, {"postgres", "pgx"}} {
+	for _, be := range []struct{ name, driver string }{{"sqlite", "sqlite"}, {"postgres", "pgx"}, {"mysql", "mysql"}} {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			db := filepath.Join(t.TempDir(), "kavach.db")
-			if be.name == "postgres" {
+			switch be.name {
+			case "postgres":
 				db = pgtest.URL(t)
+			case "mysql":
+				db = mysqltest.URL(t)
 			}
 			s := start(t, "--database", db)
 			admin := s.adminClient()
@@ -279,7 +283,11 @@ func TestHostileInputsOnEveryBackend(t *testing.T) {
 				t.Errorf("%d bad answers; the first:\n%s", len(tally.bad), strings.Join(tally.bad[:min(len(tally.bad), 15)], "\n"))
 			}
 			s.stop(t)
-			if bad := storedClean(t, be.driver, db); len(bad) > 0 {
+			dsn := db
+			if be.name == "mysql" {
+				dsn = mysqltest.DSN(t, db)
+			}
+			if bad := storedClean(t, be.driver, dsn); len(bad) > 0 {
 				t.Errorf("hostile bytes stored (%d); the first:\n%s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
 			}
 			// The sidecar ran without a secret: verify without one too.

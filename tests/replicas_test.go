@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kavach-dev/kavach/api"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -24,20 +25,30 @@ import (
 // and race 50 callers over both replicas for a shared rate limit.
 
 func TestReplicasOnPostgres(t *testing.T) {
-	testReplicas(t, pgtest.URL(t), true)
+	testReplicas(t, pgtest.URL(t), "postgres")
 }
 
 func TestReplicasOnSQLiteFile(t *testing.T) {
-	testReplicas(t, filepath.Join(t.TempDir(), "kavach.db"), false)
+	testReplicas(t, filepath.Join(t.TempDir(), "kavach.db"), "sqlite")
 }
 
-func testReplicas(t *testing.T, db string, postgres bool) {
+func TestReplicasOnMySQL(t *testing.T) {
+	testReplicas(t, mysqltest.URL(t), "mysql")
+}
+
+func testReplicas(t *testing.T, db, engine string) {
 	dir := t.TempDir()
 	appB := "kavach-e2e-" + filepath.Base(dir)
 	cfgB := filepath.Join(dir, "b.yaml")
 	// B polls only once a minute: changes must reach it through notifications
 	// (LISTEN, or the watched SQLite file), including after a reconnect.
-	writeFile(t, cfgB, fmt.Sprintf("database:\n  applicationName: %s\n  pollInterval: 1m\n", appB))
+	// MySQL has nothing to listen to: there B polls the change feed at the
+	// default interval (200ms), which bounds the lag measured below.
+	poll := "  pollInterval: 1m\n"
+	if engine == "mysql" {
+		poll = ""
+	}
+	writeFile(t, cfgB, fmt.Sprintf("database:\n  applicationName: %s\n%s", appB, poll))
 	a := start(t, "--database", db)
 	b := start(t, "--database", db, "--config", cfgB)
 	ca, cb := a.adminClient(), b.adminClient()
@@ -78,14 +89,20 @@ func testReplicas(t *testing.T, db string, postgres bool) {
 		lags = append(lags, waitCode(ag.ID, "agent_revoked"))
 	}
 	slices.Sort(lags)
-	engine := "sqlite"
-	if postgres {
-		engine = "postgres"
-	}
 	t.Logf("%s: propagation lag over %d changes: median %v, p90 %v, worst %v", engine, len(lags),
 		lags[len(lags)/2], lags[len(lags)*9/10], lags[len(lags)-1])
 
-	if postgres {
+	if engine == "mysql" {
+		// Kill every connection to the database (both replicas' pools): the
+		// next change must still arrive, through new connections.
+		t.Logf("mysql: killed %d connections to the database", mysqltest.KillConnections(t, db))
+		ag, err := ca.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "u", Name: "after-kill", Permissions: []api.Permission{{Resource: "docs:*", Actions: []string{"read"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("mysql: change made after every connection was killed arrived after %v", waitCode(ag.ID, "allowed"))
+	}
+	if engine == "postgres" {
 		// Kill B's LISTEN connection: the change must still arrive.
 		conn, err := pgx.Connect(ctx, pgtest.ServerURL())
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/internal/mysqltest"
 	"github.com/kavach-dev/kavach/internal/pgtest"
 )
 
@@ -496,12 +497,21 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	s2.stop(t)
 }
 
-// Two replicas on one PostgreSQL database, both delivering: every event
-// reaches the endpoint, each under one id, whichever replica made it.
+// Two replicas on one PostgreSQL (or MySQL) database, both delivering:
+// every event reaches the endpoint, each under one id, whichever replica
+// made it.
 func TestWebhooksAcrossReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
+	testWebhooksAcrossReplicas(t, pgtest.URL(t))
+}
+
+func TestWebhooksAcrossReplicasOnMySQL(t *testing.T) {
+	t.Parallel()
+	testWebhooksAcrossReplicas(t, mysqltest.URL(t))
+}
+
+func testWebhooksAcrossReplicas(t *testing.T, db string) {
 	rcv := newHookReceiver(t)
-	db := pgtest.URL(t)
 	cfg := filepath.Join(t.TempDir(), "kavach.yaml")
 	writeFile(t, cfg, fmt.Sprintf("webhooks:\n  - url: %s/hook\n    secret: %s\n    events: [agent.created, authorize.denied]\n", rcv.srv.URL, secretA))
 	a := start(t, "--database", db, "--config", cfg)

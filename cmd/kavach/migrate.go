@@ -41,7 +41,7 @@ func migrateCommand() *cli.Command {
 // commands that read one (audit verify, bundle build): opening it would
 // create an empty database and report on nothing, as if all were well.
 func existingDatabase(url string) error {
-	if store.IsPostgres(url) || url == ":memory:" || strings.HasPrefix(url, "file:") {
+	if store.IsPostgres(url) || store.IsMySQL(url) || url == ":memory:" || strings.HasPrefix(url, "file:") {
 		return nil
 	}
 	if _, err := os.Stat(url); errors.Is(err, fs.ErrNotExist) {

@@ -15,7 +15,7 @@ import (
 
 var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "YAML config file", EnvVars: []string{"KAVACH_CONFIG"}}
 
-var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, :memory:, or a postgres:// URL (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
+var databaseFlag = &cli.StringFlag{Name: "database", Usage: "SQLite file path, :memory:, or a postgres:// or mysql:// URL (default " + config.DefaultDatabase + ")", EnvVars: []string{"KAVACH_DATABASE_URL"}}
 
 var policyDirFlag = &cli.StringFlag{Name: "policy-dir", Usage: "policy extensions (package kavach.ext): a directory of .rego files or a bundle file", EnvVars: []string{"KAVACH_POLICY_DIR"}}
 
