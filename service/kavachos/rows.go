@@ -1,0 +1,238 @@
+package kavachos
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The rows of a KavachOS v0.2.1 database the import reads
+// (packages/core/src/db/schema.ts), read a page at a time in keyset order,
+// so that memory stays flat whatever the size of the tables.
+
+// agentRow is a kavach_agents row with its kavach_permissions rows.
+type agentRow struct {
+	ID, OwnerID, TenantID, Name, Type, Status, TokenHash, Metadata string
+	ExpiresAt                                                      *time.Time
+	CreatedAt, UpdatedAt                                           time.Time
+	Permissions                                                    []permRow
+}
+
+// permRow is a kavach_permissions row: actions and constraints as JSON.
+type permRow struct {
+	Resource, Actions, Constraints string
+}
+
+// delegationRow is a kavach_delegation_chains row: permissions as JSON
+// ([{resource, actions}]: KavachOS keeps no constraints there).
+type delegationRow struct {
+	ID, From, To, Permissions, Status string
+	Depth, MaxDepth                   int
+	ExpiresAt, CreatedAt              time.Time
+}
+
+// approvalRow is a pending kavach_approval_requests row.
+type approvalRow struct {
+	ID, AgentID, UserID, Action, Resource, Arguments string
+	ExpiresAt, CreatedAt                             time.Time
+}
+
+// auditRow is a kavach_audit_logs row.
+type auditRow struct {
+	ID, AgentID, UserID, Action, Resource, Parameters, Result, Reason, IP, UserAgent string
+	DurationMS                                                                      int64
+	TokensCost                                                                      sql.NullInt64
+	Timestamp                                                                       time.Time
+}
+
+// timeCols reads time columns scanned as any into their destinations.
+func timeCols(pairs ...any) error {
+	for i := 0; i < len(pairs); i += 2 {
+		v := pairs[i]
+		switch dst := pairs[i+1].(type) {
+		case *time.Time:
+			t, ok, err := toTime(v)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("a required time is NULL")
+			}
+			*dst = t
+		case **time.Time:
+			t, ok, err := toTime(v)
+			if err != nil {
+				return err
+			}
+			if ok {
+				*dst = &t
+			}
+		}
+	}
+	return nil
+}
+
+// agents returns up to limit agents with IDs after after, in ID order,
+// with their permissions in the order KavachOS reads them.
+func (s *Source) agents(ctx context.Context, after string, limit int) ([]agentRow, error) {
+	rows, err := s.query(ctx, `SELECT id, owner_id, tenant_id, name, type, status, token_hash, `+s.text("metadata")+`,
+		expires_at, created_at, updated_at FROM kavach_agents WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read kavach_agents: %w", err)
+	}
+	defer rows.Close()
+	var out []agentRow
+	index := map[string]int{}
+	for rows.Next() {
+		var a agentRow
+		var tenant, meta sql.NullString
+		var expires, created, updated any
+		if err := rows.Scan(&a.ID, &a.OwnerID, &tenant, &a.Name, &a.Type, &a.Status, &a.TokenHash, &meta,
+			&expires, &created, &updated); err != nil {
+			return nil, fmt.Errorf("read kavach_agents: %w", err)
+		}
+		if err := timeCols(expires, &a.ExpiresAt, created, &a.CreatedAt, updated, &a.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
+		}
+		a.TenantID, a.Metadata = nullString(tenant), nullString(meta)
+		index[a.ID] = len(out)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read kavach_agents: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	ids := make([]any, len(out))
+	for i, a := range out {
+		ids[i] = a.ID
+	}
+	err = s.permissions(ctx, ids, func(agentID string, p permRow) {
+		if i, ok := index[agentID]; ok {
+			out[i].Permissions = append(out[i].Permissions, p)
+		}
+	})
+	return out, err
+}
+
+// permissions calls fn with the permissions of the agents ids, each
+// agent's in the order KavachOS reads them.
+func (s *Source) permissions(ctx context.Context, ids []any, fn func(agentID string, p permRow)) error {
+	rows, err := s.query(ctx, `SELECT agent_id, resource, `+s.text("actions")+`, `+s.text("constraints")+`
+		FROM kavach_permissions WHERE agent_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY agent_id, `+s.storageOrder(), ids...)
+	if err != nil {
+		return fmt.Errorf("read kavach_permissions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var agentID string
+		var p permRow
+		var constraints sql.NullString
+		if err := rows.Scan(&agentID, &p.Resource, &p.Actions, &constraints); err != nil {
+			return fmt.Errorf("read kavach_permissions: %w", err)
+		}
+		p.Constraints = nullString(constraints)
+		fn(agentID, p)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read kavach_permissions: %w", err)
+	}
+	return nil
+}
+
+// maxDelegationDepth is the deepest delegation, 0 when there are none.
+func (s *Source) maxDelegationDepth(ctx context.Context) (int, error) {
+	var d sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(depth) FROM kavach_delegation_chains`).Scan(&d); err != nil {
+		return 0, fmt.Errorf("read kavach_delegation_chains: %w", err)
+	}
+	return int(d.Int64), nil
+}
+
+// delegations returns up to limit delegations of one depth with IDs after
+// after, in ID order.
+func (s *Source) delegations(ctx context.Context, depth int, after string, limit int) ([]delegationRow, error) {
+	rows, err := s.query(ctx, `SELECT id, from_agent_id, to_agent_id, `+s.text("permissions")+`, depth, max_depth, status,
+		expires_at, created_at FROM kavach_delegation_chains WHERE depth = ? AND id > ? ORDER BY id LIMIT ?`, depth, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read kavach_delegation_chains: %w", err)
+	}
+	defer rows.Close()
+	var out []delegationRow
+	for rows.Next() {
+		var d delegationRow
+		var expires, created any
+		if err := rows.Scan(&d.ID, &d.From, &d.To, &d.Permissions, &d.Depth, &d.MaxDepth, &d.Status, &expires, &created); err != nil {
+			return nil, fmt.Errorf("read kavach_delegation_chains: %w", err)
+		}
+		if err := timeCols(expires, &d.ExpiresAt, created, &d.CreatedAt); err != nil {
+			return nil, fmt.Errorf("delegation %s: %w", d.ID, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read kavach_delegation_chains: %w", err)
+	}
+	return out, nil
+}
+
+// approvals returns up to limit pending approval requests with IDs after
+// after, in ID order.
+func (s *Source) approvals(ctx context.Context, after string, limit int) ([]approvalRow, error) {
+	rows, err := s.query(ctx, `SELECT id, agent_id, user_id, action, resource, `+s.text("arguments")+`, expires_at, created_at
+		FROM kavach_approval_requests WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read kavach_approval_requests: %w", err)
+	}
+	defer rows.Close()
+	var out []approvalRow
+	for rows.Next() {
+		var a approvalRow
+		var args sql.NullString
+		var expires, created any
+		if err := rows.Scan(&a.ID, &a.AgentID, &a.UserID, &a.Action, &a.Resource, &args, &expires, &created); err != nil {
+			return nil, fmt.Errorf("read kavach_approval_requests: %w", err)
+		}
+		if err := timeCols(expires, &a.ExpiresAt, created, &a.CreatedAt); err != nil {
+			return nil, fmt.Errorf("approval %s: %w", a.ID, err)
+		}
+		a.Arguments = nullString(args)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read kavach_approval_requests: %w", err)
+	}
+	return out, nil
+}
+
+// audit returns up to limit audit rows with IDs after after, in ID order.
+func (s *Source) audit(ctx context.Context, after string, limit int) ([]auditRow, error) {
+	rows, err := s.query(ctx, `SELECT id, agent_id, user_id, action, resource, `+s.text("parameters")+`, result, reason,
+		duration_ms, tokens_cost, ip, user_agent, timestamp FROM kavach_audit_logs WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
+	}
+	defer rows.Close()
+	var out []auditRow
+	for rows.Next() {
+		var e auditRow
+		var params, reason, ip, ua sql.NullString
+		var ts any
+		if err := rows.Scan(&e.ID, &e.AgentID, &e.UserID, &e.Action, &e.Resource, &params, &e.Result, &reason,
+			&e.DurationMS, &e.TokensCost, &ip, &ua, &ts); err != nil {
+			return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
+		}
+		if err := timeCols(ts, &e.Timestamp); err != nil {
+			return nil, fmt.Errorf("audit row %s: %w", e.ID, err)
+		}
+		e.Parameters, e.Reason, e.IP, e.UserAgent = nullString(params), nullString(reason), nullString(ip), nullString(ua)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,226 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// Imports: rows brought over from another system (kavach import) with the
+// IDs, tokens and times they had there. Each method writes one batch in
+// one transaction and skips what is already present, so that an import
+// can be run again and adds nothing the second time. With dryRun the
+// transaction is rolled back: the counts are what a real run would do.
+
+// ImportResult counts what one batch did.
+type ImportResult struct {
+	// Added rows were written.
+	Added int
+	// Skipped are the IDs already present.
+	Skipped []string
+	// Conflicts are agents not written because another agent already has
+	// their token hash (an earlier import from another source, say).
+	Conflicts []string
+}
+
+// errDryRun rolls a dry run's transaction back.
+var errDryRun = errors.New("dry run")
+
+// importTx runs fn in one write transaction, rolled back for a dry run.
+func (s *Store) importTx(ctx context.Context, dryRun bool, fn func(tx *txn) error) error {
+	err := s.withTx(ctx, func(tx *txn) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+	if errors.Is(err, errDryRun) {
+		return nil
+	}
+	return err
+}
+
+// inChunk bounds the keys of one IN list, well under SQLite's and
+// PostgreSQL's limits on bound parameters.
+const inChunk = 500
+
+// present returns which of keys column holds in table.
+func present(ctx context.Context, tx *txn, table, column string, keys []string) (map[string]string, error) {
+	found := make(map[string]string, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), inChunk)
+		args := make([]any, n)
+		for i, k := range keys[:n] {
+			args[i] = k
+		}
+		keys = keys[n:]
+		// table and column are constants of this file, never input.
+		q := `SELECT ` + column + `, id FROM ` + table + ` WHERE ` + column + ` IN (?` + strings.Repeat(", ?", n-1) + `)` //nolint:gosec // G202: see above
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read present %s: %w", table, err)
+		}
+		for rows.Next() {
+			var key, id string
+			if err := rows.Scan(&key, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read present %s: %w", table, err)
+			}
+			found[key] = id
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read present %s: %w", table, err)
+		}
+	}
+	return found, nil
+}
+
+// ImportAgents writes agents as they are given: ID, status, token hash,
+// times and permissions (nothing is generated). An agent whose ID is
+// present is skipped; one whose token hash another agent has is a
+// conflict. Each written agent enters the change feed, so running
+// sidecars load it; no audit event is written per agent (the import
+// writes one for the whole run).
+func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun bool) (ImportResult, error) {
+	ids, hashes := make([]string, len(agents)), make([]string, len(agents))
+	for i, a := range agents {
+		ids[i], hashes[i] = a.ID, a.TokenHash
+	}
+	var haveHash map[string]string
+	return s.importRows(ctx, "agents", ids, dryRun, func(tx *txn, i int) (bool, error) {
+		if haveHash == nil {
+			var err error
+			if haveHash, err = present(ctx, tx, "agents", "token_hash", hashes); err != nil {
+				return false, err
+			}
+		}
+		a := agents[i]
+		if _, ok := haveHash[a.TokenHash]; ok {
+			return false, nil
+		}
+		// Two agents of one batch with one hash: the second conflicts.
+		haveHash[a.TokenHash] = a.ID
+		meta, err := json.Marshal(a.Metadata)
+		if err != nil {
+			return false, fmt.Errorf("encode metadata of %s: %w", a.ID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
+			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt), nullMillis(a.RevokedAt)); err != nil {
+			return false, fmt.Errorf("insert agent %s: %w", a.ID, err)
+		}
+		if err := insertPermissions(ctx, tx, a.ID, a.Permissions); err != nil {
+			return false, err
+		}
+		return true, s.recordChange(ctx, tx, ChangeAgent, a.ID)
+	})
+}
+
+// ImportDelegations writes delegations between agents already written,
+// skipping those whose ID is present.
+func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, dryRun bool) (ImportResult, error) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	return s.importRows(ctx, "delegations", ids, dryRun, func(tx *txn, i int) (bool, error) {
+		d := ds[i]
+		perms, err := json.Marshal(d.Permissions)
+		if err != nil {
+			return false, fmt.Errorf("encode grants: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.FromAgent, d.ToAgent, string(perms), d.Depth, d.MaxDepth, d.Status, toMillis(d.ExpiresAt),
+			toMillis(d.CreatedAt), nullMillis(d.RevokedAt)); err != nil {
+			return false, fmt.Errorf("insert delegation %s: %w", d.ID, err)
+		}
+		if err := s.recordChange(ctx, tx, ChangeDelegation, d.ID); err != nil {
+			return false, err
+		}
+		// The receiver's list of incoming delegations changed too.
+		return true, s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
+	})
+}
+
+// ImportApprovals writes approval requests of agents already written,
+// skipping those whose ID is present.
+func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRun bool) (ImportResult, error) {
+	ids := make([]string, len(as))
+	for i, a := range as {
+		ids[i] = a.ID
+	}
+	return s.importRows(ctx, "approvals", ids, dryRun, func(tx *txn, i int) (bool, error) {
+		a := as[i]
+		var args sql.NullString
+		if len(a.Arguments) > 0 {
+			args = sql.NullString{String: string(a.Arguments), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO approvals (id, agent_id, owner_id, action, resource, arguments, status,
+			expires_at, created_at, responded_at, responded_by, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.AgentID, a.OwnerID, a.Action, a.Resource, args, a.Status, toMillis(a.ExpiresAt), toMillis(a.CreatedAt),
+			nullMillis(a.RespondedAt), a.RespondedBy, a.Note); err != nil {
+			return false, fmt.Errorf("insert approval %s: %w", a.ID, err)
+		}
+		return true, s.recordChange(ctx, tx, ChangeApproval, a.ID)
+	})
+}
+
+// ImportAudit appends audit rows, with the IDs and times given, to the
+// hash chain this transaction leases, as every other writer does: rows
+// already present are skipped before linking, so the chain has no gap.
+// They are history, not decisions made here: no event, no webhook, no
+// anomaly counter hears of them.
+func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRun bool) (ImportResult, error) {
+	ids := make([]string, len(rows))
+	for i, e := range rows {
+		ids[i] = e.ID
+	}
+	return s.importRows(ctx, "audit_log", ids, dryRun, func(tx *txn, i int) (bool, error) {
+		e := rows[i]
+		e.Timestamp = e.Timestamp.UTC().Truncate(time.Millisecond)
+		return true, s.appendAudit(ctx, tx, &e)
+	})
+}
+
+// importRows writes, in one transaction, the rows whose ID is not present
+// in table: insert(tx, i) writes the i-th, or returns false for a conflict.
+func (s *Store) importRows(ctx context.Context, table string, ids []string, dryRun bool, insert func(tx *txn, i int) (bool, error)) (ImportResult, error) {
+	var res ImportResult
+	err := s.importTx(ctx, dryRun, func(tx *txn) error {
+		res = ImportResult{}
+		have, err := present(ctx, tx, table, "id", ids)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if _, ok := have[id]; ok {
+				res.Skipped = append(res.Skipped, id)
+				continue
+			}
+			// A batch that holds one ID twice writes it once.
+			have[id] = id
+			ok, err := insert(tx, i)
+			switch {
+			case err != nil:
+				return err
+			case ok:
+				res.Added++
+			default:
+				res.Conflicts = append(res.Conflicts, id)
+			}
+		}
+		return nil
+	})
+	return res, err
+}
