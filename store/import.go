@@ -15,8 +15,9 @@ import (
 // Imports: rows brought over from another system (kavach import) with the
 // IDs, tokens and times they had there. Each method writes one batch in
 // one transaction and skips what is already present, so that an import
-// can be run again and adds nothing the second time. With dryRun the
-// transaction is rolled back: the counts are what a real run would do.
+// can be run again and adds nothing the second time. With dryRun they
+// only read: the counts are what a run would do, save for what would
+// conflict with rows of the same run.
 
 // ImportResult counts what one batch did.
 type ImportResult struct {
@@ -98,32 +99,35 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 		ids[i], hashes[i] = a.ID, a.TokenHash
 	}
 	var haveHash map[string]string
-	return s.importRows(ctx, "agents", ids, dryRun, func(tx *txn, i int) (bool, error) {
+	conflict := func(tx *txn, i int) (bool, error) {
 		if haveHash == nil {
 			var err error
 			if haveHash, err = present(ctx, tx, "agents", "token_hash", hashes); err != nil {
 				return false, err
 			}
 		}
-		a := agents[i]
-		if _, ok := haveHash[a.TokenHash]; ok {
-			return false, nil
+		if _, ok := haveHash[agents[i].TokenHash]; ok {
+			return true, nil
 		}
 		// Two agents of one batch with one hash: the second conflicts.
-		haveHash[a.TokenHash] = a.ID
+		haveHash[agents[i].TokenHash] = agents[i].ID
+		return false, nil
+	}
+	return s.importRows(ctx, "agents", ids, dryRun, conflict, func(tx *txn, i int) error {
+		a := agents[i]
 		meta, err := json.Marshal(a.Metadata)
 		if err != nil {
-			return false, fmt.Errorf("encode metadata of %s: %w", a.ID, err)
+			return fmt.Errorf("encode metadata of %s: %w", a.ID, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
 			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt), nullMillis(a.RevokedAt)); err != nil {
-			return false, fmt.Errorf("insert agent %s: %w", a.ID, err)
+			return fmt.Errorf("insert agent %s: %w", a.ID, err)
 		}
 		if err := insertPermissions(ctx, tx, a.ID, a.Permissions); err != nil {
-			return false, err
+			return err
 		}
-		return true, s.recordChange(ctx, tx, ChangeAgent, a.ID)
+		return s.recordChange(ctx, tx, ChangeAgent, a.ID)
 	})
 }
 
@@ -134,22 +138,22 @@ func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, d
 	for i, d := range ds {
 		ids[i] = d.ID
 	}
-	return s.importRows(ctx, "delegations", ids, dryRun, func(tx *txn, i int) (bool, error) {
+	return s.importRows(ctx, "delegations", ids, dryRun, nil, func(tx *txn, i int) error {
 		d := ds[i]
 		perms, err := json.Marshal(d.Permissions)
 		if err != nil {
-			return false, fmt.Errorf("encode grants: %w", err)
+			return fmt.Errorf("encode grants: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO delegations (`+delegationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.FromAgent, d.ToAgent, string(perms), d.Depth, d.MaxDepth, d.Status, toMillis(d.ExpiresAt),
 			toMillis(d.CreatedAt), nullMillis(d.RevokedAt)); err != nil {
-			return false, fmt.Errorf("insert delegation %s: %w", d.ID, err)
+			return fmt.Errorf("insert delegation %s: %w", d.ID, err)
 		}
 		if err := s.recordChange(ctx, tx, ChangeDelegation, d.ID); err != nil {
-			return false, err
+			return err
 		}
 		// The receiver's list of incoming delegations changed too.
-		return true, s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
+		return s.recordChange(ctx, tx, ChangeAgent, d.ToAgent)
 	})
 }
 
@@ -160,7 +164,7 @@ func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRu
 	for i, a := range as {
 		ids[i] = a.ID
 	}
-	return s.importRows(ctx, "approvals", ids, dryRun, func(tx *txn, i int) (bool, error) {
+	return s.importRows(ctx, "approvals", ids, dryRun, nil, func(tx *txn, i int) error {
 		a := as[i]
 		var args sql.NullString
 		if len(a.Arguments) > 0 {
@@ -170,9 +174,9 @@ func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRu
 			expires_at, created_at, responded_at, responded_by, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.AgentID, a.OwnerID, a.Action, a.Resource, args, a.Status, toMillis(a.ExpiresAt), toMillis(a.CreatedAt),
 			nullMillis(a.RespondedAt), a.RespondedBy, a.Note); err != nil {
-			return false, fmt.Errorf("insert approval %s: %w", a.ID, err)
+			return fmt.Errorf("insert approval %s: %w", a.ID, err)
 		}
-		return true, s.recordChange(ctx, tx, ChangeApproval, a.ID)
+		return s.recordChange(ctx, tx, ChangeApproval, a.ID)
 	})
 }
 
@@ -186,16 +190,18 @@ func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRu
 	for i, e := range rows {
 		ids[i] = e.ID
 	}
-	return s.importRows(ctx, "audit_log", ids, dryRun, func(tx *txn, i int) (bool, error) {
+	return s.importRows(ctx, "audit_log", ids, dryRun, nil, func(tx *txn, i int) error {
 		e := rows[i]
 		e.Timestamp = e.Timestamp.UTC().Truncate(time.Millisecond)
-		return true, s.appendAudit(ctx, tx, &e)
+		return s.appendAudit(ctx, tx, &e)
 	})
 }
 
 // importRows writes, in one transaction, the rows whose ID is not present
-// in table: insert(tx, i) writes the i-th, or returns false for a conflict.
-func (s *Store) importRows(ctx context.Context, table string, ids []string, dryRun bool, insert func(tx *txn, i int) (bool, error)) (ImportResult, error) {
+// in table: conflict (if set) says whether the i-th conflicts with what
+// is there, insert writes it. A dry run only reads.
+func (s *Store) importRows(ctx context.Context, table string, ids []string, dryRun bool,
+	conflict func(tx *txn, i int) (bool, error), insert func(tx *txn, i int) error) (ImportResult, error) {
 	var res ImportResult
 	err := s.importTx(ctx, dryRun, func(tx *txn) error {
 		res = ImportResult{}
@@ -210,15 +216,22 @@ func (s *Store) importRows(ctx context.Context, table string, ids []string, dryR
 			}
 			// A batch that holds one ID twice writes it once.
 			have[id] = id
-			ok, err := insert(tx, i)
-			switch {
-			case err != nil:
-				return err
-			case ok:
-				res.Added++
-			default:
-				res.Conflicts = append(res.Conflicts, id)
+			if conflict != nil {
+				bad, err := conflict(tx, i)
+				if err != nil {
+					return err
+				}
+				if bad {
+					res.Conflicts = append(res.Conflicts, id)
+					continue
+				}
 			}
+			if !dryRun {
+				if err := insert(tx, i); err != nil {
+					return err
+				}
+			}
+			res.Added++
 		}
 		return nil
 	})

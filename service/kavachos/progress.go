@@ -34,7 +34,8 @@ func (p *Progress) Start(phase string, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.phase, p.done, p.total = phase, 0, total
-	p.start, p.shown = p.now(), time.Time{}
+	p.start = p.now()
+	p.shown = p.start
 }
 
 // Add counts n more rows done.
