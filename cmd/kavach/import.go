@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -47,11 +48,8 @@ func importAction(c *cli.Context) error {
 	opts := store.Options{URL: cfg.Database.URL, MaxConns: 4, Secret: currentSecret(cfg), Timeout: cfg.DatabaseTimeout(),
 		TrustThresholds: cfg.TrustThresholds()}
 	if dryRun {
-		// A dry run changes no schema: against a database that does not
-		// exist yet, it imports into an empty one in memory.
-		opts.SkipMigrations = true
-		if _, err := os.Stat(opts.URL); !store.IsPostgres(opts.URL) && errors.Is(err, fs.ErrNotExist) {
-			opts.URL, opts.SkipMigrations = ":memory:", false
+		if opts, err = dryRunTarget(c.Context, opts); err != nil {
+			return err
 		}
 	}
 	st, err := store.Open(c.Context, opts)
@@ -84,4 +82,31 @@ func importAction(c *cli.Context) error {
 		return findings.Close()
 	}
 	return nil
+}
+
+// dryRunTarget is where a dry run imports: the database itself, read
+// only, when it has Kavach's schema; otherwise (it does not exist yet, or
+// was never migrated) an empty database in memory, since a dry run
+// changes no schema.
+func dryRunTarget(ctx context.Context, opts store.Options) (store.Options, error) {
+	if _, err := os.Stat(opts.URL); !store.IsPostgres(opts.URL) && errors.Is(err, fs.ErrNotExist) {
+		opts.URL = ":memory:"
+		return opts, nil
+	}
+	probe := opts
+	probe.Verify = true
+	st, err := store.Open(ctx, probe)
+	if err != nil {
+		return opts, err
+	}
+	v, verr := st.SchemaVersion(ctx)
+	if err := st.Close(); err != nil {
+		return opts, err
+	}
+	if verr != nil || v == 0 {
+		opts.URL = ":memory:"
+		return opts, nil
+	}
+	opts.SkipMigrations = true
+	return opts, nil
 }

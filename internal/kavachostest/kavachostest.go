@@ -275,7 +275,12 @@ func (d *DB) Agent(ctx context.Context, a Agent) (string, error) {
 		d.time(a.CreatedAt), d.time(a.UpdatedAt)); err != nil {
 		return "", fmt.Errorf("insert agent: %w", err)
 	}
-	for _, p := range a.Permissions {
+	for i, p := range a.Permissions {
+		// KavachOS reads an agent's permissions in the engine's scan
+		// order: insertion order on SQLite and PostgreSQL, the (random)
+		// ID order on MySQL. IDs that sort as they are inserted make the
+		// order the same on all three, so one test's expectations hold.
+		id := fmt.Sprintf("%08x", i) + NewID()[8:]
 		actions, _ := json.Marshal(p.Actions) // strings
 		var constraints any
 		if p.Constraints != nil {
@@ -283,7 +288,7 @@ func (d *DB) Agent(ctx context.Context, a Agent) (string, error) {
 			constraints = string(b)
 		}
 		if err := d.exec(ctx, `INSERT INTO kavach_permissions (id, agent_id, resource, actions, constraints, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			NewID(), a.ID, p.Resource, string(actions), constraints, d.time(a.CreatedAt)); err != nil {
+			id, a.ID, p.Resource, string(actions), constraints, d.time(a.CreatedAt)); err != nil {
 			return "", fmt.Errorf("insert permission: %w", err)
 		}
 	}
