@@ -197,7 +197,6 @@ func flash(done string) string {
 	return ""
 }
 
-
 type delegationRow struct {
 	api.Delegation
 	Direction, Other string

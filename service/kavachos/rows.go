@@ -42,9 +42,9 @@ type approvalRow struct {
 // auditRow is a kavach_audit_logs row.
 type auditRow struct {
 	ID, AgentID, UserID, Action, Resource, Parameters, Result, Reason, IP, UserAgent string
-	DurationMS                                                                      int64
-	TokensCost                                                                      sql.NullInt64
-	Timestamp                                                                       time.Time
+	DurationMS                                                                       int64
+	TokensCost                                                                       sql.NullInt64
+	Timestamp                                                                        time.Time
 }
 
 // timeCols reads time columns scanned as any into their destinations.
