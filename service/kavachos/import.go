@@ -152,33 +152,48 @@ func (im *importer) agents(ctx context.Context) error {
 		return err
 	}
 	im.opts.Progress.Start("agents", total)
-	err = page(ctx, im.opts.BatchSize, func(a agentRow) string { return a.ID }, im.src.agents, func(rows []agentRow) error {
-		batch := make([]domain.Agent, 0, len(rows))
-		for _, row := range rows {
-			a, ok := im.agent(row)
-			if !ok {
-				im.lost[row.ID] = true
-				im.r.Agents.NotImported++
-				continue
-			}
-			batch = append(batch, a)
-		}
-		res, err := im.st.ImportAgents(ctx, batch, im.opts.DryRun)
-		if err != nil {
+	defer im.opts.Progress.Done()
+	cur, err := im.src.agentCursor(ctx)
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	for {
+		rows, err := cur.Next(im.opts.BatchSize)
+		if err != nil || len(rows) == 0 {
 			return err
 		}
-		im.r.Agents.add(res, len(batch))
-		im.r.Agents.Read += int64(len(rows) - len(batch))
-		for _, id := range res.Conflicts {
-			im.lost[id] = true
-			im.f.add(Finding{Kind: "token_conflict", AgentID: id, Detail: "another agent in Kavach has this token's hash: not imported"})
+		if err := im.agentBatch(ctx, rows); err != nil {
+			return err
 		}
-		im.countPermissions(rows, batch, res)
-		im.opts.Progress.Add(int64(len(rows)))
-		return nil
-	})
-	im.opts.Progress.Done()
-	return err
+	}
+}
+
+// agentBatch translates and writes one batch of agents.
+func (im *importer) agentBatch(ctx context.Context, rows []agentRow) error {
+	batch := make([]domain.Agent, 0, len(rows))
+	for _, row := range rows {
+		a, ok := im.agent(row)
+		if !ok {
+			im.lost[row.ID] = true
+			im.r.Agents.NotImported++
+			continue
+		}
+		batch = append(batch, a)
+	}
+	res, err := im.st.ImportAgents(ctx, batch, im.opts.DryRun)
+	if err != nil {
+		return err
+	}
+	im.r.Agents.add(res, len(batch))
+	im.r.Agents.Read += int64(len(rows) - len(batch))
+	for _, id := range res.Conflicts {
+		im.lost[id] = true
+		im.f.add(Finding{Kind: "token_conflict", AgentID: id, Detail: "another agent in Kavach has this token's hash: not imported"})
+	}
+	im.countPermissions(rows, batch, res)
+	im.opts.Progress.Add(int64(len(rows)))
+	return nil
 }
 
 // countPermissions counts the permissions of a batch: read, and added

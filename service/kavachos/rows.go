@@ -3,6 +3,7 @@ package kavachos
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -74,22 +75,68 @@ func timeCols(pairs ...any) error {
 	return nil
 }
 
-// agents returns up to limit agents with IDs after after, in ID order,
-// with their permissions in the order KavachOS reads them.
-func (s *Source) agents(ctx context.Context, after string, limit int) ([]agentRow, error) {
-	rows, err := s.query(ctx, `SELECT id, owner_id, tenant_id, name, type, status, token_hash, `+s.text("metadata")+`,
-		expires_at, created_at, updated_at FROM kavach_agents WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+// agentCursor reads the agents in ID order, each with its permissions:
+// two queries, each sorted once, merged as they stream (KavachOS has no
+// index on kavach_permissions.agent_id, so a query per page of agents
+// would scan the whole table each time). Both sort by the IDs' bytes, so
+// the merge can compare them as Go does.
+type agentCursor struct {
+	agents, perms *sql.Rows
+	// next is the permission read but not yet handed out.
+	next    *permOf
+	permErr error
+}
+
+type permOf struct {
+	agentID string
+	p       permRow
+}
+
+// agentCursor opens the cursor; Close it.
+func (s *Source) agentCursor(ctx context.Context) (*agentCursor, error) {
+	agents, err := s.query(ctx, `SELECT id, owner_id, tenant_id, name, type, status, token_hash, `+s.text("metadata")+`,
+		expires_at, created_at, updated_at FROM kavach_agents ORDER BY `+s.bytes("id"))
 	if err != nil {
 		return nil, fmt.Errorf("read kavach_agents: %w", err)
 	}
-	defer rows.Close()
+	perms, err := s.query(ctx, `SELECT agent_id, resource, `+s.text("actions")+`, `+s.text("constraints")+`
+		FROM kavach_permissions ORDER BY `+s.bytes("agent_id")+`, `+s.storageOrder())
+	if err != nil {
+		agents.Close()
+		return nil, fmt.Errorf("read kavach_permissions: %w", err)
+	}
+	c := &agentCursor{agents: agents, perms: perms}
+	c.advance()
+	return c, nil
+}
+
+// advance reads the next permission into c.next (nil at the end).
+func (c *agentCursor) advance() {
+	c.next = nil
+	if !c.perms.Next() {
+		if err := c.perms.Err(); err != nil {
+			c.permErr = fmt.Errorf("read kavach_permissions: %w", err)
+		}
+		return
+	}
+	var n permOf
+	var constraints sql.NullString
+	if err := c.perms.Scan(&n.agentID, &n.p.Resource, &n.p.Actions, &constraints); err != nil {
+		c.permErr = fmt.Errorf("read kavach_permissions: %w", err)
+		return
+	}
+	n.p.Constraints = nullString(constraints)
+	c.next = &n
+}
+
+// Next returns up to limit more agents; none at the end.
+func (c *agentCursor) Next(limit int) ([]agentRow, error) {
 	var out []agentRow
-	index := map[string]int{}
-	for rows.Next() {
+	for len(out) < limit && c.agents.Next() {
 		var a agentRow
 		var tenant, meta sql.NullString
 		var expires, created, updated any
-		if err := rows.Scan(&a.ID, &a.OwnerID, &tenant, &a.Name, &a.Type, &a.Status, &a.TokenHash, &meta,
+		if err := c.agents.Scan(&a.ID, &a.OwnerID, &tenant, &a.Name, &a.Type, &a.Status, &a.TokenHash, &meta,
 			&expires, &created, &updated); err != nil {
 			return nil, fmt.Errorf("read kavach_agents: %w", err)
 		}
@@ -97,25 +144,29 @@ func (s *Source) agents(ctx context.Context, after string, limit int) ([]agentRo
 			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
 		a.TenantID, a.Metadata = nullString(tenant), nullString(meta)
-		index[a.ID] = len(out)
+		// Permissions of agents that do not exist (KavachOS's foreign
+		// key forbids them) sort before this one: passed over.
+		for c.next != nil && c.next.agentID < a.ID {
+			c.advance()
+		}
+		for c.next != nil && c.next.agentID == a.ID {
+			a.Permissions = append(a.Permissions, c.next.p)
+			c.advance()
+		}
+		if c.permErr != nil {
+			return nil, c.permErr
+		}
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
+	if err := c.agents.Err(); err != nil {
 		return nil, fmt.Errorf("read kavach_agents: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	ids := make([]any, len(out))
-	for i, a := range out {
-		ids[i] = a.ID
-	}
-	err = s.permissions(ctx, ids, func(agentID string, p permRow) {
-		if i, ok := index[agentID]; ok {
-			out[i].Permissions = append(out[i].Permissions, p)
-		}
-	})
-	return out, err
+	return out, nil
+}
+
+// Close ends both queries.
+func (c *agentCursor) Close() error {
+	return errors.Join(c.agents.Close(), c.perms.Close())
 }
 
 // permissions calls fn with the permissions of the agents ids, each

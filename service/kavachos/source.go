@@ -130,6 +130,17 @@ func (s *Source) text(column string) string {
 	return column
 }
 
+// bytes sorts column by its bytes, as Go compares strings.
+func (s *Source) bytes(column string) string {
+	switch s.flavor {
+	case flavorPostgres:
+		return column + ` COLLATE "C"`
+	case flavorMySQL:
+		return "CAST(" + column + " AS BINARY)"
+	}
+	return column
+}
+
 // storageOrder is the order KavachOS reads an agent's permissions in: it
 // asks for them without ORDER BY, so the engine's scan order decides, and
 // it matters, because KavachOS decides by the first that matches.
