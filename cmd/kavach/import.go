@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,7 +29,7 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "write nothing: report what the import would do"},
 			&cli.StringFlag{Name: "report", Usage: "write the report, with every difference found, to this file as JSON"},
 			&cli.StringFlag{Name: "timezone", Usage: "the IANA time zone the KavachOS server ran in, which its time windows were read in (default UTC)"},
-			&cli.IntFlag{Name: "batch", Usage: "agents per transaction (audit rows: five times as many)", Value: 1000},
+			&cli.IntFlag{Name: "batch", Usage: "agents per transaction (audit rows: five times as many)", Value: 2000},
 		},
 		Action: importAction,
 	}
@@ -45,7 +46,9 @@ func importAction(c *cli.Context) error {
 	}
 	defer src.Close()
 	dryRun := c.Bool("dry-run")
-	opts := store.Options{URL: cfg.Database.URL, MaxConns: 4, Secret: currentSecret(cfg), Timeout: cfg.DatabaseTimeout(),
+	// A batch is one transaction: it may take longer than a request's
+	// call to the database (database.timeout).
+	opts := store.Options{URL: cfg.Database.URL, MaxConns: 4, Secret: currentSecret(cfg), Timeout: max(cfg.DatabaseTimeout(), time.Minute),
 		TrustThresholds: cfg.TrustThresholds()}
 	if dryRun {
 		if opts, err = dryRunTarget(c.Context, opts); err != nil {

@@ -39,7 +39,7 @@ type Options struct {
 	DryRun bool
 	// BatchSize is the number of agents (and delegations, approvals) read
 	// and written per transaction, five times as many audit rows
-	// (default 1000).
+	// (default 2000).
 	BatchSize int
 	// TimeZone is the IANA zone the KavachOS server ran in: its time
 	// windows were read in local time. Empty is UTC.
@@ -60,7 +60,7 @@ var Actor = domain.Actor{Type: domain.ActorImport, ID: "kavachos", Name: "kavach
 // source in the report (without its password).
 func Import(ctx context.Context, src *Source, st Store, source string, opts Options) (*Report, error) {
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 1000
+		opts.BatchSize = 2000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -521,7 +521,16 @@ func (im *importer) audit(ctx context.Context) error {
 	}
 	im.opts.Progress.Start("audit rows", total)
 	defer im.opts.Progress.Done()
-	return page(ctx, 5*im.opts.BatchSize, func(e auditRow) string { return e.ID }, im.src.audit, func(rows []auditRow) error {
+	cur, err := im.src.auditCursor(ctx)
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	for {
+		rows, err := cur.Next(auditPerAgent * im.opts.BatchSize)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
 		batch := make([]domain.AuditEntry, len(rows))
 		for i, row := range rows {
 			batch[i] = auditEntry(row)
@@ -532,9 +541,12 @@ func (im *importer) audit(ctx context.Context) error {
 		}
 		im.r.Audit.add(res, len(rows))
 		im.opts.Progress.Add(int64(len(rows)))
-		return nil
-	})
+	}
 }
+
+// auditPerAgent is how many more audit rows than agents a batch holds:
+// an audit row is smaller to write than an agent with its permissions.
+const auditPerAgent = 5
 
 // auditEntry is a KavachOS audit row as a Kavach decision row, marked as
 // imported: the import's actor, and the row's KavachOS ID, result and

@@ -259,20 +259,29 @@ func (s *Source) approvals(ctx context.Context, after string, limit int) ([]appr
 	return out, nil
 }
 
-// audit returns up to limit audit rows with IDs after after, in ID order.
-func (s *Source) audit(ctx context.Context, after string, limit int) ([]auditRow, error) {
+// auditCursor reads the audit rows in time order (one sorted query:
+// KavachOS has no index on timestamp), so that the chain holds them as
+// they happened and their IDs, which start with their time, are written
+// in order.
+type auditCursor struct{ rows *sql.Rows }
+
+func (s *Source) auditCursor(ctx context.Context) (*auditCursor, error) {
 	rows, err := s.query(ctx, `SELECT id, agent_id, user_id, action, resource, `+s.text("parameters")+`, result, reason,
-		duration_ms, tokens_cost, ip, user_agent, timestamp FROM kavach_audit_logs WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+		duration_ms, tokens_cost, ip, user_agent, timestamp FROM kavach_audit_logs ORDER BY timestamp, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
 	}
-	defer rows.Close()
+	return &auditCursor{rows: rows}, nil
+}
+
+// Next returns up to limit more rows; none at the end.
+func (c *auditCursor) Next(limit int) ([]auditRow, error) {
 	var out []auditRow
-	for rows.Next() {
+	for len(out) < limit && c.rows.Next() {
 		var e auditRow
 		var params, reason, ip, ua sql.NullString
 		var ts any
-		if err := rows.Scan(&e.ID, &e.AgentID, &e.UserID, &e.Action, &e.Resource, &params, &e.Result, &reason,
+		if err := c.rows.Scan(&e.ID, &e.AgentID, &e.UserID, &e.Action, &e.Resource, &params, &e.Result, &reason,
 			&e.DurationMS, &e.TokensCost, &ip, &ua, &ts); err != nil {
 			return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
 		}
@@ -282,8 +291,11 @@ func (s *Source) audit(ctx context.Context, after string, limit int) ([]auditRow
 		e.Parameters, e.Reason, e.IP, e.UserAgent = nullString(params), nullString(reason), nullString(ip), nullString(ua)
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
+	if err := c.rows.Err(); err != nil {
 		return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
 	}
 	return out, nil
 }
+
+// Close ends the query.
+func (c *auditCursor) Close() error { return c.rows.Close() }
