@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,37 +55,38 @@ func (s *Store) importTx(ctx context.Context, dryRun bool, fn func(tx *txn) erro
 // PostgreSQL's limits on bound parameters.
 const inChunk = 500
 
-// present returns which of keys column holds in table.
+// present returns which of keys column holds in table, with the ID of
+// the row that holds each.
 func present(ctx context.Context, tx *txn, table, column string, keys []string) (map[string]string, error) {
 	found := make(map[string]string, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), inChunk)
-		args := make([]any, n)
-		for i, k := range keys[:n] {
-			args[i] = k
-		}
-		keys = keys[n:]
-		// table and column are constants of this file, never input.
-		q := `SELECT ` + column + `, id FROM ` + table + ` WHERE ` + column + ` IN (?` + strings.Repeat(", ?", n-1) + `)` //nolint:gosec // G202: see above
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return nil, fmt.Errorf("read present %s: %w", table, err)
-		}
-		for rows.Next() {
-			var key, id string
-			if err := rows.Scan(&key, &id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read present %s: %w", table, err)
-			}
-			found[key] = id
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+	for chunk := range slices.Chunk(keys, inChunk) {
+		if err := presentChunk(ctx, tx, table, column, chunk, found); err != nil {
 			return nil, fmt.Errorf("read present %s: %w", table, err)
 		}
 	}
 	return found, nil
+}
+
+func presentChunk(ctx context.Context, tx *txn, table, column string, keys []string, found map[string]string) error {
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	// table and column are constants of this file, never input.
+	q := `SELECT ` + column + `, id FROM ` + table + ` WHERE ` + column + ` IN (?` + strings.Repeat(", ?", len(keys)-1) + `)` //nolint:gosec // G202: see above
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, id string
+		if err := rows.Scan(&key, &id); err != nil {
+			return err
+		}
+		found[key] = id
+	}
+	return rows.Err()
 }
 
 // ImportAgents writes agents as they are given: ID, status, token hash,

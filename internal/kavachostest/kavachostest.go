@@ -347,38 +347,51 @@ func Generate(ctx context.Context, path string, n int) error {
 	}
 	const perTx = 10_000
 	for done := 0; done < n; done += perTx {
-		tx, err := d.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		agent, err1 := tx.PrepareContext(ctx, `INSERT INTO kavach_agents (id, owner_id, name, type, status, token_hash, token_prefix,
-			expires_at, metadata, created_at, updated_at) VALUES (?, 'user-1', ?, 'autonomous', ?, ?, ?, ?, '{}', ?, ?)`)
-		perm, err2 := tx.PrepareContext(ctx, `INSERT INTO kavach_permissions (id, agent_id, resource, actions, constraints, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
-		audit, err3 := tx.PrepareContext(ctx, `INSERT INTO kavach_audit_logs (id, agent_id, user_id, action, resource, parameters, result,
-			duration_ms, timestamp) VALUES (?, ?, 'user-1', 'read', 'mcp:github:repos', '{}', 'allowed', 1, ?)`)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		for i := done; i < min(n, done+perTx); i++ {
-			id, at := NewID(), now.Unix()-int64(n-i)
-			token, hash := NewToken()
-			status := "active"
-			if i%10 == 9 {
-				status = "revoked"
-			}
-			_, err1 := agent.ExecContext(ctx, id, "agent-"+strconv.Itoa(i), status, hash, token[:11], now.Add(24*time.Hour).Unix(), at, at)
-			_, err2 := perm.ExecContext(ctx, NewID(), id, "mcp:github:*", `["read"]`, nil, at)
-			_, err3 := perm.ExecContext(ctx, NewID(), id, "mcp:deploy:production", `["execute"]`, `{"maxCallsPerHour":5,"requireApproval":true}`, at)
-			_, err4 := audit.ExecContext(ctx, NewID(), id, at)
-			if err := errors.Join(err1, err2, err3, err4); err != nil {
-				_ = tx.Rollback()
-				return err
-			}
-		}
-		if err := tx.Commit(); err != nil {
+		if err := d.generate(ctx, done, min(n, done+perTx), n, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// generate writes agents from to to (of n) in one transaction.
+func (d *DB) generate(ctx context.Context, from, to, n int, now time.Time) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	agent, err := tx.PrepareContext(ctx, `INSERT INTO kavach_agents (id, owner_id, name, type, status, token_hash, token_prefix,
+		expires_at, metadata, created_at, updated_at) VALUES (?, 'user-1', ?, 'autonomous', ?, ?, ?, ?, '{}', ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer agent.Close()
+	perm, err := tx.PrepareContext(ctx, `INSERT INTO kavach_permissions (id, agent_id, resource, actions, constraints, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer perm.Close()
+	audit, err := tx.PrepareContext(ctx, `INSERT INTO kavach_audit_logs (id, agent_id, user_id, action, resource, parameters, result,
+		duration_ms, timestamp) VALUES (?, ?, 'user-1', 'read', 'mcp:github:repos', '{}', 'allowed', 1, ?)`)
+	if err != nil {
+		return err
+	}
+	defer audit.Close()
+	for i := from; i < to; i++ {
+		id, at := NewID(), now.Unix()-int64(n-i)
+		token, hash := NewToken()
+		status := "active"
+		if i%10 == 9 {
+			status = "revoked"
+		}
+		_, err1 := agent.ExecContext(ctx, id, "agent-"+strconv.Itoa(i), status, hash, token[:11], now.Add(24*time.Hour).Unix(), at, at)
+		_, err2 := perm.ExecContext(ctx, NewID(), id, "mcp:github:*", `["read"]`, nil, at)
+		_, err3 := perm.ExecContext(ctx, NewID(), id, "mcp:deploy:production", `["execute"]`, `{"maxCallsPerHour":5,"requireApproval":true}`, at)
+		_, err4 := audit.ExecContext(ctx, NewID(), id, at)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

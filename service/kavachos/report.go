@@ -104,7 +104,6 @@ const examplesPerKind = 5
 type findings struct {
 	r     *Report
 	w     io.Writer
-	n     int64
 	err   error
 	enc   *json.Encoder
 	start bool

@@ -48,31 +48,23 @@ type auditRow struct {
 	Timestamp                                                                        time.Time
 }
 
-// timeCols reads time columns scanned as any into their destinations.
-func timeCols(pairs ...any) error {
-	for i := 0; i < len(pairs); i += 2 {
-		v := pairs[i]
-		switch dst := pairs[i+1].(type) {
-		case *time.Time:
-			t, ok, err := toTime(v)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("a required time is NULL")
-			}
-			*dst = t
-		case **time.Time:
-			t, ok, err := toTime(v)
-			if err != nil {
-				return err
-			}
-			if ok {
-				*dst = &t
-			}
-		}
+// required reads a time column that may not be NULL into dst.
+func required(v any, dst *time.Time) error {
+	t, ok, err := toTime(v)
+	if err == nil && !ok {
+		err = errors.New("a required time is NULL")
 	}
-	return nil
+	*dst = t
+	return err
+}
+
+// optional reads a time column that may be NULL.
+func optional(v any) (*time.Time, error) {
+	t, ok, err := toTime(v)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &t, nil
 }
 
 // agentCursor reads the agents in ID order, each with its permissions:
@@ -94,15 +86,17 @@ type permOf struct {
 
 // agentCursor opens the cursor; Close it.
 func (s *Source) agentCursor(ctx context.Context) (*agentCursor, error) {
+	//nolint:rowserrcheck // the cursor checks Err as it reads (Next, advance)
 	agents, err := s.query(ctx, `SELECT id, owner_id, tenant_id, name, type, status, token_hash, `+s.text("metadata")+`,
 		expires_at, created_at, updated_at FROM kavach_agents ORDER BY `+s.bytes("id"))
 	if err != nil {
 		return nil, fmt.Errorf("read kavach_agents: %w", err)
 	}
+	//nolint:rowserrcheck // the cursor checks Err as it reads (advance)
 	perms, err := s.query(ctx, `SELECT agent_id, resource, `+s.text("actions")+`, `+s.text("constraints")+`
 		FROM kavach_permissions ORDER BY `+s.bytes("agent_id")+`, `+s.storageOrder())
 	if err != nil {
-		agents.Close()
+		_ = agents.Close() //nolint:sqlclosecheck // on success the cursor owns both (Close)
 		return nil, fmt.Errorf("read kavach_permissions: %w", err)
 	}
 	c := &agentCursor{agents: agents, perms: perms}
@@ -140,7 +134,11 @@ func (c *agentCursor) Next(limit int) ([]agentRow, error) {
 			&expires, &created, &updated); err != nil {
 			return nil, fmt.Errorf("read kavach_agents: %w", err)
 		}
-		if err := timeCols(expires, &a.ExpiresAt, created, &a.CreatedAt, updated, &a.UpdatedAt); err != nil {
+		var err error
+		if a.ExpiresAt, err = optional(expires); err == nil {
+			err = errors.Join(required(created, &a.CreatedAt), required(updated, &a.UpdatedAt))
+		}
+		if err != nil {
 			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
 		a.TenantID, a.Metadata = nullString(tenant), nullString(meta)
@@ -219,7 +217,7 @@ func (s *Source) delegations(ctx context.Context, depth int, after string, limit
 		if err := rows.Scan(&d.ID, &d.From, &d.To, &d.Permissions, &d.Depth, &d.MaxDepth, &d.Status, &expires, &created); err != nil {
 			return nil, fmt.Errorf("read kavach_delegation_chains: %w", err)
 		}
-		if err := timeCols(expires, &d.ExpiresAt, created, &d.CreatedAt); err != nil {
+		if err := errors.Join(required(expires, &d.ExpiresAt), required(created, &d.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("delegation %s: %w", d.ID, err)
 		}
 		out = append(out, d)
@@ -247,7 +245,7 @@ func (s *Source) approvals(ctx context.Context, after string, limit int) ([]appr
 		if err := rows.Scan(&a.ID, &a.AgentID, &a.UserID, &a.Action, &a.Resource, &args, &expires, &created); err != nil {
 			return nil, fmt.Errorf("read kavach_approval_requests: %w", err)
 		}
-		if err := timeCols(expires, &a.ExpiresAt, created, &a.CreatedAt); err != nil {
+		if err := errors.Join(required(expires, &a.ExpiresAt), required(created, &a.CreatedAt)); err != nil {
 			return nil, fmt.Errorf("approval %s: %w", a.ID, err)
 		}
 		a.Arguments = nullString(args)
@@ -266,6 +264,7 @@ func (s *Source) approvals(ctx context.Context, after string, limit int) ([]appr
 type auditCursor struct{ rows *sql.Rows }
 
 func (s *Source) auditCursor(ctx context.Context) (*auditCursor, error) {
+	//nolint:rowserrcheck // the cursor checks Err as it reads (Next)
 	rows, err := s.query(ctx, `SELECT id, agent_id, user_id, action, resource, `+s.text("parameters")+`, result, reason,
 		duration_ms, tokens_cost, ip, user_agent, timestamp FROM kavach_audit_logs ORDER BY timestamp, id`)
 	if err != nil {
@@ -285,7 +284,7 @@ func (c *auditCursor) Next(limit int) ([]auditRow, error) {
 			&e.DurationMS, &e.TokensCost, &ip, &ua, &ts); err != nil {
 			return nil, fmt.Errorf("read kavach_audit_logs: %w", err)
 		}
-		if err := timeCols(ts, &e.Timestamp); err != nil {
+		if err := required(ts, &e.Timestamp); err != nil {
 			return nil, fmt.Errorf("audit row %s: %w", e.ID, err)
 		}
 		e.Parameters, e.Reason, e.IP, e.UserAgent = nullString(params), nullString(reason), nullString(ip), nullString(ua)
