@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -123,20 +124,53 @@ type held struct {
 	grants          []domain.Grant
 }
 
-// page reads and writes batches until read returns none: read gets the
-// last source ID so far, write the batch read.
-func page[T any](ctx context.Context, n int, id func(T) string, read func(ctx context.Context, after string, limit int) ([]T, error), write func([]T) error) error {
-	after := ""
+// cursor reads rows of one kind, up to limit at a time; none at the end.
+type cursor[T any] interface {
+	Next(limit int) ([]T, error)
+	Close() error
+}
+
+// drain writes what cur reads, n rows a batch, then closes it.
+func drain[T any](cur cursor[T], n int, write func([]T) error) (err error) {
+	defer func() { err = errors.Join(err, cur.Close()) }()
 	for {
-		rows, err := read(ctx, after, n)
+		rows, err := cur.Next(n)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
 		if err := write(rows); err != nil {
 			return err
 		}
-		after = id(rows[len(rows)-1])
 	}
+}
+
+// keyset is a cursor over a table read a page at a time, in ID order,
+// from the last ID read: for tables KavachOS keys by ID and that have no
+// order of their own to keep.
+type keyset[T any] struct {
+	after string
+	id    func(T) string
+	read  func(after string, limit int) ([]T, error)
+}
+
+func (k *keyset[T]) Next(limit int) ([]T, error) {
+	rows, err := k.read(k.after, limit)
+	if len(rows) > 0 {
+		k.after = k.id(rows[len(rows)-1])
+	}
+	return rows, err
+}
+
+func (k *keyset[T]) Close() error { return nil }
+
+// phase starts the progress of a phase over the rows of table.
+func (im *importer) phase(ctx context.Context, name, table, where string) error {
+	total, err := im.src.count(ctx, table, where)
+	if err != nil {
+		return err
+	}
+	im.opts.Progress.Start(name, total)
+	return nil
 }
 
 func (c *Count) add(res store.ImportResult, read int) {
@@ -147,26 +181,15 @@ func (c *Count) add(res store.ImportResult, read int) {
 }
 
 func (im *importer) agents(ctx context.Context) error {
-	total, err := im.src.count(ctx, "kavach_agents", "")
-	if err != nil {
+	if err := im.phase(ctx, "agents", "kavach_agents", ""); err != nil {
 		return err
 	}
-	im.opts.Progress.Start("agents", total)
 	defer im.opts.Progress.Done()
 	cur, err := im.src.agentCursor(ctx)
 	if err != nil {
 		return err
 	}
-	defer cur.Close()
-	for {
-		rows, err := cur.Next(im.opts.BatchSize)
-		if err != nil || len(rows) == 0 {
-			return err
-		}
-		if err := im.agentBatch(ctx, rows); err != nil {
-			return err
-		}
-	}
+	return drain(cur, im.opts.BatchSize, func(rows []agentRow) error { return im.agentBatch(ctx, rows) })
 }
 
 // agentBatch translates and writes one batch of agents.
@@ -185,8 +208,7 @@ func (im *importer) agentBatch(ctx context.Context, rows []agentRow) error {
 	if err != nil {
 		return err
 	}
-	im.r.Agents.add(res, len(batch))
-	im.r.Agents.Read += int64(len(rows) - len(batch))
+	im.r.Agents.add(res, len(rows))
 	for _, id := range res.Conflicts {
 		im.lost[id] = true
 		im.f.add(Finding{Kind: "token_conflict", AgentID: id, Detail: "another agent in Kavach has this token's hash: not imported"})
@@ -286,17 +308,16 @@ func (im *importer) delegations(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	total, err := im.src.count(ctx, "kavach_delegation_chains", "")
-	if err != nil {
+	if err := im.phase(ctx, "delegations", "kavach_delegation_chains", ""); err != nil {
 		return err
 	}
-	im.opts.Progress.Start("delegations", total)
 	defer im.opts.Progress.Done()
 	for depth := 1; depth <= deepest; depth++ {
-		read := func(ctx context.Context, after string, limit int) ([]delegationRow, error) {
+		read := func(after string, limit int) ([]delegationRow, error) {
 			return im.src.delegations(ctx, depth, after, limit)
 		}
-		err := page(ctx, im.opts.BatchSize, func(d delegationRow) string { return d.ID }, read, func(rows []delegationRow) error {
+		cur := &keyset[delegationRow]{id: func(d delegationRow) string { return d.ID }, read: read}
+		err := drain(cur, im.opts.BatchSize, func(rows []delegationRow) error {
 			batch := make([]domain.Delegation, 0, len(rows))
 			var kept []*held
 			for _, row := range rows {
@@ -315,8 +336,7 @@ func (im *importer) delegations(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			im.r.Delegs.add(res, len(batch))
-			im.r.Delegs.Read += int64(len(rows) - len(batch))
+			im.r.Delegs.add(res, len(rows))
 			for i, d := range batch {
 				im.held[d.ToAgent] = append(im.held[d.ToAgent], kept[i])
 			}
@@ -473,13 +493,13 @@ func (im *importer) ownPermissions(ctx context.Context, agentID string) ([]domai
 }
 
 func (im *importer) approvals(ctx context.Context) error {
-	total, err := im.src.count(ctx, "kavach_approval_requests", "WHERE status = 'pending'")
-	if err != nil {
+	if err := im.phase(ctx, "approvals", "kavach_approval_requests", "WHERE status = 'pending'"); err != nil {
 		return err
 	}
-	im.opts.Progress.Start("approvals", total)
 	defer im.opts.Progress.Done()
-	return page(ctx, im.opts.BatchSize, func(a approvalRow) string { return a.ID }, im.src.approvals, func(rows []approvalRow) error {
+	read := func(after string, limit int) ([]approvalRow, error) { return im.src.approvals(ctx, after, limit) }
+	cur := &keyset[approvalRow]{id: func(a approvalRow) string { return a.ID }, read: read}
+	return drain(cur, im.opts.BatchSize, func(rows []approvalRow) error {
 		batch := make([]domain.Approval, 0, len(rows))
 		for _, row := range rows {
 			lose := func(why string) {
@@ -507,30 +527,22 @@ func (im *importer) approvals(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		im.r.Approvals.add(res, len(batch))
-		im.r.Approvals.Read += int64(len(rows) - len(batch))
+		im.r.Approvals.add(res, len(rows))
 		im.opts.Progress.Add(int64(len(rows)))
 		return nil
 	})
 }
 
 func (im *importer) audit(ctx context.Context) error {
-	total, err := im.src.count(ctx, "kavach_audit_logs", "")
-	if err != nil {
+	if err := im.phase(ctx, "audit rows", "kavach_audit_logs", ""); err != nil {
 		return err
 	}
-	im.opts.Progress.Start("audit rows", total)
 	defer im.opts.Progress.Done()
 	cur, err := im.src.auditCursor(ctx)
 	if err != nil {
 		return err
 	}
-	defer cur.Close()
-	for {
-		rows, err := cur.Next(auditPerAgent * im.opts.BatchSize)
-		if err != nil || len(rows) == 0 {
-			return err
-		}
+	return drain(cur, auditPerAgent*im.opts.BatchSize, func(rows []auditRow) error {
 		batch := make([]domain.AuditEntry, len(rows))
 		for i, row := range rows {
 			batch[i] = auditEntry(row)
@@ -541,7 +553,8 @@ func (im *importer) audit(ctx context.Context) error {
 		}
 		im.r.Audit.add(res, len(rows))
 		im.opts.Progress.Add(int64(len(rows)))
-	}
+		return nil
+	})
 }
 
 // auditPerAgent is how many more audit rows than agents a batch holds:
