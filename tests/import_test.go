@@ -290,6 +290,23 @@ func checkImportedAPI(ctx context.Context, t *testing.T, c *client.Client, fx ko
 	if imported != 3 {
 		t.Errorf("audit of %s holds %d imported rows; want 3", fx.orch, imported)
 	}
+	name := "orchestrator-renamed"
+	if up, err := c.UpdateAgent(ctx, fx.orch, api.UpdateAgentRequest{Name: &name}); err != nil || up.Name != name || up.ID != fx.orch {
+		t.Errorf("UpdateAgent(%s) = %+v, %v", fx.orch, up, err)
+	}
+	if eff, err := c.EffectivePermissions(ctx, fx.sub); err != nil || len(eff.Permissions) != 1 {
+		t.Errorf("EffectivePermissions(%s) = %+v, %v; want the delegated one", fx.sub, eff, err)
+	}
+	// A delegation from an imported agent to one Kavach created.
+	helper, err := c.CreateAgent(ctx, api.CreateAgentRequest{OwnerID: "user-1", Name: "helper", Permissions: []api.Permission{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := api.NewTime(time.Now().Add(time.Hour))
+	if _, err := c.Delegate(ctx, api.DelegateRequest{FromAgent: fx.orch, ToAgent: helper.ID, ExpiresAt: &exp,
+		Permissions: []api.Permission{{Resource: "mcp:github:issues", Actions: []string{"read"}}}}); err != nil {
+		t.Errorf("Delegate(from %s): %v", fx.orch, err)
+	}
 	rot, err := c.RotateAgent(ctx, fx.orch)
 	if err != nil {
 		t.Fatalf("RotateAgent(%s): %v", fx.orch, err)
