@@ -290,6 +290,11 @@ func checkImportedAPI(ctx context.Context, t *testing.T, c *client.Client, fx ko
 	if imported != 3 {
 		t.Errorf("audit of %s holds %d imported rows; want 3", fx.orch, imported)
 	}
+	// One run added, the second did not: one event.
+	if ev, err := c.QueryAudit(ctx, client.AuditFilter{Kind: "event", Action: "import.kavachos"}); err != nil || len(ev.Entries) != 1 ||
+		ev.Entries[0].Actor.Type != "import" {
+		t.Errorf("import.kavachos events = %+v, %v; want one, by the import", ev.Entries, err)
+	}
 	name := "orchestrator-renamed"
 	if up, err := c.UpdateAgent(ctx, fx.orch, api.UpdateAgentRequest{Name: &name}); err != nil || up.Name != name || up.ID != fx.orch {
 		t.Errorf("UpdateAgent(%s) = %+v, %v", fx.orch, up, err)

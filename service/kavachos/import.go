@@ -91,7 +91,9 @@ func Import(ctx context.Context, src *Source, st Store, source string, opts Opti
 			return r, err
 		}
 	}
-	if !opts.DryRun {
+	added := r.Agents.Added + r.Delegs.Added + r.Approvals.Added + r.Audit.Added
+	// A run that adds nothing (the second) leaves no trace either.
+	if !opts.DryRun && added > 0 {
 		if _, err := st.RecordEvent(ctx, store.Event{Action: "import.kavachos", Target: source,
 			Reason: "data imported from KavachOS", Changes: map[string]any{"agents": r.Agents, "permissions": r.Perms,
 				"delegations": r.Delegs, "approvals": r.Approvals, "audit": r.Audit, "findings": r.Findings}}); err != nil {
