@@ -115,18 +115,28 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 		haveHash[agents[i].TokenHash] = agents[i].ID
 		return false, nil
 	}
+	// Prepared once per batch, closed with its transaction: a batch holds
+	// thousands of agents.
+	var agentStmt, permStmt *sql.Stmt
 	return s.importRows(ctx, "agents", ids, dryRun, conflict, func(tx *txn, i int) error {
+		if agentStmt == nil {
+			var err1, err2 error
+			agentStmt, err1 = tx.PrepareContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`) //nolint:sqlclosecheck // see above
+			permStmt, err2 = tx.PrepareContext(ctx, permissionInsert)                                                                  //nolint:sqlclosecheck // see above
+			if err := errors.Join(err1, err2); err != nil {
+				return fmt.Errorf("prepare agent insert: %w", err)
+			}
+		}
 		a := agents[i]
 		meta, err := json.Marshal(a.Metadata)
 		if err != nil {
 			return fmt.Errorf("encode metadata of %s: %w", a.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
+		if _, err := agentStmt.ExecContext(ctx, a.ID, a.OwnerID, a.Name, a.Type, a.Status, a.TokenHash, string(meta),
 			nullMillis(a.ExpiresAt), toMillis(a.CreatedAt), toMillis(a.UpdatedAt), nullMillis(a.RevokedAt)); err != nil {
 			return fmt.Errorf("insert agent %s: %w", a.ID, err)
 		}
-		if err := insertPermissions(ctx, tx, a.ID, a.Permissions); err != nil {
+		if err := insertPermissionsWith(ctx, permStmt, a.ID, a.Permissions); err != nil {
 			return err
 		}
 		return s.recordChange(ctx, tx, ChangeAgent, a.ID)
@@ -192,10 +202,22 @@ func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRu
 	for i, e := range rows {
 		ids[i] = e.ID
 	}
+	var stmt *sql.Stmt
 	return s.importRows(ctx, "audit_log", ids, dryRun, nil, func(tx *txn, i int) error {
+		if stmt == nil {
+			var err error
+			// Closed with its transaction, as ImportAgents's.
+			if stmt, err = tx.PrepareContext(ctx, auditInsert); err != nil { //nolint:sqlclosecheck // see above
+				return fmt.Errorf("prepare audit insert: %w", err)
+			}
+		}
 		e := rows[i]
 		e.Timestamp = e.Timestamp.UTC().Truncate(time.Millisecond)
-		return s.appendAudit(ctx, tx, &e)
+		s.linkAudit(tx, &e)
+		if _, err := stmt.ExecContext(ctx, auditArgs(e)...); err != nil {
+			return fmt.Errorf("insert audit row: %w", err)
+		}
+		return nil
 	})
 }
 

@@ -29,7 +29,7 @@ func importCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "write nothing: report what the import would do"},
 			&cli.StringFlag{Name: "report", Usage: "write the report, with every difference found, to this file as JSON"},
 			&cli.StringFlag{Name: "timezone", Usage: "the IANA time zone the KavachOS server ran in, which its time windows were read in (default UTC)"},
-			&cli.IntFlag{Name: "batch", Usage: "agents per transaction (audit rows: five times as many)", Value: 2000},
+			&cli.IntFlag{Name: "batch", Usage: "agents per transaction (audit rows: five times as many)", Value: 5000},
 		},
 		Action: importAction,
 	}

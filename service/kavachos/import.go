@@ -40,7 +40,7 @@ type Options struct {
 	DryRun bool
 	// BatchSize is the number of agents (and delegations, approvals) read
 	// and written per transaction, five times as many audit rows
-	// (default 2000).
+	// (default 5000).
 	BatchSize int
 	// TimeZone is the IANA zone the KavachOS server ran in: its time
 	// windows were read in local time. Empty is UTC.
@@ -61,7 +61,7 @@ var Actor = domain.Actor{Type: domain.ActorImport, ID: "kavachos", Name: "kavach
 // source in the report (without its password).
 func Import(ctx context.Context, src *Source, st Store, source string, opts Options) (*Report, error) {
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 2000
+		opts.BatchSize = 5000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
