@@ -54,8 +54,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Actor is who the import's writes are recorded as.
-var Actor = domain.Actor{Type: domain.ActorImport, ID: "kavachos", Name: "kavach import --kavachos"}
+// actor is who the import's writes and rows are recorded as.
+func actor() domain.Actor {
+	return domain.Actor{Type: domain.ActorImport, ID: "kavachos", Name: "kavach import --kavachos"}
+}
 
 // Import copies src into st and returns the report. source names the
 // source in the report (without its password).
@@ -85,7 +87,7 @@ func Import(ctx context.Context, src *Source, st Store, source string, opts Opti
 		"approvals: pending requests are imported; resolved ones are not (KavachOS never let an approval allow a call)")
 	im := &importer{src: src, st: st, t: t, opts: opts, r: r, f: newFindings(r, opts.Findings), lost: map[string]bool{},
 		own: map[string][]domain.Permission{}, held: map[string][]*held{}}
-	ctx = store.WithActor(ctx, Actor)
+	ctx = store.WithActor(ctx, actor())
 	for _, phase := range []func(context.Context) error{im.agents, im.delegations, im.approvals, im.audit} {
 		if err := phase(ctx); err != nil {
 			return r, err
@@ -570,7 +572,7 @@ func auditEntry(row auditRow) domain.AuditEntry {
 	e := domain.AuditEntry{ID: store.ImportedID("aud_", row.Timestamp, row.ID), Kind: domain.KindDecision,
 		AgentID: row.AgentID, OwnerID: row.UserID, Action: row.Action, Resource: row.Resource,
 		Result: domain.ResultDenied, Code: "denied", Reason: row.Reason, IP: row.IP, UserAgent: row.UserAgent,
-		DurationUS: row.DurationMS * 1000, Timestamp: row.Timestamp, Actor: Actor}
+		DurationUS: row.DurationMS * 1000, Timestamp: row.Timestamp, Actor: actor()}
 	switch row.Result {
 	case "allowed":
 		e.Result, e.Code = domain.ResultAllowed, "allowed"
