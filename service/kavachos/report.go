@@ -165,7 +165,7 @@ var commonNotes = []string{
 	"authorize by token: KavachOS ignored delegated permissions; Kavach counts them (looser for agents that received delegations)",
 	"delegations: KavachOS kept a delegation working after its delegator was revoked or its parent delegation expired; Kavach ends it (delegation_revoked, delegation_expired)",
 	"maxCallsPerHour: KavachOS counted calls per agent and resource, denied ones included; Kavach counts the calls each permission allowed; the counts restart at the import",
-	"allowedArgPatterns: JavaScript regular expressions are read as RE2 (the same for the common syntax; '.' also matches '\\r' there)",
+	"allowedArgPatterns: JavaScript regular expressions are read as RE2: the same for the common syntax, but RE2's '.' also matches '\\r', U+2028 and U+2029, which JavaScript's does not",
 }
 
 // Print writes the report for a terminal: the counts, each kind of
