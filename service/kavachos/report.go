@@ -42,7 +42,7 @@ var kinds = map[string]string{
 	"constraint_untranslatable": Stricter,
 	"too_many_permissions":      Stricter,
 	"too_many_actions":          Stricter,
-	"first_match_overlap":       Looser,
+	"first_match_overlap":       Stricter,
 	"approval_flow":             Looser,
 	"delegation_constraints":    Stricter,
 	"delegation_grant_dropped":  Stricter,

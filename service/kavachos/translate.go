@@ -21,9 +21,9 @@ import (
 //   - It takes the first permission whose pattern and actions match and
 //     decides by its constraints alone; Kavach allows if any matching
 //     permission does. So the actions a later permission shares with an
-//     earlier, constrained one that covers it are never reached there, and
-//     are removed here; an overlap that is not a cover cannot be expressed
-//     and is reported (first_match_overlap).
+//     earlier, constrained one are removed from it: exactly when the
+//     earlier one covers it (KavachOS never reached them), stricter when
+//     they only overlap (first_match_overlap).
 //   - A '*' segment matches the whole remainder, none included, and what
 //     follows it is ignored; Kavach's '*' is one segment, a trailing one
 //     one or more. The pattern is kept with Kavach's stricter meaning and
@@ -218,10 +218,14 @@ func (p kosPattern) overlaps(q kosPattern) bool {
 	return len(p.lits) == len(q.lits)
 }
 
-// shadow applies KavachOS's first match: a permission's actions that an
-// earlier, constrained permission covering it also grants are decided by
-// that one in KavachOS, so they are removed (exact); an overlap that is
-// not a cover is reported.
+// shadow applies KavachOS's first match. A permission's actions that an
+// earlier, constrained permission also grants were decided by that one
+// on the resources both match: they are removed. When the earlier one
+// covers this one, that is exact (KavachOS never reached them); when the
+// two only overlap, it is stricter (KavachOS allowed them on the
+// resources only this one matches), for Kavach would otherwise allow what
+// the earlier one's constraints denied. A "*" that cannot be narrowed to
+// the other actions takes the whole permission with it.
 func shadow(perms []*permission, report note) {
 	for j, q := range perms {
 		qp := parseKOS(q.resource)
@@ -233,22 +237,27 @@ func shadow(perms []*permission, report note) {
 			if !pp.overlaps(qp) || !actionsOverlap(p.actions, q.actions) {
 				continue
 			}
-			if !pp.covers(qp) || (slices.Contains(q.actions, "*") && !slices.Contains(p.actions, "*")) {
+			all := slices.Contains(p.actions, "*")
+			star := slices.Contains(q.actions, "*") && !all
+			kept := slices.DeleteFunc(slices.Clone(q.actions), func(a string) bool { return star || all || slices.Contains(p.actions, a) })
+			removed := slices.DeleteFunc(slices.Clone(q.actions), func(a string) bool { return slices.Contains(kept, a) })
+			by := fmt.Sprintf("permission %d (%q, constrained), which comes first", p.pos, p.resource)
+			switch exact := pp.covers(qp) && !star; {
+			case exact && len(kept) == 0:
+				report("shadowed_permission", q.pos, q.resource, "KavachOS never reached it: "+by+", decided all its calls; not imported")
+			case exact:
+				report("shadowed_actions", q.pos, q.resource, fmt.Sprintf("actions %v removed: KavachOS decided them by %s", removed, by))
+			case len(kept) == 0:
 				report("first_match_overlap", q.pos, q.resource, fmt.Sprintf(
-					"KavachOS decided the calls it shares with permission %d (%q) by that one's constraints alone; Kavach allows them if either permission allows",
-					p.pos, p.resource))
-				continue
+					"KavachOS decided the calls it shares with %s by that one's constraints, and Kavach would allow them through this one: not imported, so the calls only it matched are denied too", by))
+			default:
+				report("first_match_overlap", q.pos, q.resource, fmt.Sprintf(
+					"actions %v removed: KavachOS decided the calls it shares with %s by that one's constraints, and Kavach would allow them through this one; they are denied where only it matched too", removed, by))
 			}
-			kept := slices.DeleteFunc(slices.Clone(q.actions), func(a string) bool {
-				return slices.Contains(p.actions, "*") || slices.Contains(p.actions, a)
-			})
 			if len(kept) == 0 {
 				q.dropped = true
-				report("shadowed_permission", q.pos, q.resource, fmt.Sprintf("KavachOS never reached it: permission %d (%q, constrained) comes first for all its calls; not imported", p.pos, p.resource))
 				continue
 			}
-			report("shadowed_actions", q.pos, q.resource, fmt.Sprintf("actions %v removed: KavachOS decided them by permission %d (%q, constrained), which comes first",
-				slices.DeleteFunc(slices.Clone(q.actions), func(a string) bool { return slices.Contains(kept, a) }), p.pos, p.resource))
 			q.actions = kept
 		}
 	}
