@@ -57,8 +57,10 @@ func OpenSource(ctx context.Context, raw string) (*Source, error) {
 		if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) { //nolint:gosec // G703: the file the user named
 			return nil, fmt.Errorf("no KavachOS database at %s", raw)
 		}
-		// Read only: an import never writes to its source.
-		s.db, err = sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+		// Read only: an import never writes to its source. '?' and '#'
+		// would end the path of a URI filename.
+		escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+		s.db, err = sql.Open("sqlite", "file:"+escaped+"?mode=ro&_pragma=busy_timeout(5000)")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open KavachOS database: %w", err)
