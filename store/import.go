@@ -146,10 +146,7 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 // ImportDelegations writes delegations between agents already written,
 // skipping those whose ID is present.
 func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, dryRun bool) (ImportResult, error) {
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ID
-	}
+	ids := idsOf(ds, func(x domain.Delegation) string { return x.ID })
 	return s.importRows(ctx, "delegations", ids, dryRun, nil, func(tx *txn, i int) error {
 		d := ds[i]
 		perms, err := json.Marshal(d.Permissions)
@@ -172,10 +169,7 @@ func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, d
 // ImportApprovals writes approval requests of agents already written,
 // skipping those whose ID is present.
 func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRun bool) (ImportResult, error) {
-	ids := make([]string, len(as))
-	for i, a := range as {
-		ids[i] = a.ID
-	}
+	ids := idsOf(as, func(x domain.Approval) string { return x.ID })
 	return s.importRows(ctx, "approvals", ids, dryRun, nil, func(tx *txn, i int) error {
 		a := as[i]
 		var args sql.NullString
@@ -198,10 +192,7 @@ func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRu
 // They are history, not decisions made here: no event, no webhook, no
 // anomaly counter hears of them.
 func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRun bool) (ImportResult, error) {
-	ids := make([]string, len(rows))
-	for i, e := range rows {
-		ids[i] = e.ID
-	}
+	ids := idsOf(rows, func(x domain.AuditEntry) string { return x.ID })
 	var stmt *sql.Stmt
 	return s.importRows(ctx, "audit_log", ids, dryRun, nil, func(tx *txn, i int) error {
 		if stmt == nil {
@@ -260,4 +251,13 @@ func (s *Store) importRows(ctx context.Context, table string, ids []string, dryR
 		return nil
 	})
 	return res, err
+}
+
+// idsOf lists the IDs of rows.
+func idsOf[T any](rows []T, id func(T) string) []string {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = id(r)
+	}
+	return ids
 }
