@@ -139,8 +139,11 @@ func (t *translator) pattern(p *permission, report note) bool {
 		if !valid {
 			what = "not imported: Kavach cannot hold the pattern"
 		}
-		report("wildcard_mid_pattern", p.pos, p.resource, fmt.Sprintf("KavachOS matched every resource starting with %q (the '*' took the whole remainder); %s",
-			strings.Join(segs[:star], ":"), what))
+		matched := fmt.Sprintf("every resource starting with %q", strings.Join(segs[:star], ":"))
+		if star == 0 {
+			matched = "every resource"
+		}
+		report("wildcard_mid_pattern", p.pos, p.resource, fmt.Sprintf("KavachOS matched %s (the '*' took the whole remainder); %s", matched, what))
 	case star > 0 && valid:
 		report("wildcard_bare_prefix", p.pos, p.resource, fmt.Sprintf("KavachOS also matched %q itself; Kavach's trailing '*' needs one more segment", strings.Join(segs[:star], ":")))
 	}

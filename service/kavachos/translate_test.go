@@ -27,6 +27,7 @@ func TestPermissions(t *testing.T) {
 		{"mid-pattern wildcard", []perm{{"admin:*:delete", `["write"]`, ""}},
 			`[{"resource":"admin:*:delete","actions":["write"]}]`, []string{"wildcard_mid_pattern"}},
 		{"mid-pattern wildcard Kavach cannot hold", []perm{{"a:*:x y", `["w"]`, ""}}, `[]`, []string{"wildcard_mid_pattern"}},
+		{"leading wildcard with more", []perm{{"*:read", `["r"]`, ""}}, `[{"resource":"*:read","actions":["r"]}]`, []string{"wildcard_mid_pattern"}},
 		{"star inside a segment", []perm{{"a:foo*", `["read"]`, ""}}, `[]`, []string{"pattern_unmatchable"}},
 		{"duplicate", []perm{{"a:b", `["x","y"]`, ""}, {"a:b", `["y","x"]`, `{"maxCallsPerHour":1}`}},
 			`[{"resource":"a:b","actions":["x","y"]}]`, []string{"duplicate_permission"}},
