@@ -16,6 +16,10 @@ const (
 	ActorAgent     = "agent"     // an agent's own token or an MCP access token
 	ActorAnonymous = "anonymous" // no credential
 	ActorSystem    = "system"    // the sidecar itself (start-up, file watchers)
+	// ActorImport marks rows brought over from another system by kavach
+	// import (ID: the system, "kavachos"): history recorded there, not
+	// calls made here.
+	ActorImport = "import"
 	// ActorSignedLink is an approval's owner deciding through the signed
 	// link the approval was sent with (ID: the owner; Name: "via signed
 	// link").

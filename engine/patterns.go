@@ -18,6 +18,10 @@ import (
 // message saying why a pattern is malformed, undefined when it is not.
 const PatternErrorQuery = "data.kavach.resources.pattern_error(input.pattern)"
 
+// CoversQuery is the policy's coverage of one pattern by another: true
+// when every resource the child pattern matches is matched by the parent.
+const CoversQuery = "data.kavach.resources.covers(input.parent, input.child)"
+
 // ForbiddenCharQuery is the policy's definition of the characters no
 // segment of a pattern or resource, and no action, may hold: an RE2
 // expression, which Go's regexp (OPA's own) compiles as the policy's
@@ -29,6 +33,7 @@ const ForbiddenCharQuery = "data.kavach.resources.forbidden_char"
 // each may be. It is safe for concurrent use.
 type Patterns struct {
 	check     rego.PreparedEvalQuery
+	covers    rego.PreparedEvalQuery
 	forbidden *regexp.Regexp
 	// ascii is forbidden's verdict on each ASCII character, asked once:
 	// most resources and actions are ASCII, and a table is faster than
@@ -68,7 +73,11 @@ func NewPatterns(ctx context.Context) (*Patterns, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a regular expression: %w", ForbiddenCharQuery, err)
 	}
-	p := &Patterns{check: pq, forbidden: forbidden}
+	cq, err := rego.New(append(modules, rego.Query(CoversQuery))...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", CoversQuery, err)
+	}
+	p := &Patterns{check: pq, covers: cq, forbidden: forbidden}
 	for c := range utf8.RuneSelf {
 		p.ascii[c] = forbidden.MatchString(string(rune(c)))
 	}
@@ -90,6 +99,19 @@ func (p *Patterns) Error(ctx context.Context, pattern string) (string, error) {
 		return "", fmt.Errorf("check resource pattern: the policy's message is %v", rs[0].Expressions[0].Value)
 	}
 	return msg, nil
+}
+
+// Covers reports whether every resource the pattern child matches is
+// matched by the pattern parent (data.kavach.resources.covers), as the
+// delegation policy decides what a delegator holds.
+func (p *Patterns) Covers(ctx context.Context, parent, child string) (bool, error) {
+	input := ast.NewObject(ast.Item(ast.StringTerm("parent"), ast.StringTerm(parent)),
+		ast.Item(ast.StringTerm("child"), ast.StringTerm(child)))
+	rs, err := p.covers.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return false, fmt.Errorf("check coverage: %w", err)
+	}
+	return len(rs) == 1 && rs[0].Expressions[0].Value == true, nil
 }
 
 // ForbiddenChar returns the first character of s that no segment and no

@@ -228,3 +228,27 @@ func FuzzResourceError(f *testing.F) {
 		}
 	})
 }
+
+func TestCovers(t *testing.T) {
+	p, err := NewPatterns(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		parent, child string
+		want          bool
+	}{
+		{"*", "a:b", true},
+		{"mcp:github:*", "mcp:github:issues", true},
+		{"mcp:github:*", "mcp:github", false},
+		{"mcp:*:read", "mcp:x:read", true},
+		{"mcp:*:read", "mcp:x:write", false},
+		{"mcp:x:read", "mcp:*:read", false},
+		{"a:b", "a:b", true},
+	} {
+		got, err := p.Covers(t.Context(), c.parent, c.child)
+		if err != nil || got != c.want {
+			t.Errorf("Covers(%q, %q) = %v, %v; want %v", c.parent, c.child, got, err, c.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/domain"
 	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
@@ -373,5 +374,44 @@ func TestPagesAuditLinksKeepFilters(t *testing.T) {
 	want := `href="/ui/audit/export?format=csv&amp;action=run&amp;agentId=` + ap.AgentID + `"`
 	if !strings.Contains(page, want) {
 		t.Errorf("the audit page has no %s:\n%s", want, page)
+	}
+}
+
+// An agent imported from KavachOS keeps its UUID: the dashboard finds it
+// by that ID, shows it and acts on it as on any other.
+func TestPagesImportedAgent(t *testing.T) {
+	e := newPagesEnv(t)
+	ctx := t.Context()
+	id := "0b5f3a9e-6c3b-4f7e-9d1a-2b3c4d5e6f70"
+	at := e.clock.Now().UTC().Truncate(time.Millisecond)
+	if _, err := e.st.ImportAgents(ctx, []domain.Agent{{ID: id, OwnerID: "user-1", Name: "imported-agent", Type: "autonomous",
+		Status: domain.StatusActive, TokenHash: strings.Repeat("ab", 32), Metadata: map[string]any{}, CreatedAt: at, UpdatedAt: at,
+		Permissions: []domain.Permission{{Resource: "mcp:github:*", Actions: []string{"read"}}}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	// As a sidecar started on the imported database would.
+	if err := e.svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := browserClient(t)
+	_, login, _ := get(t, c, e.url+"/ui/login")
+	if status, _ := post(t, c, e.url+"/ui/login", url.Values{"key": {testAdminKey}, "csrf": {csrfOf(t, login)}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("login = %d", status)
+	}
+	if status, _, h := get(t, c, e.url+"/ui/?q="+id); status != http.StatusSeeOther || h.Get("Location") != "/ui/agents/"+id {
+		t.Errorf("searching for the UUID = %d %s; want a redirect to its page", status, h.Get("Location"))
+	}
+	status, page, _ := get(t, c, e.url+"/ui/agents/"+id)
+	if status != http.StatusOK || !strings.Contains(page, "imported-agent") {
+		t.Fatalf("the imported agent's page = %d:\n%s", status, page)
+	}
+	if status, _ := post(t, c, e.url+"/ui/agents/"+id+"/revoke", url.Values{"csrf": {csrfOf(t, page)}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("revoking the imported agent = %d", status)
+	}
+	if _, page, _ := get(t, c, e.url+"/ui/agents/"+id+"?done=revoked:"+id); !strings.Contains(page, "Revoked "+id+".") {
+		t.Errorf("the page after revoking does not say so:\n%s", page)
+	}
+	if a, err := e.cl.GetAgent(ctx, id); err != nil || a.Status != domain.StatusRevoked {
+		t.Errorf("GetAgent(%s) after revoke = %+v, %v", id, a, err)
 	}
 }

@@ -102,12 +102,19 @@ func (s *Store) CreateAgent(ctx context.Context, a domain.Agent, maxActive int) 
 	return a, nil
 }
 
+const permissionInsert = `INSERT INTO permissions (agent_id, position, resource, actions, constraints) VALUES (?, ?, ?, ?, ?)`
+
 func insertPermissions(ctx context.Context, tx *txn, agentID string, perms []domain.Permission) error {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO permissions (agent_id, position, resource, actions, constraints) VALUES (?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, permissionInsert)
 	if err != nil {
 		return fmt.Errorf("prepare permission insert: %w", err)
 	}
 	defer stmt.Close()
+	return insertPermissionsWith(ctx, stmt, agentID, perms)
+}
+
+// insertPermissionsWith writes perms with stmt, a prepared permissionInsert.
+func insertPermissionsWith(ctx context.Context, stmt *sql.Stmt, agentID string, perms []domain.Permission) error {
 	for i, p := range perms {
 		actions, err := json.Marshal(p.Actions)
 		if err != nil {

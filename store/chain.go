@@ -139,11 +139,16 @@ func (cs *chains) unsealed(all bool) ([]*chain, []chainHead) {
 // appendAudit writes e inside tx, in the chain tx holds (leasing one on
 // the first row).
 func (s *Store) appendAudit(ctx context.Context, tx *txn, e *domain.AuditEntry) error {
+	s.linkAudit(tx, e)
+	return insertAuditRow(ctx, tx, *e)
+}
+
+// linkAudit places e in the chain tx holds, leasing one on the first row.
+func (s *Store) linkAudit(tx *txn, e *domain.AuditEntry) {
 	if tx.chain == nil {
 		tx.chain, tx.leased = s.chains.lease(), true
 	}
 	tx.chain.link(e)
-	return insertAuditRow(ctx, tx, *e)
 }
 
 // checkpointKey is the key that signs checkpoints, nil without a secret.

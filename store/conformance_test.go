@@ -66,6 +66,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"Chain", chainTests()},
 		{"Anomalies", anomalyTests()},
 		{"Outbox", outboxTests()},
+		{"Import", importTests()},
 	} {
 		t.Run(concern.name, func(t *testing.T) {
 			t.Parallel()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"strings"
 	"sync"
@@ -81,6 +82,46 @@ func WellFormedID(prefix, id string) bool {
 	}
 	for i := range len(rest) {
 		if !strings.ContainsRune(crockford, rune(rest[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// ImportedID is the ID of a row brought over from another system: the
+// prefix and, like the IDs next makes, the millisecond of t first (so it
+// sorts by time among Kavach's own), then 80 bits of the SHA-256 of the
+// row's ID there, so that importing the same row again gives the same ID.
+func ImportedID(prefix string, t time.Time, sourceID string) string {
+	var raw [16]byte
+	sum := sha256.Sum256([]byte(sourceID))
+	binary.BigEndian.PutUint64(raw[:8], uint64(t.UnixMilli())<<16) //nolint:gosec // G115: times after 1970
+	copy(raw[6:], sum[:10])
+	return prefix + encodeBase32(raw)
+}
+
+// WellFormedAgentID reports whether id is an agent ID: one Kavach made
+// (agt_…) or a UUID, which agents imported from KavachOS keep, because
+// the apps that call Kavach stored them.
+func WellFormedAgentID(id string) bool {
+	return WellFormedID("agt_", id) || IsUUID(id)
+}
+
+// IsUUID reports whether s is a UUID in its canonical text form (any
+// version, either case).
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
 			return false
 		}
 	}

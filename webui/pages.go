@@ -150,7 +150,7 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request, c current) {
 		d.ApprovalsDenied = true
 	}
 	if u.can(c.principal, "agents.list") {
-		if d.Query != "" && (strings.HasPrefix(d.Query, "agt_") || len(d.Query) == 36 && strings.Count(d.Query, "-") == 4) {
+		if d.Query != "" && store.WellFormedAgentID(d.Query) {
 			http.Redirect(w, r, "/ui/agents/"+url.PathEscape(d.Query), http.StatusSeeOther)
 			return
 		}
@@ -181,7 +181,7 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request, c current) {
 // the query's words.
 func flash(done string) string {
 	op, id, _ := strings.Cut(done, ":")
-	if !store.WellFormedID("apr_", id) && !store.WellFormedID("agt_", id) && !isUUID(id) {
+	if !store.WellFormedID("apr_", id) && !store.WellFormedAgentID(id) {
 		return ""
 	}
 	switch op {
@@ -195,24 +195,6 @@ func flash(done string) string {
 		return "Resumed " + id + "."
 	}
 	return ""
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, ch := range s {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if ch != '-' {
-				return false
-			}
-		case ch >= '0' && ch <= '9', ch >= 'a' && ch <= 'f', ch >= 'A' && ch <= 'F':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 type delegationRow struct {

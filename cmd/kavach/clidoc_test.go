@@ -40,7 +40,7 @@ func cliReference(app *cli.App) string {
 	var b strings.Builder
 	b.WriteString("# CLI reference\n\n")
 	b.WriteString("[← README](../README.md) · generated from the commands by `go test ./cmd/kavach -run CLIReference -update`; do not edit.\n\n")
-	b.WriteString("Every command but `serve`, `migrate`, `bundle build --database` and `audit verify` talks to a running\n")
+	b.WriteString("Every command but `serve`, `migrate`, `import`, `bundle build --database` and `audit verify` talks to a running\n")
 	b.WriteString("sidecar: `--server` (or `KAVACH_SERVER`) names it, and the credential is `--api-key`, else\n")
 	b.WriteString("`KAVACH_API_KEY`, else `KAVACH_ADMIN_KEY`, else the key file the sidecar's first start wrote. Flags\n")
 	b.WriteString("may come before or after the arguments; after `--`, everything is an argument. Durations take\n")

@@ -50,7 +50,7 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(), keysCommand(), agentCommand(), authorizeCommand(), delegateCommand(), delegationCommand(),
-			approvalCommand(), anomaliesCommand(), eventsCommand(), webhooksCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), versionCommand(),
+			approvalCommand(), anomaliesCommand(), eventsCommand(), webhooksCommand(), auditCommand(), bundleCommand(), policiesCommand(), oauthCommand(), statusCommand(), benchCommand(), migrateCommand(), importCommand(), versionCommand(),
 		},
 		OnUsageError: usageError,
 	}

@@ -27,9 +27,15 @@ func Limit(raw string) (int, error) {
 }
 
 // Cursor checks a cursor of a list whose IDs start with prefix: a cursor
-// is the last ID of the page before, so anything else is malformed.
+// is the last ID of the page before, so anything else is malformed. The
+// list of agents also holds agents imported with their UUIDs, so its
+// cursor may be one.
 func Cursor(prefix, raw string) error {
-	if raw != "" && !store.WellFormedID(prefix, raw) {
+	wellFormed := store.WellFormedID(prefix, raw)
+	if prefix == "agt_" {
+		wellFormed = store.WellFormedAgentID(raw)
+	}
+	if raw != "" && !wellFormed {
 		return Invalid("invalid_parameter", "cursor is not a nextCursor of this list: pass one back as it came, or none for the first page")
 	}
 	return nil
