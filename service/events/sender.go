@@ -58,7 +58,7 @@ func (r counted) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.c.left {
 		p = p[:r.c.left]
 	}
-	n, err := r.c.Conn.Read(p)
+	n, err := r.c.Read(p)
 	r.c.got += int64(n)
 	r.c.left -= int64(n)
 	return n, err

@@ -26,7 +26,7 @@ func conns(ts *httptest.Server) *atomic.Int32 {
 	return &n
 }
 
-func signedPost(t *testing.T, ctx context.Context, url string, body string) *http.Request {
+func signedPost(ctx context.Context, t *testing.T, url, body string) *http.Request {
 	t.Helper()
 	req, err := NewSignedRequest(ctx, url, "msg_1", 1700000000, []byte(body), [][]byte{[]byte("0123456789abcdef01234567")})
 	if err != nil {
@@ -61,7 +61,7 @@ func TestSenderKeepsConnectionsAlive(t *testing.T) {
 		}
 		s := newSender(cfg, http.DefaultClient)
 		for i := range 20 {
-			status, err := s.do(signedPost(t, t.Context(), ts.URL+"/hook?x=1", `{"n":`+string(rune('0'+i%10))+`}`))
+			status, err := s.do(signedPost(t.Context(), t, ts.URL+"/hook?x=1", `{"n":`+string(rune('0'+i%10))+`}`))
 			if err != nil || status != http.StatusNoContent {
 				t.Fatalf("tls %v: POST %d = %d, %v; want 204", tlsOn, i, status, err)
 			}
@@ -98,7 +98,7 @@ func TestSenderRecoversClosedConnections(t *testing.T) {
 	defer s.close()
 	post := func() {
 		t.Helper()
-		if status, err := s.do(signedPost(t, t.Context(), ts.URL, `{}`)); err != nil || status != http.StatusOK {
+		if status, err := s.do(signedPost(t.Context(), t, ts.URL, `{}`)); err != nil || status != http.StatusOK {
 			t.Fatalf("POST = %d, %v; want 200", status, err)
 		}
 	}
@@ -136,13 +136,13 @@ func TestSenderDeadlineAndStatus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := s.do(signedPost(t, ctx, ts.URL+"/slow", `{}`)); err == nil || time.Since(start) > 5*time.Second {
+	if _, err := s.do(signedPost(ctx, t, ts.URL+"/slow", `{}`)); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("slow receiver: err %v after %v; want a timeout at the deadline", err, time.Since(start))
 	}
-	if status, err := s.do(signedPost(t, t.Context(), ts.URL+"/fast", `{}`)); err != nil || status != http.StatusGone {
+	if status, err := s.do(signedPost(t.Context(), t, ts.URL+"/fast", `{}`)); err != nil || status != http.StatusGone {
 		t.Errorf("POST = %d, %v; want 410", status, err)
 	}
-	if _, err := s.do(signedPost(t, t.Context(), "http://127.0.0.1:1/none", `{}`)); err == nil {
+	if _, err := s.do(signedPost(t.Context(), t, "http://127.0.0.1:1/none", `{}`)); err == nil {
 		t.Error("POST to a closed port succeeded")
 	}
 }
@@ -174,7 +174,7 @@ func TestSenderBoundsTheAnswer(t *testing.T) {
 	}()
 	s := newSender(nil, http.DefaultClient)
 	defer s.close()
-	if _, err := s.do(signedPost(t, t.Context(), "http://"+ln.Addr().String()+"/", `{}`)); err == nil {
+	if _, err := s.do(signedPost(t.Context(), t, "http://"+ln.Addr().String()+"/", `{}`)); err == nil {
 		t.Error("an answer with 10 MB of headers was accepted")
 	}
 }
