@@ -75,3 +75,34 @@ func TestRunReportsCPUPerDecision(t *testing.T) {
 		t.Errorf("a target without CPU figures shows no dashes:\n%s", out)
 	}
 }
+
+// Rounds rotate the targets' order, and combine into medians; the ratios
+// are taken within each round.
+func TestRounds(t *testing.T) {
+	t.Parallel()
+	if got := Order(3, 0); got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Errorf("Order(3, 0) = %v", got)
+	}
+	if got := Order(3, 4); got[0] != 1 || got[1] != 2 || got[2] != 0 {
+		t.Errorf("Order(3, 4) = %v; want [1 2 0]", got)
+	}
+	res := func(name string, tp float64, cpu time.Duration) Result {
+		return Result{Target: Target{Name: name}, Requests: 10, Throughput: tp, P99: time.Millisecond, CPUPerDecision: cpu}
+	}
+	rounds := [][]Result{
+		{res("plain", 100, 200*time.Microsecond), res("hooks", 90, 220*time.Microsecond)},
+		{res("plain", 200, 100*time.Microsecond), res("hooks", 190, 110*time.Microsecond)},
+		{res("plain", 50, 400*time.Microsecond), res("hooks", 49, 404*time.Microsecond)},
+	}
+	c := Combine(rounds)
+	if c[1].Requests != 30 || c[1].Throughput != 90 || c[1].CPUPerDecision != 220*time.Microsecond || c[0].Throughput != 100 {
+		t.Errorf("Combine = %+v", c)
+	}
+	out := FormatRounds(rounds)
+	if !strings.Contains(out, "req/s ratio 0.90 0.95 0.98 (median 0.95)") || !strings.Contains(out, "cpu ratio 1.10 1.10 1.01 (median 1.10)") {
+		t.Errorf("FormatRounds =\n%s", out)
+	}
+	if FormatRounds(rounds[:1]) != "" {
+		t.Error("one round printed round-by-round ratios")
+	}
+}

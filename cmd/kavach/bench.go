@@ -36,6 +36,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "concurrency", Value: 32},
 			&cli.StringFlag{Name: "duration", Value: "10s", Usage: "how long each target is measured (100ms to 24h)"},
 			&cli.StringFlag{Name: "warmup", Value: "2s", Usage: "how long each target is driven first, unmeasured (0: none)"},
+			&cli.IntFlag{Name: "rounds", Value: 1, Usage: "measure every target this many times (1 to 100), in rotating order; the table holds the medians, and each target's ratios to the first round by round"},
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
@@ -150,17 +151,29 @@ func runBench(c *cli.Context) error {
 		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
 	}
 	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: duration, Warmup: warmup}
-	fmt.Printf("mix: %d requests over %d agents (allowed, denied, wildcard, by token); concurrency %d; %s per target after %s warm-up\n",
-		len(mix), c.Int("agents"), opts.Concurrency, opts.Duration, opts.Warmup)
-	var results []loadgen.Result
-	for i, t := range targets {
-		r, err := loadgen.Run(ctx, t, mixes[i], opts)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.Name, err)
-		}
-		results = append(results, r)
+	rounds := c.Int("rounds")
+	if rounds < 1 || rounds > 100 {
+		return cli.Exit("--rounds must be from 1 to 100", 2)
 	}
-	fmt.Print(loadgen.Format(results))
+	fmt.Printf("mix: %d requests over %d agents (allowed, denied, wildcard, by token); concurrency %d; %s per target after %s warm-up",
+		len(mix), c.Int("agents"), opts.Concurrency, opts.Duration, opts.Warmup)
+	if rounds > 1 {
+		fmt.Printf("; %d rounds, medians", rounds)
+	}
+	fmt.Println()
+	all := make([][]loadgen.Result, rounds)
+	for r := range all {
+		all[r] = make([]loadgen.Result, len(targets))
+		for _, i := range loadgen.Order(len(targets), r) {
+			res, err := loadgen.Run(ctx, targets[i], mixes[i], opts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", targets[i].Name, err)
+			}
+			all[r][i] = res
+		}
+	}
+	fmt.Print(loadgen.Format(loadgen.Combine(all)))
+	fmt.Print(loadgen.FormatRounds(all))
 	return nil
 }
 
