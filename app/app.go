@@ -128,6 +128,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 	if async {
 		a.log.Warn("audit.mode is async: decisions are answered before their audit rows commit, and a crash loses the rows still queued")
 	}
+	if cfg.Agents.TokenExpiry == "" {
+		// The default changed (it was none): say so where operators look.
+		a.log.Info("agents.tokenExpiry is not set: new agents expire 24h after creation, KavachOS's default; " +
+			"set agents.tokenExpiry (0 for none) to choose")
+	}
 	current, previous := cfg.Secrets()
 	if !current.Set() {
 		a.log.Warn("no secret (KAVACH_SECRET): audit checkpoints are unsigned, so someone who can write to the database " +

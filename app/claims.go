@@ -57,7 +57,7 @@ func (w *claimsWebhook) claims(ctx context.Context, r oauth.ClaimsRequest) (map[
 	case resp.StatusCode == http.StatusNoContent:
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("the receiver answered %s", resp.Status)
+		return nil, fmt.Errorf("the receiver answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	case len(b) > maxClaimsBody:
 		return nil, fmt.Errorf("the answer is over %d bytes", maxClaimsBody)
 	}

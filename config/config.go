@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -129,6 +130,16 @@ var claimsTimeoutRule = Rule{Name: "mcp.claimsWebhook.timeout", Min: 10 * time.M
 // DefaultClaimsTimeout bounds a claims webhook request by default.
 const DefaultClaimsTimeout = 2 * time.Second
 
+// loopbackHost reports whether host (no port, no brackets) is localhost or
+// a loopback IP literal.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // ClaimsKey is the claims webhook's signing key and timeout; call after
 // Validate (ok false when there is no claims webhook).
 func (m MCP) ClaimsKey() (key []byte, timeout time.Duration, ok bool) {
@@ -148,6 +159,11 @@ func (m MCP) validateClaimsWebhook() error {
 	}
 	if !validHTTPURL(w.URL) {
 		return errors.New("mcp.claimsWebhook.url must be an http(s) URL without user:password or #fragment")
+	}
+	// Its answer goes into tokens unsigned: only TLS, or the loopback
+	// interface, keeps others on the path from adding claims.
+	if u, _ := url.Parse(w.URL); u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return errors.New("mcp.claimsWebhook.url must be https (http only on localhost or a loopback address): its answer becomes claims of every token")
 	}
 	key, err := secretOf("mcp.claimsWebhook", "secret", w.Secret, w.SecretEnv)
 	if err != nil {

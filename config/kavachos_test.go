@@ -65,6 +65,8 @@ func TestMCPTakesKavachOSForms(t *testing.T) {
 			"mcp.scopePermissions.a: mcp.scopes gives \"a\" permissions already"},
 		{head + "  scopes: [\"bad scope\"]\n", "scope"},
 		{head + "  additionalClaims: {sub: someone-else}\n", `additional claim "sub" is one the server sets itself`},
+		{head + "  claimsWebhook: {url: http://claims.example.com/x, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n", "mcp.claimsWebhook.url must be https"},
+		{head + "  claimsWebhook: {url: https://claims.example.com/x}\n", "mcp.claimsWebhook: a secret is required"},
 		{head + "  additionalClaims: {kavach_agent: agt_x}\n", `additional claim "kavach_agent"`},
 		{head + "  additionalClaims: {aud: https://elsewhere}\n", `additional claim "aud"`},
 		{head + "  scopes: [a]\n  preRegisteredClients:\n    - {clientId: c, redirectUris: [\"http://127.0.0.1/cb\"], scope: \"a b\"}\n",

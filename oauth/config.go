@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -189,11 +190,20 @@ func (c Config) Validate() error {
 	return checkClaims(c.AdditionalClaims)
 }
 
-// checkClaims refuses additional claims that name a claim the server sets
-// or cannot be encoded.
+// claimName is what an additional claim may be called: ASCII letters,
+// digits and _ . : -, so that no name folds (as JSON decoders fold field
+// names, Unicode included: ſ for s, the Kelvin sign for k) into one of the
+// reserved claims.
+var claimName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// checkClaims refuses additional claims that name, in any case, a claim
+// the server sets, have a name outside claimName, or cannot be encoded.
 func checkClaims(claims map[string]any) error {
 	for name, v := range claims {
-		if name == "" || slices.Contains(reservedClaims, name) {
+		if !claimName.MatchString(name) {
+			return fmt.Errorf("oauth: additional claim %q: a claim name is 1 to 128 ASCII letters, digits, _ . : or -", name)
+		}
+		if slices.ContainsFunc(reservedClaims, func(r string) bool { return strings.EqualFold(r, name) }) {
 			return fmt.Errorf("oauth: additional claim %q is one the server sets itself", name)
 		}
 		if _, err := json.Marshal(v); err != nil {

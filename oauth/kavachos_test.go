@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -68,9 +69,39 @@ func TestAdditionalClaimsInAccessTokens(t *testing.T) {
 		t.Errorf("Verify = %+v, %v; want the token accepted", c, err)
 	}
 
-	cfg := Config{Issuer: "https://a.example", LoginPage: "/l", AllowedResources: []string{testResource},
-		AdditionalClaims: map[string]any{"exp": 1}}
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `"exp"`) {
-		t.Errorf("Validate with a reserved claim = %v; want it refused", err)
+	// Reserved names in any case, and names a JSON decoder folds into
+	// one (ſ is s, U+212A is K), are refused.
+	for _, name := range []string{"exp", "SUB", "Scope", "ſub", "\u212Aavach_agent", "iſs", "", "a b"} {
+		cfg := Config{Issuer: "https://a.example", LoginPage: "/l", AllowedResources: []string{testResource},
+			AdditionalClaims: map[string]any{name: 1}}
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("Validate with additional claim %q = nil; want it refused", name)
+		}
+	}
+}
+
+// A refresh never mints a scope the client's configured scopes no longer
+// hold.
+func TestRefreshKeepsToTheClientScopes(t *testing.T) {
+	t.Parallel()
+	const redirect = "https://client.example.com/cb"
+	dir := t.TempDir()
+	db := dir + "/kavach.db"
+	client := Client{ID: "narrowing", RedirectURIs: []string{redirect}, Scopes: []string{"tools:read", "tools:write", ScopeOfflineAccess}}
+	h := newHarnessOn(t, db, "", func(c *Config) { c.PreRegisteredClients = append(c.PreRegisteredClients, client) })
+	m := h.tokens("narrowing", redirect, "tools:read tools:write offline_access")
+	refresh := str(m, "refresh_token")
+	h.ts.Close()
+	// The operator narrows the client; the same database, a new server.
+	client.Scopes = []string{"tools:read", ScopeOfflineAccess}
+	h2 := newHarnessOn(t, db, "", func(c *Config) { c.PreRegisteredClients = append(c.PreRegisteredClients, client) })
+	resp, out := h2.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"narrowing"}, "refresh_token": {refresh}})
+	if resp.StatusCode != http.StatusOK || str(out, "scope") != "tools:read offline_access" {
+		t.Errorf("refresh after narrowing = %d %v; want 200 with tools:read offline_access only", resp.StatusCode, out)
+	}
+	resp, out = h2.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"narrowing"},
+		"refresh_token": {str(out, "refresh_token")}, "scope": {"tools:write"}})
+	if resp.StatusCode != http.StatusBadRequest || str(out, "error") != "invalid_scope" {
+		t.Errorf("refresh asking for a scope the client lost = %d %v; want 400 invalid_scope", resp.StatusCode, out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,6 +191,13 @@ func (s *Server) refreshGrant(ctx context.Context, c store.OAuthClient, token, s
 		if !subset(scopes, g.Scopes) {
 			return TokenResponse{}, oauthErr(http.StatusBadRequest, CodeInvalidScope, "scope may narrow the grant's, not widen it")
 		}
+		if len(c.Scopes) > 0 && !subset(scopes, c.Scopes) {
+			return TokenResponse{}, oauthErr(http.StatusBadRequest, CodeInvalidScope, "the client may no longer ask for some of these scopes")
+		}
+	} else if len(c.Scopes) > 0 {
+		// The client's scopes, as configured now, bound a grant made
+		// under a wider configuration.
+		scopes = slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return !contains(c.Scopes, sc) })
 	}
 	if _, err := s.resource(resource, g.Resource); err != nil {
 		return TokenResponse{}, err

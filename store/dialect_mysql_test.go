@@ -16,7 +16,7 @@ import (
 // repeats the password.
 func TestMySQLConfig(t *testing.T) {
 	t.Parallel()
-	cfg, err := mysqlConfig("mysql://kavach:p%40ss%2Fw0rd@db.internal/kavach?tls=skip-verify&multiStatements=false&clientFoundRows=false&parseTime=true", 2500*time.Millisecond)
+	cfg, err := mysqlConfig("mysql://kavach:p%40ss%2Fw0rd@db.internal/kavach?tls=skip-verify&multiStatements=false&clientFoundRows=false&parseTime=true&allowAllFiles=true", 2500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +27,7 @@ func TestMySQLConfig(t *testing.T) {
 		"multiStatements":      cfg.MultiStatements,
 		"clientFoundRows":      cfg.ClientFoundRows,
 		"parseTime off":        !cfg.ParseTime,
+		"allowAllFiles off":    !cfg.AllowAllFiles,
 		"utf8mb4_bin":          cfg.Collation == "utf8mb4_bin",
 		"strict sql_mode":      strings.Contains(cfg.Params["sql_mode"], "TRADITIONAL"),
 		"lock wait 3s":         cfg.Params["innodb_lock_wait_timeout"] == "3",

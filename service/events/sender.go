@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,7 +28,7 @@ type sender struct {
 	proxied *http.Client
 
 	mu   sync.Mutex
-	idle map[string][]*senderConn // by scheme and host:port
+	idle map[string][]*senderConn // by scheme://host:port
 }
 
 // senderConn is a connection with its buffers, idle or in use by one
@@ -39,6 +40,8 @@ type senderConn struct {
 	// got counts the bytes read from the connection; left is how many
 	// more the answer being read may take.
 	got, left int64
+	// idleSince is when it was last put back.
+	idleSince time.Time
 }
 
 // errLongAnswer ends an answer longer than an answer's head and maxAnswer
@@ -84,9 +87,12 @@ func (s *sender) do(req *http.Request) (int, error) {
 	if p, err := http.ProxyFromEnvironment(req); err != nil || p != nil {
 		return sendWith(s.proxied, req)
 	}
-	key := hostPort(req)
+	// Connections are kept by scheme and address: an https delivery never
+	// goes out on a plain connection to the same host and port.
+	addr := hostPort(req)
+	key := req.URL.Scheme + "://" + addr
 	for again := false; ; again = true {
-		c, fresh, err := s.conn(req.Context(), req.URL.Scheme, key)
+		c, fresh, err := s.conn(req.Context(), req.URL.Scheme, addr, key, again)
 		if err != nil {
 			return 0, err
 		}
@@ -98,10 +104,13 @@ func (s *sender) do(req *http.Request) (int, error) {
 			_ = c.Close()
 		}
 		// A kept-alive connection the receiver closed meanwhile fails
-		// with not a byte of an answer: send again on a fresh one, once.
-		// (Had the receiver taken the request, it tells the repeat by its
-		// webhook-id, as Standard Webhooks receivers must.)
+		// with not a byte of an answer: send again, once, on a new
+		// connection, and drop the others kept for the receiver, which
+		// has likely closed them too. (Had the receiver taken the
+		// request, it tells the repeat by its webhook-id, as Standard
+		// Webhooks receivers must.)
 		if err != nil && !fresh && !again && c.got == before && req.Context().Err() == nil {
+			s.drop(key)
 			if req.GetBody != nil {
 				if req.Body, err = req.GetBody(); err != nil {
 					return 0, err
@@ -113,8 +122,13 @@ func (s *sender) do(req *http.Request) (int, error) {
 	}
 }
 
-// roundTrip writes req on c and reads the answer, draining up to
-// maxAnswer of its body; keep says whether c can carry another.
+// maxInformational bounds the 1xx answers read before the final one.
+const maxInformational = 5
+
+// roundTrip writes req on c and reads the answer (past any 1xx ones),
+// draining up to maxAnswer of its body; keep says whether c can carry
+// another: not if anything is left on it after the answer, which would
+// otherwise be read as the next request's.
 func (s *sender) roundTrip(c *senderConn, req *http.Request) (status int, keep bool, err error) {
 	ctx := req.Context()
 	if d, ok := ctx.Deadline(); ok {
@@ -130,32 +144,56 @@ func (s *sender) roundTrip(c *senderConn, req *http.Request) (status int, keep b
 	if err := c.w.Flush(); err != nil {
 		return 0, false, err
 	}
-	// What is buffered of an earlier answer counts against this one.
-	c.left = maxAnswerHead + maxAnswer + 1 - int64(c.r.Buffered())
-	resp, err := http.ReadResponse(c.r, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
+	c.left = maxAnswerHead + maxAnswer + 1
+	var resp *http.Response
+	for i := 0; ; i++ {
+		resp, err = http.ReadResponse(c.r, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return 0, false, err
 		}
-		return 0, false, err
+		informational := resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols
+		if !informational {
+			break
+		}
+		if i == maxInformational {
+			return 0, false, fmt.Errorf("the receiver answered more than %d informational (1xx) answers", maxInformational)
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp.StatusCode, false, errors.New("the receiver switched protocols, which no delivery asks for")
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer+1))
 	_ = resp.Body.Close()
-	keep = err == nil && n <= maxAnswer && !resp.Close && ctx.Err() == nil
+	keep = err == nil && n <= maxAnswer && !resp.Close && ctx.Err() == nil && c.r.Buffered() == 0
 	return resp.StatusCode, keep, nil
 }
 
-// conn is an idle connection to key, or a new one (fresh).
-func (s *sender) conn(ctx context.Context, scheme, key string) (*senderConn, bool, error) {
-	s.mu.Lock()
-	if list := s.idle[key]; len(list) > 0 {
+// maxIdle is how long a connection is kept unused: less than receivers
+// commonly keep theirs open.
+const maxIdle = 30 * time.Second
+
+// conn is a live idle connection kept under key, unless fresh is asked
+// for, or a new one to addr (new reports which).
+func (s *sender) conn(ctx context.Context, scheme, addr, key string, fresh bool) (_ *senderConn, isNew bool, _ error) {
+	for !fresh {
+		s.mu.Lock()
+		list := s.idle[key]
+		if len(list) == 0 {
+			s.mu.Unlock()
+			break
+		}
 		c := list[len(list)-1]
 		s.idle[key] = list[:len(list)-1]
 		s.mu.Unlock()
-		return c, false, nil
+		if time.Since(c.idleSince) < maxIdle && c.alive() {
+			return c, false, nil
+		}
+		_ = c.Close()
 	}
-	s.mu.Unlock()
-	raw, err := s.dialer.DialContext(ctx, "tcp", key)
+	raw, err := s.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, true, err
 	}
@@ -163,7 +201,7 @@ func (s *sender) conn(ctx context.Context, scheme, key string) (*senderConn, boo
 	if scheme == "https" {
 		cfg := s.tls.Clone()
 		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(key)
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -177,6 +215,31 @@ func (s *sender) conn(ctx context.Context, scheme, key string) (*senderConn, boo
 	return c, true, nil
 }
 
+// alive reports whether an idle connection is still open and has sent
+// nothing unasked: a read that must not block times out.
+func (c *senderConn) alive() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now())
+	var b [1]byte
+	n, err := c.Read(b[:])
+	_ = c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return n == 0 && errors.As(err, &ne) && ne.Timeout()
+}
+
+// drop closes the connections kept under key.
+func (s *sender) drop(key string) {
+	s.mu.Lock()
+	list := s.idle[key]
+	delete(s.idle, key)
+	s.mu.Unlock()
+	for _, c := range list {
+		_ = c.Close()
+	}
+}
+
 // put keeps c for the next POST to key, up to perEndpoint a host.
 func (s *sender) put(key string, c *senderConn) {
 	s.mu.Lock()
@@ -185,6 +248,7 @@ func (s *sender) put(key string, c *senderConn) {
 		_ = c.Close()
 		return
 	}
+	c.idleSince = time.Now()
 	s.idle[key] = append(s.idle[key], c)
 }
 

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -176,5 +177,126 @@ func TestSenderBoundsTheAnswer(t *testing.T) {
 	defer s.close()
 	if _, err := s.do(signedPost(t.Context(), t, "http://"+ln.Addr().String()+"/", `{}`)); err == nil {
 		t.Error("an answer with 10 MB of headers was accepted")
+	}
+}
+
+// rawReceiver accepts connections and answers each request with what
+// answer gives for the n-th request (counting from 1) on any connection.
+func rawReceiver(t *testing.T, answer func(n int) string) (url string, conns *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	conns = new(atomic.Int32)
+	var requests atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer func() { _ = c.Close() }()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, answer(int(requests.Add(1)))); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), conns
+}
+
+// Informational answers are read past; bytes left on a connection after
+// an answer close it, so they are never taken for the next delivery's
+// answer.
+func TestSenderNeverTakesAStaleAnswer(t *testing.T) {
+	t.Parallel()
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	const fail = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+	url, conns := rawReceiver(t, func(n int) string {
+		switch n {
+		case 1:
+			return "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n" + ok
+		case 3:
+			return ok + ok // an answer too many: left on the connection
+		}
+		return fail
+	})
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	want := []int{200, 500, 200, 500}
+	for i, w := range want {
+		status, err := s.do(signedPost(t.Context(), t, url+"/hook", `{}`))
+		if err != nil || status != w {
+			t.Errorf("delivery %d = %d, %v; want %d", i+1, status, err, w)
+		}
+	}
+	if conns.Load() != 2 {
+		t.Errorf("connections = %d; want 2 (the one left with a stray answer closed)", conns.Load())
+	}
+}
+
+// An https endpoint never reuses a plain connection kept for the same
+// host and port.
+func TestSenderKeysConnectionsByScheme(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer ts.Close()
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	if status, err := s.do(signedPost(t.Context(), t, ts.URL+"/plain", `{}`)); err != nil || status != http.StatusNoContent {
+		t.Fatalf("plain POST = %d, %v", status, err)
+	}
+	secure := strings.Replace(ts.URL, "http://", "https://", 1) + "/secret"
+	if status, err := s.do(signedPost(t.Context(), t, secure, `{}`)); err == nil {
+		t.Errorf("https POST to a plain listener = %d; want a TLS failure, not the kept plain connection", status)
+	}
+}
+
+// A receiver that drops idle connections after a short keep-alive (as
+// Node's servers do after 5 s) costs no failed delivery.
+func TestSenderSkipsConnectionsTheReceiverClosed(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		calls.Add(1)
+	}))
+	ts.Config.IdleTimeout = 50 * time.Millisecond
+	ts.Start()
+	defer ts.Close()
+	s := newSender(nil, http.DefaultClient)
+	defer s.close()
+	var wg sync.WaitGroup
+	for range 3 { // three connections kept
+		wg.Go(func() {
+			if status, err := s.do(signedPost(t.Context(), t, ts.URL, `{}`)); err != nil || status != http.StatusOK {
+				t.Errorf("POST = %d, %v", status, err)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(300 * time.Millisecond) // the receiver closes them meanwhile
+	for i := range 3 {
+		if status, err := s.do(signedPost(t.Context(), t, ts.URL, `{}`)); err != nil || status != http.StatusOK {
+			t.Errorf("POST %d after the receiver's idle timeout = %d, %v; want 200", i, status, err)
+		}
+	}
+	if calls.Load() != 6 {
+		t.Errorf("receiver got %d requests; want 6 (none lost, none twice)", calls.Load())
 	}
 }

@@ -10,6 +10,8 @@ export const ClientCodes = {
   badResponse: 'bad_response',
   /** An error status without Kavach's `{error: {code, message}}` body. */
   http: 'http_error',
+  /** An ID no request is sent for (`.` or `..`, which a URL resolves as a path step). */
+  invalidId: 'invalid_id',
 } as const;
 
 /**

@@ -37,8 +37,15 @@ export interface Call {
 /** Header of the agent's token when the app asks for that agent's decision. */
 export const agentTokenHeader = 'Kavach-Agent-Token';
 
-/** Encodes one path segment (an ID). */
+/**
+ * Encodes one path segment (an ID). An ID of `.` or `..` is refused: URLs
+ * resolve such a segment (even encoded, `%2E%2E`) as a path step, so
+ * `agent.revoke('..')` would reach another route.
+ */
 export function seg(id: string): string {
+  if (id === '.' || id === '..') {
+    throw new KavachError(ClientCodes.invalidId, 0, `"${id}" is not an ID`);
+  }
   return encodeURIComponent(id);
 }
 
@@ -54,6 +61,10 @@ export class Transport {
 
   constructor(o: TransportOptions) {
     this.#base = String(o.url).replace(/\/+$/, '');
+    if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(this.#base)) {
+      // fetch refuses such a URL with an error that repeats it, password and all.
+      throw new TypeError('createKavach: the url must not hold user:password; send the API key as apiKey');
+    }
     this.#apiKey = o.apiKey;
     // Bound to globalThis: some runtimes refuse fetch called on another this.
     this.#fetch = o.fetch ?? ((input, init) => globalThis.fetch(input, init));

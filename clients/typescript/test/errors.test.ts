@@ -145,6 +145,11 @@ describe('transport', () => {
       await createKavach({ url: srv.url, apiKey: 'k' }).agent.rotate('agt/../x').catch(() => undefined);
       assert.equal(srv.seen[2]?.url, '/v1/agents/agt%2F..%2Fx/rotate');
       assert.equal(srv.seen[2]?.headers['content-type'], undefined);
+      // An ID of '..' would be resolved as a path step (to /v1/revoke): refused, nothing sent.
+      await assert.rejects(createKavach({ url: srv.url, apiKey: 'k' }).agent.revoke('..'), { code: 'invalid_id' });
+      assert.equal(srv.seen.length, 3);
+      // A URL holding a password is refused before anything is sent.
+      assert.throws(() => createKavach({ url: 'http://user:pw@127.0.0.1:7400' }), /must not hold user:password/);
     } finally {
       await close(srv.server);
     }
