@@ -29,6 +29,9 @@ type ImportResult struct {
 	// Conflicts are agents not written because another agent already has
 	// their token hash (an earlier import from another source, say).
 	Conflicts []string
+	// Foreign are agents not written because their ID is present with
+	// another token hash: another agent, not this one imported before.
+	Foreign []string
 }
 
 // errDryRun rolls a dry run's transaction back.
@@ -101,12 +104,25 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 		ids[i], hashes[i] = a.ID, a.TokenHash
 	}
 	var haveHash map[string]string
+	load := func(tx *txn) error {
+		if haveHash != nil {
+			return nil
+		}
+		var err error
+		haveHash, err = present(ctx, tx, "agents", "token_hash", hashes)
+		return err
+	}
+	// An agent whose ID is present is the same agent (imported before)
+	// only if that row has its token hash too.
+	same := func(tx *txn, i int) (bool, error) {
+		if err := load(tx); err != nil {
+			return false, err
+		}
+		return haveHash[agents[i].TokenHash] == agents[i].ID, nil
+	}
 	conflict := func(tx *txn, i int) (bool, error) {
-		if haveHash == nil {
-			var err error
-			if haveHash, err = present(ctx, tx, "agents", "token_hash", hashes); err != nil {
-				return false, err
-			}
+		if err := load(tx); err != nil {
+			return false, err
 		}
 		if _, ok := haveHash[agents[i].TokenHash]; ok {
 			return true, nil
@@ -118,7 +134,7 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 	// Prepared once per batch, closed with its transaction: a batch holds
 	// thousands of agents.
 	var agentStmt, permStmt *sql.Stmt
-	return s.importRows(ctx, "agents", ids, dryRun, conflict, func(tx *txn, i int) error {
+	return s.importRows(ctx, "agents", ids, dryRun, same, conflict, func(tx *txn, i int) error {
 		if agentStmt == nil {
 			var err1, err2 error
 			agentStmt, err1 = tx.PrepareContext(ctx, `INSERT INTO agents (`+agentColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`) //nolint:sqlclosecheck // see above
@@ -147,7 +163,7 @@ func (s *Store) ImportAgents(ctx context.Context, agents []domain.Agent, dryRun 
 // skipping those whose ID is present.
 func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, dryRun bool) (ImportResult, error) {
 	ids := idsOf(ds, func(x domain.Delegation) string { return x.ID })
-	return s.importRows(ctx, "delegations", ids, dryRun, nil, func(tx *txn, i int) error {
+	return s.importRows(ctx, "delegations", ids, dryRun, nil, nil, func(tx *txn, i int) error {
 		d := ds[i]
 		perms, err := json.Marshal(d.Permissions)
 		if err != nil {
@@ -170,7 +186,7 @@ func (s *Store) ImportDelegations(ctx context.Context, ds []domain.Delegation, d
 // skipping those whose ID is present.
 func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRun bool) (ImportResult, error) {
 	ids := idsOf(as, func(x domain.Approval) string { return x.ID })
-	return s.importRows(ctx, "approvals", ids, dryRun, nil, func(tx *txn, i int) error {
+	return s.importRows(ctx, "approvals", ids, dryRun, nil, nil, func(tx *txn, i int) error {
 		a := as[i]
 		var args sql.NullString
 		if len(a.Arguments) > 0 {
@@ -194,7 +210,7 @@ func (s *Store) ImportApprovals(ctx context.Context, as []domain.Approval, dryRu
 func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRun bool) (ImportResult, error) {
 	ids := idsOf(rows, func(x domain.AuditEntry) string { return x.ID })
 	var stmt *sql.Stmt
-	return s.importRows(ctx, "audit_log", ids, dryRun, nil, func(tx *txn, i int) error {
+	return s.importRows(ctx, "audit_log", ids, dryRun, nil, nil, func(tx *txn, i int) error {
 		if stmt == nil {
 			var err error
 			// Closed with its transaction, as ImportAgents's.
@@ -213,10 +229,12 @@ func (s *Store) ImportAudit(ctx context.Context, rows []domain.AuditEntry, dryRu
 }
 
 // importRows writes, in one transaction, the rows whose ID is not present
-// in table: conflict (if set) says whether the i-th conflicts with what
-// is there, insert writes it. A dry run only reads.
+// in table: same (if set) says whether the present i-th row is the one
+// given (Skipped) or another (Foreign); conflict (if set) whether the
+// i-th conflicts with what is there; insert writes it. A dry run only
+// reads.
 func (s *Store) importRows(ctx context.Context, table string, ids []string, dryRun bool,
-	conflict func(tx *txn, i int) (bool, error), insert func(tx *txn, i int) error) (ImportResult, error) {
+	same, conflict func(tx *txn, i int) (bool, error), insert func(tx *txn, i int) error) (ImportResult, error) {
 	var res ImportResult
 	err := s.importTx(ctx, dryRun, func(tx *txn) error {
 		res = ImportResult{}
@@ -226,6 +244,16 @@ func (s *Store) importRows(ctx context.Context, table string, ids []string, dryR
 		}
 		for i, id := range ids {
 			if _, ok := have[id]; ok {
+				if same != nil {
+					ok, err := same(tx, i)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						res.Foreign = append(res.Foreign, id)
+						continue
+					}
+				}
 				res.Skipped = append(res.Skipped, id)
 				continue
 			}

@@ -219,12 +219,34 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Redact hides a password in a database URL, for messages and logs.
+// Redact is a database URL as messages, logs and audit events may show
+// it: scheme://user@host/path, the password masked, the query (which may
+// hold a password too: ?password=…, sslpassword=…) and fragment dropped.
+// What does not parse as such a URL, or is a keyword string
+// (host=… password=…), is not shown at all: "(unparseable URL)". A file
+// path (SQLite) is shown as it is, without a query.
 func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	const unparseable = "(unparseable URL)"
+	if raw == ":memory:" {
 		return raw
 	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return unparseable
+	}
+	if u.Opaque != "" {
+		// file:kavach.db (SQLite) is a path; anything else opaque
+		// (user:password@tcp(host)/db, say) is not shown.
+		if strings.EqualFold(u.Scheme, "file") && !strings.ContainsAny(u.Opaque, "@=") {
+			return "file:" + u.Opaque
+		}
+		return unparseable
+	}
+	if u.Scheme == "" && (strings.Contains(raw, "=") || u.User != nil || u.Host != "") {
+		// Not a path: a libpq keyword string, or something like it.
+		return unparseable
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	return u.Redacted()
 }
 

@@ -73,6 +73,9 @@ func Import(ctx context.Context, src *Source, st Store, source string, opts Opti
 			return nil, fmt.Errorf("time zone %q is not an IANA time zone name", opts.TimeZone)
 		}
 	}
+	// Whatever the caller passed, no password reaches the report or the
+	// audit event.
+	source = store.Redact(source)
 	t, err := newTranslator(ctx, opts.TimeZone)
 	if err != nil {
 		return nil, err
@@ -85,7 +88,7 @@ func Import(ctx context.Context, src *Source, st Store, source string, opts Opti
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("timeWindow: read in %s (--timezone), the KavachOS server's local time; end minute included there, excluded in Kavach (translated)", zone),
 		"approvals: pending requests are imported; resolved ones are not (KavachOS never let an approval allow a call)")
-	im := &importer{src: src, st: st, t: t, opts: opts, r: r, f: newFindings(r, opts.Findings), lost: map[string]bool{},
+	im := &importer{src: src, st: st, t: t, opts: opts, r: r, f: newFindings(r, opts.Findings), lost: map[string]bool{}, mine: newAgentSet(),
 		own: map[string][]domain.Permission{}, held: map[string][]*held{}}
 	ctx = store.WithActor(ctx, actor())
 	for _, phase := range []func(context.Context) error{im.agents, im.delegations, im.approvals, im.audit} {
@@ -114,6 +117,10 @@ type importer struct {
 	f    *findings
 	// lost are the agents not imported: what refers to them is not either.
 	lost map[string]bool
+	// mine are the agents this run added, or found present as the same
+	// agent: delegations, approvals and audit rows are written only for
+	// them, never for an agent of the target the source merely names.
+	mine *agentSet
 	// own caches delegators' permissions as imported; held the grants
 	// each agent received, by its ID, for the delegations that follow.
 	own  map[string][]domain.Permission
@@ -217,6 +224,16 @@ func (im *importer) agentBatch(ctx context.Context, rows []agentRow) error {
 		im.lost[id] = true
 		im.f.add(Finding{Kind: "token_conflict", AgentID: id, Detail: "another agent in Kavach has this token's hash: not imported"})
 	}
+	for _, id := range res.Foreign {
+		im.lost[id] = true
+		im.r.Agents.NotImported++
+		im.f.add(Finding{Kind: "agent_id_taken", AgentID: id, Detail: "another agent in Kavach (another token hash) has this ID: not imported"})
+	}
+	for _, a := range batch {
+		if !slices.Contains(res.Conflicts, a.ID) && !slices.Contains(res.Foreign, a.ID) {
+			im.mine.add(a.ID)
+		}
+	}
 	im.countPermissions(rows, batch, res)
 	im.opts.Progress.Add(int64(len(rows)))
 	return nil
@@ -235,7 +252,7 @@ func (im *importer) countPermissions(rows []agentRow, batch []domain.Agent, res 
 		switch {
 		case slices.Contains(res.Skipped, a.ID):
 			im.r.Perms.Skipped += n
-		case slices.Contains(res.Conflicts, a.ID):
+		case slices.Contains(res.Conflicts, a.ID), slices.Contains(res.Foreign, a.ID):
 			im.r.Perms.NotImported += n
 		default:
 			im.r.Perms.Added += n
@@ -250,8 +267,11 @@ func (im *importer) agent(row agentRow) (domain.Agent, bool) {
 		return domain.Agent{}, false
 	}
 	switch {
-	case row.ID == "" || len(row.ID) > core.MaxIDLen || core.HasControl(row.ID):
-		return lose(fmt.Sprintf("Kavach cannot hold its ID (at most %d bytes, no control character)", core.MaxIDLen))
+	case !store.IsUUID(row.ID):
+		// KavachOS makes its IDs with crypto.randomUUID(): another ID
+		// (an agt_… one, say) was not made by KavachOS, and could name an
+		// agent Kavach made.
+		return lose("its ID is not a UUID, as KavachOS makes them")
 	case row.Type != "autonomous" && row.Type != "delegated" && row.Type != "service":
 		return lose(fmt.Sprintf("unknown type %q", row.Type))
 	case !sha256Hex(row.TokenHash):
@@ -365,6 +385,11 @@ func (im *importer) delegation(ctx context.Context, row delegationRow) (domain.D
 	}
 	if im.lost[row.From] || im.lost[row.To] {
 		return lose("its delegator or receiver was not imported")
+	}
+	if !im.mine.has(row.From) || !im.mine.has(row.To) {
+		im.f.add(Finding{Kind: "foreign_agent", SourceID: row.ID, AgentID: row.To,
+			Detail: fmt.Sprintf("delegation from %s to %s: an agent it names is not one this import brought over: not imported", row.From, row.To)})
+		return domain.Delegation{}, nil, nil
 	}
 	var src []struct {
 		Resource string   `json:"resource"`
@@ -514,6 +539,11 @@ func (im *importer) approvals(ctx context.Context) error {
 			case im.lost[row.AgentID]:
 				lose("its agent was not imported")
 				continue
+			case !im.mine.has(row.AgentID):
+				im.f.add(Finding{Kind: "foreign_agent", SourceID: row.ID, AgentID: row.AgentID,
+					Detail: "approval request: its agent is not one this import brought over: not imported"})
+				im.r.Approvals.NotImported++
+				continue
 			case core.ValidateResource(row.Resource) != nil || core.ValidateRequestAction(row.Action) != nil:
 				lose("Kavach would not accept its action or resource in a request")
 				continue
@@ -547,9 +577,15 @@ func (im *importer) audit(ctx context.Context) error {
 		return err
 	}
 	return drain(cur, auditPerAgent*im.opts.BatchSize, func(rows []auditRow) error {
-		batch := make([]domain.AuditEntry, len(rows))
-		for i, row := range rows {
-			batch[i] = auditEntry(row)
+		batch := make([]domain.AuditEntry, 0, len(rows))
+		for _, row := range rows {
+			if !im.mine.has(row.AgentID) {
+				im.f.add(Finding{Kind: "foreign_agent", SourceID: row.ID, AgentID: row.AgentID,
+					Detail: "audit row: its agent is not one this import brought over: not imported"})
+				im.r.Audit.NotImported++
+				continue
+			}
+			batch = append(batch, auditEntry(row))
 		}
 		res, err := im.st.ImportAudit(ctx, batch, im.opts.DryRun)
 		if err != nil {

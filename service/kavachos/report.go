@@ -50,6 +50,8 @@ var kinds = map[string]string{
 	"delegation_depth_raised":   Exact,
 	"delegation_not_imported":   Stricter,
 	"approval_not_imported":     Exact,
+	"agent_id_taken":            Stricter,
+	"foreign_agent":             Stricter,
 }
 
 // Finding is one place where the import changed the form or the meaning

@@ -97,6 +97,15 @@ func mysqlDSN(raw string) (string, error) {
 		}
 		cfg.Params[k] = v[0]
 	}
+	// The driver reads its own settings back from the DSN's parameters:
+	// read it as the driver will, then turn off what a hostile server
+	// could use whatever the URL asks (LOCAL INFILE reads of any local
+	// file; several statements in one query).
+	cfg, err = mysql.ParseDSN(cfg.FormatDSN())
+	if err != nil {
+		return "", fmt.Errorf("MySQL URL: %w", err)
+	}
+	cfg.AllowAllFiles, cfg.MultiStatements = false, false
 	return cfg.FormatDSN(), nil
 }
 
