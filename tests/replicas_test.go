@@ -221,7 +221,15 @@ func testReplicas(t *testing.T, db, engine string) {
 	if !onA.Allowed {
 		t.Fatalf("approved on B, used on A: %+v; want allowed", onA)
 	}
-	onB, err := cb.Authorize(ctx, req, "")
+	// B learns of the agent within the propagation lag (polled on MySQL:
+	// a couple of hundred milliseconds); until then it answers
+	// agent_not_found, which uses nothing.
+	var onB api.AuthorizeResponse
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(time.Millisecond) {
+		if onB, err = cb.Authorize(ctx, req, ""); err != nil || onB.Code != "agent_not_found" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || onB.Code != "approval_used" {
 		t.Errorf("second use, on B: %+v, %v; want approval_used", onB, err)
 	}
