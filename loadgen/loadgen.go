@@ -185,7 +185,9 @@ func prepare(t Target, r Request) (prepared, error) {
 		}
 		p.body, err = json.Marshal(map[string]any{"input": in})
 	case Floor:
-		p.body = []byte(`{}`)
+		// The sidecar's request body, so that a floor reads (and a durable
+		// floor writes) as much as the sidecar does.
+		p.body, err = json.Marshal(map[string]string{"agentId": r.AgentID, "action": r.Action, "resource": r.Resource})
 	default:
 		return p, fmt.Errorf("unknown target kind %q", t.Kind)
 	}

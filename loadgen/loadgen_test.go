@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -104,5 +105,38 @@ func TestRounds(t *testing.T) {
 	}
 	if FormatRounds(rounds[:1]) != "" {
 		t.Error("one round printed round-by-round ratios")
+	}
+}
+
+// The durable floor answers a request only once its row is in the file,
+// and group-commits: every request's row is there, whole, after the run.
+func TestDurableFloorWritesEveryRow(t *testing.T) {
+	t.Parallel()
+	f, err := os.CreateTemp(t.TempDir(), "floor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	srv := httptest.NewServer(DurableFloorHandler(t.Context(), f))
+	defer srv.Close()
+	mix := []Request{{AgentID: "a", Action: "read", Resource: "x", Allowed: true}}
+	r, err := Run(t.Context(), Target{Name: "durable floor", Kind: Floor, URL: srv.URL}, mix, Options{Concurrency: 8, Duration: 300 * time.Millisecond})
+	if err != nil || r.Requests == 0 || r.Errors != 0 {
+		t.Fatalf("Run = %+v, %v", r, err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	// Every answered request has its row (warm-up requests too: at least
+	// as many rows as requests counted).
+	if len(lines) < r.Requests {
+		t.Errorf("%d rows for %d answered requests", len(lines), r.Requests)
+	}
+	for _, l := range lines {
+		if !regexp.MustCompile(`^\d+ \{.*"agentId":"a".*\}$`).MatchString(l) {
+			t.Fatalf("row %q is not a time and the request body", l)
+		}
 	}
 }

@@ -17,7 +17,7 @@ func TestBenchRevokesWhatItCreated(t *testing.T) {
 	s := start(t, "--database", filepath.Join(t.TempDir(), "kavach.db"))
 	const agents = 12
 	out, stderr, code := cli(t, nil, "bench", "--server", s.URL, "--agents", "12", "--concurrency", "2",
-		"--duration", "300ms", "--warmup", "0s")
+		"--duration", "300ms", "--warmup", "0s", "--durable-floor")
 	if code != 0 {
 		t.Fatalf("kavach bench = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
@@ -25,6 +25,10 @@ func TestBenchRevokesWhatItCreated(t *testing.T) {
 	// measured phase, is a column of its own.
 	if !strings.Contains(out, "cpu/decision") || !regexp.MustCompile(`(?m)^kavach sidecar .* [0-9.]+(µs|ms)\s+1\.00$`).MatchString(out) {
 		t.Errorf("kavach bench printed no CPU per decision for the sidecar:\n%s", out)
+	}
+	// The durable floor ran in the same run, without an error.
+	if !regexp.MustCompile(`(?m)^durable floor\s+[1-9]\d*\s+0\s`).MatchString(out) {
+		t.Errorf("kavach bench --durable-floor printed no durable floor row without errors:\n%s", out)
 	}
 	if strings.Contains(stderr, "not revoked") || strings.Contains(stderr, "revoke the bench's key") {
 		t.Errorf("kavach bench reported failed revocations:\n%s", stderr)

@@ -40,13 +40,15 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
+			&cli.BoolFlag{Name: "durable-floor", Usage: "also measure a durable floor: a server of its own process that answers each request after appending its row to a file and fsyncing (group commit), the least a sidecar answering after its audit row is on disk can cost"},
 			&cli.StringSliceFlag{Name: "compare", Usage: "NAME=URL: another sidecar (on a database of its own), measured with the same mix (e.g. a build with -tags kavach_noauth)"},
 		},
 		Subcommands: []*cli.Command{{
-			Name:   "floor",
-			Usage:  "run the floor server: every request gets a fixed decision body",
-			Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"}},
-			Action: func(c *cli.Context) error { return serveFixed(c, loadgen.FloorHandler()) },
+			Name:  "floor",
+			Usage: "run the floor server: every request gets a fixed decision body (with --durable, after its row is appended to the file and fsynced)",
+			Flags: []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0"},
+				&cli.StringFlag{Name: "durable", Usage: "append each request's row to this file, fsynced in group commits, before answering"}},
+			Action: serveFloor,
 		}, {
 			Name: "sink",
 			Usage: "run a sink: every POST gets 200 with an empty body, so it can receive OTLP/HTTP exports " +
@@ -149,6 +151,19 @@ func runBench(c *cli.Context) error {
 		}
 		defer stop()
 		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
+	}
+	if c.Bool("durable-floor") {
+		dir, err := os.MkdirTemp("", "kavach-bench-floor")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		url, stop, err := startFloor(ctx, "--durable", filepath.Join(dir, "rows.log"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		targets, mixes = append(targets, loadgen.Target{Name: "durable floor", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
 	}
 	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: duration, Warmup: warmup}
 	rounds := c.Int("rounds")
@@ -357,12 +372,28 @@ func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, f
 	return url, stop, nil
 }
 
-func startFloor(ctx context.Context) (string, func(), error) {
+// serveFloor runs kavach bench floor: the fixed answer, after a durable
+// write with --durable.
+func serveFloor(c *cli.Context) error {
+	path := c.String("durable")
+	if path == "" {
+		return serveFixed(c, loadgen.FloorHandler())
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) //nolint:gosec // G304: the operator's own path
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	return serveFixed(c, loadgen.DurableFloorHandler(c.Context, f))
+}
+
+// startFloor starts kavach bench floor, with args, as a process of its own.
+func startFloor(ctx context.Context, args ...string) (string, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "bench", "floor", "--addr", "127.0.0.1:0") //nolint:gosec // G204: this very executable (os.Executable), fixed arguments
+	cmd := exec.CommandContext(ctx, self, append([]string{"bench", "floor", "--addr", "127.0.0.1:0"}, args...)...) //nolint:gosec // G204: this very executable (os.Executable), its own arguments
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
