@@ -25,6 +25,7 @@ import (
 	"github.com/kavach-dev/kavach/oauth"
 	"github.com/kavach-dev/kavach/secret"
 	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
 	"github.com/kavach-dev/kavach/telemetry"
@@ -161,7 +162,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (_ *App, err erro
 			return nil, &ConfigError{Err: err}
 		}
 	}
-	eng, err := engine.New(ctx, exts)
+	data := engine.MemoryData()
+	if !cfg.Policies.LoadAll {
+		data = engine.CachedData(replica.Lookup(a.store), cfg.CachedAgents())
+	}
+	eng, err := engine.NewWithData(ctx, data, exts)
 	if err != nil {
 		// A broken extension stops the sidecar at start, loudly.
 		return nil, configErr("policies: %v", err)

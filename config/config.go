@@ -263,6 +263,30 @@ type Policies struct {
 	// Extensions is a directory of .rego files or an OPA bundle file, in
 	// package kavach.ext; reloaded when it changes.
 	Extensions string `yaml:"extensions"`
+	// CachedAgents is how many agents' policy data each replica keeps in
+	// memory, least recently used out (default 50,000; with five
+	// permissions an agent takes about 5 KB): the others are read from the
+	// database when a decision needs them. Memory stays bounded however
+	// many agents exist, and start-up reads none.
+	CachedAgents int `yaml:"cachedAgents"`
+	// LoadAll loads every agent into memory at start-up instead (OPA's
+	// in-memory store): no decision ever waits for the database, but
+	// memory and start-up time grow with the number of agents.
+	LoadAll bool `yaml:"loadAll"`
+}
+
+// DefaultCachedAgents is policies.cachedAgents' default.
+const DefaultCachedAgents = 50_000
+
+// MaxCachedAgents bounds policies.cachedAgents.
+const MaxCachedAgents = 10_000_000
+
+// CachedAgents is policies.cachedAgents, or its default.
+func (c Config) CachedAgents() int {
+	if c.Policies.CachedAgents == 0 {
+		return DefaultCachedAgents
+	}
+	return c.Policies.CachedAgents
 }
 
 // Approval configures human approval requests.
@@ -510,6 +534,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.MaxConns < 0 {
 		return fmt.Errorf("database.maxConns must be positive, not %d", c.Database.MaxConns)
+	}
+	if n := c.Policies.CachedAgents; n < 0 || n > MaxCachedAgents {
+		return fmt.Errorf("policies.cachedAgents must be from 1 to %d (0: the default, %d), not %d", MaxCachedAgents, DefaultCachedAgents, n)
+	}
+	if c.Policies.LoadAll && c.Policies.CachedAgents != 0 {
+		return errors.New("policies.loadAll and policies.cachedAgents are both set: loadAll keeps every agent in memory, cachedAgents bounds how many; give one")
 	}
 	if _, err := pollIntervalRule.Parse(string(c.Database.PollInterval)); err != nil {
 		return err

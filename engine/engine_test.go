@@ -38,7 +38,7 @@ func TestDecide(t *testing.T) {
 		expired, revoked, suspended, earning,
 	}})
 	if err != nil || n.Agents != 6 {
-		t.Fatalf("Load = %d, %v; want 6, nil", n, err)
+		t.Fatalf("Load = %+v, %v; want 6, nil", n, err)
 	}
 	tests := []struct {
 		name string

@@ -30,10 +30,21 @@ type Source interface {
 const ApprovalRetention = 24 * time.Hour
 
 // Counts reports what a full load put into OPA.
-type Counts struct{ Agents, Delegations, Approvals int }
+type Counts struct {
+	Agents, Delegations, Approvals int
+	// OnDemand: nothing was loaded; documents are read when first needed.
+	OnDemand bool
+}
 
-// Load replaces all data with the source's, in one transaction.
+// Load replaces all data with the source's, in one transaction. Over
+// CachedData it reads nothing: it forgets what memory holds, and each
+// document is read from the database when a decision first needs it.
 func (e *Engine) Load(ctx context.Context, src Source) (Counts, error) {
+	if c, ok := e.data.(*cachedData); ok {
+		c.reset()
+		e.revision.Add(1)
+		return Counts{OnDemand: true}, nil
+	}
 	docs, counts, err := Documents(ctx, src)
 	if err != nil {
 		return Counts{}, err
@@ -93,7 +104,7 @@ func Documents(ctx context.Context, src Source) (ast.Object, Counts, error) {
 		ast.Item(ast.StringTerm("delegations"), ast.NewTerm(delegations)),
 		ast.Item(ast.StringTerm("approvals"), ast.NewTerm(approvals)),
 	)
-	return docs, Counts{agents.Len(), delegations.Len(), approvals.Len()}, nil
+	return docs, Counts{Agents: agents.Len(), Delegations: delegations.Len(), Approvals: approvals.Len()}, nil
 }
 
 // Changes are documents to write to OPA together.

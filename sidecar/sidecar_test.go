@@ -22,6 +22,7 @@ import (
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/engine"
+	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/service"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
@@ -102,7 +103,9 @@ func newServiceWith(t testing.TB, so store.Options, opts service.Options) (*serv
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	eng, err := engine.New(ctx)
+	// The production default: policy data read through from the database,
+	// with room for so few agents that most tests evict and read again.
+	eng, err := engine.NewWithData(ctx, engine.CachedData(replica.Lookup(st), 3), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

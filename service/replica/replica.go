@@ -110,8 +110,12 @@ func (s *Replica) loadLocked(ctx context.Context) error {
 	s.saw(seq)
 	s.lastSync.Store(s.now().UnixMilli())
 	s.ready.Store(true)
-	s.log.Info("data loaded into OPA", "agents", n.Agents, "delegations", n.Delegations, "approvals", n.Approvals,
-		"duration", time.Since(start).String())
+	if n.OnDemand {
+		s.log.Info("policy data ready: agents are read from the database when first decided on", "duration", time.Since(start).String())
+	} else {
+		s.log.Info("data loaded into OPA", "agents", n.Agents, "delegations", n.Delegations, "approvals", n.Approvals,
+			"duration", time.Since(start).String())
+	}
 	return nil
 }
 
