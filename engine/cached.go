@@ -125,8 +125,11 @@ type cachedOp struct {
 
 func (t *cachedTxn) ID() uint64 { return t.id }
 
-// Stats reports the cache's counters (only for a store made by CachedData).
-func Stats(s storage.Store) (CacheStats, bool) {
+// DataCache reports the counters of the engine's policy data store when it
+// is CachedData; false when it holds every agent.
+func (e *Engine) DataCache() (CacheStats, bool) { return stats(e.data) }
+
+func stats(s storage.Store) (CacheStats, bool) {
 	c, ok := s.(*cachedData)
 	if !ok {
 		return CacheStats{}, false

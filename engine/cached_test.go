@@ -272,7 +272,7 @@ func TestCachedDataDecidesAsMemoryDoes(t *testing.T) {
 		}
 	}
 	compare("after writes")
-	if st, ok := Stats(engines["capacity=7"].data); !ok || st.Entries > 4*7 || st.Misses == 0 || st.Hits == 0 {
+	if st, ok := engines["capacity=7"].DataCache(); !ok || st.Entries > 4*7 || st.Misses == 0 || st.Hits == 0 {
 		t.Errorf("stats of a 7-entry cache = %+v; want at most 28 entries, hits and misses", st)
 	}
 }
@@ -311,7 +311,7 @@ func TestCachedDataIsBounded(t *testing.T) {
 			t.Fatalf("Decide agt_%d = %+v, %v", i, d, err)
 		}
 	}
-	st, _ := Stats(e.data)
+	st, _ := e.DataCache()
 	if st.Entries > 400 || st.Capacity != 100 {
 		t.Fatalf("after 5000 agents: %+v; want at most 4×100 entries", st)
 	}
@@ -454,7 +454,7 @@ func TestCachedDataDatabaseErrors(t *testing.T) {
 	if d, err := e.Decide(ctx, Input{AgentID: "agt_hot", Action: "read", Resource: "x", Now: now}); err != nil || d.Code != CodeAllowed {
 		t.Errorf("hot agent with the database down = %+v, %v; want allowed from memory", d, err)
 	}
-	if st, _ := Stats(data); st.Errors != 1 {
+	if st, _ := e.DataCache(); st.Errors != 1 {
 		t.Errorf("stats = %+v; want 1 error", st)
 	}
 }

@@ -35,7 +35,7 @@ const adminKey = "e2e-admin-key-0123456789abcdef0123456789"
 func (s *sidecar) adminClient() *client.Client { return client.New(s.URL).WithAPIKey(adminKey) }
 
 // mintKey creates an API key with roles through the admin key.
-func (s *sidecar) mintKey(t *testing.T, name string, roles ...string) api.KeyWithSecret {
+func (s *sidecar) mintKey(t testing.TB, name string, roles ...string) api.KeyWithSecret {
 	t.Helper()
 	k, err := s.adminClient().CreateKey(t.Context(), api.CreateKeyRequest{Name: name, Roles: roles})
 	if err != nil {
@@ -95,7 +95,7 @@ func (s *sidecar) log() string {
 }
 
 // start runs `kavach serve` on 127.0.0.1:0 and waits for /ready.
-func start(t *testing.T, args ...string) *sidecar {
+func start(t testing.TB, args ...string) *sidecar {
 	t.Helper()
 	s, err := startErr(t, args...)
 	if err != nil {
@@ -104,13 +104,13 @@ func start(t *testing.T, args ...string) *sidecar {
 	return s
 }
 
-func startErr(t *testing.T, args ...string) (*sidecar, error) {
+func startErr(t testing.TB, args ...string) (*sidecar, error) {
 	t.Helper()
 	return startEnv(t, nil, args...)
 }
 
 // startEnv is startErr with env added to the process's environment.
-func startEnv(t *testing.T, env []string, args ...string) (*sidecar, error) {
+func startEnv(t testing.TB, env []string, args ...string) (*sidecar, error) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(append(cleanEnv(), "KAVACH_ADMIN_KEY="+adminKey), env...)
@@ -174,7 +174,7 @@ func startEnv(t *testing.T, env []string, args ...string) (*sidecar, error) {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (s *sidecar) stop(t *testing.T) {
+func (s *sidecar) stop(t testing.TB) {
 	t.Helper()
 	select {
 	case <-s.done:
@@ -194,7 +194,7 @@ func (s *sidecar) stop(t *testing.T) {
 }
 
 // cli runs a kavach command and returns stdout, stderr and the exit code.
-func cli(t *testing.T, env []string, args ...string) (string, string, int) {
+func cli(t testing.TB, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

@@ -225,10 +225,26 @@ func NewToken() (token, hash string) {
 	return token, hex.EncodeToString(sum[:])
 }
 
+// GeneratedAgent is the ID and token Generate gives its i-th agent
+// (derived from i, so a benchmark can call any of them by ID or token),
+// and whether that agent is active (every tenth is revoked).
+func GeneratedAgent(i int) (id, token string, active bool) {
+	seed := sha256.Sum256([]byte("kavachostest agent " + strconv.Itoa(i)))
+	token = "kv_" + base64.RawURLEncoding.EncodeToString(seed[:])
+	return uuid(seed[16:]), token, i%10 != 9
+}
+
 // NewID makes an ID as KavachOS does: crypto.randomUUID().
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
+	return uuid(b[:])
+}
+
+// uuid formats 16 bytes as a version-4 UUID.
+func uuid(src []byte) string {
+	var b [16]byte
+	copy(b[:], src)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
@@ -379,10 +395,12 @@ func (d *DB) generate(ctx context.Context, from, to, n int, now time.Time) error
 	}
 	defer audit.Close()
 	for i := from; i < to; i++ {
-		id, at := NewID(), now.Unix()-int64(n-i)
-		token, hash := NewToken()
+		id, token, active := GeneratedAgent(i)
+		at := now.Unix() - int64(n-i)
+		sum := sha256.Sum256([]byte(token))
+		hash := hex.EncodeToString(sum[:])
 		status := "active"
-		if i%10 == 9 {
+		if !active {
 			status = "revoked"
 		}
 		_, err1 := agent.ExecContext(ctx, id, "agent-"+strconv.Itoa(i), status, hash, token[:11], now.Add(24*time.Hour).Unix(), at, at)
