@@ -140,10 +140,13 @@ func (e *Engine) TrustLevel(ctx context.Context, id string) string {
 		level = l
 	}
 	if level != "" {
-		// Only known agents: the map is bounded by the data, whatever IDs
-		// callers send.
+		// Only known agents, and at most as many as the decision cache
+		// holds: memory stays bounded whatever IDs callers send and however
+		// many agents exist; past that, a level is read each time.
 		t.mu.Lock()
-		t.levels[id] = level
+		if len(t.levels) < cacheSize {
+			t.levels[id] = level
+		}
 		t.mu.Unlock()
 	}
 	return level

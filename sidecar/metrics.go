@@ -129,6 +129,13 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	}
 	fmt.Fprintf(w, "# HELP kavach_webhook_deliveries_pending Webhook deliveries pending in the database (all replicas'), counted every 10s.\n# TYPE kavach_webhook_deliveries_pending gauge\nkavach_webhook_deliveries_pending %d\n", wh.Pending)
 	fmt.Fprintf(w, "# HELP kavach_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery (0: none pending).\n# TYPE kavach_webhook_oldest_pending_seconds gauge\nkavach_webhook_oldest_pending_seconds %g\n", wh.OldestPending.Seconds())
+	if c, ok := s.svc.DataCache(); ok {
+		fmt.Fprintf(w, "# HELP kavach_policy_data_reads_total Policy data documents (agents, tokens, delegations, approvals) decisions read, by where from: memory, or the database on a miss (policies.cachedAgents).\n# TYPE kavach_policy_data_reads_total counter\n")
+		fmt.Fprintf(w, "kavach_policy_data_reads_total{from=\"memory\"} %d\nkavach_policy_data_reads_total{from=\"database\"} %d\n", c.Hits, c.Misses)
+		fmt.Fprintf(w, "# HELP kavach_policy_data_read_errors_total Database reads of policy data that failed (the decision failed with them).\n# TYPE kavach_policy_data_read_errors_total counter\nkavach_policy_data_read_errors_total %d\n", c.Errors)
+		fmt.Fprintf(w, "# HELP kavach_policy_data_entries Policy data documents held in memory, known absences included.\n# TYPE kavach_policy_data_entries gauge\nkavach_policy_data_entries %d\n", c.Entries)
+		fmt.Fprintf(w, "# HELP kavach_policy_data_capacity Documents of each kind memory may hold (policies.cachedAgents).\n# TYPE kavach_policy_data_capacity gauge\nkavach_policy_data_capacity %d\n", c.Capacity)
+	}
 	sync := s.svc.Sync()
 	fmt.Fprintf(w, "# HELP kavach_sync_applied_seq Last change-feed sequence applied.\n# TYPE kavach_sync_applied_seq gauge\nkavach_sync_applied_seq %d\n", sync.AppliedSeq)
 	fmt.Fprintf(w, "# HELP kavach_sync_lag Changes read from the feed and not yet applied.\n# TYPE kavach_sync_lag gauge\nkavach_sync_lag %d\n", sync.Lag)

@@ -22,8 +22,8 @@ import (
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/engine"
-	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/service"
+	"github.com/kavach-dev/kavach/service/replica"
 	"github.com/kavach-dev/kavach/sidecar"
 	"github.com/kavach-dev/kavach/store"
 )

@@ -111,8 +111,8 @@ func scaleDatabase(b *testing.B, dir string, n int) (string, time.Duration) {
 }
 
 type scaleFigures struct {
-	ready                             time.Duration
-	rss                               int64
+	ready                            time.Duration
+	rss                              int64
 	warm, cold, tokenWarm, tokenCold time.Duration
 }
 

@@ -164,3 +164,7 @@ func (s *Replica) syncLocked(ctx context.Context, c engine.Changes) error {
 	}
 	return nil
 }
+
+// DataCache reports the counters of the engine's bounded policy data
+// store; false when every agent is held in memory (policies.loadAll).
+func (s *Replica) DataCache() (engine.CacheStats, bool) { return s.engine.DataCache() }
