@@ -157,22 +157,6 @@ func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (domain.Agent
 	return a, nil
 }
 
-// AgentIDByTokenHash returns the ID of the agent whose token hashes to
-// hash, or ErrNotFound: one read of the token_hash index.
-func (s *Store) AgentIDByTokenHash(ctx context.Context, hash string) (string, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM agents WHERE token_hash = ?`, hash).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("agent by token: %w", ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read agent by token: %w", err)
-	}
-	return id, nil
-}
-
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

@@ -67,6 +67,7 @@ func RunAllTests(t *testing.T, b backend) {
 		{"Anomalies", anomalyTests()},
 		{"Outbox", outboxTests()},
 		{"Import", importTests()},
+		{"PolicyData", policyDataTests()},
 	} {
 		t.Run(concern.name, func(t *testing.T) {
 			t.Parallel()

@@ -119,6 +119,9 @@ type Store struct {
 	log    *slog.Logger
 	cpMu   sync.Mutex
 	lastCP auditchain.Checkpoint
+	// reads are the prepared statements of the policy data reads
+	// (policydata.go).
+	reads prepared
 	// thresholds give an agent without computed trust its level.
 	thresholds domain.TrustThresholds
 	// sinks say which events are recorded and who receives them.
@@ -269,7 +272,7 @@ func (s *Store) Close() error {
 			cancel()
 		})
 	}
-	err = errors.Join(err, s.w.Close())
+	err = errors.Join(err, s.closePrepared(), s.w.Close())
 	if s.r.DB != s.w.DB && s.r.DB != nil {
 		err = errors.Join(err, s.r.Close())
 	}

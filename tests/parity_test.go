@@ -362,10 +362,10 @@ func (s trustedSource) EachAgent(ctx context.Context, fn func(domain.Agent) erro
 	})
 }
 
-// GetAgent is one agent with the same overlay, for the bounded store's
+// PolicyAgent is one agent with the same overlay, for the bounded store's
 // reads through.
-func (s trustedSource) GetAgent(ctx context.Context, id string) (domain.Agent, error) {
-	a, err := s.Store.GetAgent(ctx, id)
+func (s trustedSource) PolicyAgent(ctx context.Context, id string) (domain.Agent, error) {
+	a, err := s.Store.PolicyAgent(ctx, id)
 	if err != nil {
 		return a, err
 	}

@@ -11,7 +11,7 @@ import (
 
 // Lookups is what engine.CachedData reads through on a miss.
 type Lookups interface {
-	GetAgent(ctx context.Context, id string) (domain.Agent, error)
+	PolicyAgent(ctx context.Context, id string) (domain.Agent, error)
 	AgentIDByTokenHash(ctx context.Context, hash string) (string, error)
 	GetDelegation(ctx context.Context, id string) (domain.Delegation, error)
 	GetApproval(ctx context.Context, id string) (domain.Approval, error)
@@ -32,7 +32,7 @@ func found[T any](v T, err error) (T, bool, error) {
 }
 
 func (l lookup) Agent(ctx context.Context, id string) (domain.Agent, bool, error) {
-	return found(l.st.GetAgent(ctx, id))
+	return found(l.st.PolicyAgent(ctx, id))
 }
 
 func (l lookup) AgentIDByToken(ctx context.Context, hash string) (string, bool, error) {
