@@ -2,6 +2,8 @@ package tests
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,25 +17,35 @@ import (
 
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
+	"github.com/kavach-dev/kavach/config"
+	"github.com/kavach-dev/kavach/engine"
 	"github.com/kavach-dev/kavach/internal/kavachostest"
+	"github.com/kavach-dev/kavach/service/replica"
+	"github.com/kavach-dev/kavach/store"
 )
 
 // BenchmarkScale is the cost growth table: for each number of agents
 // (KAVACH_SCALE_AGENTS, comma-separated; default 1000,100000), a KavachOS
-// database of that many agents is generated, imported with `kavach
-// import --kavachos` (timed), and served by the real binary on SQLite
-// (start-up to /ready timed); then decisions over HTTP, one at a time:
-// cold (the first for each of 400 agents spread over the whole set, by ID
-// and, for 400 others, by token) and warm (the same agents again), and
-// the process's resident memory. Databases are kept in
+// database of that many agents is generated and imported with `kavach
+// import --kavachos` (timed); then, for every size in the same run:
+//
+//   - in process: the engine over the bounded store (the sidecar's default,
+//     room for 50,000 agents) reading the imported SQLite database:
+//     decisions cold (the first for each of 400 agents spread over the
+//     whole set, by ID, and 400 others by token hash) and warm (the same
+//     agents again);
+//   - over HTTP: the real binary serving the database (start-up to /ready
+//     timed, resident memory read from /proc), decisions one at a time,
+//     each answered after its audit row is committed: cold, then warm.
+//
+// Warm rounds go through the sizes in turn, five times, and report the
+// median round, so that a noisy machine slows every size alike; each size
+// is also reported against the first (x-first). Databases are kept in
 // KAVACH_SCALE_DIR (default a temporary directory) and reused when
 // present, so a size is generated and imported once.
 //
 //	KAVACH_SCALE_AGENTS=1000,100000,1000000 KAVACH_SCALE_DIR=/var/tmp/kavach-scale \
-//	  go test ./tests -run X -bench Scale -benchtime 1x -timeout 2h
-//
-// Each size reports its warm p50 against the first size's (x-first), in
-// one run.
+//	  go test ./tests -run X -bench Scale -benchtime 1x -timeout 2h -v
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{1000, 100_000}
 	if v := os.Getenv("KAVACH_SCALE_AGENTS"); v != "" {
@@ -52,28 +64,37 @@ func BenchmarkScale(b *testing.B) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
 	}
-	var first time.Duration
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			target, importTime := scaleDatabase(b, dir, n)
-			var m scaleFigures
-			for b.Loop() {
-				m = measureScale(b, target, n)
-			}
-			if first == 0 {
-				first = m.warm
-			}
-			b.ReportMetric(importTime.Seconds(), "import-s")
-			b.ReportMetric(m.ready.Seconds(), "ready-s")
-			b.ReportMetric(float64(m.rss)/(1<<20), "rss-MiB")
-			b.ReportMetric(float64(m.warm.Microseconds()), "p50-warm-µs")
-			b.ReportMetric(float64(m.cold.Microseconds()), "p50-cold-µs")
-			b.ReportMetric(float64(m.tokenWarm.Microseconds()), "p50-token-warm-µs")
-			b.ReportMetric(float64(m.tokenCold.Microseconds()), "p50-token-cold-µs")
-			b.ReportMetric(float64(m.warm)/float64(first), "x-first")
-		})
+	for b.Loop() {
+		figs := make([]*scaleFigures, len(sizes))
+		for i, n := range sizes {
+			figs[i] = &scaleFigures{n: n, picks: scalePicks(n)}
+			figs[i].target, figs[i].importTime = scaleDatabase(b, dir, n)
+		}
+		measureInProcess(b, figs)
+		measureOverHTTP(b, figs)
+		for _, f := range figs {
+			at := fmt.Sprintf("@%d", f.n)
+			b.ReportMetric(f.importTime.Seconds(), "import-s"+at)
+			b.ReportMetric(f.ready.Seconds(), "ready-s"+at)
+			b.ReportMetric(float64(f.rss)/(1<<20), "rss-MiB"+at)
+			b.ReportMetric(us(f.engine.warm), "engine-warm-µs"+at)
+			b.ReportMetric(us(f.engine.cold), "engine-cold-µs"+at)
+			b.ReportMetric(us(f.http.warm), "http-warm-µs"+at)
+			b.ReportMetric(us(f.http.cold), "http-cold-µs"+at)
+			b.ReportMetric(float64(f.engine.warm)/float64(figs[0].engine.warm), "engine-x-first"+at)
+			b.ReportMetric(float64(f.http.warm)/float64(figs[0].http.warm), "http-x-first"+at)
+		}
+		b.Log("\n| agents | import | ready | resident | decision p50 in process, warm / cold (by token) | over HTTP with audit, warm / cold (by token) |")
+		for _, f := range figs {
+			b.Logf("| %d | %.1f s | %.2f s | %.0f MiB | %.0f / %.0f µs (%.0f / %.0f) | %.0f / %.0f µs (%.0f / %.0f) |", f.n,
+				f.importTime.Seconds(), f.ready.Seconds(), float64(f.rss)/(1<<20),
+				us(f.engine.warm), us(f.engine.cold), us(f.engine.tokenWarm), us(f.engine.tokenCold),
+				us(f.http.warm), us(f.http.cold), us(f.http.tokenWarm), us(f.http.tokenCold))
+		}
 	}
 }
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // scaleDatabase returns a Kavach database holding n imported agents, and
 // how long the import took (read back from the run that made it).
@@ -111,25 +132,22 @@ func scaleDatabase(b *testing.B, dir string, n int) (string, time.Duration) {
 }
 
 type scaleFigures struct {
-	ready                            time.Duration
-	rss                              int64
-	warm, cold, tokenWarm, tokenCold time.Duration
+	n          int
+	picks      []int
+	target     string
+	importTime time.Duration
+	ready      time.Duration
+	rss        int64
+	engine     latencies
+	http       latencies
 }
 
-func measureScale(b *testing.B, target string, n int) scaleFigures {
-	b.Helper()
-	var f scaleFigures
-	begin := time.Now()
-	s := start(b, "--database", target)
-	f.ready = time.Since(begin)
-	defer s.stop(b)
-	ctx := b.Context()
-	key := s.mintKey(b, "scale", "decider")
-	c := client.New(s.URL).WithAPIKey(key.Key)
-	agentClient := client.New(s.URL)
+// latencies are the medians of one kind of measurement.
+type latencies struct{ warm, cold, tokenWarm, tokenCold time.Duration }
 
-	// 800 distinct active agents spread over the whole set: the first 400
-	// by ID, the others by token.
+// scalePicks are 800 distinct active agents spread over n: the first 400
+// are asked about by ID, the others by token.
+func scalePicks(n int) []int {
 	r := rand.New(rand.NewPCG(uint64(n), 7))
 	var picks []int
 	for len(picks) < 800 {
@@ -138,12 +156,101 @@ func measureScale(b *testing.B, target string, n int) scaleFigures {
 			picks = append(picks, i)
 		}
 	}
-	decide := func(i int, byToken bool) time.Duration {
-		id, token, _ := kavachostest.GeneratedAgent(i)
-		req := api.AuthorizeRequest{Action: "read", Resource: "mcp:github:repos"}
-		cl, cred := c, ""
+	return picks
+}
+
+// rounds measures cold rounds of every size, then warm rounds through the
+// sizes in turn; decide(size, pick, byToken) makes one decision.
+func rounds(figs []*scaleFigures, out func(*scaleFigures) *latencies, decide func(f *scaleFigures, i int, byToken bool) time.Duration) {
+	round := func(f *scaleFigures, byToken bool) time.Duration {
+		picks := f.picks[:400]
 		if byToken {
-			cl, cred = agentClient, token
+			picks = f.picks[400:]
+		}
+		lat := make([]time.Duration, 0, len(picks))
+		for _, i := range picks {
+			lat = append(lat, decide(f, i, byToken))
+		}
+		return median(lat)
+	}
+	for _, f := range figs {
+		l := out(f)
+		l.cold, l.tokenCold = round(f, false), round(f, true)
+	}
+	warm := make([][]time.Duration, len(figs))
+	tokenWarm := make([][]time.Duration, len(figs))
+	for range 5 {
+		for j, f := range figs {
+			warm[j] = append(warm[j], round(f, false))
+			tokenWarm[j] = append(tokenWarm[j], round(f, true))
+		}
+	}
+	for j, f := range figs {
+		l := out(f)
+		l.warm, l.tokenWarm = median(warm[j]), median(tokenWarm[j])
+	}
+}
+
+func measureInProcess(b *testing.B, figs []*scaleFigures) {
+	b.Helper()
+	ctx := b.Context()
+	engines := make([]*engine.Engine, len(figs))
+	for j, f := range figs {
+		st, err := store.Open(ctx, store.Options{URL: f.target})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		e, err := engine.NewWithData(ctx, engine.CachedData(replica.Lookup(st), config.DefaultCachedAgents), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.NoCache = true
+		engines[j] = e
+	}
+	now := time.Now()
+	rounds(figs, func(f *scaleFigures) *latencies { return &f.engine }, func(f *scaleFigures, i int, byToken bool) time.Duration {
+		id, token, _ := kavachostest.GeneratedAgent(i)
+		in := engine.Input{Action: "read", Resource: "mcp:github:repos", Now: now}
+		if byToken {
+			sum := sha256.Sum256([]byte(token))
+			in.TokenHash = hex.EncodeToString(sum[:])
+		} else {
+			in.AgentID = id
+		}
+		e := engines[slices.Index(figs, f)]
+		t0 := time.Now()
+		d, err := e.Decide(ctx, in)
+		took := time.Since(t0)
+		if err != nil || !d.Allowed {
+			b.Fatalf("decide agent %d of %d (by token: %v) = %+v, %v", i, f.n, byToken, d, err)
+		}
+		return took
+	})
+}
+
+func measureOverHTTP(b *testing.B, figs []*scaleFigures) {
+	b.Helper()
+	ctx := b.Context()
+	type served struct {
+		s            *sidecar
+		decider, own *client.Client
+	}
+	sidecars := make([]served, len(figs))
+	for j, f := range figs {
+		begin := time.Now()
+		s := start(b, "--database", f.target)
+		f.ready = time.Since(begin)
+		defer s.stop(b)
+		sidecars[j] = served{s, client.New(s.URL).WithAPIKey(s.mintKey(b, "scale", "decider").Key), client.New(s.URL)}
+	}
+	rounds(figs, func(f *scaleFigures) *latencies { return &f.http }, func(f *scaleFigures, i int, byToken bool) time.Duration {
+		id, token, _ := kavachostest.GeneratedAgent(i)
+		sc := sidecars[slices.Index(figs, f)]
+		req := api.AuthorizeRequest{Action: "read", Resource: "mcp:github:repos"}
+		cl, cred := sc.decider, ""
+		if byToken {
+			cl, cred = sc.own, token
 		} else {
 			req.AgentID = id
 		}
@@ -151,27 +258,13 @@ func measureScale(b *testing.B, target string, n int) scaleFigures {
 		resp, err := cl.Authorize(ctx, req, cred)
 		took := time.Since(t0)
 		if err != nil || !resp.Allowed {
-			b.Fatalf("authorize agent %d (by token: %v) = %+v, %v", i, byToken, resp, err)
+			b.Fatalf("authorize agent %d of %d (by token: %v) = %+v, %v", i, f.n, byToken, resp, err)
 		}
 		return took
+	})
+	for j, f := range figs {
+		f.rss = processRSS(b, sidecars[j].s.cmd.Process.Pid)
 	}
-	round := func(byToken bool, picks []int) time.Duration {
-		lat := make([]time.Duration, 0, len(picks))
-		for _, i := range picks {
-			lat = append(lat, decide(i, byToken))
-		}
-		return median(lat)
-	}
-	f.cold = round(false, picks[:400])
-	f.tokenCold = round(true, picks[400:])
-	var warm, tokenWarm []time.Duration
-	for range 3 {
-		warm = append(warm, round(false, picks[:400]))
-		tokenWarm = append(tokenWarm, round(true, picks[400:]))
-	}
-	f.warm, f.tokenWarm = median(warm), median(tokenWarm)
-	f.rss = processRSS(b, s.cmd.Process.Pid)
-	return f
 }
 
 func median(d []time.Duration) time.Duration {
