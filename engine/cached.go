@@ -106,6 +106,30 @@ type cachedData struct {
 	txnID   atomic.Uint64
 
 	hits, misses, errs atomic.Uint64
+
+	// builder builds every document read through, so that documents
+	// share what they have in common (strings, equal permission sets);
+	// it forgets what it shares past a bound (share).
+	builderMu sync.Mutex
+	builder   *docBuilder
+}
+
+// Bounds of what the builder keeps to share: permission sets shared by
+// many agents are few; past this many, the fleet's sets are mostly
+// distinct, and keeping them would hold documents memory has let go.
+const (
+	maxSharedSets   = 4096
+	maxSharedValues = 65536
+)
+
+// build runs fn with the shared builder.
+func (c *cachedData) build(fn func(b *docBuilder) ast.Value) ast.Value {
+	c.builderMu.Lock()
+	defer c.builderMu.Unlock()
+	if c.builder == nil || len(c.builder.sets) > maxSharedSets || c.builder.size() > maxSharedValues {
+		c.builder = newDocBuilder()
+	}
+	return fn(c.builder)
 }
 
 // cachedTxn is a transaction on cachedData. A write transaction stages its
@@ -338,7 +362,6 @@ func (c *cachedData) tokenCurrent(ctx context.Context, hash string, id ast.Value
 
 // read builds one document from the database, as Documents would.
 func (c *cachedData) read(ctx context.Context, kind, key string) (ast.Value, error) {
-	b := newDocBuilder()
 	switch kind {
 	case "agents":
 		a, ok, err := c.lookup.Agent(ctx, key)
@@ -349,7 +372,7 @@ func (c *cachedData) read(ctx context.Context, kind, key string) (ast.Value, err
 		for i, id := range a.Incoming {
 			in[i] = ast.StringTerm(id)
 		}
-		return b.agent(a, in), nil
+		return c.build(func(b *docBuilder) ast.Value { return b.agent(a, in) }), nil
 	case "tokens":
 		id, ok, err := c.lookup.AgentIDByToken(ctx, key)
 		if err != nil || !ok {
@@ -361,13 +384,13 @@ func (c *cachedData) read(ctx context.Context, kind, key string) (ast.Value, err
 		if err != nil || !ok {
 			return absent, err
 		}
-		return b.delegation(d), nil
+		return c.build(func(b *docBuilder) ast.Value { return b.delegation(d) }), nil
 	case "approvals":
 		a, ok, err := c.lookup.Approval(ctx, key)
 		if err != nil || !ok {
 			return absent, err
 		}
-		return b.approval(a), nil
+		return c.build(func(b *docBuilder) ast.Value { return b.approval(a) }), nil
 	}
 	return absent, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -118,6 +119,11 @@ type Changes struct {
 // write or none of it.
 func (e *Engine) Apply(ctx context.Context, c Changes) error {
 	b := newDocBuilder()
+	build := func(fn func(*docBuilder) ast.Value) ast.Value { return fn(b) }
+	if cached, ok := e.data.(*cachedData); ok {
+		// Written documents share with those read through.
+		build = cached.build
+	}
 	err := storage.Txn(ctx, e.data, storage.WriteParams, func(txn storage.Transaction) error {
 		for _, a := range c.Agents {
 			agentPath := join(agentsPath, a.ID)
@@ -136,7 +142,7 @@ func (e *Engine) Apply(ctx context.Context, c Changes) error {
 			for i, id := range a.Incoming {
 				in[i] = ast.StringTerm(id)
 			}
-			if err := e.data.Write(ctx, txn, storage.AddOp, agentPath, b.agent(a, in)); err != nil {
+			if err := e.data.Write(ctx, txn, storage.AddOp, agentPath, build(func(b *docBuilder) ast.Value { return b.agent(a, in) })); err != nil {
 				return err
 			}
 			if err := e.data.Write(ctx, txn, storage.AddOp, join(tokensPath, a.TokenHash), ast.String(a.ID)); err != nil {
@@ -144,12 +150,12 @@ func (e *Engine) Apply(ctx context.Context, c Changes) error {
 			}
 		}
 		for _, d := range c.Delegations {
-			if err := e.data.Write(ctx, txn, storage.AddOp, join(delegationsPath, d.ID), b.delegation(d)); err != nil {
+			if err := e.data.Write(ctx, txn, storage.AddOp, join(delegationsPath, d.ID), build(func(b *docBuilder) ast.Value { return b.delegation(d) })); err != nil {
 				return err
 			}
 		}
 		for _, a := range c.Approvals {
-			if err := e.data.Write(ctx, txn, storage.AddOp, join(approvalsPath, a.ID), b.approval(a)); err != nil {
+			if err := e.data.Write(ctx, txn, storage.AddOp, join(approvalsPath, a.ID), build(func(b *docBuilder) ast.Value { return b.approval(a) })); err != nil {
 				return err
 			}
 		}
@@ -188,7 +194,13 @@ type docBuilder struct {
 	strings map[string]*ast.Term
 	lists   map[string]*ast.Term
 	trusts  map[trustKey]*ast.Term
+	sets    map[string]permissionSet
 }
+
+// permissionSet is an agent's own permissions as the policy reads them: the
+// list and its action index. Agents made alike (from one template, or
+// agents.defaultPermissions) hold equal sets, which share one.
+type permissionSet struct{ list, byAction, anyAction *ast.Term }
 
 type trustKey struct {
 	level string
@@ -196,7 +208,50 @@ type trustKey struct {
 }
 
 func newDocBuilder() *docBuilder {
-	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{}}
+	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{},
+		sets: map[string]permissionSet{}}
+}
+
+// size is how many shared values the builder remembers.
+func (b *docBuilder) size() int { return len(b.strings) + len(b.lists) + len(b.trusts) + len(b.sets) }
+
+// ownPermissions is the permission set of perms, shared with every other
+// agent holding the same permissions in the same order.
+func (b *docBuilder) ownPermissions(perms []domain.Permission) permissionSet {
+	var k strings.Builder
+	for _, p := range perms {
+		k.WriteString(p.Resource)
+		for _, a := range p.Actions {
+			k.WriteByte(0)
+			k.WriteString(a)
+		}
+		k.WriteByte(1)
+		if !p.Constraints.IsZero() {
+			c, err := json.Marshal(p.Constraints.Map())
+			if err != nil {
+				// Strings, booleans and integers only: cannot happen; never
+				// share what cannot be told apart.
+				return b.buildPermissions(perms)
+			}
+			k.Write(c)
+		}
+		k.WriteByte(2)
+	}
+	if s, ok := b.sets[k.String()]; ok {
+		return s
+	}
+	s := b.buildPermissions(perms)
+	b.sets[k.String()] = s
+	return s
+}
+
+func (b *docBuilder) buildPermissions(perms []domain.Permission) permissionSet {
+	list := make([]*ast.Term, len(perms))
+	for i, p := range perms {
+		list[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
+	}
+	byAction, anyAction := b.actionIndex(perms)
+	return permissionSet{ast.ArrayTerm(list...), byAction, anyAction}
 }
 
 func (b *docBuilder) str(s string) *ast.Term {
@@ -225,19 +280,15 @@ func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
 	if a.ExpiresAt != nil {
 		expires = nanoTerm(*a.ExpiresAt)
 	}
-	perms := make([]*ast.Term, len(a.Permissions))
-	for i, p := range a.Permissions {
-		perms[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
-	}
-	byAction, anyAction := b.actionIndex(a.Permissions)
+	set := b.ownPermissions(a.Permissions)
 	doc := ast.NewObject(
 		ast.Item(b.str("ownerId"), b.str(a.OwnerID)),
 		ast.Item(b.str("status"), b.str(status)),
 		ast.Item(b.str("expiresAt"), expires),
 		ast.Item(b.str("tokenHash"), ast.StringTerm(a.TokenHash)),
-		ast.Item(b.str("permissions"), ast.ArrayTerm(perms...)),
-		ast.Item(b.str("byAction"), byAction),
-		ast.Item(b.str("anyAction"), anyAction),
+		ast.Item(b.str("permissions"), set.list),
+		ast.Item(b.str("byAction"), set.byAction),
+		ast.Item(b.str("anyAction"), set.anyAction),
 		ast.Item(b.str("trust"), b.trust(a.Trust)),
 	)
 	if len(incoming) > 0 {
