@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kavach-dev/kavach/api"
 	"github.com/kavach-dev/kavach/client"
 	"github.com/kavach-dev/kavach/config"
@@ -77,6 +79,9 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(f.importTime.Seconds(), "import-s"+at)
 			b.ReportMetric(f.ready.Seconds(), "ready-s"+at)
 			b.ReportMetric(float64(f.rss)/(1<<20), "rss-MiB"+at)
+			if f.rssFull > 0 {
+				b.ReportMetric(float64(f.rssFull)/(1<<20), "rss-full-MiB"+at)
+			}
 			b.ReportMetric(us(f.engine.warm), "engine-warm-µs"+at)
 			b.ReportMetric(us(f.engine.cold), "engine-cold-µs"+at)
 			b.ReportMetric(us(f.http.warm), "http-warm-µs"+at)
@@ -84,10 +89,10 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(float64(f.engine.warm)/float64(figs[0].engine.warm), "engine-x-first"+at)
 			b.ReportMetric(float64(f.http.warm)/float64(figs[0].http.warm), "http-x-first"+at)
 		}
-		b.Log("\n| agents | import | ready | resident | decision p50 in process, warm / cold (by token) | over HTTP with audit, warm / cold (by token) |")
+		b.Log("\n| agents | import | ready | resident (after 60,000 agents) | decision p50 in process, warm / cold (by token) | over HTTP with audit, warm / cold (by token) |")
 		for _, f := range figs {
-			b.Logf("| %d | %.1f s | %.2f s | %.0f MiB | %.0f / %.0f µs (%.0f / %.0f) | %.0f / %.0f µs (%.0f / %.0f) |", f.n,
-				f.importTime.Seconds(), f.ready.Seconds(), float64(f.rss)/(1<<20),
+			b.Logf("| %d | %.1f s | %.2f s | %.0f MiB (%.0f MiB) | %.0f / %.0f µs (%.0f / %.0f) | %.0f / %.0f µs (%.0f / %.0f) |", f.n,
+				f.importTime.Seconds(), f.ready.Seconds(), float64(f.rss)/(1<<20), float64(f.rssFull)/(1<<20),
 				us(f.engine.warm), us(f.engine.cold), us(f.engine.tokenWarm), us(f.engine.tokenCold),
 				us(f.http.warm), us(f.http.cold), us(f.http.tokenWarm), us(f.http.tokenCold))
 		}
@@ -138,8 +143,10 @@ type scaleFigures struct {
 	importTime time.Duration
 	ready      time.Duration
 	rss        int64
-	engine     latencies
-	http       latencies
+	// rssFull is resident memory after decisions on 60,000 agents.
+	rssFull int64
+	engine  latencies
+	http    latencies
 }
 
 // latencies are the medians of one kind of measurement.
@@ -264,6 +271,36 @@ func measureOverHTTP(b *testing.B, figs []*scaleFigures) {
 	})
 	for j, f := range figs {
 		f.rss = processRSS(b, sidecars[j].s.cmd.Process.Pid)
+	}
+	// Then memory with the cache full: decisions on 60,000 distinct agents
+	// (more than policies.cachedAgents' 50,000), 16 at a time.
+	for j, f := range figs {
+		if f.n < 100_000 {
+			continue
+		}
+		sc := sidecars[j]
+		next := make(chan int)
+		var g errgroup.Group
+		for range 16 {
+			g.Go(func() error {
+				for i := range next {
+					id, _, active := kavachostest.GeneratedAgent(i)
+					resp, err := sc.decider.Authorize(ctx, api.AuthorizeRequest{AgentID: id, Action: "read", Resource: "mcp:github:repos"}, "")
+					if err != nil || resp.Allowed != active {
+						return fmt.Errorf("authorize agent %d = %+v, %v", i, resp, err)
+					}
+				}
+				return nil
+			})
+		}
+		for i := range 60_000 {
+			next <- i * (f.n / 60_000)
+		}
+		close(next)
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		f.rssFull = processRSS(b, sc.s.cmd.Process.Pid)
 	}
 }
 
