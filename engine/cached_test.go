@@ -475,45 +475,55 @@ deny contains {"code": "too_many", "reason": "too many agents"} if count(data.ka
 
 // BenchmarkCachedDataMemory measures the heap an agent held in memory takes
 // (its document and its token's entry), with BenchmarkDecide's five
-// permissions, by filling a store with room for 20,000.
+// permissions, by filling a store with room for 20,000: "shared", agents
+// holding equal permission sets (made from one template), and "distinct",
+// each agent's first resource its own.
 //
 //	go test ./engine -run X -bench CachedDataMemory -benchtime 1x
 func BenchmarkCachedDataMemory(b *testing.B) {
 	const n = 20_000
-	src := memSource{n: n, gen: func(i int) domain.Agent {
-		return domain.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: fmt.Sprintf("user-%d", i%100), Status: domain.StatusActive,
-			TokenHash: fmt.Sprintf("%064d", i), Permissions: []domain.Permission{
-				{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
-				{Resource: "mcp:github:*", Actions: []string{"read"}},
-				{Resource: "admin:*:delete", Actions: []string{"*"}},
-				{Resource: "docs:public", Actions: []string{"read"}},
-				{Resource: "mcp:slack:channels", Actions: []string{"post"},
-					Constraints: domain.Constraints{IPAllowlist: []string{"10.0.0.0/8"}, MaxCallsPerHour: 100}},
+	for _, distinct := range []bool{false, true} {
+		b.Run(map[bool]string{false: "shared", true: "distinct"}[distinct], func(b *testing.B) {
+			src := memSource{n: n, gen: func(i int) domain.Agent {
+				first := "mcp:github:issues"
+				if distinct {
+					first = fmt.Sprintf("mcp:github:repo-%d", i)
+				}
+				return domain.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: fmt.Sprintf("user-%d", i%100), Status: domain.StatusActive,
+					TokenHash: fmt.Sprintf("%064d", i), Permissions: []domain.Permission{
+						{Resource: first, Actions: []string{"read", "comment"}},
+						{Resource: "mcp:github:*", Actions: []string{"read"}},
+						{Resource: "admin:*:delete", Actions: []string{"*"}},
+						{Resource: "docs:public", Actions: []string{"read"}},
+						{Resource: "mcp:slack:channels", Actions: []string{"post"},
+							Constraints: domain.Constraints{IPAllowlist: []string{"10.0.0.0/8"}, MaxCallsPerHour: 100}},
+					}}
 			}}
-	}}
-	db := newDBLookup(src)
-	now := time.Now()
-	for b.Loop() {
-		e, err := NewWithData(b.Context(), CachedData(db, n), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.NoCache = true
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		for i := range n {
-			in := Input{TokenHash: fmt.Sprintf("%064d", i), Action: "read", Resource: "mcp:github:repos", Now: now}
-			if d, err := e.Decide(b.Context(), in); err != nil || !d.Allowed {
-				b.Fatal(d, err)
+			db := newDBLookup(src)
+			now := time.Now()
+			for b.Loop() {
+				e, err := NewWithData(b.Context(), CachedData(db, n), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.NoCache = true
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for i := range n {
+					in := Input{TokenHash: fmt.Sprintf("%064d", i), Action: "read", Resource: "mcp:github:repos", Now: now}
+					if d, err := e.Decide(b.Context(), in); err != nil || !d.Allowed {
+						b.Fatal(d, err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if st, _ := e.DataCache(); st.Entries != 2*n {
+					b.Fatalf("entries = %d; want %d", st.Entries, 2*n)
+				}
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/agent")
+				runtime.KeepAlive(e)
 			}
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if st, _ := e.DataCache(); st.Entries != 2*n {
-			b.Fatalf("entries = %d; want %d", st.Entries, 2*n)
-		}
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/agent")
-		runtime.KeepAlive(e)
+		})
 	}
 }

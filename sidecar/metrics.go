@@ -108,7 +108,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	if s.svc.Health().Database == "ok" {
 		writable = 1
 	}
-	fmt.Fprintf(w, "# HELP kavach_ready 1 once data is loaded into OPA, while database writes succeed (GET /ready).\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
+	fmt.Fprintf(w, "# HELP kavach_ready 1 once the policy data store is ready, while database writes succeed (GET /ready).\n# TYPE kavach_ready gauge\nkavach_ready %d\n", ready)
 	fmt.Fprintf(w, "# HELP kavach_database_writable 1 while writes to the database succeed.\n# TYPE kavach_database_writable gauge\nkavach_database_writable %d\n", writable)
 	detected := s.svc.Detected()
 	fmt.Fprintf(w, "# HELP kavach_anomalies_total Anomalies this replica detected and stored, by type.\n# TYPE kavach_anomalies_total counter\n")

@@ -44,7 +44,8 @@ import (
 // median round, so that a noisy machine slows every size alike; each size
 // is also reported against the first (x-first). Databases are kept in
 // KAVACH_SCALE_DIR (default a temporary directory) and reused when
-// present, so a size is generated and imported once.
+// present, so a size is generated and imported once
+// (KAVACH_SCALE_PREPARE_ONLY=1 only prepares them).
 //
 //	KAVACH_SCALE_AGENTS=1000,100000,1000000 KAVACH_SCALE_DIR=/var/tmp/kavach-scale \
 //	  go test ./tests -run X -bench Scale -benchtime 1x -timeout 2h -v
@@ -71,6 +72,9 @@ func BenchmarkScale(b *testing.B) {
 		for i, n := range sizes {
 			figs[i] = &scaleFigures{n: n, picks: scalePicks(n)}
 			figs[i].target, figs[i].importTime = scaleDatabase(b, dir, n)
+		}
+		if os.Getenv("KAVACH_SCALE_PREPARE_ONLY") != "" {
+			b.Skip("KAVACH_SCALE_PREPARE_ONLY: databases prepared, nothing measured")
 		}
 		measureInProcess(b, figs)
 		measureOverHTTP(b, figs)
