@@ -425,9 +425,9 @@ func (c *cachedData) Write(_ context.Context, txn storage.Transaction, op storag
 	return nil
 }
 
-// Truncate would replace every document: this store holds no full copy to
-// replace, so it only forgets what it holds.
-func (c *cachedData) Truncate(_ context.Context, txn storage.Transaction, _ storage.TransactionParams, _ storage.Iterator) error {
+// Truncate (OPA replacing every document, as a bundle activation does) is
+// refused: the documents live in the database, not in this store.
+func (c *cachedData) Truncate(_ context.Context, _ storage.Transaction, _ storage.TransactionParams, _ storage.Iterator) error {
 	return errors.New("the bounded policy data store cannot be truncated: it reads agents from the database")
 }
 

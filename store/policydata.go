@@ -28,7 +28,7 @@ func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := s.reads.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := s.r.PrepareContext(ctx, query)
+	st, err := s.r.PrepareContext(ctx, query) //nolint:sqlclosecheck // kept for the store's life, closed by Close
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (s *Store) closePrepared() error {
 
 // queryPrepared runs a prepared read, traced like every statement.
 func (s *Store) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.stmt(ctx, query)
+	st, err := s.stmt(ctx, query) //nolint:sqlclosecheck // the store's, closed by Close
 	if err != nil {
 		return nil, err
 	}

@@ -291,7 +291,7 @@ func measureOverHTTP(b *testing.B, figs []*scaleFigures) {
 					id, _, active := kavachostest.GeneratedAgent(i)
 					resp, err := sc.decider.Authorize(ctx, api.AuthorizeRequest{AgentID: id, Action: "read", Resource: "mcp:github:repos"}, "")
 					if err != nil || resp.Allowed != active {
-						return fmt.Errorf("authorize agent %d = %+v, %v", i, resp, err)
+						return fmt.Errorf("authorize agent %d = %+v: %w", i, resp, err)
 					}
 				}
 				return nil
