@@ -344,13 +344,23 @@ func (s *Store) scanAgents(ctx context.Context, src string, args []any, fn func(
 	if err != nil {
 		return fmt.Errorf("list agents: %w", err)
 	}
+	if err := s.joinedAgents(rows, fn); err != nil {
+		return fmt.Errorf("list agents: %w", err)
+	}
+	return nil
+}
+
+// joinedAgents reads rows of agentSelect joined with the permission
+// columns (resource, actions, constraints), ordered by agent and position,
+// calling fn for each agent with its permissions; it closes rows.
+func (s *Store) joinedAgents(rows *sql.Rows, fn func(domain.Agent) error) error {
 	defer rows.Close()
 	var cur *domain.Agent
 	for rows.Next() {
 		var r agentRow
 		var resource, actions, constraints sql.NullString
 		if err := rows.Scan(append(r.dest(), &resource, &actions, &constraints)...); err != nil {
-			return fmt.Errorf("list agents: %w", err)
+			return err
 		}
 		if cur == nil || cur.ID != r.id {
 			if cur != nil {
@@ -374,7 +384,7 @@ func (s *Store) scanAgents(ctx context.Context, src string, args []any, fn func(
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list agents: %w", err)
+		return err
 	}
 	if cur != nil {
 		return fn(*cur)

@@ -79,32 +79,10 @@ func (s *Store) PolicyAgent(ctx context.Context, id string) (domain.Agent, error
 		return domain.Agent{}, fmt.Errorf("read agent %q: %w", id, err)
 	}
 	var a *domain.Agent
-	err = func() error {
-		defer rows.Close()
-		for rows.Next() {
-			var r agentRow
-			var resource, actions, constraints sql.NullString
-			if err := rows.Scan(append(r.dest(), &resource, &actions, &constraints)...); err != nil {
-				return err
-			}
-			if a == nil {
-				got, err := s.toAgent(r)
-				if err != nil {
-					return err
-				}
-				got.Permissions = []domain.Permission{}
-				a = &got
-			}
-			if resource.Valid {
-				p, err := decodePermission(resource.String, actions.String, constraints)
-				if err != nil {
-					return err
-				}
-				a.Permissions = append(a.Permissions, p)
-			}
-		}
-		return rows.Err()
-	}()
+	err = s.joinedAgents(rows, func(got domain.Agent) error {
+		a = &got
+		return nil
+	})
 	if err != nil {
 		return domain.Agent{}, fmt.Errorf("read agent %q: %w", id, err)
 	}

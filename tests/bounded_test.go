@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -121,6 +122,7 @@ func eventually(t *testing.T, ok func() bool) {
 	}
 }
 
+// scrape is GET /metrics with the admin key; anything but 200 fails t.
 func scrape(t *testing.T, s *sidecar) string {
 	t.Helper()
 	resp, err := keyed(adminKey).Get(s.URL + "/metrics")
@@ -129,8 +131,8 @@ func scrape(t *testing.T, s *sidecar) string {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d %s, %v", resp.StatusCode, body, err)
 	}
 	return string(body)
 }
