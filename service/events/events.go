@@ -132,8 +132,8 @@ type Events struct {
 	send *sender
 	// signers sign each endpoint's deliveries, a signer per key.
 	signers map[string][]*signer
-	now  func() time.Time
-	log  *slog.Logger
+	now     func() time.Time
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	counts  map[string]*counters // by endpoint ID
