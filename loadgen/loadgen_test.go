@@ -99,11 +99,15 @@ func TestRounds(t *testing.T) {
 	if c[1].Requests != 30 || c[1].Throughput != 90 || c[1].CPUPerDecision != 220*time.Microsecond || c[0].Throughput != 100 {
 		t.Errorf("Combine = %+v", c)
 	}
-	out := FormatRounds(rounds)
-	if !strings.Contains(out, "req/s ratio 0.90 0.95 0.98 (median 0.95)") || !strings.Contains(out, "cpu ratio 1.10 1.10 1.01 (median 1.10)") {
+	out := FormatRounds(rounds, false)
+	if !strings.Contains(out, "req/s ratio 0.90 0.95 0.98 (median 0.95, quartiles 0.93–0.96)") ||
+		!strings.Contains(out, "cpu ratio 1.10 1.10 1.01 (median 1.10, quartiles 1.06–1.10)") || !strings.Contains(out, "rotating order") {
 		t.Errorf("FormatRounds =\n%s", out)
 	}
-	if FormatRounds(rounds[:1]) != "" {
+	if !strings.Contains(FormatRounds(rounds, true), "targets driven together") {
+		t.Error("FormatRounds does not say the targets were driven together")
+	}
+	if FormatRounds(rounds[:1], false) != "" {
 		t.Error("one round printed round-by-round ratios")
 	}
 }

@@ -47,14 +47,20 @@ func Combine(rounds [][]Result) []Result {
 
 // FormatRounds says, per target after the first, its throughput and CPU
 // per decision against the first target's in each round, and their
-// medians: a ratio within one round compares targets that met the same
-// machine, which a median across rounds does not.
-func FormatRounds(rounds [][]Result) string {
+// medians and quartiles: a ratio within one round compares targets that
+// met the same machine, which a median across rounds does not. together
+// says the targets of a round were driven at the same time (else one
+// after the other, in rotating order).
+func FormatRounds(rounds [][]Result, together bool) string {
 	if len(rounds) < 2 {
 		return ""
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "\nagainst %s, round by round (%d rounds, targets in rotating order):\n", rounds[0][0].Target.Name, len(rounds))
+	how := "targets in rotating order"
+	if together {
+		how = "targets driven together"
+	}
+	fmt.Fprintf(&b, "\nagainst %s, round by round (%d rounds, %s):\n", rounds[0][0].Target.Name, len(rounds), how)
 	for i := 1; i < len(rounds[0]); i++ {
 		var tp, cpu []float64
 		for _, round := range rounds {
@@ -65,13 +71,30 @@ func FormatRounds(rounds [][]Result) string {
 				cpu = append(cpu, float64(round[i].CPUPerDecision)/float64(base.CPUPerDecision))
 			}
 		}
-		fmt.Fprintf(&b, "%-22s req/s ratio %s (median %.2f)", rounds[0][i].Target.Name, ratios(tp), median(tp))
+		fmt.Fprintf(&b, "%-22s req/s ratio %s (median %.2f, quartiles %.2f–%.2f)", rounds[0][i].Target.Name, ratios(tp), median(tp),
+			quantile(tp, 0.25), quantile(tp, 0.75))
 		if len(cpu) > 0 {
-			fmt.Fprintf(&b, "; cpu ratio %s (median %.2f)", ratios(cpu), median(cpu))
+			fmt.Fprintf(&b, "; cpu ratio %s (median %.2f, quartiles %.2f–%.2f)", ratios(cpu), median(cpu), quantile(cpu, 0.25), quantile(cpu, 0.75))
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// quantile is the q-quantile of xs, interpolated between the nearest
+// ranks; 0 for none.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	lo := int(pos)
+	if lo+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
 }
 
 func ratios(xs []float64) string {

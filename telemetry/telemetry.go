@@ -1,6 +1,6 @@
 // Package telemetry is Kavach's OpenTelemetry tracing: the tracer provider
 // built from the telemetry section and the standard OTEL_* environment
-// variables (exported over OTLP/HTTP by a batch span processor), the spans
+// variables (exported over OTLP/HTTP in batches: batch.go), the spans
 // the layers below start from the span their context carries, and the log
 // handler that stamps trace_id and span_id on log lines. Tracing is off
 // unless an OTLP endpoint is given; off, nothing here allocates.
@@ -122,7 +122,7 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res),
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(newBatcher(exp, getenv)), sdktrace.WithResource(res),
 		sdktrace.WithSampler(linkSampler{sampler}))
 	return &Tracing{provider: tp, endpoint: endpoint}, nil
 }

@@ -37,6 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "duration", Value: "10s", Usage: "how long each target is measured (100ms to 24h)"},
 			&cli.StringFlag{Name: "warmup", Value: "2s", Usage: "how long each target is driven first, unmeasured (0: none)"},
 			&cli.IntFlag{Name: "rounds", Value: 1, Usage: "measure every target this many times (1 to 100), in rotating order; the table holds the medians, and each target's ratios to the first round by round"},
+			&cli.BoolFlag{Name: "together", Usage: "drive every target at the same time in each round, each with --concurrency callers, so that the machine's other work weighs on all alike (ratios within a round then compare targets under the same load; on a busy machine the steadiest measure of what a feature costs)"},
 			&cli.StringFlag{Name: "opa-binary", Usage: "stock opa to run with the sidecar's bundle, measured with the same mix"},
 			&cli.StringFlag{Name: "opa-decision-logs", Value: "both", Usage: "off, on (console) or both"},
 			&cli.BoolFlag{Name: "floor", Usage: "also measure a floor server (its own process, fixed answer)"},
@@ -175,10 +176,29 @@ func runBench(c *cli.Context) error {
 	if rounds > 1 {
 		fmt.Printf("; %d rounds, medians", rounds)
 	}
+	together := c.Bool("together")
+	if together {
+		fmt.Print("; targets driven together")
+	}
 	fmt.Println()
 	all := make([][]loadgen.Result, rounds)
 	for r := range all {
 		all[r] = make([]loadgen.Result, len(targets))
+		if together {
+			var g errgroup.Group
+			for i := range targets {
+				g.Go(func() (err error) {
+					if all[r][i], err = loadgen.Run(ctx, targets[i], mixes[i], opts); err != nil {
+						return fmt.Errorf("%s: %w", targets[i].Name, err)
+					}
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, i := range loadgen.Order(len(targets), r) {
 			res, err := loadgen.Run(ctx, targets[i], mixes[i], opts)
 			if err != nil {
@@ -188,7 +208,7 @@ func runBench(c *cli.Context) error {
 		}
 	}
 	fmt.Print(loadgen.Format(loadgen.Combine(all)))
-	fmt.Print(loadgen.FormatRounds(all))
+	fmt.Print(loadgen.FormatRounds(all, together))
 	return nil
 }
 

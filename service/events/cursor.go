@@ -125,20 +125,32 @@ func (f *follower) pass(ctx context.Context) (bool, error) {
 	}
 	// Attempt the events in order, 8 at once, starting none after
 	// launchFor: those attempted are a prefix, which pos passes.
+	// perEndpoint workers take the events in turn (a goroutine per event
+	// would grow a fresh stack for every POST).
 	out := make([]store.Attempt, len(evs))
-	started := 0
+	started, stopped := 0, false
 	deadline := now.Add(launchFor)
-	sem := make(chan struct{}, perEndpoint)
-	var wg sync.WaitGroup
-	for i, ev := range evs {
-		if ctx.Err() != nil || e.now().After(deadline) {
-			break
+	var mu sync.Mutex
+	take := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || started == len(evs) {
+			return 0, false
 		}
-		sem <- struct{}{}
-		started = i + 1
+		if ctx.Err() != nil || e.now().After(deadline) {
+			stopped = true // and so for every later event: a prefix is attempted
+			return 0, false
+		}
+		started++
+		return started - 1, true
+	}
+	var wg sync.WaitGroup
+	for range min(perEndpoint, len(evs)) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i] = e.attempt(ctx, domain.WebhookDelivery{Endpoint: f.ep.ID, CreatedAt: ev.Time, Event: ev})
+			for i, ok := take(); ok; i, ok = take() {
+				ev := evs[i]
+				out[i] = e.attempt(ctx, domain.WebhookDelivery{Endpoint: f.ep.ID, CreatedAt: ev.Time, Event: ev})
+			}
 		})
 	}
 	wg.Wait()

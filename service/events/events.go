@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -129,8 +130,10 @@ type Events struct {
 	http  *http.Client
 	// send posts deliveries unless Options.Client was given.
 	send *sender
-	now  func() time.Time
-	log  *slog.Logger
+	// signers sign each endpoint's deliveries, a signer per key.
+	signers map[string][]*signer
+	now     func() time.Time
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	counts  map[string]*counters // by endpoint ID
@@ -166,8 +169,11 @@ func New(st Store, opts Options, now func() time.Time, log *slog.Logger) *Events
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	e := &Events{store: st, endpoints: map[string]Endpoint{}, opts: opts, owner: "rep_" + hex.EncodeToString(b), http: c,
-		send: send, now: now, log: log, counts: map[string]*counters{}}
+		send: send, now: now, log: log, counts: map[string]*counters{}, signers: map[string][]*signer{}}
 	for _, ep := range opts.Endpoints {
+		for _, k := range ep.Keys {
+			e.signers[ep.ID] = append(e.signers[ep.ID], newSigner(k))
+		}
 		e.endpoints[ep.ID] = ep
 		e.endpointIDs = append(e.endpointIDs, ep.ID)
 		e.counts[ep.ID] = &counters{}
@@ -413,21 +419,35 @@ func Body(ev domain.Event, legacy bool) ([]byte, error) {
 	}
 	// Written by hand: json.Marshal would scan the data again to compact
 	// it, and the store wrote it with json.Marshal, compact already.
-	typ, err := json.Marshal(ev.Type)
-	if err != nil {
-		return nil, err
-	}
 	if !json.Valid(ev.Data) {
 		return nil, errors.New("event data is not JSON")
 	}
-	b := make([]byte, 0, len(ev.Data)+len(typ)+64)
+	b := make([]byte, 0, len(ev.Data)+len(ev.Type)+80)
 	b = append(b, `{"type":`...)
-	b = append(b, typ...)
+	b, err := appendJSONString(b, ev.Type)
+	if err != nil {
+		return nil, err
+	}
 	b = append(b, `,"timestamp":"`...)
-	b = append(b, api.FormatTime(ev.Time)...)
+	b = ev.Time.UTC().AppendFormat(b, api.TimeFormat)
 	b = append(b, `","data":`...)
 	b = append(b, ev.Data...)
 	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string: as it is, quoted, when it
+// holds nothing JSON escapes (an event type: lower-case words, dots and
+// underscores), by json.Marshal otherwise.
+func appendJSONString(b []byte, s string) ([]byte, error) {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			return append(b, q...), err
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }
 
 // legacyBody is Body for an approval.webhookUrl endpoint: the request as
@@ -451,31 +471,83 @@ func legacyBody(ev domain.Event) ([]byte, error) {
 // Sign is the webhook-signature of a delivery: "v1," and the base64 of
 // HMAC-SHA256 over "id.timestamp.body" with key.
 func Sign(key []byte, id string, ts int64, body []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + strconv.FormatInt(ts, 10) + "."))
+	return string(appendSignature(nil, hmac.New(sha256.New, key), id, ts, body))
+}
+
+// appendSignature appends "v1," and the base64 of the HMAC m (reset
+// first) over "id.timestamp.body".
+func appendSignature(b []byte, m hash.Hash, id string, ts int64, body []byte) []byte {
+	m.Reset()
+	var head [96]byte
+	h := append(head[:0], id...)
+	h = append(h, '.')
+	h = strconv.AppendInt(h, ts, 10)
+	m.Write(append(h, '.'))
 	m.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	b = append(b, "v1,"...)
+	return base64.StdEncoding.AppendEncode(b, m.Sum(sum[:0]))
+}
+
+// signer signs with one key, reusing HMAC states (hmac.New derives the
+// key's pads and allocates two digests each time).
+type signer struct {
+	key  []byte
+	pool sync.Pool
+}
+
+func newSigner(key []byte) *signer {
+	s := &signer{key: key}
+	s.pool.New = func() any { return hmac.New(sha256.New, s.key) }
+	return s
+}
+
+// appendSignature is Sign, appended to b.
+func (s *signer) appendSignature(b []byte, id string, ts int64, body []byte) []byte {
+	m, _ := s.pool.Get().(hash.Hash)
+	b = appendSignature(b, m, id, ts, body)
+	s.pool.Put(m)
+	return b
 }
 
 // NewSignedRequest is a POST of the JSON body to rawURL with the Standard
 // Webhooks headers: webhook-id id, webhook-timestamp ts and, with keys, a
 // webhook-signature holding a signature by each.
 func NewSignedRequest(ctx context.Context, rawURL, id string, ts int64, body []byte, keys [][]byte) (*http.Request, error) {
+	signers := make([]*signer, len(keys))
+	for i, k := range keys {
+		signers[i] = &signer{key: k}
+	}
+	return newSignedRequest(ctx, rawURL, id, ts, body, signers)
+}
+
+// newSignedRequest is NewSignedRequest with a signer per key. The headers
+// are set under their canonical names, as Header.Set would set them.
+func newSignedRequest(ctx context.Context, rawURL, id string, ts int64, body []byte, signers []*signer) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, errors.New("invalid webhook URL")
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "kavach-webhook")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	if len(keys) > 0 {
-		sigs := make([]string, len(keys))
-		for i, k := range keys {
-			sigs[i] = Sign(k, id, ts, body)
+	h := make(http.Header, 5)
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{"kavach-webhook"}
+	h["Webhook-Id"] = []string{id}
+	h["Webhook-Timestamp"] = []string{strconv.FormatInt(ts, 10)}
+	if len(signers) > 0 {
+		var sigs []byte
+		for i, s := range signers {
+			if i > 0 {
+				sigs = append(sigs, ' ')
+			}
+			if s.pool.New == nil {
+				sigs = appendSignature(sigs, hmac.New(sha256.New, s.key), id, ts, body)
+			} else {
+				sigs = s.appendSignature(sigs, id, ts, body)
+			}
 		}
-		req.Header.Set("webhook-signature", strings.Join(sigs, " "))
+		h["Webhook-Signature"] = []string{string(sigs)}
 	}
+	req.Header = h
 	return req, nil
 }
 
@@ -499,7 +571,7 @@ func (e *Events) post(ctx context.Context, ep Endpoint, ev domain.Event, now tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	req, err := NewSignedRequest(ctx, ep.URL, ev.ID, now.Unix(), body, ep.Keys)
+	req, err := newSignedRequest(ctx, ep.URL, ev.ID, now.Unix(), body, e.signers[ep.ID])
 	if err != nil {
 		return 0, err
 	}
