@@ -35,6 +35,11 @@ func BenchmarkGroupCommit(b *testing.B) {
 					}
 				}
 			}
+			if pragma := os.Getenv("KAVACH_BENCH_PRAGMA"); pragma != "" {
+				if _, err := s.w.ExecContext(b.Context(), "PRAGMA "+pragma); err != nil {
+					b.Fatal(err)
+				}
+			}
 			var agents []domain.Agent
 			for i := range 50 {
 				a, err := s.CreateAgent(b.Context(), domain.Agent{OwnerID: fmt.Sprintf("user-%d", i), Name: "n", Type: "autonomous",
