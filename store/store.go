@@ -222,7 +222,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.sealer(interval, opts.Retention, log, s.stopSealer, s.sealerDone) //nolint:gosec // G118: see above
 	if s.deferredAuditIndexes() {
 		s.stopIndexer, s.indexerDone = make(chan struct{}), make(chan struct{})
-		go s.auditIndexer(log, s.stopIndexer, s.indexerDone)
+		go s.auditIndexer(log, s.stopIndexer, s.indexerDone) //nolint:gosec // G118: it outlives Open's context, as the sealer does
+
 	}
 	return s, nil
 }

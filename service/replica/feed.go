@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	changeBatch   = 1000
+	changeBatch = 1000
 	// minCatchUpGap spaces the feed reads a SQLite file's notifications
 	// cause: every audit commit writes the WAL and wakes the follower, and
 	// each read of the feed opens a read transaction (about 60 µs here):
