@@ -144,3 +144,32 @@ func TestDurableFloorWritesEveryRow(t *testing.T) {
 		}
 	}
 }
+
+// A floor wrapped by Sampled counts what it answered and reports it with
+// its CPU time, which FloorSample reads back.
+func TestFloorSample(t *testing.T) {
+	floor := httptest.NewServer(Sampled(FloorHandler()))
+	defer floor.Close()
+	read := FloorSample(floor.URL)
+	before, err := read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		resp, err := http.Post(floor.URL+"/", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	after, err := read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Decisions - before.Decisions; got != 3 {
+		t.Errorf("counted %v requests, want 3", got)
+	}
+	if after.CPUSeconds < before.CPUSeconds {
+		t.Errorf("CPU time went back: %v, then %v", before.CPUSeconds, after.CPUSeconds)
+	}
+}

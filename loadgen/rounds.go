@@ -62,17 +62,20 @@ func FormatRounds(rounds [][]Result, together bool) string {
 	}
 	fmt.Fprintf(&b, "\nagainst %s, round by round (%d rounds, %s):\n", rounds[0][0].Target.Name, len(rounds), how)
 	for i := 1; i < len(rounds[0]); i++ {
-		var tp, cpu []float64
+		var tp, p99, cpu []float64
 		for _, round := range rounds {
 			if base := round[0]; base.Throughput > 0 {
 				tp = append(tp, round[i].Throughput/base.Throughput)
+			}
+			if base := round[0]; base.P99 > 0 {
+				p99 = append(p99, float64(round[i].P99)/float64(base.P99))
 			}
 			if base := round[0]; base.CPUPerDecision > 0 && round[i].CPUPerDecision > 0 {
 				cpu = append(cpu, float64(round[i].CPUPerDecision)/float64(base.CPUPerDecision))
 			}
 		}
-		fmt.Fprintf(&b, "%-22s req/s ratio %s (median %.2f, quartiles %.2f–%.2f)", rounds[0][i].Target.Name, ratios(tp), median(tp),
-			quantile(tp, 0.25), quantile(tp, 0.75))
+		fmt.Fprintf(&b, "%-22s req/s ratio %s (median %.2f, quartiles %.2f–%.2f); p99 ratio %s (median %.2f)", rounds[0][i].Target.Name,
+			ratios(tp), median(tp), quantile(tp, 0.25), quantile(tp, 0.75), ratios(p99), median(p99))
 		if len(cpu) > 0 {
 			fmt.Fprintf(&b, "; cpu ratio %s (median %.2f, quartiles %.2f–%.2f)", ratios(cpu), median(cpu), quantile(cpu, 0.25), quantile(cpu, 0.75))
 		}
@@ -95,6 +98,26 @@ func quantile(xs []float64, q float64) float64 {
 		return s[len(s)-1]
 	}
 	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
+}
+
+// FormatAgainst says how target i did against target floor (a durable
+// floor) in each round and in the median of the rounds: its throughput as
+// a share of the floor's, and its p99 as a multiple of the floor's.
+func FormatAgainst(rounds [][]Result, i, floor int) string {
+	var tp, p99 []float64
+	for _, round := range rounds {
+		t, f := round[i], round[floor]
+		if f.Throughput > 0 {
+			tp = append(tp, t.Throughput/f.Throughput)
+		}
+		if f.P99 > 0 {
+			p99 = append(p99, float64(t.P99)/float64(f.P99))
+		}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "\n%s against the %s, round by round: req/s %s of its (median %.2f); p99 %s× its (median %.2f)\n",
+		rounds[0][i].Target.Name, rounds[0][floor].Target.Name, ratios(tp), median(tp), ratios(p99), median(p99))
+	return b.String()
 }
 
 func ratios(xs []float64) string {

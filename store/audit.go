@@ -127,6 +127,10 @@ func (s *Store) InsertAudit(ctx context.Context, e domain.AuditEntry, use Consum
 	return e, nil
 }
 
+// byIndexed reports whether f names an agent or owner, whose indexes may
+// be deferred (auditindex.go).
+func (f AuditFilter) byIndexed() bool { return f.AgentID != "" || f.OwnerID != "" }
+
 func (f AuditFilter) where() (string, []any) {
 	var where []string
 	var args []any
@@ -174,8 +178,8 @@ func (s *Store) QueryAudit(ctx context.Context, f AuditFilter) ([]domain.AuditEn
 	defer cancel()
 	cond, args := f.where()
 	entries := []domain.AuditEntry{}
-	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { entries = append(entries, e) },
-		`SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit+1)...)
+	q, args := s.auditQuery(auditColumns, cond, args, f.byIndexed(), "DESC", f.Limit+1)
+	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { entries = append(entries, e) }, q, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("audit query: %w", err)
 	}
@@ -227,8 +231,8 @@ func (s *Store) auditPage(ctx context.Context, f AuditFilter, after string) ([]d
 		args = append(args, after)
 	}
 	page := make([]domain.AuditEntry, 0, exportPage)
-	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { page = append(page, e) },
-		`SELECT `+auditColumns+` FROM audit_log`+cond+` ORDER BY id LIMIT ?`, append(args, exportPage)...)
+	q, args := s.auditQuery(auditColumns, cond, args, f.byIndexed(), "ASC", exportPage)
+	err := scanAuditRows(ctx, s.r, func(e domain.AuditEntry) { page = append(page, e) }, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit export: %w", err)
 	}

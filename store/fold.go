@@ -449,9 +449,8 @@ func (s *Store) evidenceIDs(ctx context.Context, tx *txn, agentID string, f Find
 		if f.Source == EvidenceDenials {
 			denied = " AND result = 'denied'"
 		}
-		q = `SELECT id FROM audit_log WHERE agent_id = ? AND kind = 'decision' AND id >= ? AND created_at >= ? AND created_at < ?` +
-			denied + ` ORDER BY id DESC LIMIT ?`
-		args = []any{agentID, idFloor("aud_", hour), toMillis(hour), toMillis(hour.Add(time.Hour)), MaxEvidenceIDs}
+		q, args = s.auditQuery("id", ` WHERE agent_id = ? AND kind = 'decision' AND id >= ? AND created_at >= ? AND created_at < ?`+denied,
+			[]any{agentID, idFloor("aud_", hour), toMillis(hour), toMillis(hour.Add(time.Hour))}, true, "DESC", MaxEvidenceIDs)
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {

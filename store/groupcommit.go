@@ -71,6 +71,10 @@ type batcher struct {
 	// insert, and the audit chain this writer appends to (its own, so
 	// appending takes no lock).
 	insert *sql.Stmt
+	// revokedOne is the prepared check of one API key (a batch's rows are
+	// nearly always asked with one key): a query of a new text is parsed
+	// and planned anew each time, which cost more than the check itself.
+	revokedOne *sql.Stmt
 	// insertEvent is the prepared INSERT of one event, where the dialect
 	// is in process and decision events are recorded (nil otherwise).
 	insertEvent *sql.Stmt
@@ -295,11 +299,22 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		// Prepared once on the writer (outside a transaction, which would
 		// hold its only connection) and reused by every batch: preparing
 		// costs about as much as inserting several rows.
-		st, err := b.s.w.PrepareContext(ctx, auditInsert)
+		q := auditInsert
+		if b.s.deferredAuditIndexes() {
+			q = auditInsertPending // indexed by agent and owner later (auditindex.go)
+		}
+		st, err := b.s.w.PrepareContext(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("prepare audit insert: %w", err)
 		}
 		b.insert = st
+	}
+	if b.revokedOne == nil {
+		st, err := b.s.w.PrepareContext(ctx, revokedKeysQuery(1))
+		if err != nil {
+			return nil, fmt.Errorf("prepare API key check: %w", err)
+		}
+		b.revokedOne = st
 	}
 	if b.insertEvent == nil && len(b.s.sinks.decisions) > 0 && b.s.dialect.inProcess() {
 		st, err := b.s.w.PrepareContext(ctx, eventInsert)
@@ -320,7 +335,15 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 				keys = append(keys, r.e.Actor.ID)
 			}
 		}
-		revoked, err := revokedKeys(ctx, tx, keys)
+		var revoked map[string]bool
+		var err error
+		if len(keys) == 1 {
+			one := tx.StmtContext(ctx, b.revokedOne)
+			defer one.Close()
+			revoked, err = scanRevoked(one.QueryContext(ctx, keys[0]))
+		} else {
+			revoked, err = revokedKeys(ctx, tx, keys)
+		}
 		if err != nil {
 			return err
 		}
@@ -328,6 +351,11 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 		var evs []pendingEvent
 		stmt := tx.StmtContext(ctx, b.insert)
 		defer stmt.Close()
+		// The inserts run under the write lock BEGIN took, so they wait for
+		// no lock: without a context that can end, the driver does not
+		// start a goroutine per statement to interrupt it. The commit
+		// still ends with ctx (and then nothing is written).
+		insertCtx := context.WithoutCancel(ctx)
 		if b.insertEvent != nil {
 			tx.insertEvent = tx.StmtContext(ctx, b.insertEvent)
 			defer tx.insertEvent.Close()
@@ -341,7 +369,7 @@ func (b *batcher) write(batch []*auditReq) (map[*auditReq]error, error) {
 				continue
 			}
 			b.chain.link(&r.e)
-			if _, err := stmt.ExecContext(ctx, auditArgs(r.e)...); err != nil {
+			if _, err := stmt.ExecContext(insertCtx, auditArgs(r.e)...); err != nil {
 				return fmt.Errorf("insert audit row: %w", err)
 			}
 			if ev, ok := b.s.decisionEvent(r.e); ok {
@@ -364,8 +392,16 @@ func revokedKeys(ctx context.Context, tx *txn, ids []string) (map[string]bool, e
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM api_keys WHERE revoked_at IS NOT NULL AND id IN (?`+
-		strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	return scanRevoked(tx.QueryContext(ctx, revokedKeysQuery(len(ids)), args...))
+}
+
+// revokedKeysQuery selects which of n API key IDs are revoked keys.
+func revokedKeysQuery(n int) string {
+	return `SELECT id FROM api_keys WHERE revoked_at IS NOT NULL AND id IN (?` + strings.Repeat(", ?", n-1) + `)`
+}
+
+// scanRevoked reads the IDs revokedKeysQuery selected.
+func scanRevoked(rows *sql.Rows, err error) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check API keys: %w", err)
 	}
@@ -393,6 +429,9 @@ func (b *batcher) close() {
 	<-b.done
 	if b.insert != nil {
 		_ = b.insert.Close()
+	}
+	if b.revokedOne != nil {
+		_ = b.revokedOne.Close()
 	}
 	if b.insertEvent != nil {
 		_ = b.insertEvent.Close()

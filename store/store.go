@@ -131,6 +131,10 @@ type Store struct {
 	// stopSealer and sealerDone stop the sealer (nil when none runs).
 	stopSealer, sealerDone chan struct{}
 	sealerOnce             sync.Once
+	// stopIndexer and indexerDone stop the audit indexer (auditindex.go;
+	// nil when none runs).
+	stopIndexer, indexerDone chan struct{}
+	indexerOnce              sync.Once
 }
 
 // DefaultTimeout bounds a database call when Options.Timeout is 0: well
@@ -219,6 +223,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.stopSealer, s.sealerDone = make(chan struct{}), make(chan struct{})
 	// The sealer outlives Open's context: it stops with Close.
 	go s.sealer(interval, opts.Retention, log, s.stopSealer, s.sealerDone) //nolint:gosec // G118: see above
+	if s.deferredAuditIndexes() {
+		s.stopIndexer, s.indexerDone = make(chan struct{}), make(chan struct{})
+		go s.auditIndexer(log, s.stopIndexer, s.indexerDone) //nolint:gosec // G118: it outlives Open's context, as the sealer does
+
+	}
 	return s, nil
 }
 
@@ -259,6 +268,12 @@ func (s *Store) Close() error {
 	var err error
 	if s.audit != nil {
 		s.audit.close()
+	}
+	if s.stopIndexer != nil {
+		s.indexerOnce.Do(func() {
+			close(s.stopIndexer)
+			<-s.indexerDone
+		})
 	}
 	if s.stopSealer != nil {
 		s.sealerOnce.Do(func() {

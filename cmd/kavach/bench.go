@@ -151,8 +151,9 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 		defer stop()
-		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
+		targets, mixes = append(targets, loadgen.Target{Name: "floor server", Kind: loadgen.Floor, URL: url, Sample: loadgen.FloorSample(url)}), append(mixes, mix)
 	}
+	durable := -1 // the durable floor's target, if any
 	if c.Bool("durable-floor") {
 		dir, err := os.MkdirTemp("", "kavach-bench-floor")
 		if err != nil {
@@ -164,7 +165,9 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 		defer stop()
-		targets, mixes = append(targets, loadgen.Target{Name: "durable floor", Kind: loadgen.Floor, URL: url}), append(mixes, mix)
+		durable = len(targets)
+		targets, mixes = append(targets, loadgen.Target{Name: "durable floor", Kind: loadgen.Floor, URL: url,
+			Sample: loadgen.FloorSample(url)}), append(mixes, mix)
 	}
 	opts := loadgen.Options{Concurrency: c.Int("concurrency"), Duration: duration, Warmup: warmup}
 	rounds := c.Int("rounds")
@@ -209,6 +212,9 @@ func runBench(c *cli.Context) error {
 	}
 	fmt.Print(loadgen.Format(loadgen.Combine(all)))
 	fmt.Print(loadgen.FormatRounds(all, together))
+	if durable >= 0 {
+		fmt.Print(loadgen.FormatAgainst(all, 0, durable))
+	}
 	return nil
 }
 
@@ -397,14 +403,14 @@ func startOPA(ctx context.Context, bin, bundlePath string, logs bool) (string, f
 func serveFloor(c *cli.Context) error {
 	path := c.String("durable")
 	if path == "" {
-		return serveFixed(c, loadgen.FloorHandler())
+		return serveFixed(c, loadgen.Sampled(loadgen.FloorHandler()))
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) //nolint:gosec // G304: the operator's own path
 	if err != nil {
 		return err
 	}
 	defer func() { _ = f.Close() }()
-	return serveFixed(c, loadgen.DurableFloorHandler(c.Context, f))
+	return serveFixed(c, loadgen.Sampled(loadgen.DurableFloorHandler(c.Context, f)))
 }
 
 // startFloor starts kavach bench floor, with args, as a process of its own.

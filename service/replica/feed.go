@@ -14,8 +14,14 @@ import (
 )
 
 const (
-	changeBatch   = 1000
-	minCatchUpGap = 2 * time.Millisecond
+	changeBatch = 1000
+	// minCatchUpGap spaces the feed reads a SQLite file's notifications
+	// cause: every audit commit writes the WAL and wakes the follower, and
+	// each read of the feed opens a read transaction (about 60 µs here):
+	// at 2 ms this cost 8% of a busy sidecar's CPU (kavach bench
+	// --durable-floor, docs/performance.md). Another process's change on
+	// the same file is applied within this much more.
+	minCatchUpGap = 10 * time.Millisecond
 )
 
 // catchUp applies every change after the applied sequence. It holds writeMu
