@@ -386,8 +386,16 @@ func (b *docBuilder) delegation(d domain.Delegation) ast.Value {
 			chain[j] = ast.ArrayTerm(ast.StringTerm(l.DelegationID), ast.IntNumberTerm(l.Index))
 		}
 		doc.Insert(ast.StringTerm("chain"), ast.ArrayTerm(chain...))
+		// The whole path, root first, ending with this delegation's own
+		// link: what a decision checks link by link, without building it.
+		doc.Insert(ast.StringTerm("links"), ast.ArrayTerm(slices.Concat(chain, []*ast.Term{ast.ArrayTerm(ast.StringTerm(d.ID), ast.InternedTerm(i))})...))
 		perms[i] = ast.NewTerm(doc)
 	}
+	granted := make([]domain.Permission, len(d.Permissions))
+	for i, g := range d.Permissions {
+		granted[i] = domain.Permission{Resource: g.Resource, Actions: g.Actions}
+	}
+	byAction, anyAction := b.actionIndex(granted)
 	return ast.NewObject(
 		ast.Item(ast.StringTerm("id"), ast.StringTerm(d.ID)),
 		ast.Item(ast.StringTerm("fromAgent"), ast.StringTerm(d.FromAgent)),
@@ -397,6 +405,8 @@ func (b *docBuilder) delegation(d domain.Delegation) ast.Value {
 		ast.Item(ast.StringTerm("depth"), ast.IntNumberTerm(d.Depth)),
 		ast.Item(ast.StringTerm("maxDepth"), ast.IntNumberTerm(d.MaxDepth)),
 		ast.Item(b.str("permissions"), ast.ArrayTerm(perms...)),
+		ast.Item(b.str("byAction"), byAction),
+		ast.Item(b.str("anyAction"), anyAction),
 	)
 }
 
