@@ -57,12 +57,13 @@ decision := {
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
+	"ownerId": a.ownerId,
 	"permission": {"key": p.key, "source": "own", "resource": p.resource},
-	"cache": {"until": _agent.expiresAt},
+	"cache": {"until": a.expiresAt},
 	"consumes": false,
 } if {
 	_open
+	a := _agent
 	p := _matching_own[0]
 	not p.constraints
 } else := {
@@ -70,48 +71,39 @@ decision := {
 	"code": "no_permission",
 	"reason": sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
 	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
-	"cache": {"until": _agent.expiresAt},
+	"ownerId": a.ownerId,
+	"cache": {"until": a.expiresAt},
 	"consumes": false,
 } if {
 	_open
+	a := _agent
 	count(_matching_own) == 0
 	count(_delegated_matching) == 0
 } else := {
 	"allowed": true,
 	"code": "allowed",
-	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
-	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
-	"permission": {"key": p.key, "source": "own", "resource": p.resource},
-	"cache": {"until": _agent.expiresAt},
-	"consumes": false,
-} if {
-	_open
-	p := _plain[0]
-} else := {
-	"allowed": true,
-	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q (delegated by %s)", [p.resource, input.action, input.resource, id]),
 	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
+	"ownerId": a.ownerId,
 	"permission": {"key": p.key, "source": id, "resource": p.resource},
 	"cache": false,
 	"consumes": false,
 } if {
 	_open
+	a := _agent
 	[id, p] := _plain_delegated
 } else := {
 	"allowed": true,
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
+	"ownerId": a.ownerId,
 	"permission": {"key": p.key, "source": "own", "resource": p.resource, "rateLimits": [{"key": p.key, "max": max_calls}]},
 	"cache": false,
 	"consumes": true,
 } if {
 	_open
+	a := _agent
 	p := _sole_holding
 	max_calls := p.constraints.maxCallsPerHour
 } else := {
@@ -119,14 +111,28 @@ decision := {
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
+	"ownerId": a.ownerId,
 	"permission": {"key": p.key, "source": "own", "resource": p.resource},
 	"cache": false,
 	"consumes": false,
 } if {
 	_open
+	a := _agent
 	p := _sole_holding
 	not p.constraints.maxCallsPerHour
+} else := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": {"key": p.key, "source": "own", "resource": p.resource},
+	"cache": {"until": a.expiresAt},
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	p := _plain[0]
 } else := _deny(
 	"invalid_token",
 	"the bearer token does not belong to any agent",
@@ -159,8 +165,9 @@ decision := {
 # five denials cannot apply, nor can an extension's (data.kavach.ext.deny
 # is what _extensions reads, without one more rule).
 _open if {
-	_agent.status == "active"
-	not _expired(_agent)
+	a := _agent
+	a.status == "active"
+	not _expired(a)
 	not data.kavach.ext.deny
 }
 
@@ -255,12 +262,13 @@ _candidates := array.concat(_own, _delegated)
 # compiles once and caches, and which matches what resources.match does
 # for a resource without empty segments; otherwise that rule decides.
 _matching_own := [p |
-	some i in object.get(_agent.byAction, input.action, _agent.anyAction)
-	p := _agent.permissions[i]
+	some i in object.get(a.byAction, input.action, a.anyAction)
+	p := a.permissions[i]
 	glob.match(p.glob, [":"], input.resource)
 ] if {
 	not _scoped
-	_agent.byAction
+	a := _agent
+	a.byAction
 	_well_formed
 } else := [p |
 	some i in _own_candidates
@@ -382,8 +390,9 @@ _plain_delegated := [id, p] if {
 		d := data.kavach.delegations[link[0]]
 		d.status == "active"
 		_now < d.expiresAt
-		data.kavach.agents[d.fromAgent].status == "active"
-		not _expired(data.kavach.agents[d.fromAgent])
+		delegator := data.kavach.agents[d.fromAgent]
+		delegator.status == "active"
+		not _expired(delegator)
 	}
 
 	# The root delegator still holds the permission the chain was cut from
