@@ -91,7 +91,38 @@ decision := {
 } if {
 	_open
 	a := _agent
-	[id, p] := _plain_delegated
+	count(_matching_own) == 0
+	[id, i] := _delegated_matching[0]
+	d := data.kavach.delegations[id]
+	p := d.permissions[i]
+	not p.constraints
+	p.inherited == []
+
+	# Every link active and unexpired, every delegator active and
+	# unexpired (what _chain_failure finds no fault with), looked up at
+	# each decision, so a change to any of them counts at once: the link
+	# to this agent, then those up the chain.
+	d.status == "active"
+	_now < d.expiresAt
+	delegator := data.kavach.agents[d.fromAgent]
+	delegator.status == "active"
+	not _expired(delegator)
+	every link in p.chain {
+		up := data.kavach.delegations[link[0]]
+		up.status == "active"
+		_now < up.expiresAt
+		up_delegator := data.kavach.agents[up.fromAgent]
+		up_delegator.status == "active"
+		not _expired(up_delegator)
+	}
+
+	# The root delegator still holds the permission the chain was cut from
+	# (keys are unique within an agent's permissions), without constraints.
+	[root_id, root_i] := p.links[0]
+	root := data.kavach.delegations[root_id]
+	some own in data.kavach.agents[root.fromAgent].permissions
+	own.key == root.permissions[root_i].coveredBy
+	not own.constraints
 } else := {
 	"allowed": true,
 	"code": "allowed",
@@ -368,41 +399,6 @@ _chosen := {"perm": _plain[0], "source": "own", "links": []} if {
 } else := _free[0] if {
 	count(_free) > 0
 } else := _granting[0]
-
-# The common delegated allow, decided without wrapping any candidate: no
-# own permission applies, and the first delegated one that does carries no
-# constraints of its own or inherited, hangs from a live chain and from a
-# root permission without constraints. It is then the first free granting
-# candidate, the one _chosen picks. The sync stores each delegated
-# permission's whole path (links, root first); data without it takes the
-# general branches. [delegation ID, permission].
-_plain_delegated := [id, p] if {
-	count(_matching_own) == 0
-	[id, i] := _delegated_matching[0]
-	p := data.kavach.delegations[id].permissions[i]
-	not p.constraints
-	p.inherited == []
-
-	# Every link active and unexpired, every delegator active and
-	# unexpired: what _chain_failure finds no fault with, looked up link
-	# by link at each decision, so a change to any of them counts at once.
-	every link in p.links {
-		d := data.kavach.delegations[link[0]]
-		d.status == "active"
-		_now < d.expiresAt
-		delegator := data.kavach.agents[d.fromAgent]
-		delegator.status == "active"
-		not _expired(delegator)
-	}
-
-	# The root delegator still holds the permission the chain was cut from
-	# (keys are unique within an agent's permissions), without constraints.
-	[root_id, root_i] := p.links[0]
-	root := data.kavach.delegations[root_id]
-	some own in data.kavach.agents[root.fromAgent].permissions
-	own.key == root.permissions[root_i].coveredBy
-	not own.constraints
-}
 
 # The common constrained allow: the one permission that applies is the
 # agent's own, and its constraints hold without asking a human. It is then
