@@ -116,12 +116,13 @@ decision := {
 		not _expired(up_delegator)
 	}
 
-	# The root delegator still holds the permission the chain was cut from
-	# (keys are unique within an agent's permissions), without constraints.
+	# The root delegator still holds the permission the chain was cut from,
+	# without constraints (one: the sync never writes two permissions of an
+	# agent with one key; data that does takes the general branches).
 	[root_id, root_i] := p.links[0]
 	root := data.kavach.delegations[root_id]
-	some own in data.kavach.agents[root.fromAgent].permissions
-	own.key == root.permissions[root_i].coveredBy
+	key := root.permissions[root_i].coveredBy
+	[own] := [own | some own in data.kavach.agents[root.fromAgent].permissions; own.key == key]
 	not own.constraints
 } else := {
 	"allowed": true,

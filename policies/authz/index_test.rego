@@ -322,6 +322,15 @@ _chain_cases := [
 	[{"agt_sub": object.union(_agents.agt_sub, {"expiresAt": 2000})}, {}],
 	[{"agt_sub": object.union(_agents.agt_sub, {"expiresAt": 2001})}, {}],
 	[{"agt_synced": null}, {}],
+	# The root permission twice, once with constraints (data the sync
+	# never writes: both sets apply).
+	[
+		{"agt_synced": object.union(_agents.agt_synced, {"permissions": array.concat(
+			_agents.agt_synced.permissions,
+			[object.union(_agents.agt_synced.permissions[1], {"constraints": {"ipAllowlist": ["10.0.0.0/8"]}})],
+		)})},
+		{},
+	],
 	# The root permission gone, or constrained now.
 	[{"agt_synced": object.union(_agents.agt_synced, {"permissions": [_agents.agt_synced.permissions[0]]})}, {}],
 	[
