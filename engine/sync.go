@@ -177,6 +177,7 @@ type docBuilder struct {
 	strings map[string]*ast.Term
 	lists   map[string]*ast.Term
 	trusts  map[trustKey]*ast.Term
+	uses    map[string]*ast.Term
 }
 
 type trustKey struct {
@@ -185,7 +186,8 @@ type trustKey struct {
 }
 
 func newDocBuilder() *docBuilder {
-	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{}}
+	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{},
+		uses: map[string]*ast.Term{}}
 }
 
 func (b *docBuilder) str(s string) *ast.Term {
@@ -216,7 +218,10 @@ func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
 	}
 	perms := make([]*ast.Term, len(a.Permissions))
 	for i, p := range a.Permissions {
-		perms[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
+		key := PermissionKey(p.Resource, p.Actions)
+		doc := b.permission(key, p.Resource, p.Actions, p.Constraints)
+		doc.Insert(b.str("use"), b.use(key, p.Resource))
+		perms[i] = ast.NewTerm(doc)
 	}
 	byAction, anyAction := b.actionIndex(a.Permissions)
 	doc := ast.NewObject(
@@ -322,6 +327,24 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 		doc.Insert(b.str("constraints"), constraintsTerm(constraints))
 	}
 	return doc
+}
+
+// use is what an allow by an own permission reports of it (the decision's
+// permission field): {"key", "source": "own", "resource"}, ready made, so
+// the common allow does not build it. Own permissions repeat across agents
+// and the documents are never mutated, so they are shared.
+func (b *docBuilder) use(key, resource string) *ast.Term {
+	k := key + "\x00" + resource
+	if t, ok := b.uses[k]; ok {
+		return t
+	}
+	t := ast.ObjectTerm(
+		ast.Item(b.str("key"), b.str(key)),
+		ast.Item(b.str("source"), b.str("own")),
+		ast.Item(b.str("resource"), b.str(resource)),
+	)
+	b.uses[k] = t
+	return t
 }
 
 // PermissionKey identifies a permission by its resource pattern and set of

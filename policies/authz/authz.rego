@@ -58,7 +58,7 @@ decision := {
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
 	"ownerId": a.ownerId,
-	"permission": {"key": p.key, "source": "own", "resource": p.resource},
+	"permission": p.use,
 	"cache": {"until": a.expiresAt},
 	"consumes": false,
 } if {
@@ -301,7 +301,7 @@ _matching_own := [p |
 	not _scoped
 	a := _agent
 	a.byAction
-	_well_formed
+	not regex.match(`^$|^:|::|:$`, input.resource)
 } else := [p |
 	some i in _own_candidates
 	p := _agent.permissions[i]

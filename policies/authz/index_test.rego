@@ -2,9 +2,16 @@ package kavach.authz_index_test
 
 import data.kavach.authz
 
-# Agents as the sync writes them: permissions with key and glob, indexed
-# by action (byAction; anyAction for those granting "*").
-_agents := {
+# Agents as the sync writes them: permissions with key, glob and use (what
+# an allow by the permission reports of it), indexed by action (byAction;
+# anyAction for those granting "*").
+_agents[id] := object.union(a, {"permissions": [object.union(p, {"use": {"key": p.key, "source": "own", "resource": p.resource}}) |
+	some p in a.permissions
+]}) if {
+	some id, a in _written_agents
+}
+
+_written_agents := {
 	"agt_synced": {
 		"ownerId": "user-1",
 		"status": "active",
@@ -189,7 +196,7 @@ _freeze := {{"code": "change_freeze", "reason": "frozen"}}
 # The same agents and delegations without the sync's additions: only the
 # general rules apply.
 _plain_agents[id] := object.remove(a, ["byAction", "anyAction"]) if {
-	some id, a in _agents
+	some id, a in _written_agents
 }
 
 _plain_delegations[id] := object.union(object.remove(d, ["byAction", "anyAction"]), {"permissions": [object.remove(p, ["links"]) |
