@@ -220,7 +220,7 @@ func (b *docBuilder) agent(a domain.Agent, incoming []*ast.Term) ast.Value {
 	for i, p := range a.Permissions {
 		key := PermissionKey(p.Resource, p.Actions)
 		doc := b.permission(key, p.Resource, p.Actions, p.Constraints)
-		doc.Insert(b.str("use"), b.use(key, p.Resource))
+		doc.Insert(b.str("use"), b.use(key, p.Resource, p.Constraints.MaxCallsPerHour))
 		perms[i] = ast.NewTerm(doc)
 	}
 	byAction, anyAction := b.actionIndex(a.Permissions)
@@ -329,20 +329,28 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 	return doc
 }
 
-// use is what an allow by an own permission reports of it (the decision's
-// permission field): {"key", "source": "own", "resource"}, ready made, so
-// the common allow does not build it. Own permissions repeat across agents
-// and the documents are never mutated, so they are shared.
-func (b *docBuilder) use(key, resource string) *ast.Term {
-	k := key + "\x00" + resource
+// use is what the common allows by an own permission report of it (the
+// decision's permission field), ready made, so that they do not build it:
+// {"key", "source": "own", "resource"}, and its rate limit
+// ("rateLimits": [{"key", "max"}]) if it has one. Own permissions repeat
+// across agents and the documents are never mutated, so they are shared.
+func (b *docBuilder) use(key, resource string, maxCalls int64) *ast.Term {
+	k := key + "\x00" + resource + "\x00" + strconv.FormatInt(maxCalls, 10)
 	if t, ok := b.uses[k]; ok {
 		return t
 	}
-	t := ast.ObjectTerm(
+	items := [][2]*ast.Term{
 		ast.Item(b.str("key"), b.str(key)),
 		ast.Item(b.str("source"), b.str("own")),
 		ast.Item(b.str("resource"), b.str(resource)),
-	)
+	}
+	if maxCalls > 0 {
+		items = append(items, ast.Item(b.str("rateLimits"), ast.ArrayTerm(ast.ObjectTerm(
+			ast.Item(b.str("key"), b.str(key)),
+			ast.Item(b.str("max"), ast.InternedTerm(int(maxCalls))),
+		))))
+	}
+	t := ast.ObjectTerm(items...)
 	b.uses[k] = t
 	return t
 }

@@ -130,21 +130,21 @@ decision := {
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
 	"ownerId": a.ownerId,
-	"permission": {"key": p.key, "source": "own", "resource": p.resource, "rateLimits": [{"key": p.key, "max": max_calls}]},
+	"permission": p.use,
 	"cache": false,
 	"consumes": true,
 } if {
 	_open
 	a := _agent
 	p := _sole_holding
-	max_calls := p.constraints.maxCallsPerHour
+	p.use.rateLimits[0].max == p.constraints.maxCallsPerHour
 } else := {
 	"allowed": true,
 	"code": "allowed",
 	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
 	"agentId": agent_id,
 	"ownerId": a.ownerId,
-	"permission": {"key": p.key, "source": "own", "resource": p.resource},
+	"permission": p.use,
 	"cache": false,
 	"consumes": false,
 } if {
@@ -152,6 +152,7 @@ decision := {
 	a := _agent
 	p := _sole_holding
 	not p.constraints.maxCallsPerHour
+	not p.use.rateLimits
 } else := {
 	"allowed": true,
 	"code": "allowed",
@@ -403,7 +404,8 @@ _chosen := {"perm": _plain[0], "source": "own", "links": []} if {
 
 # The common constrained allow: the one permission that applies is the
 # agent's own, and its constraints hold without asking a human. It is then
-# the one _chosen picks; its rate limit, if any, is all it consumes.
+# the one _chosen picks; its rate limit, if any, is all it consumes, and
+# what the allow reports of it is the use the sync made ready.
 _sole_holding := p if {
 	[p] := _matching_own
 	count(_delegated_matching) == 0

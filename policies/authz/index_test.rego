@@ -3,13 +3,17 @@ package kavach.authz_index_test
 import data.kavach.authz
 
 # Agents as the sync writes them: permissions with key, glob and use (what
-# an allow by the permission reports of it), indexed by action (byAction;
-# anyAction for those granting "*").
-_agents[id] := object.union(a, {"permissions": [object.union(p, {"use": {"key": p.key, "source": "own", "resource": p.resource}}) |
+# the common allows report of it), indexed by action (byAction; anyAction
+# for those granting "*").
+_agents[id] := object.union(a, {"permissions": [object.union(p, {"use": _use(p)}) |
 	some p in a.permissions
 ]}) if {
 	some id, a in _written_agents
 }
+
+_use(p) := {"key": p.key, "source": "own", "resource": p.resource, "rateLimits": [{"key": p.key, "max": p.constraints.maxCallsPerHour}]} if {
+	p.constraints.maxCallsPerHour
+} else := {"key": p.key, "source": "own", "resource": p.resource}
 
 _written_agents := {
 	"agt_synced": {
@@ -112,6 +116,18 @@ _written_agents := {
 		"anyAction": [1],
 		"incoming": ["dlg_3"],
 		"trust": {"level": "standard", "score": 64},
+	},
+	# One own permission with a rate limit.
+	"agt_limited": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [{
+			"key": "p_14", "resource": "mcp:slack:channels", "glob": "mcp:slack:channels", "actions": ["post"],
+			"constraints": {"ipAllowlist": ["10.0.0.0/8"], "maxCallsPerHour": 3},
+		}],
+		"byAction": {"post": [0]},
+		"anyAction": [],
 	},
 	"agt_leaf": {
 		"ownerId": "user-3",
@@ -219,6 +235,9 @@ _requests := [
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos"},
 	{"agentId": "agt_sub", "action": "write", "resource": "mcp:github:repos"},
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github::x"},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 2}},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 3}},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "192.0.2.1"},
 	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"},
 	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:pulls", "ip": "10.1.2.3"},
 	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:pulls", "ip": "192.0.2.1"},
@@ -370,6 +389,14 @@ test_delegated_branch_follows_every_link if {
 			_decide_with(inp, agents, delegations) == _decide_with(inp, plain_agents, plain_delegations)
 		}
 	}
+}
+
+test_constrained_branch_reports_the_rate_limit if {
+	d := _decide({"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 2}}, _agents)
+	d.allowed
+	d.consumes
+	d.cache == false
+	d.permission == {"key": "p_14", "source": "own", "resource": "mcp:slack:channels", "rateLimits": [{"key": "p_14", "max": 3}]}
 }
 
 test_delegated_branch_codes if {
