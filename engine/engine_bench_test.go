@@ -155,6 +155,7 @@ func benchSource(n int, now time.Time) memSource {
 					Constraints: domain.Constraints{IPAllowlist: []string{"10.0.0.0/8"}, MaxCallsPerHour: 100}},
 			}}
 	}}
+	// A sub-agent holding one permission through a two-link chain.
 	src.agents = []domain.Agent{
 		{ID: "sub_1", OwnerID: "u", Status: domain.StatusActive, TokenHash: "hs1", Incoming: []string{"dlg_1"}},
 		{ID: "sub_2", OwnerID: "u", Status: domain.StatusActive, TokenHash: "hs2", Incoming: []string{"dlg_2"}},
