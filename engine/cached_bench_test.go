@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -35,16 +34,9 @@ func BenchmarkDecideCached(b *testing.B) {
 	for from := 0; from < n; from += 5000 {
 		batch := make([]domain.Agent, 0, 5000)
 		for i := from; i < from+5000; i++ {
-			batch = append(batch, domain.Agent{ID: fmt.Sprintf("agt_%d", i), OwnerID: "u", Name: "bench", Type: "autonomous",
-				Status: domain.StatusActive, TokenHash: fmt.Sprintf("h%d", i), CreatedAt: now, UpdatedAt: now,
-				Permissions: []domain.Permission{
-					{Resource: "mcp:github:issues", Actions: []string{"read", "comment"}},
-					{Resource: "mcp:github:*", Actions: []string{"read"}},
-					{Resource: "admin:*:delete", Actions: []string{"*"}},
-					{Resource: "docs:public", Actions: []string{"read"}},
-					{Resource: "mcp:slack:channels", Actions: []string{"post"},
-						Constraints: domain.Constraints{IPAllowlist: []string{"10.0.0.0/8"}, MaxCallsPerHour: 100}},
-				}})
+			a := engine.BenchAgent(i)
+			a.Name, a.Type, a.CreatedAt, a.UpdatedAt = "bench", "autonomous", now, now
+			batch = append(batch, a)
 		}
 		if _, err := st.ImportAgents(ctx, batch, false); err != nil {
 			b.Fatal(err)
@@ -90,19 +82,16 @@ func BenchmarkDecideCached(b *testing.B) {
 			decide(0)
 			runtime.GC()
 			b.ReportAllocs()
-			var took []time.Duration
 			i := 1
-			for b.Loop() {
-				start := time.Now()
+			wall, cpu := engine.Measure(b, func() {
 				decide(i)
-				took = append(took, time.Since(start))
 				i++
+			})
+			if floor.Wall() > 0 {
+				b.ReportMetric(float64(wall)/float64(floor.Wall()), "x-floor")
 			}
-			slices.Sort(took)
-			p50 := took[len(took)/2]
-			b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns")
-			if floor > 0 {
-				b.ReportMetric(float64(p50)/float64(floor), "x-floor")
+			if floor.CPU() > 0 && cpu > 0 {
+				b.ReportMetric(float64(cpu)/float64(floor.CPU()), "x-floor-cpu")
 			}
 			if st, ok := e.DataCache(); ok && c.name[:4] == "cold" && st.Misses < uint64(b.N) {
 				b.Fatalf("cold: %d misses in %d decisions; every decision should read the database", st.Misses, b.N)

@@ -371,11 +371,17 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	v, err := evalOne(ctx, e.q.Load().decide, input, decideOptions...)
-	if err != nil {
-		return Decision{}, err
+	// The evaluation's caches come from pools and go back once the result
+	// is read: the terms they held stay valid, only the caches are reused.
+	vc, bc := getVirtualCache(), getBaseCache()
+	v, err := evalOne(ctx, e.q.Load().decide, input, decideOptions[0], decideOptions[1],
+		rego.EvalVirtualCache(vc), rego.EvalBaseCache(bc))
+	var d Decision
+	if err == nil {
+		d, err = decodeDecision(v)
 	}
-	d, err := decodeDecision(v)
+	putVirtualCache(vc)
+	putBaseCache(bc)
 	if err != nil || e.NoCache {
 		return d, err
 	}

@@ -195,6 +195,7 @@ type docBuilder struct {
 	lists   map[string]*ast.Term
 	trusts  map[trustKey]*ast.Term
 	sets    map[string]permissionSet
+	uses    map[string]*ast.Term
 }
 
 // permissionSet is an agent's own permissions as the policy reads them: the
@@ -209,11 +210,13 @@ type trustKey struct {
 
 func newDocBuilder() *docBuilder {
 	return &docBuilder{strings: map[string]*ast.Term{}, lists: map[string]*ast.Term{}, trusts: map[trustKey]*ast.Term{},
-		sets: map[string]permissionSet{}}
+		sets: map[string]permissionSet{}, uses: map[string]*ast.Term{}}
 }
 
 // size is how many shared values the builder remembers.
-func (b *docBuilder) size() int { return len(b.strings) + len(b.lists) + len(b.trusts) + len(b.sets) }
+func (b *docBuilder) size() int {
+	return len(b.strings) + len(b.lists) + len(b.trusts) + len(b.sets) + len(b.uses)
+}
 
 // ownPermissions is the permission set of perms, shared with every other
 // agent holding the same permissions in the same order.
@@ -248,7 +251,10 @@ func (b *docBuilder) ownPermissions(perms []domain.Permission) permissionSet {
 func (b *docBuilder) buildPermissions(perms []domain.Permission) permissionSet {
 	list := make([]*ast.Term, len(perms))
 	for i, p := range perms {
-		list[i] = ast.NewTerm(b.permission(PermissionKey(p.Resource, p.Actions), p.Resource, p.Actions, p.Constraints))
+		key := PermissionKey(p.Resource, p.Actions)
+		doc := b.permission(key, p.Resource, p.Actions, p.Constraints)
+		doc.Insert(b.str("use"), b.use(key, p.Resource, p.Constraints.MaxCallsPerHour))
+		list[i] = ast.NewTerm(doc)
 	}
 	byAction, anyAction := b.actionIndex(perms)
 	return permissionSet{ast.ArrayTerm(list...), byAction, anyAction}
@@ -386,6 +392,32 @@ func (b *docBuilder) permission(key, resource string, actions []string, constrai
 	return doc
 }
 
+// use is what the common allows by an own permission report of it (the
+// decision's permission field), ready made, so that they do not build it:
+// {"key", "source": "own", "resource"}, and its rate limit
+// ("rateLimits": [{"key", "max"}]) if it has one. Own permissions repeat
+// across agents and the documents are never mutated, so they are shared.
+func (b *docBuilder) use(key, resource string, maxCalls int64) *ast.Term {
+	k := key + "\x00" + resource + "\x00" + strconv.FormatInt(maxCalls, 10)
+	if t, ok := b.uses[k]; ok {
+		return t
+	}
+	items := [][2]*ast.Term{
+		ast.Item(b.str("key"), b.str(key)),
+		ast.Item(b.str("source"), b.str("own")),
+		ast.Item(b.str("resource"), b.str(resource)),
+	}
+	if maxCalls > 0 {
+		items = append(items, ast.Item(b.str("rateLimits"), ast.ArrayTerm(ast.ObjectTerm(
+			ast.Item(b.str("key"), b.str(key)),
+			ast.Item(b.str("max"), ast.InternedTerm(int(maxCalls))),
+		))))
+	}
+	t := ast.ObjectTerm(items...)
+	b.uses[k] = t
+	return t
+}
+
 // PermissionKey identifies a permission by its resource pattern and set of
 // actions. Rate-limit counts follow it: not the permission's position, not
 // its constraints (tightening a limit keeps the calls already counted), and
@@ -448,8 +480,16 @@ func (b *docBuilder) delegation(d domain.Delegation) ast.Value {
 			chain[j] = ast.ArrayTerm(ast.StringTerm(l.DelegationID), ast.IntNumberTerm(l.Index))
 		}
 		doc.Insert(ast.StringTerm("chain"), ast.ArrayTerm(chain...))
+		// The whole path, root first, ending with this delegation's own
+		// link: what a decision checks link by link, without building it.
+		doc.Insert(ast.StringTerm("links"), ast.ArrayTerm(slices.Concat(chain, []*ast.Term{ast.ArrayTerm(ast.StringTerm(d.ID), ast.InternedTerm(i))})...))
 		perms[i] = ast.NewTerm(doc)
 	}
+	granted := make([]domain.Permission, len(d.Permissions))
+	for i, g := range d.Permissions {
+		granted[i] = domain.Permission{Resource: g.Resource, Actions: g.Actions}
+	}
+	byAction, anyAction := b.actionIndex(granted)
 	return ast.NewObject(
 		ast.Item(ast.StringTerm("id"), ast.StringTerm(d.ID)),
 		ast.Item(ast.StringTerm("fromAgent"), ast.StringTerm(d.FromAgent)),
@@ -459,6 +499,8 @@ func (b *docBuilder) delegation(d domain.Delegation) ast.Value {
 		ast.Item(ast.StringTerm("depth"), ast.IntNumberTerm(d.Depth)),
 		ast.Item(ast.StringTerm("maxDepth"), ast.IntNumberTerm(d.MaxDepth)),
 		ast.Item(b.str("permissions"), ast.ArrayTerm(perms...)),
+		ast.Item(b.str("byAction"), byAction),
+		ast.Item(b.str("anyAction"), anyAction),
 	)
 }
 

@@ -17,19 +17,27 @@ package kavach.authz
 
 import data.kavach.resources
 
-# One ordered chain, the common cases early. The first five denials depend
-# on the agent's record alone and are decided before any permission or
-# extension is looked at: they hold until the data changes (an expired
-# agent stays expired; a suspended one until the write that resumes it).
-# The states an admin or containment sets (revoked, suspended) come before
-# the one the clock brings (expired). Without extensions, an allow by an own
-# permission without constraints (the first stored) and a call no permission
-# matches depend on nothing but the data either: they hold until the agent
-# expires (the cached branches require its expiresAt, which synced data
-# always has). Extensions may depend on anything, so with them loaded these
-# decisions come from the general branches, which are never cached. Every
-# literal here is written out in place: a value handed through one more
-# rule or function costs allocations on every decision.
+# One ordered chain, the common cases first. While the agent is active and
+# unexpired and no extension is loaded (_open), none of the denials that
+# depend on the agent's record alone, nor an extension's, can apply, so
+# the common decisions come first, each from one branch that touches as
+# few rules as it can: an allow by an own permission without constraints
+# (the first stored); a call no permission matches; an allow by a
+# delegated permission without constraints through a live chain; an allow
+# by the one own permission that matches, whose constraints hold without a
+# human. Each gives exactly what the general branches below would: they
+# only skip the wrapping, ranking and merging those do for any mix of
+# candidates. Then the general chain: the first five denials depend on the
+# agent's record alone: they hold until the data changes (an expired agent
+# stays expired; a suspended one until the write that resumes it). The
+# states an admin or containment sets (revoked, suspended) come before the
+# one the clock brings (expired). Without extensions, the own allow and the
+# call no permission matches depend on nothing but the data either: they
+# hold until the agent expires (the cached branches require its expiresAt,
+# which synced data always has). Extensions may depend on anything, so with
+# them loaded these decisions come from the general branches, which are
+# never cached. Every literal here is written out in place: a value handed
+# through one more rule or function costs allocations on every decision.
 
 # METADATA
 # description: |
@@ -44,7 +52,121 @@ import data.kavach.resources
 #   uses up quota or an approval: the sidecar decides it again under the
 #   agent's lock, with the counts, and records what it uses.
 # entrypoint: true
-decision := _deny(
+decision := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": p.use,
+	"cache": {"until": a.expiresAt},
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	p := _matching_own[0]
+	not p.constraints
+} else := {
+	"allowed": false,
+	"code": "no_permission",
+	"reason": sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"cache": {"until": a.expiresAt},
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	count(_matching_own) == 0
+	count(_delegated_matching) == 0
+} else := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q (delegated by %s)", [p.resource, input.action, input.resource, id]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": {"key": p.key, "source": id, "resource": p.resource},
+	"cache": false,
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	count(_matching_own) == 0
+	[id, i] := _delegated_matching[0]
+	d := data.kavach.delegations[id]
+	p := d.permissions[i]
+	not p.constraints
+	p.inherited == []
+
+	# Every link active and unexpired, every delegator active and
+	# unexpired (what _chain_failure finds no fault with), looked up at
+	# each decision, so a change to any of them counts at once: the link
+	# to this agent, then those up the chain.
+	d.status == "active"
+	_now < d.expiresAt
+	delegator := data.kavach.agents[d.fromAgent]
+	delegator.status == "active"
+	not _expired(delegator)
+	every link in p.chain {
+		up := data.kavach.delegations[link[0]]
+		up.status == "active"
+		_now < up.expiresAt
+		up_delegator := data.kavach.agents[up.fromAgent]
+		up_delegator.status == "active"
+		not _expired(up_delegator)
+	}
+
+	# The root delegator still holds the permission the chain was cut from,
+	# without constraints (one: the sync never writes two permissions of an
+	# agent with one key; data that does takes the general branches).
+	[root_id, root_i] := p.links[0]
+	root := data.kavach.delegations[root_id]
+	key := root.permissions[root_i].coveredBy
+	[own] := [own | some own in data.kavach.agents[root.fromAgent].permissions; own.key == key]
+	not own.constraints
+} else := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": p.use,
+	"cache": false,
+	"consumes": true,
+} if {
+	_open
+	a := _agent
+	p := _sole_holding
+	p.use.rateLimits[0].max == p.constraints.maxCallsPerHour
+} else := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": p.use,
+	"cache": false,
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	p := _sole_holding
+	not p.constraints.maxCallsPerHour
+	not p.use.rateLimits
+} else := {
+	"allowed": true,
+	"code": "allowed",
+	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
+	"agentId": agent_id,
+	"ownerId": a.ownerId,
+	"permission": {"key": p.key, "source": "own", "resource": p.resource},
+	"cache": {"until": a.expiresAt},
+	"consumes": false,
+} if {
+	_open
+	a := _agent
+	p := _plain[0]
+} else := _deny(
 	"invalid_token",
 	"the bearer token does not belong to any agent",
 	{"until": null},
@@ -62,29 +184,6 @@ decision := _deny(
 	_extensions
 	_can_allow
 	count(_ext_denials) > 0
-} else := {
-	"allowed": true,
-	"code": "allowed",
-	"reason": sprintf("permission %q allows %q on %q", [p.resource, input.action, input.resource]),
-	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
-	"permission": {"key": p.key, "source": "own", "resource": p.resource},
-	"cache": {"until": _agent.expiresAt},
-	"consumes": false,
-} if {
-	not _extensions
-	p := _plain[0]
-} else := {
-	"allowed": false,
-	"code": "no_permission",
-	"reason": sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
-	"agentId": agent_id,
-	"ownerId": _agent.ownerId,
-	"cache": {"until": _agent.expiresAt},
-	"consumes": false,
-} if {
-	not _extensions
-	count(_matching) == 0
 } else := _allow(_chosen) if {
 	count(_granting) > 0
 } else := _refuse(_best_failure) if {
@@ -94,6 +193,16 @@ decision := _deny(
 	sprintf("no permission of agent %q allows %q on %q", [agent_id, input.action, input.resource]),
 	false,
 )
+
+# The agent is active and unexpired, and no extension is loaded: the first
+# five denials cannot apply, nor can an extension's (data.kavach.ext.deny
+# is what _extensions reads, without one more rule).
+_open if {
+	a := _agent
+	a.status == "active"
+	not _expired(a)
+	not data.kavach.ext.deny
+}
 
 # An agent revoked, or suspended: one test on the common path for both.
 _held_back := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent_id]), {"until": null}) if {
@@ -113,9 +222,9 @@ _held_back := _deny("agent_revoked", sprintf("agent %q has been revoked", [agent
 # scope: document
 default agent_id := ""
 
-agent_id := input.agentId if _by_id
-
-agent_id := data.kavach.tokens[input.tokenHash] if not _by_id
+agent_id := input.agentId if {
+	is_string(input.agentId)
+} else := data.kavach.tokens[input.tokenHash]
 
 # A helper rule, because "not is_string(input.x)" is undefined, not true,
 # when input.x is missing.
@@ -130,11 +239,9 @@ _agent := data.kavach.agents[agent_id]
 
 # The sidecar passes the time so that decisions are reproducible; stock OPA
 # callers that omit it get the evaluation time.
-_now := input.now if _has_now
-
-_now := time.now_ns() if not _has_now
-
-_has_now if is_number(input.now)
+_now := input.now if {
+	is_number(input.now)
+} else := time.now_ns()
 
 _deny(code, reason, cache) := {
 	"allowed": false,
@@ -188,6 +295,15 @@ _candidates := array.concat(_own, _delegated)
 # compiles once and caches, and which matches what resources.match does
 # for a resource without empty segments; otherwise that rule decides.
 _matching_own := [p |
+	some i in object.get(a.byAction, input.action, a.anyAction)
+	p := a.permissions[i]
+	glob.match(p.glob, [":"], input.resource)
+] if {
+	not _scoped
+	a := _agent
+	a.byAction
+	not regex.match(`^$|^:|::|:$`, input.resource)
+} else := [p |
 	some i in _own_candidates
 	p := _agent.permissions[i]
 	glob.match(p.glob, [":"], input.resource)
@@ -228,19 +344,31 @@ _action_candidates := object.get(_agent.byAction, input.action, _agent.anyAction
 _matching := array.concat(
 	[{"perm": p, "source": "own", "links": []} | some p in _matching_own],
 	[{"perm": p, "source": id, "links": array.concat(p.chain, [[id, i]])} |
-		not _scoped
-		some id in _agent.incoming
-		d := data.kavach.delegations[id]
-		d.toAgent == agent_id
-		some i, p in d.permissions
-		_applies(p)
+		some [id, i] in _delegated_matching
+		p := data.kavach.delegations[id].permissions[i]
 	],
 )
 
-_applies(p) if {
+# The delegated permissions that apply to the request, as [delegation ID,
+# position], in order: by delegation as the agent lists them, then by
+# position. The sync indexes each delegation's permissions by action as it
+# does an agent's own (byAction, anyAction); data without the index is
+# filtered here.
+_delegated_matching := [[id, i] |
+	not _scoped
+	some id in _agent.incoming
+	d := data.kavach.delegations[id]
+	d.toAgent == agent_id
+	some i in _grant_candidates(d)
+	_resource_match(d.permissions[i])
+]
+
+_grant_candidates(d) := object.get(d.byAction, input.action, d.anyAction) if {
+	d.byAction
+} else := [i |
+	some i, p in d.permissions
 	resources.action_match(p.actions, input.action)
-	_resource_match(p)
-}
+]
 
 # The sync precomputes each pattern as a glob (p.glob), which OPA compiles
 # once and caches; for a resource with empty segments, which globs would
@@ -253,7 +381,7 @@ _resource_match(p) := glob.match(p.glob, [":"], input.resource) if {
 }
 
 # Not empty, and no empty segment anywhere: one test covers all four.
-_well_formed if not contains(concat("", [":", input.resource, ":"]), "::")
+_well_formed if not regex.match(`^$|^:|::|:$`, input.resource)
 
 # An own permission without constraints allows outright: the common case
 # skips every further check.
@@ -273,6 +401,16 @@ _chosen := {"perm": _plain[0], "source": "own", "links": []} if {
 } else := _free[0] if {
 	count(_free) > 0
 } else := _granting[0]
+
+# The common constrained allow: the one permission that applies is the
+# agent's own, and its constraints hold without asking a human. It is then
+# the one _chosen picks; its rate limit, if any, is all it consumes, and
+# what the allow reports of it is the use the sync made ready.
+_sole_holding := p if {
+	[p] := _matching_own
+	count(_delegated_matching) == 0
+	_set_holds(p.constraints, p.key)
+}
 
 # Any other allow is evaluated every time.
 _allow(c) := {

@@ -289,3 +289,38 @@ _approval_matches if {
 }
 
 _key(c) := object.get(c.perm, "key", "")
+
+# A constraint set allows the call without asking a human: each of its
+# constraints holds, checked by kind (the first argument picks the one
+# definition that applies). For the single own permission of
+# _sole_holding, whose only set is its own; key is what its rate limit
+# counts under. A kind this policy does not know never holds here.
+_set_holds(cs, key) if {
+	every kind, value in cs {
+		_holds(kind, value, key)
+	}
+}
+
+_holds("minTrustLevel", level, _) if _meets(level)
+
+_holds("ipAllowlist", prefixes, _) if {
+	some prefix in prefixes
+	net.cidr_contains(prefix, input.ip)
+}
+
+_holds("timeWindow", w, _) if _in_window({"timeWindow": w})
+
+_holds("allowedArgPatterns", patterns, _) if {
+	every v in _argument_strings {
+		_some_match(patterns, v)
+	}
+}
+
+_holds("maxCallsPerHour", max_calls, key) if _calls(key) < max_calls
+
+_holds("requireApproval", false, _)
+
+_holds("requireApproval", level, _) if {
+	is_string(level)
+	_meets(level)
+}

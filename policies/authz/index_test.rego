@@ -2,9 +2,20 @@ package kavach.authz_index_test
 
 import data.kavach.authz
 
-# Agents as the sync writes them: permissions with key and glob, indexed
-# by action (byAction; anyAction for those granting "*").
-_agents := {
+# Agents as the sync writes them: permissions with key, glob and use (what
+# the common allows report of it), indexed by action (byAction; anyAction
+# for those granting "*").
+_agents[id] := object.union(a, {"permissions": [object.union(p, {"use": _use(p)}) |
+	some p in a.permissions
+]}) if {
+	some id, a in _written_agents
+}
+
+_use(p) := {"key": p.key, "source": "own", "resource": p.resource, "rateLimits": [{"key": p.key, "max": p.constraints.maxCallsPerHour}]} if {
+	p.constraints.maxCallsPerHour
+} else := {"key": p.key, "source": "own", "resource": p.resource}
+
+_written_agents := {
 	"agt_synced": {
 		"ownerId": "user-1",
 		"status": "active",
@@ -106,6 +117,27 @@ _agents := {
 		"incoming": ["dlg_3"],
 		"trust": {"level": "standard", "score": 64},
 	},
+	# One own permission with a rate limit.
+	"agt_limited": {
+		"ownerId": "user-1",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [{
+			"key": "p_14", "resource": "mcp:slack:channels", "glob": "mcp:slack:channels", "actions": ["post"],
+			"constraints": {"ipAllowlist": ["10.0.0.0/8"], "maxCallsPerHour": 3},
+		}],
+		"byAction": {"post": [0]},
+		"anyAction": [],
+	},
+	"agt_leaf": {
+		"ownerId": "user-3",
+		"status": "active",
+		"expiresAt": null,
+		"permissions": [],
+		"byAction": {},
+		"anyAction": [],
+		"incoming": ["dlg_4"],
+	},
 	"agt_synced_revoked": {
 		"ownerId": "user-1",
 		"status": "revoked",
@@ -121,16 +153,20 @@ _delegations := {
 		"expiresAt": 10000, "depth": 1, "maxDepth": 2,
 		"permissions": [{
 			"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
-			"coveredBy": "p_2", "inherited": [], "chain": [],
+			"coveredBy": "p_2", "inherited": [], "chain": [], "links": [["dlg_1", 0]],
 		}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
 	},
 	"dlg_2": {
 		"id": "dlg_2", "fromAgent": "agt_synced", "toAgent": "agt_mixed", "status": "active",
 		"expiresAt": 10000, "depth": 1, "maxDepth": 2,
 		"permissions": [{
 			"key": "p_2", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["read"],
-			"coveredBy": "p_2", "inherited": [], "chain": [],
+			"coveredBy": "p_2", "inherited": [], "chain": [], "links": [["dlg_2", 0]],
 		}],
+		"byAction": {"read": [0]},
+		"anyAction": [],
 	},
 	"dlg_3": {
 		"id": "dlg_3", "fromAgent": "agt_synced", "toAgent": "agt_earning", "status": "active",
@@ -138,7 +174,34 @@ _delegations := {
 		"permissions": [{
 			"key": "p_3", "resource": "admin:*:delete", "glob": "admin:?*:delete", "actions": ["purge"],
 			"constraints": {"minTrustLevel": "trusted"}, "coveredBy": "p_3", "inherited": [], "chain": [],
+			"links": [["dlg_3", 0]],
 		}],
+		"byAction": {"purge": [0]},
+		"anyAction": [],
+	},
+	# A second link below dlg_1: agt_synced -> agt_sub -> agt_leaf, and a
+	# grant that inherited constraints.
+	"dlg_4": {
+		"id": "dlg_4", "fromAgent": "agt_sub", "toAgent": "agt_leaf", "status": "active",
+		"expiresAt": 9000, "depth": 2, "maxDepth": 2,
+		"permissions": [
+			{
+				"key": "p_11", "resource": "mcp:github:repos", "glob": "mcp:github:repos", "actions": ["read"],
+				"coveredBy": "p_2", "inherited": [], "chain": [["dlg_1", 0]], "links": [["dlg_1", 0], ["dlg_4", 0]],
+			},
+			{
+				"key": "p_12", "resource": "mcp:github:*", "glob": "mcp:github:?**", "actions": ["*"],
+				"coveredBy": "p_2", "inherited": [{"key": "p_2", "constraints": {"maxCallsPerHour": 5}}],
+				"chain": [["dlg_1", 0]], "links": [["dlg_1", 0], ["dlg_4", 1]],
+			},
+			{
+				"key": "p_13", "resource": "mcp:github:pulls", "glob": "mcp:github:pulls", "actions": ["read"],
+				"constraints": {"ipAllowlist": ["10.0.0.0/8"]},
+				"coveredBy": "p_2", "inherited": [], "chain": [["dlg_1", 0]], "links": [["dlg_1", 0], ["dlg_4", 2]],
+			},
+		],
+		"byAction": {"read": [0, 1, 2]},
+		"anyAction": [1],
 	},
 }
 
@@ -146,9 +209,16 @@ _tokens := {"hash-synced": "agt_synced", "hash-gone": "agt_missing", "hash-suspe
 
 _freeze := {{"code": "change_freeze", "reason": "frozen"}}
 
-# The same agents without the sync's additions: only the general rules apply.
+# The same agents and delegations without the sync's additions: only the
+# general rules apply.
 _plain_agents[id] := object.remove(a, ["byAction", "anyAction"]) if {
-	some id, a in _agents
+	some id, a in _written_agents
+}
+
+_plain_delegations[id] := object.union(object.remove(d, ["byAction", "anyAction"]), {"permissions": [object.remove(p, ["links"]) |
+	some p in d.permissions
+]}) if {
+	some id, d in _delegations
 }
 
 _requests := [
@@ -165,6 +235,16 @@ _requests := [
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos"},
 	{"agentId": "agt_sub", "action": "write", "resource": "mcp:github:repos"},
 	{"agentId": "agt_sub", "action": "read", "resource": "mcp:github::x"},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 2}},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 3}},
+	{"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "192.0.2.1"},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:pulls", "ip": "10.1.2.3"},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:pulls", "ip": "192.0.2.1"},
+	{"agentId": "agt_leaf", "action": "write", "resource": "mcp:github:issues"},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos", "now": 9000},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos", "scopeKeys": ["p_11"]},
+	{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos", "ext": _freeze},
 	{"agentId": "agt_synced_expired", "action": "read", "resource": "x"},
 	{"agentId": "agt_synced_revoked", "action": "read", "resource": "x"},
 	{"agentId": "agt_synced_expiring", "action": "read", "resource": "x"},
@@ -225,10 +305,12 @@ _requests := [
 # extensions' denials.
 _input(r) := object.union({"now": 2000}, object.remove(r, ["ext"]))
 
-_decide(r, agents) := d if {
+_decide(r, agents) := _decide_with(r, agents, _delegations)
+
+_decide_with(r, agents, delegations) := d if {
 	d := authz.decision with input as _input(r)
 		with data.kavach.agents as agents
-		with data.kavach.delegations as _delegations
+		with data.kavach.delegations as delegations
 		with data.kavach.tokens as _tokens
 		with data.kavach.ext as _ext(r)
 }
@@ -243,8 +325,97 @@ _ext(r) := {"deny": r.ext} if {
 # part of its one chain, so the same comparison covers them).
 test_index_agrees_with_general_rules if {
 	every inp in _requests {
-		_decide(inp, _agents) == _decide(inp, _plain_agents)
+		_decide(inp, _agents) == _decide_with(inp, _plain_agents, _plain_delegations)
 	}
+}
+
+# A delegated permission through two links, as its chain changes: the
+# branch for the common delegated allow, which reads the precomputed path,
+# decides as the general rules do on data without it, whatever link
+# breaks, and sees every change to a link or to a delegator at once.
+_chain_cases := [
+	# Intact.
+	[{}, {}],
+	# The root link revoked, or expired; the second link expired.
+	[{}, {"dlg_1": object.union(_delegations.dlg_1, {"status": "revoked"})}],
+	[{}, {"dlg_1": object.union(_delegations.dlg_1, {"expiresAt": 2000})}],
+	[{}, {"dlg_4": object.union(_delegations.dlg_4, {"expiresAt": 1999})}],
+	# A link gone.
+	[{}, {"dlg_1": null}],
+	# A delegator suspended, revoked, expired, or gone.
+	[{"agt_synced": object.union(_agents.agt_synced, {"status": "suspended"})}, {}],
+	[{"agt_sub": object.union(_agents.agt_sub, {"status": "revoked"})}, {}],
+	[{"agt_sub": object.union(_agents.agt_sub, {"expiresAt": 2000})}, {}],
+	[{"agt_sub": object.union(_agents.agt_sub, {"expiresAt": 2001})}, {}],
+	[{"agt_synced": null}, {}],
+	# The root permission twice, once with constraints (data the sync
+	# never writes: both sets apply).
+	[
+		{"agt_synced": object.union(_agents.agt_synced, {"permissions": array.concat(
+			_agents.agt_synced.permissions,
+			[object.union(_agents.agt_synced.permissions[1], {"constraints": {"ipAllowlist": ["10.0.0.0/8"]}})],
+		)})},
+		{},
+	],
+	# The root permission gone, or constrained now.
+	[{"agt_synced": object.union(_agents.agt_synced, {"permissions": [_agents.agt_synced.permissions[0]]})}, {}],
+	[
+		{"agt_synced": object.union(_agents.agt_synced, {"permissions": [
+			_agents.agt_synced.permissions[0],
+			object.union(_agents.agt_synced.permissions[1], {"constraints": {"ipAllowlist": ["10.0.0.0/8"]}}),
+		]})},
+		{},
+	],
+]
+
+_changed(docs, changes) := {id: d |
+	some id, d in object.union(docs, changes)
+	d != null
+}
+
+test_delegated_branch_follows_every_link if {
+	every change in _chain_cases {
+		agents := _changed(_agents, change[0])
+		plain_agents := {id: object.remove(a, ["byAction", "anyAction"]) | some id, a in agents}
+		delegations := _changed(_delegations, change[1])
+		plain_delegations := {id: object.union(d, {"permissions": [object.remove(p, ["links"]) | some p in d.permissions]}) |
+			some id, d in delegations
+		}
+		every inp in [
+			{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos", "ip": "10.1.2.3"},
+			{"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:pulls", "ip": "10.1.2.3"},
+			{"agentId": "agt_sub", "action": "read", "resource": "mcp:github:repos", "ip": "192.0.2.1"},
+		] {
+			_decide_with(inp, agents, delegations) == _decide_with(inp, plain_agents, plain_delegations)
+		}
+	}
+}
+
+test_constrained_branch_reports_the_rate_limit if {
+	d := _decide({"agentId": "agt_limited", "action": "post", "resource": "mcp:slack:channels", "ip": "10.1.2.3", "calls": {"p_14": 2}}, _agents)
+	d.allowed
+	d.consumes
+	d.cache == false
+	d.permission == {"key": "p_14", "source": "own", "resource": "mcp:slack:channels", "rateLimits": [{"key": "p_14", "max": 3}]}
+}
+
+test_delegated_branch_codes if {
+	d := _decide({"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"}, _agents)
+	d.allowed
+	d.permission == {"key": "p_11", "source": "dlg_4", "resource": "mcp:github:repos"}
+	d.reason == `permission "mcp:github:repos" allows "read" on "mcp:github:repos" (delegated by dlg_4)`
+	d.cache == false
+	revoked := _changed(_delegations, {"dlg_1": object.union(_delegations.dlg_1, {"status": "revoked"})})
+	_decide_with({"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"}, _agents, revoked).code == "delegation_revoked"
+	suspended := _changed(_agents, {"agt_sub": object.union(_agents.agt_sub, {"status": "suspended"})})
+	_decide_with({"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"}, suspended, _delegations).code == "delegation_revoked"
+	expired := _changed(_agents, {"agt_synced": object.union(_agents.agt_synced, {"expiresAt": 1000})})
+	_decide_with({"agentId": "agt_leaf", "action": "read", "resource": "mcp:github:repos"}, expired, _delegations).code == "delegation_expired"
+
+	# An inherited rate limit takes the general branches, and consumes.
+	limited := _decide({"agentId": "agt_leaf", "action": "write", "resource": "mcp:github:issues"}, _agents)
+	limited.consumes
+	limited.permission.rateLimits == [{"key": "p_2", "max": 5}]
 }
 
 test_shortcut_taken_for_plain_own_permission if {
