@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kavach-dev/kavach/domain"
+)
+
+// padLookup answers as MySQL/MariaDB do with utf8mb4_bin, a PAD SPACE
+// collation (docs/mysql.md): WHERE a.id = 'agt_a ' finds agent 'agt_a'.
+type padLookup struct{ *dbLookup }
+
+func (l padLookup) Agent(ctx context.Context, id string) (domain.Agent, bool, error) {
+	return l.dbLookup.Agent(ctx, strings.TrimRight(id, " "))
+}
+
+func (l padLookup) Approval(ctx context.Context, id string) (domain.Approval, bool, error) {
+	return l.dbLookup.Approval(ctx, strings.TrimRight(id, " "))
+}
+
+// REVIEW19: CachedData keys an entry by the key asked for, but the database
+// may match a different key (MySQL's trailing-space padding): the entry
+// "agt_a " holds agt_a's document, and no write ever replaces it, since
+// writes name "agt_a". A caller who sends agentId "agt_a " (CheckID allows
+// spaces) keeps being allowed after agt_a is revoked. MemoryData denies
+// "agt_a " outright (no such agent).
+func TestReview19PaddedKeyOutlivesRevoke(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := testAgent("agt_a", "h-a", domain.Permission{Resource: "*", Actions: []string{"*"}})
+	db := newDBLookup(memSource{agents: []domain.Agent{a}})
+	e, err := NewWithData(ctx, CachedData(padLookup{db}, 100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.NoCache = true
+	alias := Input{AgentID: "agt_a ", Action: "read", Resource: "x", Now: now}
+	if d, _ := e.Decide(ctx, alias); d.Allowed {
+		t.Logf("before the revoke, %q is allowed (MemoryData: unknown agent)", alias.AgentID)
+	}
+	revoked := a
+	revoked.Status = domain.StatusRevoked
+	db.put(revoked)
+	if err := e.Apply(ctx, Changes{Agents: []domain.Agent{revoked}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.Decide(ctx, Input{AgentID: "agt_a", Action: "read", Resource: "x", Now: now}); d.Code != CodeAgentRevoked {
+		t.Fatalf("agt_a = %+v; want revoked", d)
+	}
+	if d, _ := e.Decide(ctx, alias); d.Allowed {
+		t.Errorf("after agt_a's revoke was applied, %q = %+v; want denied", alias.AgentID, d)
+	}
+}
