@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,35 @@ func TestReview19PaddedKeyOutlivesRevoke(t *testing.T) {
 	}
 	if d, _ := e.Decide(ctx, alias); d.Allowed {
 		t.Errorf("after agt_a's revoke was applied, %q = %+v; want denied", alias.AgentID, d)
+	}
+}
+
+// REVIEW19: absences share each collection's LRU with real entries, so
+// anyone holding well-formed random tokens (no credential needed) evicts
+// every agent's token entry: capacity unknown tokens later, a hot agent's
+// next decision reads the database again (one read per random token too).
+func TestReview19UnknownTokensEvictHotOnes(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	db := newDBLookup(memSource{agents: []domain.Agent{testAgent("agt_hot", "h-hot", domain.Permission{Resource: "*", Actions: []string{"*"}})}})
+	const capacity = 100
+	e, err := NewWithData(ctx, CachedData(db, capacity), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.NoCache = true
+	hot := Input{TokenHash: "h-hot", Action: "read", Resource: "x", Now: now}
+	if d, _ := e.Decide(ctx, hot); !d.Allowed {
+		t.Fatal(d)
+	}
+	for i := range capacity {
+		_, _ = e.Decide(ctx, Input{TokenHash: fmt.Sprintf("random-%d", i), Action: "read", Resource: "x", Now: now})
+	}
+	before := db.reads.Load()
+	if d, _ := e.Decide(ctx, hot); !d.Allowed {
+		t.Fatal(d)
+	}
+	if n := db.reads.Load() - before; n != 0 {
+		t.Errorf("the hot agent's decision read the database %d times after %d unknown tokens; want 0 (absences evicted its entry)", n, capacity)
 	}
 }
