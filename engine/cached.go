@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -72,6 +73,10 @@ func CachedData(lookup Lookup, capacity int) storage.Store {
 	c.tokens = mustLRU(capacity)
 	c.delegations = mustLRU(capacity)
 	c.approvals = mustLRU(capacity)
+	var err error
+	if c.absents, err = lru.New[string, struct{}](capacity); err != nil {
+		panic(err) // only for capacity <= 0, ruled out above
+	}
 	return c
 }
 
@@ -98,6 +103,10 @@ type cachedData struct {
 	seed     maphash.Seed
 
 	agents, tokens, delegations, approvals *lru.Cache[string, ast.Value]
+	// absents are the keys the database did not have, by kind and key:
+	// apart, so that unknown IDs and tokens (anyone can send them) never
+	// push out the documents of agents that exist.
+	absents *lru.Cache[string, struct{}]
 
 	// gens counts writes per key group; see remember.
 	gens [generations]atomic.Uint64
@@ -115,18 +124,20 @@ type cachedData struct {
 }
 
 // Bounds of what the builder keeps to share: permission sets shared by
-// many agents are few; past this many, the fleet's sets are mostly
-// distinct, and keeping them would hold documents memory has let go.
+// many agents are few; past this many (or this much), the fleet's sets
+// are mostly distinct, and keeping them would hold documents memory has
+// let go.
 const (
 	maxSharedSets   = 4096
 	maxSharedValues = 65536
+	maxSharedBytes  = 16 << 20
 )
 
 // build runs fn with the shared builder.
 func (c *cachedData) build(fn func(b *docBuilder) ast.Value) ast.Value {
 	c.builderMu.Lock()
 	defer c.builderMu.Unlock()
-	if c.builder == nil || len(c.builder.sets) > maxSharedSets || c.builder.size() > maxSharedValues {
+	if b := c.builder; b == nil || len(b.sets) > maxSharedSets || b.size() > maxSharedValues || b.bytes > maxSharedBytes {
 		c.builder = newDocBuilder()
 	}
 	return fn(c.builder)
@@ -142,9 +153,9 @@ type cachedTxn struct {
 }
 
 type cachedOp struct {
-	coll *lru.Cache[string, ast.Value]
-	key  string
-	val  ast.Value // nil: remove
+	coll      *lru.Cache[string, ast.Value]
+	kind, key string
+	val       ast.Value // nil: remove
 }
 
 func (t *cachedTxn) ID() uint64 { return t.id }
@@ -159,7 +170,7 @@ func stats(s storage.Store) (CacheStats, bool) {
 		return CacheStats{}, false
 	}
 	return CacheStats{
-		Entries:  c.agents.Len() + c.tokens.Len() + c.delegations.Len() + c.approvals.Len(),
+		Entries:  c.agents.Len() + c.tokens.Len() + c.delegations.Len() + c.approvals.Len() + c.absents.Len(),
 		Capacity: c.capacity, Hits: c.hits.Load(), Misses: c.misses.Load(), Errors: c.errs.Load(),
 	}, true
 }
@@ -175,6 +186,7 @@ func (c *cachedData) reset() {
 	for _, l := range []*lru.Cache[string, ast.Value]{c.agents, c.tokens, c.delegations, c.approvals} {
 		l.Purge()
 	}
+	c.absents.Purge()
 }
 
 func (c *cachedData) NewTransaction(_ context.Context, params ...storage.TransactionParams) (storage.Transaction, error) {
@@ -202,6 +214,7 @@ func (c *cachedData) Commit(_ context.Context, txn storage.Transaction) error {
 		// that began before this write sees it moved and is not
 		// remembered.
 		c.gen(op.key).Add(1)
+		c.absents.Remove(absentKey(op.kind, op.key))
 		if op.val == nil {
 			op.coll.Remove(op.key)
 		} else {
@@ -260,14 +273,15 @@ func (c *cachedData) Read(ctx context.Context, txn storage.Transaction, path sto
 	if err != nil {
 		return nil, err
 	}
-	if len(path) == 0 || path[0] != "kavach" {
+	if len(path) > 0 && path[0] != "kavach" {
 		return nil, notFound(path)
 	}
 	if len(path) < 3 {
 		if len(path) == 2 && c.collection(path[1]) == nil {
 			return nil, notFound(path)
 		}
-		return nil, &storage.Error{Code: storage.InternalErr, Message: "data." + path.String()[1:] +
+		name := strings.ReplaceAll(strings.TrimPrefix(path.String(), "/"), "/", ".")
+		return nil, &storage.Error{Code: storage.InternalErr, Message: strings.TrimSuffix("data."+name, ".") +
 			" is read by key only (data.kavach.agents[id], …): it cannot be enumerated, the agents live in the database"}
 	}
 	coll := c.collection(path[1])
@@ -313,27 +327,47 @@ func child(v ast.Value, k string) ast.Value {
 // absent when the database has none.
 func (c *cachedData) get(ctx context.Context, kind string, coll *lru.Cache[string, ast.Value], key string) (ast.Value, error) {
 	if v, ok := coll.Get(key); ok {
-		if kind != "tokens" || v == absent || c.tokenCurrent(ctx, key, v) {
+		if kind != "tokens" || c.tokenCurrent(ctx, key, v) {
 			c.hits.Add(1)
 			return v, nil
 		}
+	} else if _, ok := c.absents.Get(absentKey(kind, key)); ok {
+		c.hits.Add(1)
+		return absent, nil
 	}
 	c.misses.Add(1)
 	gen := c.gen(key).Load()
 	v, err := c.read(ctx, kind, key)
+	if err == nil && kind == "tokens" && v != absent && !c.tokenCurrent(ctx, key, v) {
+		// The agent found does not hold this exact hash (a database
+		// comparing padded strings, or a rotation this replica has not
+		// applied yet: the write that applies it adds the token's entry).
+		v = absent
+	}
 	if err != nil {
 		c.errs.Add(1)
 		return nil, &storage.Error{Code: storage.InternalErr, Message: fmt.Sprintf("read %s %q from the database: %v", kind, key, err)}
 	}
-	c.remember(coll, key, v, gen)
+	c.remember(coll, kind, key, v, gen)
 	return v, nil
 }
 
-// remember keeps a document read through, unless a write to a key of the
-// same group happened since the read began (the read may predate it).
-func (c *cachedData) remember(coll *lru.Cache[string, ast.Value], key string, v ast.Value, gen uint64) {
+func absentKey(kind, key string) string { return kind + "\x00" + key }
+
+// remember keeps a document read through (or the key's absence), unless a
+// write to a key of the same group happened since the read began (the
+// read may predate it).
+func (c *cachedData) remember(coll *lru.Cache[string, ast.Value], kind, key string, v ast.Value, gen uint64) {
 	g := c.gen(key)
 	if g.Load() != gen {
+		return
+	}
+	if v == absent {
+		k := absentKey(kind, key)
+		c.absents.Add(k, struct{}{})
+		if g.Load() != gen {
+			c.absents.Remove(k) // a write landed meanwhile: it may have created it
+		}
 		return
 	}
 	coll.Add(key, v)
@@ -365,7 +399,9 @@ func (c *cachedData) read(ctx context.Context, kind, key string) (ast.Value, err
 	switch kind {
 	case "agents":
 		a, ok, err := c.lookup.Agent(ctx, key)
-		if err != nil || !ok {
+		if err != nil || !ok || a.ID != key {
+			// Exactly the key asked for, or nothing: a document kept under
+			// another key than its own would never be replaced by writes.
 			return absent, err
 		}
 		in := make([]*ast.Term, len(a.Incoming))
@@ -381,13 +417,13 @@ func (c *cachedData) read(ctx context.Context, kind, key string) (ast.Value, err
 		return ast.String(id), nil
 	case "delegations":
 		d, ok, err := c.lookup.Delegation(ctx, key)
-		if err != nil || !ok {
+		if err != nil || !ok || d.ID != key {
 			return absent, err
 		}
 		return c.build(func(b *docBuilder) ast.Value { return b.delegation(d) }), nil
 	case "approvals":
 		a, ok, err := c.lookup.Approval(ctx, key)
-		if err != nil || !ok {
+		if err != nil || !ok || a.ID != key {
 			return absent, err
 		}
 		return c.build(func(b *docBuilder) ast.Value { return b.approval(a) }), nil
@@ -406,7 +442,7 @@ func (c *cachedData) Write(_ context.Context, txn storage.Transaction, op storag
 	if len(path) != 3 || path[0] != "kavach" || c.collection(path[1]) == nil {
 		return &storage.Error{Code: storage.InvalidPatchErr, Message: path.String() + ": only whole documents under data.kavach.{agents,tokens,delegations,approvals} are written"}
 	}
-	o := cachedOp{coll: c.collection(path[1]), key: path[2]}
+	o := cachedOp{coll: c.collection(path[1]), kind: path[1], key: path[2]}
 	switch op {
 	case storage.AddOp, storage.ReplaceOp:
 		v, ok := value.(ast.Value)

@@ -196,6 +196,9 @@ type docBuilder struct {
 	trusts  map[trustKey]*ast.Term
 	sets    map[string]permissionSet
 	uses    map[string]*ast.Term
+	// bytes estimates what the shared values hold, for a builder that
+	// lives across writes (CachedData) to know when to start afresh.
+	bytes int
 }
 
 // permissionSet is an agent's own permissions as the policy reads them: the
@@ -218,33 +221,47 @@ func (b *docBuilder) size() int {
 	return len(b.strings) + len(b.lists) + len(b.trusts) + len(b.sets) + len(b.uses)
 }
 
+// maxSharedSetKey bounds the permission sets shared: those made from a
+// template are short; a long one is likely its agent's own, and keeping it
+// to share would only keep it alive after its agent's document is gone.
+const maxSharedSetKey = 2048
+
 // ownPermissions is the permission set of perms, shared with every other
 // agent holding the same permissions in the same order.
 func (b *docBuilder) ownPermissions(perms []domain.Permission) permissionSet {
 	var k strings.Builder
+	field := func(s string) { // length-prefixed: no two sets share a key
+		k.WriteString(strconv.Itoa(len(s)))
+		k.WriteByte(':')
+		k.WriteString(s)
+	}
 	for _, p := range perms {
-		k.WriteString(p.Resource)
+		field(p.Resource)
+		k.WriteString(strconv.Itoa(len(p.Actions)))
 		for _, a := range p.Actions {
-			k.WriteByte(0)
-			k.WriteString(a)
+			field(a)
 		}
-		k.WriteByte(1)
+		c := []byte("{}")
 		if !p.Constraints.IsZero() {
-			c, err := json.Marshal(p.Constraints.Map())
-			if err != nil {
+			var err error
+			if c, err = json.Marshal(p.Constraints.Map()); err != nil {
 				// Strings, booleans and integers only: cannot happen; never
 				// share what cannot be told apart.
 				return b.buildPermissions(perms)
 			}
-			k.Write(c)
 		}
-		k.WriteByte(2)
+		field(string(c))
+		if k.Len() > maxSharedSetKey {
+			// Built apart, so that the builder keeps nothing of it.
+			return newDocBuilder().buildPermissions(perms)
+		}
 	}
 	if s, ok := b.sets[k.String()]; ok {
 		return s
 	}
 	s := b.buildPermissions(perms)
 	b.sets[k.String()] = s
+	b.bytes += 2*k.Len() + 1024*len(perms)
 	return s
 }
 
@@ -266,6 +283,7 @@ func (b *docBuilder) str(s string) *ast.Term {
 	}
 	t := ast.StringTerm(s)
 	b.strings[s] = t
+	b.bytes += 2*len(s) + 64
 	return t
 }
 
@@ -415,6 +433,7 @@ func (b *docBuilder) use(key, resource string, maxCalls int64) *ast.Term {
 	}
 	t := ast.ObjectTerm(items...)
 	b.uses[k] = t
+	b.bytes += len(k) + 512
 	return t
 }
 

@@ -164,7 +164,7 @@ type querier interface {
 
 func (s *Store) getAgent(ctx context.Context, q querier, id string) (domain.Agent, error) {
 	a, err := s.scanAgent(q.QueryRowContext(ctx, `SELECT `+agentSelect+agentFrom+` WHERE a.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && a.ID != id { // exactly id: MySQL's utf8mb4_bin ignores trailing spaces
 		return domain.Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
 	}
 	if err != nil {

@@ -73,7 +73,7 @@ func (s *Store) GetApproval(ctx context.Context, id string) (domain.Approval, er
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	a, err := s.scanApproval(s.r.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM approvals WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && a.ID != id { // exactly id: MySQL's utf8mb4_bin ignores trailing spaces
 		return domain.Approval{}, fmt.Errorf("approval %q: %w", id, ErrNotFound)
 	}
 	return a, err

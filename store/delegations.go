@@ -70,7 +70,7 @@ func (s *Store) GetDelegation(ctx context.Context, id string) (domain.Delegation
 
 func (s *Store) getDelegation(ctx context.Context, q querier, id string) (domain.Delegation, error) {
 	d, err := s.scanDelegation(q.QueryRowContext(ctx, `SELECT `+delegationColumns+` FROM delegations WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && d.ID != id { // exactly id: MySQL's utf8mb4_bin ignores trailing spaces
 		return domain.Delegation{}, fmt.Errorf("delegation %q: %w", id, ErrNotFound)
 	}
 	return d, err

@@ -86,7 +86,8 @@ func (s *Store) PolicyAgent(ctx context.Context, id string) (domain.Agent, error
 	if err != nil {
 		return domain.Agent{}, fmt.Errorf("read agent %q: %w", id, err)
 	}
-	if a == nil {
+	if a == nil || a.ID != id {
+		// Exactly id: MySQL's utf8mb4_bin ignores trailing spaces.
 		return domain.Agent{}, fmt.Errorf("agent %q: %w", id, ErrNotFound)
 	}
 	in, err := s.queryPrepared(ctx, `SELECT id FROM delegations WHERE to_agent = ? ORDER BY id`, id)
@@ -113,7 +114,7 @@ func (s *Store) PolicyAgent(ctx context.Context, id string) (domain.Agent, error
 func (s *Store) AgentIDByTokenHash(ctx context.Context, hash string) (string, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.queryPrepared(ctx, `SELECT id FROM agents WHERE token_hash = ?`, hash)
+	rows, err := s.queryPrepared(ctx, `SELECT id, token_hash FROM agents WHERE token_hash = ?`, hash)
 	if err != nil {
 		return "", fmt.Errorf("read agent by token: %w", err)
 	}
@@ -124,9 +125,12 @@ func (s *Store) AgentIDByTokenHash(ctx context.Context, hash string) (string, er
 		}
 		return "", fmt.Errorf("agent by token: %w", ErrNotFound)
 	}
-	var id string
-	if err := rows.Scan(&id); err != nil {
+	var id, got string
+	if err := rows.Scan(&id, &got); err != nil {
 		return "", fmt.Errorf("read agent by token: %w", err)
+	}
+	if got != hash {
+		return "", fmt.Errorf("agent by token: %w", ErrNotFound) // padded, on MySQL
 	}
 	return id, rows.Err()
 }

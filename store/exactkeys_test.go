@@ -8,12 +8,12 @@ import (
 	"github.com/kavach-dev/kavach/internal/mysqltest"
 )
 
-// REVIEW19: the bounded policy data store (engine.CachedData) remembers a
-// read under the key it asked for. A read by key must find that key
-// exactly, or nothing: on MySQL/MariaDB (utf8mb4_bin pads with spaces) the
-// agent "agt_x " is agent "agt_x", whose later writes never replace the
-// entry remembered under "agt_x ".
-func TestReview19ExactKeys(t *testing.T) {
+// A read by key finds that key exactly, or nothing: on MySQL/MariaDB
+// (utf8mb4_bin ignores trailing spaces) "agt_x " would otherwise be agent
+// "agt_x", and the bounded policy data store (engine.CachedData), which
+// remembers a read under the key it asked for, would keep agt_x's document
+// where no write of agt_x replaces it.
+func TestReadsByKeyAreExact(t *testing.T) {
 	for _, b := range []backend{
 		{name: "sqlite-file", shared: true, url: func(t *testing.T) string { return t.TempDir() + "/kavach.db" }},
 		{name: "mysql", shared: true, polls: true, url: func(t *testing.T) string { return mysqltest.URL(t) }},
@@ -23,6 +23,9 @@ func TestReview19ExactKeys(t *testing.T) {
 			ctx := t.Context()
 			ag := contractAgents(t, s, "exact", 2)
 			d := delegate(t, s, ag[1].ID, ag[0].ID, c.Now().Add(time.Hour))
+			if a, err := s.GetAgent(ctx, ag[0].ID+" "); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GetAgent(%q) = agent %q, %v; want ErrNotFound", ag[0].ID+" ", a.ID, err)
+			}
 			if a, err := s.PolicyAgent(ctx, ag[0].ID+" "); !errors.Is(err, ErrNotFound) {
 				t.Errorf("PolicyAgent(%q) = agent %q, %v; want ErrNotFound", ag[0].ID+" ", a.ID, err)
 			}

@@ -9,14 +9,12 @@ import (
 	"github.com/kavach-dev/kavach/domain"
 )
 
-// REVIEW19: the shared builder keeps up to maxSharedSets permission sets
-// (and their keys, as long as the permissions' text) after the documents
-// holding them are gone: it is bounded by count, not bytes. One agent's
-// owner who rewrites its permissions n times (UpdateAgent, each applied on
-// every replica through the feed) leaves n sets in memory, though memory
-// holds one document of that agent. MemoryData's builder lived for one
-// write only.
-func TestReview19BuilderRetainsReplacedSets(t *testing.T) {
+// The shared builder must not keep what it built for documents that are
+// gone: an agent's owner who rewrites its (large) permissions n times, each
+// rewrite applied on every replica through the feed, must not leave n sets
+// in memory when memory holds one document of that agent. Large sets are
+// built apart; what is shared is bounded in bytes (maxSharedBytes).
+func TestCachedDataBuilderKeepsNoReplacedSets(t *testing.T) {
 	ctx := t.Context()
 	db := newDBLookup(memSource{})
 	e, err := NewWithData(ctx, CachedData(db, 10), nil)

@@ -22,13 +22,13 @@ func (l padLookup) Approval(ctx context.Context, id string) (domain.Approval, bo
 	return l.dbLookup.Approval(ctx, strings.TrimRight(id, " "))
 }
 
-// REVIEW19: CachedData keys an entry by the key asked for, but the database
-// may match a different key (MySQL's trailing-space padding): the entry
-// "agt_a " holds agt_a's document, and no write ever replaces it, since
-// writes name "agt_a". A caller who sends agentId "agt_a " (CheckID allows
-// spaces) keeps being allowed after agt_a is revoked. MemoryData denies
-// "agt_a " outright (no such agent).
-func TestReview19PaddedKeyOutlivesRevoke(t *testing.T) {
+// CachedData keeps a document under the key asked for, and the database
+// may match another (MySQL's utf8mb4_bin ignores trailing spaces): an entry
+// "agt_a " holding agt_a's document would never be replaced by writes,
+// which name "agt_a", and a caller sending agentId "agt_a " would stay
+// allowed after agt_a's revoke. Only a document whose own key is the one
+// asked for counts; as MemoryData does, "agt_a " is no agent.
+func TestCachedDataKeysAreExact(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	a := testAgent("agt_a", "h-a", domain.Permission{Resource: "*", Actions: []string{"*"}})
@@ -56,11 +56,10 @@ func TestReview19PaddedKeyOutlivesRevoke(t *testing.T) {
 	}
 }
 
-// REVIEW19: absences share each collection's LRU with real entries, so
-// anyone holding well-formed random tokens (no credential needed) evicts
-// every agent's token entry: capacity unknown tokens later, a hot agent's
-// next decision reads the database again (one read per random token too).
-func TestReview19UnknownTokensEvictHotOnes(t *testing.T) {
+// Absences are kept apart from documents: anyone may send well-formed
+// random tokens (no credential needed), and they must not push the hot
+// agents' entries out of memory.
+func TestCachedDataAbsencesNeverEvictDocuments(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	db := newDBLookup(memSource{agents: []domain.Agent{testAgent("agt_hot", "h-hot", domain.Permission{Resource: "*", Actions: []string{"*"}})}})
