@@ -10,7 +10,7 @@ import (
 // The pooled virtual cache answers as OPA's own does, frame by frame.
 func TestVirtualCacheAgreesWithOPAs(t *testing.T) {
 	ours := getVirtualCache()
-	defer putVirtualCache(ours)
+	defer func() { putVirtualCache(ours) }()
 	theirs := topdown.NewVirtualCache()
 	ref := func(s string) ast.Ref { return ast.MustParseRef(s) }
 	same := func(r ast.Ref) {

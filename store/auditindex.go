@@ -49,7 +49,7 @@ func (s *Store) IndexAudit(ctx context.Context) (int64, error) {
 	// Look first, without a lock: an UPDATE takes the write lock even when
 	// it changes nothing, and sidecars sharing the file would queue on it.
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM audit_log INDEXED BY audit_pending WHERE pending = 1 LIMIT 1`).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM audit_log INDEXED BY audit_pending WHERE pending <> 0 LIMIT 1`).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -57,7 +57,7 @@ func (s *Store) IndexAudit(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("find audit rows to index: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE audit_log SET pending = 0 WHERE id IN
-		(SELECT id FROM audit_log INDEXED BY audit_pending WHERE pending = 1 ORDER BY id LIMIT ?)`, auditIndexBatch)
+		(SELECT id FROM audit_log INDEXED BY audit_pending WHERE pending <> 0 ORDER BY id LIMIT ?)`, auditIndexBatch)
 	if err != nil {
 		return 0, fmt.Errorf("index audit rows: %w", err)
 	}
@@ -111,14 +111,16 @@ func (s *Store) auditQuery(cols, cond string, args []any, byIndexed bool, dir st
 	if !byIndexed || !s.deferredAuditIndexes() {
 		return `SELECT ` + cols + ` FROM audit_log` + cond + ` ORDER BY id ` + dir + ` LIMIT ?`, append(args, limit)
 	}
+	// The two parts split every row: pending <> 0 (whatever a row holds
+	// that is not exactly 0) and pending = 0, so no value hides a row.
 	where := func(pending string) string {
 		if cond == "" {
-			return " WHERE pending = " + pending
+			return " WHERE " + pending
 		}
-		return cond + " AND pending = " + pending
+		return cond + " AND " + pending
 	}
-	q := `SELECT * FROM (SELECT ` + cols + ` FROM audit_log INDEXED BY audit_pending` + where("1") + ` ORDER BY id ` + dir + ` LIMIT ?)` +
-		` UNION ALL SELECT * FROM (SELECT ` + cols + ` FROM audit_log` + where("0") + ` ORDER BY id ` + dir + ` LIMIT ?)` +
+	q := `SELECT * FROM (SELECT ` + cols + ` FROM audit_log INDEXED BY audit_pending` + where("pending <> 0") + ` ORDER BY id ` + dir + ` LIMIT ?)` +
+		` UNION ALL SELECT * FROM (SELECT ` + cols + ` FROM audit_log` + where("pending = 0") + ` ORDER BY id ` + dir + ` LIMIT ?)` +
 		` ORDER BY id ` + dir + ` LIMIT ?`
 	all := make([]any, 0, 2*len(args)+3)
 	all = append(append(append(all, args...), limit), args...)

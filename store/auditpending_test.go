@@ -7,13 +7,12 @@ import (
 	"github.com/kavach-dev/kavach/domain"
 )
 
-// review2: pending is outside the hash, and auditQuery reads only
-// pending = 1 and pending = 0. Someone with write access to the file who
-// sets pending to any other value (2, -1, a BLOB) hides the row from every
-// query, export and anomaly evidence by agent or owner, while `kavach
-// audit verify` still reports the trail intact (the typeof check that
-// catches the same trick on agent_id does not look at pending).
-func TestReview2PendingOutOfRangeHidesRows(t *testing.T) {
+// pending is outside the row's hash: someone with write access to the
+// file who sets it to any value (2, -1, a BLOB) must not hide the row from
+// queries, exports and anomaly evidence by agent or owner, which `kavach
+// audit verify` would not notice. The query's two parts split every row
+// (pending <> 0, pending = 0), and the indexer takes any non-zero row.
+func TestAuditPendingOfAnyValueHidesNoRow(t *testing.T) {
 	s := openStore(t, Options{URL: filepath.Join(t.TempDir(), "kavach.db"), Secret: testSecret})
 	ids := writeTrail(t, s, 6)
 	if err := s.Seal(t.Context()); err != nil {
