@@ -126,10 +126,17 @@ func (b backend) replicas(t *testing.T, n int) []*Store {
 	url := b.url(t)
 	out := make([]*Store, n)
 	for i := range out {
-		out[i] = openStore(t, Options{URL: url})
+		out[i] = openStore(t, Options{URL: url, Timeout: replicaTimeout})
 	}
 	return out
 }
+
+// replicaTimeout bounds the database calls of stores that share one
+// database and race for it. SQLite's busy handler is not fair: on a loaded
+// machine (the whole suite under -race on two cores) a writer can lose the
+// lock for longer than DefaultTimeout's half while the others loop, and
+// these tests are about who wins, not how fast.
+const replicaTimeout = time.Minute
 
 // pair opens two stores on one database.
 func (b backend) pair(t *testing.T) (*Store, *Store) {

@@ -70,7 +70,7 @@ func queueRetries(t *testing.T, s *Store, endpoint string, next time.Time) []dom
 
 func outboxStore(t *testing.T, url string, c *clock, decisions ...string) *Store {
 	t.Helper()
-	opts := Options{URL: url, Subscriptions: []Subscription{
+	opts := Options{URL: url, Timeout: replicaTimeout, Subscriptions: []Subscription{
 		{Endpoint: "wh_a", Types: []string{domain.EventAgentCreated, domain.EventAuthorizeDenied}},
 		{Endpoint: "wh_b", Types: []string{domain.EventAgentRevoked}},
 	}, DecisionEvents: decisions}
