@@ -93,6 +93,17 @@ type dialect interface {
 	// timeout, 1290/1836 read-only, 1040/1045/1053 refused or shut down,
 	// and the driver's errors of a broken connection.)
 	unavailable(err error) string
+	// beginAgain reports whether a BEGIN that failed with err, on its
+	// attempt'th try (from 1), may be tried on the next pooled connection:
+	// the server ended the session while the connection sat in the pool
+	// (PostgreSQL 57P01 after a restart, a failover or
+	// pg_terminate_backend), which neither database/sql nor pgx notices
+	// before reuse within a second of the connection's last use. Nothing
+	// ran in the failed transaction, so beginning again is safe. (MySQL's
+	// driver checks a reused connection's liveness itself and answers
+	// database/sql's driver.ErrBadConn, which retries; SQLite has no
+	// server.)
+	beginAgain(err error, attempt int) bool
 
 	// lockMigrations takes, for the whole of Migrate, a lock that
 	// serialises migrations between processes where the transactions'
@@ -150,6 +161,8 @@ type standardSQL struct{}
 func (standardSQL) lockMigrations(context.Context, *sql.DB) (func(), error) { return func() {}, nil }
 
 func (standardSQL) returning() bool { return true }
+
+func (standardSQL) beginAgain(error, int) bool { return false }
 
 func (standardSQL) upsert(insert, conflict, set string) string {
 	if set == "" {

@@ -304,6 +304,8 @@ func (*mysqlDialect) isUniqueViolation(err error) bool {
 
 // unavailable reads the server's error number, and recognises the
 // driver's errors of a connection that broke or could not be made.
+func (*mysqlDialect) beginAgain(error, int) bool { return false }
+
 func (*mysqlDialect) unavailable(err error) string {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,9 @@ type postgresDialect struct {
 	// timeout bounds connecting and LISTEN on the listener's connection.
 	timeout time.Duration
 	pool    *pgxpool.Pool
+	// poolSize is the pool's MaxConns: the most connections whose
+	// sessions can have ended while pooled.
+	poolSize int
 }
 
 var _ dialect = (*postgresDialect)(nil)
@@ -74,6 +78,7 @@ func (d *postgresDialect) open(ctx context.Context) (conns, error) {
 		return conns{}, fmt.Errorf("connect to %s: %w", Redact(d.url), err)
 	}
 	d.pool = pool
+	d.poolSize = int(cfg.MaxConns)
 	// database/sql over the pgx pool: one SQL layer for both engines, with
 	// pgx's statement cache preparing each statement once per connection.
 	h := stdlib.OpenDBFromPool(pool)
@@ -189,6 +194,26 @@ func (d *postgresDialect) listenOnce(ctx context.Context, notify func()) (connec
 func (*postgresDialect) isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// beginAgain: a session the server ended (57P01 admin shutdown, 57P02
+// crash shutdown) or whose connection broke after it was made (not a
+// failure to connect, which the next connection would repeat) fails
+// its BEGIN, once per pooled connection, at most poolSize+1 times.
+func (d *postgresDialect) beginAgain(err error, attempt int) bool {
+	if attempt > d.poolSize {
+		return false
+	}
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02"
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // unavailable reads the SQLSTATE of a server error (class 08 connection

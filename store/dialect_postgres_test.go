@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -76,4 +78,50 @@ func TestListenSurvivesAKilledConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("after a write on the new connection")
+}
+
+// Connections pooled while the server ended their sessions (a restart, a
+// failover, an administrator's pg_terminate_backend) cost no write: the
+// transaction that draws one begins again on the next connection, within
+// the second in which neither pool pings a connection before reuse.
+func TestPostgresWritesSurviveEndedSessions(t *testing.T) {
+	t.Parallel()
+	app := "kavach-test-" + filepath.Base(t.TempDir())
+	s := openStore(t, Options{URL: pgtest.URL(t), ApplicationName: app, MaxConns: 4})
+	fill := func() {
+		t.Helper()
+		var held []*sql.Conn
+		for range 4 {
+			c, err := s.w.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.PingContext(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}
+	admin, err := pgx.Connect(t.Context(), pgtest.ServerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for round := range 3 {
+		fill()
+		var ended int
+		if err := admin.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1`, app).Scan(&ended); err != nil || ended == 0 {
+			t.Fatalf("ended %d sessions: %v", ended, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the server has closed them
+		for i := range 4 {
+			if _, err := s.CreateAgent(t.Context(), newAgent("u", fmt.Sprintf("r%d-%d", round, i)), 0); err != nil {
+				t.Fatalf("round %d, write %d after %d sessions ended: %v", round, i, ended, err)
+			}
+		}
+	}
 }

@@ -343,6 +343,9 @@ func (s *Store) txOn(ctx context.Context, h db, fn func(*txn) error) (err error)
 	ctx, span := startTx(ctx, s.dialect)
 	defer func() { endTx(span, err) }()
 	tx, err := h.BeginTx(ctx, nil)
+	for attempt := 1; err != nil && ctx.Err() == nil && s.dialect.beginAgain(err, attempt); attempt++ {
+		tx, err = h.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
