@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// batcher is the span processor: it queues ended spans and exports them in
+// batcher queues ended spans and exports them in
 // batches, as the SDK's batch span processor does and with its settings
 // (OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE,
 // OTEL_BSP_MAX_EXPORT_BATCH_SIZE and their defaults), but queuing under a
@@ -26,15 +25,15 @@ import (
 // and the exporting goroutine is woken once a batch is full, or when the
 // schedule delay has passed: once every few hundred spans.
 type batcher struct {
-	exp      sdktrace.SpanExporter
+	exp      spanExporter
 	delay    time.Duration
 	timeout  time.Duration
 	maxQueue int
 	maxBatch int
 
 	mu     sync.Mutex
-	queue  []sdktrace.ReadOnlySpan
-	spare  []sdktrace.ReadOnlySpan // the exported queue, reused
+	queue  []spanData
+	spare  []spanData // the exported queue, reused
 	closed bool
 
 	// kick wakes the exporter when a batch is full; flush asks it to
@@ -47,7 +46,12 @@ type batcher struct {
 	dropped atomic.Int64
 }
 
-var _ sdktrace.SpanProcessor = (*batcher)(nil)
+// spanExporter sends ended spans (export.go), as the SDK's SpanExporter
+// does the SDK's.
+type spanExporter interface {
+	ExportSpans(ctx context.Context, spans []spanData) error
+	Shutdown(ctx context.Context) error
+}
 
 // The SDK's batch span processor's defaults.
 const (
@@ -59,7 +63,7 @@ const (
 
 // newBatcher starts a batcher exporting to exp, with the OTEL_BSP_*
 // settings getenv reads; an invalid one is ignored, as the SDK ignores it.
-func newBatcher(exp sdktrace.SpanExporter, getenv func(string) string) *batcher {
+func newBatcher(exp spanExporter, getenv func(string) string) *batcher {
 	ms := func(k string, def time.Duration) time.Duration {
 		if n, ok := envInt(getenv, k); ok && n >= 0 {
 			return time.Duration(n) * time.Millisecond
@@ -93,15 +97,9 @@ func envInt(getenv func(string) string, k string) (int, bool) {
 	return n, err == nil
 }
 
-// OnStart does nothing: spans are queued when they end.
-func (b *batcher) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-
-// OnEnd queues a sampled span, or drops it when the queue is full (the
-// exporter cannot keep up) or the processor is shut down.
-func (b *batcher) OnEnd(s sdktrace.ReadOnlySpan) {
-	if !s.SpanContext().IsSampled() {
-		return
-	}
+// add queues an ended, sampled span, or drops it when the queue is full
+// (the exporter cannot keep up) or the batcher is shut down.
+func (b *batcher) add(s spanData) {
 	b.mu.Lock()
 	if b.closed || len(b.queue) >= b.maxQueue {
 		closed := b.closed

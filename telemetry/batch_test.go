@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -16,7 +17,7 @@ type recorder struct {
 	stopped bool
 }
 
-func (r *recorder) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+func (r *recorder) ExportSpans(_ context.Context, spans []spanData) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.batches = append(r.batches, len(spans))
@@ -39,7 +40,12 @@ func (r *recorder) total() (n int, batches []int) {
 	return n, append([]int(nil), r.batches...)
 }
 
-func startSpans(tp *sdktrace.TracerProvider, n int) {
+// providerOn is a provider sampling with sampler, queuing on b.
+func providerOn(b *batcher, sampler sdktrace.Sampler) *provider {
+	return newProvider(sampler, resource.Empty(), b, limitsOf(env()))
+}
+
+func startSpans(tp *provider, n int) {
 	tr := tp.Tracer(Scope)
 	for range n {
 		_, s := tr.Start(context.Background(), "s")
@@ -56,9 +62,9 @@ func TestBatcher(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	b := newBatcher(rec, env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10", "OTEL_BSP_SCHEDULE_DELAY", "3600000"))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b))
+	tp := providerOn(b, sdktrace.AlwaysSample())
 	startSpans(tp, 25)
-	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b), sdktrace.WithSampler(sdktrace.NeverSample()))
+	unsampled := providerOn(b, sdktrace.NeverSample())
 	startSpans(unsampled, 5)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if n, _ := rec.total(); n >= 10 || time.Now().After(deadline) {
@@ -100,7 +106,7 @@ func TestBatcherDelayAndQueueLimit(t *testing.T) {
 	if b.maxBatch != 4 || b.maxQueue != 4 || b.timeout != defaultExportTimeout {
 		t.Errorf("settings: batch %d, queue %d, timeout %v; want 4 (the queue), 4, the default", b.maxBatch, b.maxQueue, b.timeout)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b))
+	tp := providerOn(b, sdktrace.AlwaysSample())
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	startSpans(tp, 2)
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -113,7 +119,7 @@ func TestBatcherDelayAndQueueLimit(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	b.mu.Lock()
-	b.queue = append(b.queue, make([]sdktrace.ReadOnlySpan, 4)...) // full
+	b.queue = append(b.queue, make([]spanData, 4)...) // full
 	b.mu.Unlock()
 	startSpans(tp, 1)
 	if b.dropped.Load() != 1 {

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -49,7 +48,7 @@ type exporter struct {
 	bounds []int
 }
 
-var _ sdktrace.SpanExporter = (*exporter)(nil)
+var _ spanExporter = (*exporter)(nil)
 
 // spanGroup is the spans of an export that share a resource and a scope,
 // by index.
@@ -72,7 +71,7 @@ func newExporter(ctx context.Context, opts ...otlptracehttp.Option) (*exporter, 
 
 // ExportSpans sends spans in one request, grouped by resource and scope as
 // the SDK's exporter groups them.
-func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+func (e *exporter) ExportSpans(ctx context.Context, spans []spanData) error {
 	if len(spans) == 0 {
 		return nil
 	}
@@ -133,7 +132,7 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 }
 
 // group sorts spans into e.groups, in order of first appearance.
-func (e *exporter) group(spans []sdktrace.ReadOnlySpan) {
+func (e *exporter) group(spans []spanData) {
 	for i := range e.groups {
 		e.groups[i].spans = e.groups[i].spans[:0]
 	}
@@ -298,7 +297,7 @@ func spanFlags(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
 }
 
 // appendSpan appends a Span.
-func appendSpan(b []byte, num protowire.Number, s sdktrace.ReadOnlySpan) []byte {
+func appendSpan(b []byte, num protowire.Number, s spanData) []byte {
 	b = beginMessage(b, num)
 	start := len(b)
 	sc := s.SpanContext()

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +25,10 @@ import (
 
 // exportedBy posts spans with exp to a receiver and returns the request it
 // decoded.
-func exportedBy(t *testing.T, newExp func(url string) sdktrace.SpanExporter, spans []sdktrace.ReadOnlySpan) *coltracepb.ExportTraceServiceRequest {
+func exportedBy[S any](t *testing.T, newExp func(url string) interface {
+	ExportSpans(context.Context, []S) error
+	Shutdown(context.Context) error
+}, spans []S) *coltracepb.ExportTraceServiceRequest {
 	t.Helper()
 	var body []byte
 	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
@@ -93,20 +97,26 @@ func TestExporterEncodesAsTheSDK(t *testing.T) {
 		{Name: "other", SpanContext: sc(5), Resource: res1, InstrumentationScope: scope, Attributes: all[:1]},
 	}
 	spans := stubs.Snapshots()
-	sdk := exportedBy(t, func(url string) sdktrace.SpanExporter {
+	sdk := exportedBy(t, func(url string) interface {
+		ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error
+		Shutdown(context.Context) error
+	} {
 		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return exp
 	}, spans)
-	ours := exportedBy(t, func(url string) sdktrace.SpanExporter {
+	ours := exportedBy(t, func(url string) interface {
+		ExportSpans(context.Context, []spanData) error
+		Shutdown(context.Context) error
+	} {
 		exp, err := newExporter(ctx, otlptracehttp.WithEndpointURL(url))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return exp
-	}, spans)
+	}, asSpanData(spans))
 	if !proto.Equal(sdk, ours) {
 		t.Errorf("exported\n%v\nwant (the SDK's exporter)\n%v", ours, sdk)
 	}
@@ -122,4 +132,12 @@ func serviceName(rs *tracepb.ResourceSpans) string {
 		}
 	}
 	return ""
+}
+
+func asSpanData(spans []sdktrace.ReadOnlySpan) []spanData {
+	out := make([]spanData, len(spans))
+	for i, s := range spans {
+		out[i] = s
+	}
+	return out
 }

@@ -25,6 +25,10 @@ func Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (con
 	if !parent.IsRecording() {
 		return ctx, none
 	}
+	if s, ok := parent.(*span); ok && s.t.scope.Name == Scope {
+		// Kavach's own span: its tracer, without looking it up.
+		return s.t.Start(ctx, name, opts...)
+	}
 	return parent.TracerProvider().Tracer(Scope).Start(ctx, name, opts...)
 }
 

@@ -1,6 +1,8 @@
 // Package telemetry is Kavach's OpenTelemetry tracing: the tracer provider
 // built from the telemetry section and the standard OTEL_* environment
-// variables (exported over OTLP/HTTP in batches: batch.go), the spans
+// variables (spans recorded by recorder.go, with the SDK's samplers and
+// resource, and exported over OTLP/HTTP in batches: batch.go, export.go,
+// through the SDK's OTLP/HTTP client), the spans
 // the layers below start from the span their context carries, and the log
 // handler that stamps trace_id and span_id on log lines. Tracing is off
 // unless an OTLP endpoint is given; off, nothing here allocates.
@@ -54,7 +56,7 @@ type Options struct {
 
 // Tracing is the process's tracer provider, or nothing when tracing is off.
 type Tracing struct {
-	provider *sdktrace.TracerProvider
+	provider *provider
 	endpoint string
 }
 
@@ -122,9 +124,16 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(newBatcher(exp, getenv)), sdktrace.WithResource(res),
-		sdktrace.WithSampler(linkSampler{sampler}))
+	tp := newProvider(linkSampler{sampler}, res, newBatcher(exp, getenv), limitsOf(getenv))
 	return &Tracing{provider: tp, endpoint: endpoint}, nil
+}
+
+// ForceFlush exports every span ended so far; a no-op when tracing is off.
+func (t *Tracing) ForceFlush(ctx context.Context) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.provider.ForceFlush(ctx)
 }
 
 // Provider is the tracer provider; nil when tracing is off.
