@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/kavach-dev/kavach/sidecar"
+	"github.com/kavach-dev/kavach/telemetry"
 )
 
 // discard is an exporter that drops what it is given: the SDK's cost
@@ -21,22 +23,34 @@ func (discard) Shutdown(context.Context) error                             { ret
 
 // What tracing weighs on the whole guarded POST /v1/authorize, in process:
 // off (no tracer: the handler is the server itself, and the spans below it
-// are never started) against on, every request sampled, spans batched to
-// an exporter that drops them. Off must add no allocation: compare its
-// allocs/op with BenchmarkGuard/authorize-with-key. The CPU per decision
-// under concurrent callers, spans sent over OTLP/HTTP, is
-// BenchmarkTracingCPU; the HTTP comparison with an OTLP receiver is
-// kavach bench --compare (docs/telemetry.md).
+// are never started), the SDK's TracerProvider batching to an exporter that
+// drops the spans (what Kavach used before its recorder), and tracing as
+// kavach serve builds it (telemetry.New: the recorder, spans sent over
+// OTLP/HTTP to a receiver in this process that drops them), every request
+// sampled. Off must add no allocation: compare its allocs/op with
+// BenchmarkGuard/authorize-with-key. The CPU per decision under
+// concurrent callers is BenchmarkTracingCost; the HTTP comparison with an
+// OTLP receiver is kavach bench --compare (docs/telemetry.md).
 //
-//	go test ./sidecar -run X -bench Tracing -benchmem
+//	go test ./sidecar -run X -bench 'Tracing$' -benchmem
 func BenchmarkTracing(b *testing.B) {
 	svc, k, body := benchDecider(b)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
-	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+	receiver := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	b.Cleanup(receiver.Close)
+	one := 1.0
+	tr, err := telemetry.New(b.Context(), telemetry.Options{Endpoint: receiver.URL, SampleRatio: &one, Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
 	for _, tc := range []struct {
 		name string
 		opts sidecar.Options
-	}{{"off", sidecar.Options{}}, {"on", sidecar.Options{Tracer: tp}}} {
+	}{{"off", sidecar.Options{}}, {"sdk", sidecar.Options{Tracer: sdk}}, {"on", sidecar.Options{Tracer: tr.Provider()}}} {
 		h := newServer(b, svc, tc.opts).Traced()
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
