@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel"
 )
 
-// batcher queues ended spans and exports them in
-// batches, as the SDK's batch span processor does and with its settings
+// batcher queues the recorder's ended spans and exports them in batches,
+// as the SDK's batch span processor does and with its settings
 // (OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE,
 // OTEL_BSP_MAX_EXPORT_BATCH_SIZE and their defaults), but queuing under a
 // mutex instead of sending each span down a channel.

@@ -46,7 +46,7 @@ func BenchmarkRecord(b *testing.B) {
 		{"recorder", func(bt *batcher) trace.TracerProvider { return newProvider(sampler, res, bt, limitsOf(env())) }},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			bt := newBatcher(discard{}, env("OTEL_BSP_MAX_QUEUE_SIZE", "1000000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"))
+			bt := newBatcher(discard{}, env())
 			defer func() { _ = bt.Shutdown(context.Background()) }()
 			tr := tt.tp(bt).Tracer(Scope)
 			server := []attribute.KeyValue{attribute.String("http.request.method", "POST"), attribute.String("http.route", "/v1/authorize"),
