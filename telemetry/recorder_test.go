@@ -39,7 +39,9 @@ var (
 // library handed the provider, could make, at fixed times.
 func exercise(t *testing.T, tp trace.TracerProvider) {
 	t.Helper()
-	at := func(us int) time.Time { return time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC).Add(time.Duration(us) * time.Microsecond) }
+	at := func(us int) time.Time {
+		return time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC).Add(time.Duration(us) * time.Microsecond)
+	}
 	ts, _ := trace.ParseTraceState("vendor=v")
 	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sidB, TraceFlags: trace.FlagsSampled,
 		TraceState: ts, Remote: true})
