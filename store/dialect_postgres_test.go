@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestPostgresStoreHasNoFile(t *testing.T) {
 func TestListenSurvivesAKilledConnection(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	app := "kavach-test-" + filepath.Base(t.TempDir())
+	app := uniqueApp()
 	s, err := Open(t.Context(), Options{URL: url, ApplicationName: app})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestListenSurvivesAKilledConnection(t *testing.T) {
 // the second in which neither pool pings a connection before reuse.
 func TestPostgresWritesSurviveEndedSessions(t *testing.T) {
 	t.Parallel()
-	app := "kavach-test-" + filepath.Base(t.TempDir())
+	app := uniqueApp()
 	s := openStore(t, Options{URL: pgtest.URL(t), ApplicationName: app, MaxConns: 4})
 	fill := func() {
 		t.Helper()
@@ -124,4 +125,13 @@ func TestPostgresWritesSurviveEndedSessions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// uniqueApp is an application_name no other test (of any process) uses,
+// so that ending its sessions ends no one else's. (t.TempDir's base name,
+// used before, is "001" in every test.)
+func uniqueApp() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "kavach-test-" + hex.EncodeToString(b[:])
 }

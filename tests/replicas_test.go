@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -38,7 +40,9 @@ func TestReplicasOnMySQL(t *testing.T) {
 
 func testReplicas(t *testing.T, db, engine string) {
 	dir := t.TempDir()
-	appB := "kavach-e2e-" + filepath.Base(dir)
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	appB := "kavach-e2e-" + hex.EncodeToString(nonce[:]) // no other test's: its sessions are ended below
 	cfgB := filepath.Join(dir, "b.yaml")
 	// B polls only once a minute: changes must reach it through notifications
 	// (LISTEN, or the watched SQLite file), including after a reconnect.
