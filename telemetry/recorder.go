@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -187,8 +188,17 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sid := newSpanID()
 	kind := trace.ValidateSpanKind(c.SpanKind())
-	sr := t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,
-		Kind: c.SpanKind(), Attributes: c.Attributes(), Links: c.Links()})
+	var sr sdktrace.SamplingResult
+	if ls, ok := t.p.sampler.(linkSampler); ok && ls.rule != nil {
+		// One of samplerOf's: decided without looking the parent up again.
+		sr.Decision, sr.Tracestate = sdktrace.Drop, parent.TraceState()
+		if ls.rule.decide(parent, tid, c.Links()) {
+			sr.Decision = sdktrace.RecordAndSample
+		}
+	} else {
+		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,
+			Kind: c.SpanKind(), Attributes: c.Attributes(), Links: c.Links()})
+	}
 	flags := parent.TraceFlags() &^ trace.FlagsSampled
 	if sr.Decision == sdktrace.RecordAndSample {
 		flags |= trace.FlagsSampled
@@ -219,8 +229,8 @@ func newTraceID() trace.TraceID {
 	var id trace.TraceID
 	for !id.IsValid() {
 		hi, lo := rand.Uint64(), rand.Uint64() //nolint:gosec // IDs, not secrets: the SDK's are math/rand too
-		putUint64(id[:8], hi)
-		putUint64(id[8:], lo)
+		binary.BigEndian.PutUint64(id[:8], hi)
+		binary.BigEndian.PutUint64(id[8:], lo)
 	}
 	return id
 }
@@ -228,15 +238,9 @@ func newTraceID() trace.TraceID {
 func newSpanID() trace.SpanID {
 	var id trace.SpanID
 	for !id.IsValid() {
-		putUint64(id[:], rand.Uint64()) //nolint:gosec // IDs, not secrets
+		binary.BigEndian.PutUint64(id[:], rand.Uint64()) //nolint:gosec // IDs, not secrets
 	}
 	return id
-}
-
-func putUint64(b []byte, v uint64) {
-	for i := range 8 {
-		b[i] = byte(v >> (56 - 8*i))
-	}
 }
 
 // inlineAttrs is how many attributes a span holds without allocating

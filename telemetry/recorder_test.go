@@ -208,7 +208,10 @@ func TestRecorderRecordsAsTheSDK(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			res := resource.NewSchemaless(attribute.String("service.name", "kavach-test"))
-			sampler := linkSampler{sdktrace.ParentBased(sdktrace.AlwaysSample())}
+			sampler, err := samplerOf(nil, env()) // the SDK's provider asks its sampler, ours its rule
+			if err != nil || sampler.rule == nil {
+				t.Fatalf("samplerOf = %+v, %v", sampler, err)
+			}
 			newExp := func(rec *receiver) *exporter {
 				srv := httptest.NewServer(rec)
 				t.Cleanup(srv.Close)
@@ -289,5 +292,63 @@ func TestCut(t *testing.T) {
 		if got := cut(tt.limit, tt.in); got != tt.want {
 			t.Errorf("cut(%d, %q) = %q; want %q", tt.limit, tt.in, got, tt.want)
 		}
+	}
+}
+
+// Every sampler samplerOf builds decides by its rule as the SDK's sampler
+// does, for roots, remote and local parents, sampled or not, with and
+// without a tracestate, linked to sampled spans or not, over random
+// trace IDs.
+func TestRuleDecidesAsTheSDK(t *testing.T) {
+	t.Parallel()
+	ts, _ := trace.ParseTraceState("k=v")
+	parent := func(remote, sampled bool) trace.SpanContext {
+		c := trace.SpanContextConfig{TraceID: tid, SpanID: sidB, Remote: remote, TraceState: ts}
+		if sampled {
+			c.TraceFlags = trace.FlagsSampled
+		}
+		return trace.NewSpanContext(c)
+	}
+	parents := []trace.SpanContext{{}, parent(true, true), parent(true, false), parent(false, true), parent(false, false)}
+	sampledLink := []trace.Link{{SpanContext: parent(false, true)}}
+	unsampledLink := []trace.Link{{SpanContext: parent(false, false)}}
+	quarter, zero, one := 0.25, 0.0, 1.0
+	configs := []struct {
+		ratio *float64
+		env   []string
+	}{
+		{nil, nil}, {&quarter, nil}, {&zero, nil}, {&one, nil},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "always_on"}}, {nil, []string{"OTEL_TRACES_SAMPLER", "always_off"}},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "parentbased_always_off"}},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.5"}},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0"}},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.1"}},
+		{nil, []string{"OTEL_TRACES_SAMPLER", "parentbased_traceidratio"}},
+	}
+	for _, cfg := range configs {
+		s, err := samplerOf(cfg.ratio, env(cfg.env...))
+		if err != nil || s.rule == nil {
+			t.Fatalf("samplerOf(%v, %v) = %+v, %v", cfg.ratio, cfg.env, s, err)
+		}
+		sampled := 0
+		for range 500 {
+			id := newTraceID()
+			for _, p := range parents {
+				ctx := trace.ContextWithSpanContext(context.Background(), p)
+				for _, links := range [][]trace.Link{nil, sampledLink, unsampledLink} {
+					want := s.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: id, Name: "n", Links: links})
+					got := s.rule.decide(p, id, links)
+					if got != (want.Decision == sdktrace.RecordAndSample) || want.Decision == sdktrace.RecordOnly ||
+						want.Tracestate.String() != p.TraceState().String() {
+						t.Fatalf("%s, parent %v, links %v, trace %v: rule %v; the SDK %v (tracestate %q)",
+							s.Description(), p, links, id, got, want.Decision, want.Tracestate)
+					}
+					if got {
+						sampled++
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d of %d sampled", s.Description(), sampled, 500*len(parents)*3)
 	}
 }

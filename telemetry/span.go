@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/binary"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -65,17 +66,68 @@ func StartLinked(name string, spans []trace.Span, attrs ...trace.SpanStartOption
 // linkSampler samples a new root span linked to a sampled span, so a batch
 // is recorded whenever a request it serves is, whatever the ratio; it
 // defers to the configured sampler for everything else.
-type linkSampler struct{ sdktrace.Sampler }
+//
+// rule, when set, is that sampler's decision in a form the recorder asks
+// without a context (recorder.go: the SDK's samplers each look the parent
+// up in the context again, two walks up a request's context per span); it
+// decides as the SDK's sampler does (TestRuleDecidesAsTheSDK).
+type linkSampler struct {
+	sdktrace.Sampler
+	rule *rule
+}
 
 func (s linkSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
-	if !trace.SpanContextFromContext(p.ParentContext).IsValid() {
-		for _, l := range p.Links {
-			if l.SpanContext.IsSampled() {
-				return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
-			}
-		}
+	if !trace.SpanContextFromContext(p.ParentContext).IsValid() && sampledLink(p.Links) {
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
 	}
 	return s.Sampler.ShouldSample(p)
 }
 
 func (s linkSampler) Description() string { return "LinkSampler{" + s.Sampler.Description() + "}" }
+
+func sampledLink(links []trace.Link) bool {
+	for _, l := range links {
+		if l.SpanContext.IsSampled() {
+			return true
+		}
+	}
+	return false
+}
+
+// rule is one of the samplers samplerOf builds: parent-based or not,
+// over a root decision by trace ID ratio (always: ratio 1; never: bound 0),
+// as the SDK's ParentBased (with its default delegates), TraceIDRatioBased,
+// AlwaysSample and NeverSample decide.
+type rule struct {
+	parentBased bool
+	always      bool
+	// bound: a trace is sampled when its ID's last 63 bits are below it
+	// (TraceIDRatioBased's test).
+	bound uint64
+}
+
+// ratioRule is the root decision of TraceIDRatioBased(f).
+func ratioRule(parentBased bool, f float64) *rule {
+	switch {
+	case f >= 1:
+		return &rule{parentBased: parentBased, always: true}
+	case f <= 0:
+		return &rule{parentBased: parentBased}
+	}
+	return &rule{parentBased: parentBased, bound: uint64(f * (1 << 63))}
+}
+
+// decide is what the linkSampler over r decides for a span whose parent is
+// parent (invalid for a root), in trace tid, linked to links; the
+// tracestate is always the parent's, as the SDK's samplers keep it.
+func (r *rule) decide(parent trace.SpanContext, tid trace.TraceID, links []trace.Link) bool {
+	switch {
+	case !parent.IsValid() && sampledLink(links):
+		return true
+	case r.parentBased && parent.IsValid():
+		return parent.IsSampled()
+	case r.always:
+		return true
+	}
+	return binary.BigEndian.Uint64(tid[8:16])>>1 < r.bound
+}

@@ -35,7 +35,7 @@ func BenchmarkStartOff(b *testing.B) {
 //	go test ./telemetry -run X -bench Record -benchmem
 func BenchmarkRecord(b *testing.B) {
 	res := resource.NewSchemaless(attribute.String("service.name", "bench"))
-	sampler := linkSampler{sdktrace.ParentBased(sdktrace.AlwaysSample())}
+	sampler := linkSampler{Sampler: sdktrace.ParentBased(sdktrace.AlwaysSample())}
 	for _, tt := range []struct {
 		name string
 		tp   func(*batcher) trace.TracerProvider

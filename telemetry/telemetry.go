@@ -124,7 +124,7 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	tp := newProvider(linkSampler{sampler}, res, newBatcher(exp, getenv), limitsOf(getenv))
+	tp := newProvider(sampler, res, newBatcher(exp, getenv), limitsOf(getenv))
 	return &Tracing{provider: tp, endpoint: endpoint}, nil
 }
 
@@ -203,13 +203,14 @@ func envBool(getenv func(string) string, k string) (bool, error) {
 }
 
 // samplerOf is telemetry.sampleRatio, else OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG, else parentbased_always_on (the SDK's default).
-func samplerOf(ratio *float64, getenv func(string) string) (sdktrace.Sampler, error) {
+// OTEL_TRACES_SAMPLER_ARG, else parentbased_always_on (the SDK's default):
+// the SDK's sampler, and its rule for the recorder.
+func samplerOf(ratio *float64, getenv func(string) string) (linkSampler, error) {
 	if ratio != nil {
 		if !(*ratio >= 0 && *ratio <= 1) {
-			return nil, fmt.Errorf("telemetry.sampleRatio must be from 0 to 1, not %v", *ratio)
+			return linkSampler{}, fmt.Errorf("telemetry.sampleRatio must be from 0 to 1, not %v", *ratio)
 		}
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*ratio)), nil
+		return linkSampler{sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*ratio)), ratioRule(true, *ratio)}, nil
 	}
 	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
@@ -217,24 +218,24 @@ func samplerOf(ratio *float64, getenv func(string) string) (sdktrace.Sampler, er
 	if arg != "" && strings.HasSuffix(name, "traceidratio") {
 		var err error
 		if r, err = strconv.ParseFloat(arg, 64); err != nil || !(r >= 0 && r <= 1) {
-			return nil, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG %q must be a ratio from 0 to 1", arg)
+			return linkSampler{}, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG %q must be a ratio from 0 to 1", arg)
 		}
 	}
 	switch name {
 	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+		return linkSampler{sdktrace.ParentBased(sdktrace.AlwaysSample()), ratioRule(true, 1)}, nil
 	case "always_on":
-		return sdktrace.AlwaysSample(), nil
+		return linkSampler{sdktrace.AlwaysSample(), ratioRule(false, 1)}, nil
 	case "always_off":
-		return sdktrace.NeverSample(), nil
+		return linkSampler{sdktrace.NeverSample(), ratioRule(false, 0)}, nil
 	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+		return linkSampler{sdktrace.ParentBased(sdktrace.NeverSample()), ratioRule(true, 0)}, nil
 	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(r), nil
+		return linkSampler{sdktrace.TraceIDRatioBased(r), ratioRule(false, r)}, nil
 	case "parentbased_traceidratio":
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+		return linkSampler{sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), ratioRule(true, r)}, nil
 	}
-	return nil, fmt.Errorf("OTEL_TRACES_SAMPLER %q is not one of always_on, always_off, traceidratio, "+
+	return linkSampler{}, fmt.Errorf("OTEL_TRACES_SAMPLER %q is not one of always_on, always_off, traceidratio, "+
 		"parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
 }
 

@@ -74,7 +74,7 @@ func TestSamplerPrecedence(t *testing.T) {
 		{nil, env("OTEL_TRACES_SAMPLER", "parentbased_always_off"), "ParentBased{root:AlwaysOffSampler"},
 	} {
 		s, err := samplerOf(tt.ratio, tt.env)
-		if err != nil || !strings.HasPrefix(s.Description(), tt.want) {
+		if err != nil || !strings.HasPrefix(s.Sampler.Description(), tt.want) {
 			t.Errorf("samplerOf(%v) = %v, %v; want %s…", tt.ratio, s, err, tt.want)
 		}
 	}
@@ -140,7 +140,7 @@ func TestStart(t *testing.T) {
 func TestStartLinked(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(linkSampler{sdktrace.ParentBased(sdktrace.NeverSample())}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(linkSampler{Sampler: sdktrace.ParentBased(sdktrace.NeverSample())}))
 	if s := StartLinked("batch", []trace.Span{trace.SpanFromContext(t.Context()), nil}); s != nil {
 		t.Errorf("StartLinked(untraced) = %v; want nil", s)
 	}
