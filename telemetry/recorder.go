@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,12 @@ import (
 //
 // What the SDK does that this does not: span processors other than the
 // batcher (Kavach exports to one OTLP endpoint), ID generators, a parent's
-// count of children (not exported over OTLP), and the SDK's
-// self-observability metrics.
+// count of children (not exported over OTLP), the SDK's self-observability
+// metrics, and keeping one entry per key within map-valued attributes
+// (Kavach sets none). Where it differs on purpose: after Shutdown, a
+// tracer obtained before starts spans that do not record (the SDK's record
+// and are dropped); a valid U+FFFD counts towards the length limit; an
+// event or link limit of 0 reports the count it dropped.
 
 // spanData is an ended span, as the exporter reads it: what the SDK's
 // ReadOnlySpan offers (which satisfies it, for the exporter's tests) and
@@ -95,14 +100,21 @@ const (
 // OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT), OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT (else
 // OTEL_ATTRIBUTE_COUNT_LIMIT), OTEL_SPAN_EVENT_COUNT_LIMIT,
 // OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT and
-// OTEL_LINK_ATTRIBUTE_COUNT_LIMIT; a value that is not an integer is
-// ignored, as the SDK ignores it.
+// OTEL_LINK_ATTRIBUTE_COUNT_LIMIT exactly as the SDK reads them: the first
+// key set decides, and a value that is not an integer (spaces included)
+// gives the default, not the next key (TestLimitsAsTheSDK).
 func limitsOf(getenv func(string) string) limits {
 	read := func(def int, keys ...string) int {
 		for _, k := range keys {
-			if n, ok := envInt(getenv, k); ok {
-				return n
+			v := getenv(k)
+			if v == "" {
+				continue
 			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return def
+			}
+			return n
 		}
 		return def
 	}
@@ -111,8 +123,8 @@ func limitsOf(getenv func(string) string) limits {
 		attrCount:    read(defaultAttrCount, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
 		eventCount:   read(defaultEventCount, "OTEL_SPAN_EVENT_COUNT_LIMIT"),
 		linkCount:    read(defaultLinkCount, "OTEL_SPAN_LINK_COUNT_LIMIT"),
-		eventAttrs:   read(defaultAttrCount, "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
-		linkAttrs:    read(defaultAttrCount, "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+		eventAttrs:   read(defaultAttrCount, "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+		linkAttrs:    read(defaultAttrCount, "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
 	}
 }
 
@@ -175,6 +187,9 @@ type tracer struct {
 // WithNewRoot, sampled by the provider's sampler, whose tracestate it
 // takes; a span that is not recorded still has a span context of its own.
 func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background() // as the SDK: a nil context would panic below
+	}
 	c := trace.NewSpanStartConfig(opts...)
 	var parent trace.SpanContext
 	if c.NewRoot() {
@@ -194,6 +209,9 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 		sr.Decision, sr.Tracestate = sdktrace.Drop, parent.TraceState()
 		if ls.rule.decide(parent, tid, c.Links()) {
 			sr.Decision = sdktrace.RecordAndSample
+		}
+		if !parent.IsValid() && sampledLink(c.Links()) {
+			sr.Tracestate = trace.TraceState{} // linkSampler's own decision carries none
 		}
 	} else {
 		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,
@@ -491,7 +509,8 @@ func needsCut(limit int, v attribute.Value) bool {
 
 // cut is s within limit characters: s itself when it has at most limit
 // bytes, else its first limit characters with invalid UTF-8 dropped, as
-// the SDK cuts.
+// the SDK cuts, but that a valid U+FFFD counts as a character (the SDK
+// skips it in its count).
 func cut(limit int, s string) string {
 	if len(s) <= limit {
 		return s

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,5 +353,114 @@ func TestRuleDecidesAsTheSDK(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d of %d sampled", s.Description(), sampled, 500*len(parents)*3)
+	}
+}
+
+// The span limits are read from the environment as the SDK reads them.
+func TestLimitsAsTheSDK(t *testing.T) {
+	for _, kv := range [][]string{
+		nil,
+		{"OTEL_ATTRIBUTE_COUNT_LIMIT", "2"},
+		{"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "abc", "OTEL_ATTRIBUTE_COUNT_LIMIT", "5"},
+		{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", " 7"},
+		{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "9", "OTEL_SPAN_EVENT_COUNT_LIMIT", "0", "OTEL_SPAN_LINK_COUNT_LIMIT", "-1"},
+		{"OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "3", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "4", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "6"},
+	} {
+		t.Run(strings.Join(kv, "="), func(t *testing.T) {
+			for _, k := range []string{"OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+				"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT",
+				"OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"} {
+				t.Setenv(k, "")
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				t.Setenv(kv[i], kv[i+1])
+			}
+			sdk := sdktrace.NewSpanLimits()
+			want := limits{attrValueLen: sdk.AttributeValueLengthLimit, attrCount: sdk.AttributeCountLimit, eventCount: sdk.EventCountLimit,
+				linkCount: sdk.LinkCountLimit, eventAttrs: sdk.AttributePerEventCountLimit, linkAttrs: sdk.AttributePerLinkCountLimit}
+			if got := limitsOf(os.Getenv); got != want {
+				t.Errorf("limitsOf = %+v; the SDK's %+v", got, want)
+			}
+		})
+	}
+}
+
+// A nil context is taken as context.Background, as the SDK takes it.
+func TestStartNilContext(t *testing.T) {
+	t.Parallel()
+	tp := providerOn(newBatcher(&recorder{}, env()), sdktrace.AlwaysSample())
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	for _, opts := range [][]trace.SpanStartOption{nil, {trace.WithNewRoot()}} {
+		//nolint:staticcheck // SA1012: a nil context on purpose
+		ctx, s := tp.Tracer(Scope).Start(nil, "n", opts...)
+		if ctx == nil || !s.IsRecording() || trace.SpanFromContext(ctx) != s {
+			t.Errorf("Start(nil, %v) = %v, recording %v", opts, ctx, s.IsRecording())
+		}
+		s.End()
+	}
+}
+
+// readAll is an exporter that reads every getter of every span, as the
+// encoder does, and counts the spans.
+type readAll struct{ n atomic.Int64 }
+
+func (r *readAll) ExportSpans(_ context.Context, spans []spanData) error {
+	for _, s := range spans {
+		_, _, _ = s.Name(), s.EndTime(), s.Status()
+		for _, kv := range s.Attributes() {
+			_ = kv.Value.Emit()
+		}
+		for _, e := range s.Events() {
+			for _, kv := range e.Attributes {
+				_ = kv.Value.Emit()
+			}
+		}
+		for _, l := range s.Links() {
+			_ = l.SpanContext.SpanID()
+		}
+		_ = s.DroppedAttributes() + s.DroppedEvents() + s.DroppedLinks()
+		r.n.Add(1)
+	}
+	return nil
+}
+
+func (*readAll) Shutdown(context.Context) error { return nil }
+
+// Goroutines write to one span (past every limit) and end it while the
+// batcher exports ended spans: under -race, no write races a read, and
+// every span is exported once.
+func TestSpanConcurrentUse(t *testing.T) {
+	t.Parallel()
+	exp := &readAll{}
+	b := newBatcher(exp, env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2", "OTEL_BSP_SCHEDULE_DELAY", "1"))
+	tp := newProvider(sdktrace.AlwaysSample(), resource.Empty(), b, limitsOf(env("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "6",
+		"OTEL_SPAN_EVENT_COUNT_LIMIT", "3", "OTEL_SPAN_LINK_COUNT_LIMIT", "2", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "3")))
+	tr := tp.Tracer(Scope)
+	const spans = 50
+	for range spans {
+		_, s := tr.Start(context.Background(), "concurrent", trace.WithAttributes(attribute.String("a", "start")))
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					s.SetAttributes(attribute.Int("k"+strconv.Itoa(i%9), g), attribute.String("a", "abcdef"))
+					s.AddEvent("e", trace.WithAttributes(attribute.Int("g", g)))
+					s.AddLink(trace.Link{SpanContext: s.SpanContext()})
+					s.RecordError(errors.New("x"))
+					s.SetStatus(codes.Error, "d")
+					s.SetName("n" + strconv.Itoa(g))
+					if i == 10 {
+						s.End()
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if err := tp.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := exp.n.Load(); n != spans {
+		t.Errorf("exported %d spans; want %d, each once", n, spans)
 	}
 }
