@@ -408,11 +408,11 @@ func (r *readAll) ExportSpans(_ context.Context, spans []spanData) error {
 	for _, s := range spans {
 		_, _, _ = s.Name(), s.EndTime(), s.Status()
 		for _, kv := range s.Attributes() {
-			_ = kv.Value.Emit()
+			_ = kv.Value.String()
 		}
 		for _, e := range s.Events() {
 			for _, kv := range e.Attributes {
-				_ = kv.Value.Emit()
+				_ = kv.Value.String()
 			}
 		}
 		for _, l := range s.Links() {
