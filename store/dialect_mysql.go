@@ -302,10 +302,12 @@ func (*mysqlDialect) isUniqueViolation(err error) bool {
 	return errors.As(err, &me) && (me.Number == mysqlDupEntry || me.Number == mysqlDupEntryWithKey)
 }
 
-// unavailable reads the server's error number, and recognises the
-// driver's errors of a connection that broke or could not be made.
+// beginAgain: never; the driver answers driver.ErrBadConn for a dead
+// pooled connection, and database/sql retries that itself.
 func (*mysqlDialect) beginAgain(error, int) bool { return false }
 
+// unavailable reads the server's error number, and recognises the
+// driver's errors of a connection that broke or could not be made.
 func (*mysqlDialect) unavailable(err error) string {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {

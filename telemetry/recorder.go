@@ -206,12 +206,11 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	var sr sdktrace.SamplingResult
 	if ls, ok := t.p.sampler.(linkSampler); ok && ls.rule != nil {
 		// One of samplerOf's: decided without looking the parent up again.
-		sr.Decision, sr.Tracestate = sdktrace.Drop, parent.TraceState()
-		if ls.rule.decide(parent, tid, c.Links()) {
+		var sampled bool
+		sampled, sr.Tracestate = ls.rule.decide(parent, tid, c.Links())
+		sr.Decision = sdktrace.Drop
+		if sampled {
 			sr.Decision = sdktrace.RecordAndSample
-		}
-		if !parent.IsValid() && sampledLink(c.Links()) {
-			sr.Tracestate = trace.TraceState{} // linkSampler's own decision carries none
 		}
 	} else {
 		sr = t.p.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name,

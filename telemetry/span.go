@@ -118,16 +118,17 @@ func ratioRule(parentBased bool, f float64) *rule {
 }
 
 // decide is what the linkSampler over r decides for a span whose parent is
-// parent (invalid for a root), in trace tid, linked to links; the
-// tracestate is always the parent's, as the SDK's samplers keep it.
-func (r *rule) decide(parent trace.SpanContext, tid trace.TraceID, links []trace.Link) bool {
+// parent (invalid for a root), in trace tid, linked to links, and the
+// tracestate it gives: none when a sampled link decides, else the
+// parent's, as the SDK's samplers keep it.
+func (r *rule) decide(parent trace.SpanContext, tid trace.TraceID, links []trace.Link) (bool, trace.TraceState) {
 	switch {
 	case !parent.IsValid() && sampledLink(links):
-		return true
+		return true, trace.TraceState{}
 	case r.parentBased && parent.IsValid():
-		return parent.IsSampled()
+		return parent.IsSampled(), parent.TraceState()
 	case r.always:
-		return true
+		return true, parent.TraceState()
 	}
-	return binary.BigEndian.Uint64(tid[8:16])>>1 < r.bound
+	return binary.BigEndian.Uint64(tid[8:16])>>1 < r.bound, parent.TraceState()
 }
