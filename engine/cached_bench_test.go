@@ -17,7 +17,8 @@ import (
 // BenchmarkDecideCached measures decisions over the bounded store
 // (engine.CachedData) reading through from a real SQLite database of
 // 100,000 agents, each with BenchmarkDecide's five permissions, against
-// the Rego floor at as many agents, in one run: warm (the agent's data in
+// the Rego floor at as many agents, each decision paired with an
+// evaluation of the floor (see BenchmarkDecide), in one run: warm (the agent's data in
 // memory) and cold (every decision on an agent memory does not hold: the
 // database is read), by ID and by token.
 //
@@ -83,16 +84,10 @@ func BenchmarkDecideCached(b *testing.B) {
 			runtime.GC()
 			b.ReportAllocs()
 			i := 1
-			wall, cpu := engine.Measure(b, func() {
+			engine.Measure(b, func() {
 				decide(i)
 				i++
-			})
-			if floor.Wall() > 0 {
-				b.ReportMetric(float64(wall)/float64(floor.Wall()), "x-floor")
-			}
-			if floor.CPU() > 0 && cpu > 0 {
-				b.ReportMetric(float64(cpu)/float64(floor.CPU()), "x-floor-cpu")
-			}
+			}, floor)
 			if st, ok := e.DataCache(); ok && c.name[:4] == "cold" && st.Misses < uint64(b.N) {
 				b.Fatalf("cold: %d misses in %d decisions; every decision should read the database", st.Misses, b.N)
 			}

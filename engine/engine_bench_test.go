@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,15 +22,17 @@ import (
 // because data is looked up by key, never scanned. Each size starts with
 // the Rego floor (floor/agents=N): one prepared query,
 // data.kavach.agents[input.agentId].status == "active", over as many
-// agents in OPA's own in-memory store; every case then reports its median
-// against the floor's (x-floor; x-floor-cpu for the medians of the CPU time
-// of the thread deciding, which on a shared machine leaves out the time it
-// waited for a core), both measured in this run.
+// agents in OPA's own in-memory store. Every case then runs the floor too,
+// one evaluation of each in turn, and reports its median against the
+// floor's measured alongside (x-floor; x-floor-cpu for the medians of the
+// CPU time of the thread deciding, which on a shared machine leaves out the
+// time it waited for a core): this machine's speed drifts within seconds,
+// and a drift then moves both medians alike.
 //
 //	go test ./engine -run X -bench Decide -benchtime 20000x
 func BenchmarkDecide(b *testing.B) {
 	now := time.Now()
-	for _, n := range []int{100, 10_000, 100_000} {
+	for _, n := range benchSizes() {
 		e, err := New(b.Context())
 		if err != nil {
 			b.Fatal(err)
@@ -41,6 +46,10 @@ func BenchmarkDecide(b *testing.B) {
 		e.NoCache = true // uncached cost; "cached" below measures a cache hit
 		mid := fmt.Sprintf("agt_%d", n/2)
 		floor := regoFloor(b, n, mid)
+		b.Run(fmt.Sprintf("floor/agents=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			measure(b, floor, nil)
+		})
 		for _, c := range benchCases(n) {
 			b.Run(fmt.Sprintf("%s/agents=%d", c.name, n), func(b *testing.B) {
 				c.in.Now = now
@@ -49,17 +58,11 @@ func BenchmarkDecide(b *testing.B) {
 					b.Fatalf("Decide = %+v, %v; want %s", d, err, c.code)
 				}
 				b.ReportAllocs()
-				wall, cpu := measure(b, func() {
+				measure(b, func() {
 					if _, err := e.Decide(context.Background(), c.in); err != nil {
 						b.Fatal(err)
 					}
-				})
-				if floor.wall > 0 {
-					b.ReportMetric(float64(wall)/float64(floor.wall), "x-floor")
-				}
-				if floor.cpu > 0 && cpu > 0 {
-					b.ReportMetric(float64(cpu)/float64(floor.cpu), "x-floor-cpu")
-				}
+				}, floor)
 			})
 		}
 		b.Run(fmt.Sprintf("cached/agents=%d", n), func(b *testing.B) {
@@ -76,13 +79,10 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
-// floorTimes are the Rego floor's medians: wall clock and thread CPU time.
-type floorTimes struct{ wall, cpu time.Duration }
-
-// regoFloor runs the Rego floor at n agents as its own sub-benchmark and
-// returns its medians (zero if the benchmark was filtered out): the least a
-// Rego lookup of an agent costs, against which a decision is judged.
-func regoFloor(b *testing.B, n int, agentID string) floorTimes {
+// regoFloor prepares the Rego floor at n agents and returns one evaluation
+// of it: the least a Rego lookup of an agent costs, against which a
+// decision is judged.
+func regoFloor(b *testing.B, n int, agentID string) func() {
 	b.Helper()
 	agents := make(map[string]any, n)
 	for i := range n {
@@ -94,22 +94,17 @@ func regoFloor(b *testing.B, n int, agentID string) floorTimes {
 	if err != nil {
 		b.Fatal(err)
 	}
+	in := rego.EvalInput(map[string]any{"agentId": agentID})
+	rs, err := pq.Eval(b.Context(), in)
+	if err != nil || !rs.Allowed() {
+		b.Fatalf("floor = %v, %v; want true", rs, err)
+	}
 	runtime.GC()
-	var floor floorTimes
-	b.Run(fmt.Sprintf("floor/agents=%d", n), func(b *testing.B) {
-		in := rego.EvalInput(map[string]any{"agentId": agentID})
-		rs, err := pq.Eval(b.Context(), in)
-		if err != nil || !rs.Allowed() {
-			b.Fatalf("floor = %v, %v; want true", rs, err)
+	return func() {
+		if _, err := pq.Eval(context.Background(), in); err != nil {
+			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		floor.wall, floor.cpu = measure(b, func() {
-			if _, err := pq.Eval(context.Background(), in); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
-	return floor
+	}
 }
 
 // measure runs op in b's loop and reports the medians of its wall-clock
@@ -117,26 +112,71 @@ func regoFloor(b *testing.B, n int, agentID string) floorTimes {
 // on a shared machine the wall clock also counts the time the thread
 // waited for a core, which the CPU time leaves out (GC assists, which a
 // decision's allocations cause, stay in). Medians, because GC pauses move
-// the mean, not them. The CPU time is 0 where it is not measured.
-func measure(b *testing.B, op func()) (wall, cpu time.Duration) {
+// the mean, not them. The CPU time is 0 where it is not measured. With a
+// floor, each iteration runs the floor first, and op's medians are also
+// reported against the floor's (x-floor, x-floor-cpu); ns/op, B/op and
+// allocs/op are op's alone (the floor's allocations are counted apart,
+// after the loop).
+func measure(b *testing.B, op, floor func()) {
 	b.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var walls, cpus []time.Duration
+	var walls, cpus, floorWalls, floorCPUs []time.Duration
+	var total time.Duration
+	allocs0, bytes0 := memStats()
 	for b.Loop() {
+		if floor != nil {
+			c0, start := threadCPU(), time.Now()
+			floor()
+			floorWalls = append(floorWalls, time.Since(start))
+			floorCPUs = append(floorCPUs, threadCPU()-c0)
+		}
 		c0, start := threadCPU(), time.Now()
 		op()
-		walls = append(walls, time.Since(start))
+		took := time.Since(start)
+		total += took
+		walls = append(walls, took)
 		cpus = append(cpus, threadCPU()-c0)
 	}
-	slices.Sort(walls)
-	slices.Sort(cpus)
-	wall, cpu = walls[len(walls)/2], cpus[len(cpus)/2]
+	allocs, bytes := memStats()
+	wall, cpu := median(walls), median(cpus)
 	b.ReportMetric(float64(wall.Nanoseconds()), "p50-ns")
 	if cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds()), "cpu-p50-ns")
 	}
-	return wall, cpu
+	if floor == nil {
+		return
+	}
+	if w := median(floorWalls); w > 0 {
+		b.ReportMetric(float64(wall)/float64(w), "x-floor")
+	}
+	if c := median(floorCPUs); c > 0 && cpu > 0 {
+		b.ReportMetric(float64(cpu)/float64(c), "x-floor-cpu")
+	}
+	n := len(walls)
+	f0, fb0 := memStats()
+	for range n {
+		floor()
+	}
+	f1, fb1 := memStats()
+	b.ReportMetric(float64(total.Nanoseconds())/float64(n), "ns/op")
+	b.ReportMetric(float64(allocs-allocs0-(f1-f0))/float64(n), "allocs/op")
+	b.ReportMetric(float64(bytes-bytes0-(fb1-fb0))/float64(n), "B/op")
+}
+
+// memStats returns the heap objects and bytes allocated so far.
+func memStats() (allocs, bytes uint64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs, ms.TotalAlloc
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // benchSource is BenchmarkDecide's data: n agents with five permissions
@@ -188,4 +228,23 @@ func benchCases(n int) []benchCase {
 		{"delegated", Input{AgentID: "sub_2", Action: "read", Resource: "mcp:github:repos"}, CodeAllowed},
 		{"constrained", Input{AgentID: mid, Action: "post", Resource: "mcp:slack:channels", IP: "10.1.2.3", Calls: map[string]int{"x": 1}}, CodeAllowed},
 	}
+}
+
+// benchSizes are BenchmarkDecide's numbers of agents: 100, 10,000 and
+// 100,000, or those KAVACH_BENCH_AGENTS lists (comma-separated), to measure
+// one size without loading the others.
+func benchSizes() []int {
+	s := os.Getenv("KAVACH_BENCH_AGENTS")
+	if s == "" {
+		return []int{100, 10_000, 100_000}
+	}
+	var sizes []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			panic(fmt.Sprintf("KAVACH_BENCH_AGENTS: %q is not a number of agents (2 or more)", f))
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }

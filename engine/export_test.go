@@ -12,9 +12,5 @@ var (
 	Measure   = measure
 )
 
-// Wall and CPU are the floor's medians.
-func (f floorTimes) Wall() time.Duration { return f.wall }
-func (f floorTimes) CPU() time.Duration  { return f.cpu }
-
 // BenchAgent is BenchmarkDecide's i-th agent (five permissions).
 func BenchAgent(i int) domain.Agent { return benchSource(0, time.Time{}).gen(i) }
